@@ -1,0 +1,86 @@
+"""Fluoro's tracer: X-Ray-style tracing for serverless Python, built on OpenTelemetry.
+
+Typical use::
+
+    import tracer
+
+    tracer.configure("checkout")          # OTLP/HTTP to 127.0.0.1:4318 unless OTEL_* say otherwise
+    tracer.instrument_aws()               # boto3 calls become client spans
+
+    @tracer.traced.handler
+    def handler(event, context):
+        tracer.annotate("customer", event["customer"])
+        return charge(event)
+
+    @tracer.traced
+    def charge(event): ...
+
+Without ``configure()`` every decorator and helper is a no-op. The AWS and HTTP client hooks
+are imported only when asked for, so ``import tracer`` adds little to a cold start.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from opentelemetry import trace as trace_api
+
+from tracer.annotations import annotate_span, put_span_metadata
+from tracer.asgi import TracingMiddleware
+from tracer.coldstart import track_imports
+from tracer.decorator import traced
+from tracer.runtime import ACTIVE, Tracing, active, configure, flush, shutdown
+from tracer.sampling import XRayRulesSampler
+
+__all__ = [
+    "Tracing",
+    "TracingMiddleware",
+    "XRayRulesSampler",
+    "active",
+    "annotate",
+    "configure",
+    "flush",
+    "instrument_aws",
+    "instrument_http",
+    "put_metadata",
+    "shutdown",
+    "traced",
+    "track_imports",
+]
+
+_logger = logging.getLogger(__name__)
+
+
+def annotate(key: str, value: str | int | float | bool) -> None:
+    """Add an X-Ray annotation (indexed, filterable) to the current span."""
+    tracing = ACTIVE.tracing
+    if tracing is None:
+        return
+    try:
+        annotate_span(trace_api.get_current_span(), tracing.annotations, key, value)
+    except Exception:
+        _logger.exception("fluoro: annotate failed")
+
+
+def put_metadata(key: str, value: object, namespace: str = "default") -> None:
+    """Attach JSON-able metadata (not indexed; secrets redacted, size-capped) to the current span."""
+    if ACTIVE.tracing is None:
+        return
+    try:
+        put_span_metadata(trace_api.get_current_span(), key, value, namespace)
+    except Exception:
+        _logger.exception("fluoro: put_metadata failed")
+
+
+def instrument_aws(tracing: Tracing | None = None) -> bool:
+    """Trace boto3/botocore calls, with X-Ray targets, flags and async-hop context."""
+    from tracer.aws import instrument_aws as instrument
+
+    return instrument(tracing)
+
+
+def instrument_http(tracing: Tracing | None = None) -> bool:
+    """Trace httpx and requests calls, with the remote host as the target."""
+    from tracer.http_clients import instrument_http as instrument
+
+    return instrument(tracing)

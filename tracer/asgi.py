@@ -1,0 +1,161 @@
+"""Pure ASGI middleware: one SERVER span per HTTP request, X-Ray style.
+
+Pure ASGI (no BaseHTTPMiddleware) so streaming responses and background tasks are untouched
+and the cost is one wrapper per message. The span continues ``traceparent`` or
+``X-Amzn-Trace-Id``, is named by the route template once routing has matched (Starlette and
+FastAPI leave the matched route in ``scope["route"]``), carries the HTTP semantic conventions
+and X-Ray's error/fault/throttle flags, and its id is returned in ``X-Amzn-Trace-Id`` as X-Ray
+does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+
+from tracer import semconv
+from tracer.propagation import extract_from, xray_header
+from tracer.runtime import ACTIVE, Tracing
+from tracer.scope import OpenSpan, close_span, fail_span, open_span
+from tracer.taxonomy import mark_http_status
+
+_logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_TRACE_HEADER = semconv.XRAY_HEADER.lower().encode("latin-1")
+
+
+def request_headers(scope: Scope) -> dict[str, str]:
+    """The request's headers as a str mapping (later duplicates win)."""
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def request_attributes(scope: Scope, headers: Mapping[str, str]) -> dict[str, Any]:
+    """HTTP semantic-convention attributes of an ASGI request."""
+    attributes: dict[str, Any] = {
+        semconv.HTTP_REQUEST_METHOD: scope.get("method", "GET"),
+        semconv.URL_PATH: scope.get("path", "/"),
+        semconv.URL_SCHEME: scope.get("scheme", "http"),
+    }
+    query = scope.get("query_string", b"")
+    if query:
+        attributes[semconv.URL_QUERY] = query.decode("latin-1")
+    if "host" in headers:
+        host, _, port = headers["host"].partition(":")
+        attributes[semconv.SERVER_ADDRESS] = host
+        if port.isdigit():
+            attributes[semconv.SERVER_PORT] = int(port)
+    if "user-agent" in headers:
+        attributes[semconv.USER_AGENT] = headers["user-agent"]
+    client = scope.get("client")
+    if client:
+        attributes[semconv.CLIENT_ADDRESS] = str(client[0])
+    return attributes
+
+
+def route_template(scope: Scope) -> str | None:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else None
+
+
+class TracingMiddleware:
+    """Wrap an ASGI app so each HTTP request is a SERVER span.
+
+    `span_name` fixes the name (an API Gateway stage is named ``api/stage``); otherwise it is
+    ``METHOD /route/{template}``. `origin` is the X-Ray origin to record, and `tracing` the
+    pipeline (default: the active one, looked up per request).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tracing: Tracing | None = None,
+        span_name: str | None = None,
+        origin: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.app = app
+        self.tracing = tracing
+        self.span_name = span_name
+        self.static_attributes = dict(attributes or {})
+        if origin:
+            self.static_attributes[semconv.ORIGIN] = origin
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tracing = self.tracing or ACTIVE.tracing
+        if scope.get("type") != "http" or tracing is None:
+            await self.app(scope, receive, send)
+            return
+        opened = self._open(tracing, scope)
+        if opened is None:
+            await self.app(scope, receive, send)
+            return
+        status: list[int] = []
+
+        async def send_with_trace_header(message: Message) -> None:
+            if message.get("type") == "http.response.start":
+                status.append(int(message.get("status", 200)))
+                self._add_trace_header(message, opened)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_trace_header)
+        except BaseException as exc:
+            self._finish_attributes(opened, scope, status)
+            fail_span(opened, exc)
+            raise
+        self._finish_attributes(opened, scope, status)
+        close_span(opened)
+
+    def _open(self, tracing: Tracing, scope: Scope) -> OpenSpan | None:
+        try:
+            headers = request_headers(scope)
+            attributes = {**request_attributes(scope, headers), **self.static_attributes}
+            name = self.span_name or f"{scope.get('method', 'GET')} {scope.get('path', '/')}"
+            return open_span(
+                tracing,
+                name,
+                SpanKind.SERVER,
+                attributes=attributes,
+                parent_context=extract_from(headers, tracing.propagator),
+                skip_unsampled_parent=False,
+            )
+        except Exception:
+            _logger.exception("fluoro: could not start the request span")
+            return None
+
+    @staticmethod
+    def _add_trace_header(message: Message, opened: OpenSpan) -> None:
+        try:
+            context = opened.span.get_span_context()
+            if context.is_valid:
+                headers = [h for h in message.get("headers", []) if h[0].lower() != _TRACE_HEADER]
+                headers.append((_TRACE_HEADER, xray_header(context).encode("latin-1")))
+                message["headers"] = headers
+        except Exception:
+            _logger.exception("fluoro: could not add the trace header")
+
+    def _finish_attributes(self, opened: OpenSpan, scope: Scope, status: list[int]) -> None:
+        try:
+            span = opened.span
+            if not span.is_recording():
+                return
+            template = route_template(scope)
+            if template:
+                span.set_attribute(semconv.HTTP_ROUTE, template)
+                if self.span_name is None:
+                    span.update_name(f"{scope.get('method', 'GET')} {template}")
+            if status:
+                mark_http_status(span, status[0], SpanKind.SERVER)
+        except Exception:
+            _logger.exception("fluoro: could not finish the request span")

@@ -1,0 +1,204 @@
+"""The configured tracing pipeline, and the one that ``@traced`` uses.
+
+A :class:`Tracing` owns a TracerProvider (X-Ray id generator, sampler, resource), the span
+processors (init-span buffer -> batch processor -> exporter) and the propagator. Nothing here
+is global except :data:`ACTIVE`, the explicit slot ``configure()`` fills and decorators read:
+decorators are applied at import time, before any configuration exists, so they must look the
+pipeline up per call. Tests build their own ``Tracing`` with an in-memory exporter and enter
+``tracing.activated()``; nothing touches the OpenTelemetry global provider unless asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Final
+
+from opentelemetry import propagate
+from opentelemetry import trace as trace_api
+from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import Sampler
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from tracer.annotations import AnnotationBudget
+from tracer.coldstart import PROCESS, InitSpanBuffer, ProcessFacts
+from tracer.exporter import OtlpHttpExporter
+from tracer.propagation import build_propagator
+from tracer.sampling import SamplerChoice, build_sampler, wrap_custom_sampler
+from tracer.settings import Settings, resolve_settings
+from tracer.spans import SpanFactory
+
+_logger = logging.getLogger(__name__)
+
+SCOPE_NAME: Final = "fluoro.tracer"
+SCOPE_VERSION: Final = "0.1.0"
+
+
+class Tracing:
+    """One tracing pipeline: provider, fast span factory, processors, propagator."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        exporter: SpanExporter | None = None,
+        sampler: Sampler | None = None,
+        batch: bool = True,
+        process: ProcessFacts = PROCESS,
+    ) -> None:
+        self.settings = settings
+        self.process = process
+        choice: SamplerChoice = (
+            wrap_custom_sampler(sampler) if sampler else build_sampler(settings.sampler, settings.sampler_arg)
+        )
+        self.resource = Resource.create({**settings.resource_attributes, "service.name": settings.service_name})
+        self.exporter = exporter or OtlpHttpExporter(
+            settings.traces_endpoint,
+            headers=settings.headers,
+            compression=settings.compression,
+            timeout_s=settings.export_timeout_s,
+        )
+        export_processor: SpanProcessor = (
+            BatchSpanProcessor(self.exporter, schedule_delay_millis=1000)
+            if batch
+            else SimpleSpanProcessor(self.exporter)
+        )
+        self.init_buffer = InitSpanBuffer(export_processor, holding=settings.lambda_environment and not process.invoked)
+        self.provider = TracerProvider(
+            sampler=choice.sampler, resource=self.resource, id_generator=AwsXRayIdGenerator()
+        )
+        self.provider.add_span_processor(self.init_buffer)
+        self.spans = SpanFactory(
+            resource=self.resource,
+            scope=InstrumentationScope(SCOPE_NAME, SCOPE_VERSION),
+            sampler=choice.sampler,
+            processor=self.init_buffer,
+            trust_sampled_local_parent=choice.parent_based,
+        )
+        self.propagator: TextMapPropagator = build_propagator(settings.propagators)
+        self.annotations = AnnotationBudget()
+        self._closed = False
+
+    def tracer(self, name: str = SCOPE_NAME) -> trace_api.Tracer:
+        """An SDK tracer on this pipeline's provider, for code that wants the plain OTel API."""
+        return self.provider.get_tracer(name)
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Export everything ended so far; True if it all went out within `timeout_s`."""
+        try:
+            return self.provider.force_flush(int(timeout_s * 1000))
+        except Exception:
+            _logger.exception("fluoro: flush failed")
+            return False
+
+    def shutdown(self) -> None:
+        """Flush and stop the export thread; the pipeline records nothing afterwards."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.provider.shutdown()
+        except Exception:
+            _logger.exception("fluoro: shutdown failed")
+
+    @contextlib.contextmanager
+    def activated(self) -> Iterator[Tracing]:
+        """Make this the pipeline ``@traced`` uses, for the duration of a with-block."""
+        previous = ACTIVE.swap(self)
+        try:
+            yield self
+        finally:
+            ACTIVE.swap(previous)
+
+
+class ActiveTracing:
+    """The slot holding the pipeline decorators use; None means tracing is off (a no-op)."""
+
+    def __init__(self) -> None:
+        self.tracing: Tracing | None = None
+        self._lock = threading.Lock()
+
+    def swap(self, tracing: Tracing | None) -> Tracing | None:
+        with self._lock:
+            previous, self.tracing = self.tracing, tracing
+            return previous
+
+
+ACTIVE = ActiveTracing()
+_GLOBAL_SET = threading.Event()
+
+
+def configure(
+    service_name: str | None = None,
+    *,
+    endpoint: str | None = None,
+    sampler: str | Sampler | None = None,
+    resource_attributes: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    compression: str | None = None,
+    propagators: tuple[str, ...] | None = None,
+    exporter: SpanExporter | None = None,
+    set_global: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> Tracing | None:
+    """Set up tracing for this process and make it the one ``@traced`` uses.
+
+    Arguments win over the OTEL_* environment. Calling again with the same settings returns
+    the running pipeline; with different ones, the old pipeline is flushed and replaced.
+    Returns None (and tracing stays a no-op) when OTEL_SDK_DISABLED is true.
+    """
+    settings = resolve_settings(
+        os.environ if env is None else env,
+        service_name=service_name,
+        endpoint=endpoint,
+        sampler=sampler if isinstance(sampler, str) else None,
+        resource_attributes=resource_attributes,
+        headers=headers,
+        compression=compression,
+        propagators=propagators,
+    )
+    if settings.disabled:
+        return None
+    current = ACTIVE.tracing
+    if current is not None and current.settings == settings and exporter is None and not isinstance(sampler, Sampler):
+        return current
+    tracing = Tracing(settings, exporter=exporter, sampler=sampler if isinstance(sampler, Sampler) else None)
+    previous = ACTIVE.swap(tracing)
+    if previous is not None:
+        previous.shutdown()
+    if set_global:
+        _install_globals(tracing)
+    return tracing
+
+
+def _install_globals(tracing: Tracing) -> None:
+    """Point OpenTelemetry's global propagator (and, once, its provider) at `tracing`."""
+    propagate.set_global_textmap(tracing.propagator)
+    if not _GLOBAL_SET.is_set():
+        _GLOBAL_SET.set()
+        trace_api.set_tracer_provider(tracing.provider)
+
+
+def active() -> Tracing | None:
+    """The pipeline decorators currently use."""
+    return ACTIVE.tracing
+
+
+def flush(timeout_s: float = 5.0) -> bool:
+    """Flush the active pipeline (True when there is nothing to do)."""
+    tracing = ACTIVE.tracing
+    return tracing.flush(timeout_s) if tracing is not None else True
+
+
+def shutdown() -> None:
+    """Flush and stop the active pipeline; decorators become no-ops again."""
+    tracing = ACTIVE.swap(None)
+    if tracing is not None:
+        tracing.shutdown()

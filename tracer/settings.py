@@ -1,0 +1,108 @@
+"""The tracer's settings: explicit arguments first, then the OTEL_* environment, then defaults.
+
+Reading the environment happens once, in :func:`resolve_settings`; everything downstream takes
+the frozen :class:`Settings` value, so tests build settings without touching ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
+TRACES_PATH = "/v1/traces"
+DEFAULT_PROPAGATORS = ("tracecontext", "baggage", "xray")
+DEFAULT_SAMPLER = "parentbased_always_on"
+_TRUE = frozenset({"true", "1", "yes", "on"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything `configure()` needs, resolved from arguments and the environment."""
+
+    service_name: str = "unknown_service"
+    traces_endpoint: str = DEFAULT_ENDPOINT + TRACES_PATH
+    headers: Mapping[str, str] = field(default_factory=dict)
+    compression: str = "none"
+    sampler: str = DEFAULT_SAMPLER
+    sampler_arg: str | None = None
+    propagators: tuple[str, ...] = DEFAULT_PROPAGATORS
+    resource_attributes: Mapping[str, str] = field(default_factory=dict)
+    disabled: bool = False
+    export_timeout_s: float = 10.0
+    # True when running inside a Lambda-style environment: spans recorded during init are
+    # held back and joined to the first invocation's trace under ``Initialization``.
+    lambda_environment: bool = False
+
+
+def parse_key_value_list(text: str) -> dict[str, str]:
+    """Parse the W3C-baggage-like ``k1=v1,k2=v2`` lists OTEL_* variables use (values URL-encoded)."""
+    pairs: dict[str, str] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            _logger.warning("ignoring malformed key=value item %r", item.strip())
+            continue
+        pairs[unquote(key.strip())] = unquote(value.strip())
+    return pairs
+
+
+def resolve_traces_endpoint(endpoint: str | None, env: Mapping[str, str]) -> str:
+    """The OTLP traces URL: an explicit endpoint is used verbatim, as is
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT; OTEL_EXPORTER_OTLP_ENDPOINT gets /v1/traces appended."""
+    if endpoint:
+        return endpoint
+    signal = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    if signal:
+        return signal
+    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() or DEFAULT_ENDPOINT
+    return base.rstrip("/") + TRACES_PATH
+
+
+def resolve_settings(
+    env: Mapping[str, str],
+    *,
+    service_name: str | None = None,
+    endpoint: str | None = None,
+    sampler: str | None = None,
+    sampler_arg: str | None = None,
+    resource_attributes: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    compression: str | None = None,
+    propagators: tuple[str, ...] | None = None,
+) -> Settings:
+    """Merge explicit arguments over the OTEL_* environment variables."""
+    env_resource = parse_key_value_list(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
+    merged_resource = {**env_resource, **(resource_attributes or {})}
+    name = (
+        service_name
+        or env.get("OTEL_SERVICE_NAME", "").strip()
+        or merged_resource.get("service.name")
+        or env.get("AWS_LAMBDA_FUNCTION_NAME", "").strip()
+        or "unknown_service"
+    )
+    env_headers = parse_key_value_list(
+        env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "") or env.get("OTEL_EXPORTER_OTLP_HEADERS", "")
+    )
+    env_compression = env.get("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "") or env.get(
+        "OTEL_EXPORTER_OTLP_COMPRESSION", ""
+    )
+    env_propagators = tuple(p.strip().lower() for p in env.get("OTEL_PROPAGATORS", "").split(",") if p.strip())
+    return Settings(
+        service_name=name,
+        traces_endpoint=resolve_traces_endpoint(endpoint, env),
+        headers={**env_headers, **(headers or {})},
+        compression=(compression or env_compression or "none").strip().lower(),
+        sampler=(sampler or env.get("OTEL_TRACES_SAMPLER", "") or DEFAULT_SAMPLER).strip().lower(),
+        sampler_arg=sampler_arg if sampler_arg is not None else env.get("OTEL_TRACES_SAMPLER_ARG"),
+        propagators=propagators or env_propagators or DEFAULT_PROPAGATORS,
+        resource_attributes=merged_resource,
+        disabled=env.get("OTEL_SDK_DISABLED", "").strip().lower() in _TRUE,
+        lambda_environment=bool(env.get("AWS_LAMBDA_FUNCTION_NAME", "").strip()),
+    )
