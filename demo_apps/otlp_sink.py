@@ -3,12 +3,13 @@
 For the tracer example, the tracer's integration tests and its benchmark, until (and beside)
 the real collector: it answers ``POST /v1/traces`` (protobuf, optionally gzip) and decodes each
 request with opentelemetry-proto into :class:`ReceivedSpan` values. ``keep=False`` only counts
-spans, for benchmarks where decoding in the same process would distort the figures.
+spans (parsing, not converting), for benchmarks; ``GET /stats`` reports the counts as JSON.
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -85,6 +86,7 @@ class OtlpSink:
     def __init__(self, *, keep: bool = True, host: str = "127.0.0.1", port: int = 0) -> None:
         self.keep = keep
         self.spans: list[ReceivedSpan] = []
+        self.span_count = 0
         self.requests = 0
         self.bytes_received = 0
         self._lock = threading.Lock()
@@ -122,15 +124,32 @@ class OtlpSink:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
+            def do_GET(self) -> None:
+                with sink._lock:
+                    stats = {"spans": sink.span_count, "requests": sink.requests, "bytes": sink.bytes_received}
+                body = json.dumps(stats).encode()
+                self.send_response(200 if self.path == "/stats" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
         return Handler
 
     def accept(self, body: bytes) -> None:
-        spans = decode_request(body) if self.keep else []
+        if self.keep:
+            spans = decode_request(body)
+            count = len(spans)
+        else:
+            spans = []
+            request = ExportTraceServiceRequest.FromString(body)
+            count = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
         with self._changed:
             self.requests += 1
+            self.span_count += count
             self.bytes_received += len(body)
             self.spans.extend(spans)
             self._changed.notify_all()

@@ -14,13 +14,15 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
+from opentelemetry import context as context_api
+from opentelemetry import trace as trace_api
 from opentelemetry.trace import SpanKind
 
 from tracer import semconv
 from tracer.propagation import extract_from, xray_header
 from tracer.runtime import ACTIVE, Tracing
 from tracer.scope import OpenSpan, close_span, fail_span, open_span
-from tracer.taxonomy import mark_http_status
+from tracer.taxonomy import mark_exception, mark_http_status
 
 _logger = logging.getLogger(__name__)
 
@@ -67,6 +69,12 @@ def route_template(scope: Scope) -> str | None:
     return path if isinstance(path, str) else None
 
 
+def native_server_span(scope: Scope) -> trace_api.Span | None:
+    """The recording SERVER span a framework's own instrumentation opened for this request."""
+    span = getattr(scope.get("fastapi.telemetry"), "span", None)
+    return span if isinstance(span, trace_api.Span) and span.is_recording() else None
+
+
 class TracingMiddleware:
     """Wrap an ASGI app so each HTTP request is a SERVER span.
 
@@ -96,26 +104,57 @@ class TracingMiddleware:
         if scope.get("type") != "http" or tracing is None:
             await self.app(scope, receive, send)
             return
-        opened = self._open(tracing, scope)
+        native = native_server_span(scope)
+        opened = self._adopt(native, scope) if native is not None else self._open(tracing, scope)
         if opened is None:
             await self.app(scope, receive, send)
             return
-        status: list[int] = []
+        owned = native is None
+        responded: list[bool] = []
 
         async def send_with_trace_header(message: Message) -> None:
+            # Marked at response start: a framework that owns the span may end it with the body.
             if message.get("type") == "http.response.start":
-                status.append(int(message.get("status", 200)))
+                responded.append(True)
+                self._mark_response(opened, scope, int(message.get("status", 200)))
                 self._add_trace_header(message, opened)
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_trace_header)
         except BaseException as exc:
-            self._finish_attributes(opened, scope, status)
-            fail_span(opened, exc)
+            if not responded:
+                self._mark_response(opened, scope, None)
+            if owned:
+                fail_span(opened, exc)
+            else:
+                self._release(opened, exc)
             raise
-        self._finish_attributes(opened, scope, status)
-        close_span(opened)
+        if owned:
+            close_span(opened)
+        else:
+            self._release(opened, None)
+
+    def _adopt(self, span: trace_api.Span, scope: Scope) -> OpenSpan | None:
+        try:
+            span.set_attributes(self.static_attributes)
+            if self.span_name:
+                span.update_name(self.span_name)
+            context = trace_api.set_span_in_context(span)
+            return OpenSpan(span, context, context_api.attach(context))
+        except Exception:
+            _logger.exception("fluoro: could not adopt the framework's request span")
+            return None
+
+    @staticmethod
+    def _release(opened: OpenSpan, exc: BaseException | None) -> None:
+        """Give an adopted span back to its owner: flags set, not ended."""
+        try:
+            context_api.detach(opened.token)  # type: ignore[arg-type]
+            if isinstance(exc, Exception):
+                mark_exception(opened.span, exc)
+        except Exception:
+            _logger.exception("fluoro: could not release the framework's request span")
 
     def _open(self, tracing: Tracing, scope: Scope) -> OpenSpan | None:
         try:
@@ -145,7 +184,7 @@ class TracingMiddleware:
         except Exception:
             _logger.exception("fluoro: could not add the trace header")
 
-    def _finish_attributes(self, opened: OpenSpan, scope: Scope, status: list[int]) -> None:
+    def _mark_response(self, opened: OpenSpan, scope: Scope, status: int | None) -> None:
         try:
             span = opened.span
             if not span.is_recording():
@@ -155,7 +194,7 @@ class TracingMiddleware:
                 span.set_attribute(semconv.HTTP_ROUTE, template)
                 if self.span_name is None:
                     span.update_name(f"{scope.get('method', 'GET')} {template}")
-            if status:
-                mark_http_status(span, status[0], SpanKind.SERVER)
+            if status is not None:
+                mark_http_status(span, status, SpanKind.SERVER)
         except Exception:
             _logger.exception("fluoro: could not finish the request span")

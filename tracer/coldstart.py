@@ -16,26 +16,28 @@ from __future__ import annotations
 import os
 import threading
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import SpanContext, TraceFlags
 
-from tracer.imports import ImportTracker
+if TYPE_CHECKING:  # the hook's module loads importlib machinery: only when asked for
+    from tracer.imports import ImportTracker
 
 MAX_HELD_SPANS = 512
 
 
-def process_start_time_ns(proc: Path = Path("/proc")) -> int | None:
+def process_start_time_ns(proc: str = "/proc") -> int | None:
     """When this process started (ns since the epoch), from /proc on Linux; None elsewhere."""
     try:
-        stat = (proc / "self" / "stat").read_text()
+        with open(f"{proc}/self/stat") as stat_file:
+            stat = stat_file.read()
+        with open(f"{proc}/stat") as system_stat:
+            boot_line = next(line for line in system_stat if line.startswith("btime"))
         # Field 22 (starttime, clock ticks after boot) follows the ")" that ends the command.
         start_ticks = int(stat.rsplit(")", 1)[1].split()[19])
-        boot_s = next(
-            int(line.split()[1]) for line in (proc / "stat").read_text().splitlines() if line.startswith("btime")
-        )
+        boot_s = int(boot_line.split()[1])
         ticks_per_s = os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return None
@@ -77,6 +79,8 @@ def track_imports() -> None:
     if PROCESS.invoked:
         return
     if PROCESS.imports is None:
+        from tracer.imports import ImportTracker
+
         PROCESS.imports = ImportTracker()
     PROCESS.imports.install()
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast, overload
 
 from opentelemetry import context as context_api
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, get_current_span
 
 from tracer.handler import HandlerOptions, wrap_handler
-from tracer.runtime import ACTIVE
+from tracer.runtime import ACTIVE, Tracing
 from tracer.scope import OpenSpan, close_span, fail_span, open_span
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,6 +34,15 @@ class TracedOptions:
     capture_response: bool = False
     capture_error: bool = True
     annotations: Mapping[str, AnnotationValue] = field(default_factory=dict)
+
+
+def skip_under(tracing: Tracing) -> bool:
+    """True under an unsampled parent whose decision the sampler honours: the call is untraced.
+
+    Checked inline, before anything else, so the untraced path is one context lookup.
+    """
+    parent = get_current_span().get_span_context()
+    return tracing.spans.trusts_parent and not parent.trace_flags.sampled and parent.is_valid
 
 
 def span_name_for(fn: Callable[..., Any], options: TracedOptions) -> str:
@@ -59,7 +68,7 @@ def _wrap_plain(fn: Callable[..., Any], name: str, options: TracedOptions) -> Ca
     @functools.wraps(fn)
     def traced_call(*args: Any, **kwargs: Any) -> Any:
         tracing = ACTIVE.tracing
-        if tracing is None:
+        if tracing is None or skip_under(tracing):
             return fn(*args, **kwargs)
         opened = open_span(tracing, name, kind, annotations=annotations)
         if opened is None:
@@ -82,7 +91,7 @@ def _wrap_coroutine(fn: Callable[..., Any], name: str, options: TracedOptions) -
     @functools.wraps(fn)
     async def traced_call(*args: Any, **kwargs: Any) -> Any:
         tracing = ACTIVE.tracing
-        if tracing is None:
+        if tracing is None or skip_under(tracing):
             return await fn(*args, **kwargs)
         opened = open_span(tracing, name, kind, annotations=annotations)
         if opened is None:

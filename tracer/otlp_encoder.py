@@ -3,7 +3,7 @@
 Why by hand: the stock exporter builds a protobuf object per span, per attribute and per
 value in Python (~24 µs a span here), which is most of what tracing costs a serverless
 handler. The wire format of ``ExportTraceServiceRequest`` is small and fixed, so this module
-writes its bytes directly (~3-4 µs a span). The output parses to the same message as the stock
+writes its bytes directly (several times cheaper). The output parses to the same message as the stock
 encoder's (a unit test compares them field by field); ``bench/tracer_overhead.py`` shows the
 difference. Field numbers are those of opentelemetry-proto's trace.proto and common.proto.
 """
@@ -17,7 +17,7 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 
 _pack_fixed64 = struct.Struct("<Q").pack
 _pack_fixed32 = struct.Struct("<I").pack
@@ -132,25 +132,57 @@ def _link(link: Link) -> bytes:
     return b"\x6a" + varint(len(body)) + body
 
 
-def encode_span(span: ReadableSpan) -> bytes:
-    """One ``Span`` message body (without its field tag)."""
-    context = span.context
+_KIND_FIELDS = {kind: b"\x30" + bytes([kind.value + 1]) for kind in SpanKind}  # OTLP kinds count from 1
+_pack_times = struct.Struct("<BQBQ").pack  # start (field 7) and end (field 8), both fixed64
+_EMPTY_STATUS = b"\x7a\x00"
+_MAX_CACHED_NAMES = 4096
+
+
+def _status_field(status: Status) -> bytes:
+    if status.status_code is StatusCode.UNSET and not status.description:
+        return _EMPTY_STATUS
+    body = b""
+    if status.description:
+        body += _len_field(b"\x12", status.description.encode("utf-8", "replace"))
+    if status.status_code.value:
+        body += b"\x18" + varint(status.status_code.value)
+    return b"\x7a" + varint(len(body)) + body
+
+
+def _name_field(name: str) -> bytes:
+    data = name.encode("utf-8", "replace")
+    return b"\x2a" + varint(len(data)) + data
+
+
+def encode_span(span: ReadableSpan, names: dict[str, bytes] | None = None) -> bytes:
+    """One ``Span`` message body (without its field tag); `names` caches encoded span names.
+
+    Reads ReadableSpan's fields directly: its properties copy (MappingProxy, tuples) on
+    every access, which is most of the cost at this size.
+    """
+    context = span._context
     assert context is not None
-    parts = [b"\x0a\x10", context.trace_id.to_bytes(16, "big"), b"\x12\x08", context.span_id.to_bytes(8, "big")]
-    state = _trace_state(context)
-    if state:
-        parts.append(_len_field(b"\x1a", state.encode()))
-    parent = span.parent
+    parent = span._parent
+    parts = [b"\x0a\x10" + context.trace_id.to_bytes(16, "big") + b"\x12\x08" + context.span_id.to_bytes(8, "big")]
+    if context.trace_state:
+        parts.append(_len_field(b"\x1a", _trace_state(context).encode()))
     if parent is not None:
-        parts.append(b"\x22\x08")
-        parts.append(parent.span_id.to_bytes(8, "big"))
-    name = span.name.encode("utf-8", "replace")
-    parts.append(b"\x2a" + varint(len(name)) + name)
-    parts.append(b"\x30" + _SMALL_VARINTS[span.kind.value + 1])  # OTLP kinds count from 1
-    parts.append(b"\x39" + _pack_fixed64(span.start_time or 0) + b"\x41" + _pack_fixed64(span.end_time or 0))
-    parts.append(attributes_body(span._attributes, b"\x4a"))
-    if span.dropped_attributes:
-        parts.append(b"\x50" + varint(span.dropped_attributes))
+        parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
+    name = span._name
+    name_field = names.get(name) if names is not None else None
+    if name_field is None:
+        name_field = _name_field(name)
+        if names is not None and len(names) < _MAX_CACHED_NAMES:
+            names[name] = name_field
+    parts.append(name_field)
+    parts.append(_KIND_FIELDS[span._kind])
+    parts.append(_pack_times(0x39, span._start_time or 0, 0x41, span._end_time or 0))
+    attributes = span._attributes
+    if attributes:
+        parts.append(attributes_body(attributes, b"\x4a"))
+        dropped = getattr(attributes, "dropped", 0)
+        if dropped:
+            parts.append(b"\x50" + varint(dropped))
     events = span._events
     if events:
         parts.extend(_event(e) for e in events)
@@ -161,13 +193,7 @@ def encode_span(span: ReadableSpan) -> bytes:
         parts.extend(_link(link) for link in links)
         if span.dropped_links:
             parts.append(b"\x70" + varint(span.dropped_links))
-    status = span.status
-    status_body = b""
-    if status.description:
-        status_body += _len_field(b"\x12", status.description.encode("utf-8", "replace"))
-    if status.status_code.value:
-        status_body += b"\x18" + varint(status.status_code.value)
-    parts.append(b"\x7a" + varint(len(status_body)) + status_body)
+    parts.append(_status_field(span._status))
     parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
     return b"".join(parts)
 
@@ -195,6 +221,7 @@ class OtlpEncoder:
     def __init__(self) -> None:
         self._resource_cache: dict[int, tuple[Resource, bytes]] = {}
         self._scope_cache: dict[int, tuple[InstrumentationScope | None, bytes]] = {}
+        self._names: dict[str, bytes] = {}
 
     def _cached_resource(self, resource: Resource) -> bytes:
         hit = self._resource_cache.get(id(resource))
@@ -226,7 +253,7 @@ class OtlpEncoder:
             entry = by_scope.get(id(scope))
             if entry is None:
                 entry = by_scope[id(scope)] = (scope, [])
-            body = encode_span(span)
+            body = encode_span(span, self._names)
             entry[1].append(b"\x12" + varint(len(body)) + body)
         out = []
         for resource, by_scope in groups.values():

@@ -66,7 +66,7 @@ class Tracing:
             timeout_s=settings.export_timeout_s,
         )
         export_processor: SpanProcessor = (
-            BatchSpanProcessor(self.exporter, schedule_delay_millis=1000)
+            BatchSpanProcessor(self.exporter, schedule_delay_millis=settings.batch_delay_ms)
             if batch
             else SimpleSpanProcessor(self.exporter)
         )
@@ -78,9 +78,8 @@ class Tracing:
         self.spans = SpanFactory(
             resource=self.resource,
             scope=InstrumentationScope(SCOPE_NAME, SCOPE_VERSION),
-            sampler=choice.sampler,
+            sampling=choice,
             processor=self.init_buffer,
-            trust_sampled_local_parent=choice.parent_based,
         )
         self.propagator: TextMapPropagator = build_propagator(settings.propagators)
         self.annotations = AnnotationBudget()

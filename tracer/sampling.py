@@ -185,10 +185,11 @@ class XRayRulesSampler(Sampler):
 
 @dataclass(frozen=True)
 class SamplerChoice:
-    """A built sampler and whether a sampled local parent settles the decision."""
+    """A built sampler, and which decisions are known without asking it."""
 
     sampler: Sampler
-    parent_based: bool
+    parent_based: bool  # a local parent's sampled flag settles the child's decision
+    samples_every_root: bool = False  # always_on, parentbased_always_on
 
 
 def build_sampler(name: str, arg: str | None) -> SamplerChoice:
@@ -205,9 +206,12 @@ def build_sampler(name: str, arg: str | None) -> SamplerChoice:
         "traceidratio": TraceIdRatioBased(ratio),
     }
     if name in roots:
-        return SamplerChoice(roots[name], parent_based=False)
-    if name.startswith("parentbased_") and name.removeprefix("parentbased_") in roots:
-        return SamplerChoice(ParentBased(roots[name.removeprefix("parentbased_")]), parent_based=True)
+        return SamplerChoice(roots[name], parent_based=False, samples_every_root=name == "always_on")
+    root_name = name.removeprefix("parentbased_")
+    if name.startswith("parentbased_") and root_name in roots:
+        return SamplerChoice(
+            ParentBased(roots[root_name]), parent_based=True, samples_every_root=root_name == "always_on"
+        )
     if name in ("xray", "parentbased_xray"):
         rules = XRayRulesSampler.from_file(arg) if arg else XRayRulesSampler()
         return SamplerChoice(ParentBased(rules), parent_based=True)

@@ -54,9 +54,7 @@ def open_span(
         parent = trace_api.get_current_span(ctx).get_span_context()
         if skip_unsampled_parent and parent.is_valid and not parent.trace_flags.sampled and tracing.spans.trusts_parent:
             return None
-        span = tracing.spans.start(
-            name, kind=kind, parent_context=ctx, attributes=attributes, links=links, start_time_ns=start_time_ns
-        )
+        span = tracing.spans.start_under(parent, ctx, name, kind, attributes, links, start_time_ns)
         span_context = trace_api.set_span_in_context(span, ctx)
         token = context_api.attach(span_context) if make_current else None
         if annotations and span.is_recording():

@@ -1,8 +1,9 @@
 """Starting Fluoro's spans: sampling, ids and parenting, the OpenTelemetry SDK's rules on a fast path.
 
-Under a sampled parent a parent-based sampler's answer is known without asking it, so the
-sampler is only consulted for roots and remote parents; ids come from the X-Ray id generator,
-so a trace id is also a valid X-Ray trace id (its first 32 bits are the start time).
+The sampler is consulted only when its answer is not already known: a parent-based sampler
+always samples the child of a local sampled parent, and ``always_on`` / ``parentbased_always_on``
+always sample a root. Ids come from the X-Ray id generator, so a trace id is also a valid X-Ray
+trace id (its first 32 bits are the start time).
 """
 
 from __future__ import annotations
@@ -15,37 +16,36 @@ from opentelemetry import trace as trace_api
 from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
-from opentelemetry.sdk.trace.sampling import Decision, Sampler
+from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.util import types
 
 from tracer.lightspan import LightSpan
+from tracer.sampling import SamplerChoice
 
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 
 
 class SpanFactory:
-    """Creates LightSpans that end into `processor`, sampled by `sampler`."""
+    """Creates LightSpans that end into `processor`, sampled as `sampling` says."""
 
     def __init__(
         self,
         *,
         resource: Resource,
         scope: InstrumentationScope,
-        sampler: Sampler,
+        sampling: SamplerChoice,
         processor: SpanProcessor,
-        trust_sampled_local_parent: bool,
     ) -> None:
         self.resource = resource
         self.scope = scope
-        self.sampler = sampler
+        self.sampler = sampling.sampler
         self.processor = processor
         self.ids = AwsXRayIdGenerator()
-        # True when the sampler is parent-based with ALWAYS_ON for a sampled local parent:
-        # then a child of a local sampled span is sampled without calling the sampler.
-        self.trusts_parent = trust_sampled_local_parent
+        self.trusts_parent = sampling.parent_based
+        self._samples_every_root = sampling.samples_every_root
 
     def start(
         self,
@@ -59,49 +59,46 @@ class SpanFactory:
     ) -> trace_api.Span:
         """A new span under the span in `parent_context` (default: the current context)."""
         parent = trace_api.get_current_span(parent_context).get_span_context()
+        return self.start_under(parent, parent_context, name, kind, attributes, links, start_time_ns)
+
+    def start_under(
+        self,
+        parent: SpanContext,
+        parent_context: context_api.Context | None,
+        name: str,
+        kind: SpanKind,
+        attributes: dict[str, types.AttributeValue] | None,
+        links: Sequence[Link],
+        start_time_ns: int | None,
+    ) -> trace_api.Span:
+        """A new span whose parent span context the caller already looked up."""
         start = start_time_ns if start_time_ns is not None else time.time_ns()
-        if parent.is_valid and not parent.is_remote and self.trusts_parent:
-            if not parent.trace_flags.sampled:
-                return NonRecordingSpan(SpanContext(parent.trace_id, self.ids.generate_span_id(), False, NOT_SAMPLED))
-            return self._child_of_sampled(name, kind, parent, attributes, links, start)
-        trace_id = parent.trace_id if parent.is_valid else self.ids.generate_trace_id()
-        result = self.sampler.should_sample(parent_context, trace_id, name, kind, attributes, links)
-        trace_state = result.trace_state if result.trace_state is not None else parent.trace_state
-        if result.attributes:
-            attributes = {**(attributes or {}), **result.attributes}
-        if result.decision is Decision.DROP:
-            return NonRecordingSpan(SpanContext(trace_id, self.ids.generate_span_id(), False, NOT_SAMPLED, trace_state))
-        flags = SAMPLED if result.decision is Decision.RECORD_AND_SAMPLE else NOT_SAMPLED
-        context = SpanContext(trace_id, self.ids.generate_span_id(), False, flags, trace_state)
+        if parent.is_valid:
+            trace_id = parent.trace_id
+            trace_state = parent.trace_state
+            known = self.trusts_parent and not parent.is_remote
+            decision = (Decision.RECORD_AND_SAMPLE if parent.trace_flags.sampled else Decision.DROP) if known else None
+        else:
+            trace_id = self.ids.generate_trace_id()
+            trace_state = None
+            decision = Decision.RECORD_AND_SAMPLE if self._samples_every_root else None
+        if decision is None:
+            result = self.sampler.should_sample(parent_context, trace_id, name, kind, attributes, links)
+            decision = result.decision
+            if result.trace_state is not None:
+                trace_state = result.trace_state
+            if result.attributes:
+                attributes = {**(attributes or {}), **result.attributes}
+        span_id = self.ids.generate_span_id()
+        if decision is Decision.DROP:
+            return NonRecordingSpan(SpanContext(trace_id, span_id, False, NOT_SAMPLED, trace_state))
+        flags = SAMPLED if decision is Decision.RECORD_AND_SAMPLE else NOT_SAMPLED
         return LightSpan(
             name,
-            context,
+            SpanContext(trace_id, span_id, False, flags, trace_state),
             parent if parent.is_valid else None,
             kind,
             start,
-            self.resource,
-            self.scope,
-            self.processor.on_end,
-            dict(attributes) if attributes else None,
-            links,
-        )
-
-    def _child_of_sampled(
-        self,
-        name: str,
-        kind: SpanKind,
-        parent: SpanContext,
-        attributes: dict[str, types.AttributeValue] | None,
-        links: Sequence[Link],
-        start_time_ns: int,
-    ) -> LightSpan:
-        context = SpanContext(parent.trace_id, self.ids.generate_span_id(), False, SAMPLED, parent.trace_state)
-        return LightSpan(
-            name,
-            context,
-            parent,
-            kind,
-            start_time_ns,
             self.resource,
             self.scope,
             self.processor.on_end,

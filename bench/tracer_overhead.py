@@ -1,0 +1,289 @@
+"""What tracing a trivial function costs, per call, in whole-process CPU (export included).
+
+Scenarios, each in a fresh worker process, run several times (medians printed):
+
+- bare:             the function alone
+- otel:             stock OpenTelemetry: start_as_current_span + BatchSpanProcessor + the stock
+                    OTLP/HTTP exporter
+- otel_off:         the same with the ALWAYS_OFF sampler
+- xray:             aws-xray-sdk ``capture`` with its UDP emitter
+- traced:           Fluoro ``@traced`` exporting OTLP/HTTP (sampled roots)
+- traced_child:     ``@traced`` under a sampled parent
+- traced_unsampled: ``@traced`` under an unsampled parent
+
+CPU is ``time.process_time()`` of the worker (all its threads, so the export thread's encoding
+counts) from before the loop to after the final flush. The receiver runs in its own process,
+so its decoding does not count. Also printed: the wall time of ``import tracer`` +
+``configure()`` against ``import opentelemetry.sdk.trace``, and what the import hook of
+``tracer.track_imports()`` adds to importing boto3.
+
+Usage: python bench/tracer_overhead.py [--calls 20000] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SCENARIOS = ["bare", "otel", "otel_off", "xray", "traced", "traced_child", "traced_unsampled"]
+
+
+def trivial(x: int) -> int:
+    return x + 1
+
+
+# ---------------------------------------------------------------- worker scenarios
+
+
+def run_bare(calls: int, endpoint: str, udp_port: int) -> float:
+    start = time.process_time()
+    for i in range(calls):
+        trivial(i)
+    return time.process_time() - start
+
+
+def run_otel(calls: int, endpoint: str, udp_port: int, *, sampled: bool = True) -> float:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
+
+    provider = TracerProvider(
+        sampler=ALWAYS_ON if sampled else ALWAYS_OFF, resource=Resource.create({"service.name": "bench"})
+    )
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    otel_tracer = provider.get_tracer("bench")
+
+    def wrapped(x: int) -> int:
+        with otel_tracer.start_as_current_span("trivial"):
+            return trivial(x)
+
+    start = time.process_time()
+    for i in range(calls):
+        wrapped(i)
+    provider.shutdown()
+    return time.process_time() - start
+
+
+def run_xray(calls: int, endpoint: str, udp_port: int) -> float:
+    from aws_xray_sdk.core import xray_recorder
+
+    xray_recorder.configure(
+        daemon_address=f"127.0.0.1:{udp_port}", sampling=False, context_missing="LOG_ERROR", service="bench"
+    )
+
+    @xray_recorder.capture("trivial")
+    def wrapped(x: int) -> int:
+        return trivial(x)
+
+    start = time.process_time()
+    # One segment per 100 calls, as a handler's segment holds its subsegments; the SDK streams
+    # subsegments past its threshold, so every one is serialized and sent.
+    for batch in range(0, calls, 100):
+        xray_recorder.begin_segment("bench")
+        for i in range(batch, min(batch + 100, calls)):
+            wrapped(i)
+        xray_recorder.end_segment()
+    return time.process_time() - start
+
+
+def run_traced(calls: int, endpoint: str, udp_port: int, *, parent: str = "none") -> float:
+    from opentelemetry import context as context_api
+    from opentelemetry import trace as trace_api
+
+    import tracer
+
+    tracing = tracer.configure("bench", endpoint=endpoint, sampler="parentbased_always_on", set_global=False)
+    assert tracing is not None
+
+    @tracer.traced
+    def wrapped(x: int) -> int:
+        return trivial(x)
+
+    token = None
+    if parent != "none":
+        flags = trace_api.TraceFlags(trace_api.TraceFlags.SAMPLED if parent == "sampled" else 0)
+        parent_ctx = trace_api.SpanContext(0x6B0A5256B8E293D9E0487522A64239A7, 0x1234, False, flags)
+        token = context_api.attach(trace_api.set_span_in_context(trace_api.NonRecordingSpan(parent_ctx)))
+    start = time.process_time()
+    for i in range(calls):
+        wrapped(i)
+    tracer.shutdown()
+    elapsed = time.process_time() - start
+    if token is not None:
+        context_api.detach(token)
+    return elapsed
+
+
+def worker(scenario: str, calls: int, endpoint: str, udp_port: int) -> None:
+    # Both batch processors read this: a queue big enough that no span is dropped, so every
+    # span is really encoded and sent (the default 2048 would drop most of a tight loop's).
+    os.environ["OTEL_BSP_MAX_QUEUE_SIZE"] = str(calls * 2)
+    runners: dict[str, Any] = {
+        "bare": run_bare,
+        "otel": run_otel,
+        "otel_off": lambda c, e, u: run_otel(c, e, u, sampled=False),
+        "xray": run_xray,
+        "traced": run_traced,
+        "traced_child": lambda c, e, u: run_traced(c, e, u, parent="sampled"),
+        "traced_unsampled": lambda c, e, u: run_traced(c, e, u, parent="unsampled"),
+    }
+    runners[scenario](min(calls, 2000), endpoint, udp_port)  # warm-up: imports, connections
+    cpu_s = runners[scenario](calls, endpoint, udp_port)
+    print(json.dumps({"scenario": scenario, "cpu_s": cpu_s, "calls": calls}))
+
+
+# ---------------------------------------------------------------- receiver process
+
+
+def sink(ready_fd: int) -> None:
+    sys.path.insert(0, ROOT)
+    from demo_apps.otlp_sink import OtlpSink
+
+    otlp = OtlpSink(keep=False).start()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+
+    def drain() -> None:
+        while True:
+            udp.recv(65536)
+
+    threading.Thread(target=drain, daemon=True).start()
+    os.write(ready_fd, f"{otlp.endpoint} {udp.getsockname()[1]}\n".encode())
+    sys.stdin.read()  # until the parent closes our stdin
+
+
+# ---------------------------------------------------------------- driver
+
+
+def received_spans(endpoint: str) -> int:
+    with urllib.request.urlopen(endpoint.replace("/v1/traces", "/stats"), timeout=5) as response:
+        return int(json.load(response)["spans"])
+
+
+def run_worker(scenario: str, calls: int, endpoint: str, udp_port: int) -> float:
+    before = received_spans(endpoint)
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--worker",
+            scenario,
+            "--calls",
+            str(calls),
+            "--endpoint",
+            endpoint,
+            "--udp-port",
+            str(udp_port),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    exported = received_spans(endpoint) - before
+    expected = 0 if scenario in ("bare", "otel_off", "xray", "traced_unsampled") else calls + min(calls, 2000)
+    if exported != expected:
+        print(f"  warning: {scenario} exported {exported} spans, expected {expected}", file=sys.stderr)
+    return float(result["cpu_s"]) / calls * 1e6
+
+
+def wall_ms(code: str, runs: int, setup: str = "pass") -> float:
+    """Median wall time of `code` in fresh processes, after an untimed `setup`."""
+    samples = []
+    for _ in range(runs):
+        program = f"{setup}\nimport time\n_t0 = time.perf_counter()\n{code}\nprint(time.perf_counter() - _t0)"
+        out = subprocess.run(
+            [sys.executable, "-c", program],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            env={**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
+        )
+        samples.append(float(out.stdout.strip().splitlines()[-1]) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=20000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--worker")
+    parser.add_argument("--sink-fd", type=int)
+    parser.add_argument("--endpoint", default="")
+    parser.add_argument("--udp-port", type=int, default=0)
+    args = parser.parse_args()
+    if args.worker:
+        sys.path.insert(0, ROOT)
+        worker(args.worker, args.calls, args.endpoint, args.udp_port)
+        return
+    if args.sink_fd is not None:
+        sink(args.sink_fd)
+        return
+
+    read_fd, write_fd = os.pipe()
+    receiver = subprocess.Popen(
+        [sys.executable, __file__, "--sink-fd", str(write_fd)], stdin=subprocess.PIPE, pass_fds=(write_fd,)
+    )
+    with os.fdopen(read_fd) as ready:
+        endpoint, udp_port = ready.readline().split()
+    try:
+        per_call: dict[str, list[float]] = {s: [] for s in SCENARIOS}
+        for run in range(args.runs):
+            for scenario in SCENARIOS:  # interleaved, so drift on a shared machine hits all alike
+                per_call[scenario].append(run_worker(scenario, args.calls, endpoint, int(udp_port)))
+            print(f"run {run + 1}/{args.runs} done", file=sys.stderr)
+    finally:
+        assert receiver.stdin is not None
+        receiver.stdin.close()
+        receiver.wait(timeout=10)
+
+    med = {s: statistics.median(v) for s, v in per_call.items()}
+    print(f"\nCPU per call, whole process incl. export (median of {args.runs} runs x {args.calls} calls)")
+    for scenario in SCENARIOS:
+        spread = ", ".join(f"{v:.2f}" for v in per_call[scenario])
+        print(f"  {scenario:<18} {med[scenario]:8.2f} µs   (runs: {spread})")
+    print("\nRatios (targets in brackets)")
+    print(f"  traced / otel                 {med['traced'] / med['otel']:.3f}   [<= 0.5]")
+    print(f"  traced / xray                 {med['traced'] / med['xray']:.3f}   [<= 1.0]")
+    print(f"  traced_child / otel           {med['traced_child'] / med['otel']:.3f}")
+    print(f"  traced_unsampled / otel_off   {med['traced_unsampled'] / med['otel_off']:.3f}   [<= 0.2]")
+
+    runs = max(3, args.runs)
+    sdk_ms = wall_ms("import opentelemetry.sdk.trace", runs)
+    ours_ms = wall_ms("import tracer; tracer.configure('bench')", runs)
+    stock_ms = wall_ms(
+        "import opentelemetry.sdk.trace as t; "
+        "from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as E; "
+        "from opentelemetry.sdk.trace.export import BatchSpanProcessor as B; "
+        "p=t.TracerProvider(); p.add_span_processor(B(E()))",
+        runs,
+    )
+    plain_boto_ms = wall_ms("import boto3", runs, setup="import tracer")
+    hooked_boto_ms = wall_ms("import boto3", runs, setup="import tracer; tracer.track_imports()")
+    hook_ratio = hooked_boto_ms / plain_boto_ms
+    print(f"\nCold-start import wall time (median of {runs} fresh processes)")
+    print(f"  import opentelemetry.sdk.trace             {sdk_ms:8.1f} ms")
+    print(f"  import tracer + configure()                {ours_ms:8.1f} ms   ({ours_ms / sdk_ms:.2f}x)")
+    print(f"  stock SDK + OTLP/HTTP exporter set up      {stock_ms:8.1f} ms   ({stock_ms / sdk_ms:.2f}x)")
+    print(f"  import boto3                               {plain_boto_ms:8.1f} ms")
+    print(f"  import boto3 under track_imports()         {hooked_boto_ms:8.1f} ms   ({hook_ratio:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""The OTLP/HTTP exporter against a scripted HTTP server on a loopback port."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from demo_apps.otlp_sink import decode_request
+from tests.conftest import make_recorder
+from tracer.exporter import OtlpHttpExporter
+
+
+class Script:
+    """Answers each POST with the next status in `statuses` (then 200), recording requests."""
+
+    def __init__(self, statuses: list[tuple[int, dict[str, str]]]) -> None:
+        self.statuses = list(statuses)
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[ThreadingHTTPServer, Script]]:
+    script = Script([])
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            script.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            status, headers = script.statuses.pop(0) if script.statuses else (200, {})
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd, script
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def endpoint(httpd: ThreadingHTTPServer) -> str:
+    return f"http://127.0.0.1:{httpd.server_address[1]}/v1/traces"
+
+
+def one_span():  # type: ignore[no-untyped-def]
+    tracing, exporter = make_recorder()
+    span = tracing.spans.start("exported")
+    span.end()
+    return list(exporter.get_finished_spans())
+
+
+def test_posts_protobuf_with_headers_and_gzip(server: tuple[ThreadingHTTPServer, Script]) -> None:
+    httpd, script = server
+    exporter = OtlpHttpExporter(endpoint(httpd), headers={"authorization": "Bearer t"}, compression="gzip")
+    assert exporter.export(one_span()).name == "SUCCESS"
+    ((headers, body),) = script.requests
+    assert headers["content-type"] == "application/x-protobuf"
+    assert headers["content-encoding"] == "gzip"
+    assert headers["authorization"] == "Bearer t"
+    assert [s.name for s in decode_request(gzip.decompress(body))] == ["exported"]
+
+
+def test_retries_retryable_statuses_honouring_retry_after(server: tuple[ThreadingHTTPServer, Script]) -> None:
+    httpd, script = server
+    script.statuses = [(503, {"Retry-After": "0"}), (429, {"Retry-After": "0"})]
+    assert OtlpHttpExporter(endpoint(httpd)).export(one_span()).name == "SUCCESS"
+    assert len(script.requests) == 3
+
+
+def test_gives_up_on_a_non_retryable_status(server: tuple[ThreadingHTTPServer, Script]) -> None:
+    httpd, script = server
+    script.statuses = [(400, {})]
+    assert OtlpHttpExporter(endpoint(httpd)).export(one_span()).name == "FAILURE"
+    assert len(script.requests) == 1
+
+
+def test_unreachable_collector_fails_within_the_timeout() -> None:
+    exporter = OtlpHttpExporter("http://127.0.0.1:9/v1/traces", timeout_s=0.5)
+    assert exporter.export(one_span()).name == "FAILURE"
+
+
+def test_rejects_a_non_http_endpoint() -> None:
+    with pytest.raises(ValueError, match="http"):
+        OtlpHttpExporter("grpc://127.0.0.1:4317")

@@ -1,0 +1,163 @@
+"""Two real FastAPI services under uvicorn on loopback ports, traced with configure(), calling
+each other through httpx; their OTLP goes to a local sink and must form one trace per request."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from demo_apps.otlp_sink import OtlpSink, ReceivedSpan
+from tracer import semconv
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_service(role: str, port: int, sink: OtlpSink, downstream: str = "") -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "ROLE": role,
+        "DOWNSTREAM": downstream,
+        "OTEL_SERVICE_NAME": role,
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": sink.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "tests.integration.services:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def wait_healthy(url: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not become healthy")
+
+
+@pytest.fixture(scope="module")
+def system() -> Iterator[tuple[str, str, OtlpSink]]:
+    with OtlpSink() as sink:
+        back_port, front_port = free_port(), free_port()
+        back_url, front_url = f"http://127.0.0.1:{back_port}", f"http://127.0.0.1:{front_port}"
+        processes = [
+            start_service("payments", back_port, sink),
+            start_service("frontend", front_port, sink, downstream=back_url),
+        ]
+        try:
+            wait_healthy(back_url)
+            wait_healthy(front_url)
+            yield front_url, back_url, sink
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=10)
+
+
+def trace_of(sink: OtlpSink, front_url: str, outcome: str, required: set[tuple[str, str]]) -> list[ReceivedSpan]:
+    """Call the frontend; return its trace once the `required` (service, kind-or-name) spans are in."""
+    response = httpx.get(f"{front_url}/checkout/{outcome}", timeout=10)
+    header = response.headers["x-amzn-trace-id"]
+    trace_id = header.split(";")[0].removeprefix("Root=1-").replace("-", "")
+    deadline = time.monotonic() + 10
+    spans: list[ReceivedSpan] = []
+    while time.monotonic() < deadline:
+        spans = [s for s in sink.wait_for(0, 0) if s.trace_id == trace_id]
+        present = {(s.service, s.kind) for s in spans} | {(s.service, s.name) for s in spans}
+        if required <= present:
+            time.sleep(0.3)  # both services flush every 100 ms: let stragglers of this trace land
+            return [s for s in sink.wait_for(0, 0) if s.trace_id == trace_id]
+        time.sleep(0.05)
+    raise AssertionError(f"trace {trace_id} incomplete: {[(s.service, s.name) for s in spans]}")
+
+
+def flags(span: ReceivedSpan) -> set[str]:
+    return {name for name in (semconv.ERROR, semconv.THROTTLE, semconv.FAULT) if span.attributes.get(name)}
+
+
+def is_ancestor(ancestor: ReceivedSpan, span: ReceivedSpan, spans: list[ReceivedSpan]) -> bool:
+    """True if `ancestor` is on `span`'s parent chain (frameworks may add spans in between)."""
+    by_id = {s.span_id: s for s in spans}
+    current = by_id.get(span.parent_span_id)
+    while current is not None:
+        if current.span_id == ancestor.span_id:
+            return True
+        current = by_id.get(current.parent_span_id)
+    return False
+
+
+def the(spans: list[ReceivedSpan], service: str, kind: str) -> ReceivedSpan:
+    matches = [s for s in spans if s.service == service and s.kind == kind]
+    assert len(matches) == 1, [(s.service, s.kind, s.name, s.span_id, s.parent_span_id) for s in spans]
+    (match,) = matches
+    return match
+
+
+@pytest.mark.parametrize(
+    ("outcome", "front_status", "expected_flags"),
+    [
+        ("ok", 200, set()),
+        ("throttled", 429, {semconv.ERROR, semconv.THROTTLE}),
+        ("broken", 502, {semconv.FAULT}),
+    ],
+)
+def test_one_trace_across_two_services(
+    system: tuple[str, str, OtlpSink], outcome: str, front_status: int, expected_flags: set[str]
+) -> None:
+    front_url, back_url, sink = system
+    required = {("frontend", "SERVER"), ("frontend", "CLIENT"), ("payments", "SERVER")}
+    if outcome != "throttled":
+        required.add(("payments", "ledger write"))
+    spans = trace_of(sink, front_url, outcome, required)
+    assert len({s.trace_id for s in spans}) == 1
+    front_server = the(spans, "frontend", "SERVER")
+    front_client = the(spans, "frontend", "CLIENT")
+    back_server = the(spans, "payments", "SERVER")
+    assert front_server.parent_span_id == ""
+    assert is_ancestor(front_server, front_client, spans)
+    assert back_server.parent_span_id == front_client.span_id  # the hop between processes is direct
+    assert front_server.name == "GET /checkout/{outcome}"
+    assert back_server.name == "GET /charge/{outcome}"
+    assert front_server.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == front_status
+    annotated = [s for s in spans if s.attributes.get(semconv.ANNOTATION_PREFIX + "outcome") == outcome]
+    assert [s.service for s in annotated] == ["frontend"]
+    assert front_client.attributes[semconv.TARGET_NAME] == back_url.removeprefix("http://")
+    assert flags(front_server) == expected_flags
+    assert flags(front_client) == expected_flags
+    if outcome == "broken":
+        assert flags(back_server) == {semconv.FAULT}
+        (ledger,) = [s for s in spans if s.name == "ledger write"]
+        assert is_ancestor(back_server, ledger, spans)
+        assert flags(ledger) == {semconv.FAULT}
+        assert any(name == "exception" for name, _ in ledger.events)
+    else:
+        assert flags(back_server) == expected_flags

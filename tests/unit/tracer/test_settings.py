@@ -1,0 +1,96 @@
+"""Arguments win over OTEL_* variables, which win over defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+import tracer
+from tracer.settings import parse_key_value_list, resolve_settings
+
+
+def test_defaults() -> None:
+    settings = resolve_settings({})
+    assert settings.service_name == "unknown_service"
+    assert settings.traces_endpoint == "http://127.0.0.1:4318/v1/traces"
+    assert settings.sampler == "parentbased_always_on"
+    assert settings.propagators == ("tracecontext", "baggage", "xray")
+    assert not settings.disabled and not settings.lambda_environment
+
+
+def test_environment() -> None:
+    settings = resolve_settings(
+        {
+            "OTEL_SERVICE_NAME": "orders",
+            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=dev,team=pay%20ments",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/",
+            "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20abc,x-tenant=t1",
+            "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.25",
+            "OTEL_PROPAGATORS": "tracecontext, xray",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "AWS_LAMBDA_FUNCTION_NAME": "orders-fn",
+        }
+    )
+    assert settings.service_name == "orders"
+    assert settings.resource_attributes == {"deployment.environment": "dev", "team": "pay ments"}
+    assert settings.traces_endpoint == "http://collector:4318/v1/traces"
+    assert settings.headers == {"authorization": "Bearer abc", "x-tenant": "t1"}
+    assert settings.compression == "gzip"
+    assert (settings.sampler, settings.sampler_arg) == ("parentbased_traceidratio", "0.25")
+    assert settings.propagators == ("tracecontext", "xray")
+    assert settings.batch_delay_ms == 200
+    assert settings.lambda_environment
+
+
+def test_signal_endpoint_is_verbatim_and_arguments_win() -> None:
+    env = {
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://a:1/custom",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://b:2",
+        "OTEL_SERVICE_NAME": "env-name",
+    }
+    assert resolve_settings(env).traces_endpoint == "http://a:1/custom"
+    explicit = resolve_settings(env, service_name="arg-name", endpoint="http://c:3/v1/traces")
+    assert (explicit.service_name, explicit.traces_endpoint) == ("arg-name", "http://c:3/v1/traces")
+    assert resolve_settings({"AWS_LAMBDA_FUNCTION_NAME": "fn"}).service_name == "fn"
+
+
+def test_malformed_lists_are_skipped() -> None:
+    assert parse_key_value_list("a=1,,broken,=x,b = 2") == {"a": "1", "b": "2"}
+
+
+def test_sdk_disabled_makes_configure_a_no_op() -> None:
+    assert tracer.configure("x", env={"OTEL_SDK_DISABLED": "true"}) is None
+    assert tracer.active() is None
+
+
+def test_configure_twice_is_safe(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    try:
+        first = tracer.configure("twice", env=env, set_global=False)
+        assert tracer.configure("twice", env=env, set_global=False) is first
+        second = tracer.configure("changed", env=env, set_global=False)
+        assert second is not first and tracer.active() is second
+    finally:
+        tracer.shutdown()
+    assert tracer.active() is None
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(tracer.__all__) == [
+        "Tracing",
+        "TracingMiddleware",
+        "XRayRulesSampler",
+        "active",
+        "annotate",
+        "configure",
+        "flush",
+        "instrument_aws",
+        "instrument_http",
+        "put_metadata",
+        "shutdown",
+        "traced",
+        "track_imports",
+    ]
+    for name in tracer.__all__:
+        assert hasattr(tracer, name)
