@@ -236,6 +236,9 @@ def main() -> None:
         sink(args.sink_fd)
         return
 
+    # Installed packages were byte-compiled by pip; compile ours too, so imports compare like
+    # for like even where PYTHONDONTWRITEBYTECODE is set.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "tracer", "demo_apps"], cwd=ROOT, check=True)
     read_fd, write_fd = os.pipe()
     receiver = subprocess.Popen(
         [sys.executable, __file__, "--sink-fd", str(write_fd)], stdin=subprocess.PIPE, pass_fds=(write_fd,)

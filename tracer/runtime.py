@@ -151,7 +151,9 @@ def configure(
 
     Arguments win over the OTEL_* environment. Calling again with the same settings returns
     the running pipeline; with different ones, the old pipeline is flushed and replaced.
-    Returns None (and tracing stays a no-op) when OTEL_SDK_DISABLED is true.
+    Returns None (and tracing stays a no-op) when OTEL_SDK_DISABLED is true, or when the
+    settings are unusable (the reason is logged as an error): setting up telemetry never
+    raises into the application.
     """
     settings = resolve_settings(
         os.environ if env is None else env,
@@ -168,7 +170,11 @@ def configure(
     current = ACTIVE.tracing
     if current is not None and current.settings == settings and exporter is None and not isinstance(sampler, Sampler):
         return current
-    tracing = Tracing(settings, exporter=exporter, sampler=sampler if isinstance(sampler, Sampler) else None)
+    try:
+        tracing = Tracing(settings, exporter=exporter, sampler=sampler if isinstance(sampler, Sampler) else None)
+    except ValueError as exc:  # a bad endpoint or sampling rules: say so, never break the app
+        _logger.error("fluoro: tracing is off: %s", exc)
+        return None
     previous = ACTIVE.swap(tracing)
     if previous is not None:
         previous.shutdown()

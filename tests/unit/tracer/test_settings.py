@@ -94,3 +94,10 @@ def test_public_api_is_pinned() -> None:
     ]
     for name in tracer.__all__:
         assert hasattr(tracer, name)
+
+
+def test_unusable_settings_turn_tracing_off_without_raising(caplog: pytest.LogCaptureFixture) -> None:
+    assert tracer.configure("x", endpoint="grpc://nowhere:4317", set_global=False) is None
+    assert "tracing is off" in caplog.text
+    assert tracer.configure("x", env={"OTEL_TRACES_SAMPLER": "xray", "OTEL_TRACES_SAMPLER_ARG": "/nope.json"}) is None
+    assert tracer.active() is None
