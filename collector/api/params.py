@@ -1,0 +1,62 @@
+"""Query parameters of the API: time windows and trace ids, with clear errors.
+
+Times are ISO-8601 (``2026-11-28T04:00:00Z``) or epoch seconds (``1795838400``, fractions
+allowed). A window defaults to the last 15 minutes and is capped, so no query is unbounded.
+Trace ids are OpenTelemetry's 32 hex digits (either case) or X-Ray's ``1-xxxxxxxx-y{24}``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+
+from collector.storage.protocols import TimeWindow
+
+DEFAULT_WINDOW_S = 15 * 60
+MAX_WINDOW_S = 31 * 24 * 3600
+_HEX_TRACE = re.compile(r"[0-9a-fA-F]{32}")
+_XRAY_TRACE = re.compile(r"1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})")
+
+
+class BadParameter(ValueError):
+    """A query parameter the API cannot use; the message says which and why."""
+
+
+def parse_time_ns(value: str, name: str) -> int:
+    text = value.strip()
+    try:
+        return int(float(text) * 1_000_000_000)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadParameter(f"{name} must be ISO-8601 or epoch seconds, got {value!r}") from exc
+    if moment.tzinfo is None:
+        raise BadParameter(f"{name} must carry a time zone (e.g. Z), got {value!r}")
+    return int(moment.timestamp() * 1_000_000_000)
+
+
+def parse_window(start: str | None, end: str | None, now_ns: int | None = None) -> TimeWindow:
+    """The [start, end) window a request asks for, defaulting to the last 15 minutes."""
+    end_ns = parse_time_ns(end, "end") if end else (now_ns if now_ns is not None else time.time_ns())
+    start_ns = parse_time_ns(start, "start") if start else end_ns - DEFAULT_WINDOW_S * 1_000_000_000
+    if start_ns >= end_ns:
+        raise BadParameter("start must be before end")
+    if end_ns - start_ns > MAX_WINDOW_S * 1_000_000_000:
+        raise BadParameter(f"the window may span at most {MAX_WINDOW_S // 86400} days")
+    return TimeWindow(start_ns, end_ns)
+
+
+def parse_trace_id(value: str) -> bytes:
+    """16 bytes from an OpenTelemetry hex id or an X-Ray trace id."""
+    text = value.strip()
+    if _HEX_TRACE.fullmatch(text):
+        return bytes.fromhex(text)
+    match = _XRAY_TRACE.fullmatch(text)
+    if match:
+        return bytes.fromhex(match.group(1) + match.group(2))
+    raise BadParameter(
+        f"trace id must be 32 hex digits or an X-Ray id 1-xxxxxxxx-yyyyyyyyyyyyyyyyyyyyyyyy, got {value!r}"
+    )

@@ -1,0 +1,74 @@
+"""The collector engine: store, pipeline, receivers and housekeeping, composed once.
+
+``fluoro serve`` (in ui/) builds a :class:`Collector`, serves its OTLP app, its X-Ray protocol
+and the query API, and calls :meth:`Collector.stop` on the way out, which drains the queue,
+commits and closes the file. Tests build one the same way around a temporary file.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from collector.metrics import CollectorMetrics
+from collector.pipeline import IngestPipeline, PeriodicTask, PipelineLimits
+from collector.receivers.otlp_http import OtlpHttpReceiver, OtlpReceiverSettings
+from collector.receivers.xray_udp import XRayReceiverSettings, XRayUdpReceiver
+from collector.storage.duckdb_store import DuckDBStore
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    """What the engine needs; the command line fills it from flags and FLUORO_* variables."""
+
+    db_path: str = "fluoro.duckdb"
+    retention_s: float = 7 * 24 * 3600
+    retention_check_s: float = 300.0
+    max_body_bytes: int = 20 * 1024 * 1024
+    token: str | None = None
+    limits: PipelineLimits = field(default_factory=PipelineLimits)
+
+
+class Collector:
+    """One DuckDB file and everything that writes to and reads from it."""
+
+    def __init__(self, settings: CollectorSettings) -> None:
+        self.settings = settings
+        self.metrics = CollectorMetrics()
+        self.store = DuckDBStore(settings.db_path)
+        self.reader = self.store
+        self.metrics.watch_database_size(self.store.file_size_bytes)
+        retention = PeriodicTask(settings.retention_check_s, self.apply_retention)
+        self.pipeline = IngestPipeline(self.store, self.metrics, settings.limits, (retention,))
+        self.otlp_app = OtlpHttpReceiver(
+            self.pipeline,
+            self.metrics,
+            OtlpReceiverSettings(max_body_bytes=settings.max_body_bytes, token=settings.token),
+        )
+        self._xray: XRayUdpReceiver | None = None
+
+    def xray_protocol(self) -> XRayUdpReceiver:
+        """The protocol for the X-Ray UDP endpoint (one per collector)."""
+        self._xray = XRayUdpReceiver(self.pipeline, self.metrics, XRayReceiverSettings())
+        return self._xray
+
+    def apply_retention(self) -> None:
+        cutoff_ns = time.time_ns() - int(self.settings.retention_s * 1e9)
+        deleted = self.store.delete_older_than(cutoff_ns)
+        if deleted:
+            _logger.info("retention removed %d spans", deleted)
+
+    def start(self) -> None:
+        self.pipeline.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Flush the X-Ray batch, drain the queue, commit and close the file."""
+        if self._xray is not None:
+            self._xray.close()
+        drained = self.pipeline.stop(timeout_s)
+        if not drained:
+            _logger.error("the writer did not drain within %.0f s", timeout_s)
+        self.store.close()

@@ -1,0 +1,61 @@
+"""The collector's own metrics, in a registry of its own (never prometheus_client's global one)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+RECEIVERS = ("otlp_http", "xray_udp")
+
+
+class CollectorMetrics:
+    """Counters per receiver, queue depth, commit latency and the database size."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.received = Counter(
+            "fluoro_spans_received", "Spans decoded from requests and datagrams", ["receiver"], registry=self.registry
+        )
+        self.stored = Counter("fluoro_spans_stored", "New spans committed to the store", registry=self.registry)
+        self.rejected = Counter(
+            "fluoro_spans_rejected",
+            "Spans refused as invalid (bad ids, bad fields)",
+            ["receiver"],
+            registry=self.registry,
+        )
+        self.dropped = Counter(
+            "fluoro_spans_dropped",
+            "Spans not stored because of pressure or a failing store (OTLP clients were told to retry)",
+            ["receiver"],
+            registry=self.registry,
+        )
+        self.bad_datagrams = Counter(
+            "fluoro_xray_bad_datagrams", "X-Ray datagrams that were not segment documents", registry=self.registry
+        )
+        self.requests = Counter(
+            "fluoro_otlp_requests", "OTLP/HTTP requests by response status", ["status"], registry=self.registry
+        )
+        self.commit_seconds = Histogram(
+            "fluoro_batch_commit_seconds",
+            "Time to write and commit one group of batches",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=self.registry,
+        )
+        self.queue_spans = Gauge("fluoro_queue_spans", "Spans waiting for the writer", registry=self.registry)
+        self.queue_bytes = Gauge("fluoro_queue_bytes", "Request bytes waiting for the writer", registry=self.registry)
+        self.db_bytes = Gauge("fluoro_db_file_bytes", "Size of the database file and its WAL", registry=self.registry)
+        for receiver in RECEIVERS:
+            for counter in (self.received, self.rejected, self.dropped):
+                counter.labels(receiver)
+
+    def watch_database_size(self, size: Callable[[], int]) -> None:
+        self.db_bytes.set_function(lambda: float(size()))
+
+    def watch_queue(self, spans: Callable[[], int], byte_count: Callable[[], int]) -> None:
+        self.queue_spans.set_function(lambda: float(spans()))
+        self.queue_bytes.set_function(lambda: float(byte_count()))
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format of every metric."""
+        return generate_latest(self.registry)

@@ -1,0 +1,137 @@
+"""X-Ray's notions derived from OpenTelemetry attributes, for spans whose tracer did not set them.
+
+Fluoro's tracer writes ``fluoro.*`` attributes (tracer/semconv.py); any other OpenTelemetry
+SDK writes only the semantic conventions. Both must land on the same map, so each notion is
+read from Fluoro's attribute when present and derived from the conventions otherwise:
+
+- flags: http status (4xx error, 429 throttle, 5xx fault), an ``exception`` event on a span
+  that ended in ERROR (an unhandled exception), ERROR status on a server span;
+- cold start: ``faas.coldstart``;
+- the downstream target of a client span: AWS SDK attributes (``rpc.system = aws-api``),
+  ``db.system`` (+ ``db.name``), ``messaging.system`` (+ destination), ``peer.service``,
+  else the server address;
+- annotations: ``fluoro.annotation.*``, and the keys an ADOT-style ``aws.xray.annotations``
+  attribute lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tracer import semconv
+
+AWS_SERVICE_TYPES = {
+    "DynamoDB": "AWS::DynamoDB::Table",
+    "S3": "AWS::S3::Bucket",
+    "SQS": "AWS::SQS::Queue",
+    "Kinesis": "AWS::Kinesis::Stream",
+    "Lambda": "AWS::Lambda::Function",
+    "EventBridge": "AWS::Events::EventBus",
+    "SFN": "AWS::StepFunctions::StateMachine",
+    "SNS": "AWS::SNS::Topic",
+}
+
+
+def http_status_of(attributes: Mapping[str, Any]) -> int | None:
+    """The response status (100-999) a span's attributes carry, else None."""
+    value = attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE, attributes.get(semconv.HTTP_STATUS_CODE_OLD))
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 999:
+        return value
+    return None
+
+
+def flags_of(
+    attributes: Mapping[str, Any], status_code: int, kind: str, has_exception: bool
+) -> tuple[bool, bool, bool]:
+    """(error, fault, throttle) for a span."""
+    http_status = http_status_of(attributes)
+    error = bool(attributes.get(semconv.ERROR)) or (http_status is not None and 400 <= http_status < 500)
+    throttle = bool(attributes.get(semconv.THROTTLE)) or http_status == 429
+    fault = bool(attributes.get(semconv.FAULT)) or (http_status is not None and http_status >= 500)
+    if status_code == 2 and not (error or throttle or fault):
+        # ERROR status with no 4xx to explain it: an unhandled exception or a server failure.
+        fault = has_exception or kind == "SERVER" or http_status is None
+    return error, fault, throttle
+
+
+def _first_string(attributes: Mapping[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        value = attributes.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
+            return value[0]
+    return None
+
+
+def aws_target(attributes: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The resource an AWS SDK span (opentelemetry-instrumentation-botocore and peers) calls."""
+    service = _first_string(attributes, semconv.RPC_SERVICE) or ""
+    node_type = AWS_SERVICE_TYPES.get(service, f"AWS::{service}" if service else "AWS")
+    queue_url = _first_string(attributes, semconv.AWS_SQS_QUEUE_URL, "messaging.url")
+    function = _first_string(attributes, semconv.AWS_LAMBDA_FUNCTION, "faas.invoked_name")
+    name = (
+        _first_string(attributes, semconv.AWS_DYNAMODB_TABLE_NAMES)
+        or _first_string(attributes, semconv.AWS_S3_BUCKET)
+        or (queue_url.rstrip("/").rsplit("/", 1)[-1] if queue_url else None)
+        or _first_string(attributes, semconv.AWS_KINESIS_STREAM)
+        or function
+        or _first_string(attributes, semconv.MESSAGING_DESTINATION)
+        or service
+    )
+    return (node_type, name) if name else None
+
+
+def target_of(attributes: Mapping[str, Any], kind: str) -> tuple[str | None, str | None]:
+    """(type, name) of the downstream a CLIENT or PRODUCER span calls."""
+    explicit_type = attributes.get(semconv.TARGET_TYPE)
+    explicit_name = attributes.get(semconv.TARGET_NAME)
+    if isinstance(explicit_type, str) and isinstance(explicit_name, str):
+        return explicit_type, explicit_name
+    if kind not in ("CLIENT", "PRODUCER"):
+        return None, None
+    if attributes.get(semconv.RPC_SYSTEM) == "aws-api":
+        found = aws_target(attributes)
+        return found if found else (None, None)
+    db_system = _first_string(attributes, semconv.DB_SYSTEM)
+    if db_system:
+        return "database", _first_string(attributes, "db.namespace", "db.name") or db_system
+    messaging = _first_string(attributes, semconv.MESSAGING_SYSTEM)
+    if messaging:
+        return "queue", _first_string(attributes, semconv.MESSAGING_DESTINATION) or messaging
+    peer = _first_string(attributes, semconv.PEER_SERVICE)
+    if peer:
+        return "service", peer
+    host = _first_string(attributes, semconv.SERVER_ADDRESS, "net.peer.name")
+    if host:
+        port = attributes.get(semconv.SERVER_PORT, attributes.get("net.peer.port"))
+        return "remote", f"{host}:{port}" if isinstance(port, int) else host
+    return None, None
+
+
+def origin_of(attributes: Mapping[str, Any], resource: Mapping[str, Any]) -> str | None:
+    origin = attributes.get(semconv.ORIGIN)
+    if isinstance(origin, str):
+        return origin
+    if attributes.get(semconv.FAAS_TRIGGER) or attributes.get(semconv.FAAS_INVOCATION_ID):
+        return semconv.ORIGIN_LAMBDA_FUNCTION
+    return None
+
+
+def annotations_of(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Indexed annotations carried by a span's attributes."""
+    found = {
+        key[len(semconv.ANNOTATION_PREFIX) :]: value
+        for key, value in attributes.items()
+        if key.startswith(semconv.ANNOTATION_PREFIX) and isinstance(value, (str, int, float, bool))
+    }
+    listed = attributes.get("aws.xray.annotations")
+    if isinstance(listed, (list, tuple)):
+        for key in listed:
+            value = attributes.get(key) if isinstance(key, str) else None
+            if isinstance(value, (str, int, float, bool)):
+                found.setdefault(key, value)
+    return found

@@ -1,0 +1,186 @@
+"""The OTLP/HTTP trace receiver, ``POST /v1/traces``, as an ASGI app (Starlette request/response).
+
+Follows the OTLP/HTTP specification: protobuf or JSON bodies, optionally gzip; the response is
+encoded like the request; undecodable bodies get 400 with the reason (a ``google.rpc.Status``);
+partly invalid batches get 200 with ``partial_success``; a body over the limit, before or after
+decompression, gets 413 (the body is read and inflated with a cap, so neither a large body nor
+a gzip bomb can grow memory); other media types get 415; a full queue or a failing store gets
+503 with Retry-After, and the client retries. A request is answered 200 only after its spans
+are committed.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from collector.metrics import CollectorMetrics
+from collector.model import SpanBatch
+from collector.normalize.otlp_json import decode_json
+from collector.normalize.otlp_proto import UndecodableBody, decode_protobuf
+from collector.pipeline import IngestPipeline
+
+_logger = logging.getLogger(__name__)
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+TRACES_PATH = "/v1/traces"
+RECEIVER = "otlp_http"
+
+
+class BodyTooLarge(ValueError):
+    """The body is over the limit, compressed or inflated."""
+
+
+@dataclass(frozen=True)
+class OtlpReceiverSettings:
+    max_body_bytes: int = 20 * 1024 * 1024
+    token: str | None = None
+    retry_after_full_s: int = 1
+    retry_after_failing_s: int = 5
+
+
+def inflate_capped(data: bytes, limit: int) -> bytes:
+    """gzip-decompress at most `limit` bytes; BodyTooLarge past it, ValueError if corrupt."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise ValueError(f"body is not valid gzip: {exc}") from exc
+    if len(out) > limit:
+        raise BodyTooLarge(f"decompressed body exceeds {limit} bytes")
+    if not inflater.eof:
+        raise ValueError("gzip stream is truncated")
+    return out
+
+
+def authorized(request: Request, token: str | None) -> bool:
+    if token is None:
+        return True
+    expected = f"Bearer {token}".encode()
+    return hmac.compare_digest(request.headers.get("authorization", "").encode(), expected)
+
+
+class OtlpHttpReceiver:
+    """ASGI app for ``POST /v1/traces``."""
+
+    def __init__(self, pipeline: IngestPipeline, metrics: CollectorMetrics, settings: OtlpReceiverSettings) -> None:
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.settings = settings
+        self._decoders: dict[str, Callable[[bytes], SpanBatch]] = {PROTOBUF: decode_protobuf, JSON: decode_json}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        response = await self._handle(request)
+        self.metrics.requests.labels(str(response.status_code)).inc()
+        await response(scope, receive, send)
+
+    @staticmethod
+    async def _lifespan(receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _handle(self, request: Request) -> Response:
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        encoding = PROTOBUF if media != JSON else JSON
+        if request.url.path != TRACES_PATH:
+            return error(404, f"not found: this receiver serves POST {TRACES_PATH}", encoding)
+        if request.method != "POST":
+            return error(405, f"{TRACES_PATH} takes POST", encoding, {"Allow": "POST"})
+        if not authorized(request, self.settings.token):
+            return error(401, "missing or wrong bearer token", encoding, {"WWW-Authenticate": "Bearer"})
+        if media not in self._decoders:
+            return error(415, f"unsupported content type {media!r}: use {PROTOBUF} or {JSON}", encoding)
+        content_encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if content_encoding not in ("identity", "gzip", ""):
+            return error(415, f"unsupported content encoding {content_encoding!r}: use gzip or none", encoding)
+        try:
+            body = await self._read_body(request, gzip=content_encoding == "gzip")
+        except BodyTooLarge as exc:
+            return error(413, str(exc), encoding)
+        except ValueError as exc:
+            return error(400, str(exc), encoding)
+        except ClientDisconnect:
+            return error(400, "client disconnected", encoding)
+        if not body:
+            return success(encoding, 0, "")
+        try:
+            batch = self._decoders[media](body)
+        except UndecodableBody as exc:
+            return error(400, str(exc), encoding)
+        except Exception as exc:
+            _logger.exception("could not normalize an OTLP request")
+            return error(400, f"could not process the request: {type(exc).__name__}: {exc}", encoding)
+        return await self._store(batch, len(body), encoding)
+
+    async def _read_body(self, request: Request, *, gzip: bool) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge(f"body of {declared} bytes exceeds {limit} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"body exceeds {limit} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        return inflate_capped(body, limit) if gzip and body else body
+
+    async def _store(self, batch: SpanBatch, byte_size: int, encoding: str) -> Response:
+        metrics = self.metrics
+        metrics.received.labels(RECEIVER).inc(batch.span_count + batch.rejected)
+        if batch.rejected:
+            metrics.rejected.labels(RECEIVER).inc(batch.rejected)
+        if batch.span_count == 0:
+            return success(encoding, batch.rejected, batch.rejection_reason)
+        outcome = await self.pipeline.write(batch, byte_size)
+        if outcome is None:
+            metrics.dropped.labels(RECEIVER).inc(batch.span_count)
+            retry = str(self.settings.retry_after_full_s)
+            return error(503, "ingest queue is full, retry later", encoding, {"Retry-After": retry})
+        if not outcome.ok:
+            metrics.dropped.labels(RECEIVER).inc(batch.span_count)
+            retry = str(self.settings.retry_after_failing_s)
+            return error(503, f"store unavailable, retry later: {outcome.error}", encoding, {"Retry-After": retry})
+        return success(encoding, batch.rejected, batch.rejection_reason)
+
+
+def success(encoding: str, rejected: int, reason: str) -> Response:
+    """ExportTraceServiceResponse, with partial_success when some spans were refused."""
+    if encoding == JSON:
+        document = {"partialSuccess": {"rejectedSpans": rejected, "errorMessage": reason}} if rejected else {}
+        return Response(orjson.dumps(document), 200, media_type=JSON)
+    message = ExportTraceServiceResponse()
+    if rejected:
+        message.partial_success.rejected_spans = rejected
+        message.partial_success.error_message = reason
+    return Response(message.SerializeToString(), 200, media_type=PROTOBUF)
+
+
+def error(status: int, message: str, encoding: str, headers: dict[str, str] | None = None) -> Response:
+    """A google.rpc.Status body saying what is wrong, encoded like the request."""
+    if encoding == JSON:
+        return Response(orjson.dumps({"code": status, "message": message}), status, headers, media_type=JSON)
+    body = status_pb2.Status(code=status, message=message).SerializeToString()
+    return Response(body, status, headers, media_type=PROTOBUF)

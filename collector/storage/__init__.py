@@ -1,0 +1,1 @@
+"""Storage behind small Protocols; only duckdb_store imports duckdb."""

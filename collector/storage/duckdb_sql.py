@@ -1,0 +1,140 @@
+"""Every SQL statement the DuckDB store runs, in one place.
+
+Values are always bound parameters (``?``); nothing from a request is formatted into this
+text. Migrations are numbered: the store applies those newer than the file's recorded version.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SPAN_TABLE_COLUMNS: Final = """
+    trace_id UUID NOT NULL,
+    span_id UBIGINT NOT NULL,
+    parent_span_id UBIGINT,
+    service VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    start_ns BIGINT NOT NULL,
+    duration_ns BIGINT NOT NULL,
+    status_code UTINYINT NOT NULL,
+    status_message VARCHAR,
+    http_method VARCHAR,
+    http_route VARCHAR,
+    http_url VARCHAR,
+    http_status USMALLINT,
+    http_user_agent VARCHAR,
+    error BOOLEAN NOT NULL,
+    fault BOOLEAN NOT NULL,
+    throttle BOOLEAN NOT NULL,
+    cold_start BOOLEAN,
+    origin VARCHAR,
+    target_type VARCHAR,
+    target_name VARCHAR,
+    function_version VARCHAR,
+    user_id VARCHAR,
+    in_progress BOOLEAN NOT NULL,
+    source VARCHAR NOT NULL,
+    attributes VARCHAR,
+    events VARCHAR,
+    resource VARCHAR
+"""
+
+MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
+    (
+        1,
+        (
+            f"CREATE TABLE spans ({SPAN_TABLE_COLUMNS})",
+            """CREATE TABLE annotations (
+                trace_id UUID NOT NULL, span_id UBIGINT NOT NULL, start_ns BIGINT NOT NULL,
+                key VARCHAR NOT NULL, str_value VARCHAR, num_value DOUBLE, bool_value BOOLEAN)""",
+            """CREATE TABLE span_links (
+                trace_id UUID NOT NULL, span_id UBIGINT NOT NULL, start_ns BIGINT NOT NULL,
+                linked_trace_id UUID NOT NULL, linked_span_id UBIGINT NOT NULL)""",
+        ),
+    ),
+)
+
+CREATE_VERSION_TABLE: Final = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+READ_VERSION: Final = "SELECT coalesce(max(version), 0) FROM schema_version"
+WRITE_VERSION: Final = "INSERT INTO schema_version VALUES (?)"
+
+# --- ingest: one group commit. `incoming*` are Arrow tables registered for the transaction.
+# A resent span repeats its start time, so looking for duplicates only among stored spans
+# whose start lies in the batch's [min, max] start range is exact, and zone maps on the
+# time-ordered start_ns keep that scan small.
+BATCH_RANGE: Final = "SELECT min(start_ns), max(start_ns) FROM incoming"
+
+DELETE_REPLACED_IN_PROGRESS: Final = """
+    DELETE FROM {table} t USING (
+        SELECT s.trace_id, s.span_id FROM spans s JOIN incoming i
+          ON s.trace_id = i.trace_id AND s.span_id = i.span_id
+        WHERE s.in_progress AND NOT i.in_progress AND s.start_ns BETWEEN ? AND ?
+    ) r
+    WHERE t.trace_id = r.trace_id AND t.span_id = r.span_id AND t.start_ns BETWEEN ? AND ?
+"""
+
+NOT_STORED: Final = """
+    NOT EXISTS (SELECT 1 FROM spans s
+                WHERE s.start_ns BETWEEN ? AND ? AND s.trace_id = x.trace_id AND s.span_id = x.span_id)
+"""
+
+INSERT_ANNOTATIONS: Final = f"""
+    INSERT INTO annotations
+    SELECT DISTINCT ON (trace_id, span_id, key) * FROM incoming_annotations x WHERE {NOT_STORED}
+"""
+
+INSERT_LINKS: Final = f"""
+    INSERT INTO span_links
+    SELECT DISTINCT * FROM incoming_links x WHERE {NOT_STORED}
+"""
+
+INSERT_SPANS: Final = f"""
+    INSERT INTO spans
+    SELECT * FROM (
+        SELECT DISTINCT ON (trace_id, span_id) * FROM incoming ORDER BY trace_id, span_id, in_progress
+    ) x
+    WHERE {NOT_STORED}
+    ORDER BY start_ns
+"""
+
+# --- retention
+DELETE_OLDER_THAN: Final = (
+    "DELETE FROM spans WHERE start_ns < ?",
+    "DELETE FROM annotations WHERE start_ns < ?",
+    "DELETE FROM span_links WHERE start_ns < ?",
+)
+
+# --- reads
+SERVICES: Final = """
+    SELECT service, count(*) AS spans FROM spans
+    WHERE start_ns >= ? AND start_ns < ? AND service <> ''
+    GROUP BY service ORDER BY service
+"""
+
+# Newest roots in the window (optionally of traces that touch one service), then each
+# trace's aggregate over its spans; the span scan is bounded in time for the zone maps.
+SEARCH_TRACES: Final = """
+    WITH roots AS (
+        SELECT trace_id, service, name, start_ns, duration_ns, http_status
+        FROM spans
+        WHERE start_ns >= ? AND start_ns < ? AND parent_span_id IS NULL
+          AND (? IS NULL OR trace_id IN (
+                SELECT trace_id FROM spans WHERE start_ns >= ? AND start_ns < ? AND service = ?))
+        ORDER BY start_ns DESC
+        LIMIT ?
+    )
+    SELECT r.trace_id, r.service, r.name, r.start_ns, r.duration_ns, r.http_status,
+           bool_or(s.error), bool_or(s.fault), bool_or(s.throttle), coalesce(bool_or(s.cold_start), false),
+           count(*), list(DISTINCT s.service ORDER BY s.service) FILTER (WHERE s.service <> '')
+    FROM roots r JOIN spans s ON s.trace_id = r.trace_id
+    WHERE s.start_ns >= ? AND s.start_ns < ?
+    GROUP BY ALL
+    ORDER BY r.start_ns DESC
+"""
+
+TRACE_SPANS: Final = "SELECT * FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id"
+TRACE_ANNOTATIONS: Final = (
+    "SELECT span_id, key, str_value, num_value, bool_value FROM annotations WHERE trace_id = ? ORDER BY key"
+)
+TRACE_LINKS: Final = "SELECT span_id, linked_trace_id, linked_span_id FROM span_links WHERE trace_id = ?"

@@ -1,0 +1,248 @@
+"""The DuckDB store: one file, one read-write process, writes from one thread.
+
+The writer connection is used only by the ingest pipeline's writer thread; each read opens a
+cursor (DuckDB's per-thread connection to the same database). External access (files, URLs,
+extensions) is disabled for the whole database once the schema is in place, so no query can
+reach outside the file. Driver errors are translated here, once, into StoreUnavailable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from collector.model import SpanBatch
+from collector.storage import duckdb_sql as sql
+from collector.storage.protocols import ServiceCount, StoreUnavailable, TimeWindow, TraceSummary
+
+_logger = logging.getLogger(__name__)
+SEARCH_SLACK_NS = 3600 * 10**9  # spans of a trace may start up to an hour after its root
+
+
+class StoreLocked(StoreUnavailable):
+    """Another process holds the database file."""
+
+
+def _translate(exc: duckdb.Error, doing: str) -> StoreUnavailable:
+    return StoreUnavailable(f"{doing} failed: {exc}")
+
+
+class DuckDBStore:
+    """SpanWriter, TraceReader and StoreMaintenance over one DuckDB file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self._con = duckdb.connect(path)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreLocked(f"database {path} is in use by another process") from exc
+            raise StoreUnavailable(f"cannot open database {path}: {exc}") from exc
+        except duckdb.Error as exc:
+            raise StoreUnavailable(f"cannot open database {path}: {exc}") from exc
+        self._write_lock = threading.Lock()
+        self._migrate()
+        self._con.execute("SET enable_external_access = false")
+        self._closed = False
+
+    def _migrate(self) -> None:
+        con = self._con
+        con.execute(sql.CREATE_VERSION_TABLE)
+        row = con.execute(sql.READ_VERSION).fetchone()
+        current = int(row[0]) if row else 0
+        for version, statements in sql.MIGRATIONS:
+            if version <= current:
+                continue
+            con.execute("BEGIN")
+            for statement in statements:
+                con.execute(statement)
+            con.execute(sql.WRITE_VERSION, [version])
+            con.execute("COMMIT")
+            _logger.info("database %s migrated to schema version %d", self.path, version)
+
+    @property
+    def schema_version(self) -> int:
+        row = self._cursor().execute(sql.READ_VERSION).fetchone()
+        return int(row[0]) if row else 0
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, batches: Sequence[SpanBatch]) -> int:
+        """Store the batches in one transaction; returns how many new spans were stored."""
+        spans = pa.concat_tables([b.spans for b in batches])
+        if spans.num_rows == 0:
+            return 0
+        annotations = pa.concat_tables([b.annotations for b in batches])
+        links = pa.concat_tables([b.links for b in batches])
+        with self._write_lock:
+            con = self._con
+            try:
+                con.register("incoming", spans)
+                con.register("incoming_annotations", annotations)
+                con.register("incoming_links", links)
+                con.execute("BEGIN")
+                low, high = con.execute(sql.BATCH_RANGE).fetchone() or (0, 0)
+                window = [low, high]
+                for table in ("annotations", "span_links", "spans"):
+                    con.execute(sql.DELETE_REPLACED_IN_PROGRESS.format(table=table), window + window)
+                if annotations.num_rows:
+                    con.execute(sql.INSERT_ANNOTATIONS, window)
+                if links.num_rows:
+                    con.execute(sql.INSERT_LINKS, window)
+                row = con.execute(sql.INSERT_SPANS, window).fetchone()
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                self._rollback()
+                raise _translate(exc, "storing spans") from exc
+            finally:
+                for name in ("incoming", "incoming_annotations", "incoming_links"):
+                    self._unregister(name)
+        return int(row[0]) if row else 0
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(duckdb.Error):  # no transaction was open
+            self._con.execute("ROLLBACK")
+
+    def _unregister(self, name: str) -> None:
+        with contextlib.suppress(duckdb.Error):  # nothing was registered under that name
+            self._con.unregister(name)
+
+    def delete_older_than(self, cutoff_ns: int) -> int:
+        """Retention: drop spans (and their annotations and links) that started before the cutoff."""
+        with self._write_lock:
+            try:
+                row = self._con.execute(sql.DELETE_OLDER_THAN[0], [cutoff_ns]).fetchone()
+                for statement in sql.DELETE_OLDER_THAN[1:]:
+                    self._con.execute(statement, [cutoff_ns])
+            except duckdb.Error as exc:
+                raise _translate(exc, "retention") from exc
+        return int(row[0]) if row else 0
+
+    # ------------------------------------------------------------------ reading
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        return self._con.cursor()
+
+    def services(self, window: TimeWindow) -> list[ServiceCount]:
+        try:
+            rows = self._cursor().execute(sql.SERVICES, [window.start_ns, window.end_ns]).fetchall()
+        except duckdb.Error as exc:
+            raise _translate(exc, "listing services") from exc
+        return [ServiceCount(name=r[0], spans=int(r[1])) for r in rows]
+
+    def search_traces(self, window: TimeWindow, *, service: str | None, limit: int) -> list[TraceSummary]:
+        params: list[Any] = [window.start_ns, window.end_ns, service, window.start_ns, window.end_ns, service, limit]
+        params += [window.start_ns - SEARCH_SLACK_NS, window.end_ns + SEARCH_SLACK_NS]
+        try:
+            rows = self._cursor().execute(sql.SEARCH_TRACES, params).fetchall()
+        except duckdb.Error as exc:
+            raise _translate(exc, "searching traces") from exc
+        return [
+            TraceSummary(
+                trace_id=r[0].hex,
+                root_service=r[1],
+                root_name=r[2],
+                start_ns=int(r[3]),
+                duration_ms=r[4] / 1e6,
+                http_status=r[5],
+                error=bool(r[6]),
+                fault=bool(r[7]),
+                throttle=bool(r[8]),
+                cold_start=bool(r[9]),
+                span_count=int(r[10]),
+                services=tuple(r[11] or ()),
+            )
+            for r in rows
+        ]
+
+    def trace(self, trace_id: bytes) -> list[dict[str, Any]]:
+        """Every span of a trace as JSON-able dicts, with annotations and links; [] if unknown."""
+        key = uuid.UUID(bytes=trace_id)
+        try:
+            cursor = self._cursor()
+            result = cursor.execute(sql.TRACE_SPANS, [key])
+            names = [d[0] for d in result.description or []]
+            rows = result.fetchall()
+            annotations = cursor.execute(sql.TRACE_ANNOTATIONS, [key]).fetchall()
+            links = cursor.execute(sql.TRACE_LINKS, [key]).fetchall()
+        except duckdb.Error as exc:
+            raise _translate(exc, "reading a trace") from exc
+        by_span: dict[int, dict[str, Any]] = {}
+        spans = []
+        for row in rows:
+            span = span_dict(dict(zip(names, row, strict=True)))
+            span["annotations"], span["links"] = {}, []
+            by_span[row[names.index("span_id")]] = span
+            spans.append(span)
+        for span_id, key_name, text, number, flag in annotations:
+            if span_id in by_span:
+                by_span[span_id]["annotations"][key_name] = (
+                    text if text is not None else (number if number is not None else flag)
+                )
+        for span_id, linked_trace, linked_span in links:
+            if span_id in by_span:
+                by_span[span_id]["links"].append({"trace_id": linked_trace.hex, "span_id": f"{linked_span:016x}"})
+        return spans
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def file_size_bytes(self) -> int:
+        total = 0
+        for path in (self.path, self.path + ".wal"):
+            with contextlib.suppress(OSError):  # no WAL between checkpoints
+                total += os.path.getsize(path)
+        return total
+
+    def close(self) -> None:
+        with self._write_lock:
+            if not self._closed:
+                self._closed = True
+                self._con.close()
+
+
+def span_dict(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row as the API shows it: hex ids, ms durations, parsed JSON columns."""
+    parent = row["parent_span_id"]
+    return {
+        "trace_id": row["trace_id"].hex,
+        "span_id": f"{row['span_id']:016x}",
+        "parent_span_id": f"{parent:016x}" if parent is not None else None,
+        "service": row["service"],
+        "name": row["name"],
+        "kind": row["kind"],
+        "start_ns": row["start_ns"],
+        "duration_ms": row["duration_ns"] / 1e6,
+        "status_code": ("UNSET", "OK", "ERROR")[row["status_code"]],
+        "status_message": row["status_message"],
+        "http": {
+            "method": row["http_method"],
+            "route": row["http_route"],
+            "url": row["http_url"],
+            "status": row["http_status"],
+            "user_agent": row["http_user_agent"],
+        },
+        "error": row["error"],
+        "fault": row["fault"],
+        "throttle": row["throttle"],
+        "cold_start": bool(row["cold_start"]),
+        "origin": row["origin"],
+        "target": {"type": row["target_type"], "name": row["target_name"]} if row["target_type"] else None,
+        "function_version": row["function_version"],
+        "user": row["user_id"],
+        "in_progress": row["in_progress"],
+        "source": row["source"],
+        "attributes": orjson.loads(row["attributes"]) if row["attributes"] else {},
+        "events": orjson.loads(row["events"]) if row["events"] else [],
+        "resource": orjson.loads(row["resource"]) if row["resource"] else {},
+    }

@@ -1,0 +1,123 @@
+"""Running ``fluoro serve``: the collector's listeners and the query API in one process.
+
+Sockets are bound here, before anything else starts, so a busy port is reported as one clear
+line; the two HTTP apps then run on uvicorn servers in one event loop beside the X-Ray UDP
+endpoint. SIGINT and SIGTERM stop the servers, then the collector drains its queue, commits and
+closes the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from collector.engine import Collector
+
+_logger = logging.getLogger("fluoro")
+
+
+class PortBusy(RuntimeError):
+    """A port the daemon needs is taken."""
+
+
+@dataclass(frozen=True)
+class Listeners:
+    host: str
+    otlp_port: int
+    xray_port: int
+    ui_port: int
+
+
+@dataclass
+class BoundSockets:
+    otlp: socket.socket
+    xray: socket.socket
+    ui: socket.socket
+
+    def close(self) -> None:
+        for sock in (self.otlp, self.xray, self.ui):
+            sock.close()
+
+
+def _bind(host: str, port: int, kind: socket.SocketKind, what: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, kind)
+    if kind == socket.SOCK_STREAM:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortBusy(f"cannot listen for {what} on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
+def bind_all(listeners: Listeners) -> BoundSockets:
+    """Bind every listener's socket, or raise PortBusy naming the one that failed."""
+    bound: list[socket.socket] = []
+    try:
+        otlp = _bind(listeners.host, listeners.otlp_port, socket.SOCK_STREAM, "OTLP/HTTP")
+        bound.append(otlp)
+        xray = _bind(listeners.host, listeners.xray_port, socket.SOCK_DGRAM, "the X-Ray daemon protocol (UDP)")
+        bound.append(xray)
+        ui = _bind(listeners.host, listeners.ui_port, socket.SOCK_STREAM, "the UI and query API")
+    except PortBusy:
+        for sock in bound:
+            sock.close()
+        raise
+    return BoundSockets(otlp, xray, ui)
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to us (two servers share one loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _server(app: ASGIApp, log_level: str) -> _QuietServer:
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=10)
+    return _QuietServer(config)
+
+
+def _address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"{host}:{port}"
+
+
+async def serve(collector: Collector, api_app: ASGIApp, sockets: BoundSockets, log_level: str = "warning") -> None:
+    """Serve until SIGINT/SIGTERM (or a server fails), then stop everything cleanly."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    collector.start()
+    transport, _ = await loop.create_datagram_endpoint(collector.xray_protocol, sock=sockets.xray)
+    otlp, api = _server(collector.otlp_app, log_level), _server(api_app, log_level)
+    sockets.otlp.listen(1024)
+    sockets.ui.listen(1024)
+    tasks = [
+        asyncio.create_task(otlp.serve(sockets=[sockets.otlp])),
+        asyncio.create_task(api.serve(sockets=[sockets.ui])),
+    ]
+    _logger.info("OTLP/HTTP receiver on http://%s/v1/traces", _address(sockets.otlp))
+    _logger.info("X-Ray daemon protocol on udp://%s", _address(sockets.xray))
+    _logger.info("query API on http://%s/api (OpenAPI docs at /docs)", _address(sockets.ui))
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    _logger.info("shutting down: draining the ingest queue")
+    otlp.should_exit = api.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+    stopper.cancel()
+    transport.close()
+    await loop.run_in_executor(None, collector.stop)
+    _logger.info("stopped; database closed")
