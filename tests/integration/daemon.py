@@ -1,0 +1,112 @@
+"""Starting the real ``fluoro serve`` daemon as a subprocess on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+FLUORO = [sys.executable, "-c", "from ui.cli import main; main()"]
+
+
+def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Daemon:
+    """A running daemon and where to reach it."""
+
+    db_path: Path
+    token: str | None = None
+    extra_args: tuple[str, ...] = ()
+    otlp_port: int = field(default_factory=free_port)
+    ui_port: int = field(default_factory=free_port)
+    xray_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
+    process: subprocess.Popen[str] | None = None
+    log_path: Path = field(default_factory=Path)
+
+    @property
+    def traces_url(self) -> str:
+        return f"http://127.0.0.1:{self.otlp_port}/v1/traces"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ui_port}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def args(self) -> list[str]:
+        args = [
+            *FLUORO,
+            "serve",
+            "--db",
+            str(self.db_path),
+            "--otlp-port",
+            str(self.otlp_port),
+            "--xray-port",
+            str(self.xray_port),
+            "--ui-port",
+            str(self.ui_port),
+            *self.extra_args,
+        ]
+        return args + (["--token", self.token] if self.token else [])
+
+    def start(self, timeout_s: float = 20.0) -> Daemon:
+        # Output goes to a file, not a pipe nobody drains, which could block the daemon.
+        self.log_path = self.db_path.with_suffix(f".{time.monotonic_ns()}.log")
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(
+                self.args(),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"daemon exited: {self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise AssertionError("daemon did not become healthy")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> tuple[int, str]:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        self.process.wait(timeout=timeout_s)
+        return self.process.returncode, self.log_path.read_text()
+
+    def get(self, path: str, **params: object) -> httpx.Response:
+        return httpx.get(f"{self.api_url}{path}", params=params, headers=self.headers, timeout=10)  # type: ignore[arg-type]
+
+    def trace(self, trace_id: str) -> list[dict[str, object]]:
+        response = self.get(f"/api/traces/{trace_id}")
+        return response.json()["spans"] if response.status_code == 200 else []  # type: ignore[no-any-return]
+
+    def wait_for_trace(self, trace_id: str, spans: int, timeout_s: float = 10.0) -> list[dict[str, object]]:
+        deadline = time.monotonic() + timeout_s
+        found: list[dict[str, object]] = []
+        while time.monotonic() < deadline:
+            found = self.trace(trace_id)
+            if len(found) >= spans:
+                return found
+            time.sleep(0.1)
+        raise AssertionError(f"trace {trace_id} has {len(found)} spans, expected {spans}")
