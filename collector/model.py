@@ -9,7 +9,7 @@ fastest). Annotations and links get tables of their own so queries never parse J
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
@@ -86,42 +86,68 @@ class SpanBatch:
         return int(self.spans.num_rows)
 
 
+class SpanRow(NamedTuple):
+    """One span as stored; field order is SPAN_SCHEMA's."""
+
+    trace_id: bytes
+    span_id: int
+    parent_span_id: int | None
+    service: str
+    name: str
+    kind: str
+    start_ns: int
+    duration_ns: int
+    status_code: int
+    status_message: str | None
+    http_method: str | None
+    http_route: str | None
+    http_url: str | None
+    http_status: int | None
+    http_user_agent: str | None
+    error: bool
+    fault: bool
+    throttle: bool
+    cold_start: bool | None
+    origin: str | None
+    target_type: str | None
+    target_name: str | None
+    function_version: str | None
+    user_id: str | None
+    in_progress: bool
+    source: str
+    attributes: str | None
+    events: str | None
+    resource: str | None
+
+
+assert SpanRow._fields == SPAN_COLUMNS, "SpanRow must follow SPAN_SCHEMA"
+
+
 @dataclass
 class SpanBatchBuilder:
-    """Accumulates rows column-wise; ``build()`` makes the Arrow tables."""
+    """Accumulates rows; ``build()`` transposes them into Arrow tables (one C-level pass)."""
 
-    columns: dict[str, list[Any]] = field(default_factory=lambda: {name: [] for name in SPAN_COLUMNS})
-    annotation_columns: dict[str, list[Any]] = field(
-        default_factory=lambda: {name: [] for name in ANNOTATION_SCHEMA.names}
+    rows: list[SpanRow] = field(default_factory=list)
+    annotation_rows: list[tuple[bytes, int, int, str, str | None, float | None, bool | None]] = field(
+        default_factory=list
     )
-    link_columns: dict[str, list[Any]] = field(default_factory=lambda: {name: [] for name in LINK_SCHEMA.names})
+    link_rows: list[tuple[bytes, int, int, bytes, int]] = field(default_factory=list)
     rejected: int = 0
     rejection_reasons: list[str] = field(default_factory=list)
 
-    def add_span(self, row: dict[str, Any]) -> None:
-        """Append one row; missing columns are NULL."""
-        for name, values in self.columns.items():
-            values.append(row.get(name))
+    def add_span(self, row: SpanRow) -> None:
+        self.rows.append(row)
 
     def add_annotation(self, trace_id: bytes, span_id: int, start_ns: int, key: str, value: object) -> None:
-        cols = self.annotation_columns
-        cols["trace_id"].append(trace_id)
-        cols["span_id"].append(span_id)
-        cols["start_ns"].append(start_ns)
-        cols["key"].append(key)
-        is_bool = isinstance(value, bool)
-        is_number = isinstance(value, (int, float)) and not is_bool
-        cols["str_value"].append(value if isinstance(value, str) else None)
-        cols["num_value"].append(float(value) if is_number else None)  # type: ignore[arg-type]
-        cols["bool_value"].append(value if is_bool else None)
+        if isinstance(value, bool):
+            self.annotation_rows.append((trace_id, span_id, start_ns, key, None, None, value))
+        elif isinstance(value, (int, float)):
+            self.annotation_rows.append((trace_id, span_id, start_ns, key, None, float(value), None))
+        elif isinstance(value, str):
+            self.annotation_rows.append((trace_id, span_id, start_ns, key, value, None, None))
 
     def add_link(self, trace_id: bytes, span_id: int, start_ns: int, linked_trace: bytes, linked_span: int) -> None:
-        cols = self.link_columns
-        cols["trace_id"].append(trace_id)
-        cols["span_id"].append(span_id)
-        cols["start_ns"].append(start_ns)
-        cols["linked_trace_id"].append(linked_trace)
-        cols["linked_span_id"].append(linked_span)
+        self.link_rows.append((trace_id, span_id, start_ns, linked_trace, linked_span))
 
     def reject(self, count: int, reason: str) -> None:
         self.rejected += count
@@ -130,13 +156,18 @@ class SpanBatchBuilder:
 
     @property
     def span_count(self) -> int:
-        return len(self.columns["span_id"])
+        return len(self.rows)
 
     def build(self) -> SpanBatch:
         return SpanBatch(
-            spans=pa.table(self.columns, schema=SPAN_SCHEMA),
-            annotations=pa.table(self.annotation_columns, schema=ANNOTATION_SCHEMA),
-            links=pa.table(self.link_columns, schema=LINK_SCHEMA),
+            spans=_table(self.rows, SPAN_SCHEMA),
+            annotations=_table(self.annotation_rows, ANNOTATION_SCHEMA),
+            links=_table(self.link_rows, LINK_SCHEMA),
             rejected=self.rejected,
             rejection_reason="; ".join(self.rejection_reasons),
         )
+
+
+def _table(rows: list[Any], schema: pa.Schema) -> pa.Table:
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema.names]
+    return pa.table([pa.array(column, type=f.type) for column, f in zip(columns, schema, strict=True)], schema=schema)

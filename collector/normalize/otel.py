@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from collector.model import SpanBatchBuilder
+from collector.model import SpanBatchBuilder, SpanRow
 from collector.normalize.derive import annotations_of, flags_of, http_status_of, origin_of, target_of
 from tracer import semconv
 
@@ -51,14 +51,6 @@ def to_json(value: object) -> str:
     if len(text) > MAX_JSON_CHARS:
         return orjson.dumps({"truncated": True, "chars": len(text)}).decode()
     return text
-
-
-def _string(attributes: Mapping[str, Any], *keys: str) -> str | None:
-    for key in keys:
-        value = attributes.get(key)
-        if isinstance(value, str):
-            return value
-    return None
 
 
 INT64_MAX = 2**63 - 1
@@ -101,45 +93,56 @@ def add_otel_span(
         return
     span_int = int.from_bytes(span_id, "big")
     kind_name = KIND_NAMES[kind] if 0 <= kind < len(KIND_NAMES) else "UNSPECIFIED"
-    has_exception = any(event_name == "exception" for event_name, _, _ in events)
+    has_exception = any(event[0] == "exception" for event in events)
     error, fault, throttle = flags_of(attributes, status_code, kind_name, has_exception)
     target_type, target_name = target_of(attributes, kind_name)
     cold = attributes.get(semconv.FAAS_COLDSTART)
-    builder.add_span(
-        {
-            "trace_id": trace_id,
-            "span_id": span_int,
-            "parent_span_id": int.from_bytes(parent_span_id, "big") if parent_span_id else None,
-            "service": resource.service,
-            "name": name,
-            "kind": kind_name,
-            "start_ns": start_ns,
-            "duration_ns": max(0, end_ns - start_ns),
-            "status_code": status_code if 0 <= status_code <= 2 else 0,
-            "status_message": status_message or None,
-            "http_method": _string(attributes, semconv.HTTP_REQUEST_METHOD, semconv.HTTP_METHOD_OLD),
-            "http_route": _string(attributes, semconv.HTTP_ROUTE),
-            "http_url": _string(attributes, semconv.URL_FULL, semconv.HTTP_URL_OLD, semconv.URL_PATH),
-            "http_status": http_status_of(attributes),
-            "http_user_agent": _string(attributes, semconv.USER_AGENT, "http.user_agent"),
-            "error": error,
-            "fault": fault,
-            "throttle": throttle,
-            "cold_start": cold if isinstance(cold, bool) else None,
-            "origin": origin_of(attributes, {}),
-            "target_type": target_type,
-            "target_name": target_name,
-            "function_version": _string(attributes, semconv.FAAS_VERSION) or resource.function_version,
-            "user_id": _string(attributes, "enduser.id"),
-            "in_progress": False,
-            "source": "otlp",
-            "attributes": to_json(attributes) if attributes else None,
-            "events": to_json([{"name": n, "time_ns": t, "attributes": a} for n, t, a in events]) if events else None,
-            "resource": resource.json,
-        }
+    get = attributes.get
+    builder.rows.append(
+        SpanRow(
+            trace_id,
+            span_int,
+            int.from_bytes(parent_span_id, "big") if parent_span_id else None,
+            resource.service,
+            name,
+            kind_name,
+            start_ns,
+            end_ns - start_ns if end_ns > start_ns else 0,
+            status_code if 0 <= status_code <= 2 else 0,
+            status_message or None,
+            _text(get(semconv.HTTP_REQUEST_METHOD) or get(semconv.HTTP_METHOD_OLD)),
+            _text(get(semconv.HTTP_ROUTE)),
+            _text(get(semconv.URL_FULL) or get(semconv.HTTP_URL_OLD) or get(semconv.URL_PATH)),
+            http_status_of(attributes),
+            _text(get(semconv.USER_AGENT) or get("http.user_agent")),
+            error,
+            fault,
+            throttle,
+            cold if isinstance(cold, bool) else None,
+            origin_of(attributes, {}),
+            target_type,
+            target_name,
+            _text(get(semconv.FAAS_VERSION)) or resource.function_version,
+            _text(get("enduser.id")),
+            False,
+            "otlp",
+            to_json(attributes) if attributes else None,
+            to_json([{"name": n, "time_ns": t, "attributes": a} for n, t, a in events]) if events else None,
+            resource.json,
+        )
     )
-    for key, value in annotations_of(attributes).items():
-        builder.add_annotation(trace_id, span_int, start_ns, key, value)
+    if builder_needs_annotations(attributes):
+        for key, value in annotations_of(attributes).items():
+            builder.add_annotation(trace_id, span_int, start_ns, key, value)
     for linked_trace, linked_span in links:
         if len(linked_trace) == 16 and len(linked_span) == 8:
             builder.add_link(trace_id, span_int, start_ns, linked_trace, int.from_bytes(linked_span, "big"))
+
+
+def builder_needs_annotations(attributes: Mapping[str, Any]) -> bool:
+    """Cheap pre-check: most spans carry no annotation at all."""
+    return "aws.xray.annotations" in attributes or any(key.startswith(semconv.ANNOTATION_PREFIX) for key in attributes)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None

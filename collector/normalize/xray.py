@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from collector.model import SpanBatchBuilder
+from collector.model import SpanBatchBuilder, SpanRow
 from collector.normalize.derive import AWS_SERVICE_TYPES
 from collector.normalize.otel import to_json
 from tracer import semconv
@@ -175,7 +175,6 @@ class SegmentWalker:
         http = _object(doc, "http")
         request = _object(http, "request")
         response = _object(http, "response")
-        status = response.get("status")
         children = [c for c in doc.get("subsegments") or [] if isinstance(c, Mapping)]
         annotations = _object(doc, "annotations")
         attributes: dict[str, Any] = {"xray.namespace": namespace} if namespace else {}
@@ -189,39 +188,37 @@ class SegmentWalker:
         fault = bool(doc.get("fault"))
         error = bool(doc.get("error"))
         self.builder.add_span(
-            {
-                "trace_id": trace_id,
-                "span_id": span_id,
-                "parent_span_id": parent_id,
-                "service": service,
-                "name": str(doc.get("name", "")),
-                "kind": "SERVER" if is_segment else ("CLIENT" if namespace in ("aws", "remote") else "INTERNAL"),
-                "start_ns": start_ns,
-                "duration_ns": max(0, end_ns - start_ns),
-                "status_code": 2 if fault or error else 0,
-                "status_message": None,
-                "http_method": _text(request.get("method")),
-                "http_route": None,
-                "http_url": _text(request.get("url")),
-                "http_status": status
-                if isinstance(status, int) and not isinstance(status, bool) and 0 <= status < 1000
-                else None,
-                "http_user_agent": _text(request.get("user_agent")),
-                "error": error,
-                "fault": fault,
-                "throttle": bool(doc.get("throttle")),
-                "cold_start": any(c.get("name") == semconv.INITIALIZATION_SPAN_NAME for c in children) or None,
-                "origin": _text(doc.get("origin")),
-                "target_type": target_type,
-                "target_name": target_name,
-                "function_version": None,
-                "user_id": _text(doc.get("user")),
-                "in_progress": in_progress,
-                "source": "xray",
-                "attributes": to_json(attributes) if attributes else None,
-                "events": to_json(events) if events else None,
-                "resource": None,
-            }
+            SpanRow(
+                trace_id=trace_id,
+                span_id=span_id,
+                parent_span_id=parent_id,
+                service=service,
+                name=str(doc.get("name", "")),
+                kind="SERVER" if is_segment else ("CLIENT" if namespace in ("aws", "remote") else "INTERNAL"),
+                start_ns=start_ns,
+                duration_ns=max(0, end_ns - start_ns),
+                status_code=2 if fault or error else 0,
+                status_message=None,
+                http_method=_text(request.get("method")),
+                http_route=None,
+                http_url=_text(request.get("url")),
+                http_status=_status(response.get("status")),
+                http_user_agent=_text(request.get("user_agent")),
+                error=error,
+                fault=fault,
+                throttle=bool(doc.get("throttle")),
+                cold_start=any(c.get("name") == semconv.INITIALIZATION_SPAN_NAME for c in children) or None,
+                origin=_text(doc.get("origin")),
+                target_type=target_type,
+                target_name=target_name,
+                function_version=None,
+                user_id=_text(doc.get("user")),
+                in_progress=in_progress,
+                source="xray",
+                attributes=to_json(attributes) if attributes else None,
+                events=to_json(events) if events else None,
+                resource=None,
+            )
         )
         for key, value in annotations.items():
             if isinstance(value, (str, int, float, bool)):

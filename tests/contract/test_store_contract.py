@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from collector.model import SpanBatch, SpanBatchBuilder
+from collector.model import SpanBatch, SpanBatchBuilder, SpanRow
 from collector.storage.duckdb_store import DuckDBStore, StoreLocked
 from collector.storage.protocols import StoreUnavailable, TimeWindow
 
@@ -62,7 +62,7 @@ def batch(
 ) -> SpanBatch:
     builder = SpanBatchBuilder()
     for row in rows:
-        builder.add_span(row)
+        builder.add_span(SpanRow(**{name: row.get(name) for name in SpanRow._fields}))
     for trace, span_id, key, value in annotations:
         builder.add_annotation(trace_bytes(trace), span_id, T0, key, value)
     for trace, span_id, linked_trace, linked_span in links:

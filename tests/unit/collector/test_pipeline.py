@@ -10,30 +10,30 @@ from collections.abc import Sequence
 import pytest
 
 from collector.metrics import CollectorMetrics
-from collector.model import SpanBatch, SpanBatchBuilder
+from collector.model import SpanBatch, SpanBatchBuilder, SpanRow
 from collector.pipeline import IngestPipeline, PeriodicTask, PipelineLimits, WriteOutcome
 from collector.storage.protocols import StoreUnavailable
 
 
 def batch_of(spans: int) -> SpanBatch:
     builder = SpanBatchBuilder()
+    fields = {
+        "trace_id": bytes(15) + b"\x01",
+        "service": "s",
+        "name": "n",
+        "kind": "INTERNAL",
+        "start_ns": 1,
+        "duration_ns": 1,
+        "status_code": 0,
+        "error": False,
+        "fault": False,
+        "throttle": False,
+        "in_progress": False,
+        "source": "test",
+    }
     for i in range(spans):
         builder.add_span(
-            {
-                "trace_id": bytes(15) + b"\x01",
-                "span_id": i + 1,
-                "service": "s",
-                "name": "n",
-                "kind": "INTERNAL",
-                "start_ns": 1,
-                "duration_ns": 1,
-                "status_code": 0,
-                "error": False,
-                "fault": False,
-                "throttle": False,
-                "in_progress": False,
-                "source": "test",
-            }
+            SpanRow(**{name: fields.get(name, i + 1 if name == "span_id" else None) for name in SpanRow._fields})
         )
     return builder.build()
 

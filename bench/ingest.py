@@ -1,0 +1,292 @@
+"""Ingest throughput of the running daemon over loopback, against its in-process ceiling.
+
+Starts ``fluoro serve`` on a temporary database, then:
+
+1. ceiling: decode + insert of the same requests in this process, no HTTP (spans/s);
+2. flood: several sender processes POST OTLP/HTTP protobuf requests of 512 spans (realistic
+   attributes, 20 services) as fast as the daemon acknowledges them; prints sustained spans/s
+   stored, p50/p99 acknowledgement latency, the collector's CPU and peak RSS, and checks that
+   stored == sent;
+3. steady: one sender paced at 10,000 spans/s; prints the collector's CPU as % of one core;
+4. bytes on disk per span, after the daemon has shut down and checkpointed.
+
+Senders build their requests before the clock starts (unique ids per request, by swapping the
+trace ids of pre-encoded templates), so their own CPU stays small. Bounded: fixed counts, and
+every process stops by itself.
+
+Usage: python bench/ingest.py [--spans 400000] [--senders 3] [--steady-s 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+SPANS_PER_REQUEST = 512
+SPANS_PER_TRACE = 8
+SERVICES = [f"svc-{i:02d}" for i in range(20)]
+ROUTES = ["/accounts/{id}", "/withdraw", "/images/{key}", "/posts", "/health"]
+
+
+def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def template_request(seed: int) -> tuple[bytes, list[bytes]]:
+    """One encoded request of 512 spans (64 traces of 8) and the trace ids in it."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+    from tracer.otlp_encoder import OtlpEncoder
+
+    rng = random.Random(seed)
+    scope = InstrumentationScope("bench", "1.0")
+    resources = {s: Resource.create({"service.name": s, "cloud.provider": "aws"}) for s in SERVICES}
+    now = time.time_ns()
+    spans, trace_ids = [], []
+    for _ in range(SPANS_PER_REQUEST // SPANS_PER_TRACE):
+        trace_id = rng.getrandbits(128) | 1
+        trace_ids.append(trace_id.to_bytes(16, "big"))
+        parent = None
+        for depth in range(SPANS_PER_TRACE):
+            service = rng.choice(SERVICES)
+            status = rng.choices([200, 404, 429, 500], weights=[90, 5, 3, 2])[0]
+            context = SpanContext(trace_id, rng.getrandbits(64) | 1, False, TraceFlags(1))
+            start = now - rng.randint(0, 5_000_000_000)
+            attributes: dict[str, Any] = {
+                "http.request.method": rng.choice(["GET", "POST"]),
+                "http.route": rng.choice(ROUTES),
+                "http.response.status_code": status,
+                "url.path": "/accounts/42",
+                "faas.invocation_id": f"{rng.getrandbits(64):016x}",
+                "fluoro.annotation.customer": f"c{rng.randint(1, 500)}",
+            }
+            if depth % 3 == 2:
+                attributes.update(
+                    {"rpc.system": "aws-api", "rpc.service": "DynamoDB", "aws.dynamodb.table_names": ("accounts",)}
+                )
+            spans.append(
+                ReadableSpan(
+                    name=f"op-{depth}",
+                    context=context,
+                    parent=parent,
+                    resource=resources[service],
+                    attributes=attributes,
+                    kind=SpanKind.SERVER if depth == 0 else SpanKind.CLIENT,
+                    status=Status(StatusCode.ERROR if status >= 500 else StatusCode.UNSET),
+                    start_time=start,
+                    end_time=start + rng.randint(1_000_000, 300_000_000),
+                    instrumentation_scope=scope,
+                )
+            )
+            parent = context
+    return OtlpEncoder().encode(spans), trace_ids
+
+
+def unique_requests(count: int, seed: int) -> list[bytes]:
+    """`count` requests with fresh trace ids, made from a few templates by byte replacement."""
+    templates = [template_request(seed * 1000 + i) for i in range(4)]
+    rng = random.Random(seed)
+    bodies = []
+    for n in range(count):
+        body, trace_ids = templates[n % len(templates)]
+        for old in trace_ids:
+            body = body.replace(old, rng.getrandbits(128).to_bytes(16, "big"))
+        bodies.append(body)
+    return bodies
+
+
+def sender(port: int, requests: int, seed: int, rate_per_s: float, results: Any, ready: Any, go: Any) -> None:
+    bodies = unique_requests(requests, seed)
+    ready.put(seed)
+    go.wait()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    latencies, failures = [], 0
+    started = time.perf_counter()
+    for i, body in enumerate(bodies):
+        if rate_per_s:
+            delay = started + i / rate_per_s - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        sent = time.perf_counter()
+        connection.request("POST", "/v1/traces", body=body, headers={"Content-Type": "application/x-protobuf"})
+        response = connection.getresponse()
+        response.read()
+        latencies.append(time.perf_counter() - sent)
+        if response.status != 200:
+            failures += 1
+    results.put((latencies, failures))
+
+
+def proc_cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_peak_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def stored_spans(api: str) -> int:
+    with urllib.request.urlopen(f"{api}/metrics", timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("fluoro_spans_stored_total "):
+                return int(float(line.split()[1]))
+    return 0
+
+
+def run_senders(
+    port: int, senders: int, requests_each: int, rate_per_s: float, seed: int
+) -> tuple[list[float], int, float]:
+    ctx = mp.get_context("fork")
+    results, ready, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    procs = [
+        ctx.Process(target=sender, args=(port, requests_each, seed + i, rate_per_s, results, ready, go))
+        for i in range(senders)
+    ]
+    for proc in procs:
+        proc.start()
+    for _ in procs:
+        ready.get(timeout=300)
+    started = time.perf_counter()
+    go.set()
+    latencies: list[float] = []
+    failures = 0
+    for _ in procs:
+        got, failed = results.get(timeout=600)
+        latencies += got
+        failures += failed
+    elapsed = time.perf_counter() - started
+    for proc in procs:
+        proc.join(10)
+    return latencies, failures, elapsed
+
+
+def ceiling(requests: int) -> float:
+    """Spans/s of decode + insert in this process, on a fresh file, no HTTP."""
+    from collector.normalize.otlp_proto import decode_protobuf
+    from collector.storage.duckdb_store import DuckDBStore
+
+    bodies = unique_requests(requests, 99)
+    tmp = tempfile.mkdtemp()
+    try:
+        store = DuckDBStore(os.path.join(tmp, "ceiling.duckdb"))
+        started = time.perf_counter()
+        for i in range(0, len(bodies), 8):  # groups of 8 requests, as the writer commits under load
+            store.write([decode_protobuf(b) for b in bodies[i : i + 8]])
+        elapsed = time.perf_counter() - started
+        store.close()
+    finally:
+        shutil.rmtree(tmp)
+    return requests * SPANS_PER_REQUEST / elapsed
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spans", type=int, default=400_000, help="spans in the flood phase")
+    parser.add_argument("--senders", type=int, default=3)
+    parser.add_argument("--steady-s", type=float, default=10.0)
+    args = parser.parse_args()
+
+    print(f"ceiling (decode + insert, in process): {ceiling(100):,.0f} spans/s")
+
+    tmp = tempfile.mkdtemp()
+    db = os.path.join(tmp, "ingest.duckdb")
+    otlp, api_port = free_port(), free_port()
+    daemon = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from ui.cli import main; main()",
+            "serve",
+            "--db",
+            db,
+            "--otlp-port",
+            str(otlp),
+            "--ui-port",
+            str(api_port),
+            "--xray-port",
+            str(free_port(socket.SOCK_DGRAM)),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+    )
+    api = f"http://127.0.0.1:{api_port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{api}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        requests_each = max(1, args.spans // SPANS_PER_REQUEST // args.senders)
+        sent = requests_each * args.senders * SPANS_PER_REQUEST
+        cpu_before = proc_cpu_s(daemon.pid)
+        latencies, failures, elapsed = run_senders(otlp, args.senders, requests_each, 0, seed=1)
+        cpu_used = proc_cpu_s(daemon.pid) - cpu_before
+        stored = stored_spans(api)
+        print(f"\nflood: {args.senders} senders x {requests_each} requests x {SPANS_PER_REQUEST} spans")
+        print(f"  sustained            {stored / elapsed:,.0f} spans/s stored  (target >= 50,000)")
+        print(
+            f"  stored / sent        {stored:,} / {sent:,}  {'OK' if stored == sent else 'MISMATCH'}"
+            f"  (non-200 answers: {failures})"
+        )
+        print(
+            f"  ack latency          p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
+            f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms  (target p99 <= 500 ms)"
+        )
+        print(f"  collector CPU        {cpu_used / elapsed * 100:.0f}% of one core over {elapsed:.1f} s")
+        print(f"  collector peak RSS   {proc_peak_rss_mib(daemon.pid):.0f} MiB  (target <= 1024)")
+        ratio = (stored / elapsed) / ceiling(100)
+        print(f"  ratio to ceiling     {ratio:.2f}")
+
+        rate = 10_000 / SPANS_PER_REQUEST
+        steady_requests = int(rate * args.steady_s)
+        cpu_before = proc_cpu_s(daemon.pid)
+        _, failures, elapsed = run_senders(otlp, 1, steady_requests, rate, seed=50)
+        cpu_used = proc_cpu_s(daemon.pid) - cpu_before
+        print(f"\nsteady: {steady_requests * SPANS_PER_REQUEST / elapsed:,.0f} spans/s for {elapsed:.1f} s")
+        print(f"  collector CPU        {cpu_used / elapsed * 100:.1f}% of one core  (target <= 20%)")
+        total = stored_spans(api)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(60)
+    size = os.path.getsize(db) + (os.path.getsize(db + ".wal") if os.path.exists(db + ".wal") else 0)
+    print(f"\ndisk: {size / 1e6:.1f} MB for {total:,} spans = {size / total:.0f} bytes per span")
+    print(json.dumps({"file_bytes": size, "spans": total}))
+    shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main()
