@@ -9,9 +9,11 @@ STAMP  := $(VENV)/.installed
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Re-install only when the project's dependencies change.
-$(STAMP): pyproject.toml | $(BIN)/python
+# Re-install only when the project's dependencies or its C decoder change.
+$(STAMP): pyproject.toml setup.py collector/normalize/_otlpfast.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,demo]'
+	@$(BIN)/python -c "from collector.normalize.otlp_proto import FAST_DECODER_AVAILABLE as ok; \
+	  print('C decoder built' if ok else 'WARNING: C decoder not built (no compiler?); ingest uses the slower Python path')"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -170,4 +170,9 @@ class SpanBatchBuilder:
 
 def _table(rows: list[Any], schema: pa.Schema) -> pa.Table:
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema.names]
+    return arrow_table(columns, schema)
+
+
+def arrow_table(columns: list[Any], schema: pa.Schema) -> pa.Table:
+    """An Arrow table from one sequence of Python values per column of `schema`."""
     return pa.table([pa.array(column, type=f.type) for column, f in zip(columns, schema, strict=True)], schema=schema)

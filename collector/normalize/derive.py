@@ -108,7 +108,7 @@ def target_of(attributes: Mapping[str, Any], kind: str) -> tuple[str | None, str
     host = _first_string(attributes, semconv.SERVER_ADDRESS, "net.peer.name")
     if host:
         port = attributes.get(semconv.SERVER_PORT, attributes.get("net.peer.port"))
-        return "remote", f"{host}:{port}" if isinstance(port, int) else host
+        return "remote", f"{host}:{port}" if isinstance(port, int) and not isinstance(port, bool) else host
     return None, None
 
 
@@ -126,7 +126,9 @@ def annotations_of(attributes: Mapping[str, Any]) -> dict[str, Any]:
     found = {
         key[len(semconv.ANNOTATION_PREFIX) :]: value
         for key, value in attributes.items()
-        if key.startswith(semconv.ANNOTATION_PREFIX) and isinstance(value, (str, int, float, bool))
+        if key.startswith(semconv.ANNOTATION_PREFIX)
+        and len(key) > len(semconv.ANNOTATION_PREFIX)
+        and isinstance(value, (str, int, float, bool))
     }
     listed = attributes.get("aws.xray.annotations")
     if isinstance(listed, (list, tuple)):

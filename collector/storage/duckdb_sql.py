@@ -60,10 +60,16 @@ READ_VERSION: Final = "SELECT coalesce(max(version), 0) FROM schema_version"
 WRITE_VERSION: Final = "INSERT INTO schema_version VALUES (?)"
 
 # --- ingest: one group commit. `incoming*` are Arrow tables registered for the transaction.
+# The common case (no key of the group is stored yet, none repeats) is one semi-join count and
+# three plain appends; the filtered statements below run only when a resend is found.
 # A resent span repeats its start time, so looking for duplicates only among stored spans
 # whose start lies in the batch's [min, max] start range is exact, and zone maps on the
 # time-ordered start_ns keep that scan small.
-BATCH_RANGE: Final = "SELECT min(start_ns), max(start_ns) FROM incoming"
+COUNT_ALREADY_STORED: Final = """
+    SELECT count(*) FROM incoming x
+    WHERE EXISTS (SELECT 1 FROM spans s
+                  WHERE s.start_ns BETWEEN ? AND ? AND s.trace_id = x.trace_id AND s.span_id = x.span_id)
+"""
 
 DELETE_REPLACED_IN_PROGRESS: Final = """
     DELETE FROM {table} t USING (
@@ -95,7 +101,6 @@ INSERT_SPANS: Final = f"""
         SELECT DISTINCT ON (trace_id, span_id) * FROM incoming ORDER BY trace_id, span_id, in_progress
     ) x
     WHERE {NOT_STORED}
-    ORDER BY start_ns
 """
 
 # --- retention

@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from collector.model import SpanBatch
 from collector.storage import duckdb_sql as sql
@@ -83,22 +84,20 @@ class DuckDBStore:
             return 0
         annotations = pa.concat_tables([b.annotations for b in batches])
         links = pa.concat_tables([b.links for b in batches])
+        bounds = pc.min_max(spans.column("start_ns")).as_py()
+        window = [bounds["min"], bounds["max"]]
         with self._write_lock:
             con = self._con
             try:
                 con.register("incoming", spans)
-                con.register("incoming_annotations", annotations)
-                con.register("incoming_links", links)
                 con.execute("BEGIN")
-                low, high = con.execute(sql.BATCH_RANGE).fetchone() or (0, 0)
-                window = [low, high]
-                for table in ("annotations", "span_links", "spans"):
-                    con.execute(sql.DELETE_REPLACED_IN_PROGRESS.format(table=table), window + window)
-                if annotations.num_rows:
-                    con.execute(sql.INSERT_ANNOTATIONS, window)
-                if links.num_rows:
-                    con.execute(sql.INSERT_LINKS, window)
-                row = con.execute(sql.INSERT_SPANS, window).fetchone()
+                if may_complete_in_progress(spans):
+                    self._delete_completed_in_progress(window)
+                resent = con.execute(sql.COUNT_ALREADY_STORED, window).fetchall()[0][0]
+                if resent == 0 and keys_unique(spans):
+                    stored = self._append(spans, annotations, links)
+                else:
+                    stored = self._insert_new_only(annotations, links, window)
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 self._rollback()
@@ -106,7 +105,31 @@ class DuckDBStore:
             finally:
                 for name in ("incoming", "incoming_annotations", "incoming_links"):
                     self._unregister(name)
-        return int(row[0]) if row else 0
+        return stored
+
+    def _append(self, spans: pa.Table, annotations: pa.Table, links: pa.Table) -> int:
+        con = self._con
+        con.from_arrow(spans).insert_into("spans")
+        if annotations.num_rows:
+            con.from_arrow(annotations).insert_into("annotations")
+        if links.num_rows:
+            con.from_arrow(links).insert_into("span_links")
+        return int(spans.num_rows)
+
+    def _insert_new_only(self, annotations: pa.Table, links: pa.Table, window: list[int]) -> int:
+        con = self._con
+        con.register("incoming_annotations", annotations)
+        con.register("incoming_links", links)
+        if annotations.num_rows:
+            con.execute(sql.INSERT_ANNOTATIONS, window).fetchall()
+        if links.num_rows:
+            con.execute(sql.INSERT_LINKS, window).fetchall()
+        row = con.execute(sql.INSERT_SPANS, window).fetchall()
+        return int(row[0][0]) if row else 0
+
+    def _delete_completed_in_progress(self, window: list[int]) -> None:
+        for table in ("annotations", "span_links", "spans"):
+            self._con.execute(sql.DELETE_REPLACED_IN_PROGRESS.format(table=table), window + window).fetchall()
 
     def _rollback(self) -> None:
         with contextlib.suppress(duckdb.Error):  # no transaction was open
@@ -209,6 +232,16 @@ class DuckDBStore:
             if not self._closed:
                 self._closed = True
                 self._con.close()
+
+
+def may_complete_in_progress(spans: pa.Table) -> bool:
+    """Only X-Ray sends in-progress segments, so only its batches can complete one."""
+    return bool(pc.any(pc.equal(spans.column("source"), "xray")).as_py())
+
+
+def keys_unique(spans: pa.Table) -> bool:
+    """True when distinct span ids show that no (trace_id, span_id) repeats in the group."""
+    return bool(int(pc.count_distinct(spans.column("span_id")).as_py()) == spans.num_rows)
 
 
 def span_dict(row: dict[str, Any]) -> dict[str, Any]:

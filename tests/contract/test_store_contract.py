@@ -106,11 +106,12 @@ def test_resent_spans_are_stored_once(store: Any) -> None:
 
 
 def test_an_in_progress_span_is_replaced_by_its_completion(store: Any) -> None:
-    store.write([batch(span(3, 30, None, 2, in_progress=True, duration_ns=0))])
-    store.write([batch(span(3, 30, None, 2, duration_ns=40_000_000))])
+    # Only the X-Ray daemon protocol sends in-progress segments.
+    store.write([batch(span(3, 30, None, 2, in_progress=True, duration_ns=0, source="xray"))])
+    store.write([batch(span(3, 30, None, 2, duration_ns=40_000_000, source="xray"))])
     (only,) = store.trace(trace_bytes(3))
     assert (only["in_progress"], only["duration_ms"]) == (False, 40.0)
-    store.write([batch(span(3, 30, None, 2, in_progress=True, duration_ns=0))])  # a late in-progress copy
+    store.write([batch(span(3, 30, None, 2, in_progress=True, duration_ns=0, source="xray"))])  # a late copy
     (still,) = store.trace(trace_bytes(3))
     assert still["in_progress"] is False
 

@@ -1,0 +1,209 @@
+"""The C decoder gives exactly the rows of the Python reference path, over a varied corpus."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
+from collector.model import SpanBatch
+from collector.normalize import otlp_proto
+from collector.normalize.otlp_proto import UndecodableBody, decode_protobuf, decode_protobuf_python
+
+pytestmark = pytest.mark.skipif(not otlp_proto.FAST_DECODER_AVAILABLE, reason="the C decoder is not built here")
+
+JSON_COLUMNS = {"attributes", "events", "resource"}
+TRACE = bytes.fromhex("5759e988bd862e3fe1be46a994272793")
+
+
+def value(v: Any) -> AnyValue:
+    if isinstance(v, bool):
+        return AnyValue(bool_value=v)
+    if isinstance(v, int):
+        return AnyValue(int_value=v)
+    if isinstance(v, float):
+        return AnyValue(double_value=v)
+    if isinstance(v, str):
+        return AnyValue(string_value=v)
+    if isinstance(v, bytes):
+        return AnyValue(bytes_value=v)
+    if isinstance(v, list):
+        return AnyValue(array_value=ArrayValue(values=[value(x) for x in v]))
+    if isinstance(v, dict):
+        return AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key=k, value=value(x)) for k, x in v.items()]))
+    return AnyValue()
+
+
+def kvs(attributes: list[tuple[str, Any]]) -> list[KeyValue]:
+    return [KeyValue(key=k, value=value(v)) for k, v in attributes]
+
+
+def span(n: int, attributes: list[tuple[str, Any]], **fields: Any) -> Span:
+    base: dict[str, Any] = {
+        "trace_id": TRACE,
+        "span_id": (n + 1).to_bytes(8, "big"),
+        "name": f'op {n} ü\n"q"',
+        "kind": 3,
+        "start_time_unix_nano": 1_700_000_000_000_000_000 + n,
+        "end_time_unix_nano": 1_700_000_000_050_000_000,
+        "attributes": kvs(attributes),
+    }
+    base.update(fields)
+    return Span(**base)
+
+
+ATTRIBUTE_SETS: list[list[tuple[str, Any]]] = [
+    [],
+    [("http.response.status_code", 503), ("http.request.method", "GET"), ("http.route", "/a/{id}")],
+    [("http.status_code", "429"), ("http.method", "POST"), ("http.url", "https://x/y"), ("http.user_agent", "ua")],
+    [("http.response.status_code", True), ("url.full", ""), ("url.path", "/p"), ("user_agent.original", "")],
+    [("http.response.status_code", 7000), ("http.request.method", ""), ("http.method", "PUT")],
+    [("rpc.system", "aws-api"), ("rpc.service", "DynamoDB"), ("aws.dynamodb.table_names", ["accounts", "x"])],
+    [("rpc.system", "aws-api"), ("rpc.service", "SQS"), ("aws.sqs.queue_url", "http://h/1/overdrafts/")],
+    [("rpc.system", "aws-api"), ("rpc.service", "Kinesis"), ("aws.kinesis.stream_name", "posts")],
+    [("rpc.system", "aws-api"), ("rpc.service", "Lambda"), ("faas.invoked_name", "resize")],
+    [("rpc.system", "aws-api"), ("rpc.service", "Glue")],
+    [("rpc.system", "aws-api")],
+    [("db.system", "postgresql"), ("db.name", "ledger")],
+    [("db.system", "redis")],
+    [("messaging.system", "kafka"), ("messaging.destination.name", "orders")],
+    [("peer.service", "billing")],
+    [("server.address", "api.stripe.com"), ("server.port", 443)],
+    [("net.peer.name", "old.host"), ("net.peer.port", True)],
+    [("fluoro.target.type", "AWS::S3::Bucket"), ("fluoro.target.name", "images"), ("fluoro.origin", "")],
+    [("fluoro.error", 1), ("fluoro.fault", "yes"), ("fluoro.throttle", 0.0), ("faas.coldstart", False)],
+    [("faas.trigger", "http"), ("faas.version", "3"), ("enduser.id", "alice"), ("faas.coldstart", True)],
+    [("faas.invocation_id", ""), ("faas.version", "")],
+    [
+        ("fluoro.annotation.customer", "c1"),
+        ("fluoro.annotation.n", 7),
+        ("fluoro.annotation.r", 0.25),
+        ("fluoro.annotation.ok", False),
+        ("fluoro.annotation.list", [1]),
+        ("fluoro.annotation.", "empty key"),
+    ],
+    [
+        ("nested", {"a": [1, 2.5, "x", None], "b": {"c": True}}),
+        ("raw", b"\x00\xff"),
+        ("nan", math.nan),
+        ("inf", -math.inf),
+        ("neg", -5),
+        ("big", 2**62),
+        ("ctrl", "tab\tbell\x07"),
+        ("dup", 1),
+        ("dup", 2),
+    ],
+    [("empty", None), ("http.response.status_code", "abc")],
+]
+
+
+def corpus() -> list[bytes]:
+    spans = []
+    for n, attributes in enumerate(ATTRIBUTE_SETS):
+        status = Status(code=[0, 1, 2][n % 3], message="broken" if n % 3 == 2 else "")
+        # Every set twice, as a CLIENT span and as another kind, in both halves of the corpus.
+        for copy, kind in enumerate((3, [1, 2, 4, 5][n % 4])):
+            spans.append(span(2 * n + copy + 1000 * copy, attributes, kind=kind, status=status))
+    spans.append(
+        span(
+            100,
+            [],
+            parent_span_id=b"\x01" * 8,
+            events=[
+                Span.Event(time_unix_nano=5, name="exception", attributes=kvs([("exception.type", "KeyError")])),
+                Span.Event(time_unix_nano=6, name="retry"),
+            ],
+            links=[Span.Link(trace_id=b"\x02" * 16, span_id=b"\x03" * 8), Span.Link(trace_id=b"\x04" * 3, span_id=b"")],
+            status=Status(code=2),
+        )
+    )
+    spans.append(span(101, [], kind=2, status=Status(code=2)))
+    invalid = [
+        span(200, [], trace_id=bytes(16)),
+        span(201, [], span_id=b"\x01\x02"),
+        span(202, [], parent_span_id=b"\x01"),
+        span(203, [], start_time_unix_nano=2**63 + 5),
+    ]
+    resources = [
+        kvs([("service.name", "orders"), ("faas.version", "12"), ("cloud.provider", "aws")]),
+        kvs([("service.version", "1.2")]),
+        kvs([("service.name", ""), ("faas.version", ""), ("service.version", "9")]),
+    ]
+    requests = []
+    for i, resource in enumerate(resources):
+        request = ExportTraceServiceRequest(
+            resource_spans=[
+                ResourceSpans(
+                    resource={"attributes": resource},
+                    scope_spans=[
+                        ScopeSpans(scope={"name": "s"}, spans=spans),
+                        ScopeSpans(spans=invalid if i == 0 else []),
+                    ],
+                )
+            ]
+        )
+        requests.append(request.SerializeToString())
+    return requests
+
+
+def rows_of(batch: SpanBatch) -> list[dict[str, Any]]:
+    rows = batch.spans.to_pylist()
+    for row in rows:
+        for column in JSON_COLUMNS:
+            if row[column] is not None:
+                row[column] = orjson.loads(row[column])
+    return rows
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_same_rows_as_the_python_path(index: int) -> None:
+    body = corpus()[index]
+    fast, reference = decode_protobuf(body), decode_protobuf_python(body)
+    assert rows_of(fast) == rows_of(reference)
+    assert fast.annotations.to_pylist() == reference.annotations.to_pylist()
+    assert fast.links.to_pylist() == reference.links.to_pylist()
+    assert (fast.rejected, fast.rejection_reason) == (reference.rejected, reference.rejection_reason)
+
+
+def test_every_derivation_branch_is_exercised() -> None:
+    rows = [r for body in corpus() for r in rows_of(decode_protobuf(body))]
+    targets = {r["target_type"] for r in rows}
+    assert {
+        "AWS::DynamoDB::Table",
+        "AWS::SQS::Queue",
+        "AWS::Glue",
+        "database",
+        "queue",
+        "service",
+        "remote",
+        "AWS::S3::Bucket",
+    } <= targets
+    assert any(r["fault"] for r in rows) and any(r["throttle"] for r in rows) and any(r["error"] for r in rows)
+    assert any(r["origin"] == "AWS::Lambda::Function" for r in rows)
+
+
+@pytest.mark.parametrize("cut", [1, 7, 33, -1, -9])
+def test_truncated_requests_are_refused_like_the_python_path(cut: int) -> None:
+    body = corpus()[0]
+    broken = body[:cut]
+    with pytest.raises(UndecodableBody):
+        decode_protobuf_python(broken)
+    with pytest.raises(UndecodableBody):
+        decode_protobuf(broken)
+
+
+def test_xray_annotation_lists_fall_back_to_python() -> None:
+    request = ExportTraceServiceRequest(
+        resource_spans=[
+            ResourceSpans(
+                scope_spans=[ScopeSpans(spans=[span(1, [("aws.xray.annotations", ["customer"]), ("customer", "c7")])])]
+            )
+        ]
+    )
+    batch = decode_protobuf(request.SerializeToString())
+    assert batch.annotations.to_pylist()[0]["key"] == "customer"

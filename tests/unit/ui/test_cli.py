@@ -1,0 +1,46 @@
+"""Command-line helpers: durations, loopback detection, --help."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from ui.cli import is_loopback, main, parse_duration_s
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90), ("45s", 45), ("30m", 1800), ("12h", 43200), ("7d", 604800), ("2w", 1209600), ("1.5h", 5400)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration_s(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["forever", "-1d", "0", "7 days", ""])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration_s(text)
+
+
+def test_loopback() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost") and is_loopback("127.8.9.1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.2") and not is_loopback("example.com")
+
+
+def test_help_lists_every_setting() -> None:
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0
+    for flag in (
+        "--db",
+        "--host",
+        "--otlp-port",
+        "--xray-port",
+        "--ui-port",
+        "--token",
+        "--retention",
+        "--max-body-mb",
+        "FLUORO_DB",
+        "FLUORO_TOKEN",
+    ):
+        assert flag in result.output
+    assert "serve" in CliRunner().invoke(main, ["--help"]).output
