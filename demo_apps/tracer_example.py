@@ -2,8 +2,9 @@
 
 A Lambda-style ``withdraw`` function (demo_apps.example_function) is invoked the way API
 Gateway and SQS would invoke it: a cold start first, then warm calls, with a 400, a 429 and an
-unhandled fault among them. Its spans go over real OTLP/HTTP to a local receiver, which prints
-them as trace trees.
+unhandled fault among them. Its spans go over real OTLP/HTTP to a real collector (``fluoro
+serve``, started here as its own process on free loopback ports with a temporary DuckDB file);
+the traces are then read back through the collector's query API and printed as trees.
 """
 
 from __future__ import annotations
@@ -13,11 +14,22 @@ import contextlib
 import importlib
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import tracer
-from demo_apps.otlp_sink import OtlpSink, ReceivedSpan
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPECTED_TRACES = 6
 
 
 def api_event(body: dict[str, Any] | None) -> dict[str, Any]:
@@ -54,47 +66,101 @@ def invoke_all() -> None:
     audit(sqs_event, context(function_name="audit", aws_request_id=str(uuid.uuid4())))
 
 
-def flags(span: ReceivedSpan) -> str:
-    marks = [name for name in ("error", "fault", "throttle") if span.attributes.get(f"fluoro.{name}")]
-    if span.attributes.get("faas.coldstart"):
-        marks.append("cold start")
-    return f"  [{', '.join(marks)}]" if marks else ""
+def flags(span: dict[str, Any]) -> str:
+    marks = [name for name in ("error", "fault", "throttle", "cold_start") if span.get(name)]
+    return f"  [{', '.join(m.replace('_', ' ') for m in marks)}]" if marks else ""
 
 
-def print_tree(children: dict[str, list[ReceivedSpan]], parent: str, depth: int) -> None:
-    for span in sorted(children.get(parent, []), key=lambda s: s.start_ns):
-        status = span.attributes.get("http.response.status_code", "")
-        label = f"{'  ' * depth}{span.name}"
-        print(f"  {label:<40} {span.kind:<9} {span.duration_ms:8.2f} ms {status!s:>4}{flags(span)}")
-        print_tree(children, span.span_id, depth + 1)
+def print_tree(children: dict[str | None, list[dict[str, Any]]], parent: str | None, depth: int) -> None:
+    for span in sorted(children.get(parent, []), key=lambda s: s["start_ns"]):
+        status = span["http"]["status"] or ""
+        label = f"{'  ' * depth}{span['name']}"
+        print(f"  {label:<40} {span['kind']:<9} {span['duration_ms']:8.2f} ms {status!s:>4}{flags(span)}")
+        print_tree(children, span["span_id"], depth + 1)
 
 
-def print_traces(spans: list[ReceivedSpan]) -> None:
-    by_trace: dict[str, list[ReceivedSpan]] = {}
+def print_trace(trace_id: str, spans: list[dict[str, Any]]) -> None:
+    print(f"\ntrace {trace_id}")
+    ids = {s["span_id"] for s in spans}
+    children: dict[str | None, list[dict[str, Any]]] = {}
     for span in spans:
-        by_trace.setdefault(span.trace_id, []).append(span)
-    for trace_id, trace_spans in by_trace.items():
-        print(f"\ntrace {trace_id}")
-        ids = {s.span_id for s in trace_spans}
-        children: dict[str, list[ReceivedSpan]] = {}
-        for span in trace_spans:
-            parent = span.parent_span_id if span.parent_span_id in ids else ""
-            children.setdefault(parent, []).append(span)
-        print_tree(children, "", 0)
+        parent = span["parent_span_id"] if span["parent_span_id"] in ids else None
+        children.setdefault(parent, []).append(span)
+    print_tree(children, None, 0)
+
+
+def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+@contextlib.contextmanager
+def collector(db_path: Path) -> Iterator[tuple[str, str]]:
+    """`fluoro serve` as its own process; yields (OTLP traces URL, query API URL)."""
+    otlp_port, api_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from ui.cli import main; main()",
+            "serve",
+            "--db",
+            str(db_path),
+            "--otlp-port",
+            str(otlp_port),
+            "--ui-port",
+            str(api_port),
+            "--xray-port",
+            str(free_port(socket.SOCK_DGRAM)),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+    )
+    api = f"http://127.0.0.1:{api_port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                get_json(f"{api}/healthz")
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the collector did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{otlp_port}/v1/traces", api
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.parse_args()
-    with OtlpSink() as sink:
+    with tempfile.TemporaryDirectory() as tmp, collector(Path(tmp) / "demo.duckdb") as (traces_url, api):
         # What the Lambda runtime would set before importing the function module.
         os.environ["AWS_LAMBDA_FUNCTION_NAME"] = "withdraw"
-        os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = sink.endpoint
+        os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = traces_url
         invoke_all()
         tracer.shutdown()
-        spans = sink.wait_for(1, timeout_s=5)
-        print(f"received {len(spans)} spans in {sink.requests} OTLP/HTTP requests at {sink.endpoint}")
-        print_traces(spans)
+        deadline = time.monotonic() + 10
+        while len(found := get_json(f"{api}/api/traces?limit=50")["traces"]) < EXPECTED_TRACES:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        services = get_json(f"{api}/api/services")["services"]
+        print(
+            f"the collector at {api} stored {sum(s['spans'] for s in services)} spans of "
+            f"{len(services)} services in {len(found)} traces (oldest first):"
+        )
+        for summary in reversed(found):
+            print_trace(summary["trace_id"], get_json(f"{api}/api/traces/{summary['trace_id']}")["spans"])
 
 
 if __name__ == "__main__":
