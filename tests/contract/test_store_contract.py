@@ -17,6 +17,7 @@ import pytest
 from collector.model import SpanBatch, SpanBatchBuilder, SpanRow
 from collector.storage.duckdb_store import DuckDBStore, StoreLocked
 from collector.storage.protocols import StoreUnavailable, TimeWindow
+from tests.factories import span_row
 
 SECOND = 1_000_000_000
 T0 = 1_700_000_000 * SECOND
@@ -34,35 +35,27 @@ def trace_bytes(n: int) -> bytes:
     return n.to_bytes(16, "big")
 
 
-def span(trace: int, span_id: int, parent: int | None, start_s: float, **fields: Any) -> dict[str, Any]:
+def span(trace: int, span_id: int, parent: int | None, start_s: float, **fields: Any) -> SpanRow:
     row = {
         "trace_id": trace_bytes(trace),
         "span_id": span_id,
         "parent_span_id": parent,
-        "service": "svc",
         "name": f"op{span_id}",
         "kind": "SERVER" if parent is None else "INTERNAL",
         "start_ns": T0 + int(start_s * SECOND),
         "duration_ns": 10_000_000,
-        "status_code": 0,
-        "error": False,
-        "fault": False,
-        "throttle": False,
-        "in_progress": False,
-        "source": "test",
     }
-    row.update(fields)
-    return row
+    return span_row(**{**row, **fields})
 
 
 def batch(
-    *rows: dict[str, Any],
+    *rows: SpanRow,
     annotations: tuple[tuple[int, int, str, object], ...] = (),
     links: tuple[tuple[int, int, int, int], ...] = (),
 ) -> SpanBatch:
     builder = SpanBatchBuilder()
     for row in rows:
-        builder.add_span(SpanRow(**{name: row.get(name) for name in SpanRow._fields}))
+        builder.add_span(row)
     for trace, span_id, key, value in annotations:
         builder.add_annotation(trace_bytes(trace), span_id, T0, key, value)
     for trace, span_id, linked_trace, linked_span in links:

@@ -8,25 +8,11 @@ from pathlib import Path
 from collector.engine import Collector, CollectorSettings
 from collector.model import SpanBatchBuilder, SpanRow
 from collector.storage.protocols import TimeWindow
+from tests.factories import span_row
 
 
 def row(span_id: int, start_ns: int) -> SpanRow:
-    fields = {
-        "trace_id": span_id.to_bytes(16, "big"),
-        "span_id": span_id,
-        "service": "svc",
-        "name": "op",
-        "kind": "SERVER",
-        "start_ns": start_ns,
-        "duration_ns": 1,
-        "status_code": 0,
-        "error": False,
-        "fault": False,
-        "throttle": False,
-        "in_progress": False,
-        "source": "test",
-    }
-    return SpanRow(**{name: fields.get(name) for name in SpanRow._fields})
+    return span_row(trace_id=span_id.to_bytes(16, "big"), span_id=span_id, kind="SERVER", start_ns=start_ns)
 
 
 def test_retention_keeps_only_the_configured_age(tmp_path: Path) -> None:

@@ -10,31 +10,16 @@ from collections.abc import Sequence
 import pytest
 
 from collector.metrics import CollectorMetrics
-from collector.model import SpanBatch, SpanBatchBuilder, SpanRow
+from collector.model import SpanBatch, SpanBatchBuilder
 from collector.pipeline import IngestPipeline, PeriodicTask, PipelineLimits, WriteOutcome
 from collector.storage.protocols import StoreUnavailable
+from tests.factories import span_row
 
 
 def batch_of(spans: int) -> SpanBatch:
     builder = SpanBatchBuilder()
-    fields = {
-        "trace_id": bytes(15) + b"\x01",
-        "service": "s",
-        "name": "n",
-        "kind": "INTERNAL",
-        "start_ns": 1,
-        "duration_ns": 1,
-        "status_code": 0,
-        "error": False,
-        "fault": False,
-        "throttle": False,
-        "in_progress": False,
-        "source": "test",
-    }
     for i in range(spans):
-        builder.add_span(
-            SpanRow(**{name: fields.get(name, i + 1 if name == "span_id" else None) for name in SpanRow._fields})
-        )
+        builder.add_span(span_row(trace_id=bytes(15) + b"\x01", span_id=i + 1))
     return builder.build()
 
 
