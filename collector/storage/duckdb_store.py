@@ -52,6 +52,8 @@ class DuckDBStore:
             raise StoreUnavailable(f"cannot open database {path}: {exc}") from exc
         self._write_lock = threading.Lock()
         self._migrate()
+        # A daemon has no terminal to draw DuckDB's progress bar on.
+        self._con.execute("SET enable_progress_bar = false")
         self._con.execute("SET enable_external_access = false")
         self._closed = False
 
