@@ -14,7 +14,9 @@
  *                         annotations: list of 7-tuples, links: list of 5-tuples,
  *                         rejected: int, reasons: list of str)
  * Raises ValueError for bytes that are not a well-formed request, and returns None when the
- * request uses a feature left to the Python path (aws.xray.annotations).
+ * request uses a feature left to the Python path (aws.xray.annotations, bytes values under the
+ * attribute names the derivations read). Unlike upb, it does not check UTF-8 in string fields
+ * it never reads (trace_state, scope names, schema URLs).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -358,12 +360,16 @@ static int kv_list(Reader *r, Buf *json, int depth) {
 
 /* ------------------------------------------------------------------ Python values */
 
+/* A str from UTF-8 bytes; NULL (keeping the first error) once any conversion has failed, since
+ * the row is built in one go and CPython must not be called with an exception pending. */
 static PyObject *str_of(const uint8_t *s, size_t n) {
+    if (PyErr_Occurred()) return NULL;
     return PyUnicode_DecodeUTF8((const char *)s, (Py_ssize_t)n, "strict");
 }
 
 /* JSON text as a str, capped like otel.to_json. */
 static PyObject *json_text(Buf *json) {
+    if (PyErr_Occurred()) return NULL;
     if (json->len > MAX_JSON_BYTES) {
         char tmp[64];
         int n = snprintf(tmp, sizeof tmp, "{\"truncated\":true,\"chars\":%zu}", json->len);
@@ -558,6 +564,7 @@ static int scan_attributes(KV *kvs, size_t count, Hot *hot, Buf *json, int *anno
         if (kvs[j].klen > ANNOTATION_PREFIX_LEN && memcmp(kvs[j].key, ANNOTATION_PREFIX, ANNOTATION_PREFIX_LEN) == 0)
             (*annotations)++;
         if (kvs[j].klen == 20 && memcmp(kvs[j].key, "aws.xray.annotations", 20) == 0) return 1;
+        if (k >= 0 && hot[k].type == V_BYTES) return 1;  /* derivations see bytes as hex text: Python's job */
     }
     return json ? kvs_json(kvs, count, json, 0) : 0;
 }
@@ -602,15 +609,16 @@ static int walk_span(Reader *r, const Resource *res, Out *out) {
         uint32_t field; int wire; Reader sub; uint64_t v;
         if (read_tag(r, &field, &wire) < 0) goto malformed;
         switch (field) {
-        case 1: if (wire != 2 || read_bytes(r, &sub) < 0) goto malformed; trace = sub.p; trace_len = (size_t)(sub.end - sub.p); break;
-        case 2: if (wire != 2 || read_bytes(r, &sub) < 0) goto malformed; span = sub.p; span_len = (size_t)(sub.end - sub.p); break;
-        case 4: if (wire != 2 || read_bytes(r, &sub) < 0) goto malformed; parent = sub.p; parent_len = (size_t)(sub.end - sub.p); break;
-        case 5: if (wire != 2 || read_bytes(r, &sub) < 0) goto malformed; name = sub.p; name_len = (size_t)(sub.end - sub.p); break;
-        case 6: if (wire != 0 || read_varint(r, &kind) < 0) goto malformed; break;
-        case 7: if (wire != 1 || read_fixed64(r, &start) < 0) goto malformed; break;
-        case 8: if (wire != 1 || read_fixed64(r, &end) < 0) goto malformed; break;
+        case 1: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; trace = sub.p; trace_len = (size_t)(sub.end - sub.p); break;
+        case 2: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; span = sub.p; span_len = (size_t)(sub.end - sub.p); break;
+        case 4: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; parent = sub.p; parent_len = (size_t)(sub.end - sub.p); break;
+        case 5: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; name = sub.p; name_len = (size_t)(sub.end - sub.p); break;
+        case 6: if (wire != 0) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_varint(r, &kind) < 0) goto malformed; break;
+        case 7: if (wire != 1) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_fixed64(r, &start) < 0) goto malformed; break;
+        case 8: if (wire != 1) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_fixed64(r, &end) < 0) goto malformed; break;
         case 9: {
-            if (wire != 2 || read_bytes(r, &sub) < 0) goto malformed;
+            if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; }
+            if (read_bytes(r, &sub) < 0) goto malformed;
             /* One KeyValue; a repeated key keeps its first position and its last value. */
             Reader wrapped = {sub.p, sub.end};
             KV item = {(const uint8_t *)"", 0, {sub.p, sub.p}};
@@ -637,7 +645,8 @@ static int walk_span(Reader *r, const Resource *res, Out *out) {
             break;
         }
         case 11: {
-            if (wire != 2 || read_bytes(r, &sub) < 0) goto malformed;
+            if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; }
+            if (read_bytes(r, &sub) < 0) goto malformed;
             uint64_t when = 0; const uint8_t *ename = (const uint8_t *)""; size_t ename_len = 0;
             Reader eattrs = {sub.p, sub.p};
             KV *ekvs = NULL; size_t ecount = 0;
@@ -666,7 +675,8 @@ static int walk_span(Reader *r, const Resource *res, Out *out) {
             break;
         }
         case 13: {
-            if (wire != 2 || read_bytes(r, &sub) < 0) goto malformed;
+            if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; }
+            if (read_bytes(r, &sub) < 0) goto malformed;
             const uint8_t *lt = NULL, *ls = NULL; size_t lt_len = 0, ls_len = 0;
             while (sub.p < sub.end) {
                 uint32_t f2; int w2; Reader s2;
@@ -682,7 +692,8 @@ static int walk_span(Reader *r, const Resource *res, Out *out) {
             break;
         }
         case 15: {
-            if (wire != 2 || read_bytes(r, &sub) < 0) goto malformed;
+            if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; }
+            if (read_bytes(r, &sub) < 0) goto malformed;
             while (sub.p < sub.end) {
                 uint32_t f2; int w2; Reader s2;
                 if (read_tag(&sub, &f2, &w2) < 0) goto malformed;
