@@ -147,3 +147,18 @@ def test_metrics_exposition_mentions_the_queue(spans: int) -> None:
     metrics = CollectorMetrics()
     IngestPipeline(FakeWriter(), metrics)
     assert b"fluoro_queue_spans" in metrics.exposition()
+
+
+def test_small_groups_linger_briefly_to_share_a_commit() -> None:
+    writer = FakeWriter()
+    pipeline = IngestPipeline(writer, CollectorMetrics(), PipelineLimits(linger_s=0.3, linger_until_spans=100))
+    pipeline.start()
+    outcomes: list[WriteOutcome] = []
+    pipeline.submit(batch_of(1), 1, collect(outcomes))
+    time.sleep(0.05)
+    pipeline.submit(batch_of(1), 1, collect(outcomes))
+    wait_until(lambda: len(outcomes) == 2)
+    assert writer.groups == [2]  # one commit for both
+    pipeline.submit(batch_of(150), 1, collect(outcomes))  # past linger_until_spans: no waiting
+    wait_until(lambda: len(outcomes) == 3, timeout_s=0.25)
+    assert pipeline.stop()
