@@ -7,7 +7,8 @@ in spans and in bytes: when it is full, or the pipeline is stopping, ``submit`` 
 and the receiver answers 503 with Retry-After, rather than buffering without bound. A failing
 store fails the batches it was given (their requests get 503 and are retried by the client)
 and marks the pipeline unhealthy until a write succeeds again. Periodic housekeeping
-(retention) runs on the same thread, so it never races a write.
+(retention) runs on the same thread, so it never races a write. A commit has a large fixed
+cost, so a small group lingers up to ``linger_s`` for company before it is written.
 """
 
 from __future__ import annotations
