@@ -112,7 +112,8 @@ def target_of(attributes: Mapping[str, Any], kind: str) -> tuple[str | None, str
     return None, None
 
 
-def origin_of(attributes: Mapping[str, Any], resource: Mapping[str, Any]) -> str | None:
+def origin_of(attributes: Mapping[str, Any]) -> str | None:
+    """X-Ray's origin: Fluoro's attribute, else AWS::Lambda::Function for FaaS invocations."""
     origin = attributes.get(semconv.ORIGIN)
     if isinstance(origin, str):
         return origin

@@ -119,7 +119,7 @@ def add_otel_span(
             fault,
             throttle,
             cold if isinstance(cold, bool) else None,
-            origin_of(attributes, {}),
+            origin_of(attributes),
             target_type,
             target_name,
             _text(get(semconv.FAAS_VERSION)) or resource.function_version,
