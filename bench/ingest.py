@@ -26,28 +26,22 @@ import multiprocessing as mp
 import os
 import random
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from demo_apps.local_collector import run_collector  # noqa: E402 - after the path is set
+
 SPANS_PER_REQUEST = 512
 SPANS_PER_TRACE = 8
 SERVICES = [f"svc-{i:02d}" for i in range(20)]
 ROUTES = ["/accounts/{id}", "/withdraw", "/images/{key}", "/posts", "/health"]
-
-
-def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def template_request(seed: int) -> tuple[bytes, list[bytes]]:
@@ -218,44 +212,19 @@ def main() -> None:
     parser.add_argument("--steady-s", type=float, default=10.0)
     args = parser.parse_args()
 
-    print(f"ceiling (decode + insert, in process): {ceiling(100):,.0f} spans/s")
+    ceiling_rate = ceiling(100)
+    print(f"ceiling (decode + insert, in process): {ceiling_rate:,.0f} spans/s")
 
     tmp = tempfile.mkdtemp()
     db = os.path.join(tmp, "ingest.duckdb")
-    otlp, api_port = free_port(), free_port()
-    daemon = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from ui.cli import main; main()",
-            "serve",
-            "--db",
-            db,
-            "--otlp-port",
-            str(otlp),
-            "--ui-port",
-            str(api_port),
-            "--xray-port",
-            str(free_port(socket.SOCK_DGRAM)),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-    )
-    api = f"http://127.0.0.1:{api_port}"
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"{api}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    with run_collector(Path(db)) as collector:
+        otlp = int(collector.traces_url.rsplit(":", 1)[1].split("/")[0])
         requests_each = max(1, args.spans // SPANS_PER_REQUEST // args.senders)
         sent = requests_each * args.senders * SPANS_PER_REQUEST
-        cpu_before = proc_cpu_s(daemon.pid)
+        cpu_before = proc_cpu_s(collector.pid)
         latencies, failures, elapsed = run_senders(otlp, args.senders, requests_each, 0, seed=1)
-        cpu_used = proc_cpu_s(daemon.pid) - cpu_before
-        stored = stored_spans(api)
+        cpu_used = proc_cpu_s(collector.pid) - cpu_before
+        stored = stored_spans(collector.api_url)
         print(f"\nflood: {args.senders} senders x {requests_each} requests x {SPANS_PER_REQUEST} spans")
         print(f"  sustained            {stored / elapsed:,.0f} spans/s stored  (target >= 50,000)")
         print(
@@ -267,21 +236,17 @@ def main() -> None:
             f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms  (target p99 <= 500 ms)"
         )
         print(f"  collector CPU        {cpu_used / elapsed * 100:.0f}% of one core over {elapsed:.1f} s")
-        print(f"  collector peak RSS   {proc_peak_rss_mib(daemon.pid):.0f} MiB  (target <= 1024)")
-        ratio = (stored / elapsed) / ceiling(100)
-        print(f"  ratio to ceiling     {ratio:.2f}")
+        print(f"  collector peak RSS   {proc_peak_rss_mib(collector.pid):.0f} MiB  (target <= 1024)")
+        print(f"  ratio to ceiling     {stored / elapsed / ceiling_rate:.2f}")
 
         rate_each = 5_000 / SPANS_PER_REQUEST  # two paced senders: one alone cannot keep 10k/s up
         requests_each = int(rate_each * args.steady_s)
-        cpu_before = proc_cpu_s(daemon.pid)
+        cpu_before = proc_cpu_s(collector.pid)
         _, failures, elapsed = run_senders(otlp, 2, requests_each, rate_each, seed=50)
-        cpu_used = proc_cpu_s(daemon.pid) - cpu_before
+        cpu_used = proc_cpu_s(collector.pid) - cpu_before
         print(f"\nsteady: {2 * requests_each * SPANS_PER_REQUEST / elapsed:,.0f} spans/s for {elapsed:.1f} s")
         print(f"  collector CPU        {cpu_used / elapsed * 100:.1f}% of one core  (target <= 20%)")
-        total = stored_spans(api)
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(60)
+        total = stored_spans(collector.api_url)
     size = os.path.getsize(db) + (os.path.getsize(db + ".wal") if os.path.exists(db + ".wal") else 0)
     print(f"\ndisk: {size / 1e6:.1f} MB for {total:,} spans = {size / total:.0f} bytes per span")
     print(json.dumps({"file_bytes": size, "spans": total}))

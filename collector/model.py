@@ -160,15 +160,16 @@ class SpanBatchBuilder:
 
     def build(self) -> SpanBatch:
         return SpanBatch(
-            spans=_table(self.rows, SPAN_SCHEMA),
-            annotations=_table(self.annotation_rows, ANNOTATION_SCHEMA),
-            links=_table(self.link_rows, LINK_SCHEMA),
+            spans=rows_table(self.rows, SPAN_SCHEMA),
+            annotations=rows_table(self.annotation_rows, ANNOTATION_SCHEMA),
+            links=rows_table(self.link_rows, LINK_SCHEMA),
             rejected=self.rejected,
             rejection_reason="; ".join(self.rejection_reasons),
         )
 
 
-def _table(rows: list[Any], schema: pa.Schema) -> pa.Table:
+def rows_table(rows: list[Any], schema: pa.Schema) -> pa.Table:
+    """An Arrow table from row tuples in `schema`'s column order (one C-level transpose)."""
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema.names]
     return arrow_table(columns, schema)
 

@@ -14,21 +14,15 @@ import contextlib
 import importlib
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import tracer
+from demo_apps.local_collector import get_json, run_collector
 
-ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_TRACES = 6
 
 
@@ -89,61 +83,11 @@ def print_trace(trace_id: str, spans: list[dict[str, Any]]) -> None:
     print_tree(children, None, 0)
 
 
-def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.load(response)
-
-
-@contextlib.contextmanager
-def collector(db_path: Path) -> Iterator[tuple[str, str]]:
-    """`fluoro serve` as its own process; yields (OTLP traces URL, query API URL)."""
-    otlp_port, api_port = free_port(), free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from ui.cli import main; main()",
-            "serve",
-            "--db",
-            str(db_path),
-            "--otlp-port",
-            str(otlp_port),
-            "--ui-port",
-            str(api_port),
-            "--xray-port",
-            str(free_port(socket.SOCK_DGRAM)),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-    )
-    api = f"http://127.0.0.1:{api_port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                get_json(f"{api}/healthz")
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the collector did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{otlp_port}/v1/traces", api
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, collector(Path(tmp) / "demo.duckdb") as (traces_url, api):
+    with tempfile.TemporaryDirectory() as tmp, run_collector(Path(tmp) / "demo.duckdb") as collector:
+        traces_url, api = collector.traces_url, collector.api_url
         # What the Lambda runtime would set before importing the function module.
         os.environ["AWS_LAMBDA_FUNCTION_NAME"] = "withdraw"
         os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = traces_url

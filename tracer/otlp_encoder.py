@@ -11,7 +11,7 @@ difference. Field numbers are those of opentelemetry-proto's trace.proto and com
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -267,8 +267,3 @@ class OtlpEncoder:
                 rs_body.append(_len_field(b"\x1a", resource.schema_url.encode()))
             out.append(_len_field(b"\x0a", b"".join(rs_body)))
         return b"".join(out)
-
-
-def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
-    """Convenience for one-off encoding (no caches kept)."""
-    return OtlpEncoder().encode(spans)

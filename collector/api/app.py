@@ -8,7 +8,6 @@ gets 503 with Retry-After.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -16,6 +15,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from collector.api.params import BadParameter, parse_trace_id, parse_window
+from collector.auth import bearer_token_matches
 from collector.engine import Collector
 from collector.storage.protocols import StoreUnavailable
 
@@ -31,10 +31,7 @@ def create_query_app(collector: Collector, *, token: str | None = None) -> FastA
     )
 
     def require_token(request: Request) -> None:
-        if token is None:
-            return
-        expected = f"Bearer {token}".encode()
-        if not hmac.compare_digest(request.headers.get("authorization", "").encode(), expected):
+        if not bearer_token_matches(request.headers.get("authorization", ""), token):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     guarded = [Depends(require_token)]

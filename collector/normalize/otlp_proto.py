@@ -16,7 +16,15 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from collector.model import ANNOTATION_SCHEMA, LINK_SCHEMA, SPAN_SCHEMA, SpanBatch, SpanBatchBuilder, arrow_table
+from collector.model import (
+    ANNOTATION_SCHEMA,
+    LINK_SCHEMA,
+    SPAN_SCHEMA,
+    SpanBatch,
+    SpanBatchBuilder,
+    arrow_table,
+    rows_table,
+)
 from collector.normalize.otel import add_otel_span, resource_info
 
 try:
@@ -62,16 +70,12 @@ def decode_protobuf(body: bytes) -> SpanBatch:
             columns, annotations, links, rejected, reasons = decoded
             return SpanBatch(
                 spans=arrow_table(list(columns), SPAN_SCHEMA),
-                annotations=arrow_table(_columns(annotations, 7), ANNOTATION_SCHEMA),
-                links=arrow_table(_columns(links, 5), LINK_SCHEMA),
+                annotations=rows_table(annotations, ANNOTATION_SCHEMA),
+                links=rows_table(links, LINK_SCHEMA),
                 rejected=rejected,
                 rejection_reason="; ".join(reasons),
             )
     return decode_protobuf_python(body)
-
-
-def _columns(rows: list[tuple[Any, ...]], width: int) -> list[Any]:
-    return list(zip(*rows, strict=True)) if rows else [() for _ in range(width)]
 
 
 def decode_protobuf_python(body: bytes) -> SpanBatch:

@@ -11,7 +11,6 @@ are committed.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import zlib
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from collector.auth import bearer_token_matches
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch
 from collector.normalize.otlp_json import decode_json
@@ -63,13 +63,6 @@ def inflate_capped(data: bytes, limit: int) -> bytes:
     return out
 
 
-def authorized(request: Request, token: str | None) -> bool:
-    if token is None:
-        return True
-    expected = f"Bearer {token}".encode()
-    return hmac.compare_digest(request.headers.get("authorization", "").encode(), expected)
-
-
 class OtlpHttpReceiver:
     """ASGI app for ``POST /v1/traces``."""
 
@@ -107,7 +100,7 @@ class OtlpHttpReceiver:
             return error(404, f"not found: this receiver serves POST {TRACES_PATH}", encoding)
         if request.method != "POST":
             return error(405, f"{TRACES_PATH} takes POST", encoding, {"Allow": "POST"})
-        if not authorized(request, self.settings.token):
+        if not bearer_token_matches(request.headers.get("authorization", ""), self.settings.token):
             return error(401, "missing or wrong bearer token", encoding, {"WWW-Authenticate": "Bearer"})
         if media not in self._decoders:
             return error(415, f"unsupported content type {media!r}: use {PROTOBUF} or {JSON}", encoding)

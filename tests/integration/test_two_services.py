@@ -4,7 +4,6 @@ each other through httpx; their OTLP goes to a local sink and must form one trac
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,16 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from demo_apps.local_collector import free_port
 from demo_apps.otlp_sink import OtlpSink, ReceivedSpan
 from tracer import semconv
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_service(role: str, port: int, sink: OtlpSink, downstream: str = "") -> subprocess.Popen[bytes]:

@@ -1,0 +1,83 @@
+"""Running ``fluoro serve`` as a separate process on free loopback ports.
+
+Demo apps never import the collector (DESIGN §2): they start it the way a user would, as its
+own process, and talk to it over OTLP/HTTP and the query API. The example, the ingest
+benchmark and the tests share this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+FLUORO = [sys.executable, "-c", "from ui.cli import main; main()"]
+
+
+def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    """A loopback port nothing listens on right now (TCP, or UDP with SOCK_DGRAM)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get_json(url: str, timeout_s: float = 10.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        return json.load(response)
+
+
+@dataclass(frozen=True)
+class LocalCollector:
+    """A running collector process and where to reach it."""
+
+    pid: int
+    traces_url: str
+    api_url: str
+
+
+@contextlib.contextmanager
+def run_collector(db_path: Path, *, start_timeout_s: float = 30.0) -> Iterator[LocalCollector]:
+    """`fluoro serve` on `db_path` until the block ends (then SIGTERM: it drains and closes)."""
+    otlp_port, api_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            *FLUORO,
+            "serve",
+            "--db",
+            str(db_path),
+            "--otlp-port",
+            str(otlp_port),
+            "--ui-port",
+            str(api_port),
+            "--xray-port",
+            str(free_port(socket.SOCK_DGRAM)),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+    )
+    api = f"http://127.0.0.1:{api_port}"
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while True:
+            try:
+                get_json(f"{api}/healthz", timeout_s=1)
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the collector did not start") from None
+                time.sleep(0.1)
+        yield LocalCollector(process.pid, f"http://127.0.0.1:{otlp_port}/v1/traces", api)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
