@@ -27,6 +27,8 @@ class CollectorSettings:
     db_path: str = "fluoro.duckdb"
     retention_s: float = 7 * 24 * 3600
     retention_check_s: float = 300.0
+    # How long a child span waits for its parent before the map shows it called by a client.
+    parent_wait_s: float = 60.0
     max_body_bytes: int = 20 * 1024 * 1024
     token: str | None = None
     limits: PipelineLimits = field(default_factory=PipelineLimits)
@@ -42,7 +44,8 @@ class Collector:
         self.reader = self.store
         self.metrics.watch_database_size(self.store.file_size_bytes)
         retention = PeriodicTask(settings.retention_check_s, self.apply_retention)
-        self.pipeline = IngestPipeline(self.store, self.metrics, settings.limits, (retention,))
+        orphans = PeriodicTask(min(10.0, settings.parent_wait_s), self.expire_orphans)
+        self.pipeline = IngestPipeline(self.store, self.metrics, settings.limits, (retention, orphans))
         self.otlp_app = OtlpHttpReceiver(
             self.pipeline,
             self.metrics,
@@ -60,6 +63,9 @@ class Collector:
         deleted = self.store.delete_older_than(cutoff_ns)
         if deleted:
             _logger.info("retention removed %d spans", deleted)
+
+    def expire_orphans(self) -> None:
+        self.store.expire_pending_calls(time.time_ns() - int(self.settings.parent_wait_s * 1e9))
 
     def start(self) -> None:
         self.pipeline.start()

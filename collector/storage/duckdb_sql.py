@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from collector.storage import calls_sql
+
 SPAN_TABLE_COLUMNS: Final = """
     trace_id UUID NOT NULL,
     span_id UBIGINT NOT NULL,
@@ -53,6 +55,7 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
                 linked_trace_id UUID NOT NULL, linked_span_id UBIGINT NOT NULL)""",
         ),
     ),
+    (2, calls_sql.MIGRATION),
 )
 
 CREATE_VERSION_TABLE: Final = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
@@ -85,22 +88,24 @@ NOT_STORED: Final = """
                 WHERE s.start_ns BETWEEN ? AND ? AND s.trace_id = x.trace_id AND s.span_id = x.span_id)
 """
 
-INSERT_ANNOTATIONS: Final = f"""
-    INSERT INTO annotations
-    SELECT DISTINCT ON (trace_id, span_id, key) * FROM incoming_annotations x WHERE {NOT_STORED}
-"""
-
-INSERT_LINKS: Final = f"""
-    INSERT INTO span_links
-    SELECT DISTINCT * FROM incoming_links x WHERE {NOT_STORED}
-"""
-
-INSERT_SPANS: Final = f"""
-    INSERT INTO spans
+# The slow path first picks this write's new spans and links into temporary tables, so that
+# the spans, links and the calls resolved from them are exactly the ones stored.
+CREATE_FRESH_SPANS: Final = f"""
+    CREATE OR REPLACE TEMP TABLE fresh AS
     SELECT * FROM (
         SELECT DISTINCT ON (trace_id, span_id) * FROM incoming ORDER BY trace_id, span_id, in_progress
     ) x
     WHERE {NOT_STORED}
+"""
+CREATE_FRESH_LINKS: Final = f"""
+    CREATE OR REPLACE TEMP TABLE fresh_links AS SELECT DISTINCT * FROM incoming_links x WHERE {NOT_STORED}
+"""
+INSERT_FRESH: Final = ("INSERT INTO spans SELECT * FROM fresh", "INSERT INTO span_links SELECT * FROM fresh_links")
+DROP_FRESH: Final = ("DROP TABLE IF EXISTS fresh", "DROP TABLE IF EXISTS fresh_links")
+
+INSERT_ANNOTATIONS: Final = f"""
+    INSERT INTO annotations
+    SELECT DISTINCT ON (trace_id, span_id, key) * FROM incoming_annotations x WHERE {NOT_STORED}
 """
 
 # --- retention
@@ -108,6 +113,7 @@ DELETE_OLDER_THAN: Final = (
     "DELETE FROM spans WHERE start_ns < ?",
     "DELETE FROM annotations WHERE start_ns < ?",
     "DELETE FROM span_links WHERE start_ns < ?",
+    *calls_sql.DELETE_CALLS_OLDER_THAN,
 )
 
 # --- reads
@@ -115,27 +121,6 @@ SERVICES: Final = """
     SELECT service, count(*) AS spans FROM spans
     WHERE start_ns >= ? AND start_ns < ? AND service <> ''
     GROUP BY service ORDER BY service
-"""
-
-# Newest roots in the window (optionally of traces that touch one service), then each
-# trace's aggregate over its spans; the span scan is bounded in time for the zone maps.
-SEARCH_TRACES: Final = """
-    WITH roots AS (
-        SELECT trace_id, service, name, start_ns, duration_ns, http_status
-        FROM spans
-        WHERE start_ns >= ? AND start_ns < ? AND parent_span_id IS NULL
-          AND (? IS NULL OR trace_id IN (
-                SELECT trace_id FROM spans WHERE start_ns >= ? AND start_ns < ? AND service = ?))
-        ORDER BY start_ns DESC
-        LIMIT ?
-    )
-    SELECT r.trace_id, r.service, r.name, r.start_ns, r.duration_ns, r.http_status,
-           bool_or(s.error), bool_or(s.fault), bool_or(s.throttle), coalesce(bool_or(s.cold_start), false),
-           count(*), list(DISTINCT s.service ORDER BY s.service) FILTER (WHERE s.service <> '')
-    FROM roots r JOIN spans s ON s.trace_id = r.trace_id
-    WHERE s.start_ns >= ? AND s.start_ns < ?
-    GROUP BY ALL
-    ORDER BY r.start_ns DESC
 """
 
 TRACE_SPANS: Final = "SELECT * FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id"

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -23,10 +24,10 @@ import pyarrow.compute as pc
 
 from collector.model import SpanBatch
 from collector.storage import duckdb_sql as sql
-from collector.storage.protocols import ServiceCount, StoreUnavailable, TimeWindow, TraceSummary
+from collector.storage.duckdb_calls import expire_pending, link_calls
+from collector.storage.protocols import ServiceCount, Statement, StoreUnavailable, TimeWindow
 
 _logger = logging.getLogger(__name__)
-SEARCH_SLACK_NS = 3600 * 10**9  # spans of a trace may start up to an hour after its root
 
 
 class StoreLocked(StoreUnavailable):
@@ -92,14 +93,19 @@ class DuckDBStore:
             con = self._con
             try:
                 con.register("incoming", spans)
+                con.register("incoming_links", links)
                 con.execute("BEGIN")
                 if may_complete_in_progress(spans):
                     self._delete_completed_in_progress(window)
                 resent = con.execute(sql.COUNT_ALREADY_STORED, window).fetchall()[0][0]
                 if resent == 0 and keys_unique(spans):
                     stored = self._append(spans, annotations, links)
+                    link_calls(con, "incoming", "incoming_links", time.time_ns())
                 else:
-                    stored = self._insert_new_only(annotations, links, window)
+                    stored = self._insert_new_only(annotations, window)
+                    link_calls(con, "fresh", "fresh_links", time.time_ns())
+                    for statement in sql.DROP_FRESH:
+                        con.execute(statement)
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 self._rollback()
@@ -118,15 +124,16 @@ class DuckDBStore:
             con.from_arrow(links).insert_into("span_links")
         return int(spans.num_rows)
 
-    def _insert_new_only(self, annotations: pa.Table, links: pa.Table, window: list[int]) -> int:
+    def _insert_new_only(self, annotations: pa.Table, window: list[int]) -> int:
         con = self._con
         con.register("incoming_annotations", annotations)
-        con.register("incoming_links", links)
         if annotations.num_rows:
             con.execute(sql.INSERT_ANNOTATIONS, window).fetchall()
-        if links.num_rows:
-            con.execute(sql.INSERT_LINKS, window).fetchall()
-        row = con.execute(sql.INSERT_SPANS, window).fetchall()
+        con.execute(sql.CREATE_FRESH_SPANS, window)
+        con.execute(sql.CREATE_FRESH_LINKS, window)
+        for statement in sql.INSERT_FRESH:
+            con.execute(statement)
+        row = con.execute("SELECT count(*) FROM fresh").fetchall()
         return int(row[0][0]) if row else 0
 
     def _delete_completed_in_progress(self, window: list[int]) -> None:
@@ -152,7 +159,25 @@ class DuckDBStore:
                 raise _translate(exc, "retention") from exc
         return int(row[0]) if row else 0
 
+    def expire_pending_calls(self, waited_since_ns: int) -> None:
+        """Children whose parent has not arrived since `waited_since_ns` join the map as entries."""
+        with self._write_lock:
+            try:
+                self._con.execute("BEGIN")
+                expire_pending(self._con, waited_since_ns)
+                self._con.execute("COMMIT")
+            except duckdb.Error as exc:
+                self._rollback()
+                raise _translate(exc, "expiring pending calls") from exc
+
     # ------------------------------------------------------------------ reading
+
+    def fetch(self, statement: Statement) -> list[tuple[Any, ...]]:
+        """Rows of a query-layer statement (collector.query builds them; values are bound)."""
+        try:
+            return self._cursor().execute(statement.text, list(statement.params)).fetchall()
+        except duckdb.Error as exc:
+            raise _translate(exc, "querying") from exc
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         if self._closed:
@@ -165,31 +190,6 @@ class DuckDBStore:
         except duckdb.Error as exc:
             raise _translate(exc, "listing services") from exc
         return [ServiceCount(name=r[0], spans=int(r[1])) for r in rows]
-
-    def search_traces(self, window: TimeWindow, *, service: str | None, limit: int) -> list[TraceSummary]:
-        params: list[Any] = [window.start_ns, window.end_ns, service, window.start_ns, window.end_ns, service, limit]
-        params += [window.start_ns - SEARCH_SLACK_NS, window.end_ns + SEARCH_SLACK_NS]
-        try:
-            rows = self._cursor().execute(sql.SEARCH_TRACES, params).fetchall()
-        except duckdb.Error as exc:
-            raise _translate(exc, "searching traces") from exc
-        return [
-            TraceSummary(
-                trace_id=r[0].hex,
-                root_service=r[1],
-                root_name=r[2],
-                start_ns=int(r[3]),
-                duration_ms=r[4] / 1e6,
-                http_status=r[5],
-                error=bool(r[6]),
-                fault=bool(r[7]),
-                throttle=bool(r[8]),
-                cold_start=bool(r[9]),
-                span_count=int(r[10]),
-                services=tuple(r[11] or ()),
-            )
-            for r in rows
-        ]
 
     def trace(self, trace_id: bytes) -> list[dict[str, Any]]:
         """Every span of a trace as JSON-able dicts, with annotations and links; [] if unknown."""

@@ -47,6 +47,15 @@ class TraceSummary:
     cold_start: bool
     span_count: int
     services: tuple[str, ...]
+    trace_duration_ms: float
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A read-only query built by collector.query: SQL text of fixed fragments and bound values."""
+
+    text: str
+    params: tuple[Any, ...] = ()
 
 
 class SpanWriter(Protocol):
@@ -60,15 +69,21 @@ class TraceReader(Protocol):
 
     def services(self, window: TimeWindow) -> list[ServiceCount]: ...
 
-    def search_traces(self, window: TimeWindow, *, service: str | None, limit: int) -> list[TraceSummary]: ...
-
     def trace(self, trace_id: bytes) -> list[dict[str, Any]]: ...
+
+
+class StatementReader(Protocol):
+    """Runs the query layer's statements (service map, filter search, analytics)."""
+
+    def fetch(self, statement: Statement) -> list[tuple[Any, ...]]: ...
 
 
 class StoreMaintenance(Protocol):
     """Housekeeping the engine schedules."""
 
     def delete_older_than(self, cutoff_ns: int) -> int: ...
+
+    def expire_pending_calls(self, waited_since_ns: int) -> None: ...
 
     def file_size_bytes(self) -> int: ...
 

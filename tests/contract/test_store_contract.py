@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from collector.model import SpanBatch, SpanBatchBuilder, SpanRow
+from collector.query.filter_parser import parse_filter
+from collector.query.search import search_traces
 from collector.storage.duckdb_store import DuckDBStore, StoreLocked
 from collector.storage.protocols import StoreUnavailable, TimeWindow
 from tests.factories import span_row
@@ -122,16 +124,17 @@ def test_services_and_trace_search(store: Any) -> None:
     )
     services = {s.name: s.spans for s in store.services(WINDOW)}
     assert services == {"api": 2, "images": 1, "ledger": 1}
-    found = store.search_traces(WINDOW, service=None, limit=10)
+    found = search_traces(store, WINDOW, None, limit=10)
     assert [t.trace_id for t in found] == [f"{n:032x}" for n in (6, 5, 4)]  # newest first
     four = found[2]
     assert (four.root_service, four.span_count, four.services, four.fault) == ("api", 2, ("api", "ledger"), True)
     assert (found[1].throttle, found[1].http_status) == (True, 429)
     assert found[0].cold_start is True
-    assert [t.trace_id for t in store.search_traces(WINDOW, service="ledger", limit=10)] == [f"{4:032x}"]
-    assert len(store.search_traces(WINDOW, service=None, limit=2)) == 2
+    ledger = parse_filter('service("ledger")')
+    assert [t.trace_id for t in search_traces(store, WINDOW, ledger, limit=10)] == [f"{4:032x}"]
+    assert len(search_traces(store, WINDOW, None, limit=2)) == 2
     late = TimeWindow(T0 + 25 * SECOND, T0 + 3600 * SECOND)
-    assert [t.trace_id for t in store.search_traces(late, service=None, limit=10)] == [f"{6:032x}"]
+    assert [t.trace_id for t in search_traces(store, late, None, limit=10)] == [f"{6:032x}"]
 
 
 def test_retention_deletes_old_spans_and_their_rows(store: Any) -> None:
@@ -150,7 +153,7 @@ def test_schema_version_survives_reopen(tmp_path: Path) -> None:
     version = first.schema_version
     first.close()
     again = DuckDBStore(path)
-    assert again.schema_version == version == 1
+    assert again.schema_version == version == 2
     assert len(again.trace(trace_bytes(9))) == 1
     again.close()
 

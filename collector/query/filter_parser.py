@@ -1,0 +1,229 @@
+"""X-Ray filter expressions parsed with Lark (an LALR grammar) into ``filter_ast`` values.
+
+The language is AWS X-Ray's: boolean keywords (``ok``, ``error``, ``fault``, ``throttle``,
+``partial``, ``root`` and Fluoro's ``cold_start``) alone, negated with ``!`` or compared with
+``= true``/``!= false``; numeric keywords (``responsetime``, ``duration`` in seconds,
+``http.status``); string keywords with ``=``, ``!=``, ``CONTAINS``, ``BEGINSWITH``,
+``ENDSWITH``; ``annotation.KEY`` alone or compared; ``service(...)``, ``edge(a, b)`` and
+``id("trace id")``; ``AND``, ``OR``, ``!``, parentheses, and juxtaposition meaning AND.
+Errors carry the 1-based column and what the parser expected there.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from collector.query import filter_ast as ast
+
+MAX_EXPRESSION_CHARS = 4000
+
+GRAMMAR = r"""
+?start: or_expr
+
+?or_expr: and_expr
+        | or_expr _OR and_expr          -> or_
+?and_expr: unary
+         | and_expr _AND? unary         -> and_
+?unary: _BANG unary                     -> not_
+      | primary
+?primary: "(" or_expr ")"
+        | bool_test | num_test | str_test | annotation_test
+        | service_test | edge_test | id_test
+
+bool_test: BOOL_KEYWORD (EQ_OP BOOLEAN)?
+num_test: NUM_KEYWORD NUM_OP NUMBER
+str_test: STR_KEYWORD STR_OP STRING
+annotation_test: ANNOTATION (ANY_OP value)?
+?value: STRING | NUMBER | BOOLEAN
+
+service_test: SERVICE "(" node_ref? ")" block?
+edge_test: EDGE "(" node_ref "," node_ref ")" block?
+id_test: ID "(" STRING ")"
+block: "{" or_expr "}"
+node_ref: STRING                        -> node_name
+        | "id" "(" id_field ("," id_field)* ")" -> node_id
+id_field: ID_FIELD ":" STRING
+
+_OR.3: /OR\b/i
+_AND.3: /AND\b/i
+_BANG: "!"
+SERVICE.3: /service(?=\s*\()/
+EDGE.3: /edge(?=\s*\()/
+ID.3: /id(?=\s*\()/
+ID_FIELD.2: /(name|type)\b/
+BOOL_KEYWORD.2: /(ok|error|fault|throttle|partial|root|cold_start)\b/
+NUM_KEYWORD.2: /(responsetime|duration|http\.status)\b/
+STR_KEYWORD.2: /(http\.url|http\.method|http\.useragent|name|user)\b/
+ANNOTATION.2: /annotation\.[A-Za-z0-9_]+\b/
+BOOLEAN.2: /(true|false)\b/
+EQ_OP: "!=" | "="
+NUM_OP: "!=" | "<=" | ">=" | "=" | "<" | ">"
+STR_OP: "!=" | "=" | /CONTAINS\b/i | /BEGINSWITH\b/i | /ENDSWITH\b/i
+ANY_OP: "!=" | "<=" | ">=" | "=" | "<" | ">" | /CONTAINS\b/i | /BEGINSWITH\b/i | /ENDSWITH\b/i
+STRING: /"(?:[^"\\]|\\.)*"/
+NUMBER: /-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?/
+
+%import common.WS
+%ignore WS
+"""
+
+_ESCAPE = re.compile(r"\\(.)")
+_WORD = re.compile(r"[A-Za-z0-9_.]+")
+_HEX_TRACE = re.compile(r"[0-9a-fA-F]{32}")
+_XRAY_TRACE = re.compile(r"1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})")
+_TERMINAL_WORDS = {
+    "_OR": "OR",
+    "_AND": "AND",
+    "_BANG": "!",
+    "LPAR": "(",
+    "RPAR": ")",
+    "LBRACE": "{",
+    "RBRACE": "}",
+    "COMMA": ",",
+    "COLON": ":",
+    "SERVICE": "service(",
+    "EDGE": "edge(",
+    "ID": "id(",
+    "BOOL_KEYWORD": "a boolean keyword",
+    "NUM_KEYWORD": "a numeric keyword",
+    "STR_KEYWORD": "a string keyword",
+    "ANNOTATION": "annotation.KEY",
+    "BOOLEAN": "true or false",
+    "EQ_OP": "= or !=",
+    "NUM_OP": "a comparison (= != < <= > >=)",
+    "STR_OP": "= != CONTAINS BEGINSWITH ENDSWITH",
+    "ANY_OP": "a comparison",
+    "STRING": 'a "quoted string"',
+    "NUMBER": "a number",
+    "ID_FIELD": "name or type",
+}
+
+
+def _unquote(token: Token) -> str:
+    return _ESCAPE.sub(r"\1", str(token)[1:-1])
+
+
+def _value(token: Token) -> ast.AnnotationValue:
+    if token.type == "STRING":
+        return _unquote(token)
+    if token.type == "BOOLEAN":
+        return str(token) == "true"
+    return float(token)
+
+
+def parse_trace_id(text: str, column: int) -> bytes:
+    """16 bytes from a hex or X-Ray trace id inside ``id("...")``."""
+    if _HEX_TRACE.fullmatch(text):
+        return bytes.fromhex(text)
+    match = _XRAY_TRACE.fullmatch(text)
+    if match:
+        return bytes.fromhex(match.group(1) + match.group(2))
+    raise ast.FilterError(f"id() needs a trace id (32 hex digits or 1-xxxxxxxx-y{{24}}), got {text!r}", column)
+
+
+@v_args(inline=True)
+class _ToAst(Transformer[Token, ast.Expr]):
+    def or_(self, left: ast.Expr, right: ast.Expr) -> ast.Expr:
+        parts = left.parts if isinstance(left, ast.Or) else (left,)
+        return ast.Or((*parts, right))
+
+    def and_(self, left: ast.Expr, right: ast.Expr) -> ast.Expr:
+        parts = left.parts if isinstance(left, ast.And) else (left,)
+        return ast.And((*parts, right))
+
+    def not_(self, part: ast.Expr) -> ast.Expr:
+        return ast.Not(part)
+
+    def bool_test(self, keyword: Token, op: Token | None = None, value: Token | None = None) -> ast.Expr:
+        wanted = value is None or (str(value) == "true") == (str(op) == "=")
+        return ast.BoolTest(str(keyword), wanted)  # type: ignore[arg-type]
+
+    def num_test(self, keyword: Token, op: Token, value: Token) -> ast.Expr:
+        return ast.NumTest(str(keyword), str(op), float(value))  # type: ignore[arg-type]
+
+    def str_test(self, keyword: Token, op: Token, value: Token) -> ast.Expr:
+        return ast.StrTest(str(keyword), str(op).upper(), _unquote(value))  # type: ignore[arg-type]
+
+    def annotation_test(self, key: Token, op: Token | None = None, value: Token | None = None) -> ast.Expr:
+        name = str(key)[len("annotation.") :]
+        if op is None or value is None:
+            return ast.AnnotationTest(name)
+        parsed = _value(value)
+        operator = str(op).upper()
+        if isinstance(parsed, bool) and operator not in ("=", "!="):
+            raise ast.FilterError(f"true/false can only be compared with = or !=, not {operator}", op.column or 0)
+        if isinstance(parsed, float) and operator in ("CONTAINS", "BEGINSWITH", "ENDSWITH"):
+            raise ast.FilterError(f"{operator} needs a quoted string", op.column or 0)
+        return ast.AnnotationTest(name, operator, parsed)
+
+    def node_name(self, name: Token) -> ast.NodeRef:
+        return ast.NodeRef(_unquote(name))
+
+    def node_id(self, *fields: tuple[str, str]) -> ast.NodeRef:
+        values = dict(fields)
+        return ast.NodeRef(values.get("name"), values.get("type"))
+
+    def id_field(self, field: Token, value: Token) -> tuple[str, str]:
+        return str(field), _unquote(value)
+
+    def block(self, expr: ast.Expr) -> ast.Expr:
+        return expr
+
+    def service_test(self, keyword: Token, *rest: Any) -> ast.Expr:
+        node = next((r for r in rest if isinstance(r, ast.NodeRef)), None)
+        block = next((r for r in rest if r is not None and not isinstance(r, ast.NodeRef)), None)
+        return ast.ServiceTest(node, block, keyword.column or 0)
+
+    def edge_test(self, keyword: Token, source: ast.NodeRef, target: ast.NodeRef, block: Any = None) -> ast.Expr:
+        return ast.EdgeTest(source, target, block, keyword.column or 0)
+
+    def id_test(self, keyword: Token, value: Token) -> ast.Expr:
+        return ast.TraceIdTest(parse_trace_id(_unquote(value), value.column or 0))
+
+
+@cache
+def _parser() -> Lark:
+    return Lark(GRAMMAR, parser="lalr", maybe_placeholders=False)
+
+
+def _expected(names: set[str]) -> str:
+    words = sorted({_TERMINAL_WORDS.get(n, n.lower()) for n in names})
+    return ", ".join(words[:8]) + (" ..." if len(words) > 8 else "")
+
+
+def _describe(exc: UnexpectedInput, text: str) -> ast.FilterError:
+    column = int(getattr(exc, "column", 0) or 0)
+    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        expected = getattr(exc, "expected", None) or getattr(exc, "accepts", None) or set()
+        return ast.FilterError(f"unexpected end of expression; expected {_expected(set(expected))}", len(text) + 1)
+    if isinstance(exc, UnexpectedToken):
+        return ast.FilterError(
+            f"unexpected {str(exc.token)!r}; expected {_expected(set(exc.accepts or exc.expected))}", column
+        )
+    if isinstance(exc, UnexpectedCharacters):
+        word = _WORD.match(text, exc.pos_in_stream)
+        found = word.group(0) if word else text[exc.pos_in_stream]
+        return ast.FilterError(f"unexpected {found!r}; expected {_expected(set(exc.allowed or ()))}", column)
+    return ast.FilterError(str(exc).splitlines()[0], column)
+
+
+def parse_filter(text: str) -> ast.Expr:
+    """The expression `text` means; raises FilterError with a column and what was expected."""
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise ast.FilterError(f"the expression is longer than {MAX_EXPRESSION_CHARS} characters", 1)
+    if not text.strip():
+        raise ast.FilterError("the expression is empty", 1)
+    try:
+        tree = _parser().parse(text)
+        return _ToAst().transform(tree)
+    except UnexpectedInput as exc:
+        raise _describe(exc, text) from None
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, ast.FilterError):
+            raise exc.orig_exc from None
+        raise

@@ -1,0 +1,208 @@
+"""SQL that resolves the service map's hops at ingest, so map queries never self-join spans.
+
+A self-join of ``spans`` on parent_span_id costs ~1 s at 10M spans (DESIGN.md §8), so each
+write also maintains ``calls``: one row per hop the map draws, carrying the callee's figures.
+
+- ``entry``: a span whose parent is on another node (or that has no parent: caller NULL),
+  i.e. the moment a request enters a service. Nodes are (service, origin); a span without an
+  origin belongs to its service's node.
+- ``inferred``: a client span calling something not instrumented (its target: a DynamoDB table,
+  an SQS queue, a host). Removed again when an instrumented callee turns up as its child,
+  unless the target is a queue, stream or bus, which stays on the map between the two.
+- ``link``: a consumer span linked to the producer span of a message: queue -> consumer,
+  async, with the message's dwell time (consumer start - producer end).
+- ``init``: a Lambda ``Initialization`` span (cold-start init duration).
+
+Parents and producers often arrive after their children (another process, a later export),
+or before them (an earlier export). Each write resolves its new spans against spans stored in
+the last LOOKBACK_NS, and new spans against ``pending``: the children still waiting for their
+parent. Pending rows that wait longer than the horizon become entries with an unknown caller.
+Table names in ``{fresh}``/``{fresh_links}`` are constants chosen by the store, never input.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+LOOKBACK_NS: Final = 120 * 10**9  # a parent stored up to 2 min before its child starts
+SKEW_NS: Final = 10 * 10**9  # clocks of different processes (and X-Ray's float seconds) disagree
+ASYNC_TARGET_TYPES: Final = (
+    "'AWS::SQS::Queue', 'AWS::Kinesis::Stream', 'AWS::Events::EventBus', 'AWS::SNS::Topic', "
+    "'AWS::StepFunctions::StateMachine', 'queue'"
+)
+INIT_SPAN: Final = "'Initialization'"
+
+CALL_COLUMNS: Final = """
+    trace_id UUID NOT NULL,
+    span_id UBIGINT NOT NULL,
+    parent_span_id UBIGINT,
+    start_ns BIGINT NOT NULL,
+    role VARCHAR NOT NULL,
+    caller VARCHAR,
+    caller_type VARCHAR,
+    callee VARCHAR NOT NULL,
+    callee_type VARCHAR,
+    async BOOLEAN NOT NULL,
+    duration_ns BIGINT NOT NULL,
+    error BOOLEAN NOT NULL,
+    fault BOOLEAN NOT NULL,
+    throttle BOOLEAN NOT NULL,
+    cold_start BOOLEAN NOT NULL,
+    init_ns BIGINT,
+    dwell_ns BIGINT,
+    linked BOOLEAN NOT NULL,
+    function_version VARCHAR
+"""
+
+# What a child needs to become a call: kept in `pending` while its parent is missing.
+_CHILD = """trace_id, span_id, parent_span_id, start_ns, service, origin, duration_ns, error, fault,
+    throttle, coalesce(cold_start, false) AS cold_start, function_version, linked"""
+
+PENDING_COLUMNS: Final = """
+    trace_id UUID NOT NULL, span_id UBIGINT NOT NULL, parent_span_id UBIGINT, start_ns BIGINT NOT NULL,
+    service VARCHAR NOT NULL, origin VARCHAR, duration_ns BIGINT NOT NULL, error BOOLEAN NOT NULL,
+    fault BOOLEAN NOT NULL, throttle BOOLEAN NOT NULL, cold_start BOOLEAN NOT NULL, function_version VARCHAR,
+    linked BOOLEAN NOT NULL, want_trace_id UUID NOT NULL, want_span_id UBIGINT NOT NULL,
+    relation VARCHAR NOT NULL, since_ns BIGINT NOT NULL
+"""
+
+MIGRATION: Final = (
+    f"CREATE TABLE calls ({CALL_COLUMNS})",
+    f"CREATE TABLE pending ({PENDING_COLUMNS})",
+)
+
+# --- one write. `fresh` holds the spans this write stored, `fresh_links` their links.
+CREATE_FRESH_VIEW: Final = """
+    CREATE OR REPLACE TEMP VIEW fresh_spans AS
+    SELECT f.*, f.span_id IN (SELECT span_id FROM {fresh_links} l WHERE l.trace_id = f.trace_id) AS linked
+    FROM {fresh} f WHERE NOT f.in_progress
+"""
+
+CREATE_WANTS: Final = f"""
+    CREATE OR REPLACE TEMP TABLE wants AS
+    SELECT {_CHILD}, trace_id AS want_trace_id, parent_span_id AS want_span_id, 'parent' AS relation
+    FROM fresh_spans WHERE parent_span_id IS NOT NULL AND name <> {INIT_SPAN}
+    UNION ALL
+    SELECT f.trace_id, f.span_id, f.parent_span_id, f.start_ns, f.service, f.origin, f.duration_ns, f.error,
+           f.fault, f.throttle, coalesce(f.cold_start, false), f.function_version, true,
+           l.linked_trace_id, l.linked_span_id, 'link'
+    FROM {{fresh_links}} l JOIN fresh_spans f ON f.trace_id = l.trace_id AND f.span_id = l.span_id
+"""
+
+_PARTNER = """p.service AS p_service, p.origin AS p_origin, p.target_type AS p_target_type,
+    p.target_name AS p_target_name, p.start_ns AS p_start_ns, p.duration_ns AS p_duration_ns"""
+
+# New children and consumers find partners among stored spans (this write's included);
+# stored children waiting in `pending` find them among this write's spans.
+CREATE_PAIRS: Final = f"""
+    CREATE OR REPLACE TEMP TABLE pairs AS
+    SELECT w.*, {_PARTNER}
+    FROM wants w JOIN spans p ON p.trace_id = w.want_trace_id AND p.span_id = w.want_span_id
+    WHERE p.start_ns BETWEEN ? AND ?
+      AND p.start_ns BETWEEN w.start_ns - {LOOKBACK_NS} AND w.start_ns + {SKEW_NS}
+    UNION ALL
+    SELECT w.* EXCLUDE (since_ns), {_PARTNER}
+    FROM pending w JOIN fresh_spans p ON p.trace_id = w.want_trace_id AND p.span_id = w.want_span_id
+"""
+
+WANTS_BOUNDS: Final = "SELECT min(start_ns), max(start_ns), count(*) FROM wants"
+
+DELETE_RESOLVED_PENDING: Final = """
+    DELETE FROM pending d USING pairs p
+    WHERE d.trace_id = p.trace_id AND d.span_id = p.span_id AND d.relation = p.relation
+      AND d.want_span_id = p.want_span_id
+"""
+
+INSERT_PENDING: Final = """
+    INSERT INTO pending
+    SELECT w.*, ? FROM wants w ANTI JOIN pairs p
+      ON w.trace_id = p.trace_id AND w.span_id = p.span_id AND w.relation = p.relation
+     AND w.want_span_id = p.want_span_id
+"""
+
+_CALL_FROM_SPAN = """trace_id, span_id, parent_span_id, start_ns"""
+_FIGURES = "duration_ns, error, fault, throttle, coalesce(cold_start, false)"
+
+INSERT_INIT_CALLS: Final = f"""
+    INSERT INTO calls
+    SELECT {_CALL_FROM_SPAN}, 'init', NULL, NULL, service, origin, false, {_FIGURES}, duration_ns, NULL, false,
+           function_version
+    FROM fresh_spans WHERE name = {INIT_SPAN}
+"""
+
+INSERT_INFERRED_CALLS: Final = f"""
+    INSERT INTO calls
+    SELECT {_CALL_FROM_SPAN}, 'inferred', service, origin, target_name, target_type,
+           kind = 'PRODUCER' OR target_type IN ({ASYNC_TARGET_TYPES}), {_FIGURES}, NULL, NULL, linked,
+           function_version
+    FROM fresh_spans WHERE target_type IS NOT NULL AND target_name IS NOT NULL
+"""
+
+# Init duration of a cold start: the Initialization span beside the handler span (same
+# parent: OpenTelemetry) or under it (X-Ray's subsegment).
+_INIT_NS = """(SELECT max(i.duration_ns) FROM calls i
+    WHERE i.role = 'init' AND i.trace_id = c.trace_id AND i.callee = c.service
+      AND i.start_ns BETWEEN c.start_ns - 3600000000000 AND c.start_ns
+      AND (i.parent_span_id IS NOT DISTINCT FROM c.parent_span_id OR i.parent_span_id = c.span_id))"""
+
+INSERT_ROOT_CALLS: Final = f"""
+    INSERT INTO calls
+    SELECT c.trace_id, c.span_id, c.parent_span_id, c.start_ns, 'entry', NULL, NULL, c.service, c.origin, false,
+           c.duration_ns, c.error, c.fault, c.throttle, coalesce(c.cold_start, false),
+           CASE WHEN c.cold_start THEN {_INIT_NS} END, NULL, c.linked, c.function_version
+    FROM fresh_spans c WHERE c.parent_span_id IS NULL AND c.name <> {INIT_SPAN}
+"""
+
+# A child is on another node when the service differs, or both carry different origins
+# (X-Ray's AWS::Lambda segment parenting its AWS::Lambda::Function segment of the same name).
+_OTHER_NODE = "(c.service <> c.p_service OR coalesce(c.origin <> c.p_origin, false))"
+_VIA_TARGET = f"""coalesce(c.p_target_type IN ({ASYNC_TARGET_TYPES})
+    AND NOT (c.p_target_name = c.service AND c.p_target_type IS NOT DISTINCT FROM c.origin), false)"""
+
+INSERT_CHILD_CALLS: Final = f"""
+    INSERT INTO calls
+    SELECT c.trace_id, c.span_id, c.parent_span_id, c.start_ns,
+           CASE WHEN c.relation = 'parent' THEN 'entry' ELSE 'link' END,
+           CASE WHEN {_VIA_TARGET} THEN c.p_target_name ELSE c.p_service END,
+           CASE WHEN {_VIA_TARGET} THEN c.p_target_type ELSE c.p_origin END,
+           c.service, c.origin,
+           c.relation = 'link' OR coalesce(c.p_target_type IN ({ASYNC_TARGET_TYPES}), false),
+           c.duration_ns, c.error, c.fault, c.throttle, c.cold_start,
+           CASE WHEN c.cold_start AND c.relation = 'parent' THEN {_INIT_NS} END,
+           CASE WHEN c.relation = 'link' OR {_VIA_TARGET}
+                THEN c.start_ns - (c.p_start_ns + c.p_duration_ns) END,
+           c.linked, c.function_version
+    FROM pairs c WHERE c.relation = 'link' OR {_OTHER_NODE}
+"""
+
+# The client span's guess at its target gives way to the instrumented callee it reached.
+DELETE_SUPERSEDED_INFERRED: Final = f"""
+    DELETE FROM calls d USING (
+        SELECT DISTINCT c.want_trace_id, c.want_span_id, c.p_start_ns FROM pairs c
+        WHERE c.relation = 'parent' AND c.p_target_type IS NOT NULL AND {_OTHER_NODE} AND NOT {_VIA_TARGET}
+    ) s
+    WHERE d.role = 'inferred' AND d.trace_id = s.want_trace_id AND d.span_id = s.want_span_id
+      AND d.start_ns = s.p_start_ns AND d.start_ns BETWEEN ? AND ?
+"""
+
+PAIR_PARTNER_BOUNDS: Final = "SELECT min(p_start_ns), max(p_start_ns) FROM pairs"
+
+DROP_TEMPORARIES: Final = (
+    "DROP TABLE IF EXISTS pairs",
+    "DROP TABLE IF EXISTS wants",
+    "DROP VIEW IF EXISTS fresh_spans",
+)
+
+# --- housekeeping: children whose parent never came are entries from an unknown caller.
+EXPIRE_PENDING: Final = (
+    """INSERT INTO calls
+       SELECT trace_id, span_id, parent_span_id, start_ns, 'entry', NULL, NULL, service, origin, false,
+              duration_ns, error, fault, throttle, cold_start, NULL, NULL, linked, function_version
+       FROM pending WHERE since_ns < ? AND relation = 'parent'""",
+    "DELETE FROM pending WHERE since_ns < ?",
+)
+
+DELETE_CALLS_OLDER_THAN: Final = (
+    "DELETE FROM calls WHERE start_ns < ?",
+    "DELETE FROM pending WHERE start_ns < ?",
+)
