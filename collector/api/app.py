@@ -1,7 +1,8 @@
 """The query API (FastAPI, documented by OpenAPI at /docs): an app factory over the engine.
 
-Endpoints: ``/api/services``, ``/api/traces``, ``/api/traces/{trace_id}``, ``/healthz`` and
-``/metrics`` (Prometheus text). With a token, every endpoint but ``/healthz`` requires
+Endpoints: ``/api/services``, ``/api/traces`` (X-Ray filter expressions), ``/api/traces/{trace_id}``
+and its ``/critical-path``, ``/api/service-map``, ``/api/analytics`` and ``/api/analytics/compare``,
+``/healthz`` and ``/metrics`` (Prometheus text). With a token, every endpoint but ``/healthz`` requires
 ``Authorization: Bearer TOKEN``. Bad parameters get 400 with the reason; an unavailable store
 gets 503 with Retry-After.
 """
@@ -14,12 +15,29 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from collector.api.params import BadParameter, parse_trace_id, parse_window
+from collector.api.params import BadParameter, parse_optional_filter, parse_trace_id, parse_window
 from collector.auth import bearer_token_matches
 from collector.engine import Collector
+from collector.query.analytics import CompareField, Subject, compare_values, compare_windows, time_series
+from collector.query.critical_path import critical_path_json, trace_with_consumers
+from collector.query.filter_ast import FilterError
+from collector.query.search import search_traces
+from collector.query.service_map import MapQuery, service_map
 from collector.storage.protocols import StoreUnavailable
 
 MAX_TRACES = 1000
+FILTER_HELP = 'an X-Ray filter expression, e.g. service("orders") { fault } AND annotation.customer = "c1"'
+
+
+def subject_of(
+    node: Annotated[str | None, Query(description="a node's name (default: all incoming requests)")] = None,
+    node_type: Annotated[str | None, Query(description="the node's type, e.g. AWS::Lambda::Function")] = None,
+    caller: Annotated[str | None, Query(description="with node: the edge from this caller")] = None,
+    caller_type: str | None = None,
+) -> Subject:
+    if caller is not None and node is None:
+        raise BadParameter("caller needs node: an edge is caller -> node")
+    return Subject(node, node_type, caller, caller_type)
 
 
 def create_query_app(collector: Collector, *, token: str | None = None) -> FastAPI:
@@ -49,17 +67,31 @@ def create_query_app(collector: Collector, *, token: str | None = None) -> FastA
         window = parse_window(start, end)
         return {"services": [asdict(s) for s in collector.reader.services(window)]}
 
-    @app.get("/api/traces", dependencies=guarded, summary="Traces in the window, newest first")
+    @app.exception_handler(FilterError)
+    async def bad_filter(request: Request, exc: FilterError) -> JSONResponse:
+        body = {"detail": f"bad filter expression at {exc}", "column": exc.column, "reason": exc.reason}
+        return JSONResponse(body, status_code=400)
+
+    @app.get("/api/traces", dependencies=guarded, summary="Traces in the window matching a filter, newest first")
     def traces(
         start: str | None = None,
         end: str | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_TRACES)] = 100,
-        filter: Annotated[str | None, Query(description="a service name (filter expressions: soon)")] = None,
+        filter: Annotated[str | None, Query(description=FILTER_HELP)] = None,
     ) -> dict[str, Any]:
         window = parse_window(start, end)
-        service = filter.strip() if filter and filter.strip() else None
-        found = collector.reader.search_traces(window, service=service, limit=limit)
+        found = search_traces(collector.reader, window, parse_optional_filter(filter), limit)
         return {"traces": [asdict(t) for t in found], "start_ns": window.start_ns, "end_ns": window.end_ns}
+
+    @app.get("/api/service-map", dependencies=guarded, summary="Nodes, edges, health and throttle sources")
+    def service_map_view(
+        start: str | None = None,
+        end: str | None = None,
+        filter: Annotated[str | None, Query(description=FILTER_HELP)] = None,
+        max_nodes: Annotated[int, Query(ge=2, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        query = MapQuery(parse_window(start, end), parse_optional_filter(filter), max_nodes)
+        return service_map(collector.reader, query)
 
     @app.get("/api/traces/{trace_id}", dependencies=guarded, summary="Every span of one trace")
     def trace(trace_id: str) -> dict[str, Any]:
@@ -68,6 +100,44 @@ def create_query_app(collector: Collector, *, token: str | None = None) -> FastA
         if not spans:
             raise HTTPException(404, f"no trace {trace_id}")
         return {"trace_id": key.hex(), "spans": spans}
+
+    @app.get("/api/traces/{trace_id}/critical-path", dependencies=guarded, summary="What set the trace's duration")
+    def trace_critical_path(trace_id: str) -> dict[str, Any]:
+        key = parse_trace_id(trace_id)
+        spans = trace_with_consumers(collector.reader, collector.reader, key)
+        if not spans:
+            raise HTTPException(404, f"no trace {trace_id}")
+        return {"trace_id": key.hex(), **critical_path_json(spans)}
+
+    @app.get("/api/analytics", dependencies=guarded, summary="Time series of requests, rates and percentiles")
+    def analytics(
+        subject: Annotated[Subject, Depends(subject_of)],
+        start: str | None = None,
+        end: str | None = None,
+        filter: Annotated[str | None, Query(description=FILTER_HELP)] = None,
+        step: Annotated[float | None, Query(gt=0, description="bucket width in seconds")] = None,
+    ) -> dict[str, Any]:
+        window = parse_window(start, end)
+        return time_series(collector.reader, window, parse_optional_filter(filter), subject, step)
+
+    @app.get("/api/analytics/compare", dependencies=guarded, summary="Two windows, or two values of a field")
+    def compare(
+        subject: Annotated[Subject, Depends(subject_of)],
+        start: str | None = None,
+        end: str | None = None,
+        baseline_start: str | None = None,
+        baseline_end: str | None = None,
+        by: Annotated[CompareField | None, Query(description="compare values of a field instead")] = None,
+        filter: Annotated[str | None, Query(description=FILTER_HELP)] = None,
+    ) -> dict[str, Any]:
+        window = parse_window(start, end)
+        expr = parse_optional_filter(filter)
+        if by is not None:
+            return compare_values(collector.reader, window, expr, subject, by)
+        length_s = (window.end_ns - window.start_ns) / 1e9
+        default_end = str(window.start_ns / 1e9)
+        baseline = parse_window(baseline_start or str(window.start_ns / 1e9 - length_s), baseline_end or default_end)
+        return compare_windows(collector.reader, window, baseline, expr, subject)
 
     @app.get("/healthz", summary="Whether ingest and storage work")
     def healthz() -> JSONResponse:

@@ -11,6 +11,8 @@ import re
 import time
 from datetime import datetime
 
+from collector.query import filter_ast
+from collector.query.filter_parser import parse_filter
 from collector.storage.protocols import TimeWindow
 
 DEFAULT_WINDOW_S = 15 * 60
@@ -60,3 +62,10 @@ def parse_trace_id(value: str) -> bytes:
     raise BadParameter(
         f"trace id must be 32 hex digits or an X-Ray id 1-xxxxxxxx-yyyyyyyyyyyyyyyyyyyyyyyy, got {value!r}"
     )
+
+
+def parse_optional_filter(text: str | None) -> filter_ast.Expr | None:
+    """The parsed filter, or None when absent or blank; FilterError says where it is wrong."""
+    if text is None or not text.strip():
+        return None
+    return parse_filter(text)

@@ -206,8 +206,9 @@ def _describe(exc: UnexpectedInput, text: str) -> ast.FilterError:
             f"unexpected {str(exc.token)!r}; expected {_expected(set(exc.accepts or exc.expected))}", column
         )
     if isinstance(exc, UnexpectedCharacters):
-        word = _WORD.match(text, exc.pos_in_stream)
-        found = word.group(0) if word else text[exc.pos_in_stream]
+        at = exc.pos_in_stream or 0
+        word = _WORD.match(text, at)
+        found = word.group(0) if word else text[at]
         return ast.FilterError(f"unexpected {found!r}; expected {_expected(set(exc.allowed or ()))}", column)
     return ast.FilterError(str(exc).splitlines()[0], column)
 

@@ -31,7 +31,8 @@ WITH {roots}, raw AS (
 
 FILTER_TRACES: Final = "AND c.trace_id IN (SELECT r.trace_id FROM roots r WHERE {predicate})"
 
-_FIGURES = f"""count(*) AS requests, sum((NOT (error OR fault OR throttle))::INTEGER), sum(error::INTEGER), sum(fault::INTEGER), sum(throttle::INTEGER),
+_FIGURES = f"""count(*) AS requests, sum((NOT (error OR fault OR throttle))::INTEGER),
+    sum(error::INTEGER), sum(fault::INTEGER), sum(throttle::INTEGER),
     quantile_cont(duration_ns, [0.5, 0.9, 0.99]), histogram({_BUCKET}), sum(cold_start::INTEGER)"""
 
 EDGES: Final = f"""{PICKED}

@@ -74,8 +74,6 @@ def summaries(rows: Sequence[tuple[Any, ...]]) -> list[TraceSummary]:
     ]
 
 
-def search_traces(
-    reader: StatementReader, window: TimeWindow, expr: ast.Expr | None, limit: int
-) -> list[TraceSummary]:
+def search_traces(reader: StatementReader, window: TimeWindow, expr: ast.Expr | None, limit: int) -> list[TraceSummary]:
     """Newest traces first, at most `limit`."""
     return summaries(reader.fetch(search_statement(window, expr, limit)))

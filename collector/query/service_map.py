@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import networkx as nx
 
@@ -27,6 +27,7 @@ CLIENT: Final = ("client", "client")
 FOLDED_TYPE: Final = "folded"
 MAX_GROUPS: Final = 5000  # SQL rows per aggregate: a guard against unbounded cardinality
 NodeKey = tuple[str, str]
+MapGraph: TypeAlias = "nx.DiGraph[NodeKey]"  # networkx is generic only in its stubs
 
 
 def node_id(key: NodeKey) -> str:
@@ -54,9 +55,9 @@ def picked_statement(template: str, query: MapQuery, *extra: Any) -> Statement:
     return Statement(text, (query.window.start_ns, query.window.end_ns, *params, *extra))
 
 
-def build_graph(reader: StatementReader, query: MapQuery) -> nx.DiGraph:
+def build_graph(reader: StatementReader, query: MapQuery) -> MapGraph:
     """The map for the query: node and edge attributes hold Figures and extra statistics."""
-    graph = nx.DiGraph()
+    graph: MapGraph = nx.DiGraph()
     node_rows = reader.fetch(picked_statement(map_sql.NODES, query, MAX_GROUPS))
     edge_rows = reader.fetch(picked_statement(map_sql.EDGES, query, MAX_GROUPS))
     truncated = len(node_rows) >= MAX_GROUPS or len(edge_rows) >= MAX_GROUPS
@@ -88,14 +89,14 @@ def build_graph(reader: StatementReader, query: MapQuery) -> nx.DiGraph:
     return fold_quiet_nodes(graph, query.max_nodes)
 
 
-def _traffic(graph: nx.DiGraph, key: NodeKey) -> int:
+def _traffic(graph: MapGraph, key: NodeKey) -> int:
     figures = graph.nodes[key].get("figures")
     if figures is not None:
         return int(figures.requests)
     return sum(int(graph.edges[e]["figures"].requests) for e in graph.in_edges(key))
 
 
-def fold_quiet_nodes(graph: nx.DiGraph, max_nodes: int) -> nx.DiGraph:
+def fold_quiet_nodes(graph: MapGraph, max_nodes: int) -> MapGraph:
     """Keep the busiest max_nodes - 1 nodes; the rest become one node (figures not mergeable)."""
     if graph.number_of_nodes() <= max_nodes:
         graph.graph["folded"] = 0
@@ -104,7 +105,7 @@ def fold_quiet_nodes(graph: nx.DiGraph, max_nodes: int) -> nx.DiGraph:
     keep = set(ranked[: max_nodes - 1])
     folded = [k for k in graph.nodes if k not in keep]
     target: NodeKey = (f"({len(folded)} more)", FOLDED_TYPE)
-    result = nx.DiGraph(graph.subgraph(keep))
+    result: MapGraph = nx.DiGraph(graph.subgraph(keep))
     result.graph.update(graph.graph, folded=len(folded))
     result.add_node(target, figures=None, cold=None, members=sorted(folded))
     for caller, callee, data in graph.edges(data=True):
@@ -117,7 +118,7 @@ def fold_quiet_nodes(graph: nx.DiGraph, max_nodes: int) -> nx.DiGraph:
     return result
 
 
-def _node_json(graph: nx.DiGraph, key: NodeKey, window_s: float) -> dict[str, Any]:
+def _node_json(graph: MapGraph, key: NodeKey, window_s: float) -> dict[str, Any]:
     data = graph.nodes[key]
     figures: Figures | None = data.get("figures")
     body: dict[str, Any] = {
@@ -135,7 +136,7 @@ def _node_json(graph: nx.DiGraph, key: NodeKey, window_s: float) -> dict[str, An
     return body
 
 
-def map_json(graph: nx.DiGraph) -> dict[str, Any]:
+def map_json(graph: MapGraph) -> dict[str, Any]:
     """The API's JSON view of a map graph."""
     window: TimeWindow = graph.graph["window"]
     window_s = (window.end_ns - window.start_ns) / 1e9
@@ -170,9 +171,9 @@ def map_json(graph: nx.DiGraph) -> dict[str, Any]:
     }
 
 
-def _annotate_depth(graph: nx.DiGraph) -> None:
+def _annotate_depth(graph: MapGraph) -> None:
     """Call depth from the entry points (longest path over a DAG view), for left-to-right layout."""
-    dag = nx.DiGraph(graph)
+    dag: MapGraph = nx.DiGraph(graph)
     dag.remove_edges_from(list(nx.selfloop_edges(dag)))
     while not nx.is_directed_acyclic_graph(dag):
         cycle = nx.find_cycle(dag)

@@ -32,6 +32,7 @@ def link_calls(con: duckdb.DuckDBPyConnection, fresh: str, fresh_links: str, now
     for statement in sql.DROP_TEMPORARIES:
         con.execute(statement)
 
+
 def expire_pending(con: duckdb.DuckDBPyConnection, waited_since_ns: int) -> None:
     """Children waiting since before `waited_since_ns` become entries from an unknown caller."""
     for statement in sql.EXPIRE_PENDING:

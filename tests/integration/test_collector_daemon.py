@@ -68,7 +68,7 @@ def test_stock_otlp_exporter(daemon: Daemon) -> None:
     by_name = {s["name"]: s for s in spans}
     assert by_name["checkout"]["fault"] is True and by_name["checkout"]["service"] == "stock-sdk"
     assert by_name["db"]["target"] == {"type": "database", "name": "postgresql"}
-    listed = daemon.get("/api/traces", filter="stock-sdk").json()["traces"]
+    listed = daemon.get("/api/traces", filter='service("stock-sdk")').json()["traces"]
     assert [t["trace_id"] for t in listed] == [f"{root.get_span_context().trace_id:032x}"]
 
 

@@ -1,0 +1,128 @@
+"""Analytics: time series of request figures, and comparisons of two windows or two values.
+
+The subject is the whole window's incoming requests (entries with no caller), one node, or
+one edge; the figures are those of the map (collector.query.figures), per step bucket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Final, Literal
+
+from collector.query import filter_ast as ast
+from collector.query import map_sql
+from collector.query.figures import FIGURE_COLUMNS, Figures, figures_from
+from collector.query.service_map import MapQuery, picked_statement
+from collector.storage.protocols import Statement, StatementReader, TimeWindow
+
+MAX_POINTS: Final = 1000
+DEFAULT_POINTS: Final = 60
+CompareField = Literal["function_version", "cold_start"]
+_GROUPS: Final = {"function_version": "coalesce(function_version, '$LATEST')", "cold_start": "cold_start"}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What the figures describe: everything (no node), a node, or an edge (caller -> node)."""
+
+    node: str | None = None
+    node_type: str | None = None
+    caller: str | None = None
+    caller_type: str | None = None
+
+    def condition(self) -> Statement:
+        if self.node is None:
+            return Statement("role = 'entry' AND caller IS NULL")
+        parts = ["callee = ?"]
+        params: list[Any] = [self.node]
+        if self.node_type:
+            parts.append("callee_type = ?")
+            params.append(self.node_type)
+        if self.caller is None:
+            parts.insert(0, "role IN ('entry', 'inferred')")
+            return Statement(" AND ".join(parts), tuple(params))
+        parts.insert(0, "role IN ('entry', 'inferred', 'link') AND caller = ?")
+        params.insert(0, self.caller)
+        if self.caller_type:
+            parts.append("caller_type = ?")
+            params.append(self.caller_type)
+        return Statement(" AND ".join(parts), tuple(params))
+
+
+def step_ns_for(window: TimeWindow, step_s: float | None) -> int:
+    """The bucket width: as asked (at most MAX_POINTS buckets), else ~60 buckets."""
+    span_ns = window.end_ns - window.start_ns
+    asked_ns = max(1_000_000, int(step_s * 1e9)) if step_s is not None else None
+    step_ns = asked_ns if asked_ns is not None else max(1_000_000_000, span_ns // DEFAULT_POINTS)
+    return max(step_ns, -(-span_ns // MAX_POINTS))
+
+
+def _point(figures: Figures, at_ns: int, step_s: float) -> dict[str, Any]:
+    body = figures.as_json(step_s)
+    body.pop("histogram")
+    return {"start_ns": at_ns, **body}
+
+
+def time_series(
+    reader: StatementReader, window: TimeWindow, expr: ast.Expr | None, subject: Subject, step_s: float | None
+) -> dict[str, Any]:
+    """One point per step bucket (buckets without requests are left out)."""
+    step_ns = step_ns_for(window, step_s)
+    scope = subject.condition()
+    template = map_sql.SERIES.replace("{scope}", scope.text)
+    statement = picked_statement(template, MapQuery(window, expr), window.start_ns, step_ns)
+    statement = replace(statement, params=(*statement.params, *scope.params))
+    points = [
+        _point(figures_from(row[1 : 1 + FIGURE_COLUMNS]), window.start_ns + int(row[0]) * step_ns, step_ns / 1e9)
+        for row in reader.fetch(statement)
+    ]
+    return {"start_ns": window.start_ns, "end_ns": window.end_ns, "step_s": step_ns / 1e9, "points": points}
+
+
+def _summaries(
+    reader: StatementReader, window: TimeWindow, expr: ast.Expr | None, subject: Subject, group: str
+) -> dict[Any, Figures]:
+    scope = subject.condition()
+    template = map_sql.SUMMARY.replace("{group}", group).replace("{scope}", scope.text)
+    statement = picked_statement(template, MapQuery(window, expr))
+    statement = replace(statement, params=(*statement.params, *scope.params))
+    return {row[0]: figures_from(row[1:]) for row in reader.fetch(statement)}
+
+
+_DELTA_FIELDS: Final = ("requests", "error_rate", "fault_rate", "throttle_rate", "p50_ms", "p90_ms", "p99_ms")
+
+
+def deltas(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float | None]:
+    """b - a for each compared figure (None where either side has none)."""
+    return {k: (b[k] - a[k]) if a.get(k) is not None and b.get(k) is not None else None for k in _DELTA_FIELDS}
+
+
+def _side(label: str, figures: Figures | None, window_s: float) -> dict[str, Any]:
+    body = figures.as_json(window_s) if figures is not None else {"requests": 0}
+    return {"label": label, **body}
+
+
+def compare_windows(
+    reader: StatementReader, current: TimeWindow, baseline: TimeWindow, expr: ast.Expr | None, subject: Subject
+) -> dict[str, Any]:
+    """The subject's figures in a baseline window and the current one, with current - baseline."""
+    sides = []
+    for label, window in (("baseline", baseline), ("current", current)):
+        found = _summaries(reader, window, expr, subject, "true")
+        sides.append(_side(label, found.get(True), (window.end_ns - window.start_ns) / 1e9))
+    return {"a": sides[0], "b": sides[1], "delta": deltas(sides[0], sides[1])}
+
+
+def compare_values(
+    reader: StatementReader, window: TimeWindow, expr: ast.Expr | None, subject: Subject, field: CompareField
+) -> dict[str, Any]:
+    """The subject's figures per value of `field` (all values), and b - a for the two busiest."""
+    found = _summaries(reader, window, expr, subject, _GROUPS[field])
+    window_s = (window.end_ns - window.start_ns) / 1e9
+    groups = [_side(str(key), figures, window_s) for key, figures in found.items()]
+    busiest = sorted(groups, key=lambda g: -int(g["requests"]))[:2]
+    body: dict[str, Any] = {"field": field, "groups": groups}
+    if len(busiest) == 2:
+        a, b = sorted(busiest, key=lambda g: str(g["label"]))
+        body.update(a=a, b=b, delta=deltas(a, b))
+    return body
