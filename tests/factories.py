@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from collector.model import SpanRow
+from collector.model import SpanBatch, SpanBatchBuilder, SpanRow
 
 REQUIRED_DEFAULTS: dict[str, Any] = {
     "service": "svc",
@@ -25,3 +25,46 @@ def span_row(**fields: Any) -> SpanRow:
     """A SpanRow from the given fields; required ones get defaults, the rest are NULL."""
     values = {**REQUIRED_DEFAULTS, **fields}
     return SpanRow(**{name: values.get(name) for name in SpanRow._fields})
+
+
+SECOND = 1_000_000_000
+T0 = 1_700_000_000 * SECOND
+
+
+def trace_key(n: int) -> bytes:
+    return n.to_bytes(16, "big")
+
+
+def at(
+    trace: int, span_id: int, parent: int | None, start_s: float, duration_s: float = 0.01, **fields: Any
+) -> SpanRow:
+    """A span of trace `trace` starting start_s after T0 (ids are small ints for readability)."""
+    row = {
+        "trace_id": trace_key(trace),
+        "span_id": span_id,
+        "parent_span_id": parent,
+        "name": f"op{span_id}",
+        "kind": "SERVER" if parent is None else "INTERNAL",
+        "start_ns": T0 + int(start_s * SECOND),
+        "duration_ns": int(duration_s * SECOND),
+    }
+    return span_row(**{**row, **fields})
+
+
+def spans_batch(
+    *rows: SpanRow,
+    annotations: tuple[tuple[int, str, object], ...] = (),
+    links: tuple[tuple[int, int, int], ...] = (),
+) -> SpanBatch:
+    """A batch of rows; annotations are (span_id, key, value), links (span_id, linked trace, linked span)."""
+    builder = SpanBatchBuilder()
+    by_span = {row.span_id: row for row in rows}
+    for row in rows:
+        builder.add_span(row)
+    for span_id, key, value in annotations:
+        row = by_span[span_id]
+        builder.add_annotation(row.trace_id, span_id, row.start_ns, key, value)
+    for span_id, linked_trace, linked_span in links:
+        row = by_span[span_id]
+        builder.add_link(row.trace_id, span_id, row.start_ns, trace_key(linked_trace), linked_span)
+    return builder.build()

@@ -90,10 +90,11 @@ def build_graph(reader: StatementReader, query: MapQuery) -> MapGraph:
 
 
 def _traffic(graph: MapGraph, key: NodeKey) -> int:
+    """Requests a node served plus the calls it made: hubs outrank the leaves they call."""
     figures = graph.nodes[key].get("figures")
-    if figures is not None:
-        return int(figures.requests)
-    return sum(int(graph.edges[e]["figures"].requests) for e in graph.in_edges(key))
+    served = int(figures.requests) if figures is not None else 0
+    made = sum(int(graph.edges[e]["figures"].requests) for e in graph.out_edges(key))
+    return served + made
 
 
 def fold_quiet_nodes(graph: MapGraph, max_nodes: int) -> MapGraph:
