@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import re
+from typing import Any
 
 import click
 
@@ -17,6 +19,7 @@ from collector.api.app import create_query_app
 from collector.engine import Collector, CollectorSettings
 from collector.storage.protocols import StoreUnavailable
 from ui.serve import Listeners, PortBusy, bind_all, serve
+from ui.terminal import ApiError, fetch, map_tables, print_tables, traces_table, window_params
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -153,3 +156,68 @@ def serve_command(
     log.info("database %s (schema version %d)", db_path, collector.store.schema_version)
     api_app = create_query_app(collector, token=token or None)
     asyncio.run(serve(collector, api_app, sockets, log_level="warning" if log_level != "debug" else "debug"))
+
+
+def _api_options(command: Any) -> Any:
+    """--api, --token and --since, shared by the commands that ask a running daemon."""
+    command = click.option("--since", default="15m", type=Duration(), help="How far back to look (e.g. 5m, 1h, 7d).")(
+        command
+    )
+    command = click.option(
+        "--token", default=None, envvar="FLUORO_TOKEN", show_envvar=True, help="Bearer token of the daemon."
+    )(command)
+    return click.option(
+        "--api",
+        "api_url",
+        default="http://127.0.0.1:8680",
+        envvar="FLUORO_API",
+        show_envvar=True,
+        help="Query API of a running `fluoro serve`.",
+    )(command)
+
+
+@main.command("traces")
+@click.argument("expression", required=False, default="")
+@_api_options
+@click.option("--limit", default=50, type=click.IntRange(1, 1000), help="Most traces to list.")
+@click.option("--format", "output", default="text", type=click.Choice(["text", "json"]), help="Table or JSON.")
+def traces_command(expression: str, api_url: str, token: str | None, since: float, limit: int, output: str) -> None:
+    """List traces matching an X-Ray filter expression, newest first.
+
+    \b
+    Examples:
+      fluoro traces 'service("withdraw") { fault }'
+      fluoro traces 'responsetime > 2 AND annotation.customer = "c1"' --since 1h
+    """
+    params = {**window_params(since), "limit": str(limit)}
+    if expression.strip():
+        params["filter"] = expression
+    body = _ask(api_url, "/api/traces", params, token)
+    if output == "json":
+        click.echo(json.dumps(body, indent=2))
+        return
+    print_tables([traces_table(body)], [])
+
+
+@main.command("map")
+@_api_options
+@click.option("--filter", "expression", default="", help="Only traces matching this X-Ray filter expression.")
+@click.option("--format", "output", default="text", type=click.Choice(["text", "json"]), help="Tables or JSON.")
+def map_command(api_url: str, token: str | None, since: float, expression: str, output: str) -> None:
+    """Show the service map: nodes with health and latency, edges, throttle sources."""
+    params = window_params(since)
+    if expression.strip():
+        params["filter"] = expression
+    body = _ask(api_url, "/api/service-map", params, token)
+    if output == "json":
+        click.echo(json.dumps(body, indent=2))
+        return
+    notes = [f"{body['folded_nodes']} quieter nodes folded into one"] if body["folded_nodes"] else []
+    print_tables(map_tables(body), notes)
+
+
+def _ask(api_url: str, path: str, params: dict[str, str], token: str | None) -> Any:
+    try:
+        return fetch(api_url, path, params, token)
+    except ApiError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -1,0 +1,155 @@
+"""The query layer through the real daemon: spans from the stock OpenTelemetry SDK in three
+services and an async consumer, then the service map, filter search, analytics and critical
+path over HTTP, and the `fluoro traces` / `fluoro map` commands against it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import Link, SpanKind
+
+from tests.integration.daemon import FLUORO, ROOT, Daemon
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    running = Daemon(tmp_path_factory.mktemp("query") / "spans.duckdb").start()
+    yield running
+    code, output = running.stop()
+    assert code == 0, output
+
+
+def tracer_for(daemon: Daemon, service: str) -> tuple[TracerProvider, trace.Tracer]:
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=daemon.traces_url)))
+    return provider, provider.get_tracer("test")
+
+
+def one_request(daemon: Daemon, fail_ledger: bool, customer: str) -> tuple[str, str]:
+    """gateway -> orders -> ledger, orders sends a message that billing consumes; (trace, consumer trace)."""
+    providers = {name: tracer_for(daemon, name) for name in ("gateway", "orders", "ledger", "billing")}
+    gateway, orders, ledger, billing = (providers[n][1] for n in ("gateway", "orders", "ledger", "billing"))
+    with gateway.start_as_current_span("GET /order", kind=SpanKind.SERVER) as root:
+        root.set_attribute("http.response.status_code", 500 if fail_ledger else 200)
+        with gateway.start_as_current_span("call orders", kind=SpanKind.CLIENT) as call:
+            call.set_attribute("server.address", "orders.local")
+            with orders.start_as_current_span("POST /orders", kind=SpanKind.SERVER) as entry:
+                entry.set_attribute("fluoro.annotation.customer", customer)
+                with orders.start_as_current_span("call ledger", kind=SpanKind.CLIENT):
+                    with ledger.start_as_current_span("append", kind=SpanKind.SERVER) as append:
+                        if fail_ledger:
+                            append.set_attribute("fluoro.fault", True)
+                with orders.start_as_current_span("send", kind=SpanKind.PRODUCER) as send:
+                    send.set_attribute("messaging.system", "aws_sqs")
+                    send.set_attribute("messaging.destination.name", "invoices")
+    time.sleep(0.05)  # the message waits in the queue
+    with billing.start_as_current_span(
+        "consume",
+        kind=SpanKind.CONSUMER,
+        context=trace.set_span_in_context(trace.INVALID_SPAN),
+        links=[Link(send.get_span_context())],
+    ) as consume:
+        pass
+    for provider, _ in providers.values():
+        provider.shutdown()
+    return f"{root.get_span_context().trace_id:032x}", f"{consume.get_span_context().trace_id:032x}"
+
+
+@pytest.fixture(scope="module")
+def traffic(daemon: Daemon) -> dict[str, Any]:
+    first = one_request(daemon, fail_ledger=False, customer="c1")
+    second = one_request(daemon, fail_ledger=True, customer="c2")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        body = daemon.get("/api/service-map").json()
+        if len(body["edges"]) >= 5 and all(e["figures"]["requests"] == 2 for e in body["edges"]):
+            break
+        time.sleep(0.2)
+    return {"ok": first, "failed": second, "map": body}
+
+
+def edges_by_name(body: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    names = {n["id"]: n["name"] for n in body["nodes"]}
+    return {(names[e["source"]], names[e["target"]]): e for e in body["edges"]}
+
+
+def test_the_map_shows_the_chain_and_the_async_hop(traffic: dict[str, Any]) -> None:
+    edges = edges_by_name(traffic["map"])
+    assert set(edges) == {
+        ("client", "gateway"),
+        ("gateway", "orders"),
+        ("orders", "ledger"),
+        ("orders", "invoices"),
+        ("invoices", "billing"),
+    }
+    assert edges["orders", "ledger"]["figures"]["faults"] == 1
+    assert edges["invoices", "billing"]["async"] is True
+    assert edges["invoices", "billing"]["event_age"]["p50_ms"] >= 40
+    nodes = {n["name"]: n for n in traffic["map"]["nodes"]}
+    assert nodes["invoices"]["type"] == "queue" and nodes["invoices"]["inferred"] is True
+    assert nodes["ledger"]["health"] == "fault"
+
+
+def test_filter_search_over_http(daemon: Daemon, traffic: dict[str, Any]) -> None:
+    found = daemon.get("/api/traces", filter='service("ledger") { fault } AND annotation.customer = "c2"').json()
+    assert [t["trace_id"] for t in found["traces"]] == [traffic["failed"][0]]
+    edge = daemon.get("/api/traces", filter='edge("orders", "ledger") { !fault }').json()
+    assert [t["trace_id"] for t in edge["traces"]] == [traffic["ok"][0]]
+    response = daemon.get("/api/traces", filter='service("ledger") { fault')
+    assert response.status_code == 400
+    body = response.json()
+    assert body["column"] == 26 and "expected" in body["reason"]
+    assert daemon.get("/api/service-map", filter="responsetime >").status_code == 400
+
+
+def test_the_map_with_a_filter(daemon: Daemon, traffic: dict[str, Any]) -> None:
+    body = daemon.get("/api/service-map", filter="fault").json()
+    edges = edges_by_name(body)
+    assert edges["gateway", "orders"]["figures"]["requests"] == 1
+
+
+def test_analytics_and_comparison(daemon: Daemon, traffic: dict[str, Any]) -> None:
+    series = daemon.get("/api/analytics", node="ledger", step=3600).json()
+    assert sum(p["requests"] for p in series["points"]) == 2
+    assert sum(p["faults"] for p in series["points"]) == 1
+    whole = daemon.get("/api/analytics").json()
+    assert sum(p["requests"] for p in whole["points"]) == 4  # two requests, two consumed messages
+    compare = daemon.get("/api/analytics/compare", node="ledger", by="cold_start").json()
+    assert compare["groups"][0]["requests"] == 2
+    assert daemon.get("/api/analytics", caller="orders").status_code == 400
+    assert daemon.get("/api/analytics/compare", by="colour").status_code == 422
+
+
+def test_critical_path_follows_the_message(daemon: Daemon, traffic: dict[str, Any]) -> None:
+    trace_id, consumer_trace = traffic["ok"]
+    body = daemon.get(f"/api/traces/{trace_id}/critical-path").json()
+    services = [s["service"] for s in body["segments"]]
+    assert services[0] == "gateway" and services[-1] == "billing"
+    assert consumer_trace in {s["trace_id"] for s in body["segments"]}
+    assert daemon.get(f"/api/traces/{'cd' * 16}/critical-path").status_code == 404
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*FLUORO, *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_fluoro_traces_and_map_commands(daemon: Daemon, traffic: dict[str, Any]) -> None:
+    listed = run_cli("traces", "fault", "--api", daemon.api_url, "--since", "1h")
+    assert listed.returncode == 0, listed.stderr
+    assert traffic["failed"][0] in listed.stdout and traffic["ok"][0] not in listed.stdout
+    as_json = run_cli("map", "--api", daemon.api_url, "--format", "json")
+    assert set(edges_by_name(json.loads(as_json.stdout))) == set(edges_by_name(traffic["map"]))
+    text = run_cli("map", "--api", daemon.api_url, "--since", "1h")
+    assert "invoices" in text.stdout and "async" in text.stdout
+    bad = run_cli("traces", "service(", "--api", daemon.api_url)
+    assert bad.returncode == 1 and "column" in bad.stderr and "Traceback" not in bad.stderr
