@@ -45,10 +45,12 @@ def one_request(daemon: Daemon, fail_ledger: bool, customer: str) -> tuple[str, 
             call.set_attribute("server.address", "orders.local")
             with orders.start_as_current_span("POST /orders", kind=SpanKind.SERVER) as entry:
                 entry.set_attribute("fluoro.annotation.customer", customer)
-                with orders.start_as_current_span("call ledger", kind=SpanKind.CLIENT):
-                    with ledger.start_as_current_span("append", kind=SpanKind.SERVER) as append:
-                        if fail_ledger:
-                            append.set_attribute("fluoro.fault", True)
+                with (
+                    orders.start_as_current_span("call ledger", kind=SpanKind.CLIENT),
+                    ledger.start_as_current_span("append", kind=SpanKind.SERVER) as append,
+                ):
+                    if fail_ledger:
+                        append.set_attribute("fluoro.fault", True)
                 with orders.start_as_current_span("send", kind=SpanKind.PRODUCER) as send:
                     send.set_attribute("messaging.system", "aws_sqs")
                     send.set_attribute("messaging.destination.name", "invoices")
