@@ -16,6 +16,8 @@ from collector.pipeline import IngestPipeline, PeriodicTask, PipelineLimits
 from collector.receivers.otlp_http import OtlpHttpReceiver, OtlpReceiverSettings
 from collector.receivers.xray_udp import XRayReceiverSettings, XRayUdpReceiver
 from collector.storage.duckdb_store import DuckDBStore
+from collector.storage.protocols import StoreUnavailable
+from collector.storage.rollup_sql import SETTLE_NS
 
 _logger = logging.getLogger(__name__)
 
@@ -29,6 +31,8 @@ class CollectorSettings:
     retention_check_s: float = 300.0
     # How long a child span waits for its parent before the map shows it called by a client.
     parent_wait_s: float = 60.0
+    # How often new spans are linked into the service map's calls (one group per interval).
+    link_interval_s: float = 1.0
     max_body_bytes: int = 20 * 1024 * 1024
     token: str | None = None
     limits: PipelineLimits = field(default_factory=PipelineLimits)
@@ -45,7 +49,10 @@ class Collector:
         self.metrics.watch_database_size(self.store.file_size_bytes)
         retention = PeriodicTask(settings.retention_check_s, self.apply_retention)
         orphans = PeriodicTask(min(10.0, settings.parent_wait_s), self.expire_orphans)
-        self.pipeline = IngestPipeline(self.store, self.metrics, settings.limits, (retention, orphans))
+        rollup = PeriodicTask(15.0, self.roll_up)
+        linker = PeriodicTask(settings.link_interval_s, self.link)
+        tasks = (linker, retention, orphans, rollup)
+        self.pipeline = IngestPipeline(self.store, self.metrics, settings.limits, tasks)
         self.otlp_app = OtlpHttpReceiver(
             self.pipeline,
             self.metrics,
@@ -67,6 +74,12 @@ class Collector:
     def expire_orphans(self) -> None:
         self.store.expire_pending_calls(time.time_ns() - int(self.settings.parent_wait_s * 1e9))
 
+    def link(self) -> None:
+        self.store.link_new_spans()
+
+    def roll_up(self) -> None:
+        self.store.roll_up_calls(time.time_ns() - SETTLE_NS)
+
     def start(self) -> None:
         self.pipeline.start()
 
@@ -77,4 +90,9 @@ class Collector:
         drained = self.pipeline.stop(timeout_s)
         if not drained:
             _logger.error("the writer did not drain within %.0f s", timeout_s)
+        else:
+            try:
+                self.store.link_new_spans()
+            except StoreUnavailable as exc:  # they stay queued in the file for the next start
+                _logger.warning("linking the last spans failed: %s", exc)
         self.store.close()

@@ -11,7 +11,7 @@ from typing import Any, Final, Literal
 
 from collector.query import filter_ast as ast
 from collector.query import map_sql
-from collector.query.figures import FIGURE_COLUMNS, Figures, figures_from
+from collector.query.figures import FigureAccumulator, Figures
 from collector.query.service_map import MapQuery, picked_statement
 from collector.storage.protocols import Statement, StatementReader, TimeWindow
 
@@ -36,7 +36,7 @@ class Subject:
         parts = ["callee = ?"]
         params: list[Any] = [self.node]
         if self.node_type:
-            parts.append("callee_type = ?")
+            parts.append("coalesce(callee_type, 'service') = ?")
             params.append(self.node_type)
         if self.caller is None:
             parts.insert(0, "role IN ('entry', 'inferred')")
@@ -44,7 +44,8 @@ class Subject:
         parts.insert(0, "role IN ('entry', 'inferred', 'link') AND caller = ?")
         params.insert(0, self.caller)
         if self.caller_type:
-            parts.append("caller_type = ?")
+            parts.append("coalesce(caller_type, ?) = ?")
+            params.append(self.caller_type)
             params.append(self.caller_type)
         return Statement(" AND ".join(parts), tuple(params))
 
@@ -57,10 +58,18 @@ def step_ns_for(window: TimeWindow, step_s: float | None) -> int:
     return max(step_ns, -(-span_ns // MAX_POINTS))
 
 
-def _point(figures: Figures, at_ns: int, step_s: float) -> dict[str, Any]:
-    body = figures.as_json(step_s)
-    body.pop("histogram")
-    return {"start_ns": at_ns, **body}
+def _by_key(
+    reader: StatementReader, window: TimeWindow, expr: ast.Expr | None, subject: Subject, key: Statement
+) -> dict[Any, Figures]:
+    """Figures per value of `key` (a fixed SQL expression with its parameters) for the subject."""
+    scope = subject.condition()
+    template = map_sql.BY_KEY.replace("{key}", key.text).replace("{scope}", scope.text)
+    statement = picked_statement(template, MapQuery(window, expr), *key.params)
+    statement = replace(statement, params=(*statement.params, *scope.params))
+    found: dict[Any, FigureAccumulator] = {}
+    for row in reader.fetch(statement):
+        found.setdefault(row[0], FigureAccumulator()).add(row[1:])
+    return {k: acc.figures() for k, acc in found.items()}
 
 
 def time_series(
@@ -68,25 +77,12 @@ def time_series(
 ) -> dict[str, Any]:
     """One point per step bucket (buckets without requests are left out)."""
     step_ns = step_ns_for(window, step_s)
-    scope = subject.condition()
-    template = map_sql.SERIES.replace("{scope}", scope.text)
-    statement = picked_statement(template, MapQuery(window, expr), window.start_ns, step_ns)
-    statement = replace(statement, params=(*statement.params, *scope.params))
+    key = Statement("(start_ns - ?) // ?", (window.start_ns, step_ns))
     points = [
-        _point(figures_from(row[1 : 1 + FIGURE_COLUMNS]), window.start_ns + int(row[0]) * step_ns, step_ns / 1e9)
-        for row in reader.fetch(statement)
+        {"start_ns": window.start_ns + int(bucket) * step_ns, **figures.as_json(step_ns / 1e9, with_histogram=False)}
+        for bucket, figures in sorted(_by_key(reader, window, expr, subject, key).items())
     ]
     return {"start_ns": window.start_ns, "end_ns": window.end_ns, "step_s": step_ns / 1e9, "points": points}
-
-
-def _summaries(
-    reader: StatementReader, window: TimeWindow, expr: ast.Expr | None, subject: Subject, group: str
-) -> dict[Any, Figures]:
-    scope = subject.condition()
-    template = map_sql.SUMMARY.replace("{group}", group).replace("{scope}", scope.text)
-    statement = picked_statement(template, MapQuery(window, expr))
-    statement = replace(statement, params=(*statement.params, *scope.params))
-    return {row[0]: figures_from(row[1:]) for row in reader.fetch(statement)}
 
 
 _DELTA_FIELDS: Final = ("requests", "error_rate", "fault_rate", "throttle_rate", "p50_ms", "p90_ms", "p99_ms")
@@ -108,7 +104,7 @@ def compare_windows(
     """The subject's figures in a baseline window and the current one, with current - baseline."""
     sides = []
     for label, window in (("baseline", baseline), ("current", current)):
-        found = _summaries(reader, window, expr, subject, "true")
+        found = _by_key(reader, window, expr, subject, Statement("true"))
         sides.append(_side(label, found.get(True), (window.end_ns - window.start_ns) / 1e9))
     return {"a": sides[0], "b": sides[1], "delta": deltas(sides[0], sides[1])}
 
@@ -117,7 +113,7 @@ def compare_values(
     reader: StatementReader, window: TimeWindow, expr: ast.Expr | None, subject: Subject, field: CompareField
 ) -> dict[str, Any]:
     """The subject's figures per value of `field` (all values), and b - a for the two busiest."""
-    found = _summaries(reader, window, expr, subject, _GROUPS[field])
+    found = _by_key(reader, window, expr, subject, Statement(_GROUPS[field]))
     window_s = (window.end_ns - window.start_ns) / 1e9
     groups = [_side(str(key), figures, window_s) for key, figures in found.items()]
     busiest = sorted(groups, key=lambda g: -int(g["requests"]))[:2]

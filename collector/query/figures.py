@@ -1,28 +1,55 @@
-"""Request figures as the map and analytics show them, from one row of SQL aggregates.
+"""Request figures as the map and analytics show them, accumulated from latency-bucket rows.
 
-Every aggregate in map_sql yields the same run of columns (requests, ok, error, fault, throttle,
-quantiles, histogram, cold starts); this module turns that run into a frozen value with
-rates and X-Ray's health colour, so the map, its nodes and edges and the time series agree.
+Every aggregate in map_sql ends with the same run of columns per (key, bucket): the bucket,
+count, ok/error/fault/throttle/cold counts, summed init and waited time, min and max. A
+:class:`FigureAccumulator` adds such rows up (exactly: counts and sums add, min/max combine)
+and yields :class:`Figures` with rates, X-Ray's health colour, a histogram and percentiles
+interpolated inside their bucket between its smallest and largest value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from collector.query.map_sql import BUCKETS_PER_DECADE
 
-FIGURE_COLUMNS: Final = 8
+FIGURE_COLUMNS: Final = 11
+# A map histogram is coarser than the buckets percentiles come from: 4 per decade.
+HISTOGRAM_MERGE: Final = BUCKETS_PER_DECADE // 4
 
 
-@dataclass(frozen=True)
-class Bucket:
-    """Requests whose response time fell in [low_ms, high_ms)."""
+def bucket_bounds_ms(bucket: int, per_decade: int = BUCKETS_PER_DECADE) -> tuple[float, float]:
+    return round(10 ** (bucket / per_decade), 3), round(10 ** ((bucket + 1) / per_decade), 3)
 
-    low_ms: float
-    high_ms: float
-    count: int
+
+@dataclass
+class _Bucket:
+    count: int = 0
+    init_ns: int = 0
+    waited_ns: int = 0
+    min_ns: int = 2**63
+    max_ns: int = 0
+
+
+def percentile_ns(buckets: dict[int, _Bucket], total: int, q: float) -> float | None:
+    """The q-quantile as DuckDB's quantile_cont would give it, with each bucket's values taken
+    as spread evenly between its min and max (exact when a bucket holds one distinct value)."""
+    if total == 0:
+        return None
+    rank = q * (total - 1)
+    ordered = [buckets[k] for k in sorted(buckets)]
+    seen = 0
+    for index, b in enumerate(ordered):
+        last = seen + b.count - 1  # the rank of this bucket's largest value
+        if rank <= last:
+            within = (rank - seen) / (b.count - 1) if b.count > 1 else 0.0
+            return b.min_ns + within * (b.max_ns - b.min_ns)
+        if rank < last + 1 and index + 1 < len(ordered):
+            return b.max_ns + (rank - last) * (ordered[index + 1].min_ns - b.max_ns)
+        seen += b.count
+    return float(ordered[-1].max_ns)
 
 
 @dataclass(frozen=True)
@@ -32,11 +59,12 @@ class Figures:
     errors: int
     faults: int
     throttles: int
+    cold_starts: int
     p50_ms: float | None
     p90_ms: float | None
     p99_ms: float | None
-    histogram: tuple[Bucket, ...]
-    cold_starts: int
+    histogram: tuple[tuple[float, float, int], ...]
+    p99_cold_share: float | None
 
     def rate(self, count: int) -> float:
         return count / self.requests if self.requests else 0.0
@@ -52,8 +80,8 @@ class Figures:
             return "error"
         return "ok"
 
-    def as_json(self, window_s: float) -> dict[str, Any]:
-        return {
+    def as_json(self, window_s: float, with_histogram: bool = True) -> dict[str, Any]:
+        body: dict[str, Any] = {
             "requests": self.requests,
             "requests_per_s": self.requests / window_s if window_s > 0 else 0.0,
             "ok": self.ok,
@@ -68,47 +96,92 @@ class Figures:
             "p50_ms": self.p50_ms,
             "p90_ms": self.p90_ms,
             "p99_ms": self.p99_ms,
-            "histogram": [{"low_ms": b.low_ms, "high_ms": b.high_ms, "count": b.count} for b in self.histogram],
             "cold_starts": self.cold_starts,
             "cold_start_rate": self.rate(self.cold_starts),
         }
+        if with_histogram:
+            body["histogram"] = [{"low_ms": lo, "high_ms": hi, "count": n} for lo, hi, n in self.histogram]
+        return body
 
 
-def ms(value_ns: float | None) -> float | None:
+def _ms(value_ns: float | None) -> float | None:
     return None if value_ns is None else round(value_ns / 1e6, 3)
 
 
-def quantiles_ms(values: Sequence[float] | None, count: int) -> list[float | None]:
-    return [ms(v) for v in values] if values else [None] * count
+@dataclass
+class FigureAccumulator:
+    """Adds up bucket rows of one key (a node, an edge, a time step)."""
 
+    requests: int = 0
+    ok: int = 0
+    errors: int = 0
+    faults: int = 0
+    throttles: int = 0
+    cold_starts: int = 0
+    buckets: dict[int, _Bucket] = field(default_factory=dict)
 
-def histogram(counts: Mapping[int, int] | None) -> tuple[Bucket, ...]:
-    """DuckDB's histogram map of bucket index -> count as sorted buckets."""
-    if not counts:
-        return ()
-    return tuple(
-        Bucket(
-            round(10 ** (k / BUCKETS_PER_DECADE), 3),
-            round(10 ** ((k + 1) / BUCKETS_PER_DECADE), 3),
-            int(n),
+    def add(self, row: Sequence[Any]) -> None:
+        """FIGURE_COLUMNS columns in map_sql.FIGURES order."""
+        bucket, count, ok, errors, faults, throttles, cold, init_ns, waited_ns, low_ns, high_ns = row
+        self.requests += int(count)
+        self.ok += int(ok or 0)
+        self.errors += int(errors or 0)
+        self.faults += int(faults or 0)
+        self.throttles += int(throttles or 0)
+        self.cold_starts += int(cold or 0)
+        b = self.buckets.setdefault(int(bucket), _Bucket())
+        b.count += int(count)
+        b.init_ns += int(init_ns or 0)
+        b.waited_ns += int(waited_ns or 0)
+        b.min_ns = min(b.min_ns, int(low_ns))
+        b.max_ns = max(b.max_ns, int(high_ns))
+
+    def merge(self, other: FigureAccumulator) -> None:
+        self.requests += other.requests
+        self.ok += other.ok
+        self.errors += other.errors
+        self.faults += other.faults
+        self.throttles += other.throttles
+        self.cold_starts += other.cold_starts
+        for key, theirs in other.buckets.items():
+            mine = self.buckets.setdefault(key, _Bucket())
+            mine.count += theirs.count
+            mine.init_ns += theirs.init_ns
+            mine.waited_ns += theirs.waited_ns
+            mine.min_ns = min(mine.min_ns, theirs.min_ns)
+            mine.max_ns = max(mine.max_ns, theirs.max_ns)
+
+    def percentile_ms(self, q: float) -> float | None:
+        return _ms(percentile_ns(self.buckets, self.requests, q))
+
+    def _histogram(self) -> tuple[tuple[float, float, int], ...]:
+        merged: dict[int, int] = {}
+        for key, b in self.buckets.items():
+            coarse = key // HISTOGRAM_MERGE
+            merged[coarse] = merged.get(coarse, 0) + b.count
+        per_decade = BUCKETS_PER_DECADE // HISTOGRAM_MERGE
+        return tuple((*bucket_bounds_ms(k, per_decade), n) for k, n in sorted(merged.items()))
+
+    def _p99_cold_share(self) -> float | None:
+        """Of the time callers waited in the slowest 1% (from the p99's bucket up), the share spent in init."""
+        p99 = percentile_ns(self.buckets, self.requests, 0.99)
+        if p99 is None:
+            return None
+        tail = [b for b in self.buckets.values() if b.max_ns >= p99]
+        waited = sum(b.waited_ns for b in tail)
+        return sum(b.init_ns for b in tail) / waited if waited else 0.0
+
+    def figures(self) -> Figures:
+        return Figures(
+            requests=self.requests,
+            ok=self.ok,
+            errors=self.errors,
+            faults=self.faults,
+            throttles=self.throttles,
+            cold_starts=self.cold_starts,
+            p50_ms=self.percentile_ms(0.5),
+            p90_ms=self.percentile_ms(0.9),
+            p99_ms=self.percentile_ms(0.99),
+            histogram=self._histogram(),
+            p99_cold_share=self._p99_cold_share(),
         )
-        for k, n in sorted(counts.items())
-    )
-
-
-def figures_from(columns: Sequence[Any]) -> Figures:
-    """The FIGURE_COLUMNS aggregate columns, in map_sql's order."""
-    requests, ok, errors, faults, throttles, quantiles, buckets, cold = columns[:FIGURE_COLUMNS]
-    p50, p90, p99 = quantiles_ms(quantiles, 3)
-    return Figures(
-        requests=int(requests),
-        ok=int(ok or 0),
-        errors=int(errors or 0),
-        faults=int(faults or 0),
-        throttles=int(throttles or 0),
-        p50_ms=p50,
-        p90_ms=p90,
-        p99_ms=p99,
-        histogram=histogram(buckets),
-        cold_starts=int(cold or 0),
-    )

@@ -1,68 +1,72 @@
 """The SQL behind the service map, throttle forensics and analytics: aggregates over ``calls``.
 
 ``calls`` holds one row per hop, resolved at ingest (collector/storage/calls_sql.py), so none
-of these statements joins spans to spans. Every statement starts from ``picked``: the calls in
-the window (optionally of traces matching a filter), with each untyped node resolved to its
-service's type (an internal span stands for its service's node; of a service's types the
-function's own view wins over the AWS::Lambda service view). ``{roots}`` and ``{filter}`` are
-filled by collector.query with fixed fragments; values are bound parameters.
+of these statements joins spans to spans. Each aggregates the calls in the window (optionally
+of traces matching a filter) by its key *and a latency bucket*: 20 log-spaced buckets per
+decade with each bucket's count, min and max. Percentiles and histograms come from those
+rows in Python (collector.query.figures): one hash aggregate with plain sums instead of exact
+per-group quantiles costs a fraction of the time at 10M spans (bench/query.py), groups merge
+exactly (an untyped caller folds into its service's node after the query), and a percentile
+is exact whenever its bucket holds one distinct value, else within that bucket's bounds.
+``{roots}``, ``{filter}``, ``{key}`` and ``{scope}`` are filled with fixed fragments by
+collector.query; values are bound parameters. Whole minutes of the map come from the per-minute
+rollup (collector/storage/rollup_sql.py), so its cost follows minutes x hops, not calls.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-# Log-spaced response-time buckets: bucket k holds durations in [10^(k/4), 10^((k+1)/4)) ms.
-BUCKETS_PER_DECADE: Final = 4
-_BUCKET = f"floor(log10(greatest(duration_ns, 1000) / 1e6) * {BUCKETS_PER_DECADE})::INTEGER"
+from collector.storage.rollup_sql import (
+    BUCKETS_PER_DECADE,
+    CONSUMED,
+    DWELL_BUCKET,
+    HOP_KEY,
+    INIT_WAITED,
+    LATENCY_BUCKET,
+    WAITED,
+)
 
-PICKED: Final = """
-WITH {roots}, raw AS (
-    SELECT * FROM calls c WHERE c.start_ns >= ? AND c.start_ns < ? {filter}
-), types AS (
-    SELECT callee AS name, arg_max(callee_type, CASE WHEN callee_type = 'AWS::Lambda' THEN 0 ELSE 1 END) AS type
-    FROM raw WHERE role = 'entry' AND callee_type IS NOT NULL GROUP BY callee
-), picked AS (
-    SELECT raw.* REPLACE (
-        CASE WHEN raw.caller IS NULL THEN NULL ELSE coalesce(raw.caller_type, tc.type, 'service') END AS caller_type,
-        coalesce(raw.callee_type, te.type, 'service') AS callee_type)
-    FROM raw LEFT JOIN types tc ON tc.name = raw.caller LEFT JOIN types te ON te.name = raw.callee
+__all__ = ["BUCKETS_PER_DECADE", "BY_KEY", "FILTER_TRACES", "HOPS", "PICKED", "THROTTLE_SOURCES"]
+
+PICKED: Final = f"""
+WITH {{roots}}, picked AS (
+    SELECT *, {WAITED} AS waited_ns FROM calls c WHERE c.start_ns >= ? AND c.start_ns < ? {{filter}}
 )"""
 
 FILTER_TRACES: Final = "AND c.trace_id IN (SELECT r.trace_id FROM roots r WHERE {predicate})"
 
-_FIGURES = f"""count(*) AS requests, sum((NOT (error OR fault OR throttle))::INTEGER),
-    sum(error::INTEGER), sum(fault::INTEGER), sum(throttle::INTEGER),
-    quantile_cont(duration_ns, [0.5, 0.9, 0.99]), histogram({_BUCKET}), sum(cold_start::INTEGER)"""
+# The figure columns every aggregate ends with, in the order FigureAccumulator.add reads them.
+_FIGURES_OF_ROWS = f"""{LATENCY_BUCKET} AS bucket, count(*), sum((NOT (error OR fault OR throttle))::INTEGER),
+    sum(error::INTEGER), sum(fault::INTEGER), sum(throttle::INTEGER), sum(cold_start::INTEGER),
+    sum({INIT_WAITED}), sum(waited_ns), min(waited_ns), max(waited_ns)"""
 
-EDGES: Final = f"""{PICKED}
-SELECT caller, caller_type, callee, callee_type, role = 'link' OR async AS is_async, {_FIGURES},
-       quantile_cont(dwell_ns, [0.5, 0.9, 0.99]) FILTER (WHERE dwell_ns IS NOT NULL)
-FROM picked
-WHERE role IN ('entry', 'inferred', 'link') AND NOT (role = 'entry' AND caller IS NULL AND linked)
-GROUP BY ALL ORDER BY requests DESC, callee, caller LIMIT ?
-"""
-
-# Cold-start share of the tail: of the requests at or beyond the node's p99 (time a caller
-# waits: init + handler), the fraction spent initializing.
-NODES: Final = f"""{PICKED}, served AS (
-    SELECT *, duration_ns + coalesce(init_ns, 0) AS waited_ns FROM picked WHERE role IN ('entry', 'inferred')
-), tail AS (
-    SELECT callee, callee_type, quantile_cont(waited_ns, 0.99) AS p99_ns FROM served GROUP BY ALL
-), tail_share AS (
-    SELECT s.callee, s.callee_type, sum(coalesce(s.init_ns, 0)) / sum(s.waited_ns) AS share
-    FROM served s JOIN tail t ON t.callee = s.callee AND t.callee_type = s.callee_type
-    WHERE s.waited_ns >= t.p99_ns GROUP BY ALL
-), inits AS (
-    SELECT callee, callee_type, quantile_cont(duration_ns, [0.5, 0.99]) AS init_q, count(*) AS inits
-    FROM picked WHERE role = 'init' GROUP BY ALL
+# The map reads whole rolled-up minutes of the window from call_minutes (bounds lo..hi: the
+# caller passes the window's whole minutes; hi stops at the rollup's watermark) and every
+# other call of the window from calls; the two parts come back as separate rows of the same
+# shape, which the caller adds up (exactly: counts and sums add, min and max combine).
+HOPS: Final = f"""
+WITH bounds AS (
+    SELECT ?::BIGINT AS lo, least(?::BIGINT, (SELECT max(rolled_until) FROM rollup_state)) AS hi
+), {{roots}}, picked AS (
+    SELECT *, {WAITED} AS waited_ns, {CONSUMED} AS consumed FROM calls c
+    WHERE c.start_ns >= ? AND c.start_ns < ? {{filter}}
+      AND NOT (c.start_ns >= (SELECT lo FROM bounds) AND c.start_ns < (SELECT hi FROM bounds))
+), rolled AS (
+    SELECT hop_id, dwell_bucket, min(min_dwell) AS min_dwell, max(max_dwell) AS max_dwell, bucket,
+           sum(requests) AS requests, sum(ok), sum(errors), sum(faults), sum(throttles), sum(cold),
+           sum(init_ns), sum(waited_ns), min(min_waited), max(max_waited)
+    FROM call_minutes WHERE minute >= (SELECT lo FROM bounds) AND minute < (SELECT hi FROM bounds)
+    GROUP BY hop_id, dwell_bucket, bucket
 )
-SELECT s.callee, s.callee_type, {_FIGURES}, any_value(i.init_q), any_value(i.inits), any_value(ts.share),
-       bool_and(s.role = 'inferred')
-FROM served s
-LEFT JOIN inits i ON i.callee = s.callee AND i.callee_type = s.callee_type
-LEFT JOIN tail_share ts ON ts.callee = s.callee AND ts.callee_type = s.callee_type
-GROUP BY s.callee, s.callee_type ORDER BY requests DESC, s.callee LIMIT ?
+SELECT h.caller, h.caller_type, h.callee, h.callee_type, h.role, h.async, h.consumed, r.* EXCLUDE (hop_id)
+FROM rolled r JOIN hop_keys h USING (hop_id)
+WHERE r.requests <> 0
+UNION ALL
+SELECT {HOP_KEY}, consumed, {DWELL_BUCKET} AS dwell_bucket, min(dwell_ns), max(dwell_ns), {_FIGURES_OF_ROWS}
+FROM picked
+GROUP BY {HOP_KEY}, consumed, dwell_bucket, bucket
+LIMIT ?
 """
 
 # Where each throttled trace's 429 started: its throttled hop that began last (the deepest in a
@@ -71,18 +75,12 @@ THROTTLE_SOURCES: Final = f"""{PICKED}
 SELECT source.name, source.type, count(*) AS traces FROM (
     SELECT arg_max({{'name': callee, 'type': callee_type}}, start_ns) AS source
     FROM picked WHERE throttle AND role IN ('entry', 'inferred') GROUP BY trace_id
-) GROUP BY ALL ORDER BY traces DESC, source.name
+) GROUP BY ALL ORDER BY traces DESC, source.name LIMIT ?
 """
 
-# Time series: one row per step bucket of the chosen calls.
-SERIES: Final = f"""{PICKED}
-SELECT (start_ns - ?) // ? AS bucket, {_FIGURES}
+# Analytics: figures per {key} (a time bucket, or a field's value) of the calls in {scope}.
+BY_KEY: Final = f"""{PICKED}
+SELECT {{key}} AS key, {_FIGURES_OF_ROWS}
 FROM picked WHERE {{scope}}
-GROUP BY bucket ORDER BY bucket
-"""
-
-SUMMARY: Final = f"""{PICKED}
-SELECT {{group}} AS key, {_FIGURES}
-FROM picked WHERE {{scope}}
-GROUP BY key ORDER BY key
+GROUP BY key, bucket ORDER BY key
 """

@@ -11,21 +11,23 @@ and the response says so.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
 import networkx as nx
 
 from collector.query import filter_ast as ast
 from collector.query import map_sql
-from collector.query.figures import FIGURE_COLUMNS, Figures, figures_from, quantiles_ms
+from collector.query.figures import FigureAccumulator, Figures
 from collector.query.filter_sql import compile_trace_predicate
 from collector.query.search import ROOTS_CTE, span_window
 from collector.storage.protocols import Statement, StatementReader, TimeWindow
+from collector.storage.rollup_sql import MINUTE_NS
 
 CLIENT: Final = ("client", "client")
 FOLDED_TYPE: Final = "folded"
-MAX_GROUPS: Final = 5000  # SQL rows per aggregate: a guard against unbounded cardinality
+MAX_GROUPS: Final = 200_000  # SQL rows per aggregate: a guard against unbounded cardinality
 NodeKey = tuple[str, str]
 MapGraph: TypeAlias = "nx.DiGraph[NodeKey]"  # networkx is generic only in its stubs
 
@@ -55,36 +57,98 @@ def picked_statement(template: str, query: MapQuery, *extra: Any) -> Statement:
     return Statement(text, (query.window.start_ns, query.window.end_ns, *params, *extra))
 
 
+@dataclass
+class _Hop:
+    figures: FigureAccumulator = field(default_factory=FigureAccumulator)
+    dwell: FigureAccumulator = field(default_factory=FigureAccumulator)
+    is_async: bool = False
+
+
+def preferred_types(rows: Sequence[tuple[Any, ...]]) -> dict[str, str]:
+    """Each service's node type: its entries' origin, the function's own view over AWS::Lambda."""
+    seen: dict[str, set[str]] = {}
+    for row in rows:
+        if row[4] == "entry" and row[3] is not None:
+            seen.setdefault(row[2], set()).add(row[3])
+    return {name: sorted(types, key=lambda t: (t == "AWS::Lambda", t))[0] for name, types in seen.items()}
+
+
+def _dwell_row(row: Sequence[Any]) -> list[Any]:
+    """A dwell bucket row in FIGURES shape: bucket, count, then only min and max matter."""
+    count = row[DWELL_COUNT]
+    return [row[7], count, count, 0, 0, 0, 0, 0, 0, row[8], row[9]]
+
+
+DWELL_COUNT: Final = 11  # the count column of HOPS (figures start at 10: bucket, count, ...)
+
+
+def accumulate(
+    rows: Sequence[tuple[Any, ...]],
+) -> tuple[dict[NodeKey, FigureAccumulator], dict[NodeKey, FigureAccumulator], dict[tuple[NodeKey, NodeKey], _Hop]]:
+    """(served per node, init durations per node, hops per edge) from HOPS rows."""
+    types = preferred_types(rows)
+    served: dict[NodeKey, FigureAccumulator] = {}
+    inits: dict[NodeKey, FigureAccumulator] = {}
+    hops: dict[tuple[NodeKey, NodeKey], _Hop] = {}
+    for row in rows:
+        caller, caller_type, callee, callee_type, role, is_async, consumed = row[:7]
+        node = (callee, callee_type or types.get(callee, "service"))
+        figures = row[10:]
+        if role == "init":
+            inits.setdefault(node, FigureAccumulator()).add(figures)
+            continue
+        if role in ("entry", "inferred"):
+            served.setdefault(node, FigureAccumulator()).add(figures)
+        if consumed:
+            continue  # a consumer's own trace root: its caller is the queue (a link row), not a client
+        source = CLIENT if caller is None else (caller, caller_type or types.get(caller, "service"))
+        hop = hops.setdefault((source, node), _Hop())
+        hop.figures.add(figures)
+        hop.is_async = hop.is_async or bool(is_async) or role == "link"
+        if row[7] is not None:
+            hop.dwell.add(_dwell_row(row))
+    return served, inits, hops
+
+
+def hops_statement(query: MapQuery) -> Statement:
+    """HOPS for the query: whole minutes from the rollup unless a filter needs every call."""
+    if query.expr is None:
+        low = -(-query.window.start_ns // MINUTE_NS) * MINUTE_NS
+        high = query.window.end_ns // MINUTE_NS * MINUTE_NS
+    else:
+        low = high = 0
+    inner = picked_statement(map_sql.HOPS, query, MAX_GROUPS)
+    return Statement(inner.text, (low, high, *inner.params))
+
+
 def build_graph(reader: StatementReader, query: MapQuery) -> MapGraph:
     """The map for the query: node and edge attributes hold Figures and extra statistics."""
+    rows = reader.fetch(hops_statement(query))
+    served, inits, hops = accumulate(rows)
     graph: MapGraph = nx.DiGraph()
-    node_rows = reader.fetch(picked_statement(map_sql.NODES, query, MAX_GROUPS))
-    edge_rows = reader.fetch(picked_statement(map_sql.EDGES, query, MAX_GROUPS))
-    truncated = len(node_rows) >= MAX_GROUPS or len(edge_rows) >= MAX_GROUPS
-    for row in node_rows:
-        init_q, inits, share, inferred = row[2 + FIGURE_COLUMNS :]
-        init_p50, init_p99 = quantiles_ms(init_q, 2)
-        graph.add_node(
-            (row[0], row[1]),
-            figures=figures_from(row[2:]),
-            cold={"init_p50_ms": init_p50, "init_p99_ms": init_p99, "inits": int(inits or 0), "p99_share": share},
-            inferred=bool(inferred),
-        )
-    for row in edge_rows:
-        caller = (row[0], row[1]) if row[0] is not None else CLIENT
-        callee = (row[2], row[3])
-        if caller == CLIENT and CLIENT not in graph:
-            graph.add_node(CLIENT, figures=None, cold=None)
-        for key in (caller, callee):
+    for key, figures in served.items():
+        init = inits.get(key)
+        cold = {
+            "inits": init.requests if init else 0,
+            "init_p50_ms": init.percentile_ms(0.5) if init else None,
+            "init_p99_ms": init.percentile_ms(0.99) if init else None,
+        }
+        graph.add_node(key, figures=figures.figures(), cold=cold, inferred=False)
+    for (source, target), hop in hops.items():
+        for key in (source, target):
             if key not in graph:
-                graph.add_node(key, figures=None, cold=None)
-        dwell = quantiles_ms(row[5 + FIGURE_COLUMNS], 3)
-        graph.add_edge(caller, callee, figures=figures_from(row[5:]), is_async=bool(row[4]), dwell=dwell)
-    sources = reader.fetch(picked_statement(map_sql.THROTTLE_SOURCES, query))
+                graph.add_node(key, figures=None, cold=None, inferred=False)
+        dwell = [hop.dwell.percentile_ms(q) for q in (0.5, 0.9, 0.99)]
+        graph.add_edge(source, target, figures=hop.figures.figures(), is_async=hop.is_async, dwell=dwell)
+    inferred = {(r[2], r[3]) for r in rows if r[4] == "inferred"} - {(r[2], r[3]) for r in rows if r[4] == "entry"}
+    for key in inferred:
+        if key in graph:
+            graph.nodes[key]["inferred"] = True
+    sources = reader.fetch(picked_statement(map_sql.THROTTLE_SOURCES, query, MAX_GROUPS))
     graph.graph.update(
         window=query.window,
-        truncated=truncated,
-        throttle_sources=[{"node": (r[0], r[1]), "traces": int(r[2])} for r in sources],
+        truncated=len(rows) >= MAX_GROUPS,
+        throttle_sources=[{"node": (r[0], r[1] or "service"), "traces": int(r[2])} for r in sources],
     )
     return fold_quiet_nodes(graph, query.max_nodes)
 
@@ -122,13 +186,16 @@ def fold_quiet_nodes(graph: MapGraph, max_nodes: int) -> MapGraph:
 def _node_json(graph: MapGraph, key: NodeKey, window_s: float) -> dict[str, Any]:
     data = graph.nodes[key]
     figures: Figures | None = data.get("figures")
+    cold = data.get("cold")
+    if cold is not None and figures is not None:
+        cold = {**cold, "p99_share": figures.p99_cold_share}
     body: dict[str, Any] = {
         "id": node_id(key),
         "name": key[0],
         "type": key[1],
         "depth": data.get("depth", 0),
         "figures": figures.as_json(window_s) if figures is not None else None,
-        "cold_start": data.get("cold"),
+        "cold_start": cold,
         "health": figures.health if figures is not None else "ok",
         "inferred": bool(data.get("inferred", False)),
     }

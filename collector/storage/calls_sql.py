@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from collector.storage import rollup_sql
+
 LOOKBACK_NS: Final = 120 * 10**9  # a parent stored up to 2 min before its child starts
 SKEW_NS: Final = 10 * 10**9  # clocks of different processes (and X-Ray's float seconds) disagree
 ASYNC_TARGET_TYPES: Final = (
@@ -66,14 +68,27 @@ PENDING_COLUMNS: Final = """
     relation VARCHAR NOT NULL, since_ns BIGINT NOT NULL
 """
 
+# Spans and links stored but not linked yet: the writer links them in groups (link_new_spans),
+# since each linking statement has a fixed cost that per-write linking would pay every commit.
+UNLINKED_SPAN_COLUMNS: Final = """trace_id, span_id, parent_span_id, service, name, kind, start_ns, duration_ns,
+    error, fault, throttle, cold_start, origin, target_type, target_name, function_version, in_progress"""
+
 MIGRATION: Final = (
     f"CREATE TABLE calls ({CALL_COLUMNS})",
     f"CREATE TABLE pending ({PENDING_COLUMNS})",
+    f"CREATE TABLE unlinked_spans AS SELECT {UNLINKED_SPAN_COLUMNS} FROM spans LIMIT 0",
+    "CREATE TABLE unlinked_links AS SELECT * FROM span_links LIMIT 0",
 )
+QUEUE_FOR_LINKING: Final = (
+    f"INSERT INTO unlinked_spans SELECT {UNLINKED_SPAN_COLUMNS} FROM {{fresh}}",
+    "INSERT INTO unlinked_links SELECT * FROM {fresh_links}",
+)
+COUNT_UNLINKED: Final = "SELECT count(*) FROM unlinked_spans"
+CLEAR_UNLINKED: Final = ("DELETE FROM unlinked_spans", "DELETE FROM unlinked_links")
 
 # --- one write. `fresh` holds the spans this write stored, `fresh_links` their links.
 CREATE_FRESH_VIEW: Final = """
-    CREATE OR REPLACE TEMP VIEW fresh_spans AS
+    CREATE OR REPLACE TEMP TABLE fresh_spans AS
     SELECT f.*, f.span_id IN (SELECT span_id FROM {fresh_links} l WHERE l.trace_id = f.trace_id) AS linked
     FROM {fresh} f WHERE NOT f.in_progress
 """
@@ -120,82 +135,100 @@ INSERT_PENDING: Final = """
      AND w.want_span_id = p.want_span_id
 """
 
-_CALL_FROM_SPAN = """trace_id, span_id, parent_span_id, start_ns"""
-_FIGURES = "duration_ns, error, fault, throttle, coalesce(cold_start, false)"
-
-INSERT_INIT_CALLS: Final = f"""
-    INSERT INTO calls
-    SELECT {_CALL_FROM_SPAN}, 'init', NULL, NULL, service, origin, false, {_FIGURES}, duration_ns, NULL, false,
-           function_version
-    FROM fresh_spans WHERE name = {INIT_SPAN}
-"""
-
-INSERT_INFERRED_CALLS: Final = f"""
-    INSERT INTO calls
-    SELECT {_CALL_FROM_SPAN}, 'inferred', service, origin, target_name, target_type,
-           kind = 'PRODUCER' OR target_type IN ({ASYNC_TARGET_TYPES}), {_FIGURES}, NULL, NULL, linked,
-           function_version
-    FROM fresh_spans WHERE target_type IS NOT NULL AND target_name IS NOT NULL
-"""
-
-# Init duration of a cold start: the Initialization span beside the handler span (same
-# parent: OpenTelemetry) or under it (X-Ray's subsegment).
-_INIT_NS = """(SELECT max(i.duration_ns) FROM calls i
-    WHERE i.role = 'init' AND i.trace_id = c.trace_id AND i.callee = c.service
-      AND i.start_ns BETWEEN c.start_ns - 3600000000000 AND c.start_ns
-      AND (i.parent_span_id IS NOT DISTINCT FROM c.parent_span_id OR i.parent_span_id = c.span_id))"""
-
-INSERT_ROOT_CALLS: Final = f"""
-    INSERT INTO calls
-    SELECT c.trace_id, c.span_id, c.parent_span_id, c.start_ns, 'entry', NULL, NULL, c.service, c.origin, false,
-           c.duration_ns, c.error, c.fault, c.throttle, coalesce(c.cold_start, false),
-           CASE WHEN c.cold_start THEN {_INIT_NS} END, NULL, c.linked, c.function_version
-    FROM fresh_spans c WHERE c.parent_span_id IS NULL AND c.name <> {INIT_SPAN}
-"""
-
 # A child is on another node when the service differs, or both carry different origins
 # (X-Ray's AWS::Lambda segment parenting its AWS::Lambda::Function segment of the same name).
 _OTHER_NODE = "(c.service <> c.p_service OR coalesce(c.origin <> c.p_origin, false))"
 _VIA_TARGET = f"""coalesce(c.p_target_type IN ({ASYNC_TARGET_TYPES})
     AND NOT (c.p_target_name = c.service AND c.p_target_type IS NOT DISTINCT FROM c.origin), false)"""
+_FIGURES = "duration_ns, error, fault, throttle, coalesce(cold_start, false)"
 
-INSERT_CHILD_CALLS: Final = f"""
-    INSERT INTO calls
-    SELECT c.trace_id, c.span_id, c.parent_span_id, c.start_ns,
-           CASE WHEN c.relation = 'parent' THEN 'entry' ELSE 'link' END,
-           CASE WHEN {_VIA_TARGET} THEN c.p_target_name ELSE c.p_service END,
-           CASE WHEN {_VIA_TARGET} THEN c.p_target_type ELSE c.p_origin END,
-           c.service, c.origin,
-           c.relation = 'link' OR coalesce(c.p_target_type IN ({ASYNC_TARGET_TYPES}), false),
-           c.duration_ns, c.error, c.fault, c.throttle, c.cold_start,
-           CASE WHEN c.cold_start AND c.relation = 'parent' THEN {_INIT_NS} END,
-           CASE WHEN c.relation = 'link' OR {_VIA_TARGET}
-                THEN c.start_ns - (c.p_start_ns + c.p_duration_ns) END,
-           c.linked, c.function_version
-    FROM pairs c WHERE c.relation = 'link' OR {_OTHER_NODE}
+# Every call of the write in one statement (DuckDB's fixed cost per statement dominates a small
+# write). Init duration of a cold start: the Initialization span beside the handler span (same
+# parent: OpenTelemetry) or under it (X-Ray's subsegment), looked up in this write only: a
+# runtime exports the two together (its init counts in the node's init figures either way).
+INSERT_CALLS: Final = f"""
+INSERT INTO new_calls SELECT * FROM (
+    WITH inits AS (
+        SELECT trace_id, service, parent_span_id, max(duration_ns) AS init_ns
+        FROM fresh_spans WHERE name = {INIT_SPAN} GROUP BY ALL
+    ), entries AS (
+        SELECT c.trace_id, c.span_id, c.parent_span_id, c.start_ns, 'entry' AS role, NULL AS caller,
+               NULL AS caller_type, c.service AS callee, c.origin AS callee_type, false AS async,
+               c.duration_ns, c.error, c.fault, c.throttle, coalesce(c.cold_start, false) AS cold_start,
+               NULL::BIGINT AS dwell_ns, c.linked, c.function_version
+        FROM fresh_spans c WHERE c.parent_span_id IS NULL AND c.name <> {INIT_SPAN}
+        UNION ALL
+        SELECT c.trace_id, c.span_id, c.parent_span_id, c.start_ns,
+               CASE WHEN c.relation = 'parent' THEN 'entry' ELSE 'link' END,
+               CASE WHEN {_VIA_TARGET} THEN c.p_target_name ELSE c.p_service END,
+               CASE WHEN {_VIA_TARGET} THEN c.p_target_type ELSE c.p_origin END,
+               c.service, c.origin,
+               c.relation = 'link' OR coalesce(c.p_target_type IN ({ASYNC_TARGET_TYPES}), false),
+               c.duration_ns, c.error, c.fault, c.throttle, c.cold_start,
+               CASE WHEN c.relation = 'link' OR {_VIA_TARGET} THEN c.start_ns - (c.p_start_ns + c.p_duration_ns) END,
+               c.linked, c.function_version
+        FROM pairs c WHERE c.relation = 'link' OR {_OTHER_NODE}
+    )
+    SELECT e.trace_id, e.span_id, e.parent_span_id, e.start_ns, e.role, e.caller, e.caller_type, e.callee,
+           e.callee_type, e.async, e.duration_ns, e.error, e.fault, e.throttle, e.cold_start,
+           CASE WHEN e.cold_start AND e.role = 'entry' THEN coalesce(i1.init_ns, i2.init_ns) END,
+           e.dwell_ns, e.linked, e.function_version
+    FROM entries e
+    LEFT JOIN inits i1 ON i1.trace_id = e.trace_id AND i1.service = e.callee
+                      AND i1.parent_span_id IS NOT DISTINCT FROM e.parent_span_id
+    LEFT JOIN inits i2 ON i2.trace_id = e.trace_id AND i2.service = e.callee AND i2.parent_span_id = e.span_id
+    UNION ALL
+    SELECT trace_id, span_id, parent_span_id, start_ns, 'init', NULL, NULL, service, origin, false, {_FIGURES},
+           duration_ns, NULL, false, function_version
+    FROM fresh_spans WHERE name = {INIT_SPAN}
+    UNION ALL
+    SELECT trace_id, span_id, parent_span_id, start_ns, 'inferred', service, origin, target_name, target_type,
+           kind = 'PRODUCER' OR target_type IN ({ASYNC_TARGET_TYPES}), {_FIGURES}, NULL, NULL, linked,
+           function_version
+    FROM fresh_spans WHERE target_type IS NOT NULL AND target_name IS NOT NULL
+)
 """
 
 # The client span's guess at its target gives way to the instrumented callee it reached.
-DELETE_SUPERSEDED_INFERRED: Final = f"""
-    DELETE FROM calls d USING (
-        SELECT DISTINCT c.want_trace_id, c.want_span_id, c.p_start_ns FROM pairs c
-        WHERE c.relation = 'parent' AND c.p_target_type IS NOT NULL AND {_OTHER_NODE} AND NOT {_VIA_TARGET}
-    ) s
-    WHERE d.role = 'inferred' AND d.trace_id = s.want_trace_id AND d.span_id = s.want_span_id
-      AND d.start_ns = s.p_start_ns AND d.start_ns BETWEEN ? AND ?
+_SUPERSEDING = f"""c.relation = 'parent' AND c.p_target_type IS NOT NULL AND {_OTHER_NODE}
+    AND NOT {_VIA_TARGET}"""
+COUNT_SUPERSEDING: Final = f"SELECT count(*), min(c.p_start_ns), max(c.p_start_ns) FROM pairs c WHERE {_SUPERSEDING}"
+CREATE_SUPERSEDED: Final = f"""
+    CREATE OR REPLACE TEMP TABLE superseded AS
+    SELECT DISTINCT c.want_trace_id AS trace_id, c.want_span_id AS span_id, c.p_start_ns AS start_ns FROM pairs c
+    WHERE {_SUPERSEDING}
 """
+_SUPERSEDED = """role = 'inferred' AND start_ns BETWEEN ? AND ?
+    AND (trace_id, span_id, start_ns) IN (SELECT (trace_id, span_id, start_ns) FROM superseded)"""
+# Stored calls about to be deleted that the rollup already counted are taken back out of it.
+_RETRACTED = f"{_SUPERSEDED} AND start_ns < (SELECT rolled_until FROM rollup_state)"
+RETRACT_SUPERSEDED: Final = (
+    rollup_sql.name_new_hops("calls", _RETRACTED),
+    rollup_sql.rollup_insert("calls", _RETRACTED, sign=-1),
+)
+DELETE_SUPERSEDED: Final = (
+    f"DELETE FROM new_calls WHERE {_SUPERSEDED}",
+    f"DELETE FROM calls WHERE {_SUPERSEDED}",
+)
 
-PAIR_PARTNER_BOUNDS: Final = "SELECT min(p_start_ns), max(p_start_ns) FROM pairs"
+# The write's calls join the table; those older than the rollup's watermark are added to it too.
+CREATE_NEW_CALLS: Final = f"CREATE OR REPLACE TEMP TABLE new_calls ({CALL_COLUMNS})"
+INSERT_NEW_CALLS: Final = "INSERT INTO calls SELECT * FROM new_calls"
+COUNT_LATE_CALLS: Final = "SELECT count(*) FROM new_calls WHERE start_ns < (SELECT rolled_until FROM rollup_state)"
+_LATE = "start_ns < (SELECT rolled_until FROM rollup_state)"
+ROLL_UP_LATE_CALLS: Final = (rollup_sql.name_new_hops("new_calls", _LATE), rollup_sql.rollup_insert("new_calls", _LATE))
+DROP_NEW_CALLS: Final = "DROP TABLE IF EXISTS new_calls"
 
 DROP_TEMPORARIES: Final = (
+    "DROP TABLE IF EXISTS superseded",
     "DROP TABLE IF EXISTS pairs",
     "DROP TABLE IF EXISTS wants",
-    "DROP VIEW IF EXISTS fresh_spans",
+    "DROP TABLE IF EXISTS fresh_spans",
 )
 
 # --- housekeeping: children whose parent never came are entries from an unknown caller.
 EXPIRE_PENDING: Final = (
-    """INSERT INTO calls
+    """INSERT INTO new_calls
        SELECT trace_id, span_id, parent_span_id, start_ns, 'entry', NULL, NULL, service, origin, false,
               duration_ns, error, fault, throttle, cold_start, NULL, NULL, linked, function_version
        FROM pending WHERE since_ns < ? AND relation = 'parent'""",

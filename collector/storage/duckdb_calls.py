@@ -9,11 +9,13 @@ from __future__ import annotations
 import duckdb
 
 from collector.storage import calls_sql as sql
+from collector.storage import rollup_sql
 
 
 def link_calls(con: duckdb.DuckDBPyConnection, fresh: str, fresh_links: str, now_ns: int) -> None:
     """Resolve the hops of the spans in table `fresh` (links in `fresh_links`)."""
     # Temporaries live in the write's transaction: a rollback takes them away too.
+    con.execute(sql.CREATE_NEW_CALLS)
     con.execute(sql.CREATE_FRESH_VIEW.format(fresh=fresh, fresh_links=fresh_links))
     con.execute(sql.CREATE_WANTS.format(fresh_links=fresh_links))
     low, high, wanted = con.execute(sql.WANTS_BOUNDS).fetchall()[0]
@@ -22,18 +24,61 @@ def link_calls(con: duckdb.DuckDBPyConnection, fresh: str, fresh_links: str, now
     con.execute(sql.CREATE_PAIRS, [low - sql.LOOKBACK_NS, high + sql.SKEW_NS])
     con.execute(sql.DELETE_RESOLVED_PENDING)
     con.execute(sql.INSERT_PENDING, [now_ns])
-    con.execute(sql.INSERT_INIT_CALLS)
-    con.execute(sql.INSERT_INFERRED_CALLS)
-    con.execute(sql.INSERT_ROOT_CALLS)
-    con.execute(sql.INSERT_CHILD_CALLS)
-    partner_low, partner_high = con.execute(sql.PAIR_PARTNER_BOUNDS).fetchall()[0]
-    if partner_low is not None:
-        con.execute(sql.DELETE_SUPERSEDED_INFERRED, [partner_low, partner_high])
+    con.execute(sql.INSERT_CALLS)
+    superseding, superseded_low, superseded_high = con.execute(sql.COUNT_SUPERSEDING).fetchall()[0]
+    if superseding:
+        bounds = [superseded_low, superseded_high]
+        con.execute(sql.CREATE_SUPERSEDED)
+        for statement in sql.RETRACT_SUPERSEDED:
+            con.execute(statement, bounds)
+        for statement in sql.DELETE_SUPERSEDED:
+            con.execute(statement, bounds)
+    flush_new_calls(con)
     for statement in sql.DROP_TEMPORARIES:
         con.execute(statement)
 
 
+def flush_new_calls(con: duckdb.DuckDBPyConnection) -> None:
+    """Move the staged calls into `calls`; those behind the rollup's watermark go into it too."""
+    con.execute(sql.INSERT_NEW_CALLS)
+    if con.execute(sql.COUNT_LATE_CALLS).fetchall()[0][0]:
+        for statement in sql.ROLL_UP_LATE_CALLS:
+            con.execute(statement)
+    con.execute(sql.DROP_NEW_CALLS)
+
+
+def queue_for_linking(con: duckdb.DuckDBPyConnection, fresh: str, fresh_links: str, links: int) -> None:
+    """Remember the write's new spans (table `fresh`) and links for the next link_new_spans."""
+    con.execute(sql.QUEUE_FOR_LINKING[0].format(fresh=fresh))
+    if links:
+        con.execute(sql.QUEUE_FOR_LINKING[1].format(fresh_links=fresh_links))
+
+
+def link_new_spans(con: duckdb.DuckDBPyConnection, now_ns: int) -> int:
+    """Resolve the calls of every span queued since the last run; how many spans were linked."""
+    (queued,) = con.execute(sql.COUNT_UNLINKED).fetchall()[0]
+    if queued:
+        link_calls(con, "unlinked_spans", "unlinked_links", now_ns)
+        for statement in sql.CLEAR_UNLINKED:
+            con.execute(statement)
+    return int(queued)
+
+
 def expire_pending(con: duckdb.DuckDBPyConnection, waited_since_ns: int) -> None:
     """Children waiting since before `waited_since_ns` become entries from an unknown caller."""
+    con.execute(sql.CREATE_NEW_CALLS)
     for statement in sql.EXPIRE_PENDING:
         con.execute(statement, [waited_since_ns])
+    flush_new_calls(con)
+
+
+def roll_up(con: duckdb.DuckDBPyConnection, settled_before_ns: int) -> int:
+    """Roll whole minutes that started before `settled_before_ns` into call_minutes; the new watermark."""
+    (rolled_until,) = con.execute(rollup_sql.ROLLED_UNTIL).fetchall()[0]
+    until = settled_before_ns // rollup_sql.MINUTE_NS * rollup_sql.MINUTE_NS
+    if until <= rolled_until:
+        return int(rolled_until)
+    for statement in rollup_sql.ROLL_UP:
+        con.execute(statement, [rolled_until, until])
+    con.execute(rollup_sql.MOVE_WATERMARK, [until])
+    return until

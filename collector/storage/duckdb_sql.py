@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from collector.storage import calls_sql
+from collector.storage import calls_sql, rollup_sql
 
 SPAN_TABLE_COLUMNS: Final = """
     trace_id UUID NOT NULL,
@@ -56,6 +56,7 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
         ),
     ),
     (2, calls_sql.MIGRATION),
+    (3, rollup_sql.MIGRATION),
 )
 
 CREATE_VERSION_TABLE: Final = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
@@ -114,6 +115,7 @@ DELETE_OLDER_THAN: Final = (
     "DELETE FROM annotations WHERE start_ns < ?",
     "DELETE FROM span_links WHERE start_ns < ?",
     *calls_sql.DELETE_CALLS_OLDER_THAN,
+    rollup_sql.DELETE_OLDER_THAN,
 )
 
 # --- reads

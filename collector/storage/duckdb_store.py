@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from collector.model import SpanBatch
 from collector.storage import duckdb_sql as sql
-from collector.storage.duckdb_calls import expire_pending, link_calls
+from collector.storage.duckdb_calls import expire_pending, link_new_spans, queue_for_linking, roll_up
 from collector.storage.protocols import ServiceCount, Statement, StoreUnavailable, TimeWindow
 
 _logger = logging.getLogger(__name__)
@@ -100,10 +100,10 @@ class DuckDBStore:
                 resent = con.execute(sql.COUNT_ALREADY_STORED, window).fetchall()[0][0]
                 if resent == 0 and keys_unique(spans):
                     stored = self._append(spans, annotations, links)
-                    link_calls(con, "incoming", "incoming_links", time.time_ns())
+                    queue_for_linking(con, "incoming", "incoming_links", links.num_rows)
                 else:
                     stored = self._insert_new_only(annotations, window)
-                    link_calls(con, "fresh", "fresh_links", time.time_ns())
+                    queue_for_linking(con, "fresh", "fresh_links", links.num_rows)
                     for statement in sql.DROP_FRESH:
                         con.execute(statement)
                 con.execute("COMMIT")
@@ -159,6 +159,18 @@ class DuckDBStore:
                 raise _translate(exc, "retention") from exc
         return int(row[0]) if row else 0
 
+    def link_new_spans(self, now_ns: int | None = None) -> int:
+        """Resolve the service-map calls of spans stored since the last call; how many spans."""
+        with self._write_lock:
+            try:
+                self._con.execute("BEGIN")
+                linked = link_new_spans(self._con, time.time_ns() if now_ns is None else now_ns)
+                self._con.execute("COMMIT")
+            except duckdb.Error as exc:
+                self._rollback()
+                raise _translate(exc, "linking spans") from exc
+        return linked
+
     def expire_pending_calls(self, waited_since_ns: int) -> None:
         """Children whose parent has not arrived since `waited_since_ns` join the map as entries."""
         with self._write_lock:
@@ -169,6 +181,17 @@ class DuckDBStore:
             except duckdb.Error as exc:
                 self._rollback()
                 raise _translate(exc, "expiring pending calls") from exc
+
+    def roll_up_calls(self, settled_before_ns: int) -> None:
+        """Fold whole minutes of calls that started before `settled_before_ns` into the rollup."""
+        with self._write_lock:
+            try:
+                self._con.execute("BEGIN")
+                roll_up(self._con, settled_before_ns)
+                self._con.execute("COMMIT")
+            except duckdb.Error as exc:
+                self._rollback()
+                raise _translate(exc, "rolling up calls") from exc
 
     # ------------------------------------------------------------------ reading
 

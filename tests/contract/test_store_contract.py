@@ -12,11 +12,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from collector.model import SpanBatch, SpanBatchBuilder, SpanRow
 from collector.query.filter_parser import parse_filter
 from collector.query.search import search_traces
+from collector.storage import duckdb_sql
 from collector.storage.duckdb_store import DuckDBStore, StoreLocked
 from collector.storage.protocols import StoreUnavailable, TimeWindow
 from tests.factories import span_row
@@ -153,8 +155,26 @@ def test_schema_version_survives_reopen(tmp_path: Path) -> None:
     version = first.schema_version
     first.close()
     again = DuckDBStore(path)
-    assert again.schema_version == version == 2
+    assert again.schema_version == version == duckdb_sql.MIGRATIONS[-1][0]
     assert len(again.trace(trace_bytes(9))) == 1
+    again.close()
+
+
+def test_an_older_schema_is_migrated_in_place(tmp_path: Path) -> None:
+    path = str(tmp_path / "old.duckdb")
+    first = DuckDBStore(path)
+    first.write([batch(span(9, 90, None, 0))])
+    first.close()
+    # Take the file back to schema version 1, as an earlier Fluoro left it.
+    con = duckdb.connect(path)
+    for table in ("calls", "pending", "unlinked_spans", "unlinked_links", "hop_keys", "call_minutes", "rollup_state"):
+        con.execute(f"DROP TABLE {table}")
+    con.execute("DELETE FROM schema_version; INSERT INTO schema_version VALUES (1)")
+    con.close()
+    again = DuckDBStore(path)
+    assert again.schema_version == duckdb_sql.MIGRATIONS[-1][0]
+    assert len(again.trace(trace_bytes(9))) == 1
+    again.write([batch(span(10, 100, None, 1))])  # and the new tables work
     again.close()
 
 

@@ -43,6 +43,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
         ]
         batches.append(spans_batch(*rows))
     instance.write(batches)
+    instance.link_new_spans()
     yield instance
     instance.close()
 
@@ -147,6 +148,7 @@ def test_critical_path_loads_consumer_traces_from_the_store(tmp_path: Path) -> N
                 spans_batch(at(2, 3, None, 2, 0.3, service="billing"), links=((3, 1, 2),)),
             ]
         )
+        store.link_new_spans()
         spans = trace_with_consumers(store, store, trace_key(1))
         body = critical_path_json(spans)
         assert body["segments"][-1]["service"] == "billing"

@@ -48,6 +48,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
             ),
         ]
     )
+    instance.link_new_spans()
     yield instance
     instance.close()
 

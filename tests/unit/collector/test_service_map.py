@@ -26,6 +26,12 @@ def store(tmp_path: Path) -> Iterator[DuckDBStore]:
     instance.close()
 
 
+def linked_map(store: DuckDBStore, query: MapQuery) -> dict[str, Any]:
+    """The map once the writer has linked what was stored (the daemon does it every second)."""
+    store.link_new_spans()
+    return service_map(store, query)
+
+
 def chain_batches(trace: int, start_s: float, fault_in_c: bool) -> list[SpanBatch]:
     """client -> a -> b -> c, one batch per service as three processes would export them."""
     base = trace * 100
@@ -75,7 +81,7 @@ def test_a_three_service_chain_gives_exactly_its_two_edges(store: DuckDBStore, o
         batches = chain_batches(trace, trace, fault_in_c=trace == 2)
         for index in order:  # children before parents, parents before children, and mixed
             store.write([batches[index]])
-    nodes, edges = by_name(service_map(store, MapQuery(WINDOW)))
+    nodes, edges = by_name(linked_map(store, MapQuery(WINDOW)))
     assert set(edges) == {("client", "a"), ("a", "b"), ("b", "c")}  # no inferred b.local/c.local
     assert set(nodes) == {"client", "a", "b", "c"}
     service_edges = {k: v for k, v in edges.items() if k[0] != "client"}
@@ -110,7 +116,7 @@ def test_an_uninstrumented_target_is_an_inferred_node(store: DuckDBStore) -> Non
             )
         ]
     )
-    nodes, edges = by_name(service_map(store, MapQuery(WINDOW)))
+    nodes, edges = by_name(linked_map(store, MapQuery(WINDOW)))
     assert nodes["accounts"]["type"] == "AWS::DynamoDB::Table" and nodes["accounts"]["inferred"] is True
     assert nodes["fn"]["type"] == "AWS::Lambda::Function" and nodes["fn"]["inferred"] is False
     assert edges["fn", "accounts"]["figures"]["throttles"] == 1
@@ -130,7 +136,7 @@ def test_an_async_sqs_hop_gives_producer_queue_consumer(store: DuckDBStore, cons
     )
     store.write([consumer] if consumer_first else [producer])
     store.write([producer] if consumer_first else [consumer])
-    nodes, edges = by_name(service_map(store, MapQuery(WINDOW)))
+    nodes, edges = by_name(linked_map(store, MapQuery(WINDOW)))
     assert set(edges) == {("client", "shop"), ("shop", "orders-q"), ("orders-q", "billing")}
     assert edges["shop", "orders-q"]["async"] and edges["orders-q", "billing"]["async"]
     assert edges["orders-q", "billing"]["event_age"]["p50_ms"] == pytest.approx(2000.0)
@@ -159,7 +165,7 @@ def test_xray_style_queue_parenting_keeps_the_queue_between(store: DuckDBStore) 
             spans_batch(at(1, 3, 2, 1.03, 0.1, service="billing", origin="AWS::Lambda::Function")),
         ]
     )
-    _, edges = by_name(service_map(store, MapQuery(WINDOW)))
+    _, edges = by_name(linked_map(store, MapQuery(WINDOW)))
     assert set(edges) == {("client", "shop"), ("shop", "orders-q"), ("orders-q", "billing")}
     assert edges["orders-q", "billing"]["event_age"]["p50_ms"] == pytest.approx(1000.0)
 
@@ -185,7 +191,7 @@ def test_lambda_service_and_function_views_are_two_nodes(store: DuckDBStore) -> 
             )
         ]
     )
-    body = service_map(store, MapQuery(WINDOW))
+    body = linked_map(store, MapQuery(WINDOW))
     keys = {(n["name"], n["type"]) for n in body["nodes"]}
     assert keys == {
         ("client", "client"),
@@ -208,7 +214,7 @@ def test_cold_starts_and_init_durations(store: DuckDBStore) -> None:
                 at(trace, trace * 10 + 1, None, trace - 0.4, 0.4 if trace == 1 else 0.6, name="Initialization", **fn)
             )
         store.write([spans_batch(*rows)])
-    nodes, _ = by_name(service_map(store, MapQuery(WINDOW)))
+    nodes, _ = by_name(linked_map(store, MapQuery(WINDOW)))
     cold = nodes["resize"]["cold_start"]
     assert nodes["resize"]["figures"]["requests"] == 4  # the Initialization spans are not requests
     assert nodes["resize"]["figures"]["cold_starts"] == 2
@@ -247,7 +253,7 @@ def test_throttle_sources_are_counted_where_the_429_started(store: DuckDBStore) 
             ),
         ]
     )
-    body = service_map(store, MapQuery(WINDOW))
+    body = linked_map(store, MapQuery(WINDOW))
     sources = {(s["name"], s["type"]): s["traces"] for s in body["throttle_sources"]}
     assert sources == {
         ("bank-api", "AWS::ApiGateway::Stage"): 1,
@@ -258,9 +264,9 @@ def test_throttle_sources_are_counted_where_the_429_started(store: DuckDBStore) 
 
 def test_a_child_whose_parent_never_comes_joins_as_called_by_a_client(store: DuckDBStore) -> None:
     store.write([spans_batch(at(1, 2, 999, 0, 0.1, service="orphan"))])
-    assert service_map(store, MapQuery(WINDOW))["nodes"] == []  # still waiting for its parent
+    assert linked_map(store, MapQuery(WINDOW))["nodes"] == []  # still waiting for its parent
     store.expire_pending_calls(waited_since_ns=2**62)
-    nodes, edges = by_name(service_map(store, MapQuery(WINDOW)))
+    nodes, edges = by_name(linked_map(store, MapQuery(WINDOW)))
     assert nodes["orphan"]["figures"]["requests"] == 1
     assert set(edges) == {("client", "orphan")}
 
@@ -269,7 +275,7 @@ def test_filters_restrict_the_map_to_matching_traces(store: DuckDBStore) -> None
     for trace in (1, 2, 3):
         for batch in chain_batches(trace, trace, fault_in_c=trace == 2):
             store.write([batch])
-    body = service_map(store, MapQuery(WINDOW, parse_filter('service("c") { fault }')))
+    body = linked_map(store, MapQuery(WINDOW, parse_filter('service("c") { fault }')))
     _, edges = by_name(body)
     assert edges["a", "b"]["figures"]["requests"] == 1
 
@@ -281,7 +287,7 @@ def test_many_nodes_fold_and_the_response_says_so(store: DuckDBStore) -> None:
         for i in range(30)
     ]
     store.write([spans_batch(*rows)])
-    body = service_map(store, MapQuery(WINDOW, max_nodes=10))
+    body = linked_map(store, MapQuery(WINDOW, max_nodes=10))
     assert len(body["nodes"]) == 10 and body["folded_nodes"] == 32 - 9
     folded = next(n for n in body["nodes"] if n["type"] == "folded")
     assert len(folded["members"]) == 23
@@ -290,6 +296,6 @@ def test_many_nodes_fold_and_the_response_says_so(store: DuckDBStore) -> None:
 
 def test_node_ids_are_stable_across_queries(store: DuckDBStore) -> None:
     store.write(chain_batches(1, 1, fault_in_c=False))
-    first = {n["id"] for n in service_map(store, MapQuery(WINDOW))["nodes"]}
+    first = {n["id"] for n in linked_map(store, MapQuery(WINDOW))["nodes"]}
     store.write(chain_batches(2, 2, fault_in_c=False))
-    assert {n["id"] for n in service_map(store, MapQuery(WINDOW))["nodes"]} == first
+    assert {n["id"] for n in linked_map(store, MapQuery(WINDOW))["nodes"]} == first

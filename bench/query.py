@@ -1,0 +1,215 @@
+"""Query speed over 1M and 10M realistic spans: service map, filter search, trace by id, analytics.
+
+Generates traces of 10 spans across 3 of 20 services (a gateway stage, a function calling
+DynamoDB, a second function calling S3 or SQS, with internal spans), 1% faults, 0.5%
+throttles, 2% cold starts, one `customer` annotation per trace, spread over one hour, and
+writes them through the store in batches of 100k spans, each linked into ``calls`` and the
+whole hour rolled up per minute afterwards, as the daemon's writer does as it goes. Then prints the median of --runs runs of each query over the whole hour, and
+as the baseline, in the same process, the map's edge aggregate as a raw self-join of spans on
+parent_span_id (what resolving edges at ingest replaces).
+
+Columns are built with numpy, not span by span in Python, so generating 10M spans stays in
+minutes. Bounded: fixed counts, a temporary file, removed at the end.
+
+Usage: python bench/query.py [--spans 1000000 10000000] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from collector.model import ANNOTATION_SCHEMA, LINK_SCHEMA, SPAN_SCHEMA, SpanBatch  # noqa: E402
+from collector.query.analytics import Subject, time_series  # noqa: E402
+from collector.query.filter_parser import parse_filter  # noqa: E402
+from collector.query.search import search_traces  # noqa: E402
+from collector.query.service_map import MapQuery, service_map  # noqa: E402
+from collector.storage import rollup_sql  # noqa: E402
+from collector.storage.duckdb_store import DuckDBStore  # noqa: E402
+from collector.storage.protocols import Statement, TimeWindow  # noqa: E402
+
+SPANS_PER_TRACE = 10
+HOUR_NS = 3600 * 10**9
+SERVICES = np.array([f"svc-{i:02d}" for i in range(20)], dtype=object)
+# (parent index, service tier, kind, role) per span of a trace; tier 0 = gateway, 1 and 2 = functions.
+TEMPLATE = [
+    (-1, 0, "SERVER", "entry"),
+    (0, 0, "CLIENT", "call"),
+    (1, 1, "SERVER", "entry"),
+    (2, 1, "INTERNAL", "work"),
+    (3, 1, "CLIENT", "dynamodb"),
+    (2, 1, "CLIENT", "call"),
+    (5, 2, "SERVER", "entry"),
+    (6, 2, "INTERNAL", "work"),
+    (7, 2, "CLIENT", "s3"),
+    (6, 2, "INTERNAL", "work"),
+]
+SEARCH = 'service("svc-05") { fault } AND annotation.customer = "c1"'
+SELF_JOIN_EDGES = """
+    SELECT p.service, c.service, count(*), sum(c.fault::INT), quantile_cont(c.duration_ns, [0.5, 0.9, 0.99])
+    FROM spans c JOIN spans p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+    WHERE c.start_ns >= ? AND c.start_ns < ? AND p.service <> c.service
+    GROUP BY ALL
+"""
+
+
+def batch_of(rng: np.random.Generator, traces: int, t0_ns: int) -> SpanBatch:
+    """`traces` traces as one SpanBatch of Arrow columns."""
+    n = traces * SPANS_PER_TRACE
+    trace_bytes = rng.bytes(16 * traces)
+    trace_ids = np.repeat(np.frombuffer(trace_bytes, dtype=np.uint8).reshape(traces, 16), SPANS_PER_TRACE, axis=0)
+    span_ids = rng.integers(1, 2**63, size=n, dtype=np.uint64)
+    position = np.tile(np.arange(SPANS_PER_TRACE), traces)
+    base = np.arange(traces) * SPANS_PER_TRACE
+    parent_pos = np.array([p for p, *_ in TEMPLATE])
+    parent_index = (np.repeat(base, SPANS_PER_TRACE) + np.tile(parent_pos, traces)).astype(np.int64)
+    has_parent = np.tile(parent_pos >= 0, traces)
+    parents = np.where(has_parent, span_ids[np.clip(parent_index, 0, n - 1)], 0)
+    tier_service = np.stack([rng.integers(0, 4, traces), rng.integers(4, 12, traces), rng.integers(12, 20, traces)])
+    tiers = np.array([t for _, t, *_ in TEMPLATE])
+    service = SERVICES[tier_service[np.tile(tiers, traces), np.repeat(np.arange(traces), SPANS_PER_TRACE)]]
+    start = np.repeat(t0_ns + np.sort(rng.integers(0, HOUR_NS, traces)), SPANS_PER_TRACE) + position * 2_000_000
+    duration = rng.lognormal(np.log(20e6), 0.8, n).astype(np.int64) + (SPANS_PER_TRACE - position) * 3_000_000
+    roles = np.tile(np.array([r for *_, r in TEMPLATE], dtype=object), traces)
+    fault = rng.random(n) < 0.01
+    throttle = (rng.random(n) < 0.005) & ~fault
+    entry = roles == "entry"
+    cold = entry & (np.tile(tiers, traces) > 0) & (rng.random(n) < 0.02)
+    target_type = np.select([roles == "dynamodb", roles == "s3"], ["AWS::DynamoDB::Table", "AWS::S3::Bucket"], None)
+    target_name = np.select([roles == "dynamodb", roles == "s3"], ["accounts", "thumbnails"], None)
+    origin = np.where(entry, np.where(np.tile(tiers, traces) == 0, "AWS::ApiGateway::Stage", "AWS::Lambda::Function"),
+                      None)
+    kinds = np.tile(np.array([k for _, _, k, _ in TEMPLATE], dtype=object), traces)
+    columns: dict[str, Any] = {
+        "trace_id": pa.Array.from_buffers(pa.binary(16), n, [None, pa.py_buffer(trace_ids.tobytes())]),
+        "span_id": pa.array(span_ids),
+        "parent_span_id": pa.array(parents, mask=~has_parent),
+        "service": pa.array(service.tolist(), pa.string()),
+        "name": pa.array(np.where(entry, "handler", roles).tolist(), pa.string()),
+        "kind": pa.array(kinds.tolist(), pa.string()),
+        "start_ns": pa.array(start),
+        "duration_ns": pa.array(duration),
+        "status_code": pa.array(np.where(fault, 2, 0).astype(np.uint8)),
+        "http_status": pa.array(np.where(fault, 500, np.where(throttle, 429, 200)).astype(np.uint16), mask=~entry),
+        "error": pa.array(throttle),
+        "fault": pa.array(fault),
+        "throttle": pa.array(throttle),
+        "cold_start": pa.array(cold),
+        "origin": pa.array(origin.tolist(), pa.string()),
+        "target_type": pa.array(target_type.tolist(), pa.string()),
+        "target_name": pa.array(target_name.tolist(), pa.string()),
+        "in_progress": pa.array(np.zeros(n, dtype=bool)),
+        "source": pa.array(["otlp"] * n, pa.string()),
+        "attributes": pa.array(['{"http.route":"/withdraw","faas.trigger":"http"}'] * n, pa.string()),
+    }
+    arrays = []
+    for field in SPAN_SCHEMA:
+        if field.name in columns:
+            array = columns[field.name]
+            if field.name == "trace_id":
+                array = pa.ExtensionArray.from_storage(pa.uuid(), array)
+            arrays.append(array)
+        else:
+            arrays.append(pa.nulls(n, field.type))
+    spans = pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)
+    roots = np.flatnonzero(position == 0)
+    customers = [f"c{i}" for i in rng.integers(0, 100, traces)]
+    annotations = pa.Table.from_arrays(
+        [
+            spans.column("trace_id").take(roots),
+            spans.column("span_id").take(roots),
+            spans.column("start_ns").take(roots),
+            pa.array(["customer"] * traces),
+            pa.array(customers),
+            pa.nulls(traces, pa.float64()),
+            pa.nulls(traces, pa.bool_()),
+        ],
+        schema=ANNOTATION_SCHEMA,
+    )
+    return SpanBatch(spans, annotations, LINK_SCHEMA.empty_table())
+
+
+def median_ms(run: Callable[[], object], runs: int) -> tuple[float, object]:
+    timings, result = [], None
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = run()
+        timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings), result
+
+
+def bench(total_spans: int, runs: int, workdir: str) -> None:
+    path = os.path.join(workdir, f"q{total_spans}.duckdb")
+    store = DuckDBStore(path)
+    rng = np.random.default_rng(7)
+    t0_ns = time.time_ns() - HOUR_NS
+    traces_per_batch = 10_000
+    started = time.perf_counter()
+    sample_trace = None
+    for _ in range(total_spans // (traces_per_batch * SPANS_PER_TRACE)):
+        batch = batch_of(rng, traces_per_batch, t0_ns)
+        sample_trace = batch.spans.column("trace_id")[0].as_py()
+        store.write([batch])
+        store.link_new_spans()
+    load_s = time.perf_counter() - started
+    rollup_started = time.perf_counter()
+    store.roll_up_calls(t0_ns + HOUR_NS + rollup_sql.MINUTE_NS)  # the daemon does it every 15 s
+    rollup_s = time.perf_counter() - rollup_started
+    window = TimeWindow(t0_ns, t0_ns + HOUR_NS + 10**9)
+    (calls,) = store.fetch(Statement("SELECT count(*) FROM calls"))[0]
+    print(f"\n{total_spans:,} spans ({calls:,} calls rows): loaded in {load_s:.0f} s "
+          f"({total_spans / load_s:,.0f} spans/s incl. resolving calls), rolled up in {rollup_s:.1f} s, "
+          f"file {store.file_size_bytes() / 2**20:,.0f} MiB")
+    expr = parse_filter(SEARCH)
+    trace_key = uuid.UUID(str(sample_trace)).bytes
+    queries: list[tuple[str, Callable[[], object], float]] = [
+        ("service map", lambda: service_map(store, MapQuery(window)), 300),
+        ("filter search", lambda: search_traces(store, window, expr, 100), 500),
+        ("trace by id", lambda: store.trace(trace_key), 50),
+        ("analytics (all)", lambda: time_series(store, window, None, Subject(), None), 500),
+        ("analytics (node)", lambda: time_series(store, window, None, Subject("svc-05"), None), 500),
+    ]
+    baseline_ms, _ = median_ms(
+        lambda: store.fetch(Statement(SELF_JOIN_EDGES, (window.start_ns, window.end_ns))), runs
+    )
+    print(f"  {'query':<18}{'median ms':>10}{'target':>9}{'vs self-join':>14}  result")
+    for name, run, target in queries:
+        took, result = median_ms(run, runs)
+        size = len(result) if isinstance(result, list) else (
+            f"{len(result['nodes'])} nodes/{len(result['edges'])} edges" if "nodes" in result  # type: ignore[operator]
+            else f"{len(result['points'])} points"  # type: ignore[index]
+        )
+        print(f"  {name:<18}{took:>10.1f}{target:>9}{took / baseline_ms:>13.2f}x  {size}")
+    print(f"  {'raw self-join edges':<18}{baseline_ms:>10.1f}{'':>9}{1:>13.2f}x  (baseline, same process)")
+    store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix="fluoro-query-bench-")
+    try:
+        for total in args.spans:
+            bench(total, args.runs, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

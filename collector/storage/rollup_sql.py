@@ -1,0 +1,99 @@
+"""SQL of the per-minute rollup of ``calls``, so a map over hours reads minutes, not millions.
+
+``call_minutes`` holds, per minute, per hop key and per latency bucket, the sums the map's
+figures are made of (collector/query/map_sql.py reads it beside raw ``calls`` for the
+window's partial minutes and anything not rolled up yet). Rows are only ever added:
+
+- the writer rolls up whole minutes once they are ``SETTLE_NS`` old (children normally find
+  their parents by then) and moves the watermark ``rollup_state.rolled_until``;
+- a write whose calls start before the watermark (a late span, an orphan given up on) adds
+  them as extra rows at once, and an inferred call superseded by its instrumented callee
+  after being rolled up is taken back with a row of negative counts (min/max left NULL).
+
+So at any moment ``rollup(minutes < watermark) + calls(start >= watermark)`` counts every call
+exactly once. Templates are filled with constant table names and conditions, never input.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+MINUTE_NS: Final = 60 * 10**9
+SETTLE_NS: Final = 120 * 10**9
+BUCKETS_PER_DECADE: Final = 20
+
+# What a caller waits for: a cold start's init comes before the handler runs.
+WAITED: Final = "(CASE WHEN role = 'init' THEN duration_ns ELSE duration_ns + coalesce(init_ns, 0) END)"
+INIT_WAITED: Final = "(CASE WHEN role = 'init' THEN 0 ELSE coalesce(init_ns, 0) END)"
+LATENCY_BUCKET: Final = f"floor(log10(greatest({WAITED}, 1000) / 1e6) * {BUCKETS_PER_DECADE})::INTEGER"
+DWELL_BUCKET: Final = (  # greatest() skips NULLs, so the CASE keeps calls without a dwell out
+    f"CASE WHEN dwell_ns IS NOT NULL THEN floor(log10(greatest(dwell_ns, 1000) / 1e6) * {BUCKETS_PER_DECADE})"
+    "::INTEGER END"
+)
+CONSUMED: Final = "(role = 'entry' AND caller IS NULL AND linked)"
+HOP_KEY: Final = "caller, caller_type, callee, callee_type, role, async"
+
+# Hops are named once in `hop_keys`; the rollup groups by an integer id, far cheaper to
+# aggregate than the seven key columns (strings among them) it stands for.
+HOP_KEY_COLUMNS: Final = """
+    hop_id INTEGER NOT NULL, caller VARCHAR, caller_type VARCHAR, callee VARCHAR NOT NULL, callee_type VARCHAR,
+    role VARCHAR NOT NULL, async BOOLEAN NOT NULL, consumed BOOLEAN NOT NULL
+"""
+ROLLUP_COLUMNS: Final = """
+    minute BIGINT NOT NULL, hop_id INTEGER NOT NULL, dwell_bucket INTEGER, bucket INTEGER NOT NULL,
+    requests BIGINT NOT NULL, ok BIGINT NOT NULL, errors BIGINT NOT NULL, faults BIGINT NOT NULL,
+    throttles BIGINT NOT NULL, cold BIGINT NOT NULL, init_ns BIGINT NOT NULL, waited_ns BIGINT NOT NULL,
+    min_waited BIGINT, max_waited BIGINT, min_dwell BIGINT, max_dwell BIGINT
+"""
+
+MIGRATION: Final = (
+    f"CREATE TABLE hop_keys ({HOP_KEY_COLUMNS})",
+    f"CREATE TABLE call_minutes ({ROLLUP_COLUMNS})",
+    "CREATE TABLE rollup_state (rolled_until BIGINT NOT NULL)",
+    "INSERT INTO rollup_state VALUES (0)",
+)
+
+_SAME_HOP = """h.caller IS NOT DISTINCT FROM x.caller AND h.caller_type IS NOT DISTINCT FROM x.caller_type
+    AND h.callee = x.callee AND h.callee_type IS NOT DISTINCT FROM x.callee_type AND h.role = x.role
+    AND h.async = x.async AND h.consumed = x.consumed"""
+
+
+def name_new_hops(source: str, where: str) -> str:
+    """INSERT into hop_keys the hops of `source` rows meeting `where` that have no id yet."""
+    return f"""
+    INSERT INTO hop_keys
+    SELECT (SELECT coalesce(max(hop_id), 0) FROM hop_keys) + row_number() OVER (), x.*
+    FROM (SELECT DISTINCT {HOP_KEY}, {CONSUMED} AS consumed FROM {source} WHERE {where}) x
+    WHERE NOT EXISTS (SELECT 1 FROM hop_keys h WHERE {_SAME_HOP})
+    """
+
+
+def rollup_insert(source: str, where: str, sign: int = 1) -> str:
+    """INSERT the per-minute sums of `source` rows meeting `where`; sign -1 takes them back out.
+    Run name_new_hops with the same source and condition first."""
+    if sign not in (1, -1):
+        raise ValueError("sign is 1 or -1")
+    low_high = (
+        "min(x.waited), max(x.waited), min(x.dwell_ns), max(x.dwell_ns)" if sign == 1 else "NULL, NULL, NULL, NULL"
+    )
+    return f"""
+    INSERT INTO call_minutes
+    SELECT x.start_ns // {MINUTE_NS} * {MINUTE_NS} AS minute, h.hop_id, x.dwell_bucket, x.bucket,
+           {sign} * count(*), {sign} * sum((NOT (x.error OR x.fault OR x.throttle))::INTEGER),
+           {sign} * sum(x.error::INTEGER), {sign} * sum(x.fault::INTEGER), {sign} * sum(x.throttle::INTEGER),
+           {sign} * sum(x.cold_start::INTEGER), {sign} * sum(x.init_waited), {sign} * sum(x.waited), {low_high}
+    FROM (
+        SELECT *, {CONSUMED} AS consumed, {WAITED} AS waited, {INIT_WAITED} AS init_waited,
+               {LATENCY_BUCKET} AS bucket, {DWELL_BUCKET} AS dwell_bucket
+        FROM {source} WHERE {where}
+    ) x
+    JOIN hop_keys h ON {_SAME_HOP}
+    GROUP BY ALL
+    """
+
+
+ROLLED_UNTIL: Final = "SELECT rolled_until FROM rollup_state"
+_ROLLING = "start_ns >= ? AND start_ns < ?"
+ROLL_UP: Final = (name_new_hops("calls", _ROLLING), rollup_insert("calls", _ROLLING))
+MOVE_WATERMARK: Final = "UPDATE rollup_state SET rolled_until = ?"
+DELETE_OLDER_THAN: Final = "DELETE FROM call_minutes WHERE minute + 60000000000 <= ?"
