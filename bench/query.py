@@ -3,10 +3,11 @@
 Generates traces of 10 spans across 3 of 20 services (a gateway stage, a function calling
 DynamoDB, a second function calling S3 or SQS, with internal spans), 1% faults, 0.5%
 throttles, 2% cold starts, one `customer` annotation per trace, spread over one hour, and
-writes them through the store in batches of 100k spans, each linked into ``calls`` and the
-whole hour rolled up per minute afterwards, as the daemon's writer does as it goes. Then prints the median of --runs runs of each query over the whole hour, and
-as the baseline, in the same process, the map's edge aggregate as a raw self-join of spans on
-parent_span_id (what resolving edges at ingest replaces).
+writes them through the store in batches of 100k spans, each linked into ``calls``, and rolls
+the hour up per minute afterwards, as the daemon's writer does as it goes. Then prints the
+median of --runs runs of each query over the whole hour (its first and last minute partial,
+read from raw calls) and, as the baseline in the same process, the map's edge aggregate as a
+raw self-join of spans on parent_span_id (what resolving hops ahead of the query replaces).
 
 Columns are built with numpy, not span by span in Python, so generating 10M spans stays in
 minutes. Bounded: fixed counts, a temporary file, removed at the end.
@@ -91,8 +92,9 @@ def batch_of(rng: np.random.Generator, traces: int, t0_ns: int) -> SpanBatch:
     cold = entry & (np.tile(tiers, traces) > 0) & (rng.random(n) < 0.02)
     target_type = np.select([roles == "dynamodb", roles == "s3"], ["AWS::DynamoDB::Table", "AWS::S3::Bucket"], None)
     target_name = np.select([roles == "dynamodb", roles == "s3"], ["accounts", "thumbnails"], None)
-    origin = np.where(entry, np.where(np.tile(tiers, traces) == 0, "AWS::ApiGateway::Stage", "AWS::Lambda::Function"),
-                      None)
+    origin = np.where(
+        entry, np.where(np.tile(tiers, traces) == 0, "AWS::ApiGateway::Stage", "AWS::Lambda::Function"), None
+    )
     kinds = np.tile(np.array([k for _, _, k, _ in TEMPLATE], dtype=object), traces)
     columns: dict[str, Any] = {
         "trace_id": pa.Array.from_buffers(pa.binary(16), n, [None, pa.py_buffer(trace_ids.tobytes())]),
@@ -171,9 +173,11 @@ def bench(total_spans: int, runs: int, workdir: str) -> None:
     rollup_s = time.perf_counter() - rollup_started
     window = TimeWindow(t0_ns, t0_ns + HOUR_NS + 10**9)
     (calls,) = store.fetch(Statement("SELECT count(*) FROM calls"))[0]
-    print(f"\n{total_spans:,} spans ({calls:,} calls rows): loaded in {load_s:.0f} s "
-          f"({total_spans / load_s:,.0f} spans/s incl. resolving calls), rolled up in {rollup_s:.1f} s, "
-          f"file {store.file_size_bytes() / 2**20:,.0f} MiB")
+    print(
+        f"\n{total_spans:,} spans ({calls:,} calls rows): loaded in {load_s:.0f} s "
+        f"({total_spans / load_s:,.0f} spans/s incl. resolving calls), rolled up in {rollup_s:.1f} s, "
+        f"file {store.file_size_bytes() / 2**20:,.0f} MiB"
+    )
     expr = parse_filter(SEARCH)
     trace_key = uuid.UUID(str(sample_trace)).bytes
     queries: list[tuple[str, Callable[[], object], float]] = [
@@ -183,15 +187,18 @@ def bench(total_spans: int, runs: int, workdir: str) -> None:
         ("analytics (all)", lambda: time_series(store, window, None, Subject(), None), 500),
         ("analytics (node)", lambda: time_series(store, window, None, Subject("svc-05"), None), 500),
     ]
-    baseline_ms, _ = median_ms(
-        lambda: store.fetch(Statement(SELF_JOIN_EDGES, (window.start_ns, window.end_ns))), runs
-    )
+    baseline_ms, _ = median_ms(lambda: store.fetch(Statement(SELF_JOIN_EDGES, (window.start_ns, window.end_ns))), runs)
     print(f"  {'query':<18}{'median ms':>10}{'target':>9}{'vs self-join':>14}  result")
     for name, run, target in queries:
         took, result = median_ms(run, runs)
-        size = len(result) if isinstance(result, list) else (
-            f"{len(result['nodes'])} nodes/{len(result['edges'])} edges" if "nodes" in result  # type: ignore[operator]
-            else f"{len(result['points'])} points"  # type: ignore[index]
+        size = (
+            len(result)
+            if isinstance(result, list)
+            else (
+                f"{len(result['nodes'])} nodes/{len(result['edges'])} edges"
+                if "nodes" in result  # type: ignore[operator]
+                else f"{len(result['points'])} points"  # type: ignore[index]
+            )
         )
         print(f"  {name:<18}{took:>10.1f}{target:>9}{took / baseline_ms:>13.2f}x  {size}")
     print(f"  {'raw self-join edges':<18}{baseline_ms:>10.1f}{'':>9}{1:>13.2f}x  (baseline, same process)")

@@ -33,23 +33,23 @@ class _Bucket:
     max_ns: int = 0
 
 
-def percentile_ns(buckets: dict[int, _Bucket], total: int, q: float) -> float | None:
+def percentile_ns(valued: list[tuple[int, _Bucket]], total: int, q: float) -> float | None:
     """The q-quantile as DuckDB's quantile_cont would give it, with each bucket's values taken
-    as spread evenly between its min and max (exact when a bucket holds one distinct value)."""
+    as spread evenly between its min and max (exact when a bucket holds one distinct value).
+    `valued`: (bucket, figures) in bucket order."""
     if total == 0:
         return None
     rank = q * (total - 1)
-    ordered = [buckets[k] for k in sorted(buckets)]
     seen = 0
-    for index, b in enumerate(ordered):
+    for index, (_, b) in enumerate(valued):
         last = seen + b.count - 1  # the rank of this bucket's largest value
         if rank <= last:
             within = (rank - seen) / (b.count - 1) if b.count > 1 else 0.0
             return b.min_ns + within * (b.max_ns - b.min_ns)
-        if rank < last + 1 and index + 1 < len(ordered):
-            return b.max_ns + (rank - last) * (ordered[index + 1].min_ns - b.max_ns)
+        if rank < last + 1 and index + 1 < len(valued):
+            return b.max_ns + (rank - last) * (valued[index + 1][1].min_ns - b.max_ns)
         seen += b.count
-    return float(ordered[-1].max_ns)
+    return float(valued[-1][1].max_ns)
 
 
 @dataclass(frozen=True)
@@ -120,21 +120,34 @@ class FigureAccumulator:
     cold_starts: int = 0
     buckets: dict[int, _Bucket] = field(default_factory=dict)
 
-    def add(self, row: Sequence[Any]) -> None:
-        """FIGURE_COLUMNS columns in map_sql.FIGURES order."""
-        bucket, count, ok, errors, faults, throttles, cold, init_ns, waited_ns, low_ns, high_ns = row
-        self.requests += int(count)
+    def add_counts(self, requests: int, ok: int, errors: int, faults: int, throttles: int, cold: int) -> None:
+        self.requests += int(requests)
         self.ok += int(ok or 0)
         self.errors += int(errors or 0)
         self.faults += int(faults or 0)
         self.throttles += int(throttles or 0)
         self.cold_starts += int(cold or 0)
-        b = self.buckets.setdefault(int(bucket), _Bucket())
+
+    def add_bucket(
+        self, bucket: int, count: int, init_ns: int, waited_ns: int, low_ns: int | None, high_ns: int | None
+    ) -> None:
+        """A latency bucket's count, summed init and waited time, smallest and largest value."""
+        b = self.buckets.get(bucket)
+        if b is None:
+            b = self.buckets[bucket] = _Bucket()
         b.count += int(count)
         b.init_ns += int(init_ns or 0)
         b.waited_ns += int(waited_ns or 0)
-        b.min_ns = min(b.min_ns, int(low_ns))
-        b.max_ns = max(b.max_ns, int(high_ns))
+        if low_ns is not None and low_ns < b.min_ns:  # None: only taken-back rows (no values)
+            b.min_ns = int(low_ns)
+        if high_ns is not None and high_ns > b.max_ns:
+            b.max_ns = int(high_ns)
+
+    def add(self, row: Sequence[Any]) -> None:
+        """FIGURE_COLUMNS columns in map_sql's figure order (counts and one bucket in one row)."""
+        bucket, count, ok, errors, faults, throttles, cold, init_ns, waited_ns, low_ns, high_ns = row
+        self.add_counts(count, ok, errors, faults, throttles, cold)
+        self.add_bucket(bucket, count, init_ns, waited_ns, low_ns, high_ns)
 
     def merge(self, other: FigureAccumulator) -> None:
         self.requests += other.requests
@@ -151,27 +164,22 @@ class FigureAccumulator:
             mine.min_ns = min(mine.min_ns, theirs.min_ns)
             mine.max_ns = max(mine.max_ns, theirs.max_ns)
 
+    def _valued(self) -> tuple[list[tuple[int, _Bucket]], int]:
+        """Buckets holding values, in order, and their total (taken-back rows leave none)."""
+        valued = sorted((k, b) for k, b in self.buckets.items() if b.count > 0 and b.max_ns >= b.min_ns)
+        return valued, sum(b.count for _, b in valued)
+
     def percentile_ms(self, q: float) -> float | None:
-        return _ms(percentile_ns(self.buckets, self.requests, q))
-
-    def _histogram(self) -> tuple[tuple[float, float, int], ...]:
-        merged: dict[int, int] = {}
-        for key, b in self.buckets.items():
-            coarse = key // HISTOGRAM_MERGE
-            merged[coarse] = merged.get(coarse, 0) + b.count
-        per_decade = BUCKETS_PER_DECADE // HISTOGRAM_MERGE
-        return tuple((*bucket_bounds_ms(k, per_decade), n) for k, n in sorted(merged.items()))
-
-    def _p99_cold_share(self) -> float | None:
-        """Of the time callers waited in the slowest 1% (from the p99's bucket up), the share spent in init."""
-        p99 = percentile_ns(self.buckets, self.requests, 0.99)
-        if p99 is None:
-            return None
-        tail = [b for b in self.buckets.values() if b.max_ns >= p99]
-        waited = sum(b.waited_ns for b in tail)
-        return sum(b.init_ns for b in tail) / waited if waited else 0.0
+        valued, total = self._valued()
+        return _ms(percentile_ns(valued, total, q))
 
     def figures(self) -> Figures:
+        valued, total = self._valued()
+        p50, p90, p99 = (percentile_ns(valued, total, q) for q in (0.5, 0.9, 0.99))
+        merged: dict[int, int] = {}
+        for key, b in valued:
+            merged[key // HISTOGRAM_MERGE] = merged.get(key // HISTOGRAM_MERGE, 0) + b.count
+        per_decade = BUCKETS_PER_DECADE // HISTOGRAM_MERGE
         return Figures(
             requests=self.requests,
             ok=self.ok,
@@ -179,9 +187,18 @@ class FigureAccumulator:
             faults=self.faults,
             throttles=self.throttles,
             cold_starts=self.cold_starts,
-            p50_ms=self.percentile_ms(0.5),
-            p90_ms=self.percentile_ms(0.9),
-            p99_ms=self.percentile_ms(0.99),
-            histogram=self._histogram(),
-            p99_cold_share=self._p99_cold_share(),
+            p50_ms=_ms(p50),
+            p90_ms=_ms(p90),
+            p99_ms=_ms(p99),
+            histogram=tuple((*bucket_bounds_ms(k, per_decade), n) for k, n in sorted(merged.items())),
+            p99_cold_share=_tail_init_share(valued, p99),
         )
+
+
+def _tail_init_share(valued: list[tuple[int, _Bucket]], p99_ns: float | None) -> float | None:
+    """Of the time callers waited in the slowest 1% (from the p99's bucket up), the share spent in init."""
+    if p99_ns is None:
+        return None
+    tail = [b for _, b in valued if b.max_ns >= p99_ns]
+    waited = sum(b.waited_ns for b in tail)
+    return sum(b.init_ns for b in tail) / waited if waited else 0.0

@@ -27,7 +27,7 @@ from collector.storage.rollup_sql import (
     WAITED,
 )
 
-__all__ = ["BUCKETS_PER_DECADE", "BY_KEY", "FILTER_TRACES", "HOPS", "PICKED", "THROTTLE_SOURCES"]
+__all__ = ["BUCKETS_PER_DECADE", "BY_KEY", "FILTER_TRACES", "HOP_COUNTS", "HOP_LATENCY", "PICKED", "THROTTLE_SOURCES"]
 
 PICKED: Final = f"""
 WITH {{roots}}, picked AS (
@@ -41,31 +41,50 @@ _FIGURES_OF_ROWS = f"""{LATENCY_BUCKET} AS bucket, count(*), sum((NOT (error OR 
     sum(error::INTEGER), sum(fault::INTEGER), sum(throttle::INTEGER), sum(cold_start::INTEGER),
     sum({INIT_WAITED}), sum(waited_ns), min(waited_ns), max(waited_ns)"""
 
-# The map reads whole rolled-up minutes of the window from call_minutes (bounds lo..hi: the
-# caller passes the window's whole minutes; hi stops at the rollup's watermark) and every
-# other call of the window from calls; the two parts come back as separate rows of the same
-# shape, which the caller adds up (exactly: counts and sums add, min and max combine).
-HOPS: Final = f"""
-WITH bounds AS (
-    SELECT ?::BIGINT AS lo, least(?::BIGINT, (SELECT max(rolled_until) FROM rollup_state)) AS hi
-), {{roots}}, picked AS (
-    SELECT *, {WAITED} AS waited_ns, {CONSUMED} AS consumed FROM calls c
-    WHERE c.start_ns >= ? AND c.start_ns < ? {{filter}}
-      AND NOT (c.start_ns >= (SELECT lo FROM bounds) AND c.start_ns < (SELECT hi FROM bounds))
-), rolled AS (
-    SELECT hop_id, dwell_bucket, min(min_dwell) AS min_dwell, max(max_dwell) AS max_dwell, bucket,
-           sum(requests) AS requests, sum(ok), sum(errors), sum(faults), sum(throttles), sum(cold),
-           sum(init_ns), sum(waited_ns), min(min_waited), max(max_waited)
-    FROM call_minutes WHERE minute >= (SELECT lo FROM bounds) AND minute < (SELECT hi FROM bounds)
-    GROUP BY hop_id, dwell_bucket, bucket
+# The map reads the window's whole minutes up to the rollup's watermark, [lo, hi), from the
+# rollup and every other call of the window from calls; the two parts come back as separate
+# rows of the same shape, which the caller adds up (exactly: counts and sums add, min and max
+# combine).
+# Calls not in the rollup: the window's head [start, lo) and tail [hi, end), as two range
+# scans (one scan with NOT BETWEEN could not skip row groups by their zone maps).
+_RAW = f"""SELECT *, {WAITED} AS waited_ns, {CONSUMED} AS consumed, {LATENCY_BUCKET} AS bucket,
+           {DWELL_BUCKET} AS dwell_bucket
+    FROM calls c WHERE c.start_ns >= ? AND c.start_ns < ? {{filter}}"""
+_MAP_PARTS = f"""
+WITH {{roots}}, picked AS MATERIALIZED (
+    {_RAW}
+    UNION ALL
+    {_RAW}
+)"""
+_HOP = "h.caller, h.caller_type, h.callee, h.callee_type, h.role, h.async, h.consumed"
+_IN_ROLLED = "minute >= ? AND minute < ?"
+
+# Rows: the hop key (7 columns), requests, ok, errors, faults, throttles, cold starts.
+HOP_COUNTS: Final = f"""{_MAP_PARTS}, rolled AS (
+    SELECT hop_id, sum(requests) AS requests, sum(ok) AS ok, sum(errors) AS errors, sum(faults) AS faults,
+           sum(throttles) AS throttles, sum(cold) AS cold
+    FROM call_minutes WHERE {_IN_ROLLED} GROUP BY hop_id
 )
-SELECT h.caller, h.caller_type, h.callee, h.callee_type, h.role, h.async, h.consumed, r.* EXCLUDE (hop_id)
-FROM rolled r JOIN hop_keys h USING (hop_id)
-WHERE r.requests <> 0
+SELECT {_HOP}, r.* EXCLUDE (hop_id) FROM rolled r JOIN hop_keys h USING (hop_id) WHERE r.requests <> 0
 UNION ALL
-SELECT {HOP_KEY}, consumed, {DWELL_BUCKET} AS dwell_bucket, min(dwell_ns), max(dwell_ns), {_FIGURES_OF_ROWS}
-FROM picked
-GROUP BY {HOP_KEY}, consumed, dwell_bucket, bucket
+SELECT {HOP_KEY}, consumed, count(*), sum((NOT (error OR fault OR throttle))::INTEGER), sum(error::INTEGER),
+       sum(fault::INTEGER), sum(throttle::INTEGER), sum(cold_start::INTEGER)
+FROM picked GROUP BY {HOP_KEY}, consumed
+LIMIT ?
+"""
+
+# Rows: the hop key (7 columns), kind (0 waited, 1 dwell), bucket, count, init ns, waited ns, min, max.
+HOP_LATENCY: Final = f"""{_MAP_PARTS}, rolled AS (
+    SELECT hop_id, kind, bucket, sum(requests) AS requests, sum(init_ns), sum(waited_ns), min(min_ns), max(max_ns)
+    FROM latency_minutes WHERE {_IN_ROLLED} GROUP BY hop_id, kind, bucket
+)
+SELECT {_HOP}, r.* EXCLUDE (hop_id) FROM rolled r JOIN hop_keys h USING (hop_id) WHERE r.requests <> 0
+UNION ALL
+SELECT {HOP_KEY}, consumed, 0, bucket, count(*), sum({INIT_WAITED}), sum(waited_ns), min(waited_ns), max(waited_ns)
+FROM picked GROUP BY {HOP_KEY}, consumed, bucket
+UNION ALL
+SELECT {HOP_KEY}, consumed, 1, dwell_bucket, count(*), 0, 0, min(dwell_ns), max(dwell_ns)
+FROM picked WHERE dwell_bucket IS NOT NULL GROUP BY {HOP_KEY}, consumed, dwell_bucket
 LIMIT ?
 """
 

@@ -11,7 +11,7 @@ and the response says so.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
@@ -64,90 +64,130 @@ class _Hop:
     is_async: bool = False
 
 
-def preferred_types(rows: Sequence[tuple[Any, ...]]) -> dict[str, str]:
+HopKey = tuple[Any, ...]  # caller, caller_type, callee, callee_type, role, async, consumed
+Route = tuple[list[FigureAccumulator], _Hop | None]
+
+
+@dataclass
+class Accumulated:
+    """Figures per served node, init durations per node, and hops per edge."""
+
+    served: dict[NodeKey, FigureAccumulator] = field(default_factory=dict)
+    inits: dict[NodeKey, FigureAccumulator] = field(default_factory=dict)
+    hops: dict[tuple[NodeKey, NodeKey], _Hop] = field(default_factory=dict)
+    inferred: set[NodeKey] = field(default_factory=set)
+
+
+def preferred_types(keys: Iterable[HopKey]) -> dict[str, str]:
     """Each service's node type: its entries' origin, the function's own view over AWS::Lambda."""
     seen: dict[str, set[str]] = {}
-    for row in rows:
-        if row[4] == "entry" and row[3] is not None:
-            seen.setdefault(row[2], set()).add(row[3])
+    for key in keys:
+        if key[4] == "entry" and key[3] is not None:
+            seen.setdefault(key[2], set()).add(key[3])
     return {name: sorted(types, key=lambda t: (t == "AWS::Lambda", t))[0] for name, types in seen.items()}
 
 
-def _dwell_row(row: Sequence[Any]) -> list[Any]:
-    """A dwell bucket row in FIGURES shape: bucket, count, then only min and max matter."""
-    count = row[DWELL_COUNT]
-    return [row[7], count, count, 0, 0, 0, 0, 0, 0, row[8], row[9]]
+def _route(key: HopKey, types: dict[str, str], found: Accumulated) -> Route:
+    """Where one hop key's figures go: the callee's served or init figures, and its edge."""
+    caller, caller_type, callee, callee_type, role, is_async, consumed = key
+    node = (callee, callee_type or types.get(callee, "service"))
+    if role == "init":
+        return [found.inits.setdefault(node, FigureAccumulator())], None
+    targets = []
+    if role in ("entry", "inferred"):
+        targets.append(found.served.setdefault(node, FigureAccumulator()))
+    if role == "inferred":
+        found.inferred.add(node)
+    if consumed:
+        return targets, None  # a consumer's own trace root: its caller is the queue (a link row)
+    source = CLIENT if caller is None else (caller, caller_type or types.get(caller, "service"))
+    hop = found.hops.setdefault((source, node), _Hop())
+    hop.is_async = hop.is_async or bool(is_async) or role == "link"
+    targets.append(hop.figures)
+    return targets, hop
 
 
-DWELL_COUNT: Final = 11  # the count column of HOPS (figures start at 10: bucket, count, ...)
+def accumulate(count_rows: Sequence[tuple[Any, ...]], latency_rows: Sequence[tuple[Any, ...]]) -> Accumulated:
+    """Adds up HOP_COUNTS and HOP_LATENCY rows (the rollup's and the raw calls') per node and edge."""
+    types = preferred_types(r[:7] for r in count_rows)
+    found = Accumulated()
+    routes: dict[HopKey, Route] = {}
+    for row in count_rows:
+        key = row[:7]
+        route = routes.get(key) or routes.setdefault(key, _route(key, types, found))
+        for target in route[0]:
+            target.add_counts(*row[7:13])
+    for row in latency_rows:
+        key = row[:7]
+        route = routes.get(key) or routes.setdefault(key, _route(key, types, found))
+        kind, bucket, count, init_ns, waited_ns, low_ns, high_ns = row[7:14]
+        if kind == 0:
+            for target in route[0]:
+                target.add_bucket(bucket, count, init_ns, waited_ns, low_ns, high_ns)
+        elif route[1] is not None:
+            route[1].dwell.add_bucket(bucket, count, 0, 0, low_ns, high_ns)
+    found.inferred -= {(r[2], r[3]) for r in count_rows if r[4] == "entry"}
+    return found
 
 
-def accumulate(
-    rows: Sequence[tuple[Any, ...]],
-) -> tuple[dict[NodeKey, FigureAccumulator], dict[NodeKey, FigureAccumulator], dict[tuple[NodeKey, NodeKey], _Hop]]:
-    """(served per node, init durations per node, hops per edge) from HOPS rows."""
-    types = preferred_types(rows)
-    served: dict[NodeKey, FigureAccumulator] = {}
-    inits: dict[NodeKey, FigureAccumulator] = {}
-    hops: dict[tuple[NodeKey, NodeKey], _Hop] = {}
-    for row in rows:
-        caller, caller_type, callee, callee_type, role, is_async, consumed = row[:7]
-        node = (callee, callee_type or types.get(callee, "service"))
-        figures = row[10:]
-        if role == "init":
-            inits.setdefault(node, FigureAccumulator()).add(figures)
-            continue
-        if role in ("entry", "inferred"):
-            served.setdefault(node, FigureAccumulator()).add(figures)
-        if consumed:
-            continue  # a consumer's own trace root: its caller is the queue (a link row), not a client
-        source = CLIENT if caller is None else (caller, caller_type or types.get(caller, "service"))
-        hop = hops.setdefault((source, node), _Hop())
-        hop.figures.add(figures)
-        hop.is_async = hop.is_async or bool(is_async) or role == "link"
-        if row[7] is not None:
-            hop.dwell.add(_dwell_row(row))
-    return served, inits, hops
+ROLLED_UNTIL: Final = Statement("SELECT max(rolled_until) FROM rollup_state")
 
 
-def hops_statement(query: MapQuery) -> Statement:
-    """HOPS for the query: whole minutes from the rollup unless a filter needs every call."""
-    if query.expr is None:
-        low = -(-query.window.start_ns // MINUTE_NS) * MINUTE_NS
-        high = query.window.end_ns // MINUTE_NS * MINUTE_NS
-    else:
-        low = high = 0
-    inner = picked_statement(map_sql.HOPS, query, MAX_GROUPS)
-    return Statement(inner.text, (low, high, *inner.params))
+def rolled_minutes(query: MapQuery, rolled_until_ns: int) -> tuple[int, int]:
+    """[lo, hi): the window's whole minutes the rollup holds (empty when a filter needs every call)."""
+    low = -(-query.window.start_ns // MINUTE_NS) * MINUTE_NS
+    high = min(query.window.end_ns // MINUTE_NS * MINUTE_NS, rolled_until_ns)
+    if query.expr is not None or high <= low:
+        return query.window.start_ns, query.window.start_ns
+    return low, high
+
+
+def hops_statement(template: str, query: MapQuery, rolled_until_ns: int) -> Statement:
+    """A HOP_* statement: rolled-up whole minutes, raw calls for the head and tail of the window."""
+    low, high = rolled_minutes(query, rolled_until_ns)
+    window = query.window
+    raw_filter: tuple[Any, ...] = ()
+    filter_text = ""
+    if query.expr is not None:
+        predicate = compile_trace_predicate(query.expr, span_window(window))
+        filter_text = map_sql.FILTER_TRACES.format(predicate=predicate.text)
+        raw_filter = predicate.params
+    text = template.replace("{roots}", ROOTS_CTE).replace("{filter}", filter_text)
+    params = (
+        *(window.start_ns, window.end_ns),  # roots
+        *(window.start_ns, low, *raw_filter),  # the head
+        *(max(high, low), window.end_ns, *raw_filter),  # the tail
+        *(low, high),  # the rollup
+        MAX_GROUPS,
+    )
+    return Statement(text, params)
 
 
 def build_graph(reader: StatementReader, query: MapQuery) -> MapGraph:
     """The map for the query: node and edge attributes hold Figures and extra statistics."""
-    rows = reader.fetch(hops_statement(query))
-    served, inits, hops = accumulate(rows)
+    (rolled_until,) = reader.fetch(ROLLED_UNTIL)[0]
+    count_rows = reader.fetch(hops_statement(map_sql.HOP_COUNTS, query, int(rolled_until or 0)))
+    latency_rows = reader.fetch(hops_statement(map_sql.HOP_LATENCY, query, int(rolled_until or 0)))
+    found = accumulate(count_rows, latency_rows)
     graph: MapGraph = nx.DiGraph()
-    for key, figures in served.items():
-        init = inits.get(key)
+    for key, figures in found.served.items():
+        init = found.inits.get(key)
         cold = {
             "inits": init.requests if init else 0,
             "init_p50_ms": init.percentile_ms(0.5) if init else None,
             "init_p99_ms": init.percentile_ms(0.99) if init else None,
         }
-        graph.add_node(key, figures=figures.figures(), cold=cold, inferred=False)
-    for (source, target), hop in hops.items():
+        graph.add_node(key, figures=figures.figures(), cold=cold, inferred=key in found.inferred)
+    for (source, target), hop in found.hops.items():
         for key in (source, target):
             if key not in graph:
                 graph.add_node(key, figures=None, cold=None, inferred=False)
         dwell = [hop.dwell.percentile_ms(q) for q in (0.5, 0.9, 0.99)]
         graph.add_edge(source, target, figures=hop.figures.figures(), is_async=hop.is_async, dwell=dwell)
-    inferred = {(r[2], r[3]) for r in rows if r[4] == "inferred"} - {(r[2], r[3]) for r in rows if r[4] == "entry"}
-    for key in inferred:
-        if key in graph:
-            graph.nodes[key]["inferred"] = True
     sources = reader.fetch(picked_statement(map_sql.THROTTLE_SOURCES, query, MAX_GROUPS))
     graph.graph.update(
         window=query.window,
-        truncated=len(rows) >= MAX_GROUPS,
+        truncated=max(len(count_rows), len(latency_rows)) >= MAX_GROUPS,
         throttle_sources=[{"node": (r[0], r[1] or "service"), "traces": int(r[2])} for r in sources],
     )
     return fold_quiet_nodes(graph, query.max_nodes)

@@ -204,7 +204,7 @@ _SUPERSEDED = """role = 'inferred' AND start_ns BETWEEN ? AND ?
 _RETRACTED = f"{_SUPERSEDED} AND start_ns < (SELECT rolled_until FROM rollup_state)"
 RETRACT_SUPERSEDED: Final = (
     rollup_sql.name_new_hops("calls", _RETRACTED),
-    rollup_sql.rollup_insert("calls", _RETRACTED, sign=-1),
+    *rollup_sql.rollup_insert("calls", _RETRACTED, sign=-1),
 )
 DELETE_SUPERSEDED: Final = (
     f"DELETE FROM new_calls WHERE {_SUPERSEDED}",
@@ -216,7 +216,10 @@ CREATE_NEW_CALLS: Final = f"CREATE OR REPLACE TEMP TABLE new_calls ({CALL_COLUMN
 INSERT_NEW_CALLS: Final = "INSERT INTO calls SELECT * FROM new_calls"
 COUNT_LATE_CALLS: Final = "SELECT count(*) FROM new_calls WHERE start_ns < (SELECT rolled_until FROM rollup_state)"
 _LATE = "start_ns < (SELECT rolled_until FROM rollup_state)"
-ROLL_UP_LATE_CALLS: Final = (rollup_sql.name_new_hops("new_calls", _LATE), rollup_sql.rollup_insert("new_calls", _LATE))
+ROLL_UP_LATE_CALLS: Final = (
+    rollup_sql.name_new_hops("new_calls", _LATE),
+    *rollup_sql.rollup_insert("new_calls", _LATE),
+)
 DROP_NEW_CALLS: Final = "DROP TABLE IF EXISTS new_calls"
 
 DROP_TEMPORARIES: Final = (

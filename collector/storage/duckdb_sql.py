@@ -115,7 +115,7 @@ DELETE_OLDER_THAN: Final = (
     "DELETE FROM annotations WHERE start_ns < ?",
     "DELETE FROM span_links WHERE start_ns < ?",
     *calls_sql.DELETE_CALLS_OLDER_THAN,
-    rollup_sql.DELETE_OLDER_THAN,
+    *rollup_sql.DELETE_OLDER_THAN,
 )
 
 # --- reads

@@ -1,8 +1,9 @@
 """SQL of the per-minute rollup of ``calls``, so a map over hours reads minutes, not millions.
 
-``call_minutes`` holds, per minute, per hop key and per latency bucket, the sums the map's
-figures are made of (collector/query/map_sql.py reads it beside raw ``calls`` for the
-window's partial minutes and anything not rolled up yet). Rows are only ever added:
+``call_minutes`` (counts per minute and hop) and ``latency_minutes`` (per minute, hop and
+latency bucket) hold the sums the map's figures are made of; collector/query/map_sql.py reads
+them beside raw ``calls`` for the window's partial minutes and anything not rolled up yet.
+Rows are only ever added:
 
 - the writer rolls up whole minutes once they are ``SETTLE_NS`` old (children normally find
   their parents by then) and moves the watermark ``rollup_state.rolled_until``;
@@ -20,7 +21,7 @@ from typing import Final
 
 MINUTE_NS: Final = 60 * 10**9
 SETTLE_NS: Final = 120 * 10**9
-BUCKETS_PER_DECADE: Final = 20
+BUCKETS_PER_DECADE: Final = 10
 
 # What a caller waits for: a cold start's init comes before the handler runs.
 WAITED: Final = "(CASE WHEN role = 'init' THEN duration_ns ELSE duration_ns + coalesce(init_ns, 0) END)"
@@ -39,16 +40,22 @@ HOP_KEY_COLUMNS: Final = """
     hop_id INTEGER NOT NULL, caller VARCHAR, caller_type VARCHAR, callee VARCHAR NOT NULL, callee_type VARCHAR,
     role VARCHAR NOT NULL, async BOOLEAN NOT NULL, consumed BOOLEAN NOT NULL
 """
+# Counts per minute and hop; latency (kind 0: waited, kind 1: queue dwell) per minute, hop and
+# bucket. Apart, because the counts need no bucket dimension: the bucket table has 10-20 times
+# the rows, and aggregating six counts over it cost more than the rest of the map query.
 ROLLUP_COLUMNS: Final = """
-    minute BIGINT NOT NULL, hop_id INTEGER NOT NULL, dwell_bucket INTEGER, bucket INTEGER NOT NULL,
-    requests BIGINT NOT NULL, ok BIGINT NOT NULL, errors BIGINT NOT NULL, faults BIGINT NOT NULL,
-    throttles BIGINT NOT NULL, cold BIGINT NOT NULL, init_ns BIGINT NOT NULL, waited_ns BIGINT NOT NULL,
-    min_waited BIGINT, max_waited BIGINT, min_dwell BIGINT, max_dwell BIGINT
+    minute BIGINT NOT NULL, hop_id INTEGER NOT NULL, requests BIGINT NOT NULL, ok BIGINT NOT NULL,
+    errors BIGINT NOT NULL, faults BIGINT NOT NULL, throttles BIGINT NOT NULL, cold BIGINT NOT NULL
+"""
+LATENCY_COLUMNS: Final = """
+    minute BIGINT NOT NULL, hop_id INTEGER NOT NULL, kind TINYINT NOT NULL, bucket INTEGER NOT NULL,
+    requests BIGINT NOT NULL, init_ns BIGINT NOT NULL, waited_ns BIGINT NOT NULL, min_ns BIGINT, max_ns BIGINT
 """
 
 MIGRATION: Final = (
     f"CREATE TABLE hop_keys ({HOP_KEY_COLUMNS})",
     f"CREATE TABLE call_minutes ({ROLLUP_COLUMNS})",
+    f"CREATE TABLE latency_minutes ({LATENCY_COLUMNS})",
     "CREATE TABLE rollup_state (rolled_until BIGINT NOT NULL)",
     "INSERT INTO rollup_state VALUES (0)",
 )
@@ -68,32 +75,47 @@ def name_new_hops(source: str, where: str) -> str:
     """
 
 
-def rollup_insert(source: str, where: str, sign: int = 1) -> str:
-    """INSERT the per-minute sums of `source` rows meeting `where`; sign -1 takes them back out.
-    Run name_new_hops with the same source and condition first."""
-    if sign not in (1, -1):
-        raise ValueError("sign is 1 or -1")
-    low_high = (
-        "min(x.waited), max(x.waited), min(x.dwell_ns), max(x.dwell_ns)" if sign == 1 else "NULL, NULL, NULL, NULL"
-    )
-    return f"""
-    INSERT INTO call_minutes
-    SELECT x.start_ns // {MINUTE_NS} * {MINUTE_NS} AS minute, h.hop_id, x.dwell_bucket, x.bucket,
-           {sign} * count(*), {sign} * sum((NOT (x.error OR x.fault OR x.throttle))::INTEGER),
-           {sign} * sum(x.error::INTEGER), {sign} * sum(x.fault::INTEGER), {sign} * sum(x.throttle::INTEGER),
-           {sign} * sum(x.cold_start::INTEGER), {sign} * sum(x.init_waited), {sign} * sum(x.waited), {low_high}
-    FROM (
+def _from_rows(source: str, where: str) -> str:
+    return f"""FROM (
         SELECT *, {CONSUMED} AS consumed, {WAITED} AS waited, {INIT_WAITED} AS init_waited,
                {LATENCY_BUCKET} AS bucket, {DWELL_BUCKET} AS dwell_bucket
         FROM {source} WHERE {where}
     ) x
-    JOIN hop_keys h ON {_SAME_HOP}
-    GROUP BY ALL
-    """
+    JOIN hop_keys h ON {_SAME_HOP}"""
+
+
+def rollup_insert(source: str, where: str, sign: int = 1) -> tuple[str, str, str]:
+    """INSERTs of the per-minute sums of `source` rows meeting `where` (counts, latency, dwell);
+    sign -1 takes them back out. Run name_new_hops with the same source and condition first."""
+    if sign not in (1, -1):
+        raise ValueError("sign is 1 or -1")
+    minute = f"x.start_ns // {MINUTE_NS} * {MINUTE_NS}"
+    rows = _from_rows(source, where)
+    waited_low_high = "min(x.waited), max(x.waited)" if sign == 1 else "NULL, NULL"
+    dwell_low_high = "min(x.dwell_ns), max(x.dwell_ns)" if sign == 1 else "NULL, NULL"
+    counts = f"""
+    INSERT INTO call_minutes
+    SELECT {minute}, h.hop_id, {sign} * count(*), {sign} * sum((NOT (x.error OR x.fault OR x.throttle))::INTEGER),
+           {sign} * sum(x.error::INTEGER), {sign} * sum(x.fault::INTEGER), {sign} * sum(x.throttle::INTEGER),
+           {sign} * sum(x.cold_start::INTEGER)
+    {rows} GROUP BY ALL"""
+    latency = f"""
+    INSERT INTO latency_minutes
+    SELECT {minute}, h.hop_id, 0, x.bucket, {sign} * count(*), {sign} * sum(x.init_waited), {sign} * sum(x.waited),
+           {waited_low_high}
+    {rows} GROUP BY ALL"""
+    dwell = f"""
+    INSERT INTO latency_minutes
+    SELECT {minute}, h.hop_id, 1, x.dwell_bucket, {sign} * count(*), 0, 0, {dwell_low_high}
+    {rows} WHERE x.dwell_bucket IS NOT NULL GROUP BY ALL"""
+    return counts, latency, dwell
 
 
 ROLLED_UNTIL: Final = "SELECT rolled_until FROM rollup_state"
 _ROLLING = "start_ns >= ? AND start_ns < ?"
-ROLL_UP: Final = (name_new_hops("calls", _ROLLING), rollup_insert("calls", _ROLLING))
+ROLL_UP: Final = (name_new_hops("calls", _ROLLING), *rollup_insert("calls", _ROLLING))
 MOVE_WATERMARK: Final = "UPDATE rollup_state SET rolled_until = ?"
-DELETE_OLDER_THAN: Final = "DELETE FROM call_minutes WHERE minute + 60000000000 <= ?"
+DELETE_OLDER_THAN: Final = (
+    "DELETE FROM call_minutes WHERE minute + 60000000000 <= ?",
+    "DELETE FROM latency_minutes WHERE minute + 60000000000 <= ?",
+)
