@@ -98,6 +98,7 @@ class Figures:
             "p99_ms": self.p99_ms,
             "cold_starts": self.cold_starts,
             "cold_start_rate": self.rate(self.cold_starts),
+            "p99_cold_start_share": self.p99_cold_share,
         }
         if with_histogram:
             body["histogram"] = [{"low_ms": lo, "high_ms": hi, "count": n} for lo, hi, n in self.histogram]

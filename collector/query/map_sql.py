@@ -90,10 +90,12 @@ LIMIT ?
 
 # Where each throttled trace's 429 started: its throttled hop that began last (the deepest in a
 # synchronous chain: a gateway's own limit, the function's concurrency, a downstream AWS call).
-THROTTLE_SOURCES: Final = f"""{PICKED}
+THROTTLE_SOURCES: Final = """
+WITH {roots}
 SELECT source.name, source.type, count(*) AS traces FROM (
-    SELECT arg_max({{'name': callee, 'type': callee_type}}, start_ns) AS source
-    FROM picked WHERE throttle AND role IN ('entry', 'inferred') GROUP BY trace_id
+    SELECT arg_max({'name': callee, 'type': callee_type}, start_ns) AS source
+    FROM throttled_calls c WHERE c.start_ns >= ? AND c.start_ns < ? {filter}
+    GROUP BY trace_id
 ) GROUP BY ALL ORDER BY traces DESC, source.name LIMIT ?
 """
 

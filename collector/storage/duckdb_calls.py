@@ -40,7 +40,8 @@ def link_calls(con: duckdb.DuckDBPyConnection, fresh: str, fresh_links: str, now
 
 def flush_new_calls(con: duckdb.DuckDBPyConnection) -> None:
     """Move the staged calls into `calls`; those behind the rollup's watermark go into it too."""
-    con.execute(sql.INSERT_NEW_CALLS)
+    for statement in sql.INSERT_NEW_CALLS:
+        con.execute(statement)
     if con.execute(sql.COUNT_LATE_CALLS).fetchall()[0][0]:
         for statement in sql.ROLL_UP_LATE_CALLS:
             con.execute(statement)
