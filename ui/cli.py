@@ -11,9 +11,11 @@ import ipaddress
 import json
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 import click
+from rich.table import Table
 
 from collector.api.app import create_query_app
 from collector.engine import Collector, CollectorSettings
@@ -193,10 +195,7 @@ def traces_command(expression: str, api_url: str, token: str | None, since: floa
     if expression.strip():
         params["filter"] = expression
     body = _ask(api_url, "/api/traces", params, token)
-    if output == "json":
-        click.echo(json.dumps(body, indent=2))
-        return
-    print_tables([traces_table(body)], [])
+    _show(body, output, lambda: ([traces_table(body)], []))
 
 
 @main.command("map")
@@ -209,11 +208,15 @@ def map_command(api_url: str, token: str | None, since: float, expression: str, 
     if expression.strip():
         params["filter"] = expression
     body = _ask(api_url, "/api/service-map", params, token)
+    notes = [f"{body['folded_nodes']} quieter nodes folded into one"] if body["folded_nodes"] else []
+    _show(body, output, lambda: (map_tables(body), notes))
+
+
+def _show(body: Any, output: str, tables: Callable[[], tuple[list[Table], list[str]]]) -> None:
     if output == "json":
         click.echo(json.dumps(body, indent=2))
-        return
-    notes = [f"{body['folded_nodes']} quieter nodes folded into one"] if body["folded_nodes"] else []
-    print_tables(map_tables(body), notes)
+    else:
+        print_tables(*tables())
 
 
 def _ask(api_url: str, path: str, params: dict[str, str], token: str | None) -> Any:

@@ -14,8 +14,8 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import duckdb
 import orjson
@@ -28,6 +28,7 @@ from collector.storage.duckdb_calls import expire_pending, link_new_spans, queue
 from collector.storage.protocols import ServiceCount, Statement, StoreUnavailable, TimeWindow
 
 _logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class StoreLocked(StoreUnavailable):
@@ -159,39 +160,30 @@ class DuckDBStore:
                 raise _translate(exc, "retention") from exc
         return int(row[0]) if row else 0
 
-    def link_new_spans(self, now_ns: int | None = None) -> int:
-        """Resolve the service-map calls of spans stored since the last call; how many spans."""
+    def _in_transaction(self, doing: str, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run the writer's housekeeping `work` in one transaction, driver errors translated."""
         with self._write_lock:
             try:
                 self._con.execute("BEGIN")
-                linked = link_new_spans(self._con, time.time_ns() if now_ns is None else now_ns)
+                result = work(self._con)
                 self._con.execute("COMMIT")
             except duckdb.Error as exc:
                 self._rollback()
-                raise _translate(exc, "linking spans") from exc
-        return linked
+                raise _translate(exc, doing) from exc
+        return result
+
+    def link_new_spans(self, now_ns: int | None = None) -> int:
+        """Resolve the service-map calls of spans stored since the last call; how many spans."""
+        at_ns = time.time_ns() if now_ns is None else now_ns
+        return self._in_transaction("linking spans", lambda con: link_new_spans(con, at_ns))
 
     def expire_pending_calls(self, waited_since_ns: int) -> None:
         """Children whose parent has not arrived since `waited_since_ns` join the map as entries."""
-        with self._write_lock:
-            try:
-                self._con.execute("BEGIN")
-                expire_pending(self._con, waited_since_ns)
-                self._con.execute("COMMIT")
-            except duckdb.Error as exc:
-                self._rollback()
-                raise _translate(exc, "expiring pending calls") from exc
+        self._in_transaction("expiring pending calls", lambda con: expire_pending(con, waited_since_ns))
 
     def roll_up_calls(self, settled_before_ns: int) -> None:
         """Fold whole minutes of calls that started before `settled_before_ns` into the rollup."""
-        with self._write_lock:
-            try:
-                self._con.execute("BEGIN")
-                roll_up(self._con, settled_before_ns)
-                self._con.execute("COMMIT")
-            except duckdb.Error as exc:
-                self._rollback()
-                raise _translate(exc, "rolling up calls") from exc
+        self._in_transaction("rolling up calls", lambda con: roll_up(con, settled_before_ns))
 
     # ------------------------------------------------------------------ reading
 

@@ -21,7 +21,7 @@ from collector.query.search import search_traces
 from collector.storage import duckdb_sql
 from collector.storage.duckdb_store import DuckDBStore, StoreLocked
 from collector.storage.protocols import StoreUnavailable, TimeWindow
-from tests.factories import span_row
+from tests.factories import at as span
 
 SECOND = 1_000_000_000
 T0 = 1_700_000_000 * SECOND
@@ -37,19 +37,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
 
 def trace_bytes(n: int) -> bytes:
     return n.to_bytes(16, "big")
-
-
-def span(trace: int, span_id: int, parent: int | None, start_s: float, **fields: Any) -> SpanRow:
-    row = {
-        "trace_id": trace_bytes(trace),
-        "span_id": span_id,
-        "parent_span_id": parent,
-        "name": f"op{span_id}",
-        "kind": "SERVER" if parent is None else "INTERNAL",
-        "start_ns": T0 + int(start_s * SECOND),
-        "duration_ns": 10_000_000,
-    }
-    return span_row(**{**row, **fields})
 
 
 def batch(
