@@ -26,7 +26,9 @@ from typing import Final
 
 from collector.storage import rollup_sql
 
-LOOKBACK_NS: Final = 120 * 10**9  # a parent stored up to 2 min before its child starts
+# A parent stored up to 30 s before its child starts. Scanned once a second, so it costs;
+# a parent that ends after its child (any synchronous call) is found from the other side.
+LOOKBACK_NS: Final = 30 * 10**9
 SKEW_NS: Final = 10 * 10**9  # clocks of different processes (and X-Ray's float seconds) disagree
 ASYNC_TARGET_TYPES: Final = (
     "'AWS::SQS::Queue', 'AWS::Kinesis::Stream', 'AWS::Events::EventBus', 'AWS::SNS::Topic', "
@@ -68,33 +70,44 @@ PENDING_COLUMNS: Final = """
     relation VARCHAR NOT NULL, since_ns BIGINT NOT NULL
 """
 
-# Spans and links stored but not linked yet: the writer links them in groups (link_new_spans),
-# since each linking statement has a fixed cost that per-write linking would pay every commit.
-UNLINKED_SPAN_COLUMNS: Final = """trace_id, span_id, parent_span_id, service, name, kind, start_ns, duration_ns,
-    error, fault, throttle, cold_start, origin, target_type, target_name, function_version, in_progress"""
+# What linking reads of a span (the writer keeps these columns of each write until it links).
+LINKED_SPAN_COLUMNS: Final = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "service",
+    "name",
+    "kind",
+    "start_ns",
+    "duration_ns",
+    "error",
+    "fault",
+    "throttle",
+    "cold_start",
+    "origin",
+    "target_type",
+    "target_name",
+    "function_version",
+    "in_progress",
+)
 
 MIGRATION: Final = (
     f"CREATE TABLE calls ({CALL_COLUMNS})",
     f"CREATE TABLE pending ({PENDING_COLUMNS})",
-    f"CREATE TABLE unlinked_spans AS SELECT {UNLINKED_SPAN_COLUMNS} FROM spans LIMIT 0",
-    "CREATE TABLE unlinked_links AS SELECT * FROM span_links LIMIT 0",
     # The throttled calls again, apart: throttles are rare and scattered, and finding their
     # source in `calls` meant decompressing every trace id of the window.
     """CREATE TABLE throttled_calls (trace_id UUID NOT NULL, span_id UBIGINT NOT NULL, start_ns BIGINT NOT NULL,
         role VARCHAR NOT NULL, callee VARCHAR NOT NULL, callee_type VARCHAR)""",
 )
-QUEUE_FOR_LINKING: Final = (
-    f"INSERT INTO unlinked_spans SELECT {UNLINKED_SPAN_COLUMNS} FROM {{fresh}}",
-    "INSERT INTO unlinked_links SELECT * FROM {fresh_links}",
-)
-COUNT_UNLINKED: Final = "SELECT count(*) FROM unlinked_spans"
-CLEAR_UNLINKED: Final = ("DELETE FROM unlinked_spans", "DELETE FROM unlinked_links")
 
 # --- one write. `fresh` holds the spans this write stored, `fresh_links` their links.
-CREATE_FRESH_VIEW: Final = """
+CREATE_FRESH_SPANS: Final = """
     CREATE OR REPLACE TEMP TABLE fresh_spans AS
     SELECT f.*, f.span_id IN (SELECT span_id FROM {fresh_links} l WHERE l.trace_id = f.trace_id) AS linked
     FROM {fresh} f WHERE NOT f.in_progress
+"""
+CREATE_FRESH_SPANS_WITHOUT_LINKS: Final = """
+    CREATE OR REPLACE TEMP TABLE fresh_spans AS SELECT f.*, false AS linked FROM {fresh} f WHERE NOT f.in_progress
 """
 
 CREATE_WANTS: Final = f"""

@@ -12,11 +12,12 @@ from collector.storage import calls_sql as sql
 from collector.storage import rollup_sql
 
 
-def link_calls(con: duckdb.DuckDBPyConnection, fresh: str, fresh_links: str, now_ns: int) -> None:
-    """Resolve the hops of the spans in table `fresh` (links in `fresh_links`)."""
+def link_calls(con: duckdb.DuckDBPyConnection, fresh: str, fresh_links: str, now_ns: int, links: int = 1) -> None:
+    """Resolve the hops of the spans in table `fresh` (`links` links in `fresh_links`)."""
     # Temporaries live in the write's transaction: a rollback takes them away too.
     con.execute(sql.CREATE_NEW_CALLS)
-    con.execute(sql.CREATE_FRESH_VIEW.format(fresh=fresh, fresh_links=fresh_links))
+    fresh_spans = sql.CREATE_FRESH_SPANS if links else sql.CREATE_FRESH_SPANS_WITHOUT_LINKS
+    con.execute(fresh_spans.format(fresh=fresh, fresh_links=fresh_links))
     con.execute(sql.CREATE_WANTS.format(fresh_links=fresh_links))
     low, high, wanted = con.execute(sql.WANTS_BOUNDS).fetchall()[0]
     if not wanted:
@@ -46,23 +47,6 @@ def flush_new_calls(con: duckdb.DuckDBPyConnection) -> None:
         for statement in sql.ROLL_UP_LATE_CALLS:
             con.execute(statement)
     con.execute(sql.DROP_NEW_CALLS)
-
-
-def queue_for_linking(con: duckdb.DuckDBPyConnection, fresh: str, fresh_links: str, links: int) -> None:
-    """Remember the write's new spans (table `fresh`) and links for the next link_new_spans."""
-    con.execute(sql.QUEUE_FOR_LINKING[0].format(fresh=fresh))
-    if links:
-        con.execute(sql.QUEUE_FOR_LINKING[1].format(fresh_links=fresh_links))
-
-
-def link_new_spans(con: duckdb.DuckDBPyConnection, now_ns: int) -> int:
-    """Resolve the calls of every span queued since the last run; how many spans were linked."""
-    (queued,) = con.execute(sql.COUNT_UNLINKED).fetchall()[0]
-    if queued:
-        link_calls(con, "unlinked_spans", "unlinked_links", now_ns)
-        for statement in sql.CLEAR_UNLINKED:
-            con.execute(statement)
-    return int(queued)
 
 
 def expire_pending(con: duckdb.DuckDBPyConnection, waited_since_ns: int) -> None:

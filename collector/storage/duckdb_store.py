@@ -23,12 +23,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from collector.model import SpanBatch
+from collector.storage import calls_sql
 from collector.storage import duckdb_sql as sql
-from collector.storage.duckdb_calls import expire_pending, link_new_spans, queue_for_linking, roll_up
+from collector.storage.duckdb_calls import expire_pending, link_calls, roll_up
 from collector.storage.protocols import ServiceCount, Statement, StoreUnavailable, TimeWindow
 
 _logger = logging.getLogger(__name__)
 T = TypeVar("T")
+MAX_UNLINKED_ROWS = 2_000_000  # spans kept for linking while it fails (~100 MiB of columns)
 
 
 class StoreLocked(StoreUnavailable):
@@ -52,7 +54,9 @@ class DuckDBStore:
             raise StoreUnavailable(f"cannot open database {path}: {exc}") from exc
         except duckdb.Error as exc:
             raise StoreUnavailable(f"cannot open database {path}: {exc}") from exc
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()
+        self._unlinked: list[tuple[pa.Table, pa.Table]] = []
+        self._unlinked_rows = 0
         self._migrate()
         # A daemon has no terminal to draw DuckDB's progress bar on.
         self._con.execute("SET enable_progress_bar = false")
@@ -101,13 +105,13 @@ class DuckDBStore:
                 resent = con.execute(sql.COUNT_ALREADY_STORED, window).fetchall()[0][0]
                 if resent == 0 and keys_unique(spans):
                     stored = self._append(spans, annotations, links)
-                    queue_for_linking(con, "incoming", "incoming_links", links.num_rows)
+                    to_link = (spans.select(calls_sql.LINKED_SPAN_COLUMNS), links)
                 else:
                     stored = self._insert_new_only(annotations, window)
-                    queue_for_linking(con, "fresh", "fresh_links", links.num_rows)
-                    for statement in sql.DROP_FRESH:
-                        con.execute(statement)
+                    to_link = self._fresh_rows()
                 con.execute("COMMIT")
+                self._unlinked.append(to_link)
+                self._unlinked_rows += to_link[0].num_rows
             except duckdb.Error as exc:
                 self._rollback()
                 raise _translate(exc, "storing spans") from exc
@@ -136,6 +140,15 @@ class DuckDBStore:
             con.execute(statement)
         row = con.execute("SELECT count(*) FROM fresh").fetchall()
         return int(row[0][0]) if row else 0
+
+    def _fresh_rows(self) -> tuple[pa.Table, pa.Table]:
+        """The slow path's new spans and links, for linking, before their temporary tables go."""
+        columns = ", ".join(calls_sql.LINKED_SPAN_COLUMNS)
+        spans = self._con.sql(f"SELECT {columns} FROM fresh").to_arrow_table()
+        links = self._con.sql("SELECT * FROM fresh_links").to_arrow_table()
+        for statement in sql.DROP_FRESH:
+            self._con.execute(statement)
+        return spans, links
 
     def _delete_completed_in_progress(self, window: list[int]) -> None:
         for table in ("annotations", "span_links", "spans"):
@@ -173,9 +186,42 @@ class DuckDBStore:
         return result
 
     def link_new_spans(self, now_ns: int | None = None) -> int:
-        """Resolve the service-map calls of spans stored since the last call; how many spans."""
+        """Resolve the service-map calls of spans stored since the last call; how many spans.
+
+        The writer keeps each write's spans (the columns linking reads, zero-copy) in memory
+        until this runs, about every second: one linking per second costs a fraction of one
+        per write, whose fixed cost per statement would dominate small writes. A crash loses
+        the map's view of the last second's spans, never the spans themselves.
+        """
         at_ns = time.time_ns() if now_ns is None else now_ns
-        return self._in_transaction("linking spans", lambda con: link_new_spans(con, at_ns))
+        with self._write_lock:
+            if not self._unlinked:
+                return 0
+            spans = pa.concat_tables([s for s, _ in self._unlinked])
+            links = pa.concat_tables([link for _, link in self._unlinked])
+            self._con.register("unlinked_spans", spans)
+            self._con.register("unlinked_links", links)
+            try:
+                self._in_transaction(
+                    "linking spans",
+                    lambda con: link_calls(con, "unlinked_spans", "unlinked_links", at_ns, links.num_rows),
+                )
+            except StoreUnavailable:
+                self._forget_oldest_unlinked()
+                raise
+            finally:
+                self._unregister("unlinked_spans")
+                self._unregister("unlinked_links")
+            self._unlinked.clear()
+            self._unlinked_rows = 0
+        return int(spans.num_rows)
+
+    def _forget_oldest_unlinked(self) -> None:
+        """While linking fails, keep memory bounded: the map loses the oldest writes' view first."""
+        while self._unlinked_rows > MAX_UNLINKED_ROWS and len(self._unlinked) > 1:
+            dropped, _ = self._unlinked.pop(0)
+            self._unlinked_rows -= dropped.num_rows
+            _logger.warning("linking keeps failing: %d spans left off the service map", dropped.num_rows)
 
     def expire_pending_calls(self, waited_since_ns: int) -> None:
         """Children whose parent has not arrived since `waited_since_ns` join the map as entries."""
