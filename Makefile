@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: install browser demo test lint typecheck unit bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +20,16 @@ $(STAMP): pyproject.toml setup.py collector/normalize/_otlpfast.c | $(BIN)/pytho
 
 install: $(STAMP)
 
+# The browser tests drive Debian's Chromium (never a downloaded browser).
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "The browser tests need Chromium at $(CHROMIUM): run 'sudo apt-get install chromium' (Debian)."; \
+	fi
+
 demo: install
 	$(BIN)/python -m demo_apps.tracer_example
 
@@ -29,7 +41,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
+unit: install browser
 	$(BIN)/python -m pytest -q tests
 
 test: lint typecheck unit

@@ -17,11 +17,11 @@ from typing import Any
 import click
 from rich.table import Table
 
-from collector.api.app import create_query_app
 from collector.engine import Collector, CollectorSettings
 from collector.storage.protocols import StoreUnavailable
 from ui.serve import Listeners, PortBusy, bind_all, serve
 from ui.terminal import ApiError, fetch, map_tables, print_tables, traces_table, window_params
+from ui.web.app import create_app
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -156,7 +156,7 @@ def serve_command(
         sockets.close()
         raise click.ClickException(str(exc)) from None
     log.info("database %s (schema version %d)", db_path, collector.store.schema_version)
-    api_app = create_query_app(collector, token=token or None)
+    api_app = create_app(collector, token=token or None)
     asyncio.run(serve(collector, api_app, sockets, log_level="warning" if log_level != "debug" else "debug"))
 
 

@@ -1,0 +1,88 @@
+"""Browser tests: Playwright driving Debian's Chromium against a real daemon seeded with known traces."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.browser.seed import seed
+from tests.integration.daemon import ROOT, Daemon
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(ROOT) / "test-artifacts" / "screenshots"
+# Chromium as root in a sandbox-less, offline container: no sandbox, no background networking.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+if not os.path.exists(CHROMIUM):
+    pytest.skip(
+        f"the browser tests need Chromium at {CHROMIUM}: run `make test` as root, or `sudo apt-get install chromium`",
+        allow_module_level=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    running = Daemon(tmp_path_factory.mktemp("browser") / "spans.duckdb").start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def seeded(daemon: Daemon) -> dict[str, str]:
+    ids = seed(daemon.traces_url)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # the writer links new spans into the map every second
+        body = httpx.get(f"{daemon.api_url}/api/service-map", timeout=10).json()
+        names = {n["name"] for n in body["nodes"]}
+        if {"bank-api", "withdraw", "accounts", "alerts", "notify"} <= names and len(body["edges"]) >= 5:
+            break
+        time.sleep(0.3)
+    return ids
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    # Module scope: Playwright's sync API runs an event loop in this thread until it stops,
+    # and later tests call asyncio.run().
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    opened = context.new_page()
+    dialogs: list[str] = []
+    opened.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.dialogs = dialogs
+    opened.errors = errors
+    yield opened
+    context.close()
+
+
+def screenshot(page: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

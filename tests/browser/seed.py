@@ -1,0 +1,92 @@
+"""Known traces for the browser tests, sent with the stock OpenTelemetry SDK over OTLP/HTTP.
+
+An API Gateway stage calls a Lambda function that writes DynamoDB; one request faults, one is
+throttled by DynamoDB, the first is a cold start with its Initialization span; the function
+sends a message that a consumer picks up (an async hop); and a service whose name is an XSS
+payload, which every page must show as plain characters.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Final
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import Link, SpanKind
+
+XSS: Final = "<img src=x onerror=alert(1)>"
+REQUESTS: Final = 6
+
+
+def _tracer(traces_url: str, service: str) -> tuple[TracerProvider, trace.Tracer]:
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=traces_url)))
+    return provider, provider.get_tracer("browser-seed")
+
+
+def seed(traces_url: str) -> dict[str, str]:
+    """Sends the traces; returns trace ids by role ("fault", "throttle", "cold", "ok", "xss")."""
+    providers = {name: _tracer(traces_url, name) for name in ("bank-api", "withdraw", "notify", XSS)}
+    api, fn, notify, hostile = (providers[n][1] for n in ("bank-api", "withdraw", "notify", XSS))
+    ids: dict[str, str] = {}
+    for i in range(REQUESTS):
+        fault, throttled, cold = i == 1, i == 2, i == 0
+        status = 500 if fault else 429 if throttled else 200
+        with api.start_as_current_span("POST /withdraw", kind=SpanKind.SERVER) as root:
+            root.set_attributes(
+                {
+                    "fluoro.origin": "AWS::ApiGateway::Stage",
+                    "http.response.status_code": status,
+                    "http.request.method": "POST",
+                    "url.full": "https://bank.local/prod/withdraw",
+                }
+            )
+            if cold:
+                with fn.start_as_current_span("Initialization") as init:
+                    init.set_attribute("fluoro.origin", "AWS::Lambda::Function")
+                    time.sleep(0.03)
+            with fn.start_as_current_span("withdraw", kind=SpanKind.SERVER) as handler:
+                handler.set_attributes(
+                    {
+                        "fluoro.origin": "AWS::Lambda::Function",
+                        "faas.coldstart": cold,
+                        "faas.trigger": "http",
+                        "fluoro.annotation.customer": f"c{i}",
+                    }
+                )
+                with fn.start_as_current_span("DynamoDB.UpdateItem", kind=SpanKind.CLIENT) as ddb:
+                    ddb.set_attributes({"fluoro.target.type": "AWS::DynamoDB::Table", "fluoro.target.name": "accounts"})
+                    if throttled:
+                        ddb.set_attributes({"fluoro.throttle": True, "fluoro.error": True})
+                        handler.set_attributes({"fluoro.throttle": True, "fluoro.error": True})
+                if fault:
+                    handler.set_attribute("fluoro.fault", True)
+                    handler.add_event(
+                        "exception",
+                        {
+                            "exception.type": "LedgerError",
+                            "exception.message": "ledger unavailable",
+                            "exception.stacktrace": "Traceback: ledger.py line 7",
+                        },
+                    )
+                with fn.start_as_current_span("notify", kind=SpanKind.PRODUCER) as send:
+                    send.set_attributes({"fluoro.target.type": "AWS::SQS::Queue", "fluoro.target.name": "alerts"})
+        with notify.start_as_current_span(
+            "deliver",
+            kind=SpanKind.CONSUMER,
+            context=trace.set_span_in_context(trace.INVALID_SPAN),
+            links=[Link(send.get_span_context())],
+        ):
+            pass
+        role = "fault" if fault else "throttle" if throttled else "cold" if cold else "ok"
+        ids[role] = f"{root.get_span_context().trace_id:032x}"
+    with hostile.start_as_current_span(XSS, kind=SpanKind.SERVER) as bad:
+        bad.set_attributes({"http.response.status_code": 200, "fluoro.annotation.note": XSS, XSS: XSS})
+    ids["xss"] = f"{bad.get_span_context().trace_id:032x}"
+    for provider, _ in providers.values():
+        provider.shutdown()
+    return ids

@@ -1,0 +1,186 @@
+"""The pages in a real browser against a real daemon seeded with known traces."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.browser.conftest import screenshot
+from tests.browser.seed import XSS
+from tests.integration.daemon import ROOT, Daemon
+
+DOCS = Path(ROOT) / "docs"
+TIMEOUT_MS = 20_000
+
+
+def wait_for_plot(page: Any, element_id: str) -> None:
+    page.wait_for_function(
+        f"() => {{ const g = document.getElementById('{element_id}'); return g && g.data && g.data.length > 0; }}",
+        timeout=TIMEOUT_MS,
+    )
+
+
+def open_map(page: Any, daemon: Daemon) -> None:
+    page.goto(f"{daemon.api_url}/?range=3600")
+    wait_for_plot(page, "map")
+
+
+def node_names(page: Any) -> list[str]:
+    return page.evaluate("() => document.getElementById('map').data.find(t => t.name === 'nodes').text")
+
+
+def test_the_map_shows_the_architecture_with_its_health(page: Any, daemon: Daemon, seeded: dict[str, str]) -> None:
+    open_map(page, daemon)
+    labels = node_names(page)
+    for name in ("bank-api", "withdraw", "accounts", "alerts", "notify", "client"):
+        assert any(label.startswith(name) for label in labels), labels
+    fills = page.evaluate("() => document.getElementById('map').layout.shapes.map(s => s.fillcolor)")
+    assert "#d62728" in fills and "#8e44ad" in fills and "#2ca02c" in fills  # fault, throttle, ok arcs
+    dashed = page.evaluate(
+        "() => document.getElementById('map').data.filter(t => t.line && t.line.dash === '6px,5px')[0].x.length"
+    )
+    assert dashed >= 3  # the queue hops are drawn dashed
+    svg_text = page.locator("#map").inner_text()
+    assert XSS in svg_text  # the hostile service name is shown as characters
+    assert page.locator("img[src=x]").count() == 0 and page.dialogs == []
+    path = screenshot(page, "map")
+    shutil.copy(path, DOCS / "screenshot-map.png")
+
+
+def click_node(page: Any, name: str) -> None:
+    """A real mouse click on a node, at the pixel plotly drew it."""
+    point = page.evaluate(
+        """(name) => {
+            const g = document.getElementById('map');
+            const nodes = g.data.find(t => t.name === 'nodes');
+            const i = nodes.text.findIndex(t => t.startsWith(name));
+            const L = g._fullLayout;
+            return {x: L.xaxis.l2p(nodes.x[i]) + L._size.l, y: L.yaxis.l2p(nodes.y[i]) + L._size.t};
+        }""",
+        name,
+    )
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + point["x"], box["y"] + point["y"])
+
+
+def test_clicking_a_node_shows_its_figures(page: Any, daemon: Daemon, seeded: dict[str, str]) -> None:
+    open_map(page, daemon)
+    click_node(page, "withdraw")
+    panel = page.locator("#panel")
+    panel.locator("h2").wait_for(timeout=TIMEOUT_MS)
+    assert panel.locator("h2").inner_text() == "withdraw"
+    text = panel.inner_text()
+    assert "requests" in text and "6" in text and "fault 5xx" in text and "p50 / p90 / p99" in text
+    assert "init p50 / p99" in text  # the cold start
+    assert panel.locator("#node-traces").get_attribute("href").startswith("/traces?filter=service")
+    screenshot(page, "map-panel")
+
+
+def test_a_filter_with_a_syntax_error_says_where(page: Any, daemon: Daemon, seeded: dict[str, str]) -> None:
+    page.goto(f"{daemon.api_url}/traces?range=3600")
+    wait_for_plot(page, "traces-histogram")
+    page.fill("#filter", 'service("withdraw") { fault')
+    page.click("#filter-form button")
+    error = page.locator("#filter-error")
+    error.wait_for(state="visible", timeout=TIMEOUT_MS)
+    assert "column 28" in error.inner_text() and "^" in error.inner_text()
+    screenshot(page, "traces-error")
+
+
+def test_a_valid_filter_lists_the_expected_traces(page: Any, daemon: Daemon, seeded: dict[str, str]) -> None:
+    page.goto(f"{daemon.api_url}/traces?range=3600")
+    page.fill("#filter", 'service("withdraw") { fault }')
+    page.click("#filter-form button")
+    page.wait_for_function("() => document.querySelectorAll('#traces-table tbody tr').length === 1", timeout=TIMEOUT_MS)
+    assert page.locator("#traces-table tbody tr").get_attribute("data-trace-id") == seeded["fault"]
+    assert "filter=service" in page.url  # the filter lives in the URL
+    page.fill("#filter", "")
+    page.click("#filter-form button")
+    page.wait_for_function("() => document.querySelectorAll('#traces-table tbody tr').length >= 8", timeout=TIMEOUT_MS)
+    assert XSS in page.locator("#traces-table").inner_text() and page.dialogs == []
+    screenshot(page, "traces")
+
+
+def test_a_trace_opens_its_waterfall(page: Any, daemon: Daemon, seeded: dict[str, str]) -> None:
+    page.goto(f"{daemon.api_url}/traces/{seeded['cold']}")
+    wait_for_plot(page, "waterfall")
+    rows = page.evaluate("() => document.getElementById('waterfall').layout.yaxis.ticktext.length")
+    assert rows == 6  # 5 spans of the trace and the consumer of its message
+    assert "5 spans in this trace, 1 in linked traces" in page.locator("#trace-summary").inner_text()
+    assert page.locator("#critical-path li").count() >= 3
+    path = screenshot(page, "trace")
+    shutil.copy(path, DOCS / "screenshot-trace.png")
+
+
+def test_the_span_panel_shows_exceptions(page: Any, daemon: Daemon, seeded: dict[str, str]) -> None:
+    page.goto(f"{daemon.api_url}/traces/{seeded['fault']}")
+    wait_for_plot(page, "waterfall")
+    page.evaluate(
+        """() => {
+            const g = document.getElementById('waterfall');
+            const bar = g.data.find(t => t.type === 'bar' && t.customdata.length && t.name === 'withdraw');
+            g.emit('plotly_click', {points: [{customdata: bar.customdata[bar.y.indexOf(Math.min(...bar.y))]}]});
+        }"""
+    )
+    panel = page.locator("#span-panel")
+    panel.locator("h2").wait_for(timeout=TIMEOUT_MS)
+    text = panel.inner_text()
+    assert "Exception: LedgerError" in text and "ledger unavailable" in text
+
+
+def test_hostile_strings_stay_inert_in_the_trace_view(page: Any, daemon: Daemon, seeded: dict[str, str]) -> None:
+    page.goto(f"{daemon.api_url}/traces/{seeded['xss']}")
+    wait_for_plot(page, "waterfall")
+    page.evaluate(
+        """() => {
+            const g = document.getElementById('waterfall');
+            g.emit('plotly_click', {points: [{customdata: g.data[0].customdata[0]}]});
+        }"""
+    )
+    page.locator("#span-panel h2").wait_for(timeout=TIMEOUT_MS)
+    assert XSS in page.locator("#span-panel").inner_text()
+    assert XSS in page.locator("#waterfall").inner_text()
+    assert page.locator("img[src=x]").count() == 0 and page.dialogs == [] and page.errors == []
+
+
+def test_analytics_shows_series_cold_starts_and_throttles(page: Any, daemon: Daemon, seeded: dict[str, str]) -> None:
+    page.goto(f"{daemon.api_url}/analytics?range=3600")
+    for chart in ("chart-requests", "chart-rates", "chart-latency", "chart-cold"):
+        wait_for_plot(page, chart)
+    page.wait_for_function("() => document.querySelectorAll('#cold-starts tr').length >= 2", timeout=TIMEOUT_MS)
+    assert "withdraw" in page.locator("#cold-starts").inner_text()
+    assert "accounts" in page.locator("#throttles").inner_text()
+    screenshot(page, "analytics")
+
+
+def test_pages_carry_a_strict_content_security_policy(daemon: Daemon) -> None:
+    for path in ("/", "/traces", "/analytics", "/ui/data/map", "/api/services"):
+        policy = httpx.get(f"{daemon.api_url}{path}", timeout=10).headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "default-src 'none'" in policy and "unsafe-eval" not in policy
+
+
+@pytest.fixture(scope="module")
+def guarded_daemon(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    running = Daemon(tmp_path_factory.mktemp("guarded") / "spans.duckdb", token="s3cret-token").start()
+    yield running
+    running.stop()
+
+
+def test_with_a_token_the_ui_asks_once_and_keeps_a_cookie(page: Any, guarded_daemon: Daemon) -> None:
+    page.goto(f"{guarded_daemon.api_url}/traces")
+    assert "/login" in page.url
+    page.fill("input[name=token]", "wrong")
+    page.click("form.login button")
+    assert "not the daemon's token" in page.locator("form.login").inner_text()
+    page.fill("input[name=token]", "s3cret-token")
+    page.click("form.login button")
+    page.wait_for_url("**/traces", timeout=TIMEOUT_MS)
+    cookie = next(c for c in page.context.cookies() if c["name"] == "fluoro_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and "s3cret" not in cookie["value"]
+    page.goto(f"{guarded_daemon.api_url}/")  # no second prompt
+    assert "/login" not in page.url
+    assert httpx.get(f"{guarded_daemon.api_url}/ui/data/map", timeout=10).status_code == 401

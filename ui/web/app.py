@@ -1,0 +1,96 @@
+"""The app on the UI port: the collector's query API, the pages and their data, composed.
+
+Pages are HTML shells (Jinja2, autoescaped) that load plotly.js from the installed plotly
+package and one script of ours; the script fetches figures built in Python from /ui/data and
+renders them. No CDN, no build step: it works with no internet.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import plotly
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.gzip import GZipMiddleware
+
+from collector.api.app import create_query_app
+from collector.engine import Collector
+from ui.web.data import data_router
+from ui.web.security import (
+    SESSION_COOKIE,
+    SecurityHeaders,
+    has_session,
+    login_redirect,
+    safe_next,
+    session_value,
+    submitted_token,
+)
+
+HERE: Final = Path(__file__).parent
+PLOTLY_JS: Final = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+PAGES: Final = {
+    "/": ("map.html", "Service map"),
+    "/traces": ("traces.html", "Traces"),
+    "/analytics": ("analytics.html", "Analytics"),
+}
+
+
+def create_app(collector: Collector, *, token: str | None = None) -> FastAPI:
+    """The query API plus the web UI for `collector`; `token` guards both."""
+    app = create_query_app(collector, token=token)
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+    def require_session(request: Request) -> None:
+        if not has_session(request, token):
+            raise HTTPException(401, "log in first: the UI needs the daemon's token")
+
+    app.include_router(data_router(collector), dependencies=[Depends(require_session)])
+
+    def page(request: Request, template: str, title: str, **context: str) -> Response:
+        if not has_session(request, token):
+            return RedirectResponse(login_redirect(request), status_code=303)
+        return templates.TemplateResponse(request, template, {"title": title, **context})
+
+    def page_route(template: str, title: str) -> Callable[[Request], Response]:
+        def show(request: Request) -> Response:
+            return page(request, template, title)
+
+        return show
+
+    for path, (template, title) in PAGES.items():
+        app.add_api_route(
+            path, page_route(template, title), methods=["GET"], response_class=HTMLResponse, include_in_schema=False
+        )
+
+    @app.get("/traces/{trace_id}", response_class=HTMLResponse, include_in_schema=False)
+    def trace_page(request: Request, trace_id: str) -> Response:
+        return page(request, "trace.html", "Trace", trace_id=trace_id)
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    def login_form(request: Request, next: str = "/") -> Response:
+        return templates.TemplateResponse(request, "login.html", {"title": "Log in", "next": safe_next(next)})
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        given, target = await submitted_token(request)
+        if token is None or not hmac.compare_digest(given.encode(), token.encode()):
+            context = {"title": "Log in", "next": target, "error": "That is not the daemon's token."}
+            return templates.TemplateResponse(request, "login.html", context, status_code=401)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(SESSION_COOKIE, session_value(token), httponly=True, samesite="strict", path="/")
+        return response
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> FileResponse:
+        return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(SecurityHeaders)
+    return app

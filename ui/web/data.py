@@ -1,0 +1,117 @@
+"""What the pages fetch: plotly figures (as JSON) and panel data, built from the query layer.
+
+Each endpoint takes the same window and filter parameters as the query API, answers 400 with
+the reason (and, for a filter, the column) on bad input, and returns figures already built in
+Python, so the browser only renders them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import JSONResponse
+
+from collector.api.params import parse_optional_filter, parse_trace_id, parse_window
+from collector.engine import Collector
+from collector.query.analytics import Subject, compare_values, compare_windows, time_series
+from collector.query.critical_path import critical_path, trace_with_consumers
+from collector.query.search import search_traces
+from collector.query.service_map import MapQuery, service_map
+from ui.web.charts import bucket_histogram, log_buckets, series_figures
+from ui.web.map_figure import map_figure
+from ui.web.trace_figure import waterfall_figure
+
+MAX_TRACES = 1000
+
+
+def figure_json(figure: Any) -> Any:
+    """A plotly figure as plain JSON (plotly's own encoder handles numpy and dates)."""
+    return json.loads(figure.to_json())
+
+
+def data_router(collector: Collector) -> APIRouter:
+    """The /ui/data endpoints over `collector`'s query layer."""
+    router = APIRouter(prefix="/ui/data")
+    reader = collector.reader
+
+    @router.get("/map")
+    def map_data(
+        start: str | None = None, end: str | None = None, filter: str | None = None, max_nodes: int = 60
+    ) -> JSONResponse:
+        body = service_map(reader, MapQuery(parse_window(start, end), parse_optional_filter(filter), max_nodes))
+        for node in body["nodes"]:
+            if node["figures"]:
+                node["histogram_figure"] = figure_json(
+                    bucket_histogram(node["figures"]["histogram"], "response time: select a range to see traces")
+                )
+        return JSONResponse({"map": body, "figure": figure_json(map_figure(body))})
+
+    @router.get("/traces")
+    def traces_data(
+        start: str | None = None,
+        end: str | None = None,
+        filter: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_TRACES)] = 500,
+    ) -> JSONResponse:
+        window = parse_window(start, end)
+        found = [asdict(t) for t in search_traces(reader, window, parse_optional_filter(filter), limit)]
+        histogram = bucket_histogram(log_buckets([t["trace_duration_ms"] for t in found]), "trace duration")
+        return JSONResponse({"traces": found, "histogram": figure_json(histogram), "limit": limit})
+
+    @router.get("/trace/{trace_id}")
+    def trace_data(trace_id: str) -> JSONResponse:
+        key = parse_trace_id(trace_id)
+        spans = trace_with_consumers(reader, reader, key)
+        if not spans:
+            raise HTTPException(404, f"no trace {trace_id}")
+        # The spans on the path, in the order the path reaches them.
+        path = list(dict.fromkeys(segment.span_id for segment in critical_path(spans)))
+        own = [s for s in spans if s["trace_id"] == key.hex()]
+        return JSONResponse(
+            {
+                "trace_id": key.hex(),
+                "spans": spans,
+                "own_span_count": len(own),
+                "critical_path": path,
+                "figure": figure_json(waterfall_figure(spans, set(path))),
+            }
+        )
+
+    @router.get("/analytics")
+    def analytics_data(
+        start: str | None = None,
+        end: str | None = None,
+        filter: str | None = None,
+        node: str | None = None,
+        node_type: str | None = None,
+        step: Annotated[float | None, Query(gt=0)] = None,
+        compare: Annotated[str, Query(pattern="^(previous|function_version|cold_start)$")] = "previous",
+    ) -> JSONResponse:
+        window = parse_window(start, end)
+        expr = parse_optional_filter(filter)
+        subject = Subject(node or None, node_type or None)
+        series = time_series(reader, window, expr, subject, step)
+        if compare == "previous":
+            length_ns = window.end_ns - window.start_ns
+            baseline = parse_window(str((window.start_ns - length_ns) / 1e9), str(window.start_ns / 1e9))
+            comparison = compare_windows(reader, window, baseline, expr, subject)
+        else:
+            comparison = compare_values(reader, window, expr, subject, compare)  # type: ignore[arg-type]
+        graph = service_map(reader, MapQuery(window, expr))
+        return JSONResponse(
+            {
+                "figures": {k: figure_json(f) for k, f in series_figures(series["points"]).items()},
+                "step_s": series["step_s"],
+                "comparison": comparison,
+                "nodes": [
+                    {"name": n["name"], "type": n["type"], "figures": n["figures"], "cold_start": n["cold_start"]}
+                    for n in graph["nodes"]
+                ],
+                "throttle_sources": graph["throttle_sources"],
+            }
+        )
+
+    return router

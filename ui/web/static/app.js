@@ -1,0 +1,501 @@
+// Fluoro's pages. Figures arrive built (plotly JSON from /ui/data); this script renders them,
+// keeps the window and filter in the URL, refreshes in live mode without losing the
+// selection, and writes every string that came in a span with textContent, never as HTML.
+"use strict";
+
+const LIVE_MS = 5000;
+const PLOT_CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d"] };
+
+// ------------------------------------------------------------------ helpers
+
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (cls) node.className = cls;
+  return node;
+}
+
+function clear(node) {
+  while (node.firstChild) node.removeChild(node.firstChild);
+  return node;
+}
+
+function kvTable(rows) {
+  const table = el("table", null, "kv");
+  for (const [key, value] of rows) {
+    const tr = document.createElement("tr");
+    tr.appendChild(el("th", key));
+    tr.appendChild(el("td", value === null || value === undefined ? "–" : value));
+    table.appendChild(tr);
+  }
+  return table;
+}
+
+function ms(value) { return value === null || value === undefined ? "–" : `${Number(value).toFixed(1)} ms`; }
+function pct(value) { return value === null || value === undefined ? "–" : `${(value * 100).toFixed(1)}%`; }
+function quoted(text) { return JSON.stringify(String(text)); }  // a filter-expression string literal
+
+function params() { return new URLSearchParams(window.location.search); }
+
+function setParams(changes) {
+  const next = params();
+  for (const [key, value] of Object.entries(changes)) {
+    if (value === null || value === undefined || value === "") next.delete(key); else next.set(key, value);
+  }
+  const query = next.toString();
+  history.replaceState(null, "", window.location.pathname + (query ? `?${query}` : ""));
+}
+
+function windowParams() {
+  const range = document.getElementById("range").value;
+  if (range === "custom") {
+    const start = document.getElementById("custom-start").value;
+    const end = document.getElementById("custom-end").value;
+    if (start && end) return { start: `${start}Z`, end: `${end}Z` };
+  }
+  const seconds = Number(range === "custom" ? 900 : range);
+  const now = Date.now() / 1000;
+  return { start: (now - seconds).toFixed(3), end: now.toFixed(3) };
+}
+
+function setStatus(text) { document.getElementById("status").textContent = text; }
+
+class FilterError extends Error {
+  constructor(body) { super(body.reason || body.detail); this.body = body; }
+}
+
+async function getJSON(path, query) {
+  const url = query ? `${path}?${new URLSearchParams(query)}` : path;
+  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+  if (response.status === 401) {
+    window.location.assign(`/login?next=${encodeURIComponent(window.location.pathname + window.location.search)}`);
+    throw new Error("not logged in");
+  }
+  const body = await response.json();
+  if (response.status === 400) throw new FilterError(body);
+  if (!response.ok) throw new Error(body.detail || `HTTP ${response.status}`);
+  return body;
+}
+
+function showFilterError(error) {
+  const box = document.getElementById("filter-error");
+  if (!box) return;
+  if (!error) { box.hidden = true; box.textContent = ""; return; }
+  const input = document.getElementById("filter");
+  const body = error.body || {};
+  const lines = [];
+  if (body.column && input) {
+    lines.push(input.value);
+    lines.push(`${" ".repeat(Math.max(0, body.column - 1))}^`);
+  }
+  lines.push(body.reason ? `column ${body.column}: ${body.reason}` : String(body.detail || error.message));
+  box.textContent = lines.join("\n");
+  box.hidden = false;
+}
+
+function render(target, figure, extra) {
+  const node = typeof target === "string" ? document.getElementById(target) : target;
+  return Plotly.react(node, figure.data, Object.assign({}, figure.layout, extra || {}), PLOT_CONFIG);
+}
+
+function startControls(refresh) {
+  const range = document.getElementById("range");
+  const live = document.getElementById("live");
+  const current = params();
+  if (current.get("range")) range.value = current.get("range");
+  if (current.get("live") === "0") live.checked = false;
+  const custom = document.getElementById("custom-range");
+  const syncCustom = () => { custom.hidden = range.value !== "custom"; };
+  syncCustom();
+  range.addEventListener("change", () => { syncCustom(); setParams({ range: range.value }); refresh(); });
+  for (const id of ["custom-start", "custom-end"]) {
+    document.getElementById(id).addEventListener("change", () => refresh());
+  }
+  live.addEventListener("change", () => setParams({ live: live.checked ? null : "0" }));
+  document.getElementById("window-form").addEventListener("submit", (event) => { event.preventDefault(); refresh(); });
+  setInterval(() => { if (live.checked && !document.hidden) refresh(); }, LIVE_MS);
+  const filter = document.getElementById("filter");
+  if (filter && current.get("filter")) filter.value = current.get("filter");
+  const form = document.getElementById("filter-form");
+  if (form) {
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      setParams({ filter: filter.value.trim() });
+      refresh();
+    });
+  }
+}
+
+async function guarded(work) {
+  try {
+    await work();
+    showFilterError(null);
+    setStatus(`updated ${new Date().toLocaleTimeString()}`);
+  } catch (error) {
+    if (error instanceof FilterError) showFilterError(error);
+    else setStatus(`error: ${error.message}`);
+  }
+}
+
+function filterValue() {
+  const input = document.getElementById("filter");
+  return input ? input.value.trim() : "";
+}
+
+// ------------------------------------------------------------------ service map
+
+function nodeFilter(node) {
+  if (node.type === "client" || node.type === "folded") return "";
+  return `service(id(name: ${quoted(node.name)}, type: ${quoted(node.type)}))`;
+}
+
+function figureRows(figures) {
+  if (!figures) return [["requests", "no traffic of its own"]];
+  return [
+    ["requests", `${figures.requests} (${figures.requests_per_s.toFixed(2)}/s)`],
+    ["ok", `${figures.ok} (${pct(figures.ok_rate)})`],
+    ["error 4xx", `${figures.errors} (${pct(figures.error_rate)})`],
+    ["fault 5xx", `${figures.faults} (${pct(figures.fault_rate)})`],
+    ["throttle 429", `${figures.throttles} (${pct(figures.throttle_rate)})`],
+    ["p50 / p90 / p99", `${ms(figures.p50_ms)} / ${ms(figures.p90_ms)} / ${ms(figures.p99_ms)}`],
+    ["cold starts", `${figures.cold_starts} (${pct(figures.cold_start_rate)})`],
+  ];
+}
+
+function mapPage() {
+  let body = null;
+  let selected = params().get("selected");
+  const panel = document.getElementById("panel");
+
+  function showNode(node) {
+    clear(panel);
+    panel.appendChild(el("h2", node.name));
+    panel.appendChild(el("p", node.type + (node.inferred ? " (inferred: called, not instrumented)" : ""), "note"));
+    panel.appendChild(kvTable(figureRows(node.figures)));
+    if (node.cold_start && node.cold_start.inits) {
+      panel.appendChild(el("h3", "Cold starts"));
+      panel.appendChild(kvTable([
+        ["init p50 / p99", `${ms(node.cold_start.init_p50_ms)} / ${ms(node.cold_start.init_p99_ms)}`],
+        ["share of p99 in init", pct(node.cold_start.p99_share)],
+      ]));
+    }
+    const throttles = body.map.throttle_sources.filter((s) => s.node === node.id);
+    if (throttles.length) panel.appendChild(el("p", `throttles started here in ${throttles[0].traces} traces`, "note"));
+    const filter = nodeFilter(node);
+    if (filter) {
+      const link = el("a", "traces through this node");
+      link.href = `/traces?${new URLSearchParams({ filter, range: document.getElementById("range").value })}`;
+      link.id = "node-traces";
+      panel.appendChild(link);
+    }
+    if (node.histogram_figure) {
+      const chart = el("div", null, "chart");
+      chart.id = "node-histogram";
+      panel.appendChild(chart);
+      render(chart, node.histogram_figure).then(() => {
+        chart.on("plotly_selected", (event) => {
+          if (!event || !event.range || !filter) return;
+          const [low, high] = event.range.x;
+          const range = `responsetime >= ${(low / 1000).toFixed(4)} AND responsetime <= ${(high / 1000).toFixed(4)}`;
+          const target = `${filter} { ${range} }`;
+          window.location.assign(`/traces?${new URLSearchParams({ filter: target })}`);
+        });
+      });
+    }
+  }
+
+  function showEdge(edge) {
+    const names = Object.fromEntries(body.map.nodes.map((n) => [n.id, n.name]));
+    clear(panel);
+    panel.appendChild(el("h2", `${names[edge.source]} → ${names[edge.target]}`));
+    panel.appendChild(el("p", edge.async ? "asynchronous" : "synchronous", "note"));
+    panel.appendChild(kvTable(figureRows(edge.figures)));
+    if (edge.event_age) {
+      panel.appendChild(el("h3", "Event age (time in the queue)"));
+      panel.appendChild(kvTable([["p50 / p90 / p99",
+        `${ms(edge.event_age.p50_ms)} / ${ms(edge.event_age.p90_ms)} / ${ms(edge.event_age.p99_ms)}`]]));
+    }
+    const link = el("a", "traces over this edge");
+    link.href = `/traces?${new URLSearchParams({ filter: `edge(${quoted(names[edge.source])}, ${quoted(names[edge.target])})` })}`;
+    panel.appendChild(link);
+  }
+
+  function showSelected() {
+    if (!body || !selected) return;
+    const [kind, id] = selected.split(":");
+    const found = kind === "edge" ? body.map.edges.find((e) => e.id === id) : body.map.nodes.find((n) => n.id === id);
+    if (!found) return;
+    if (kind === "edge") showEdge(found); else showNode(found);
+  }
+
+  async function refresh() {
+    await guarded(async () => {
+      const query = Object.assign(windowParams(), filterValue() ? { filter: filterValue() } : {});
+      body = await getJSON("/ui/data/map", query);
+      const plot = document.getElementById("map");
+      await render(plot, body.figure);
+      const notes = [];
+      if (!body.map.nodes.length) notes.push("No traffic in this window yet.");
+      if (body.map.folded_nodes) notes.push(`${body.map.folded_nodes} quieter nodes are folded into one.`);
+      if (body.map.truncated) notes.push("Too many distinct hops: the map shows the busiest.");
+      document.getElementById("map-note").textContent = notes.join(" ");
+      if (!plot.dataset.wired) {
+        plot.dataset.wired = "1";
+        plot.on("plotly_click", (event) => {
+          const point = event.points && event.points[0];
+          if (!point || !Array.isArray(point.customdata)) return;
+          selected = `${point.customdata[0]}:${point.customdata[1]}`;
+          setParams({ selected });
+          showSelected();
+        });
+      }
+      showSelected();
+    });
+  }
+
+  startControls(refresh);
+  refresh();
+}
+
+// ------------------------------------------------------------------ traces
+
+function flagsOf(trace) {
+  return ["fault", "error", "throttle"].filter((name) => trace[name]);
+}
+
+function tracesPage() {
+  let traces = [];
+  let sortKey = "start_ns";
+  let descending = true;
+
+  function sortValue(trace, key) {
+    if (key === "root") return `${trace.root_service} ${trace.root_name}`;
+    if (key === "flags") return flagsOf(trace).join(",");
+    return trace[key] === null ? -1 : trace[key];
+  }
+
+  function drawTable() {
+    const tbody = clear(document.querySelector("#traces-table tbody"));
+    const rows = traces.slice().sort((a, b) => {
+      const x = sortValue(a, sortKey);
+      const y = sortValue(b, sortKey);
+      return (x < y ? -1 : x > y ? 1 : 0) * (descending ? -1 : 1);
+    });
+    for (const trace of rows) {
+      const tr = document.createElement("tr");
+      tr.dataset.traceId = trace.trace_id;
+      const time = el("td");
+      const link = el("a", new Date(trace.start_ns / 1e6).toISOString().slice(11, 23));
+      link.href = `/traces/${trace.trace_id}`;
+      time.appendChild(link);
+      tr.appendChild(time);
+      tr.appendChild(el("td", `${trace.root_service} · ${trace.root_name}`));
+      tr.appendChild(el("td", trace.trace_duration_ms.toFixed(1)));
+      tr.appendChild(el("td", trace.http_status === null ? "–" : trace.http_status));
+      const flags = el("td");
+      const names = flagsOf(trace);
+      for (const name of names.length ? names : ["ok"]) flags.appendChild(el("span", name, `flag ${name}`));
+      tr.appendChild(flags);
+      const cold = el("td");
+      if (trace.cold_start) cold.appendChild(el("span", "cold", "flag cold"));
+      tr.appendChild(cold);
+      tr.appendChild(el("td", trace.span_count));
+      tbody.appendChild(tr);
+    }
+  }
+
+  for (const th of document.querySelectorAll("#traces-table th[data-key]")) {
+    th.addEventListener("click", () => {
+      descending = th.dataset.key === sortKey ? !descending : true;
+      sortKey = th.dataset.key;
+      drawTable();
+    });
+  }
+
+  async function refresh() {
+    await guarded(async () => {
+      const query = Object.assign(windowParams(), filterValue() ? { filter: filterValue() } : {});
+      const body = await getJSON("/ui/data/traces", query);
+      traces = body.traces;
+      document.getElementById("traces-count").textContent =
+        `${traces.length} traces${traces.length >= body.limit ? " (the newest; narrow the filter or window)" : ""}`;
+      await render("traces-histogram", body.histogram);
+      drawTable();
+    });
+  }
+
+  startControls(refresh);
+  refresh();
+}
+
+// ------------------------------------------------------------------ one trace
+
+function tracePage() {
+  const traceId = document.body.dataset.traceId;
+  document.getElementById("trace-id").textContent = traceId;
+  let spans = [];
+  const panel = document.getElementById("span-panel");
+
+  function showSpan(span) {
+    clear(panel);
+    panel.appendChild(el("h2", `${span.service} · ${span.name}`));
+    const flags = flagsOf(span);
+    if (span.cold_start) flags.push("cold start");
+    panel.appendChild(kvTable([
+      ["span id", span.span_id], ["trace id", span.trace_id], ["parent", span.parent_span_id],
+      ["kind", span.kind], ["duration", ms(span.duration_ms)], ["status", `${span.status_code} ${span.status_message || ""}`],
+      ["flags", flags.join(", ") || "ok"], ["origin", span.origin],
+      ["target", span.target ? `${span.target.type} ${span.target.name}` : null],
+      ["http", span.http && span.http.method ? `${span.http.method} ${span.http.url || span.http.route || ""} → ${span.http.status}` : null],
+    ]));
+    const annotations = Object.entries(span.annotations || {});
+    if (annotations.length) { panel.appendChild(el("h3", "Annotations")); panel.appendChild(kvTable(annotations)); }
+    const attributes = Object.entries(span.attributes || {});
+    const metadata = attributes.filter(([key]) => key.startsWith("fluoro.metadata."));
+    const plain = attributes.filter(([key]) => !key.startsWith("fluoro.metadata."));
+    if (metadata.length) {
+      panel.appendChild(el("h3", "Metadata"));
+      panel.appendChild(kvTable(metadata.map(([k, v]) => [k.slice("fluoro.metadata.".length), typeof v === "string" ? v : JSON.stringify(v)])));
+    }
+    if (plain.length) {
+      panel.appendChild(el("h3", "Attributes"));
+      panel.appendChild(kvTable(plain.map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])));
+    }
+    for (const event of span.events || []) {
+      if (event.name !== "exception") continue;
+      const attrs = event.attributes || {};
+      panel.appendChild(el("h3", `Exception: ${attrs["exception.type"] || ""}`));
+      panel.appendChild(el("p", attrs["exception.message"] || ""));
+      if (attrs["exception.stacktrace"]) panel.appendChild(el("pre", attrs["exception.stacktrace"]));
+    }
+    if ((span.links || []).length) {
+      panel.appendChild(el("h3", "Links"));
+      const list = el("ul");
+      for (const link of span.links) {
+        const item = el("li");
+        const anchor = el("a", `${link.trace_id} / ${link.span_id}`);
+        anchor.href = `/traces/${link.trace_id}`;
+        item.appendChild(anchor);
+        list.appendChild(item);
+      }
+      panel.appendChild(list);
+    }
+  }
+
+  async function refresh() {
+    await guarded(async () => {
+      const body = await getJSON(`/ui/data/trace/${encodeURIComponent(traceId)}`);
+      spans = body.spans;
+      const services = [...new Set(spans.map((s) => s.service))];
+      document.getElementById("trace-summary").textContent =
+        `${body.own_span_count} spans in this trace, ${spans.length - body.own_span_count} in linked traces; services: ${services.join(", ")}`;
+      const plot = document.getElementById("waterfall");
+      await render(plot, body.figure);
+      if (!plot.dataset.wired) {
+        plot.dataset.wired = "1";
+        plot.on("plotly_click", (event) => {
+          const point = event.points && event.points[0];
+          const span = point && spans.find((s) => s.span_id === point.customdata);
+          if (span) showSpan(span);
+        });
+      }
+      const path = clear(document.getElementById("critical-path"));
+      const byId = Object.fromEntries(spans.map((s) => [s.span_id, s]));
+      for (const spanId of body.critical_path) {
+        const span = byId[spanId];
+        if (span) path.appendChild(el("li", `${span.service} · ${span.name} (${ms(span.duration_ms)})`));
+      }
+      document.getElementById("raw").textContent = JSON.stringify(spans, null, 2);
+    });
+  }
+
+  document.getElementById("live").checked = false;  // a finished trace does not change
+  startControls(refresh);
+  refresh();
+}
+
+// ------------------------------------------------------------------ analytics
+
+function analyticsPage() {
+  const nodeSelect = document.getElementById("node");
+  const compareSelect = document.getElementById("compare");
+  const current = params();
+  if (current.get("compare")) compareSelect.value = current.get("compare");
+
+  function fillTable(table, header, rows) {
+    clear(table);
+    const head = document.createElement("tr");
+    for (const name of header) head.appendChild(el("th", name));
+    table.appendChild(head);
+    for (const row of rows) {
+      const tr = document.createElement("tr");
+      for (const cell of row) tr.appendChild(el("td", cell));
+      table.appendChild(tr);
+    }
+  }
+
+  function comparisonRows(comparison) {
+    const keys = ["requests", "error_rate", "fault_rate", "throttle_rate", "p50_ms", "p90_ms", "p99_ms"];
+    const show = (key, value) => (value === null || value === undefined ? "–" : key.endsWith("_rate") ? pct(value) : key.endsWith("_ms") ? ms(value) : value);
+    if (!comparison.a) return (comparison.groups || []).map((g) => [g.label, ...keys.map((k) => show(k, g[k]))]);
+    return [
+      [comparison.a.label, ...keys.map((k) => show(k, comparison.a[k]))],
+      [comparison.b.label, ...keys.map((k) => show(k, comparison.b[k]))],
+      ["change", ...keys.map((k) => show(k, comparison.delta[k]))],
+    ];
+  }
+
+  async function refresh() {
+    await guarded(async () => {
+      const [name, type] = (nodeSelect.value || "|").split("|");
+      const query = Object.assign(windowParams(), { compare: compareSelect.value });
+      if (name) Object.assign(query, { node: name, node_type: type });
+      if (filterValue()) query.filter = filterValue();
+      const body = await getJSON("/ui/data/analytics", query);
+      for (const key of ["requests", "rates", "latency", "cold"]) await render(`chart-${key}`, body.figures[key]);
+      const chosen = nodeSelect.value || current.get("node") || "";
+      clear(nodeSelect).appendChild(el("option", "all incoming requests"));
+      nodeSelect.firstChild.value = "";
+      for (const node of body.nodes) {
+        const option = el("option", `${node.name} (${node.type})`);
+        option.value = `${node.name}|${node.type}`;
+        nodeSelect.appendChild(option);
+      }
+      nodeSelect.value = chosen;
+      fillTable(document.getElementById("comparison"),
+        ["", "requests", "error", "fault", "throttle", "p50", "p90", "p99"], comparisonRows(body.comparison));
+      const functions = body.nodes.filter((n) => n.type === "AWS::Lambda::Function" && n.figures);
+      fillTable(document.getElementById("cold-starts"),
+        ["function", "cold starts", "rate", "init p50", "init p99", "share of p99"],
+        functions.map((n) => [n.name, n.figures.cold_starts, pct(n.figures.cold_start_rate),
+          ms(n.cold_start.init_p50_ms), ms(n.cold_start.init_p99_ms), pct(n.cold_start.p99_share)]));
+      fillTable(document.getElementById("throttles"), ["source", "type", "throttled traces"],
+        body.throttle_sources.map((s) => [s.name, s.type, s.traces]));
+    });
+  }
+
+  document.getElementById("analytics-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    setParams({ node: nodeSelect.value, compare: compareSelect.value, filter: filterValue() });
+    refresh();
+  });
+  if (current.get("node")) {
+    const option = el("option", current.get("node"));
+    option.value = current.get("node");
+    nodeSelect.appendChild(option);
+    nodeSelect.value = current.get("node");
+  }
+  startControls(refresh);
+  refresh();
+}
+
+// ------------------------------------------------------------------ start
+
+const PAGES = { map: mapPage, traces: tracesPage, trace: tracePage, analytics: analyticsPage };
+
+document.addEventListener("DOMContentLoaded", () => {
+  const page = document.body.dataset.page;
+  const nav = document.getElementById(`nav-${page === "trace" ? "traces" : page}`);
+  if (nav) nav.classList.add("active");
+  if (PAGES[page]) PAGES[page]();
+});

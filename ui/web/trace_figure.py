@@ -1,0 +1,164 @@
+"""A trace as a plotly waterfall: spans nested by parent, coloured by service, on one time axis.
+
+Rows follow the call tree (a consumer in a linked trace sits under the producer span that sent
+its message); markers flag error, fault, throttle and cold start; the Initialization span is
+hatched; spans on the critical path are outlined; async hops are dashed connectors.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import plotly.graph_objects as go
+
+from ui.web.map_figure import inert
+
+PALETTE: Final = (
+    "#4c78a8",
+    "#f58518",
+    "#54a24b",
+    "#b279a2",
+    "#9d755d",
+    "#72b7b2",
+    "#eeca3b",
+    "#ff9da6",
+    "#bab0ac",
+    "#e45756",
+)
+FLAG_MARKERS: Final = (
+    ("fault", "x", "#d62728", "fault 5xx"),
+    ("error", "triangle-up", "#f0a30a", "error 4xx"),
+    ("throttle", "diamond", "#8e44ad", "throttle 429"),
+    ("cold_start", "star", "#1f77b4", "cold start"),
+)
+INITIALIZATION: Final = "Initialization"
+
+
+def ordered_spans(spans: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], int]]:
+    """(span, depth) in call-tree order; consumers of linked traces under their producer."""
+    by_id = {s["span_id"]: s for s in spans}
+    children: dict[str | None, list[Mapping[str, Any]]] = defaultdict(list)
+    for span in spans:
+        parent = span.get("parent_span_id")
+        if parent not in by_id:
+            producer = next((link["span_id"] for link in span.get("links") or () if link["span_id"] in by_id), None)
+            parent = producer
+        children[parent].append(span)
+    ordered: list[tuple[Mapping[str, Any], int]] = []
+    stack = [(s, 0) for s in sorted(children[None], key=lambda s: -s["start_ns"])]
+    seen: set[str] = set()
+    while stack:
+        span, depth = stack.pop()
+        if span["span_id"] in seen:
+            continue
+        seen.add(span["span_id"])
+        ordered.append((span, depth))
+        kids = sorted(children.get(span["span_id"], []), key=lambda s: -s["start_ns"])
+        stack.extend((kid, depth + 1) for kid in kids)
+    ordered += [(s, 0) for s in spans if s["span_id"] not in seen]  # cycles in bad data
+    return ordered
+
+
+def waterfall_figure(spans: Sequence[Mapping[str, Any]], critical: set[str]) -> go.Figure:
+    """The waterfall for a trace's spans (and linked consumers'); `critical`: span ids on the path."""
+    rows = ordered_spans(spans)
+    figure = go.Figure()
+    if not rows:
+        return figure
+    origin_ns = min(s["start_ns"] for s, _ in rows)
+    services = sorted({s["service"] for s, _ in rows})
+    colour = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(services)}
+    labels = [f"{'  ' * depth}{inert(span['service'])} · {inert(span['name'])}" for span, depth in rows]
+    starts = [(span["start_ns"] - origin_ns) / 1e6 for span, _ in rows]
+    for service in services:
+        picked = [i for i, (span, _) in enumerate(rows) if span["service"] == service]
+        figure.add_trace(
+            go.Bar(
+                orientation="h",
+                y=picked,
+                base=[starts[i] for i in picked],
+                x=[max(rows[i][0]["duration_ms"], 0.001) for i in picked],
+                marker={
+                    "color": colour[service],
+                    "line": {
+                        "color": ["#111111" if rows[i][0]["span_id"] in critical else colour[service] for i in picked],
+                        "width": [2.5 if rows[i][0]["span_id"] in critical else 0.5 for i in picked],
+                    },
+                    "pattern": {"shape": ["/" if rows[i][0]["name"] == INITIALIZATION else "" for i in picked]},
+                },
+                customdata=[rows[i][0]["span_id"] for i in picked],
+                hovertext=[_hover(rows[i][0], starts[i]) for i in picked],
+                hoverinfo="text",
+                name=inert(service),
+            )
+        )
+    for flag, symbol, flag_colour, name in FLAG_MARKERS:
+        picked = [i for i, (span, _) in enumerate(rows) if span.get(flag)]
+        if picked:
+            figure.add_trace(
+                go.Scatter(
+                    x=[starts[i] + rows[i][0]["duration_ms"] for i in picked],
+                    y=picked,
+                    mode="markers",
+                    marker={"symbol": symbol, "color": flag_colour, "size": 11},
+                    name=name,
+                    hoverinfo="skip",
+                    customdata=[rows[i][0]["span_id"] for i in picked],
+                )
+            )
+    _async_connectors(figure, rows, starts)
+    figure.update_layout(
+        barmode="overlay",
+        uirevision="trace",
+        hovermode="closest",
+        height=max(260, 26 * len(rows) + 90),
+        margin={"l": 10, "r": 10, "t": 30, "b": 40},
+        legend={"orientation": "h", "y": 1.04, "x": 0},
+        xaxis={"title": "ms since the trace started", "zeroline": False},
+        yaxis={
+            "autorange": "reversed",
+            "tickmode": "array",
+            "tickvals": list(range(len(rows))),
+            "ticktext": labels,
+            "automargin": True,
+        },
+    )
+    return figure
+
+
+def _async_connectors(figure: go.Figure, rows: list[tuple[Mapping[str, Any], int]], starts: list[float]) -> None:
+    index = {span["span_id"]: i for i, (span, _) in enumerate(rows)}
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for i, (span, _) in enumerate(rows):
+        for link in span.get("links") or ():
+            j = index.get(link["span_id"])
+            if j is not None:
+                xs += [starts[j] + rows[j][0]["duration_ms"], starts[i], None]
+                ys += [j, i, None]
+    if xs:
+        figure.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                line={"dash": "dash", "color": "#5f6b7a", "width": 1.4},
+                name="async hop",
+                hoverinfo="skip",
+            )
+        )
+
+
+def _hover(span: Mapping[str, Any], start_ms: float) -> str:
+    flags = [name for name in ("error", "fault", "throttle") if span.get(name)]
+    if span.get("cold_start"):
+        flags.append("cold start")
+    return "<br>".join(
+        [
+            f"<b>{inert(span['name'])}</b> ({inert(span['service'])})",
+            f"+{start_ms:,.1f} ms, {span['duration_ms']:,.2f} ms",
+            ", ".join(flags) or "ok",
+        ]
+    )
