@@ -45,7 +45,6 @@ from collector.storage.protocols import Statement, TimeWindow  # noqa: E402
 
 SPANS_PER_TRACE = 10
 HOUR_NS = 3600 * 10**9
-SERVICES = np.array([f"svc-{i:02d}" for i in range(20)], dtype=object)
 # (parent index, service tier, kind, role) per span of a trace; tier 0 = gateway, 1 and 2 = functions.
 TEMPLATE = [
     (-1, 0, "SERVER", "entry"),
@@ -68,8 +67,12 @@ SELF_JOIN_EDGES = """
 """
 
 
-def batch_of(rng: np.random.Generator, traces: int, t0_ns: int) -> SpanBatch:
-    """`traces` traces as one SpanBatch of Arrow columns."""
+def batch_of(
+    rng: np.random.Generator, traces: int, t0_ns: int, span_ns: int = HOUR_NS, services: int = 20
+) -> SpanBatch:
+    """`traces` traces starting in [t0, t0 + span) across `services` services, as one SpanBatch.
+
+    A fifth of the services are gateway stages, two fifths first functions, two fifths second ones."""
     n = traces * SPANS_PER_TRACE
     trace_bytes = rng.bytes(16 * traces)
     trace_ids = np.repeat(np.frombuffer(trace_bytes, dtype=np.uint8).reshape(traces, 16), SPANS_PER_TRACE, axis=0)
@@ -80,10 +83,14 @@ def batch_of(rng: np.random.Generator, traces: int, t0_ns: int) -> SpanBatch:
     parent_index = (np.repeat(base, SPANS_PER_TRACE) + np.tile(parent_pos, traces)).astype(np.int64)
     has_parent = np.tile(parent_pos >= 0, traces)
     parents = np.where(has_parent, span_ids[np.clip(parent_index, 0, n - 1)], 0)
-    tier_service = np.stack([rng.integers(0, 4, traces), rng.integers(4, 12, traces), rng.integers(12, 20, traces)])
+    first, second = services // 5, services * 3 // 5
+    tier_service = np.stack(
+        [rng.integers(0, first, traces), rng.integers(first, second, traces), rng.integers(second, services, traces)]
+    )
+    names = np.array([f"svc-{i:02d}" for i in range(services)], dtype=object)
     tiers = np.array([t for _, t, *_ in TEMPLATE])
-    service = SERVICES[tier_service[np.tile(tiers, traces), np.repeat(np.arange(traces), SPANS_PER_TRACE)]]
-    start = np.repeat(t0_ns + np.sort(rng.integers(0, HOUR_NS, traces)), SPANS_PER_TRACE) + position * 2_000_000
+    service = names[tier_service[np.tile(tiers, traces), np.repeat(np.arange(traces), SPANS_PER_TRACE)]]
+    start = np.repeat(t0_ns + np.sort(rng.integers(0, span_ns, traces)), SPANS_PER_TRACE) + position * 2_000_000
     duration = rng.lognormal(np.log(20e6), 0.8, n).astype(np.int64) + (SPANS_PER_TRACE - position) * 3_000_000
     roles = np.tile(np.array([r for *_, r in TEMPLATE], dtype=object), traces)
     fault = rng.random(n) < 0.01

@@ -38,7 +38,9 @@ def test_the_map_shows_the_architecture_with_its_health(page: Any, daemon: Daemo
     labels = node_names(page)
     for name in ("bank-api", "withdraw", "accounts", "alerts", "notify", "client"):
         assert any(label.startswith(name) for label in labels), labels
-    fills = page.evaluate("() => document.getElementById('map').layout.shapes.map(s => s.fillcolor)")
+    fills = page.evaluate(
+        "() => document.getElementById('map').data.filter(t => t.fill === 'toself').map(t => t.fillcolor)"
+    )
     assert "#d62728" in fills and "#8e44ad" in fills and "#2ca02c" in fills  # fault, throttle, ok arcs
     dashed = page.evaluate(
         "() => document.getElementById('map').data.filter(t => t.line && t.line.dash === '6px,5px')[0].x.length"

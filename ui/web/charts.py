@@ -1,13 +1,15 @@
-"""Small plotly charts: response-time histograms and the analytics time series."""
+"""Small plotly charts: response-time histograms and the analytics time series.
+
+Built as plain figure dicts (data and layout), like the map: plotly's graph objects validate
+each property at a cost that dominated the map endpoint (bench/ui.py).
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Final
-
-import plotly.graph_objects as go
 
 HEALTH_LINES: Final = (
     ("error_rate", "error", "#f0a30a"),
@@ -15,30 +17,34 @@ HEALTH_LINES: Final = (
     ("throttle_rate", "throttle", "#8e44ad"),
 )
 PERCENTILES: Final = (("p50_ms", "p50", "#4c78a8"), ("p90_ms", "p90", "#f58518"), ("p99_ms", "p99", "#e45756"))
-_COMPACT: Final = {"margin": {"l": 50, "r": 10, "t": 30, "b": 40}, "height": 220, "hovermode": "x unified"}
+Figure = dict[str, Any]
 
 
-def bucket_histogram(buckets: Sequence[Mapping[str, Any]], title: str) -> go.Figure:
+def _layout(title: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "title": {"text": title, "font": {"size": 13}},
+        "margin": {"l": 50, "r": 10, "t": 30, "b": 40},
+        "height": 220,
+        "hovermode": "x unified",
+        "uirevision": title,
+        **extra,
+    }
+
+
+def bucket_histogram(buckets: Sequence[Mapping[str, Any]], title: str) -> Figure:
     """Response-time buckets (low_ms, high_ms, count) as bars on a log axis; a box-select gives a range."""
-    figure = go.Figure(
-        go.Bar(
-            x=[math.sqrt(b["low_ms"] * b["high_ms"]) for b in buckets],
-            y=[b["count"] for b in buckets],
-            width=[b["high_ms"] - b["low_ms"] for b in buckets],
-            customdata=[[b["low_ms"], b["high_ms"]] for b in buckets],
-            hovertemplate="%{customdata[0]:.1f}-%{customdata[1]:.1f} ms: %{y}<extra></extra>",
-            marker={"color": "#4c78a8"},
-        )
-    )
-    figure.update_layout(
-        title={"text": title, "font": {"size": 13}},
-        xaxis={"type": "log", "title": "ms"},
-        dragmode="select",
-        selectdirection="h",
-        uirevision=title,
-        **_COMPACT,
-    )
-    return figure
+    bar = {
+        "type": "bar",
+        "x": [math.sqrt(b["low_ms"] * b["high_ms"]) for b in buckets],
+        "y": [b["count"] for b in buckets],
+        "width": [b["high_ms"] - b["low_ms"] for b in buckets],
+        "customdata": [[b["low_ms"], b["high_ms"]] for b in buckets],
+        "hovertemplate": "%{customdata[0]:.1f}-%{customdata[1]:.1f} ms: %{y}<extra></extra>",
+        "marker": {"color": "#4c78a8"},
+    }
+    layout = _layout(title, xaxis={"type": "log", "title": {"text": "ms"}}, dragmode="select", selectdirection="h")
+    layout["hovermode"] = "closest"
+    return {"data": [bar], "layout": layout}
 
 
 def log_buckets(durations_ms: Sequence[float], per_decade: int = 4) -> list[dict[str, Any]]:
@@ -54,33 +60,35 @@ def log_buckets(durations_ms: Sequence[float], per_decade: int = 4) -> list[dict
 
 
 def _times(points: Sequence[Mapping[str, Any]]) -> list[str]:
-    from datetime import datetime
-
     return [datetime.fromtimestamp(p["start_ns"] / 1e9, tz=UTC).isoformat() for p in points]
 
 
-def series_figures(points: Sequence[Mapping[str, Any]]) -> dict[str, go.Figure]:
-    """Requests, error/fault/throttle rates and p50/p90/p99 over time, one figure each."""
+def series_figures(points: Sequence[Mapping[str, Any]]) -> dict[str, Figure]:
+    """Requests, error/fault/throttle rates, p50/p90/p99 and cold starts over time, one figure each."""
     times = _times(points)
-    requests = go.Figure(
-        go.Bar(x=times, y=[p["requests"] for p in points], marker={"color": "#4c78a8"}, name="requests")
-    )
-    requests.update_layout(title={"text": "requests per step", "font": {"size": 13}}, uirevision="requests", **_COMPACT)
-    rates = go.Figure()
-    for key, name, colour in HEALTH_LINES:
-        rates.add_trace(go.Scatter(x=times, y=[p[key] for p in points], name=name, line={"color": colour}))
-    rates.update_layout(
-        title={"text": "error / fault / throttle rate", "font": {"size": 13}},
-        yaxis={"tickformat": ".0%"},
-        uirevision="rates",
-        **_COMPACT,
-    )
-    latency = go.Figure()
-    for key, name, colour in PERCENTILES:
-        latency.add_trace(go.Scatter(x=times, y=[p[key] for p in points], name=name, line={"color": colour}))
-    latency.update_layout(title={"text": "response time (ms)", "font": {"size": 13}}, uirevision="latency", **_COMPACT)
-    cold = go.Figure(
-        go.Bar(x=times, y=[p["cold_starts"] for p in points], marker={"color": "#1f77b4"}, name="cold starts")
-    )
-    cold.update_layout(title={"text": "cold starts", "font": {"size": 13}}, uirevision="cold", **_COMPACT)
-    return {"requests": requests, "rates": rates, "latency": latency, "cold": cold}
+
+    def lines(series: tuple[tuple[str, str, str], ...]) -> list[dict[str, Any]]:
+        return [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": times,
+                "y": [p[key] for p in points],
+                "name": name,
+                "line": {"color": colour},
+            }
+            for key, name, colour in series
+        ]
+
+    def bars(key: str, name: str, colour: str) -> list[dict[str, Any]]:
+        return [{"type": "bar", "x": times, "y": [p[key] for p in points], "name": name, "marker": {"color": colour}}]
+
+    return {
+        "requests": {"data": bars("requests", "requests", "#4c78a8"), "layout": _layout("requests per step")},
+        "rates": {
+            "data": lines(HEALTH_LINES),
+            "layout": _layout("error / fault / throttle rate", yaxis={"tickformat": ".0%"}),
+        },
+        "latency": {"data": lines(PERCENTILES), "layout": _layout("response time (ms)")},
+        "cold": {"data": bars("cold_starts", "cold starts", "#1f77b4"), "layout": _layout("cold starts")},
+    }

@@ -7,12 +7,11 @@ Python, so the browser only renders them.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import ORJSONResponse as JSONResponse
 
 from collector.api.params import parse_optional_filter, parse_trace_id, parse_window
 from collector.engine import Collector
@@ -27,11 +26,6 @@ from ui.web.trace_figure import waterfall_figure
 MAX_TRACES = 1000
 
 
-def figure_json(figure: Any) -> Any:
-    """A plotly figure as plain JSON (plotly's own encoder handles numpy and dates)."""
-    return json.loads(figure.to_json())
-
-
 def data_router(collector: Collector) -> APIRouter:
     """The /ui/data endpoints over `collector`'s query layer."""
     router = APIRouter(prefix="/ui/data")
@@ -44,10 +38,10 @@ def data_router(collector: Collector) -> APIRouter:
         body = service_map(reader, MapQuery(parse_window(start, end), parse_optional_filter(filter), max_nodes))
         for node in body["nodes"]:
             if node["figures"]:
-                node["histogram_figure"] = figure_json(
-                    bucket_histogram(node["figures"]["histogram"], "response time: select a range to see traces")
+                node["histogram_figure"] = bucket_histogram(
+                    node["figures"]["histogram"], "response time: select a range to see traces"
                 )
-        return JSONResponse({"map": body, "figure": figure_json(map_figure(body))})
+        return JSONResponse({"map": body, "figure": map_figure(body)})
 
     @router.get("/traces")
     def traces_data(
@@ -59,7 +53,7 @@ def data_router(collector: Collector) -> APIRouter:
         window = parse_window(start, end)
         found = [asdict(t) for t in search_traces(reader, window, parse_optional_filter(filter), limit)]
         histogram = bucket_histogram(log_buckets([t["trace_duration_ms"] for t in found]), "trace duration")
-        return JSONResponse({"traces": found, "histogram": figure_json(histogram), "limit": limit})
+        return JSONResponse({"traces": found, "histogram": histogram, "limit": limit})
 
     @router.get("/trace/{trace_id}")
     def trace_data(trace_id: str) -> JSONResponse:
@@ -76,7 +70,7 @@ def data_router(collector: Collector) -> APIRouter:
                 "spans": spans,
                 "own_span_count": len(own),
                 "critical_path": path,
-                "figure": figure_json(waterfall_figure(spans, set(path))),
+                "figure": waterfall_figure(spans, set(path)),
             }
         )
 
@@ -103,7 +97,7 @@ def data_router(collector: Collector) -> APIRouter:
         graph = service_map(reader, MapQuery(window, expr))
         return JSONResponse(
             {
-                "figures": {k: figure_json(f) for k, f in series_figures(series["points"]).items()},
+                "figures": {k: f for k, f in series_figures(series["points"]).items()},
                 "step_s": series["step_s"],
                 "comparison": comparison,
                 "nodes": [

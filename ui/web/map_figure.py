@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import networkx as nx
-import plotly.graph_objects as go
 
 HEALTH_COLOURS: Final = {"ok": "#2ca02c", "error": "#f0a30a", "fault": "#d62728", "throttle": "#8e44ad"}
 NEUTRAL: Final = "#9aa5b1"
@@ -38,7 +37,9 @@ TYPE_TAGS: Final = {
     "service": "service",
     "folded": "folded",
 }
-RING_POINTS: Final = 48
+RING_POINTS: Final = 32
+LABELLED_EDGES: Final = 40
+HEALTH_NAMES: Final = {"ok": "ok", "error": "error 4xx", "fault": "fault 5xx", "throttle": "throttle 429"}
 MIN_RADIUS: Final = 0.09
 MAX_RADIUS: Final = 0.22
 
@@ -65,8 +66,8 @@ def positions(nodes: Sequence[Mapping[str, Any]], edges: Sequence[Mapping[str, A
     tallest = max(sum(1 for n in nodes if n["depth"] == d) for d in {n["depth"] for n in nodes})
     # Unit spacing between columns and rows, whatever the graph's shape.
     width, height = max(columns - 1, 1), max(tallest - 1, 1)
-    xs = [p[0] for p in laid_out.values()]
-    ys = [p[1] for p in laid_out.values()]
+    xs = [float(p[0]) for p in laid_out.values()]  # numpy scalars are not JSON
+    ys = [float(p[1]) for p in laid_out.values()]
     x_span = (max(xs) - min(xs)) or 1.0
     y_span = (max(ys) - min(ys)) or 1.0
     return {
@@ -95,35 +96,55 @@ def health_shares(figures: Mapping[str, Any] | None) -> list[tuple[str, float]]:
     return [("ok", max(0.0, 1.0 - used)), *[(h, s) for h, s in shares if s > 0]]
 
 
-def _arc_path(cx: float, cy: float, r_outer: float, r_inner: float, start: float, end: float) -> str:
-    """An SVG path (lines only: plotly shapes have no arcs) for a ring segment, angles in turns."""
+Polygon = list[tuple[float, float]]
+
+
+def _arc_polygon(cx: float, cy: float, r_outer: float, r_inner: float, start: float, end: float) -> Polygon:
+    """A ring segment's closed outline, angles in turns (clockwise from the top)."""
     steps = max(2, int(RING_POINTS * (end - start)) + 1)
     angles = [2 * math.pi * (start + (end - start) * i / (steps - 1)) for i in range(steps)]
     outer = [(cx + r_outer * math.sin(a), cy + r_outer * math.cos(a)) for a in angles]
     inner = [(cx + r_inner * math.sin(a), cy + r_inner * math.cos(a)) for a in reversed(angles)]
-    points = outer + inner
-    return "M " + " L ".join(f"{x:.4f},{y:.4f}" for x, y in points) + " Z"
+    return outer + inner + outer[:1]
 
 
-def _ring_shapes(cx: float, cy: float, radius: float, shares: list[tuple[str, float]]) -> list[dict[str, Any]]:
-    shapes = []
+def _ring_polygons(cx: float, cy: float, radius: float, shares: list[tuple[str, float]]) -> dict[str, list[Polygon]]:
+    """Health -> the polygons of one node's ring arcs."""
+    polygons: dict[str, list[Polygon]] = {}
     start = 0.0
     for health, share in shares:
         if share <= 0:
             continue
         end = min(1.0, start + share)
-        colour = HEALTH_COLOURS.get(health, NEUTRAL)
-        shapes.append(
-            {
-                "type": "path",
-                "path": _arc_path(cx, cy, radius, radius * 0.62, start, end if end - start < 1 else 0.9999),
-                "fillcolor": colour,
-                "line": {"width": 0},
-                "layer": "below",
-            }
-        )
+        polygons.setdefault(health, []).append(_arc_polygon(cx, cy, radius, radius * 0.62, start, end))
         start = end
-    return shapes
+    return polygons
+
+
+def _ring_traces(rings: dict[str, list[Polygon]]) -> list[dict[str, Any]]:
+    """One filled trace per health colour, its arcs separated by gaps: a handful of traces draw
+    far faster than one layout shape per arc (bench/ui.py)."""
+    traces = []
+    for health, paths in rings.items():
+        xs: list[float | None] = []
+        ys: list[float | None] = []
+        for polygon in paths:
+            xs += [round(x, 4) for x, _ in polygon] + [None]
+            ys += [round(y, 4) for _, y in polygon] + [None]
+        colour = HEALTH_COLOURS.get(health, NEUTRAL)
+        traces.append(
+            _scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                fill="toself",
+                fillcolor=colour,
+                line={"width": 0, "color": colour},
+                hoverinfo="skip",
+                name=f"ring {health}",
+            )
+        )
+    return traces
 
 
 def _between_rings(
@@ -139,26 +160,6 @@ def _between_rings(
     )
 
 
-def _arrowhead(x0: float, y0: float, x1: float, y1: float) -> dict[str, Any]:
-    """A short arrow at the callee's end: its shaft in pixels, so it never hides a dashed line."""
-    length = max(math.dist((x0, y0), (x1, y1)), 1e-9)
-    ux, uy = (x1 - x0) / length, (y1 - y0) / length
-    return {
-        "x": x1,
-        "y": y1,
-        "ax": -ux * 14,
-        "ay": uy * 14,
-        "xref": "x",
-        "yref": "y",
-        "text": "",
-        "showarrow": True,
-        "arrowhead": 2,
-        "arrowsize": 1.2,
-        "arrowwidth": 1.4,
-        "arrowcolor": "#5f6b7a",
-    }
-
-
 def _edge_label(figures: Mapping[str, Any] | None) -> str:
     if not figures:
         return ""
@@ -166,15 +167,16 @@ def _edge_label(figures: Mapping[str, Any] | None) -> str:
     return f"{figures['requests_per_s']:.2f}/s · p99 {p99:,.0f} ms" if p99 is not None else ""
 
 
-def map_figure(body: Mapping[str, Any]) -> go.Figure:
-    """The plotly figure for a service-map JSON body."""
-    nodes, edges = body["nodes"], body["edges"]
-    where = positions(nodes, edges)
-    busiest = max([(n["figures"] or {}).get("requests", 0) for n in nodes] + [0])
-    radius = {n["id"]: _radius((n["figures"] or {}).get("requests", 0), busiest) for n in nodes}
-    figure = go.Figure()
-    shapes: list[dict[str, Any]] = []
-    annotations: list[dict[str, Any]] = []
+def _scatter(**fields: Any) -> dict[str, Any]:
+    return {"type": "scatter", "showlegend": False, **fields}
+
+
+def _edge_traces(
+    edges: Sequence[Mapping[str, Any]], where: Mapping[str, tuple[float, float]], radius: Mapping[str, float]
+) -> list[dict[str, Any]]:
+    """Sync and async lines, arrowheads as one marker trace, and the edges' click targets."""
+    traces = []
+    heads_x, heads_y, heads_angle = [], [], []
     for is_async in (False, True):
         xs: list[float | None] = []
         ys: list[float | None] = []
@@ -184,46 +186,83 @@ def map_figure(body: Mapping[str, Any]) -> go.Figure:
             )
             xs += [x0, x1, None]
             ys += [y0, y1, None]
-            annotations.append(_arrowhead(x0, y0, x1, y1))
-        figure.add_trace(
-            go.Scatter(
+            heads_x.append(x1)
+            heads_y.append(y1)
+            heads_angle.append(math.degrees(math.atan2(x1 - x0, y1 - y0)))  # clockwise from up
+        traces.append(
+            _scatter(
                 x=xs,
                 y=ys,
                 mode="lines",
                 hoverinfo="skip",
-                showlegend=False,
-                line={"color": "#5f6b7a", "width": 1.6, "dash": "6px,5px" if is_async else "solid"},
                 name="async calls" if is_async else "calls",
+                line={"color": "#5f6b7a", "width": 1.6, "dash": "6px,5px" if is_async else "solid"},
             )
         )
-    # Edge labels double as click targets for the edge panel.
-    figure.add_trace(
-        go.Scatter(
+    traces.append(
+        _scatter(
+            x=heads_x,
+            y=heads_y,
+            mode="markers",
+            hoverinfo="skip",
+            name="arrowheads",
+            marker={"symbol": "arrow", "angle": heads_angle, "size": 11, "color": "#5f6b7a"},
+        )
+    )
+    # Labels on every edge clutter a big map: past LABELLED_EDGES they show on hover only.
+    labelled = len(edges) <= LABELLED_EDGES
+    traces.append(
+        _scatter(
             x=[(where[e["source"]][0] + where[e["target"]][0]) / 2 for e in edges],
             y=[(where[e["source"]][1] + where[e["target"]][1]) / 2 for e in edges],
-            mode="markers+text",
-            text=[_edge_label(e["figures"]) for e in edges],
+            mode="markers+text" if labelled else "markers",
+            text=[_edge_label(e["figures"]) for e in edges] if labelled else None,
             textposition="top center",
             textfont={"size": 10, "color": "#3d4752"},
             marker={"size": 9, "color": "#5f6b7a", "symbol": "diamond"},
             customdata=[["edge", e["id"]] for e in edges],
             hoverinfo="text",
             hovertext=[_edge_label(e["figures"]) or "no traffic" for e in edges],
-            showlegend=False,
             name="edges",
         )
     )
+    return traces
+
+
+def map_figure(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The plotly figure (data and layout, plain JSON) for a service-map JSON body.
+
+    Built as plain dicts: plotly's graph objects validate every property, which cost ~0.7 s
+    for a 50-node, 650-edge map here (bench/ui.py); the output is the same figure JSON.
+    """
+    nodes, edges = body["nodes"], body["edges"]
+    where = positions(nodes, edges)
+    busiest = max([(n["figures"] or {}).get("requests", 0) for n in nodes] + [0])
+    radius = {n["id"]: _radius((n["figures"] or {}).get("requests", 0), busiest) for n in nodes}
+    rings: dict[str, list[Polygon]] = {}
     for node in nodes:
         cx, cy = where[node["id"]]
-        shapes += _ring_shapes(cx, cy, radius[node["id"]], health_shares(node["figures"]))
-    figure.add_trace(
-        go.Scatter(
+        for health, paths in _ring_polygons(cx, cy, radius[node["id"]], health_shares(node["figures"])).items():
+            rings.setdefault(health, []).extend(paths)
+    data = _edge_traces(edges, where, radius) + _ring_traces(rings)
+    data.append(
+        _scatter(
             x=[where[n["id"]][0] for n in nodes],
-            y=[where[n["id"]][1] for n in nodes],
-            mode="markers+text",
+            y=[where[n["id"]][1] - radius[n["id"]] * 1.15 - 0.12 for n in nodes],
+            mode="text",
             text=[f"{inert(n['name'])}<br>[{inert(type_tag(n['type']))}]" for n in nodes],
             textposition="bottom center",
             textfont={"size": 11, "color": "#1f2933"},
+            hoverinfo="skip",
+            name="labels",
+        )
+    )
+    data.append(
+        _scatter(
+            x=[where[n["id"]][0] for n in nodes],
+            y=[where[n["id"]][1] for n in nodes],
+            mode="markers",
+            text=[inert(n["name"]) for n in nodes],
             marker={
                 "size": [radius[n["id"]] * 160 for n in nodes],
                 "color": "rgba(255,255,255,0.01)",
@@ -232,34 +271,37 @@ def map_figure(body: Mapping[str, Any]) -> go.Figure:
             customdata=[["node", n["id"]] for n in nodes],
             hovertext=[_node_hover(n) for n in nodes],
             hoverinfo="text",
-            showlegend=False,
             name="nodes",
         )
     )
     for health, colour in HEALTH_COLOURS.items():  # a legend for the ring colours
-        figure.add_trace(
-            go.Scatter(
-                x=[None],
-                y=[None],
-                mode="markers",
-                marker={"color": colour, "size": 10},
-                name={"ok": "ok", "error": "error 4xx", "fault": "fault 5xx", "throttle": "throttle 429"}[health],
-            )
+        data.append(
+            {
+                "type": "scatter",
+                "x": [None],
+                "y": [None],
+                "mode": "markers",
+                "marker": {"color": colour, "size": 10},
+                "name": HEALTH_NAMES[health],
+            }
         )
-    figure.update_layout(
-        shapes=shapes,
-        annotations=annotations,
-        uirevision="map",
-        dragmode="pan",
-        hovermode="closest",
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        plot_bgcolor="#ffffff",
-        paper_bgcolor="#ffffff",
-        legend={"orientation": "h", "y": 1.02, "x": 0},
-        xaxis={"visible": False, "range": _range([p[0] for p in where.values()])},
-        yaxis={"visible": False, "scaleanchor": "x", "scaleratio": 1, "range": _range([p[1] for p in where.values()])},
-    )
-    return figure
+    layout = {
+        "uirevision": "map",
+        "dragmode": "pan",
+        "hovermode": "closest",
+        "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+        "plot_bgcolor": "#ffffff",
+        "paper_bgcolor": "#ffffff",
+        "legend": {"orientation": "h", "y": 1.02, "x": 0},
+        "xaxis": {"visible": False, "range": _range([p[0] for p in where.values()])},
+        "yaxis": {
+            "visible": False,
+            "scaleanchor": "x",
+            "scaleratio": 1,
+            "range": _range([p[1] for p in where.values()]),
+        },
+    }
+    return {"data": data, "layout": layout}
 
 
 def _range(values: list[float]) -> list[float]:

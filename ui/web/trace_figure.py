@@ -11,8 +11,6 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-import plotly.graph_objects as go
-
 from ui.web.map_figure import inert
 
 PALETTE: Final = (
@@ -61,12 +59,12 @@ def ordered_spans(spans: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str,
     return ordered
 
 
-def waterfall_figure(spans: Sequence[Mapping[str, Any]], critical: set[str]) -> go.Figure:
+def waterfall_figure(spans: Sequence[Mapping[str, Any]], critical: set[str]) -> dict[str, Any]:
     """The waterfall for a trace's spans (and linked consumers'); `critical`: span ids on the path."""
     rows = ordered_spans(spans)
-    figure = go.Figure()
+    data: list[dict[str, Any]] = []
     if not rows:
-        return figure
+        return {"data": data, "layout": {}}
     origin_ns = min(s["start_ns"] for s, _ in rows)
     services = sorted({s["service"] for s, _ in rows})
     colour = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(services)}
@@ -74,8 +72,9 @@ def waterfall_figure(spans: Sequence[Mapping[str, Any]], critical: set[str]) -> 
     starts = [(span["start_ns"] - origin_ns) / 1e6 for span, _ in rows]
     for service in services:
         picked = [i for i, (span, _) in enumerate(rows) if span["service"] == service]
-        figure.add_trace(
-            go.Bar(
+        data.append(
+            dict(
+                type="bar",
                 orientation="h",
                 y=picked,
                 base=[starts[i] for i in picked],
@@ -97,8 +96,9 @@ def waterfall_figure(spans: Sequence[Mapping[str, Any]], critical: set[str]) -> 
     for flag, symbol, flag_colour, name in FLAG_MARKERS:
         picked = [i for i, (span, _) in enumerate(rows) if span.get(flag)]
         if picked:
-            figure.add_trace(
-                go.Scatter(
+            data.append(
+                dict(
+                    type="scatter",
                     x=[starts[i] + rows[i][0]["duration_ms"] for i in picked],
                     y=picked,
                     mode="markers",
@@ -108,15 +108,15 @@ def waterfall_figure(spans: Sequence[Mapping[str, Any]], critical: set[str]) -> 
                     customdata=[rows[i][0]["span_id"] for i in picked],
                 )
             )
-    _async_connectors(figure, rows, starts)
-    figure.update_layout(
+    data += _async_connectors(rows, starts)
+    layout = dict(
         barmode="overlay",
         uirevision="trace",
         hovermode="closest",
         height=max(260, 26 * len(rows) + 90),
-        margin={"l": 10, "r": 10, "t": 30, "b": 40},
-        legend={"orientation": "h", "y": 1.04, "x": 0},
-        xaxis={"title": "ms since the trace started", "zeroline": False},
+        margin={"l": 10, "r": 10, "t": 40, "b": 40},
+        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0},
+        xaxis={"title": {"text": "ms since the trace started"}, "zeroline": False},
         yaxis={
             "autorange": "reversed",
             "tickmode": "array",
@@ -125,10 +125,10 @@ def waterfall_figure(spans: Sequence[Mapping[str, Any]], critical: set[str]) -> 
             "automargin": True,
         },
     )
-    return figure
+    return {"data": data, "layout": layout}
 
 
-def _async_connectors(figure: go.Figure, rows: list[tuple[Mapping[str, Any], int]], starts: list[float]) -> None:
+def _async_connectors(rows: list[tuple[Mapping[str, Any], int]], starts: list[float]) -> list[dict[str, Any]]:
     index = {span["span_id"]: i for i, (span, _) in enumerate(rows)}
     xs: list[float | None] = []
     ys: list[float | None] = []
@@ -138,17 +138,19 @@ def _async_connectors(figure: go.Figure, rows: list[tuple[Mapping[str, Any], int
             if j is not None:
                 xs += [starts[j] + rows[j][0]["duration_ms"], starts[i], None]
                 ys += [j, i, None]
-    if xs:
-        figure.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                line={"dash": "dash", "color": "#5f6b7a", "width": 1.4},
-                name="async hop",
-                hoverinfo="skip",
-            )
+    if not xs:
+        return []
+    return [
+        dict(
+            type="scatter",
+            x=xs,
+            y=ys,
+            mode="lines",
+            line={"dash": "dash", "color": "#5f6b7a", "width": 1.4},
+            name="async hop",
+            hoverinfo="skip",
         )
+    ]
 
 
 def _hover(span: Mapping[str, Any], start_ms: float) -> str:
