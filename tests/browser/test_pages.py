@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import shutil
 from pathlib import Path
 from typing import Any
@@ -186,3 +187,23 @@ def test_with_a_token_the_ui_asks_once_and_keeps_a_cookie(page: Any, guarded_dae
     page.goto(f"{guarded_daemon.api_url}/")  # no second prompt
     assert "/login" not in page.url
     assert httpx.get(f"{guarded_daemon.api_url}/ui/data/map", timeout=10).status_code == 401
+
+
+def test_a_hostile_node_name_is_inert_in_its_panel(page: Any, daemon: Daemon, seeded: dict[str, str]) -> None:
+    open_map(page, daemon)
+    click_node(page, html.escape(XSS))  # the figure holds it escaped; plotly shows the characters
+    panel = page.locator("#panel")
+    panel.locator("h2").wait_for(timeout=TIMEOUT_MS)
+    assert panel.locator("h2").inner_text() == XSS
+    assert page.locator("img[src=x]").count() == 0 and page.dialogs == [] and page.errors == []
+
+
+def test_selecting_a_histogram_range_opens_those_traces(page: Any, daemon: Daemon, seeded: dict[str, str]) -> None:
+    open_map(page, daemon)
+    click_node(page, "withdraw")
+    page.locator("#node-histogram").wait_for(timeout=TIMEOUT_MS)
+    wait_for_plot(page, "node-histogram")
+    page.evaluate("() => document.getElementById('node-histogram').emit('plotly_selected', {range: {x: [1, 100000]}})")
+    page.wait_for_url("**/traces?filter=*", timeout=TIMEOUT_MS)
+    assert "responsetime" in page.input_value("#filter") and "withdraw" in page.input_value("#filter")
+    page.wait_for_function("() => document.querySelectorAll('#traces-table tbody tr').length === 6", timeout=TIMEOUT_MS)
