@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from collector.housekeeping import Housekeeper
 from collector.metrics import CollectorMetrics
 from collector.pipeline import IngestPipeline, PeriodicTask, PipelineLimits
 from collector.receivers.otlp_http import OtlpHttpReceiver, OtlpReceiverSettings
@@ -48,11 +49,14 @@ class Collector:
         self.reader = self.store
         self.metrics.watch_database_size(self.store.file_size_bytes)
         retention = PeriodicTask(settings.retention_check_s, self.apply_retention)
-        orphans = PeriodicTask(min(10.0, settings.parent_wait_s), self.expire_orphans)
-        rollup = PeriodicTask(15.0, self.roll_up)
-        linker = PeriodicTask(settings.link_interval_s, self.link)
-        tasks = (linker, retention, orphans, rollup)
-        self.pipeline = IngestPipeline(self.store, self.metrics, settings.limits, tasks)
+        self.pipeline = IngestPipeline(self.store, self.metrics, settings.limits, (retention,))
+        self.housekeeper = Housekeeper(
+            (
+                PeriodicTask(settings.link_interval_s, self.link),
+                PeriodicTask(min(10.0, settings.parent_wait_s), self.expire_orphans),
+                PeriodicTask(15.0, self.roll_up),
+            )
+        )
         self.otlp_app = OtlpHttpReceiver(
             self.pipeline,
             self.metrics,
@@ -82,17 +86,19 @@ class Collector:
 
     def start(self) -> None:
         self.pipeline.start()
+        self.housekeeper.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Flush the X-Ray batch, drain the queue, commit and close the file."""
         if self._xray is not None:
             self._xray.close()
+        self.housekeeper.stop(timeout_s)
         drained = self.pipeline.stop(timeout_s)
         if not drained:
             _logger.error("the writer did not drain within %.0f s", timeout_s)
         else:
             try:
                 self.store.link_new_spans()
-            except StoreUnavailable as exc:  # they stay queued in the file for the next start
+            except StoreUnavailable as exc:  # the spans are stored; the map misses their last second
                 _logger.warning("linking the last spans failed: %s", exc)
         self.store.close()

@@ -1,7 +1,5 @@
-"""Maintains the ``calls`` table inside each write transaction (see ``calls_sql`` for why).
-
-Runs on the writer's connection, after the write's spans are inserted and before COMMIT, so
-a span and the hops it resolves become visible together.
+"""Statement sequences that maintain ``calls``, ``pending`` and the rollup (``calls_sql`` and
+``rollup_sql`` say why); duckdb_map runs them, each in a transaction of its own.
 """
 
 from __future__ import annotations

@@ -114,8 +114,6 @@ DELETE_OLDER_THAN: Final = (
     "DELETE FROM spans WHERE start_ns < ?",
     "DELETE FROM annotations WHERE start_ns < ?",
     "DELETE FROM span_links WHERE start_ns < ?",
-    *calls_sql.DELETE_CALLS_OLDER_THAN,
-    *rollup_sql.DELETE_OLDER_THAN,
 )
 
 # --- reads

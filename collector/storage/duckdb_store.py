@@ -12,10 +12,9 @@ import contextlib
 import logging
 import os
 import threading
-import time
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import duckdb
 import orjson
@@ -25,12 +24,10 @@ import pyarrow.compute as pc
 from collector.model import SpanBatch
 from collector.storage import calls_sql
 from collector.storage import duckdb_sql as sql
-from collector.storage.duckdb_calls import expire_pending, link_calls, roll_up
+from collector.storage.duckdb_map import DuckDBMapTables
 from collector.storage.protocols import ServiceCount, Statement, StoreUnavailable, TimeWindow
 
 _logger = logging.getLogger(__name__)
-T = TypeVar("T")
-MAX_UNLINKED_ROWS = 2_000_000  # spans kept for linking while it fails (~100 MiB of columns)
 
 
 class StoreLocked(StoreUnavailable):
@@ -54,13 +51,12 @@ class DuckDBStore:
             raise StoreUnavailable(f"cannot open database {path}: {exc}") from exc
         except duckdb.Error as exc:
             raise StoreUnavailable(f"cannot open database {path}: {exc}") from exc
-        self._write_lock = threading.RLock()
-        self._unlinked: list[tuple[pa.Table, pa.Table]] = []
-        self._unlinked_rows = 0
+        self._write_lock = threading.Lock()
         self._migrate()
         # A daemon has no terminal to draw DuckDB's progress bar on.
         self._con.execute("SET enable_progress_bar = false")
         self._con.execute("SET enable_external_access = false")
+        self.map_tables = DuckDBMapTables(self._con.cursor())
         self._closed = False
 
     def _migrate(self) -> None:
@@ -110,8 +106,7 @@ class DuckDBStore:
                     stored = self._insert_new_only(annotations, window)
                     to_link = self._fresh_rows()
                 con.execute("COMMIT")
-                self._unlinked.append(to_link)
-                self._unlinked_rows += to_link[0].num_rows
+                self.map_tables.queue(*to_link)
             except duckdb.Error as exc:
                 self._rollback()
                 raise _translate(exc, "storing spans") from exc
@@ -171,65 +166,20 @@ class DuckDBStore:
                     self._con.execute(statement, [cutoff_ns])
             except duckdb.Error as exc:
                 raise _translate(exc, "retention") from exc
+        self.map_tables.delete_older_than(cutoff_ns)
         return int(row[0]) if row else 0
 
-    def _in_transaction(self, doing: str, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        """Run the writer's housekeeping `work` in one transaction, driver errors translated."""
-        with self._write_lock:
-            try:
-                self._con.execute("BEGIN")
-                result = work(self._con)
-                self._con.execute("COMMIT")
-            except duckdb.Error as exc:
-                self._rollback()
-                raise _translate(exc, doing) from exc
-        return result
-
     def link_new_spans(self, now_ns: int | None = None) -> int:
-        """Resolve the service-map calls of spans stored since the last call; how many spans.
-
-        The writer keeps each write's spans (the columns linking reads, zero-copy) in memory
-        until this runs, about every second: one linking per second costs a fraction of one
-        per write, whose fixed cost per statement would dominate small writes. A crash loses
-        the map's view of the last second's spans, never the spans themselves.
-        """
-        at_ns = time.time_ns() if now_ns is None else now_ns
-        with self._write_lock:
-            if not self._unlinked:
-                return 0
-            spans = pa.concat_tables([s for s, _ in self._unlinked])
-            links = pa.concat_tables([link for _, link in self._unlinked])
-            self._con.register("unlinked_spans", spans)
-            self._con.register("unlinked_links", links)
-            try:
-                self._in_transaction(
-                    "linking spans",
-                    lambda con: link_calls(con, "unlinked_spans", "unlinked_links", at_ns, links.num_rows),
-                )
-            except StoreUnavailable:
-                self._forget_oldest_unlinked()
-                raise
-            finally:
-                self._unregister("unlinked_spans")
-                self._unregister("unlinked_links")
-            self._unlinked.clear()
-            self._unlinked_rows = 0
-        return int(spans.num_rows)
-
-    def _forget_oldest_unlinked(self) -> None:
-        """While linking fails, keep memory bounded: the map loses the oldest writes' view first."""
-        while self._unlinked_rows > MAX_UNLINKED_ROWS and len(self._unlinked) > 1:
-            dropped, _ = self._unlinked.pop(0)
-            self._unlinked_rows -= dropped.num_rows
-            _logger.warning("linking keeps failing: %d spans left off the service map", dropped.num_rows)
+        """Resolve the service-map calls of spans stored since the last call; how many spans."""
+        return self.map_tables.link_new_spans(now_ns)
 
     def expire_pending_calls(self, waited_since_ns: int) -> None:
         """Children whose parent has not arrived since `waited_since_ns` join the map as entries."""
-        self._in_transaction("expiring pending calls", lambda con: expire_pending(con, waited_since_ns))
+        self.map_tables.expire_pending(waited_since_ns)
 
     def roll_up_calls(self, settled_before_ns: int) -> None:
         """Fold whole minutes of calls that started before `settled_before_ns` into the rollup."""
-        self._in_transaction("rolling up calls", lambda con: roll_up(con, settled_before_ns))
+        self.map_tables.roll_up(settled_before_ns)
 
     # ------------------------------------------------------------------ reading
 
@@ -294,6 +244,7 @@ class DuckDBStore:
         with self._write_lock:
             if not self._closed:
                 self._closed = True
+                self.map_tables.close()
                 self._con.close()
 
 

@@ -1,0 +1,52 @@
+"""A thread of its own for the service map's upkeep: linking, orphan expiry, the rollup.
+
+They run beside the ingest writer rather than between its commits, so a second of linking
+never holds up an acknowledgement (bench/ingest.py: ack latency and throughput).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from collector.pipeline import PeriodicTask
+
+_logger = logging.getLogger(__name__)
+
+
+class Housekeeper:
+    """Runs `tasks` every their interval until stopped; a failing task is logged and retried."""
+
+    def __init__(self, tasks: Sequence[PeriodicTask], name: str = "fluoro-housekeeping") -> None:
+        self._tasks = list(tasks)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        now = time.monotonic()
+        for task in self._tasks:
+            task.due_at = now + task.interval_s
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Finish the task at hand and stop; True if the thread ended in time."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            next_due = min((task.due_at for task in self._tasks), default=time.monotonic() + 1.0)
+            if self._stopping.wait(max(0.0, next_due - time.monotonic())):
+                return
+            now = time.monotonic()
+            for task in self._tasks:
+                if now >= task.due_at:
+                    task.due_at = now + task.interval_s
+                    try:
+                        task.run()
+                    except Exception:
+                        _logger.exception("housekeeping task failed")
