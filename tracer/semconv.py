@@ -90,4 +90,5 @@ LAMBDA_TRACE_ENV: Final = "_X_AMZN_TRACE_ID"
 
 # Origins Fluoro writes (X-Ray's segment origin values).
 ORIGIN_LAMBDA_FUNCTION: Final = "AWS::Lambda::Function"
+ORIGIN_LAMBDA_SERVICE: Final = "AWS::Lambda"
 ORIGIN_API_GATEWAY: Final = "AWS::ApiGateway::Stage"

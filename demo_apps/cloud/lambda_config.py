@@ -1,0 +1,79 @@
+"""A Lambda function's definition, checked at deploy as AWS checks it.
+
+Limits are AWS's: memory 128-10,240 MB, timeout 1-900 s, ephemeral storage 512-10,240 MB,
+reserved concurrency 0 up to the account limit. The handler is ``module.function`` and its
+module must exist in the code folder (or a layer); anything else fails at deploy with the
+function and the setting named.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+MIN_MEMORY_MB: Final = 128
+MAX_MEMORY_MB: Final = 10_240
+FULL_CORE_MB: Final = 1_769  # AWS: at 1,769 MB a function has the equivalent of one vCPU
+MAX_TIMEOUT_S: Final = 900
+_HANDLER = re.compile(r"([A-Za-z_][\w.]*)\.([A-Za-z_]\w*)")
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class DeployError(ValueError):
+    """A definition AWS would refuse; the message names the function and the setting."""
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    name: str
+    handler: str
+    code_dir: Path
+    memory_mb: int = 128
+    timeout_s: float = 3.0
+    environment: tuple[tuple[str, str], ...] = ()
+    reserved_concurrency: int | None = None
+    layers: tuple[Path, ...] = field(default=())
+    ephemeral_storage_mb: int = 512
+
+    @property
+    def module(self) -> str:
+        return self.handler.rsplit(".", 1)[0]
+
+    @property
+    def function(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
+
+    @property
+    def cpu_share(self) -> float:
+        """The share of one core this memory size buys (AWS allocates CPU in proportion)."""
+        return min(1.0, self.memory_mb / FULL_CORE_MB)
+
+
+def validate(config: FunctionConfig, account_limit: int) -> None:
+    """Raise DeployError for anything AWS would refuse at create time."""
+    where = f"function {config.name!r}"
+    if not _NAME.fullmatch(config.name):
+        raise DeployError(f"{where}: the name must be 1-64 letters, digits, '-' or '_'")
+    if not MIN_MEMORY_MB <= config.memory_mb <= MAX_MEMORY_MB:
+        raise DeployError(f"{where}: MemorySize {config.memory_mb} is outside {MIN_MEMORY_MB}-{MAX_MEMORY_MB} MB")
+    if not 1 <= config.timeout_s <= MAX_TIMEOUT_S:
+        raise DeployError(f"{where}: Timeout {config.timeout_s} is outside 1-{MAX_TIMEOUT_S} s")
+    if not 512 <= config.ephemeral_storage_mb <= 10_240:
+        raise DeployError(f"{where}: EphemeralStorage {config.ephemeral_storage_mb} is outside 512-10240 MB")
+    if config.reserved_concurrency is not None and not 0 <= config.reserved_concurrency <= account_limit:
+        raise DeployError(
+            f"{where}: ReservedConcurrentExecutions {config.reserved_concurrency} is outside 0-{account_limit}"
+        )
+    if not _HANDLER.fullmatch(config.handler):
+        raise DeployError(f"{where}: Handler {config.handler!r} is not module.function")
+    folders = (config.code_dir, *config.layers)
+    for folder in folders:
+        if not folder.is_dir():
+            raise DeployError(f"{where}: code folder {folder} does not exist")
+    relative = Path(*config.module.split("."))
+    if not any(
+        (f / relative).with_suffix(".py").is_file() or (f / relative / "__init__.py").is_file() for f in folders
+    ):
+        raise DeployError(f"{where}: Handler module {config.module!r} is not in {config.code_dir} or its layers")

@@ -1,0 +1,146 @@
+"""An execution environment seen from the emulator: a worker process, started cold, reused warm.
+
+Starting one spawns ``lambda_worker`` with the function's variables and waits for its init
+(the real import of the handler module); an invocation writes one line and waits for the
+answer until the function's deadline. Past it the process is killed and the environment is
+discarded, as AWS discards a timed-out sandbox. The memory model: a function gets
+``memory / 1,769 MB`` of a core, so an invocation is stretched by the CPU time it used times
+``1 / share - 1`` — more memory, shorter duration, as AWS's tuning advice says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from demo_apps.cloud.lambda_config import FunctionConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class EnvironmentFailed(RuntimeError):
+    """The environment could not start (an init error) or died; it is discarded."""
+
+
+class InvocationTimedOut(RuntimeError):
+    """The handler ran past the function's timeout; the environment was killed."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One invocation's answer: the result or AWS's error shape, and what it cost."""
+
+    result: Any = None
+    error: dict[str, Any] | None = None
+    duration_ms: float = 0.0
+    cpu_s: float = 0.0
+
+
+def _line(process: subprocess.Popen[str], deadline: float) -> dict[str, Any] | None:
+    """The worker's next protocol line, or None at the deadline."""
+    assert process.stdout is not None
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        ready, _, _ = select.select([process.stdout], [], [], remaining)
+        if ready:
+            line = process.stdout.readline()
+            if not line:
+                raise EnvironmentFailed(f"the environment exited (code {process.poll()})")
+            answer: dict[str, Any] = json.loads(line)
+            return answer
+
+
+class ExecutionEnvironment:
+    """One warm-able sandbox of one function."""
+
+    def __init__(self, config: FunctionConfig, variables: dict[str, str]) -> None:
+        self.config = config
+        self.id = uuid.uuid4().hex[:12]
+        self.last_used = time.monotonic()
+        self.invocations = 0
+        self.init_ms = 0.0
+        self._variables = variables
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self, init_timeout_s: float = 10.0) -> float:
+        """Spawn the worker and run the function's init; the init duration in ms."""
+        paths = [str(self.config.code_dir), *(str(layer) for layer in self.config.layers), str(ROOT)]
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AWS_LAMBDA", "_X_AMZN"))},
+            **self._variables,
+            "PYTHONPATH": os.pathsep.join(paths),
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"environment/{self.id}",
+        }
+        started = time.monotonic()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "demo_apps.cloud.lambda_worker", self.config.module, self.config.function],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,
+            text=True,
+            env=env,
+            cwd=str(self.config.code_dir),
+        )
+        ready = _line(self._process, started + init_timeout_s)
+        if ready is None or not ready.get("ready"):
+            self.stop()
+            reason = (ready or {}).get("error", {}).get("errorMessage", "init timed out")
+            raise EnvironmentFailed(f"{self.config.name}: init failed: {reason}")
+        self.init_ms = (time.monotonic() - started) * 1000
+        return self.init_ms
+
+    def invoke(self, event: Any, trace_header: str | None, invoked_arn: str, version: str = "$LATEST") -> Outcome:
+        """Run the handler once; raises InvocationTimedOut (environment gone) past the timeout."""
+        process = self._process
+        if process is None or process.poll() is not None or process.stdin is None:
+            raise EnvironmentFailed(f"{self.config.name}: the environment is not running")
+        started = time.monotonic()
+        deadline = started + self.config.timeout_s
+        request = {
+            "event": event,
+            "request_id": str(uuid.uuid4()),
+            "deadline_ms": int((time.time() + self.config.timeout_s) * 1000),
+            "trace_header": trace_header,
+            "invoked_arn": invoked_arn,
+            "version": version,
+        }
+        process.stdin.write(json.dumps(request) + "\n")
+        process.stdin.flush()
+        answer = _line(process, deadline)
+        if answer is None:
+            self.stop()
+            raise InvocationTimedOut(f"Task timed out after {self.config.timeout_s:.2f} seconds")
+        cpu_s = float(answer.get("cpu_s", 0.0))
+        self._stretch(cpu_s, deadline)
+        if time.monotonic() >= deadline:  # the CPU it needed at its share did not fit in the timeout
+            self.stop()
+            raise InvocationTimedOut(f"Task timed out after {self.config.timeout_s:.2f} seconds")
+        self.invocations += 1
+        self.last_used = time.monotonic()
+        duration_ms = (self.last_used - started) * 1000
+        return Outcome(answer.get("result"), answer.get("error"), duration_ms, cpu_s)
+
+    def _stretch(self, cpu_s: float, deadline: float) -> None:
+        """Hold the answer as long as the CPU time would take at the function's CPU share."""
+        extra_s = cpu_s * (1 / self.config.cpu_share - 1)
+        if extra_s > 0:
+            time.sleep(max(0.0, min(extra_s, deadline - time.monotonic())))
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(timeout=5)

@@ -1,0 +1,273 @@
+"""The local Lambda service: deploy functions, invoke them, with AWS's concurrency rules.
+
+- Environments are real worker processes (``lambda_environment``): a cold start spawns one and
+  runs the handler module's init; warm ones are reused; idle ones are reaped after
+  ``idle_timeout_s``, so cold starts recur; one that times out is discarded.
+- Concurrency: an account limit (AWS's default 1,000), reserved concurrency per function
+  carved out of it, the rest shared as the unreserved pool. An invocation past its limit
+  fails with TooManyRequestsException (HTTP 429), as a synchronous invoke does on AWS.
+- Tracing, as AWS does it: the Lambda service's own span for each invocation (origin
+  ``AWS::Lambda``, named after the function; throttles are flagged on it) is the parent the
+  function's code receives in ``_X_AMZN_TRACE_ID``, so the function's span
+  (``AWS::Lambda::Function``, from tracer's ``@traced.handler``) sits beneath it on the map.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from opentelemetry import trace as trace_api
+from opentelemetry.propagators.aws import AwsXRayPropagator
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind
+
+from demo_apps.cloud.lambda_config import DeployError, FunctionConfig, validate
+from demo_apps.cloud.lambda_environment import (
+    EnvironmentFailed,
+    ExecutionEnvironment,
+    InvocationTimedOut,
+    Outcome,
+)
+from tracer import semconv
+from tracer.exporter import OtlpHttpExporter
+from tracer.propagation import extract_from, xray_header
+
+_logger = logging.getLogger(__name__)
+_XRAY = AwsXRayPropagator()
+DEFAULT_ACCOUNT_LIMIT: Final = 1000
+REGION: Final = "us-east-1"
+ACCOUNT: Final = "123456789012"
+
+
+class TooManyRequests(RuntimeError):
+    """TooManyRequestsException: the function's or the account's concurrency is used up."""
+
+    status = 429
+
+
+class FunctionError(RuntimeError):
+    """The handler raised (or its environment failed): AWS's Unhandled function error."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        super().__init__(payload.get("errorMessage", "function error"))
+        self.payload = payload
+
+
+@dataclass
+class _Function:
+    config: FunctionConfig
+    idle: list[ExecutionEnvironment] = field(default_factory=list)
+    busy: int = 0
+    cold_starts: int = 0
+
+
+@dataclass(frozen=True)
+class LambdaSettings:
+    account_limit: int = DEFAULT_ACCOUNT_LIMIT
+    idle_timeout_s: float = 300.0
+    otlp_endpoint: str | None = None  # where functions and the service send spans
+
+
+class LambdaService:
+    """Functions by name; thread-safe: invocations run on the caller's thread."""
+
+    def __init__(self, settings: LambdaSettings = LambdaSettings()) -> None:
+        self.settings = settings
+        self._functions: dict[str, _Function] = {}
+        self._lock = threading.Lock()
+        self._providers: dict[str, TracerProvider] = {}
+        self._stopping = threading.Event()
+        self._reaper = threading.Thread(target=self._reap_forever, name="lambda-reaper", daemon=True)
+        self._reaper.start()
+
+    # ------------------------------------------------------------------ deploy
+
+    def deploy(self, config: FunctionConfig) -> str:
+        """Create or update a function ($LATEST); its ARN. Raises DeployError for bad settings."""
+        validate(config, self.settings.account_limit)
+        with self._lock:
+            reserved = sum(f.config.reserved_concurrency or 0 for n, f in self._functions.items() if n != config.name)
+            if reserved + (config.reserved_concurrency or 0) > self.settings.account_limit:
+                raise DeployError(f"function {config.name!r}: reserved concurrency exceeds the account limit")
+            previous = self._functions.get(config.name)
+            self._functions[config.name] = _Function(config)
+        if previous is not None:  # new code: environments of the old one never serve again
+            for environment in previous.idle:
+                environment.stop()
+        return self.arn(config.name)
+
+    def arn(self, name: str) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+    # ------------------------------------------------------------------ invoke
+
+    def invoke(self, name: str, event: Any, trace_header: str | None = None) -> Any:
+        """A synchronous (RequestResponse) invocation: the handler's result.
+
+        Raises TooManyRequests (429), FunctionError (the handler raised, or timed out), KeyError
+        for an unknown function."""
+        function = self._functions[name]
+        tracer = self._tracer(name)
+        parent = extract_from({semconv.XRAY_HEADER: trace_header}, _XRAY) if trace_header else None
+        with tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER) as span:
+            span.set_attributes(
+                {
+                    semconv.ORIGIN: semconv.ORIGIN_LAMBDA_SERVICE,
+                    semconv.RPC_SYSTEM: "aws-api",
+                    semconv.RPC_SERVICE: "Lambda",
+                    semconv.RPC_METHOD: "Invoke",
+                    semconv.CLOUD_RESOURCE_ID: self.arn(name),
+                }
+            )
+            try:
+                environment, cold = self._acquire(function)
+            except TooManyRequests:
+                span.set_attributes({semconv.THROTTLE: True, semconv.ERROR: True, "http.response.status_code": 429})
+                raise
+            try:
+                outcome = self._run(function, environment, event, xray_header(span.get_span_context()))
+            except FunctionError:
+                span.set_attribute(semconv.FAULT, True)
+                raise
+            span.set_attribute("fluoro.lambda.cold_start", cold)
+            if outcome.error is not None:
+                span.set_attribute("fluoro.lambda.function_error", outcome.error.get("errorType", "Error"))
+                raise FunctionError(outcome.error)
+            return outcome.result
+
+    def _acquire(self, function: _Function) -> tuple[ExecutionEnvironment, bool]:
+        """A warm environment, or a new (cold) one when concurrency allows."""
+        with self._lock:
+            if not self._has_capacity(function):
+                raise TooManyRequests(f"Rate Exceeded: {function.config.name} is at its concurrency limit")
+            function.busy += 1
+            while function.idle:
+                environment = function.idle.pop()
+                if environment.alive:
+                    return environment, False
+        environment = ExecutionEnvironment(function.config, self._variables(function.config))
+        try:
+            environment.start()
+        except EnvironmentFailed as exc:
+            self._release(function, None)
+            raise FunctionError({"errorType": "Runtime.InitError", "errorMessage": str(exc)}) from exc
+        with self._lock:
+            function.cold_starts += 1
+        return environment, True
+
+    def _has_capacity(self, function: _Function) -> bool:
+        reserved = function.config.reserved_concurrency
+        if reserved is not None:
+            return function.busy < reserved
+        pool = self.settings.account_limit - sum(f.config.reserved_concurrency or 0 for f in self._functions.values())
+        in_pool = sum(f.busy for f in self._functions.values() if f.config.reserved_concurrency is None)
+        return in_pool < pool
+
+    def _run(self, function: _Function, environment: ExecutionEnvironment, event: Any, header: str) -> Outcome:
+        try:
+            outcome = environment.invoke(event, header, self.arn(function.config.name))
+        except InvocationTimedOut as exc:
+            self._release(function, None)  # a timed-out environment is discarded
+            raise FunctionError({"errorType": "Sandbox.Timedout", "errorMessage": str(exc)}) from exc
+        except EnvironmentFailed as exc:
+            self._release(function, None)
+            raise FunctionError({"errorType": "Runtime.ExitError", "errorMessage": str(exc)}) from exc
+        self._release(function, environment)
+        return outcome
+
+    def _release(self, function: _Function, environment: ExecutionEnvironment | None) -> None:
+        with self._lock:
+            function.busy -= 1
+            if environment is not None and self._functions.get(function.config.name) is function:
+                function.idle.append(environment)
+                return
+        if environment is not None:  # the function was redeployed meanwhile
+            environment.stop()
+
+    def _variables(self, config: FunctionConfig) -> dict[str, str]:
+        variables = {
+            "AWS_LAMBDA_FUNCTION_NAME": config.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "OTEL_SERVICE_NAME": config.name,
+            "TMPDIR": "/tmp",
+        }
+        if self.settings.otlp_endpoint:
+            variables["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = self.settings.otlp_endpoint
+        return {**variables, **dict(config.environment)}
+
+    # ------------------------------------------------------------------ tracing
+
+    def _tracer(self, name: str) -> trace_api.Tracer:
+        with self._lock:
+            provider = self._providers.get(name)
+            if provider is None:
+                provider = TracerProvider(resource=Resource.create({"service.name": name, "cloud.provider": "aws"}))
+                if self.settings.otlp_endpoint:
+                    exporter = OtlpHttpExporter(self.settings.otlp_endpoint)
+                    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
+                self._providers[name] = provider
+        return provider.get_tracer("demo_apps.cloud.lambda")
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def stats(self, name: str) -> Mapping[str, int]:
+        function = self._functions[name]
+        with self._lock:
+            return {"cold_starts": function.cold_starts, "idle": len(function.idle), "busy": function.busy}
+
+    def reap_idle(self, now: float | None = None) -> int:
+        """Stop environments idle past the timeout; how many."""
+        at = time.monotonic() if now is None else now
+        reaped: list[ExecutionEnvironment] = []
+        with self._lock:
+            for function in self._functions.values():
+                keep = [e for e in function.idle if at - e.last_used < self.settings.idle_timeout_s]
+                reaped += [e for e in function.idle if e not in keep]
+                function.idle = keep
+        for environment in reaped:
+            environment.stop()
+        return len(reaped)
+
+    def _reap_forever(self) -> None:
+        while not self._stopping.wait(min(5.0, self.settings.idle_timeout_s / 2)):
+            self.reap_idle()
+
+    def close(self) -> None:
+        """Stop every environment and flush the service's spans."""
+        self._stopping.set()
+        with self._lock:
+            environments = [e for f in self._functions.values() for e in f.idle]
+            for function in self._functions.values():
+                function.idle = []
+        for environment in environments:
+            environment.stop()
+        for provider in self._providers.values():
+            provider.shutdown()
+
+
+def run_concurrently(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run callables on threads at once; each result or the exception it raised (for tests, demos)."""
+    results: list[Any] = [None] * len(calls)
+
+    def run(index: int) -> None:
+        try:
+            results[index] = calls[index]()
+        except Exception as exc:  # noqa: BLE001 - each call's outcome, whatever it raised
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

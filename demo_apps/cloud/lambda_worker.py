@@ -1,0 +1,79 @@
+"""One Lambda execution environment: a process that imports a handler once, then invokes it.
+
+Started by the emulator with the function's environment variables (the ``AWS_LAMBDA_*`` set,
+``OTEL_SERVICE_NAME``, the user's), it imports the handler module — the function's init code
+runs here, so a cold start's init duration is the real one — then reads one invocation per
+line on stdin and answers one line on the protocol pipe. The handler's own prints go to
+stderr (the function's log), so they cannot corrupt the protocol. Each invocation gets
+``_X_AMZN_TRACE_ID`` and a context object, as on AWS. The CPU time the handler used is
+reported so the emulator can stretch the invocation to the function's CPU share.
+
+Protocol (JSON lines): in ``{"event", "request_id", "deadline_ms", "trace_header",
+"invoked_arn", "version"}``; out ``{"ready": true, "init_ms"}`` once, then ``{"result"}`` or
+``{"error": {"errorType", "errorMessage", "stackTrace"}}``, each with ``"cpu_s"``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+
+class LambdaContext:
+    """What AWS passes as `context`: ids, names, limits and the time left."""
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        self.aws_request_id = request["request_id"]
+        self.function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
+        self.function_version = request.get("version", "$LATEST")
+        self.invoked_function_arn = request["invoked_arn"]
+        self.memory_limit_in_mb = int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
+        self._deadline_ms = int(request["deadline_ms"])
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, self._deadline_ms - int(time.time() * 1000))
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    return {
+        "errorType": type(exc).__name__,
+        "errorMessage": str(exc),
+        "stackTrace": traceback.format_exception(type(exc), exc, exc.__traceback__),
+    }
+
+
+def main() -> None:
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    sys.stdout = sys.stderr  # the handler's prints are its log, not protocol lines
+    module_name, function_name = sys.argv[1], sys.argv[2]
+    started = time.perf_counter()
+    try:
+        handler = getattr(importlib.import_module(module_name), function_name)
+    except BaseException as exc:  # noqa: BLE001 - any init failure is Runtime.InitError, as on AWS
+        protocol.write(json.dumps({"ready": False, "error": _error(exc)}) + "\n")
+        return
+    protocol.write(json.dumps({"ready": True, "init_ms": (time.perf_counter() - started) * 1000}) + "\n")
+    for line in sys.stdin:
+        request = json.loads(line)
+        os.environ["_X_AMZN_TRACE_ID"] = request.get("trace_header") or ""
+        cpu_started = time.process_time()
+        try:
+            answer: dict[str, Any] = {"result": handler(request["event"], LambdaContext(request))}
+        except Exception as exc:  # noqa: BLE001 - whatever the handler raises is its error, as on AWS
+            answer = {"error": _error(exc)}
+        answer["cpu_s"] = time.process_time() - cpu_started
+        try:
+            protocol.write(json.dumps(answer, default=str) + "\n")
+        except TypeError as exc:
+            protocol.write(json.dumps({"error": _error(exc), "cpu_s": answer["cpu_s"]}) + "\n")
+
+
+if __name__ == "__main__":
+    main()

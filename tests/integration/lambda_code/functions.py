@@ -1,0 +1,44 @@
+"""Handlers for the local Lambda tests: traced with Fluoro's tracer, as real functions are."""
+
+import hashlib
+import os
+import time
+
+import tracer
+
+INIT_STARTED = time.time()
+time.sleep(0.2)  # init work: a cold start's init duration includes it
+tracer.configure()  # OTEL_SERVICE_NAME and the endpoint come from the environment
+
+
+@tracer.traced.handler
+def echo(event, context):
+    return {
+        "event": event,
+        "request_id": context.aws_request_id,
+        "function": context.function_name,
+        "memory": context.memory_limit_in_mb,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+        "trace_header": os.environ.get("_X_AMZN_TRACE_ID"),
+        "pid": os.getpid(),
+    }
+
+
+@tracer.traced.handler
+def slow(event, context):
+    time.sleep(float(event.get("sleep_s", 0.5)))
+    return {"slept": event.get("sleep_s", 0.5)}
+
+
+@tracer.traced.handler
+def burn(event, context):
+    """CPU-bound: hashes for a fixed amount of work."""
+    digest = b"x"
+    for _ in range(int(event.get("rounds", 200_000))):
+        digest = hashlib.sha256(digest).digest()
+    return {"digest": digest.hex()[:8]}
+
+
+@tracer.traced.handler
+def fail(event, context):
+    raise ValueError("bad input")

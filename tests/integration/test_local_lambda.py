@@ -1,0 +1,142 @@
+"""The local Lambda service on real worker processes, its spans caught by an OTLP sink."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from demo_apps.cloud.lambda_config import DeployError, FunctionConfig
+from demo_apps.cloud.lambda_service import (
+    FunctionError,
+    LambdaService,
+    LambdaSettings,
+    TooManyRequests,
+    run_concurrently,
+)
+from demo_apps.otlp_sink import OtlpSink
+
+CODE = Path(__file__).parent / "lambda_code"
+
+
+@pytest.fixture
+def sink() -> Iterator[OtlpSink]:
+    with OtlpSink() as running:
+        yield running
+
+
+@pytest.fixture
+def service(sink: OtlpSink) -> Iterator[LambdaService]:
+    lambdas = LambdaService(LambdaSettings(account_limit=50, idle_timeout_s=600, otlp_endpoint=sink.endpoint))
+    yield lambdas
+    lambdas.close()
+
+
+def config(name: str, handler: str, **settings: object) -> FunctionConfig:
+    return FunctionConfig(name=name, handler=f"functions.{handler}", code_dir=CODE, **settings)  # type: ignore[arg-type]
+
+
+def test_cold_then_warm_with_a_context_and_a_trace_header(service: LambdaService, sink: OtlpSink) -> None:
+    service.deploy(config("echo", "echo", memory_mb=256))
+    first = service.invoke("echo", {"n": 1})
+    second = service.invoke("echo", {"n": 2})
+    assert first["pid"] == second["pid"]  # the warm environment served the second
+    assert service.stats("echo")["cold_starts"] == 1
+    assert (first["function"], first["memory"], first["event"]) == ("echo", 256, {"n": 1})
+    assert first["request_id"] != second["request_id"] and 0 < first["remaining_ms"] <= 3000
+    assert first["trace_header"].startswith("Root=1-") and "Parent=" in first["trace_header"]
+    spans = sink.wait_for(5, timeout_s=10)
+    service.close()  # flushes the service's own spans
+    spans = sink.wait_for(6, timeout_s=10)
+    inits = [s for s in spans if s.name == "Initialization"]
+    handlers = [s for s in spans if s.name == "echo" and s.attributes.get("fluoro.origin") == "AWS::Lambda::Function"]
+    services = [s for s in spans if s.attributes.get("fluoro.origin") == "AWS::Lambda"]
+    assert len(inits) == 1 and len(handlers) == 2 and len(services) == 2  # init on the cold start only
+    assert inits[0].duration_ms >= 150  # the module's real init work (a 0.2 s sleep)
+    by_id = {s.span_id: s for s in services}
+    assert all(h.parent_span_id in by_id for h in handlers)  # the function's span under the service's
+    assert [h.attributes["faas.coldstart"] for h in sorted(handlers, key=lambda s: s.start_ns)] == [True, False]
+
+
+def test_idle_environments_are_reaped_so_cold_starts_recur(service: LambdaService) -> None:
+    service.deploy(config("echo", "echo"))
+    first = service.invoke("echo", {})
+    assert service.reap_idle(now=time.monotonic() + 3600) == 1
+    second = service.invoke("echo", {})
+    assert first["pid"] != second["pid"] and service.stats("echo")["cold_starts"] == 2
+
+
+def test_reserved_concurrency_throttles_with_429(service: LambdaService, sink: OtlpSink) -> None:
+    service.deploy(config("slow", "slow", reserved_concurrency=2, timeout_s=10))
+    results = run_concurrently([lambda: service.invoke("slow", {"sleep_s": 1.0}) for _ in range(5)])
+    throttled = [r for r in results if isinstance(r, TooManyRequests)]
+    served = [r for r in results if isinstance(r, dict)]
+    assert len(served) == 2 and len(throttled) == 3 and throttled[0].status == 429
+    service.close()
+    spans = sink.wait_for(1, timeout_s=10)
+    flagged = [
+        s for s in spans if s.attributes.get("fluoro.throttle") and s.attributes.get("fluoro.origin") == "AWS::Lambda"
+    ]
+    assert len(flagged) == 3  # the service's span shows where the 429 started
+
+
+def test_a_timeout_discards_the_environment(service: LambdaService) -> None:
+    service.deploy(config("slow", "slow", timeout_s=1))
+    with pytest.raises(FunctionError, match="timed out") as caught:
+        service.invoke("slow", {"sleep_s": 3})
+    assert caught.value.payload["errorType"] == "Sandbox.Timedout"
+    assert service.stats("slow")["idle"] == 0
+    assert service.invoke("slow", {"sleep_s": 0.01}) == {"slept": 0.01}
+    assert service.stats("slow")["cold_starts"] == 2
+
+
+def test_a_handler_error_comes_back_in_aws_shape(service: LambdaService) -> None:
+    service.deploy(config("fail", "fail"))
+    with pytest.raises(FunctionError) as caught:
+        service.invoke("fail", {})
+    assert caught.value.payload["errorType"] == "ValueError" and caught.value.payload["errorMessage"] == "bad input"
+    assert service.stats("fail")["idle"] == 1  # an error does not discard the environment
+
+
+def test_more_memory_buys_cpu(service: LambdaService) -> None:
+    service.deploy(config("small", "burn", memory_mb=128, timeout_s=60))
+    service.deploy(config("full", "burn", memory_mb=1769, timeout_s=60))
+    service.invoke("small", {"rounds": 1000})  # cold starts out of the way
+    service.invoke("full", {"rounds": 1000})
+
+    def timed(name: str) -> float:
+        started = time.perf_counter()
+        service.invoke(name, {"rounds": 60_000})
+        return time.perf_counter() - started
+
+    small = statistics.median(timed("small") for _ in range(3))
+    full = statistics.median(timed("full") for _ in range(3))
+    assert small > 4 * full  # 128 MB has 7% of a core, 1,769 MB all of one
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"handler": "functions.nope", "name": "x"}, None),
+        ({"handler": "missing_module.handler", "name": "x"}, "Handler module 'missing_module'"),
+        ({"handler": "functions", "name": "x"}, "is not module.function"),
+        ({"handler": "functions.echo", "name": "x", "memory_mb": 64}, "MemorySize 64"),
+        ({"handler": "functions.echo", "name": "x", "timeout_s": 901}, "Timeout 901"),
+        ({"handler": "functions.echo", "name": "x", "reserved_concurrency": 51}, "ReservedConcurrentExecutions 51"),
+        ({"handler": "functions.echo", "name": "bad name!"}, "the name must be"),
+    ],
+)
+def test_bad_definitions_fail_at_deploy(
+    service: LambdaService, settings: dict[str, object], message: str | None
+) -> None:
+    definition = FunctionConfig(code_dir=CODE, **settings)  # type: ignore[arg-type]
+    if message is None:  # the module exists, the function does not: that is an init error at invoke
+        service.deploy(definition)
+        with pytest.raises(FunctionError, match="init failed"):
+            service.invoke("x", {})
+        return
+    with pytest.raises(DeployError, match=message):
+        service.deploy(definition)
