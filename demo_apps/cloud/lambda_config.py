@@ -36,6 +36,9 @@ class FunctionConfig:
     reserved_concurrency: int | None = None
     layers: tuple[Path, ...] = field(default=())
     ephemeral_storage_mb: int = 512
+    dead_letter_queue: str | None = None  # an SQS queue URL
+    on_success: str | None = None  # "sqs:<queue url>" or "lambda:<function>"
+    on_failure: str | None = None
 
     @property
     def module(self) -> str:
@@ -66,6 +69,9 @@ def validate(config: FunctionConfig, account_limit: int) -> None:
         raise DeployError(
             f"{where}: ReservedConcurrentExecutions {config.reserved_concurrency} is outside 0-{account_limit}"
         )
+    for setting, target in (("OnSuccess", config.on_success), ("OnFailure", config.on_failure)):
+        if target is not None and not target.startswith(("sqs:", "lambda:")):
+            raise DeployError(f"{where}: {setting} destination {target!r} is not sqs:<queue url> or lambda:<function>")
     if not _HANDLER.fullmatch(config.handler):
         raise DeployError(f"{where}: Handler {config.handler!r} is not module.function")
     folders = (config.code_dir, *config.layers)

@@ -66,6 +66,7 @@ class _Function:
     idle: list[ExecutionEnvironment] = field(default_factory=list)
     busy: int = 0
     cold_starts: int = 0
+    invocations: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,15 +109,23 @@ class LambdaService:
 
     # ------------------------------------------------------------------ invoke
 
-    def invoke(self, name: str, event: Any, trace_header: str | None = None) -> Any:
+    def config(self, name: str) -> FunctionConfig:
+        return self._functions[name].config
+
+    def invoke(
+        self, name: str, event: Any, trace_header: str | None = None, *, queued_since_ns: int | None = None
+    ) -> Any:
         """A synchronous (RequestResponse) invocation: the handler's result.
 
         Raises TooManyRequests (429), FunctionError (the handler raised, or timed out), KeyError
-        for an unknown function."""
+        for an unknown function. `queued_since_ns`: when an asynchronous event was queued (the
+        service's span starts there, showing the wait)."""
         function = self._functions[name]
         tracer = self._tracer(name)
         parent = extract_from({semconv.XRAY_HEADER: trace_header}, _XRAY) if trace_header else None
-        with tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER) as span:
+        with tracer.start_as_current_span(
+            name, context=parent, kind=SpanKind.SERVER, start_time=queued_since_ns
+        ) as span:
             span.set_attributes(
                 {
                     semconv.ORIGIN: semconv.ORIGIN_LAMBDA_SERVICE,
@@ -171,6 +180,8 @@ class LambdaService:
         return in_pool < pool
 
     def _run(self, function: _Function, environment: ExecutionEnvironment, event: Any, header: str) -> Outcome:
+        with self._lock:
+            function.invocations += 1
         try:
             outcome = environment.invoke(event, header, self.arn(function.config.name))
         except InvocationTimedOut as exc:
@@ -223,7 +234,12 @@ class LambdaService:
     def stats(self, name: str) -> Mapping[str, int]:
         function = self._functions[name]
         with self._lock:
-            return {"cold_starts": function.cold_starts, "idle": len(function.idle), "busy": function.busy}
+            return {
+                "cold_starts": function.cold_starts,
+                "invocations": function.invocations,
+                "idle": len(function.idle),
+                "busy": function.busy,
+            }
 
     def reap_idle(self, now: float | None = None) -> int:
         """Stop environments idle past the timeout; how many."""
