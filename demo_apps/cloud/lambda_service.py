@@ -6,6 +6,9 @@
 - Concurrency: an account limit (AWS's default 1,000), reserved concurrency per function
   carved out of it, the rest shared as the unreserved pool. An invocation past its limit
   fails with TooManyRequestsException (HTTP 429), as a synchronous invoke does on AWS.
+- Versions and aliases: $LATEST is mutable; publishing a version snapshots the code folder and
+  the configuration; an alias names a version, optionally sending a weight of the traffic to
+  a second one; updating $LATEST never moves an alias.
 - Tracing, as AWS does it: the Lambda service's own span for each invocation (origin
   ``AWS::Lambda``, named after the function; throttles are flagged on it) is the parent the
   function's code receives in ``_X_AMZN_TRACE_ID``, so the function's span
@@ -15,10 +18,14 @@
 from __future__ import annotations
 
 import logging
+import random
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Final
 
 from opentelemetry import trace as trace_api
@@ -43,6 +50,7 @@ _logger = logging.getLogger(__name__)
 _XRAY = AwsXRayPropagator()
 DEFAULT_ACCOUNT_LIMIT: Final = 1000
 REGION: Final = "us-east-1"
+LATEST: Final = "$LATEST"
 ACCOUNT: Final = "123456789012"
 
 
@@ -50,6 +58,21 @@ class TooManyRequests(RuntimeError):
     """TooManyRequestsException: the function's or the account's concurrency is used up."""
 
     status = 429
+
+
+class ResourceNotFound(KeyError):
+    """ResourceNotFoundException: no such function, version or alias (HTTP 404)."""
+
+    status = 404
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A name for a version, optionally sending `weight` of the invocations to a second one."""
+
+    version: str
+    additional_version: str | None = None
+    weight: float = 0.0
 
 
 class FunctionError(RuntimeError):
@@ -63,6 +86,7 @@ class FunctionError(RuntimeError):
 @dataclass
 class _Function:
     config: FunctionConfig
+    version: str = LATEST
     idle: list[ExecutionEnvironment] = field(default_factory=list)
     busy: int = 0
     cold_starts: int = 0
@@ -81,7 +105,11 @@ class LambdaService:
 
     def __init__(self, settings: LambdaSettings = LambdaSettings()) -> None:
         self.settings = settings
-        self._functions: dict[str, _Function] = {}
+        self._functions: dict[str, _Function] = {}  # $LATEST of each function
+        self._versions: dict[tuple[str, str], _Function] = {}
+        self._aliases: dict[tuple[str, str], Alias] = {}
+        self._snapshots = Path(tempfile.mkdtemp(prefix="fluoro-lambda-versions-"))
+        self._random = random.Random(7)
         self._lock = threading.Lock()
         self._providers: dict[str, TracerProvider] = {}
         self._stopping = threading.Event()
@@ -112,15 +140,68 @@ class LambdaService:
     def config(self, name: str) -> FunctionConfig:
         return self._functions[name].config
 
+    # ------------------------------------------------------------------ versions and aliases
+
+    def publish_version(self, name: str) -> str:
+        """Snapshot $LATEST's code and configuration as the next numbered version."""
+        with self._lock:
+            latest = self._function(name)
+            number = str(1 + sum(1 for n, _ in self._versions if n == name))
+        snapshot = self._snapshots / f"{name}-{number}"
+        shutil.copytree(latest.config.code_dir, snapshot)
+        with self._lock:
+            self._versions[(name, number)] = _Function(replace(latest.config, code_dir=snapshot), version=number)
+        return number
+
+    def put_alias(
+        self, name: str, alias: str, version: str, additional_version: str | None = None, weight: float = 0.0
+    ) -> None:
+        """Create or move an alias; with `additional_version`, `weight` of the traffic goes there."""
+        for wanted in (version, additional_version):
+            if wanted is not None and wanted != LATEST and (name, wanted) not in self._versions:
+                raise ResourceNotFound(f"function {name} has no version {wanted}")
+        if not 0.0 <= weight <= 1.0:
+            raise DeployError(f"alias {alias}: the weight {weight} is outside 0-1")
+        self._aliases[(name, alias)] = Alias(version, additional_version, weight)
+
+    def _function(self, name: str) -> _Function:
+        try:
+            return self._functions[name]
+        except KeyError:
+            raise ResourceNotFound(f"Function not found: {self.arn(name)}") from None
+
+    def _resolve(self, name: str, qualifier: str | None) -> _Function:
+        """The version a qualifier ($LATEST, a number or an alias) invokes now."""
+        latest = self._function(name)
+        if qualifier in (None, LATEST):
+            return latest
+        alias = self._aliases.get((name, str(qualifier)))
+        version = str(qualifier)
+        if alias is not None:
+            chosen = alias.additional_version is not None and self._random.random() < alias.weight
+            version = alias.additional_version if chosen and alias.additional_version else alias.version
+        if version == LATEST:
+            return latest
+        try:
+            return self._versions[(name, version)]
+        except KeyError:
+            raise ResourceNotFound(f"Function not found: {self.arn(name)}:{qualifier}") from None
+
     def invoke(
-        self, name: str, event: Any, trace_header: str | None = None, *, queued_since_ns: int | None = None
+        self,
+        name: str,
+        event: Any,
+        trace_header: str | None = None,
+        *,
+        qualifier: str | None = None,
+        queued_since_ns: int | None = None,
     ) -> Any:
         """A synchronous (RequestResponse) invocation: the handler's result.
 
         Raises TooManyRequests (429), FunctionError (the handler raised, or timed out), KeyError
         for an unknown function. `queued_since_ns`: when an asynchronous event was queued (the
         service's span starts there, showing the wait)."""
-        function = self._functions[name]
+        function = self._resolve(name, qualifier)
         tracer = self._tracer(name)
         parent = extract_from({semconv.XRAY_HEADER: trace_header}, _XRAY) if trace_header else None
         with tracer.start_as_current_span(
@@ -145,7 +226,7 @@ class LambdaService:
             except FunctionError:
                 span.set_attribute(semconv.FAULT, True)
                 raise
-            span.set_attribute("fluoro.lambda.cold_start", cold)
+            span.set_attributes({"fluoro.lambda.cold_start": cold, semconv.FAAS_VERSION: function.version})
             if outcome.error is not None:
                 span.set_attribute("fluoro.lambda.function_error", outcome.error.get("errorType", "Error"))
                 raise FunctionError(outcome.error)
@@ -161,7 +242,7 @@ class LambdaService:
                 environment = function.idle.pop()
                 if environment.alive:
                     return environment, False
-        environment = ExecutionEnvironment(function.config, self._variables(function.config))
+        environment = ExecutionEnvironment(function.config, self._variables(function.config, function.version))
         try:
             environment.start()
         except EnvironmentFailed as exc:
@@ -172,18 +253,22 @@ class LambdaService:
         return environment, True
 
     def _has_capacity(self, function: _Function) -> bool:
-        reserved = function.config.reserved_concurrency
+        """Reserved concurrency counts every version of the function; the rest share the pool."""
+        name = function.config.name
+        every = [*self._functions.values(), *self._versions.values()]
+        reserved = self._functions[name].config.reserved_concurrency
         if reserved is not None:
-            return function.busy < reserved
+            return sum(f.busy for f in every if f.config.name == name) < reserved
         pool = self.settings.account_limit - sum(f.config.reserved_concurrency or 0 for f in self._functions.values())
-        in_pool = sum(f.busy for f in self._functions.values() if f.config.reserved_concurrency is None)
-        return in_pool < pool
+        unreserved = {n for n, f in self._functions.items() if f.config.reserved_concurrency is None}
+        return sum(f.busy for f in every if f.config.name in unreserved) < pool
 
     def _run(self, function: _Function, environment: ExecutionEnvironment, event: Any, header: str) -> Outcome:
         with self._lock:
             function.invocations += 1
         try:
-            outcome = environment.invoke(event, header, self.arn(function.config.name))
+            arn = self.arn(function.config.name) + (f":{function.version}" if function.version != LATEST else "")
+            outcome = environment.invoke(event, header, arn, function.version)
         except InvocationTimedOut as exc:
             self._release(function, None)  # a timed-out environment is discarded
             raise FunctionError({"errorType": "Sandbox.Timedout", "errorMessage": str(exc)}) from exc
@@ -196,17 +281,24 @@ class LambdaService:
     def _release(self, function: _Function, environment: ExecutionEnvironment | None) -> None:
         with self._lock:
             function.busy -= 1
-            if environment is not None and self._functions.get(function.config.name) is function:
+            if environment is not None and self._is_current(function):
                 function.idle.append(environment)
                 return
         if environment is not None:  # the function was redeployed meanwhile
             environment.stop()
 
-    def _variables(self, config: FunctionConfig) -> dict[str, str]:
+    def _is_current(self, function: _Function) -> bool:
+        key = function.config.name
+        current = (
+            self._functions.get(key) if function.version == LATEST else self._versions.get((key, function.version))
+        )
+        return current is function
+
+    def _variables(self, config: FunctionConfig, version: str = LATEST) -> dict[str, str]:
         variables = {
             "AWS_LAMBDA_FUNCTION_NAME": config.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_VERSION": version,
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             "OTEL_SERVICE_NAME": config.name,
@@ -231,8 +323,8 @@ class LambdaService:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def stats(self, name: str) -> Mapping[str, int]:
-        function = self._functions[name]
+    def stats(self, name: str, version: str = LATEST) -> Mapping[str, int]:
+        function = self._function(name) if version == LATEST else self._versions[(name, version)]
         with self._lock:
             return {
                 "cold_starts": function.cold_starts,
@@ -246,7 +338,7 @@ class LambdaService:
         at = time.monotonic() if now is None else now
         reaped: list[ExecutionEnvironment] = []
         with self._lock:
-            for function in self._functions.values():
+            for function in [*self._functions.values(), *self._versions.values()]:
                 keep = [e for e in function.idle if at - e.last_used < self.settings.idle_timeout_s]
                 reaped += [e for e in function.idle if e not in keep]
                 function.idle = keep
@@ -262,13 +354,15 @@ class LambdaService:
         """Stop every environment and flush the service's spans."""
         self._stopping.set()
         with self._lock:
-            environments = [e for f in self._functions.values() for e in f.idle]
-            for function in self._functions.values():
+            every = [*self._functions.values(), *self._versions.values()]
+            environments = [e for f in every for e in f.idle]
+            for function in every:
                 function.idle = []
         for environment in environments:
             environment.stop()
         for provider in self._providers.values():
             provider.shutdown()
+        shutil.rmtree(self._snapshots, ignore_errors=True)
 
 
 def run_concurrently(calls: list[Callable[[], Any]]) -> list[Any]:

@@ -18,6 +18,7 @@ from demo_apps.cloud.lambda_service import (
     FunctionError,
     LambdaService,
     LambdaSettings,
+    ResourceNotFound,
     TooManyRequests,
     run_concurrently,
 )
@@ -214,3 +215,41 @@ def test_a_throttled_async_event_is_retried_until_it_runs(service: LambdaService
         assert invoker.delivered == [("Success", "slow")] * 3  # each waited its turn, none was lost
     finally:
         invoker.close()
+
+
+def write_code(folder: Path, answer: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "app.py").write_text(
+        f"def handler(event, context):\n    return {{'answer': {answer!r}, 'version': context.function_version}}\n"
+    )
+
+
+def test_an_alias_keeps_its_version_when_latest_changes(service: LambdaService, tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    write_code(code, "v1")
+    service.deploy(FunctionConfig(name="calc", handler="app.handler", code_dir=code))
+    assert service.publish_version("calc") == "1"
+    service.put_alias("calc", "prod", "1")
+    write_code(code, "v2")  # new code on $LATEST
+    service.deploy(FunctionConfig(name="calc", handler="app.handler", code_dir=code))
+    assert service.invoke("calc", {}, qualifier="prod") == {"answer": "v1", "version": "1"}
+    assert service.invoke("calc", {}) == {"answer": "v2", "version": "$LATEST"}
+    assert service.invoke("calc", {}, qualifier="1")["answer"] == "v1"
+    assert service.publish_version("calc") == "2"
+    service.put_alias("calc", "prod", "2")  # only moving the alias moves its traffic
+    assert service.invoke("calc", {}, qualifier="prod") == {"answer": "v2", "version": "2"}
+    with pytest.raises(ResourceNotFound):
+        service.invoke("calc", {}, qualifier="9")
+
+
+def test_a_weighted_alias_splits_traffic(service: LambdaService, tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    write_code(code, "old")
+    service.deploy(FunctionConfig(name="calc", handler="app.handler", code_dir=code))
+    service.publish_version("calc")
+    write_code(code, "new")
+    service.deploy(FunctionConfig(name="calc", handler="app.handler", code_dir=code))
+    service.publish_version("calc")
+    service.put_alias("calc", "live", "1", additional_version="2", weight=0.3)
+    answers = [service.invoke("calc", {}, qualifier="live")["answer"] for _ in range(60)]
+    assert 8 <= answers.count("new") <= 30  # ~30% to version 2
