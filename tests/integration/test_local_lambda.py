@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from demo_apps.cloud.aws_services import AwsServices
+from demo_apps.cloud.lambda_api import LambdaApiServer
 from demo_apps.cloud.lambda_async import AsyncInvoker, AsyncSettings
 from demo_apps.cloud.lambda_config import DeployError, FunctionConfig
 from demo_apps.cloud.lambda_service import (
@@ -253,3 +255,47 @@ def test_a_weighted_alias_splits_traffic(service: LambdaService, tmp_path: Path)
     service.put_alias("calc", "live", "1", additional_version="2", weight=0.3)
     answers = [service.invoke("calc", {}, qualifier="live")["answer"] for _ in range(60)]
     assert 8 <= answers.count("new") <= 30  # ~30% to version 2
+
+
+def test_boto3_invokes_through_the_rest_api(service: LambdaService, aws: AwsServices) -> None:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    service.deploy(config("echo", "echo"))
+    service.deploy(config("fail", "fail"))
+    service.deploy(config("slow", "slow", reserved_concurrency=0))
+    invoker = AsyncInvoker(service, lambda url, body: None)
+    api = LambdaApiServer(service, invoker).start()
+    try:
+        client = boto3.client(
+            "lambda",
+            endpoint_url=api.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        answer = client.invoke(FunctionName="echo", Payload=json.dumps({"via": "boto3"}))
+        assert answer["StatusCode"] == 200 and json.loads(answer["Payload"].read())["event"] == {"via": "boto3"}
+        failed = client.invoke(FunctionName="fail", Payload=b"{}")
+        assert failed["FunctionError"] == "Unhandled"
+        assert json.loads(failed["Payload"].read())["errorType"] == "ValueError"
+        queued = client.invoke(FunctionName="echo", InvocationType="Event", Payload=b"{}")
+        assert queued["StatusCode"] == 202
+        with pytest.raises(ClientError) as throttled:
+            client.invoke(FunctionName="slow", Payload=b"{}")
+        assert throttled.value.response["Error"]["Code"] == "TooManyRequestsException"
+        with pytest.raises(ClientError) as missing:
+            client.invoke(FunctionName="nope", Payload=b"{}")
+        assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+        header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+        traced = httpx.post(
+            f"{api.endpoint}/2015-03-31/functions/echo/invocations",
+            content=b"{}",
+            headers={"X-Amzn-Trace-Id": header},
+            timeout=30,
+        ).json()
+        assert traced["trace_header"].startswith("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=")
+        assert "53995c3f42cd8ad8" not in traced["trace_header"]  # the service's own span is the parent now
+    finally:
+        api.stop()
+        invoker.close()

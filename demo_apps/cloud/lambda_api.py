@@ -1,0 +1,98 @@
+"""Lambda's Invoke REST API on a loopback port, so boto3's lambda client works against it.
+
+``POST /2015-03-31/functions/{name}/invocations[?Qualifier=]`` with ``X-Amz-Invocation-Type``
+``RequestResponse`` (200 and the result; a handler error is still 200 with
+``X-Amz-Function-Error: Unhandled``), ``Event`` (202, queued) or ``DryRun`` (204). Errors in
+AWS's shape: 429 TooManyRequestsException, 404 ResourceNotFoundException, 400
+InvalidRequestContentException, with ``x-amzn-ErrorType``. The caller's trace context
+(``X-Amzn-Trace-Id`` or W3C ``traceparent``) becomes the Lambda service span's parent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import uvicorn
+from opentelemetry import trace as trace_api
+from opentelemetry.propagators.aws import AwsXRayPropagator
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from demo_apps.cloud.lambda_async import AsyncInvoker, EventQueueFull
+from demo_apps.cloud.lambda_service import FunctionError, LambdaService, ResourceNotFound, TooManyRequests
+from demo_apps.local_collector import free_port
+from tracer.propagation import extract_from, xray_header
+
+_PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), AwsXRayPropagator()])
+
+
+def _aws_error(status: int, kind: str, message: str) -> JSONResponse:
+    return JSONResponse({"Type": "User", "message": message}, status_code=status, headers={"x-amzn-ErrorType": kind})
+
+
+def _trace_header(request: Request) -> str | None:
+    context = trace_api.get_current_span(extract_from(dict(request.headers), _PROPAGATOR)).get_span_context()
+    return xray_header(context) if context.is_valid else None
+
+
+def create_lambda_api(service: LambdaService, invoker: AsyncInvoker) -> Starlette:
+    async def invoke(request: Request) -> Response:
+        name = request.path_params["name"].rsplit(":", 1)[-1]  # a full ARN names the function too
+        qualifier = request.query_params.get("Qualifier")
+        kind = request.headers.get("x-amz-invocation-type", "RequestResponse")
+        body = await request.body()
+        try:
+            event: Any = json.loads(body) if body else {}
+        except ValueError as exc:
+            return _aws_error(400, "InvalidRequestContentException", f"Could not parse request body into json: {exc}")
+        header = _trace_header(request)
+        try:
+            if kind == "DryRun":
+                service.config(name)
+                return Response(status_code=204)
+            if kind == "Event":
+                invoker.submit(name, event, header)
+                return Response(status_code=202)
+            result = await run_in_threadpool(service.invoke, name, event, header, qualifier=qualifier)
+        except (ResourceNotFound, KeyError) as exc:
+            return _aws_error(404, "ResourceNotFoundException", str(exc).strip("'\""))
+        except (TooManyRequests, EventQueueFull):
+            return _aws_error(429, "TooManyRequestsException", "Rate Exceeded.")
+        except FunctionError as exc:
+            return JSONResponse(exc.payload, headers={"X-Amz-Function-Error": "Unhandled"})
+        return JSONResponse(result, headers={"X-Amz-Executed-Version": qualifier or "$LATEST"})
+
+    return Starlette(routes=[Route("/2015-03-31/functions/{name}/invocations", invoke, methods=["POST"])])
+
+
+class LambdaApiServer:
+    """The API served by uvicorn on a thread of its own."""
+
+    def __init__(self, service: LambdaService, invoker: AsyncInvoker, host: str = "127.0.0.1") -> None:
+        self.host, self.port = host, free_port()
+        config = uvicorn.Config(create_lambda_api(service, invoker), host=host, port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="lambda-api", daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 10.0) -> LambdaApiServer:
+        self._thread.start()
+        waited = 0.0
+        while not self._server.started and waited < timeout_s:
+            threading.Event().wait(0.05)
+            waited += 0.05
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
