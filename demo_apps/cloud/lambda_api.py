@@ -11,10 +11,8 @@ InvalidRequestContentException, with ``x-amzn-ErrorType``. The caller's trace co
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
-import uvicorn
 from opentelemetry import trace as trace_api
 from opentelemetry.propagators.aws import AwsXRayPropagator
 from opentelemetry.propagators.composite import CompositePropagator
@@ -27,7 +25,7 @@ from starlette.routing import Route
 
 from demo_apps.cloud.lambda_async import AsyncInvoker, EventQueueFull
 from demo_apps.cloud.lambda_service import FunctionError, LambdaService, ResourceNotFound, TooManyRequests
-from demo_apps.local_collector import free_port
+from demo_apps.cloud.threaded_server import ThreadedServer
 from tracer.propagation import extract_from, xray_header
 
 _PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), AwsXRayPropagator()])
@@ -72,27 +70,8 @@ def create_lambda_api(service: LambdaService, invoker: AsyncInvoker) -> Starlett
     return Starlette(routes=[Route("/2015-03-31/functions/{name}/invocations", invoke, methods=["POST"])])
 
 
-class LambdaApiServer:
-    """The API served by uvicorn on a thread of its own."""
+class LambdaApiServer(ThreadedServer):
+    """The API on its own loopback port."""
 
     def __init__(self, service: LambdaService, invoker: AsyncInvoker, host: str = "127.0.0.1") -> None:
-        self.host, self.port = host, free_port()
-        config = uvicorn.Config(create_lambda_api(service, invoker), host=host, port=self.port, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="lambda-api", daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self, timeout_s: float = 10.0) -> LambdaApiServer:
-        self._thread.start()
-        waited = 0.0
-        while not self._server.started and waited < timeout_s:
-            threading.Event().wait(0.05)
-            waited += 0.05
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
+        super().__init__(create_lambda_api(service, invoker), host, name="lambda-api")
