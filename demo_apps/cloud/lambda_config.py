@@ -9,6 +9,7 @@ function and the setting named.
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -17,6 +18,8 @@ MIN_MEMORY_MB: Final = 128
 MAX_MEMORY_MB: Final = 10_240
 FULL_CORE_MB: Final = 1_769  # AWS: at 1,769 MB a function has the equivalent of one vCPU
 MAX_TIMEOUT_S: Final = 900
+MAX_ZIPPED_BYTES: Final = 50 * 1024 * 1024  # AWS: a deployment package, zipped
+MAX_UNZIPPED_BYTES: Final = 250 * 1024 * 1024  # AWS: code and layers, unzipped
 _HANDLER = re.compile(r"([A-Za-z_][\w.]*)\.([A-Za-z_]\w*)")
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -54,7 +57,24 @@ class FunctionConfig:
         return min(1.0, self.memory_mb / FULL_CORE_MB)
 
 
-def validate(config: FunctionConfig, account_limit: int) -> None:
+def package_bytes(folders: tuple[Path, ...]) -> tuple[int, int]:
+    """(zipped, unzipped) size of the code and layers: each file deflated as a zip would."""
+    zipped = unzipped = 0
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                data = path.read_bytes()
+                unzipped += len(data)
+                zipped += len(zlib.compress(data, 6)) + 30 + len(path.name)  # + a local file header
+    return zipped, unzipped
+
+
+def validate(
+    config: FunctionConfig,
+    account_limit: int,
+    max_zipped_bytes: int = MAX_ZIPPED_BYTES,
+    max_unzipped_bytes: int = MAX_UNZIPPED_BYTES,
+) -> None:
     """Raise DeployError for anything AWS would refuse at create time."""
     where = f"function {config.name!r}"
     if not _NAME.fullmatch(config.name):
@@ -78,6 +98,11 @@ def validate(config: FunctionConfig, account_limit: int) -> None:
     for folder in folders:
         if not folder.is_dir():
             raise DeployError(f"{where}: code folder {folder} does not exist")
+    zipped, unzipped = package_bytes(folders)
+    if zipped > max_zipped_bytes:
+        raise DeployError(f"{where}: the package is {zipped:,} bytes zipped, over {max_zipped_bytes:,}")
+    if unzipped > max_unzipped_bytes:
+        raise DeployError(f"{where}: code and layers are {unzipped:,} bytes unzipped, over {max_unzipped_bytes:,}")
     relative = Path(*config.module.split("."))
     if not any(
         (f / relative).with_suffix(".py").is_file() or (f / relative / "__init__.py").is_file() for f in folders

@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -71,6 +73,9 @@ class ExecutionEnvironment:
         self.init_ms = 0.0
         self._variables = variables
         self._process: subprocess.Popen[str] | None = None
+        # The environment's own /tmp: TMPDIR (tempfile and most libraries use it), its size
+        # checked against the function's ephemeral storage after every invocation.
+        self.tmp_dir = Path(tempfile.mkdtemp(prefix=f"lambda-{config.name}-"))
 
     def start(self, init_timeout_s: float = 10.0) -> float:
         """Spawn the worker and run the function's init; the init duration in ms."""
@@ -80,6 +85,7 @@ class ExecutionEnvironment:
             **self._variables,
             "PYTHONPATH": os.pathsep.join(paths),
             "AWS_LAMBDA_LOG_STREAM_NAME": f"environment/{self.id}",
+            "TMPDIR": str(self.tmp_dir),
         }
         started = time.monotonic()
         self._process = subprocess.Popen(
@@ -128,7 +134,18 @@ class ExecutionEnvironment:
         self.invocations += 1
         self.last_used = time.monotonic()
         duration_ms = (self.last_used - started) * 1000
+        used = self.tmp_bytes()
+        if used > self.config.ephemeral_storage_mb * 1024 * 1024:
+            self.stop()
+            error = {
+                "errorType": "Runtime.EphemeralStorageExceeded",
+                "errorMessage": f"/tmp holds {used:,} bytes, over {self.config.ephemeral_storage_mb} MB",
+            }
+            return Outcome(None, error, duration_ms, cpu_s)
         return Outcome(answer.get("result"), answer.get("error"), duration_ms, cpu_s)
+
+    def tmp_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.tmp_dir.rglob("*") if p.is_file())
 
     def _stretch(self, cpu_s: float, deadline: float) -> None:
         """Hold the answer as long as the CPU time would take at the function's CPU share."""
@@ -144,3 +161,4 @@ class ExecutionEnvironment:
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait(timeout=5)
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)

@@ -302,7 +302,6 @@ class LambdaService:
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             "OTEL_SERVICE_NAME": config.name,
-            "TMPDIR": "/tmp",
         }
         if self.settings.otlp_endpoint:
             variables["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = self.settings.otlp_endpoint

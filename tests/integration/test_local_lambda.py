@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import pytest
 from demo_apps.cloud.aws_services import AwsServices
 from demo_apps.cloud.lambda_api import LambdaApiServer
 from demo_apps.cloud.lambda_async import AsyncInvoker, AsyncSettings
-from demo_apps.cloud.lambda_config import DeployError, FunctionConfig
+from demo_apps.cloud.lambda_config import DeployError, FunctionConfig, validate
 from demo_apps.cloud.lambda_service import (
     FunctionError,
     LambdaService,
@@ -299,3 +300,25 @@ def test_boto3_invokes_through_the_rest_api(service: LambdaService, aws: AwsServ
     finally:
         api.stop()
         invoker.close()
+
+
+def test_writing_past_ephemeral_storage_fails_the_invocation(service: LambdaService) -> None:
+    service.deploy(config("disk", "fill_tmp", ephemeral_storage_mb=512, memory_mb=1769, timeout_s=60))
+    assert service.invoke("disk", {"mb": 1}) == {"wrote_mb": 1}
+    with pytest.raises(FunctionError) as caught:
+        service.invoke("disk", {"mb": 520})
+    assert caught.value.payload["errorType"] == "Runtime.EphemeralStorageExceeded"
+    assert service.invoke("disk", {"mb": 1}) == {"wrote_mb": 1}  # a fresh environment, an empty /tmp
+
+
+def test_package_size_limits_are_checked_at_deploy(tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    (code / "model.bin").write_bytes(os.urandom(300_000))  # random bytes do not compress
+    definition = FunctionConfig(name="big", handler="app.handler", code_dir=code)
+    validate(definition, 10)  # within AWS's limits
+    with pytest.raises(DeployError, match="zipped"):
+        validate(definition, 10, max_zipped_bytes=200_000)
+    with pytest.raises(DeployError, match="unzipped"):
+        validate(definition, 10, max_unzipped_bytes=200_000)

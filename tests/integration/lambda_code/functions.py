@@ -42,3 +42,13 @@ def burn(event, context):
 @tracer.traced.handler
 def fail(event, context):
     raise ValueError("bad input")
+
+
+@tracer.traced.handler
+def fill_tmp(event, context):
+    """Writes `mb` megabytes into the environment's /tmp (TMPDIR)."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(delete=False) as out:
+        out.write(b"\0" * int(event["mb"] * 1024 * 1024))
+    return {"wrote_mb": event["mb"]}
