@@ -37,20 +37,11 @@ from query import SPANS_PER_TRACE, batch_of  # noqa: E402
 
 from collector.storage import rollup_sql  # noqa: E402
 from collector.storage.duckdb_store import DuckDBStore  # noqa: E402
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.integration.daemon import Daemon  # noqa: E402
 
 SERVICES = 50
 SPREAD_NS = 9000 * 10**9  # 2.5 hours: the last 15 minutes hold a tenth of the traces
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Milestones the page records (performance.mark in app.js), ms since navigation started.
 PHASES = """() => Object.fromEntries(['scripts ready', 'map data received', 'map drawn'].map(
     name => [name, (performance.getEntriesByName(name)[0] || {startTime: NaN}).startTime]))"""

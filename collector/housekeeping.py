@@ -6,14 +6,11 @@ never holds up an acknowledgement (bench/ingest.py: ack latency and throughput).
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Sequence
 
-from collector.pipeline import PeriodicTask
-
-_logger = logging.getLogger(__name__)
+from collector.pipeline import PeriodicTask, run_due
 
 
 class Housekeeper:
@@ -42,11 +39,4 @@ class Housekeeper:
             next_due = min((task.due_at for task in self._tasks), default=time.monotonic() + 1.0)
             if self._stopping.wait(max(0.0, next_due - time.monotonic())):
                 return
-            now = time.monotonic()
-            for task in self._tasks:
-                if now >= task.due_at:
-                    task.due_at = now + task.interval_s
-                    try:
-                        task.run()
-                    except Exception:
-                        _logger.exception("housekeeping task failed")
+            run_due(self._tasks)

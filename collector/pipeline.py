@@ -215,14 +215,19 @@ class IngestPipeline:
             time.sleep(FAILURE_PAUSE_S)
 
     def _run_due_tasks(self) -> None:
-        now = time.monotonic()
-        for task in self._periodic:
-            if now >= task.due_at:
-                task.due_at = now + task.interval_s
-                try:
-                    task.run()
-                except Exception:
-                    _logger.exception("periodic task failed")
+        run_due(self._periodic)
+
+
+def run_due(tasks: list[PeriodicTask]) -> None:
+    """Run the tasks whose time has come; one that raises is logged and tried again next time."""
+    now = time.monotonic()
+    for task in tasks:
+        if now >= task.due_at:
+            task.due_at = now + task.interval_s
+            try:
+                task.run()
+            except Exception:
+                _logger.exception("periodic task failed")
 
 
 def _resolve(future: asyncio.Future[WriteOutcome], outcome: WriteOutcome) -> None:

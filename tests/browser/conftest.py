@@ -11,22 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.seed import seed
 from tests.integration.daemon import ROOT, Daemon
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(ROOT) / "test-artifacts" / "screenshots"
-# Chromium as root in a sandbox-less, offline container: no sandbox, no background networking.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 if not os.path.exists(CHROMIUM):
     pytest.skip(
