@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from demo_apps.cloud.vpc import VpcConfig
+
 MIN_MEMORY_MB: Final = 128
 MAX_MEMORY_MB: Final = 10_240
 FULL_CORE_MB: Final = 1_769  # AWS: at 1,769 MB a function has the equivalent of one vCPU
@@ -42,6 +44,7 @@ class FunctionConfig:
     dead_letter_queue: str | None = None  # an SQS queue URL
     on_success: str | None = None  # "sqs:<queue url>" or "lambda:<function>"
     on_failure: str | None = None
+    vpc: VpcConfig | None = None
 
     @property
     def module(self) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from demo_apps.cloud.lambda_config import FunctionConfig
+from demo_apps.cloud.vpc import ENI_ATTACH_S, Vpc
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,13 +66,14 @@ def _line(process: subprocess.Popen[str], deadline: float) -> dict[str, Any] | N
 class ExecutionEnvironment:
     """One warm-able sandbox of one function."""
 
-    def __init__(self, config: FunctionConfig, variables: dict[str, str]) -> None:
+    def __init__(self, config: FunctionConfig, variables: dict[str, str], vpc: Vpc | None = None) -> None:
         self.config = config
         self.id = uuid.uuid4().hex[:12]
         self.last_used = time.monotonic()
         self.invocations = 0
         self.init_ms = 0.0
         self._variables = variables
+        self._vpc = vpc
         self._process: subprocess.Popen[str] | None = None
         # The environment's own /tmp: TMPDIR (tempfile and most libraries use it), its size
         # checked against the function's ephemeral storage after every invocation.
@@ -88,6 +90,10 @@ class ExecutionEnvironment:
             "TMPDIR": str(self.tmp_dir),
         }
         started = time.monotonic()
+        if self.config.vpc is not None and self._vpc is not None:
+            loopback, address = self._vpc.attach(self.config.vpc)
+            time.sleep(ENI_ATTACH_S)  # attaching the interface is part of a VPC function's init
+            env.update(FLUORO_VPC_ADDRESS=loopback, FLUORO_VPC_PRIVATE_IP=address)
         self._process = subprocess.Popen(
             [sys.executable, "-m", "demo_apps.cloud.lambda_worker", self.config.module, self.config.function],
             stdin=subprocess.PIPE,

@@ -42,6 +42,7 @@ from demo_apps.cloud.lambda_environment import (
     InvocationTimedOut,
     Outcome,
 )
+from demo_apps.cloud.vpc import Vpc, VpcError
 from tracer import semconv
 from tracer.exporter import OtlpHttpExporter
 from tracer.propagation import extract_from, xray_header
@@ -103,8 +104,9 @@ class LambdaSettings:
 class LambdaService:
     """Functions by name; thread-safe: invocations run on the caller's thread."""
 
-    def __init__(self, settings: LambdaSettings = LambdaSettings()) -> None:
+    def __init__(self, settings: LambdaSettings = LambdaSettings(), vpc: Vpc | None = None) -> None:
         self.settings = settings
+        self.vpc = vpc
         self._functions: dict[str, _Function] = {}  # $LATEST of each function
         self._versions: dict[tuple[str, str], _Function] = {}
         self._aliases: dict[tuple[str, str], Alias] = {}
@@ -121,6 +123,13 @@ class LambdaService:
     def deploy(self, config: FunctionConfig) -> str:
         """Create or update a function ($LATEST); its ARN. Raises DeployError for bad settings."""
         validate(config, self.settings.account_limit)
+        if config.vpc is not None:
+            if self.vpc is None:
+                raise DeployError(f"function {config.name!r}: VpcConfig given but this cloud has no VPC")
+            try:
+                self.vpc.check(config.vpc)
+            except VpcError as exc:
+                raise DeployError(f"function {config.name!r}: VpcConfig: {exc}") from None
         with self._lock:
             reserved = sum(f.config.reserved_concurrency or 0 for n, f in self._functions.items() if n != config.name)
             if reserved + (config.reserved_concurrency or 0) > self.settings.account_limit:
@@ -242,7 +251,9 @@ class LambdaService:
                 environment = function.idle.pop()
                 if environment.alive:
                     return environment, False
-        environment = ExecutionEnvironment(function.config, self._variables(function.config, function.version))
+        environment = ExecutionEnvironment(
+            function.config, self._variables(function.config, function.version), self.vpc
+        )
         try:
             environment.start()
         except EnvironmentFailed as exc:

@@ -15,9 +15,11 @@ Protocol (JSON lines): in ``{"event", "request_id", "deadline_ms", "trace_header
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
+import socket
 import sys
 import time
 import traceback
@@ -49,10 +51,25 @@ def _error(exc: BaseException) -> dict[str, Any]:
     }
 
 
+def leave_from(address: str) -> None:
+    """Make this environment's TCP connections to loopback leave from its VPC interface address."""
+    original = socket.socket.connect
+
+    def connect(self: socket.socket, target: Any) -> None:
+        if self.family == socket.AF_INET and isinstance(target, tuple) and str(target[0]).startswith("127."):
+            with contextlib.suppress(OSError):  # already bound by the caller
+                self.bind((address, 0))
+        original(self, target)
+
+    socket.socket.connect = connect  # type: ignore[method-assign]
+
+
 def main() -> None:
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     sys.stdout = sys.stderr  # the handler's prints are its log, not protocol lines
     module_name, function_name = sys.argv[1], sys.argv[2]
+    if os.environ.get("FLUORO_VPC_ADDRESS"):
+        leave_from(os.environ["FLUORO_VPC_ADDRESS"])
     started = time.perf_counter()
     try:
         handler = getattr(importlib.import_module(module_name), function_name)

@@ -25,6 +25,8 @@ from demo_apps.cloud.lambda_service import (
     TooManyRequests,
     run_concurrently,
 )
+from demo_apps.cloud.threaded_server import ThreadedServer
+from demo_apps.cloud.vpc import PrivateResource, Vpc, VpcConfig
 from demo_apps.otlp_sink import OtlpSink
 
 CODE = Path(__file__).parent / "lambda_code"
@@ -322,3 +324,37 @@ def test_package_size_limits_are_checked_at_deploy(tmp_path: Path) -> None:
         validate(definition, 10, max_zipped_bytes=200_000)
     with pytest.raises(DeployError, match="unzipped"):
         validate(definition, 10, max_unzipped_bytes=200_000)
+
+
+def test_only_a_vpc_function_in_an_admitted_group_reaches_a_private_resource(sink: OtlpSink) -> None:
+    async def ledger(request: Any) -> Any:
+        from starlette.responses import PlainTextResponse
+
+        return PlainTextResponse("ledger ok")
+
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    backend = ThreadedServer(Starlette(routes=[Route("/", ledger)]), name="ledger").start()
+    vpc = Vpc()
+    vpc.add_subnet("private-a", "10.0.1.0/24")
+    vpc.add_security_group("app-sg")
+    vpc.add_security_group("ledger-sg", admits=("app-sg",))
+    resource = PrivateResource(vpc, "ledger", (backend.host, backend.port), "ledger-sg").start()
+    lambdas = LambdaService(LambdaSettings(otlp_endpoint=sink.endpoint), vpc=vpc)
+    try:
+        inside = VpcConfig(subnets=("private-a",), security_groups=("app-sg",))
+        lambdas.deploy(config("inside", "reach", vpc=inside, timeout_s=10))
+        lambdas.deploy(config("outside", "reach", timeout_s=10))
+        url = f"http://127.0.0.1:{resource.port}/"
+        answer = lambdas.invoke("inside", {"url": url})
+        assert answer["status"] == 200 and answer["body"] == "ledger ok" and answer["ip"].startswith("10.0.1.")
+        with pytest.raises(FunctionError) as caught:
+            lambdas.invoke("outside", {"url": url})
+        assert "Timeout" in caught.value.payload["errorType"]
+        with pytest.raises(DeployError, match="subnet 'private-z'"):
+            lambdas.deploy(config("lost", "reach", vpc=VpcConfig(("private-z",), ("app-sg",))))
+    finally:
+        lambdas.close()
+        resource.stop()
+        backend.stop()

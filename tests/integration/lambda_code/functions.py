@@ -52,3 +52,12 @@ def fill_tmp(event, context):
     with tempfile.NamedTemporaryFile(delete=False) as out:
         out.write(b"\0" * int(event["mb"] * 1024 * 1024))
     return {"wrote_mb": event["mb"]}
+
+
+@tracer.traced.handler
+def reach(event, context):
+    """GET a private resource; a connection nobody answers raises (a timeout)."""
+    import httpx
+
+    answer = httpx.get(event["url"], timeout=1.0)
+    return {"status": answer.status_code, "body": answer.text, "ip": os.environ.get("FLUORO_VPC_PRIVATE_IP")}
