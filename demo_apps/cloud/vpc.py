@@ -18,6 +18,8 @@ import itertools
 import logging
 import socket
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -26,6 +28,7 @@ from demo_apps.local_collector import free_port
 _logger = logging.getLogger(__name__)
 ENI_ATTACH_S: Final = 0.15  # added to the init of every VPC environment
 HOLD_S: Final = 60.0  # how long a refused connection is left hanging
+MAX_HELD: Final = 256
 
 
 class VpcError(ValueError):
@@ -95,6 +98,7 @@ class PrivateResource:
         self.port = free_port()
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._stopping = threading.Event()
+        self._held: deque[tuple[float, socket.socket]] = deque()
         self._thread = threading.Thread(target=self._accept, name=f"vpc-{name}", daemon=True)
 
     @property
@@ -114,7 +118,14 @@ class PrivateResource:
             if self.vpc.admits(self.security_group, source):
                 threading.Thread(target=self._forward, args=(client,), daemon=True).start()
             else:  # no route: never answered, the caller's connect or read times out
-                threading.Timer(HOLD_S, client.close).start()
+                self._hold(client)
+
+    def _hold(self, client: socket.socket) -> None:
+        """Keep a refused connection open unanswered; at most MAX_HELD, the oldest closed first."""
+        now = time.monotonic()
+        self._held.append((now, client))
+        while self._held and (len(self._held) > MAX_HELD or now - self._held[0][0] > HOLD_S):
+            self._held.popleft()[1].close()
 
     def _forward(self, client: socket.socket) -> None:
         try:
@@ -140,3 +151,5 @@ class PrivateResource:
     def stop(self) -> None:
         self._stopping.set()
         self._listener.close()
+        while self._held:
+            self._held.popleft()[1].close()
