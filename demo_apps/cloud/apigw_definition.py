@@ -8,7 +8,9 @@ Supported integrations (anything else fails at import, naming the path and metho
 - ``http``: like http_proxy, plus Fluoro's ``x-fluoro-response-transform: xml_to_json`` for a
   legacy XML endpoint, and ``responses.default.statusCode`` status mapping.
 ``requestParameters`` map ``integration.request.(header|querystring|path).X`` from
-``method.request.(header|querystring|path).Y`` or a static ``'value'``. Per-method
+``method.request.(header|querystring|path).Y`` (a rename when X differs), a static ``'value'``,
+or ``remove`` (Fluoro's spelling for dropping a value the client sent). Unlike AWS, values the
+mapping does not name pass through unchanged. Per-method
 ``x-fluoro-throttle: {rate, burst}`` overrides the stage's limit; ``x-fluoro-cache-key``
 lists the query parameters that key the stage cache.
 """
@@ -121,7 +123,8 @@ def _integration(raw: dict[str, Any], where: str) -> Integration:
 
 def _mapping(target: str, source: str, where: str) -> tuple[str, str, str]:
     found = _MAPPING_TARGET.fullmatch(target)
-    if not found or not (_MAPPING_SOURCE.fullmatch(source) or (source.startswith("'") and source.endswith("'"))):
+    static = source.startswith("'") and source.endswith("'")
+    if not found or not (_MAPPING_SOURCE.fullmatch(source) or static or source == "remove"):
         raise DefinitionError(f"{where}: request parameter mapping {target} = {source} is not supported")
     return found.group(1), found.group(2), source
 

@@ -49,10 +49,11 @@ class StageSettings:
     variables: dict[str, str] = field(default_factory=dict)
     rate_per_s: float = 10_000.0
     burst: float = 5_000.0
-    cache_ttl_s: float | None = None  # None: the stage cache is off
+    cache_enabled: bool = False
+    cache_ttl_s: float = 300.0  # AWS's default when the stage cache is on
 
     def __post_init__(self) -> None:
-        if self.cache_ttl_s is not None and not 0 <= self.cache_ttl_s <= 3600:
+        if not 0 <= self.cache_ttl_s <= 3600:
             raise ValueError(f"stage {self.name}: cache TTL {self.cache_ttl_s} is outside 0-3600 s")
 
 
@@ -124,7 +125,9 @@ def _mapped(request: Request, path_params: dict[str, str], integration: Integrat
         "path": dict(path_params),
     }
     for kind, name, source in integration.parameters:
-        if source.startswith("'"):
+        if source == "remove":
+            out[kind].pop(name, None)
+        elif source.startswith("'"):
             out[kind][name] = source.strip("'")
         else:
             _, _, spec = source.partition("method.request.")
@@ -145,7 +148,7 @@ class Stage:
         self.name = f"{api.name}/{settings.name}"
         self._bucket = TokenBucket(settings.rate_per_s, settings.burst)
         self._route_buckets = {r: TokenBucket(*r.throttle) for r in api.routes if r.throttle}
-        self._cache = ResponseCache(settings.cache_ttl_s) if settings.cache_ttl_s is not None else None
+        self._cache = ResponseCache(settings.cache_ttl_s) if settings.cache_enabled else None
         self._http = httpx.AsyncClient(timeout=29.0)  # API Gateway's integration timeout
         app = Starlette(routes=[StarletteRoute("/{path:path}", self._handle, methods=ALL_METHODS)])
         self.tracing = Tracing(resolve_settings({}, service_name=self.name, endpoint=otlp_endpoint))

@@ -60,6 +60,8 @@ def document(backend: str) -> dict[str, Any]:
                         "requestParameters": {
                             "integration.request.header.X-Client": "'atm'",
                             "integration.request.path.id": "method.request.path.id",
+                            "integration.request.querystring.account": "method.request.querystring.acct",
+                            "integration.request.querystring.debug": "remove",
                         },
                     }
                 ),
@@ -79,7 +81,8 @@ def legacy_backend() -> Starlette:
     async def statement(request: Request) -> Response:
         xml = (
             f"<statement><account>{request.path_params['id']}</account>"
-            f"<client>{request.headers.get('x-client', '')}</client><balance>12.50</balance></statement>"
+            f"<client>{request.headers.get('x-client', '')}</client><balance>12.50</balance>"
+            f"<query>{sorted(request.query_params)}</query></statement>"
         )
         return Response(xml, media_type="application/xml")
 
@@ -104,7 +107,7 @@ def gateway(sink: OtlpSink, tmp_path: Path) -> Iterator[tuple[ApiGateway, Lambda
     lambdas.put_alias("accounts", "prod", "1")
     lambdas.put_alias("accounts", "dev", "$LATEST")
     stages = [
-        StageSettings("prod", {"alias": "prod"}, cache_ttl_s=300),
+        StageSettings("prod", {"alias": "prod"}, cache_enabled=True),
         StageSettings("dev", {"alias": "dev"}, rate_per_s=1, burst=2),
     ]
     api = ApiGateway(parse_definition(document(backend.endpoint)), stages, lambdas, sink.endpoint).start()
@@ -153,9 +156,11 @@ def test_mock_http_proxy_and_xml_to_json(gateway: tuple[ApiGateway, LambdaServic
     api, _ = gateway
     assert httpx.get(f"{api.url('prod')}/health", timeout=30).json() == {"status": "up"}
     assert httpx.get(f"{api.url('prod')}/rates", timeout=30).json() == {"eur": 0.92}
-    statement = httpx.get(f"{api.url('prod')}/statement/ACC-9", timeout=30)
+    statement = httpx.get(f"{api.url('prod')}/statement/ACC-9", params={"acct": "9", "debug": "1"}, timeout=30)
     assert statement.headers["content-type"].startswith("application/json")
-    assert statement.json() == {"statement": {"account": "ACC-9", "client": "atm", "balance": "12.50"}}
+    assert statement.json() == {
+        "statement": {"account": "ACC-9", "client": "atm", "balance": "12.50", "query": "['account', 'acct']"}
+    }  # acct mapped to account, debug removed; unmapped values pass through (a simplification)
 
 
 def test_stage_spans_parent_the_lambda_service(gateway: tuple[ApiGateway, LambdaService], sink: OtlpSink) -> None:
