@@ -99,6 +99,7 @@ class LambdaSettings:
     account_limit: int = DEFAULT_ACCOUNT_LIMIT
     idle_timeout_s: float = 300.0
     otlp_endpoint: str | None = None  # where functions and the service send spans
+    xray_daemon: str | None = None  # host:port of the X-Ray daemon protocol, for X-Ray SDK handlers
 
 
 class LambdaService:
@@ -316,6 +317,9 @@ class LambdaService:
         }
         if self.settings.otlp_endpoint:
             variables["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = self.settings.otlp_endpoint
+        if self.settings.xray_daemon:  # the X-Ray SDK's Lambda mode: a facade segment from _X_AMZN_TRACE_ID
+            variables["AWS_XRAY_DAEMON_ADDRESS"] = self.settings.xray_daemon
+        variables["LAMBDA_TASK_ROOT"] = str(config.code_dir)
         return {**variables, **dict(config.environment)}
 
     # ------------------------------------------------------------------ tracing
