@@ -5,12 +5,12 @@ Supported integrations (anything else fails at import, naming the path and metho
   ``${stageVariables.x}`` is replaced per stage, e.g. ``prod`` -> alias ``prod``);
 - ``mock``: ``responses.default`` with ``statusCode`` and ``responseTemplates``;
 - ``http_proxy``: passthrough to ``uri`` (``{proxy}``-style path parameters substituted);
-- ``http``: like http_proxy, plus Fluoro's ``x-fluoro-response-transform: xml_to_json`` for a
-  legacy XML endpoint, and ``responses.default.statusCode`` status mapping.
+- ``http``: a non-proxy integration: only mapped parameters are sent, ``responses`` maps the
+  backend's status by selection pattern (``"5\\d{2}": {statusCode: 502}``, ``default``), and
+  Fluoro's ``x-fluoro-response-transform: xml_to_json`` converts a legacy XML answer.
 ``requestParameters`` map ``integration.request.(header|querystring|path).X`` from
 ``method.request.(header|querystring|path).Y`` (a rename when X differs), a static ``'value'``,
-or ``remove`` (Fluoro's spelling for dropping a value the client sent). Unlike AWS, values the
-mapping does not name pass through unchanged. Per-method
+or ``remove`` (Fluoro's spelling for dropping a value; http_proxy passes the rest through). Per-method
 ``x-fluoro-throttle: {rate, burst}`` overrides the stage's limit; ``x-fluoro-cache-key``
 lists the query parameters that key the stage cache.
 """
@@ -46,6 +46,16 @@ class Integration:
     body: str = ""
     transform: str | None = None
     parameters: tuple[tuple[str, str, str], ...] = ()  # (target kind, target name, source spec)
+    # (selectionPattern, statusCode): the backend's status, matched in order; "default" last
+    status_map: tuple[tuple[str, int], ...] = ()
+
+    def mapped_status(self, backend_status: int) -> int:
+        """The method's status for a backend status (AWS's integration responses); as is if none match."""
+        for pattern, status in self.status_map:
+            if pattern != "default" and re.fullmatch(pattern, str(backend_status)):
+                return status
+        default = dict(self.status_map).get("default")
+        return default if default is not None else backend_status
 
 
 @dataclass(frozen=True)
@@ -114,11 +124,25 @@ def _integration(raw: dict[str, Any], where: str) -> Integration:
             kind,
             uri=str(raw["uri"]),
             http_method=str(raw.get("httpMethod", "GET")).upper(),
-            status=int(responses.get("statusCode", 0) or 0),
             transform=transform,
             parameters=parameters,
+            status_map=_status_map(raw.get("responses", {}), where),
         )
     raise DefinitionError(f"{where}: integration type {kind or '(none)'!r} is not aws_proxy, mock, http or http_proxy")
+
+
+def _status_map(responses: dict[str, Any], where: str) -> tuple[tuple[str, int], ...]:
+    """Integration responses keyed by selection pattern (a regex over the backend's status)."""
+    mapped = []
+    for pattern, response in responses.items():
+        try:
+            if pattern != "default":
+                re.compile(pattern)
+            mapped.append((str(pattern), int(response["statusCode"])))
+        except (re.error, KeyError, TypeError, ValueError) as exc:
+            message = f"{where}: integration response {pattern!r} needs a valid pattern and statusCode"
+            raise DefinitionError(message) from exc
+    return tuple(sorted(mapped, key=lambda item: item[0] == "default"))
 
 
 def _mapping(target: str, source: str, where: str) -> tuple[str, str, str]:

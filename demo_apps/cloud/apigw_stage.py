@@ -117,13 +117,11 @@ def _substitute(text: str, variables: dict[str, str]) -> str:
 
 
 def _mapped(request: Request, path_params: dict[str, str], integration: Integration) -> dict[str, dict[str, str]]:
-    """The integration request's header, querystring and path values after parameter mapping."""
+    """The integration request's header, querystring and path values after parameter mapping:
+    a proxy passes the client's query string on, a non-proxy (http) sends only what is mapped."""
     sources = {"header": dict(request.headers), "querystring": dict(request.query_params), "path": path_params}
-    out: dict[str, dict[str, str]] = {
-        "header": {},
-        "querystring": dict(request.query_params),
-        "path": dict(path_params),
-    }
+    passed = dict(request.query_params) if integration.kind == "http_proxy" else {}
+    out: dict[str, dict[str, str]] = {"header": {}, "querystring": passed, "path": dict(path_params)}
     for kind, name, source in integration.parameters:
         if source == "remove":
             out[kind].pop(name, None)
@@ -262,7 +260,7 @@ class Stage:
             )
         except httpx.HTTPError:
             return JSONResponse({"message": "Internal server error"}, status_code=504)
-        status = integration.status or answer.status_code
+        status = integration.mapped_status(answer.status_code)
         if integration.transform == "xml_to_json":
             try:
                 converted = xmltodict.parse(answer.text)

@@ -63,6 +63,7 @@ def document(backend: str) -> dict[str, Any]:
                             "integration.request.querystring.account": "method.request.querystring.acct",
                             "integration.request.querystring.debug": "remove",
                         },
+                        "responses": {"5\\d{2}": {"statusCode": 502}, "default": {"statusCode": 200}},
                     }
                 ),
             },
@@ -79,6 +80,8 @@ def document(backend: str) -> dict[str, Any]:
 
 def legacy_backend() -> Starlette:
     async def statement(request: Request) -> Response:
+        if request.path_params["id"] == "broken":
+            return Response("<error/>", status_code=503, media_type="application/xml")
         xml = (
             f"<statement><account>{request.path_params['id']}</account>"
             f"<client>{request.headers.get('x-client', '')}</client><balance>12.50</balance>"
@@ -159,8 +162,10 @@ def test_mock_http_proxy_and_xml_to_json(gateway: tuple[ApiGateway, LambdaServic
     statement = httpx.get(f"{api.url('prod')}/statement/ACC-9", params={"acct": "9", "debug": "1"}, timeout=30)
     assert statement.headers["content-type"].startswith("application/json")
     assert statement.json() == {
-        "statement": {"account": "ACC-9", "client": "atm", "balance": "12.50", "query": "['account', 'acct']"}
-    }  # acct mapped to account, debug removed; unmapped values pass through (a simplification)
+        "statement": {"account": "ACC-9", "client": "atm", "balance": "12.50", "query": "['account']"}
+    }  # only mapped values reach a non-proxy backend: acct as account, debug not at all
+    broken = httpx.get(f"{api.url('prod')}/statement/broken", timeout=30)
+    assert broken.status_code == 502  # the backend's 503 through the 5\d{2} integration response
 
 
 def test_stage_spans_parent_the_lambda_service(gateway: tuple[ApiGateway, LambdaService], sink: OtlpSink) -> None:

@@ -361,22 +361,33 @@ def test_only_a_vpc_function_in_an_admitted_group_reaches_a_private_resource(sin
         backend.stop()
 
 
-def test_an_xray_sdk_handler_reports_under_the_lambda_service_span(sink: OtlpSink) -> None:
+@pytest.mark.parametrize(
+    ("handler", "event", "answer", "subsegment"),
+    [
+        ("xray_handler.handler", {"amount": 5}, {"debited": 5}, "debit"),
+        ("powertools_handler.handler", {"amount": 7}, {"charged": 7}, "## handler"),
+    ],
+)
+def test_x_ray_sdk_handlers_report_under_the_lambda_service_span(
+    sink: OtlpSink, handler: str, event: dict[str, Any], answer: dict[str, Any], subsegment: str
+) -> None:
     daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     daemon.bind(("127.0.0.1", 0))
     daemon.settimeout(10)
     address = f"127.0.0.1:{daemon.getsockname()[1]}"
     lambdas = LambdaService(LambdaSettings(otlp_endpoint=sink.endpoint, xray_daemon=address))
     try:
-        lambdas.deploy(FunctionConfig(name="legacy", handler="xray_handler.handler", code_dir=CODE, timeout_s=10))
-        assert lambdas.invoke("legacy", {"amount": 5}) == {"debited": 5}
-        header, _, body = daemon.recv(65536).partition(b"\n")
-        assert json.loads(header) == {"format": "json", "version": 1}
-        document = json.loads(body)
+        lambdas.deploy(FunctionConfig(name="legacy", handler=handler, code_dir=CODE, timeout_s=10))
+        assert lambdas.invoke("legacy", event) == answer
+        documents = []
+        while not any(d["name"] == subsegment for d in documents):
+            header, _, body = daemon.recv(65536).partition(b"\n")
+            assert json.loads(header) == {"format": "json", "version": 1}
+            documents.append(json.loads(body))
+        document = next(d for d in documents if d["name"] == subsegment)
     finally:
         lambdas.close()
         daemon.close()
     service = next(s for s in sink.wait_for(1) if s.attributes.get("fluoro.origin") == "AWS::Lambda")
-    assert document["name"] == "debit" and document["annotations"] == {"amount": 5}
     assert document["parent_id"] == service.span_id  # the SDK's facade segment is the service's span
     assert document["trace_id"].replace("-", "")[1:] == service.trace_id
