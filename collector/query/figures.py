@@ -15,7 +15,6 @@ from typing import Any, Final
 
 from collector.query.map_sql import BUCKETS_PER_DECADE
 
-FIGURE_COLUMNS: Final = 11
 # A map histogram is coarser than the buckets percentiles come from: 4 per decade.
 HISTOGRAM_MERGE: Final = BUCKETS_PER_DECADE // 4
 
@@ -145,7 +144,7 @@ class FigureAccumulator:
             b.max_ns = int(high_ns)
 
     def add(self, row: Sequence[Any]) -> None:
-        """FIGURE_COLUMNS columns in map_sql's figure order (counts and one bucket in one row)."""
+        """One row of map_sql's figure columns: a bucket and its counts and sums, in that order."""
         bucket, count, ok, errors, faults, throttles, cold, init_ns, waited_ns, low_ns, high_ns = row
         self.add_counts(count, ok, errors, faults, throttles, cold)
         self.add_bucket(bucket, count, init_ns, waited_ns, low_ns, high_ns)
