@@ -33,7 +33,10 @@ def data_router(collector: Collector) -> APIRouter:
 
     @router.get("/map")
     def map_data(
-        start: str | None = None, end: str | None = None, filter: str | None = None, max_nodes: int = 60
+        start: str | None = None,
+        end: str | None = None,
+        filter: str | None = None,
+        max_nodes: Annotated[int, Query(ge=2, le=1000)] = 60,
     ) -> JSONResponse:
         body = service_map(reader, MapQuery(parse_window(start, end), parse_optional_filter(filter), max_nodes))
         for node in body["nodes"]:
