@@ -105,7 +105,7 @@ def sink() -> Iterator[OtlpSink]:
 def gateway(sink: OtlpSink, tmp_path: Path) -> Iterator[tuple[ApiGateway, LambdaService]]:
     backend = ThreadedServer(legacy_backend(), name="legacy").start()
     lambdas = LambdaService(LambdaSettings(otlp_endpoint=sink.endpoint))
-    lambdas.deploy(FunctionConfig(name="accounts", handler="api.handler", code_dir=CODE))
+    lambdas.deploy(FunctionConfig(name="accounts", handler="api.handler", code_dir=CODE, memory_mb=1024, timeout_s=10))
     lambdas.publish_version("accounts")
     lambdas.put_alias("accounts", "prod", "1")
     lambdas.put_alias("accounts", "dev", "$LATEST")

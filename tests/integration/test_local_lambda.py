@@ -95,7 +95,8 @@ def test_reserved_concurrency_throttles_with_429(service: LambdaService, sink: O
 
 
 def test_a_timeout_discards_the_environment(service: LambdaService) -> None:
-    service.deploy(config("slow", "slow", timeout_s=1))
+    # A full core: the memory model's stretch must not push the quick second call past 1 s.
+    service.deploy(config("slow", "slow", timeout_s=1, memory_mb=1769))
     with pytest.raises(FunctionError, match="timed out") as caught:
         service.invoke("slow", {"sleep_s": 3})
     assert caught.value.payload["errorType"] == "Sandbox.Timedout"
