@@ -149,21 +149,6 @@ class FigureAccumulator:
         self.add_counts(count, ok, errors, faults, throttles, cold)
         self.add_bucket(bucket, count, init_ns, waited_ns, low_ns, high_ns)
 
-    def merge(self, other: FigureAccumulator) -> None:
-        self.requests += other.requests
-        self.ok += other.ok
-        self.errors += other.errors
-        self.faults += other.faults
-        self.throttles += other.throttles
-        self.cold_starts += other.cold_starts
-        for key, theirs in other.buckets.items():
-            mine = self.buckets.setdefault(key, _Bucket())
-            mine.count += theirs.count
-            mine.init_ns += theirs.init_ns
-            mine.waited_ns += theirs.waited_ns
-            mine.min_ns = min(mine.min_ns, theirs.min_ns)
-            mine.max_ns = max(mine.max_ns, theirs.max_ns)
-
     def _valued(self) -> tuple[list[tuple[int, _Bucket]], int]:
         """Buckets holding values, in order, and their total (taken-back rows leave none)."""
         valued = sorted((k, b) for k, b in self.buckets.items() if b.count > 0 and b.max_ns >= b.min_ns)

@@ -165,10 +165,6 @@ class AsyncInvoker:
         else:
             _logger.error("unknown destination %r", target)
 
-    def idle(self) -> bool:
-        with self._changed:
-            return not self._due
-
     def close(self, timeout_s: float = 5.0) -> None:
         with self._changed:
             self._stopping = True
