@@ -32,10 +32,19 @@ class Recorder:
 
 
 def make_recorder(
-    *, sampler: str = "parentbased_always_on", lambda_environment: bool = False, batch: bool = False
+    *,
+    sampler: str = "parentbased_always_on",
+    lambda_environment: bool = False,
+    batch: bool = False,
+    lambda_phases: bool = False,
 ) -> tuple[Tracing, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    settings = Settings(service_name="test-service", sampler=sampler, lambda_environment=lambda_environment)
+    settings = Settings(
+        service_name="test-service",
+        sampler=sampler,
+        lambda_environment=lambda_environment,
+        lambda_phases=lambda_phases,
+    )
     process = ProcessFacts(time.time_ns() - 50_000_000)
     return Tracing(settings, exporter=exporter, batch=batch, process=process), exporter
 

@@ -5,8 +5,11 @@ batches) carrying the FaaS semantic conventions. Its parent is the invocation's 
 context: ``_X_AMZN_TRACE_ID``, which Lambda sets per invocation, else the API Gateway request
 headers. Upstream messages (SQS, SNS, Kinesis, EventBridge) become links, one each. On a cold
 start an ``Initialization`` child covers process start to this invocation, with the slowest
-imports and the spans recorded during init beneath it. The spans are flushed before the
-handler returns, because the environment may be frozen right after.
+imports and the spans recorded during init beneath it. Where the Lambda service does not
+record them itself (the local cloud sets ``FLUORO_LAMBDA_PHASES``), ``Invocation`` (the handler's
+run) and ``Overhead`` (the runtime's work after it returned) children split the span's time as
+X-Ray's function segment does. The spans are flushed before the handler returns, because the
+environment may be frozen right after.
 """
 
 from __future__ import annotations
@@ -123,6 +126,18 @@ def record_initialization(tracing: Tracing, handler_span: trace_api.Span, invoca
     tracing.init_buffer.release(trace_id, init_span.get_span_context())
 
 
+def record_phases(tracing: Tracing, handler_span: trace_api.Span, start_ns: int, returned_ns: int) -> None:
+    """The runtime's Invocation (start to the handler's return) and Overhead (after it) spans."""
+    parent_ctx = trace_api.set_span_in_context(handler_span, context_api.Context())
+    for name, begin_ns, end_ns in (
+        (semconv.INVOCATION_SPAN_NAME, start_ns, returned_ns),
+        (semconv.OVERHEAD_SPAN_NAME, returned_ns, time.time_ns()),
+    ):
+        phase = tracing.spans.start(name, parent_context=parent_ctx, start_time_ns=begin_ns)
+        phase.set_attribute(semconv.ORIGIN, semconv.ORIGIN_LAMBDA_FUNCTION)
+        phase.end(max(begin_ns, end_ns))
+
+
 class _Invocation:
     """Begin and end one traced invocation; every step swallows telemetry failures."""
 
@@ -132,9 +147,10 @@ class _Invocation:
         self.fallback_name = fallback_name
         self.opened: OpenSpan | None = None
         self.trigger: Trigger | None = None
+        self.start_ns = 0
 
     def begin(self, event: object, context: object) -> None:
-        start_ns = time.time_ns()
+        start_ns = self.start_ns = time.time_ns()
         cold = self.tracing.process.claim_cold_start()
         try:
             trigger = self.trigger = detect_trigger(event)
@@ -161,6 +177,7 @@ class _Invocation:
     def succeed(self, result: object) -> None:
         if self.opened is None:
             return
+        returned_ns = time.time_ns()
         try:
             if self.trigger is not None and self.trigger.name == "http" and isinstance(result, Mapping):
                 status = result.get("statusCode")
@@ -168,14 +185,24 @@ class _Invocation:
                     mark_http_status(self.opened.span, status, self.trigger.kind)
         except Exception:
             _logger.exception("fluoro: could not read the handler's response")
+        self._phases(returned_ns)
         close_span(self.opened, result, capture_response=self.options.capture_response)
         self.tracing.flush(self.options.flush_timeout_s)
 
     def fail(self, exc: BaseException) -> None:
         if self.opened is None:
             return
+        self._phases(time.time_ns())
         fail_span(self.opened, exc)
         self.tracing.flush(self.options.flush_timeout_s)
+
+    def _phases(self, returned_ns: int) -> None:
+        if self.opened is None or not self.tracing.settings.lambda_phases or not self.opened.span.is_recording():
+            return
+        try:
+            record_phases(self.tracing, self.opened.span, self.start_ns, returned_ns)
+        except Exception:
+            _logger.exception("fluoro: could not record the invocation phases")
 
 
 def wrap_handler(fn: F, options: HandlerOptions) -> F:

@@ -34,6 +34,8 @@ RESPONSE: Final = "fluoro.response"
 
 # The init phase of a cold start, as X-Ray names its subsegment.
 INITIALIZATION_SPAN_NAME: Final = "Initialization"
+INVOCATION_SPAN_NAME: Final = "Invocation"
+OVERHEAD_SPAN_NAME: Final = "Overhead"
 IMPORT_MODULE: Final = "fluoro.import.module"
 
 # OpenTelemetry FaaS semantic conventions.

@@ -40,6 +40,10 @@ class Settings:
     # True when running inside a Lambda-style environment: spans recorded during init are
     # held back and joined to the first invocation's trace under ``Initialization``.
     lambda_environment: bool = False
+    # Record the Lambda runtime's own ``Invocation`` and ``Overhead`` children of the function
+    # span. On AWS the Lambda service records them itself, so this is off there; the local
+    # cloud, which plays that service, turns it on (FLUORO_LAMBDA_PHASES=1).
+    lambda_phases: bool = False
 
 
 def parse_key_value_list(text: str) -> dict[str, str]:
@@ -108,6 +112,7 @@ def resolve_settings(
         resource_attributes=merged_resource,
         disabled=env.get("OTEL_SDK_DISABLED", "").strip().lower() in _TRUE,
         lambda_environment=bool(env.get("AWS_LAMBDA_FUNCTION_NAME", "").strip()),
+        lambda_phases=env.get("FLUORO_LAMBDA_PHASES", "").strip().lower() in _TRUE,
         batch_delay_ms=_positive_int(env.get("OTEL_BSP_SCHEDULE_DELAY"), 1000),
         export_timeout_s=_positive_int(env.get("OTEL_EXPORTER_OTLP_TIMEOUT"), 10000) / 1000,
     )

@@ -314,6 +314,7 @@ class LambdaService:
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             "OTEL_SERVICE_NAME": config.name,
+            "FLUORO_LAMBDA_PHASES": "1",  # this service records no Invocation/Overhead of its own
         }
         if self.settings.otlp_endpoint:
             variables["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = self.settings.otlp_endpoint

@@ -59,9 +59,9 @@ def test_cold_then_warm_with_a_context_and_a_trace_header(service: LambdaService
     assert (first["function"], first["memory"], first["event"]) == ("echo", 256, {"n": 1})
     assert first["request_id"] != second["request_id"] and 0 < first["remaining_ms"] <= 3000
     assert first["trace_header"].startswith("Root=1-") and "Parent=" in first["trace_header"]
-    spans = sink.wait_for(5, timeout_s=10)
+    spans = sink.wait_for(9, timeout_s=10)
     service.close()  # flushes the service's own spans
-    spans = sink.wait_for(6, timeout_s=10)
+    spans = sink.wait_for(9, timeout_s=10)
     inits = [s for s in spans if s.name == "Initialization"]
     handlers = [s for s in spans if s.name == "echo" and s.attributes.get("fluoro.origin") == "AWS::Lambda::Function"]
     services = [s for s in spans if s.attributes.get("fluoro.origin") == "AWS::Lambda"]
@@ -70,6 +70,12 @@ def test_cold_then_warm_with_a_context_and_a_trace_header(service: LambdaService
     by_id = {s.span_id: s for s in services}
     assert all(h.parent_span_id in by_id for h in handlers)  # the function's span under the service's
     assert [h.attributes["faas.coldstart"] for h in sorted(handlers, key=lambda s: s.start_ns)] == [True, False]
+    for handler in handlers:  # the runtime's phases split each function span, as X-Ray's segment does
+        phases = {s.name: s for s in spans if s.parent_span_id == handler.span_id and s.name != "Initialization"}
+        assert sorted(phases) == ["Invocation", "Overhead"]
+        assert phases["Invocation"].start_ns == handler.start_ns
+        assert phases["Invocation"].end_ns <= phases["Overhead"].start_ns <= phases["Overhead"].end_ns
+        assert phases["Overhead"].end_ns <= handler.end_ns
 
 
 def test_idle_environments_are_reaped_so_cold_starts_recur(service: LambdaService) -> None:

@@ -107,6 +107,36 @@ def test_cold_start_only_on_first_invocation(recorder: Recorder, lambda_env: Non
     assert inits[0].start_time == recorder.tracing.process.start_ns
 
 
+def test_phases_split_the_function_span_only_when_asked(lambda_env: None) -> None:
+    for phases in (True, False):
+        tracing, exporter = make_recorder(lambda_phases=phases)
+        with tracing.activated():
+
+            @tracer.traced.handler(name="fn")
+            def handler(event: object, context: object) -> None:
+                time.sleep(0.01)
+                if event == "boom":
+                    raise RuntimeError("boom")
+
+            handler(SCHEDULE_EVENT, Context())
+            with pytest.raises(RuntimeError):
+                handler("boom", Context())
+        tracing.shutdown()
+        spans = exporter.get_finished_spans()
+        for fn in [s for s in spans if s.name == "fn"]:
+            children = {s.name: s for s in spans if s.parent is not None and s.parent.span_id == fn.context.span_id}
+            children.pop(semconv.INITIALIZATION_SPAN_NAME, None)
+            if not phases:
+                assert children == {}
+                continue
+            invocation, overhead = children["Invocation"], children["Overhead"]
+            assert sorted(children) == ["Invocation", "Overhead"]
+            assert invocation.start_time == fn.start_time and invocation.end_time <= overhead.start_time
+            assert invocation.end_time - invocation.start_time >= 10_000_000  # the handler's run
+            assert overhead.end_time <= fn.end_time
+            assert invocation.attributes[semconv.ORIGIN] == semconv.ORIGIN_LAMBDA_FUNCTION
+
+
 def test_init_spans_and_imports_join_the_first_invocation(
     lambda_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
