@@ -16,7 +16,6 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -32,6 +31,7 @@ from starlette.types import ASGIApp
 
 from demo_apps.cloud.apigw_definition import ApiDefinition, Integration, Route
 from demo_apps.cloud.lambda_service import FunctionError, LambdaService, TooManyRequests
+from demo_apps.cloud.response_cache import ResponseCache
 from tracer import semconv
 from tracer.asgi import TracingMiddleware
 from tracer.propagation import xray_header
@@ -39,7 +39,6 @@ from tracer.runtime import Tracing
 from tracer.settings import resolve_settings
 
 _access = logging.getLogger("demo_apps.cloud.apigateway.access")
-MAX_CACHE_ENTRIES: Final = 1000
 ALL_METHODS: Final = ["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 
 
@@ -75,39 +74,6 @@ class TokenBucket:
                 self._tokens -= 1
                 return True
             return False
-
-
-@dataclass
-class _Cached:
-    expires_at: float
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-class ResponseCache:
-    """The stage cache: bounded, least recently used out first."""
-
-    def __init__(self, ttl_s: float) -> None:
-        self.ttl_s = ttl_s
-        self._entries: OrderedDict[str, _Cached] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> _Cached | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None or found.expires_at < time.monotonic():
-                self._entries.pop(key, None)
-                return None
-            self._entries.move_to_end(key)
-            return found
-
-    def put(self, key: str, status: int, headers: dict[str, str], body: bytes) -> None:
-        with self._lock:
-            self._entries[key] = _Cached(time.monotonic() + self.ttl_s, status, headers, body)
-            self._entries.move_to_end(key)
-            while len(self._entries) > MAX_CACHE_ENTRIES:
-                self._entries.popitem(last=False)
 
 
 def _substitute(text: str, variables: dict[str, str]) -> str:

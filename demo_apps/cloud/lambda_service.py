@@ -205,12 +205,14 @@ class LambdaService:
         *,
         qualifier: str | None = None,
         queued_since_ns: int | None = None,
+        span_attributes: Mapping[str, Any] | None = None,
     ) -> Any:
         """A synchronous (RequestResponse) invocation: the handler's result.
 
         Raises TooManyRequests (429), FunctionError (the handler raised, or timed out), KeyError
         for an unknown function. `queued_since_ns`: when an asynchronous event was queued (the
-        service's span starts there, showing the wait)."""
+        service's span starts there, showing the wait); `span_attributes` go on the service's span
+        (an event source mapping's batch size, iterator age)."""
         function = self._resolve(name, qualifier)
         tracer = self._tracer(name)
         parent = extract_from({semconv.XRAY_HEADER: trace_header}, _XRAY) if trace_header else None
@@ -224,6 +226,7 @@ class LambdaService:
                     semconv.RPC_SERVICE: "Lambda",
                     semconv.RPC_METHOD: "Invoke",
                     semconv.CLOUD_RESOURCE_ID: self.arn(name),
+                    **(span_attributes or {}),
                 }
             )
             try:

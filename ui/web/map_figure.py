@@ -31,6 +31,7 @@ TYPE_TAGS: Final = {
     "AWS::Kinesis::Stream": "Kinesis",
     "AWS::Events::EventBus": "EventBridge",
     "AWS::SNS::Topic": "SNS",
+    "AWS::CloudFront::Distribution": "CloudFront",
     "remote": "external",
     "database": "database",
     "queue": "queue",

@@ -1,0 +1,162 @@
+"""An SQS event source mapping: Lambda's pollers reading a queue into batched invocations.
+
+As AWS runs it: pollers long-poll the queue (up to 10 messages a call) and gather a batch until
+it holds ``batch_size`` messages or ``batching_window_s`` has passed; the function is invoked
+synchronously with the batch. On success every message is deleted — or, with
+``ReportBatchItemFailures``, all but the ``batchItemFailures`` the function returned. On a
+function error or a throttle nothing is deleted: the messages come back after the queue's
+visibility timeout, and the queue's redrive policy moves one to its dead-letter queue after
+``maxReceiveCount`` receives. Each record carries the message's ``AWSTraceHeader``, so the
+function's span (one per batch) links to every producer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+from demo_apps.cloud.lambda_service import FunctionError, LambdaService, TooManyRequests
+
+_logger = logging.getLogger(__name__)
+REGION: Final = "us-east-1"
+MAX_RECEIVE: Final = 10  # SQS returns at most 10 messages per ReceiveMessage
+
+
+@dataclass(frozen=True)
+class SqsMapping:
+    function: str
+    queue_url: str
+    batch_size: int = 10
+    batching_window_s: float = 0.0
+    report_batch_item_failures: bool = False
+    pollers: int = 1
+    wait_time_s: int = 1  # long polling per ReceiveMessage (AWS's pollers use 20 s)
+
+    def check(self) -> None:
+        if not 1 <= self.batch_size <= 10_000:
+            raise ValueError(f"BatchSize {self.batch_size} is outside 1-10000")
+        if self.batch_size > MAX_RECEIVE and self.batching_window_s <= 0:
+            raise ValueError("a BatchSize over 10 needs a MaximumBatchingWindowInSeconds")
+        if not 0 <= self.batching_window_s <= 300:
+            raise ValueError(f"MaximumBatchingWindowInSeconds {self.batching_window_s} is outside 0-300")
+
+
+def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    """A message as Lambda's SQS event record."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes") or {}),
+        "messageAttributes": {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value.get("DataType"),
+            }
+            for name, value in (message.get("MessageAttributes") or {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody"),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
+
+
+class SqsEventSource:
+    """The pollers of one mapping; `start()` and `stop()`."""
+
+    def __init__(self, lambdas: LambdaService, sqs_client: Any, mapping: SqsMapping) -> None:
+        mapping.check()
+        lambdas.config(mapping.function)  # KeyError for an unknown function, at create time
+        self.lambdas, self.sqs, self.mapping = lambdas, sqs_client, mapping
+        attributes = sqs_client.get_queue_attributes(QueueUrl=mapping.queue_url, AttributeNames=["QueueArn"])
+        self.queue_arn = str(attributes["Attributes"]["QueueArn"])
+        self._stopping = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._poll, name=f"sqs-poller-{mapping.function}-{i}", daemon=True)
+            for i in range(mapping.pollers)
+        ]
+        self.batches = 0
+
+    def start(self) -> SqsEventSource:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(self.mapping.wait_time_s + 10)
+
+    def _poll(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                batch = self._gather()
+                if batch:
+                    self._invoke(batch)
+            except Exception:  # a poller survives a bad moment of the queue or the function
+                _logger.exception("SQS poller for %s failed; retrying", self.mapping.function)
+                self._stopping.wait(1.0)
+
+    def _gather(self) -> list[dict[str, Any]]:
+        """Messages until the batch is full or the batching window (from the first) has passed."""
+        batch: list[dict[str, Any]] = []
+        first_at = 0.0
+        while len(batch) < self.mapping.batch_size and not self._stopping.is_set():
+            messages = (
+                self.sqs.receive_message(
+                    QueueUrl=self.mapping.queue_url,
+                    MaxNumberOfMessages=min(MAX_RECEIVE, self.mapping.batch_size - len(batch)),
+                    WaitTimeSeconds=0 if batch else self.mapping.wait_time_s,
+                    AttributeNames=["All"],
+                    MessageSystemAttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                ).get("Messages")
+                or []
+            )
+            if messages and not batch:
+                first_at = time.monotonic()
+            batch += messages
+            if batch and time.monotonic() - first_at >= self.mapping.batching_window_s:
+                break
+            if batch and not messages:
+                self._stopping.wait(0.05)
+        return batch
+
+    def _invoke(self, batch: list[dict[str, Any]]) -> None:
+        event = {"Records": [sqs_record(m, self.queue_arn) for m in batch]}
+        self.batches += 1
+        try:
+            result = self.lambdas.invoke(
+                self.mapping.function, event, span_attributes={"messaging.batch.message_count": len(batch)}
+            )
+        except (FunctionError, TooManyRequests) as exc:
+            # nothing deleted: the messages return after the visibility timeout
+            _logger.info("SQS batch of %d for %s failed: %s", len(batch), self.mapping.function, exc)
+            return
+        failed = self._failed_ids(result, batch)
+        done = [m for m in batch if m["MessageId"] not in failed]
+        for start in range(0, len(done), MAX_RECEIVE):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
+            ]
+            self.sqs.delete_message_batch(QueueUrl=self.mapping.queue_url, Entries=entries)
+
+    def _failed_ids(self, result: Any, batch: list[dict[str, Any]]) -> set[str]:
+        """The messages the function reported as failed; all of them if the report is malformed."""
+        if not self.mapping.report_batch_item_failures or not isinstance(result, dict):
+            return set()
+        failures = result.get("batchItemFailures")
+        if not failures:
+            return set()
+        ids = {m["MessageId"] for m in batch}
+        reported = {f.get("itemIdentifier") for f in failures if isinstance(f, dict)}
+        if not reported <= ids:  # AWS treats an unknown or empty identifier as a failed batch
+            return ids
+        return {str(i) for i in reported}
