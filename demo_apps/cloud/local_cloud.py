@@ -23,7 +23,10 @@ from demo_apps.cloud.lambda_async import AsyncInvoker, AsyncSettings
 from demo_apps.cloud.lambda_config import FunctionConfig
 from demo_apps.cloud.lambda_service import LambdaService, LambdaSettings
 from demo_apps.cloud.s3_events import Notification, S3Events
+from demo_apps.cloud.sfn_tasks import CloudTasks
 from demo_apps.cloud.sqs_source import SqsEventSource, SqsMapping
+from demo_apps.cloud.stepfunctions import StepFunctions, StepFunctionsSettings
+from demo_apps.cloud.stepfunctions_api import create_stepfunctions_api
 from demo_apps.cloud.targets import TargetRouter
 from demo_apps.cloud.threaded_server import ThreadedServer
 from demo_apps.cloud.vpc import Vpc
@@ -35,6 +38,7 @@ _logger = logging.getLogger(__name__)
 class CloudSettings:
     lambdas: LambdaSettings = field(default_factory=LambdaSettings)
     async_invocation: AsyncSettings = field(default_factory=AsyncSettings)
+    stepfunctions: StepFunctionsSettings = field(default_factory=StepFunctionsSettings)
     with_vpc: bool = False
 
 
@@ -50,11 +54,18 @@ class LocalCloud:
         self._sqs = self.aws.client("sqs")
         self.invoker = AsyncInvoker(self.lambdas, self._send, settings.async_invocation)
         self.router = TargetRouter(self.invoker, self._sqs)
+        tasks = CloudTasks(self.lambdas, self._sqs, self.aws.client("dynamodb"))
+        sfn_settings = settings.stepfunctions
+        if sfn_settings.otlp_endpoint is None:
+            sfn_settings = replace(sfn_settings, otlp_endpoint=self.otlp_endpoint)
+        self.stepfunctions = StepFunctions(tasks, sfn_settings)
+        self.router.machines = self.stepfunctions
         self.events = EventBridge(self.router)
         self.s3 = S3Events(self.aws.endpoint, self.router)
         self._events_server = ThreadedServer(create_events_api(self.events), name="eventbridge")
         self._s3_server = ThreadedServer(self.s3.app(), name="s3")
         self._lambda_server = LambdaApiServer(self.lambdas, self.invoker)
+        self._sfn_server = ThreadedServer(create_stepfunctions_api(self.stepfunctions), name="stepfunctions")
         self._sources: list[SqsEventSource | KinesisEventSource] = []
         self._cdns: list[tuple[Cdn, ThreadedServer]] = []
 
@@ -65,9 +76,13 @@ class LocalCloud:
 
     def start(self) -> LocalCloud:
         self.aws.start()
-        for server in (self._events_server, self._s3_server, self._lambda_server):
+        for server in self._servers():
             server.start()
+        self.stepfunctions.resume()  # standard executions a previous run left RUNNING
         return self
+
+    def _servers(self) -> tuple[ThreadedServer, ...]:
+        return (self._events_server, self._s3_server, self._lambda_server, self._sfn_server)
 
     def close(self) -> None:
         for source in self._sources:
@@ -76,8 +91,9 @@ class LocalCloud:
         for cdn, server in self._cdns:
             server.stop()
             cdn.close()
-        for server in (self._lambda_server, self._s3_server, self._events_server):
+        for server in reversed(self._servers()):
             server.stop()
+        self.stepfunctions.close()
         self.lambdas.close()
         self.aws.stop()
 
@@ -100,6 +116,7 @@ class LocalCloud:
             "AWS_ENDPOINT_URL_S3": self._s3_server.endpoint,
             "AWS_ENDPOINT_URL_EVENTBRIDGE": self._events_server.endpoint,
             "AWS_ENDPOINT_URL_LAMBDA": self._lambda_server.endpoint,
+            "AWS_ENDPOINT_URL_SFN": self._sfn_server.endpoint,
         }
 
     def client(self, service: str) -> Any:
@@ -110,6 +127,7 @@ class LocalCloud:
             "s3": self._s3_server.endpoint,
             "events": self._events_server.endpoint,
             "lambda": self._lambda_server.endpoint,
+            "stepfunctions": self._sfn_server.endpoint,
         }.get(service, self.aws.endpoint)
         return boto3.client(service, endpoint_url=endpoint, **_CREDENTIALS)
 

@@ -1,0 +1,333 @@
+"""Running an Amazon States Language definition: states, paths, retries, catches, branches, maps.
+
+Each state's data flows as the language specifies: ``InputPath`` -> ``Parameters`` -> the work ->
+``ResultSelector`` -> ``ResultPath`` (onto the state's raw input) -> ``OutputPath``. A failing
+Task, Parallel or Map is retried by the first retrier whose ``ErrorEquals`` names its error
+(``IntervalSeconds`` x ``BackoffRate`` ^ attempt, up to ``MaxAttempts``), then handed to the
+first matching catcher, else it fails the execution. ``States.ALL`` matches every error but
+``States.Runtime``; ``States.TaskFailed`` every error but ``States.Timeout``. Parallel branches
+and Map iterations run on threads. Every state is a span (a Task's is a client span naming the
+resource it calls, and the trace context it passes on), and every step is a history event.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from opentelemetry import context as context_api
+from opentelemetry import trace as trace_api
+from opentelemetry.trace import SpanKind
+
+from demo_apps.cloud.asl_choice import evaluate
+from demo_apps.cloud.asl_paths import PathError, fill_template, select, with_result
+from tracer import semconv
+from tracer.propagation import xray_header
+
+
+class StatesError(Exception):
+    """A named error as Step Functions reports it: `error` (e.g. States.Timeout) and `cause`."""
+
+    def __init__(self, error: str, cause: str = "") -> None:
+        super().__init__(f"{error}: {cause}")
+        self.error, self.cause = error, cause
+
+
+class TaskRunner(Protocol):
+    def target(self, resource: str, parameters: Any) -> tuple[str, str]: ...
+
+    def run(self, resource: str, parameters: Any, trace_header: str | None) -> Any: ...
+
+
+AddEvent = Callable[[str, dict[str, Any]], None]  # (history event type, its details)
+StateExited = Callable[[str, Any, str | None], None]  # (state, output, next state) for checkpoints
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    deadline: float | None = None  # monotonic; an express workflow's 5-minute limit
+    time_scale: float = 1.0  # multiplies waits and retry intervals (tests run them faster)
+
+
+def matches_error(names: list[str], error: str) -> bool:
+    if error in names:
+        return True
+    if "States.ALL" in names:
+        return error != "States.Runtime"
+    return "States.TaskFailed" in names and error not in ("States.Timeout", "States.Runtime")
+
+
+class Interpreter:
+    """Runs one execution's definition; shared by its branches and iterations."""
+
+    def __init__(
+        self, runner: TaskRunner, tracer: trace_api.Tracer, add_event: AddEvent, limits: RunLimits = RunLimits()
+    ) -> None:
+        self.runner, self.tracer, self.add_event, self.limits = runner, tracer, add_event, limits
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def run(
+        self,
+        definition: Mapping[str, Any],
+        document: Any,
+        context: dict[str, Any],
+        start_at: str | None = None,
+        on_exit: StateExited | None = None,
+    ) -> Any:
+        """Run from StartAt (or `start_at`) to the end; the output. Raises StatesError."""
+        name: str | None = start_at or definition["StartAt"]
+        states = definition["States"]
+        while name is not None:
+            self._check_time()
+            state = states[name]
+            state_context = {**context, "State": {"Name": name, "EnteredTime": _now()}}
+            document, following = self._state(name, state, document, state_context)
+            if on_exit is not None:
+                on_exit(name, document, following)
+            name = following
+        return document
+
+    def _check_time(self) -> None:
+        if self._stopped.is_set():
+            raise StatesError("States.Runtime", "the execution was stopped")
+        if self.limits.deadline is not None and time.monotonic() > self.limits.deadline:
+            raise StatesError("States.Timeout", "the execution ran past its time limit")
+
+    def _sleep(self, seconds: float) -> None:
+        scaled = max(0.0, seconds * self.limits.time_scale)
+        if self.limits.deadline is not None and time.monotonic() + scaled > self.limits.deadline:
+            self._stopped.wait(max(0.0, self.limits.deadline - time.monotonic()))
+            self._check_time()
+        self._stopped.wait(scaled)
+        self._check_time()
+
+    # ------------------------------------------------------------------ one state
+
+    def _state(self, name: str, state: Mapping[str, Any], raw: Any, context: dict[str, Any]) -> tuple[Any, str | None]:
+        kind = state["Type"]
+        self.add_event(f"{kind}StateEntered", {"stateEnteredEventDetails": {"name": name, "input": _text(raw)}})
+        span_kind = SpanKind.CLIENT if kind == "Task" else SpanKind.INTERNAL
+        with self.tracer.start_as_current_span(name, kind=span_kind) as span:
+            span.set_attributes({semconv.ORIGIN: semconv.ORIGIN_STATE_MACHINE, "aws.stepfunctions.state.type": kind})
+            try:
+                output, following = self._work(name, state, raw, context, span)
+            except StatesError as exc:
+                span.set_attributes({semconv.FAULT: True, "aws.stepfunctions.error": exc.error})
+                if kind == "Fail":
+                    span.set_attribute(semconv.FAULT, False)
+                    span.set_attribute(semconv.ERROR, True)
+                raise
+        self.add_event(f"{kind}StateExited", {"stateExitedEventDetails": {"name": name, "output": _text(output)}})
+        return output, following
+
+    def _work(
+        self, name: str, state: Mapping[str, Any], raw: Any, context: dict[str, Any], span: trace_api.Span
+    ) -> tuple[Any, str | None]:
+        kind = state["Type"]
+        following = None if state.get("End") else state.get("Next")
+        try:
+            effective = _input(state, raw)
+            if kind == "Choice":
+                return _output(state, raw), self._choose(state, effective, context)
+            if kind == "Succeed":
+                return _output(state, effective), None
+            if kind == "Fail":
+                raise StatesError(str(state.get("Error", "States.Fail")), str(state.get("Cause", "")))
+            if kind == "Wait":
+                self._sleep(_wait_seconds(state, effective))
+                return _output(state, effective), following
+            if kind == "Pass":
+                result = state["Result"] if "Result" in state else _parameters(state, effective, context)
+                return _finish(state, raw, result, context), following
+        except PathError as exc:
+            raise StatesError("States.Runtime", str(exc)) from None
+        return self._with_retries(name, state, raw, context, span)
+
+    def _choose(self, state: Mapping[str, Any], effective: Any, context: dict[str, Any]) -> str:
+        for rule in state["Choices"]:
+            if evaluate(rule, effective, context):
+                return str(rule["Next"])
+        if "Default" in state:
+            return str(state["Default"])
+        raise StatesError("States.NoChoiceMatched", "no choice rule matched and there is no Default")
+
+    # ------------------------------------------------------------------ Task, Parallel, Map
+
+    def _with_retries(
+        self, name: str, state: Mapping[str, Any], raw: Any, context: dict[str, Any], span: trace_api.Span
+    ) -> tuple[Any, str | None]:
+        following = None if state.get("End") else state.get("Next")
+        attempts: dict[int, int] = {}
+        while True:
+            try:
+                effective = _parameters(state, _input(state, raw), context)
+                result = self._perform(state, effective, context, span)
+                return _finish(state, raw, result, context), following
+            except PathError as exc:
+                raise StatesError("States.Runtime", str(exc)) from None
+            except StatesError as exc:
+                delay = self._retry_delay(state, exc, attempts)
+                if delay is None:
+                    return self._catch(state, raw, exc)
+                span.add_event("retry", {"error": exc.error, "attempt": sum(attempts.values())})
+                self._sleep(delay)
+
+    def _retry_delay(self, state: Mapping[str, Any], exc: StatesError, attempts: dict[int, int]) -> float | None:
+        for index, retrier in enumerate(state.get("Retry") or []):
+            if not matches_error(retrier["ErrorEquals"], exc.error):
+                continue
+            done = attempts.get(index, 0)
+            if done >= int(retrier.get("MaxAttempts", 3)):
+                return None
+            attempts[index] = done + 1
+            return float(retrier.get("IntervalSeconds", 1)) * float(retrier.get("BackoffRate", 2.0)) ** done
+        return None
+
+    def _catch(self, state: Mapping[str, Any], raw: Any, exc: StatesError) -> tuple[Any, str | None]:
+        for catcher in state.get("Catch") or []:
+            if matches_error(catcher["ErrorEquals"], exc.error):
+                caught = {"Error": exc.error, "Cause": exc.cause}
+                try:
+                    return with_result(raw, catcher.get("ResultPath", "$"), caught), str(catcher["Next"])
+                except PathError as path_error:
+                    raise StatesError("States.Runtime", str(path_error)) from None
+        raise exc
+
+    def _perform(self, state: Mapping[str, Any], effective: Any, context: dict[str, Any], span: trace_api.Span) -> Any:
+        kind = state["Type"]
+        if kind == "Parallel":
+            return self._parallel(state, effective, context)
+        if kind == "Map":
+            return self._map(state, effective, context)
+        return self._task(state, effective, span)
+
+    def _task(self, state: Mapping[str, Any], effective: Any, span: trace_api.Span) -> Any:
+        resource = str(state["Resource"])
+        target_type, target_name = self.runner.target(resource, effective)
+        span.set_attributes({semconv.TARGET_TYPE: target_type, semconv.TARGET_NAME: target_name})
+        self.add_event(
+            "TaskScheduled", {"taskScheduledEventDetails": {"resource": resource, "parameters": _text(effective)}}
+        )
+        header = xray_header(span.get_span_context())
+        timeout_s = state.get("TimeoutSeconds")
+        try:
+            if timeout_s is None:
+                result = self.runner.run(resource, effective, header)
+            else:
+                result = self._with_timeout(resource, effective, header, float(timeout_s))
+        except StatesError as exc:
+            self.add_event("TaskFailed", {"taskFailedEventDetails": {"error": exc.error, "cause": exc.cause}})
+            raise
+        self.add_event("TaskSucceeded", {"taskSucceededEventDetails": {"resource": resource, "output": _text(result)}})
+        return result
+
+    def _with_timeout(self, resource: str, effective: Any, header: str, timeout_s: float) -> Any:
+        pool = ThreadPoolExecutor(max_workers=1)
+        future = pool.submit(contextvars.copy_context().run, self.runner.run, resource, effective, header)
+        try:
+            return future.result(timeout=timeout_s * self.limits.time_scale)
+        except FutureTimeout:
+            raise StatesError("States.Timeout", f"the task ran past {timeout_s:g} seconds") from None
+        finally:
+            pool.shutdown(wait=False)
+
+    def _parallel(self, state: Mapping[str, Any], effective: Any, context: dict[str, Any]) -> list[Any]:
+        branches = state["Branches"]
+        self.add_event("ParallelStateStarted", {})
+        outputs = self._fan_out([(branch, effective, context) for branch in branches], len(branches))
+        self.add_event("ParallelStateSucceeded", {})
+        return outputs
+
+    def _map(self, state: Mapping[str, Any], effective: Any, context: dict[str, Any]) -> list[Any]:
+        items = select(state.get("ItemsPath", "$"), effective, context)
+        if not isinstance(items, list):
+            raise StatesError("States.Runtime", "the Map state's ItemsPath did not select an array")
+        processor = state.get("ItemProcessor", state.get("Iterator"))
+        selector = state.get("ItemSelector", state.get("Parameters"))
+        self.add_event("MapStateStarted", {"mapStateStartedEventDetails": {"length": len(items)}})
+        runs = []
+        for index, item in enumerate(items):
+            item_context = {**context, "Map": {"Item": {"Index": index, "Value": item}}}
+            item_input = fill_template(selector, effective, item_context) if selector is not None else item
+            runs.append((processor, item_input, item_context))
+        concurrency = int(state.get("MaxConcurrency", 0)) or len(items)
+        outputs = self._fan_out(runs, concurrency)
+        self.add_event("MapStateSucceeded", {})
+        return outputs
+
+    def _fan_out(self, runs: list[tuple[Mapping[str, Any], Any, dict[str, Any]]], concurrency: int) -> list[Any]:
+        """Each (definition, input, context) on a thread, under the current span; outputs in order."""
+        if not runs:
+            return []
+        parent = context_api.get_current()
+
+        def run(definition: Mapping[str, Any], document: Any, context: dict[str, Any]) -> Any:
+            token = context_api.attach(parent)
+            try:
+                return self.run(definition, document, context)
+            finally:
+                context_api.detach(token)
+
+        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, 40))) as pool:
+            futures = [pool.submit(run, *arguments) for arguments in runs]
+            return [future.result() for future in futures]  # the first failure fails the state
+
+
+def _input(state: Mapping[str, Any], raw: Any) -> Any:
+    if "InputPath" in state and state["InputPath"] is None:
+        return {}
+    return select(state.get("InputPath", "$"), raw)
+
+
+def _parameters(state: Mapping[str, Any], effective: Any, context: dict[str, Any]) -> Any:
+    if "Parameters" in state and state["Type"] != "Map":
+        return fill_template(state["Parameters"], effective, context)
+    return effective
+
+
+def _finish(state: Mapping[str, Any], raw: Any, result: Any, context: dict[str, Any]) -> Any:
+    if "ResultSelector" in state:
+        result = fill_template(state["ResultSelector"], result, context)
+    combined = with_result(raw, state.get("ResultPath", "$"), result)
+    return _output(state, combined)
+
+
+def _output(state: Mapping[str, Any], document: Any) -> Any:
+    if "OutputPath" in state and state["OutputPath"] is None:
+        return {}
+    return select(state.get("OutputPath", "$"), document)
+
+
+def _wait_seconds(state: Mapping[str, Any], effective: Any) -> float:
+    if "Seconds" in state:
+        return float(state["Seconds"])
+    if "SecondsPath" in state:
+        value = select(state["SecondsPath"], effective)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise StatesError("States.Runtime", f"SecondsPath selected {value!r}, not a non-negative number")
+        return float(value)
+    stamp = state.get("Timestamp") or select(state["TimestampPath"], effective)
+    try:
+        until = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        raise StatesError("States.Runtime", f"{stamp!r} is not an ISO-8601 timestamp") from None
+    return max(0.0, (until - datetime.now(UTC)).total_seconds())
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _text(document: Any) -> str:
+    return json.dumps(document, default=str)

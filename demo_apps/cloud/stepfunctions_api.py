@@ -1,0 +1,60 @@
+"""Step Functions' API (``AWSStepFunctions.*``, JSON 1.0) for boto3's ``stepfunctions`` client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+
+from demo_apps.cloud.aws_json_api import AwsApiError, create_json_api
+from demo_apps.cloud.stepfunctions import StepFunctions
+
+
+def _required(request: dict[str, Any], field: str) -> str:
+    value = request.get(field)
+    if not isinstance(value, str) or not value:
+        raise AwsApiError("ValidationException", f"{field} is required")
+    return value
+
+
+def create_stepfunctions_api(service: StepFunctions) -> Starlette:
+    def create_state_machine(request: dict[str, Any], _: str | None) -> Any:
+        arn = service.create_state_machine(
+            _required(request, "name"), _required(request, "definition"), request.get("type", "STANDARD")
+        )
+        return {"stateMachineArn": arn, "creationDate": 0}
+
+    def start_execution(request: dict[str, Any], trace_header: str | None) -> Any:
+        arn = service.start_execution(
+            _required(request, "stateMachineArn"),
+            request.get("input", "{}"),
+            name=request.get("name"),
+            trace_header=trace_header,
+        )
+        return {"executionArn": arn, "startDate": service.describe_execution(arn)["startDate"]}
+
+    def start_sync_execution(request: dict[str, Any], trace_header: str | None) -> Any:
+        return service.start_sync_execution(
+            _required(request, "stateMachineArn"), request.get("input", "{}"), trace_header=trace_header
+        )
+
+    def describe_execution(request: dict[str, Any], _: str | None) -> Any:
+        return service.describe_execution(_required(request, "executionArn"))
+
+    def get_execution_history(request: dict[str, Any], _: str | None) -> Any:
+        history = service.get_execution_history(_required(request, "executionArn"))
+        if request.get("reverseOrder"):
+            history["events"].reverse()
+        return history
+
+    return create_json_api(
+        "AWSStepFunctions",
+        {
+            "CreateStateMachine": create_state_machine,
+            "StartExecution": start_execution,
+            "StartSyncExecution": start_sync_execution,
+            "DescribeExecution": describe_execution,
+            "GetExecutionHistory": get_execution_history,
+        },
+        json_version="1.0",
+    )
