@@ -219,7 +219,7 @@ def test_retry_backs_off_then_catch_routes_the_error() -> None:
     assert succeeded == {"ok": True} and events.count("TaskFailed") == 2
     caught, _ = run(definition, {"a": 1}, Answers({FN + "charge": [busy, busy, busy]}))
     assert caught == {"a": 1, "error": {"Error": "Busy", "Cause": "try later"}}  # out of retries, then caught
-    with pytest.raises(StatesError, match="States.Runtime"):  # States.ALL never catches a runtime error
+    with pytest.raises(StatesError, match=r"States\.Runtime"):  # States.ALL never catches a runtime error
         run(definition, {"a": 1}, Answers({FN + "charge": [StatesError("States.Runtime", "bad path")]}))
 
 
@@ -280,5 +280,5 @@ def test_choice_wait_and_fail() -> None:
             "End": {"Type": "Succeed"},
         }
     )
-    with pytest.raises(StatesError, match="States.NoChoiceMatched"):
+    with pytest.raises(StatesError, match=r"States\.NoChoiceMatched"):
         run(no_default, {"n": 1}, Answers({}))
