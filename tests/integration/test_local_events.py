@@ -116,7 +116,11 @@ def test_put_events_reaches_every_matching_rule_and_nothing_else(
     notify_arn = deploy(cloud, records, "notify", "record")
     cloud.events.create_event_bus("bank")
     cloud.events.put_rule("any-bank", {"source": [{"prefix": "bank."}]}, bus="bank")
-    cloud.events.put_targets("any-bank", [Target("notify", notify_arn)], bus="bank")
+    machine = cloud.stepfunctions.create_state_machine(
+        "on-overdraft", {"StartAt": "Take", "States": {"Take": {"Type": "Pass", "End": True}}}
+    )
+    workflow = Target("workflow", machine, input_path="$.detail")  # the target gets the detail only
+    cloud.events.put_targets("any-bank", [Target("notify", notify_arn), workflow], bus="bank")
     cloud.events.put_rule("big", {"detail": {"amount": [{"numeric": [">", 100]}]}}, bus="bank")
     transformer = InputTransformer(
         {"who": "$.detail.account", "amount": "$.detail.amount"}, '{"account": "<who>", "owed": <amount>}'
@@ -147,6 +151,10 @@ def test_put_events_reaches_every_matching_rule_and_nothing_else(
     time.sleep(1.0)
     assert len(logged(records, "notify")) == 1 and cloud.events.delivered.count(("any-bank", notify_arn)) == 1
     assert not sqs.receive_message(QueueUrl=queue).get("Messages")  # the unmatched entry went nowhere
+    (execution,) = cloud.stepfunctions.store.list(machine)
+    assert cloud.stepfunctions.wait(execution.arn) == "SUCCEEDED"
+    assert json.loads(execution.input) == {"account": "A-1", "amount": 250}
+    assert execution.trace_header is not None and trace_id[8:] in execution.trace_header
     put = producer_span(sink, "AWS::Events::EventBus", trace_id)
     assert message["Attributes"]["AWSTraceHeader"].split(";")[0] == f"Root=1-{trace_id[:8]}-{trace_id[8:]}"
     (consumer,) = function_spans(sink, "notify")
