@@ -1,4 +1,8 @@
-"""Step Functions' API (``AWSStepFunctions.*``, JSON 1.0) for boto3's ``stepfunctions`` client."""
+"""Step Functions' API (``AWSStepFunctions.*``, JSON 1.0) for boto3's ``stepfunctions`` client.
+
+botocore sends StartSyncExecution to a ``sync-`` prefixed host, as AWS serves it; against a
+loopback address give the client ``Config(inject_host_prefix=False)``.
+"""
 
 from __future__ import annotations
 
