@@ -43,12 +43,13 @@ class LocalCollector:
     pid: int
     traces_url: str
     api_url: str
+    xray_address: str  # host:port of the X-Ray daemon protocol (UDP)
 
 
 @contextlib.contextmanager
 def run_collector(db_path: Path, *, start_timeout_s: float = 30.0) -> Iterator[LocalCollector]:
     """`fluoro serve` on `db_path` until the block ends (then SIGTERM: it drains and closes)."""
-    otlp_port, api_port = free_port(), free_port()
+    otlp_port, api_port, xray_port = free_port(), free_port(), free_port(socket.SOCK_DGRAM)
     process = subprocess.Popen(
         [
             *FLUORO,
@@ -60,7 +61,7 @@ def run_collector(db_path: Path, *, start_timeout_s: float = 30.0) -> Iterator[L
             "--ui-port",
             str(api_port),
             "--xray-port",
-            str(free_port(socket.SOCK_DGRAM)),
+            str(xray_port),
             "--log-level",
             "warning",
         ],
@@ -77,7 +78,7 @@ def run_collector(db_path: Path, *, start_timeout_s: float = 30.0) -> Iterator[L
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the collector did not start") from None
                 time.sleep(0.1)
-        yield LocalCollector(process.pid, f"http://127.0.0.1:{otlp_port}/v1/traces", api)
+        yield LocalCollector(process.pid, f"http://127.0.0.1:{otlp_port}/v1/traces", api, f"127.0.0.1:{xray_port}")
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)

@@ -7,6 +7,7 @@ credentials, so nothing in a handler knows it is local.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Final
 
 from moto.server import ThreadedMotoServer
@@ -30,6 +31,7 @@ class AwsServices:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> AwsServices:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access line per AWS call
         if not self._started:
             self._server.start()
             self._started = True

@@ -93,9 +93,11 @@ class Vpc:
 class PrivateResource:
     """A TCP service reachable only from admitted security groups, through a guard port."""
 
-    def __init__(self, vpc: Vpc, name: str, target: tuple[str, int], security_group: str) -> None:
+    def __init__(
+        self, vpc: Vpc, name: str, target: tuple[str, int], security_group: str, port: int | None = None
+    ) -> None:
         self.vpc, self.name, self.target, self.security_group = vpc, name, target, security_group
-        self.port = free_port()
+        self.port = port or free_port()
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._stopping = threading.Event()
         self._held: deque[tuple[float, socket.socket]] = deque()
