@@ -440,7 +440,7 @@ def _distribution(cloud: LocalCloud, resource: Resource, stack: Stack) -> None:
         raise DeployError(f"{resource.where('DistributionConfig')}.Origins: exactly one S3 bucket origin is supported")
     behaviour = config.get("DefaultCacheBehavior") or {}
     distribution = Distribution(
-        resource.physical_name,
+        str(config.get("Comment") or resource.physical_name),  # the service name on the map
         str(origins[0]["DomainName"]).split(".s3", 1)[0],
         default_ttl_s=float(behaviour.get("DefaultTTL", 86_400)),
         min_ttl_s=float(behaviour.get("MinTTL", 0)),
