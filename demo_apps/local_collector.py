@@ -47,9 +47,16 @@ class LocalCollector:
 
 
 @contextlib.contextmanager
-def run_collector(db_path: Path, *, start_timeout_s: float = 30.0) -> Iterator[LocalCollector]:
-    """`fluoro serve` on `db_path` until the block ends (then SIGTERM: it drains and closes)."""
-    otlp_port, api_port, xray_port = free_port(), free_port(), free_port(socket.SOCK_DGRAM)
+def run_collector(
+    db_path: Path,
+    *,
+    start_timeout_s: float = 30.0,
+    ports: tuple[int, int, int] | None = None,
+    log_level: str = "warning",
+) -> Iterator[LocalCollector]:
+    """`fluoro serve` on `db_path` until the block ends (then SIGTERM: it drains and closes).
+    `ports`: (OTLP, UI and API, X-Ray UDP); free loopback ports when not given."""
+    otlp_port, api_port, xray_port = ports or (free_port(), free_port(), free_port(socket.SOCK_DGRAM))
     process = subprocess.Popen(
         [
             *FLUORO,
@@ -63,7 +70,7 @@ def run_collector(db_path: Path, *, start_timeout_s: float = 30.0) -> Iterator[L
             "--xray-port",
             str(xray_port),
             "--log-level",
-            "warning",
+            log_level,
         ],
         cwd=ROOT,
     )

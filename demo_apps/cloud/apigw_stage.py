@@ -39,6 +39,7 @@ from tracer.runtime import Tracing
 from tracer.settings import resolve_settings
 
 _access = logging.getLogger("demo_apps.cloud.apigateway.access")
+_logger = logging.getLogger(__name__)
 ALL_METHODS: Final = ["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 
 
@@ -178,7 +179,9 @@ class Stage:
             result = await run_in_threadpool(self.lambdas.invoke, function, event, header, qualifier=qualifier)
         except TooManyRequests:
             return JSONResponse({"message": "Too Many Requests"}, status_code=429)
-        except (FunctionError, KeyError):
+        except (FunctionError, KeyError) as exc:
+            reason = exc.payload.get("errorType", "Error") if isinstance(exc, FunctionError) else "ResourceNotFound"
+            _logger.info("stage %s: %s failed with %s: %s", self.settings.name, function, reason, exc)
             return JSONResponse({"message": "Internal server error"}, status_code=502)
         if not isinstance(result, dict) or "statusCode" not in result:
             return JSONResponse({"message": "Internal server error"}, status_code=502)  # a malformed proxy answer

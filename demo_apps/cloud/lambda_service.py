@@ -100,6 +100,11 @@ class LambdaSettings:
     idle_timeout_s: float = 300.0
     otlp_endpoint: str | None = None  # where functions and the service send spans
     xray_daemon: str | None = None  # host:port of the X-Ray daemon protocol, for X-Ray SDK handlers
+    # How many environments may initialize at once, account-wide: the local stand-in for
+    # Lambda's scaling rate. A cold start waits up to `init_wait_s` for a slot, then is
+    # throttled (429) as a burst past AWS's scaling rate is. None: no limit.
+    max_concurrent_inits: int | None = None
+    init_wait_s: float = 5.0
 
 
 class LambdaService:
@@ -116,6 +121,8 @@ class LambdaService:
         self._lock = threading.Lock()
         self._providers: dict[str, TracerProvider] = {}
         self._stopping = threading.Event()
+        inits = settings.max_concurrent_inits
+        self._init_slots = threading.BoundedSemaphore(inits) if inits else None
         self._reaper = threading.Thread(target=self._reap_forever, name="lambda-reaper", daemon=True)
         self._reaper.start()
 
@@ -173,6 +180,12 @@ class LambdaService:
         if not 0.0 <= weight <= 1.0:
             raise DeployError(f"alias {alias}: the weight {weight} is outside 0-1")
         self._aliases[(name, alias)] = Alias(version, additional_version, weight)
+
+    def alias(self, name: str, alias: str) -> Alias:
+        try:
+            return self._aliases[(name, alias)]
+        except KeyError:
+            raise ResourceNotFound(f"function {name} has no alias {alias}") from None
 
     def _function(self, name: str) -> _Function:
         try:
@@ -258,11 +271,17 @@ class LambdaService:
         environment = ExecutionEnvironment(
             function.config, self._variables(function.config, function.version), self.vpc
         )
+        if self._init_slots is not None and not self._init_slots.acquire(timeout=self.settings.init_wait_s):
+            self._release(function, None)
+            raise TooManyRequests(f"Rate Exceeded: {function.config.name} cannot scale up faster")
         try:
             environment.start()
         except EnvironmentFailed as exc:
             self._release(function, None)
             raise FunctionError({"errorType": "Runtime.InitError", "errorMessage": str(exc)}) from exc
+        finally:
+            if self._init_slots is not None:
+                self._init_slots.release()
         with self._lock:
             function.cold_starts += 1
         return environment, True

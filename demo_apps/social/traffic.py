@@ -1,0 +1,42 @@
+"""Posters and readers: posts with hashtags and moods (some flagged for moderation, a few
+malformed), trend reads, and now and then a raw record from a buggy legacy producer."""
+
+from __future__ import annotations
+
+import random
+
+import httpx
+
+from demo_apps.cloud.local_cloud import LocalCloud
+from demo_apps.cloud.sam_deploy import Stack
+
+AUTHORS = [f"user{n:02d}" for n in range(25)]
+TAGS = ["python", "serverless", "aws", "opentelemetry", "xray", "duckdb", "cats", "coffee"]
+MOODS = ["love this", "great day", "awesome work", "so sad", "terrible service", "this is a scam", "ok", "thanks all"]
+
+
+class SocialTraffic:
+    name = "social"
+
+    def __init__(self, cloud: LocalCloud, stack: Stack) -> None:
+        self.cloud = cloud
+        self.url = stack.api_url("SocialApi")
+        self._kinesis = cloud.client("kinesis")
+
+    def act(self, client: httpx.Client, rng: random.Random) -> int:
+        roll = rng.random()
+        if roll < 0.7:
+            text = f"{rng.choice(MOODS)} #{rng.choice(TAGS)} #{rng.choice(TAGS)}"
+            body: dict[str, str] = {"author": rng.choice(AUTHORS), "text": text}
+            if roll < 0.03:
+                body = {"author": rng.choice(AUTHORS), "text": ""}  # invalid: 400
+            return client.post(f"{self.url}/posts", json=body).status_code
+        if roll < 0.73:  # a poison record straight onto the stream: bisected out, to the failure queue
+            self._kinesis.put_record(
+                StreamName="posts", Data=b"\x00legacy-binary-post", PartitionKey=rng.choice(AUTHORS)
+            )
+            return 202
+        return client.get(f"{self.url}/trends").status_code
+
+    def midway(self) -> None:
+        """Nothing changes mid-run here: the banking architecture shifts its alias."""
