@@ -20,7 +20,7 @@ from demo_apps.cloud.local_cloud import CloudSettings, LocalCloud
 from demo_apps.cloud.sam_deploy import Stack, deploy_template
 from demo_apps.cloud.sam_template import load_template
 from demo_apps.images.traffic import ImagesTraffic
-from demo_apps.load import LoadDriver, LoadSettings, Traffic
+from demo_apps.load import CYCLE, LoadDriver, LoadSettings, Phase, Traffic
 from demo_apps.social.traffic import SocialTraffic
 
 HERE: Final = Path(__file__).resolve().parent
@@ -51,6 +51,7 @@ class DemoSettings:
     retry_delays_s: tuple[float, float] = (2.0, 4.0)  # AWS: about 1 and 2 minutes
     account_limit: int = 40  # a small account, which also bounds the worker processes
     max_concurrent_inits: int = 2  # about one per core: a cold start's init is CPU-bound
+    cycle: tuple[Phase, ...] = CYCLE
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,9 @@ class Demo:
                 self.stacks[name] = deploy_template(self.cloud, template)
             for name in self.names:
                 traffic = ARCHITECTURES[name].traffic(self.cloud, self.stacks[name])
-                load = LoadSettings(rps=self.settings.rps, duration_s=self.settings.duration_s, seed=len(name))
+                load = LoadSettings(
+                    rps=self.settings.rps, duration_s=self.settings.duration_s, seed=len(name), cycle=self.settings.cycle
+                )
                 self.drivers[name] = LoadDriver(traffic, load).start()
         except BaseException:
             self.stop()

@@ -20,7 +20,8 @@ from typing import Final, Protocol
 
 import httpx
 
-CYCLE: Final = (("steady", 15.0, 1.0), ("burst", 5.0, 5.0), ("idle", 14.0, 0.0), ("steady", 6.0, 1.0))
+Phase = tuple[str, float, float]  # (name, seconds, rate multiplier)
+CYCLE: Final[tuple[Phase, ...]] = (("steady", 15.0, 1.0), ("burst", 5.0, 5.0), ("idle", 14.0, 0.0), ("steady", 6.0, 1.0))
 
 
 class Traffic(Protocol):
@@ -37,16 +38,17 @@ class LoadSettings:
     duration_s: float = 60.0
     workers: int = 24
     seed: int = 7
+    cycle: tuple[Phase, ...] = CYCLE
 
 
-def phase_at(elapsed_s: float) -> tuple[str, float]:
+def phase_at(elapsed_s: float, cycle: tuple[Phase, ...] = CYCLE) -> tuple[str, float]:
     """The cycle's phase at `elapsed_s` and its rate multiplier."""
-    position = elapsed_s % sum(length for _, length, _ in CYCLE)
-    for name, length, multiplier in CYCLE:
+    position = elapsed_s % sum(length for _, length, _ in cycle)
+    for name, length, multiplier in cycle:
         if position < length:
             return name, multiplier
         position -= length
-    return CYCLE[-1][0], CYCLE[-1][2]
+    return cycle[-1][0], cycle[-1][2]
 
 
 class LoadDriver:
@@ -86,7 +88,7 @@ class LoadDriver:
                 if not shifted and elapsed >= self.settings.duration_s / 2:
                     shifted = True
                     pool.submit(self._guarded, self.traffic.midway)
-                self.phase, multiplier = phase_at(elapsed)
+                self.phase, multiplier = phase_at(elapsed, self.settings.cycle)
                 rate = self.settings.rps * multiplier
                 if rate <= 0:
                     self._stopping.wait(0.25)

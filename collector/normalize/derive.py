@@ -31,6 +31,13 @@ AWS_SERVICE_TYPES = {
     "SFN": "AWS::StepFunctions::StateMachine",
     "SNS": "AWS::SNS::Topic",
 }
+# case-insensitive, and botocore's service ids ("dynamodb", "events") as the X-Ray SDK names them
+SERVICE_TYPES_BY_LOWER = {
+    **{k.lower(): v for k, v in AWS_SERVICE_TYPES.items()},
+    "events": "AWS::Events::EventBus",
+    "stepfunctions": "AWS::StepFunctions::StateMachine",
+    "states": "AWS::StepFunctions::StateMachine",
+}
 
 
 def http_status_of(attributes: Mapping[str, Any]) -> int | None:
@@ -70,7 +77,7 @@ def _first_string(attributes: Mapping[str, Any], *keys: str) -> str | None:
 def aws_target(attributes: Mapping[str, Any]) -> tuple[str, str] | None:
     """The resource an AWS SDK span (opentelemetry-instrumentation-botocore and peers) calls."""
     service = _first_string(attributes, semconv.RPC_SERVICE) or ""
-    node_type = AWS_SERVICE_TYPES.get(service, f"AWS::{service}" if service else "AWS")
+    node_type = SERVICE_TYPES_BY_LOWER.get(service.lower(), f"AWS::{service}" if service else "AWS")
     queue_url = _first_string(attributes, semconv.AWS_SQS_QUEUE_URL, "messaging.url")
     function = _first_string(attributes, semconv.AWS_LAMBDA_FUNCTION, "faas.invoked_name")
     name = (

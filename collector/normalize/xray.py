@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from collector.model import SpanBatchBuilder, SpanRow
-from collector.normalize.derive import AWS_SERVICE_TYPES
+from collector.normalize.derive import SERVICE_TYPES_BY_LOWER
 from collector.normalize.otel import to_json
 from tracer import semconv
 
@@ -128,7 +128,7 @@ def _target(document: Mapping[str, Any], namespace: str) -> tuple[str | None, st
             or aws.get("function_name")
             or name
         )
-        return AWS_SERVICE_TYPES.get(name, f"AWS::{name}"), str(resource)
+        return SERVICE_TYPES_BY_LOWER.get(name.lower(), f"AWS::{name}"), str(resource)
     if namespace == "remote":
         return "remote", name
     return None, None

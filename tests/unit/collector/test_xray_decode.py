@@ -182,3 +182,30 @@ def test_hostile_field_types_are_ignored_not_fatal() -> None:
         None,
         None,
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "aws", "target"),
+    [
+        ("dynamodb", {"table_name": "notices"}, ("AWS::DynamoDB::Table", "notices")),  # botocore's id, lowercase
+        ("events", {}, ("AWS::Events::EventBus", "events")),
+        ("stepfunctions", {}, ("AWS::StepFunctions::StateMachine", "stepfunctions")),
+        ("SQS", {"queue_url": "http://q/123/jobs"}, ("AWS::SQS::Queue", "jobs")),
+    ],
+)
+def test_aws_subsegments_name_their_node_whatever_the_sdk_calls_the_service(
+    name: str, aws: dict[str, Any], target: tuple[str, str]
+) -> None:
+    document = segment()
+    document["subsegments"] = [
+        {
+            "name": name,
+            "id": "5555555555555555",
+            "namespace": "aws",
+            "start_time": 1.7e9,
+            "end_time": 1.7e9 + 0.1,
+            "aws": aws,
+        }
+    ]
+    child = walk(document)["5555555555555555"]
+    assert (child["target_type"], child["target_name"]) == target
