@@ -102,7 +102,10 @@ class Demo:
             for name in self.names:
                 traffic = ARCHITECTURES[name].traffic(self.cloud, self.stacks[name])
                 load = LoadSettings(
-                    rps=self.settings.rps, duration_s=self.settings.duration_s, seed=len(name), cycle=self.settings.cycle
+                    rps=self.settings.rps,
+                    duration_s=self.settings.duration_s,
+                    seed=len(name),
+                    cycle=self.settings.cycle,
                 )
                 self.drivers[name] = LoadDriver(traffic, load).start()
         except BaseException:

@@ -21,7 +21,12 @@ from typing import Final, Protocol
 import httpx
 
 Phase = tuple[str, float, float]  # (name, seconds, rate multiplier)
-CYCLE: Final[tuple[Phase, ...]] = (("steady", 15.0, 1.0), ("burst", 5.0, 5.0), ("idle", 14.0, 0.0), ("steady", 6.0, 1.0))
+CYCLE: Final[tuple[Phase, ...]] = (
+    ("steady", 15.0, 1.0),
+    ("burst", 5.0, 5.0),
+    ("idle", 14.0, 0.0),
+    ("steady", 6.0, 1.0),
+)
 
 
 class Traffic(Protocol):

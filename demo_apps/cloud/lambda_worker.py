@@ -6,7 +6,9 @@ runs here, so a cold start's init duration is the real one — then reads one in
 line on stdin and answers one line on the protocol pipe. The handler's own prints go to
 stderr (the function's log), so they cannot corrupt the protocol. Each invocation gets
 ``_X_AMZN_TRACE_ID`` and a context object, as on AWS. The CPU time the handler used is
-reported so the emulator can stretch the invocation to the function's CPU share.
+reported so the emulator can stretch the invocation to the function's CPU share. For a
+handler instrumented with the X-Ray SDK rather than Fluoro's tracer, the runtime records the
+function segment and runs the environment's X-Ray daemon (``lambda_xray``), as Lambda does.
 
 Protocol (JSON lines): in ``{"event", "request_id", "deadline_ms", "trace_header",
 "invoked_arn", "version"}``; out ``{"ready": true, "init_ms"}`` once, then ``{"result"}`` or
@@ -24,6 +26,8 @@ import sys
 import time
 import traceback
 from typing import Any
+
+from demo_apps.cloud.lambda_xray import from_environment
 
 
 class LambdaContext:
@@ -64,32 +68,56 @@ def leave_from(address: str) -> None:
     socket.socket.connect = connect  # type: ignore[method-assign]
 
 
+def traced_by_fluoro() -> bool:
+    """Whether the handler's module configured Fluoro's tracer (which records the function span)."""
+    runtime = sys.modules.get("tracer.runtime")
+    return runtime is not None and getattr(runtime, "ACTIVE", None) is not None and runtime.ACTIVE.tracing is not None
+
+
 def main() -> None:
+    process_started = time.time()
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     sys.stdout = sys.stderr  # the handler's prints are its log, not protocol lines
     module_name, function_name = sys.argv[1], sys.argv[2]
     if os.environ.get("FLUORO_VPC_ADDRESS"):
         leave_from(os.environ["FLUORO_VPC_ADDRESS"])
+    segments = from_environment(process_started)
     started = time.perf_counter()
     try:
         handler = getattr(importlib.import_module(module_name), function_name)
     except BaseException as exc:  # noqa: BLE001 - any init failure is Runtime.InitError, as on AWS
         protocol.write(json.dumps({"ready": False, "error": _error(exc)}) + "\n")
         return
+    init_ended: float | None = time.time()
+    # Fluoro's tracer records the function span itself; otherwise this runtime does, as Lambda does
+    own_segments = segments is not None and not traced_by_fluoro()
     protocol.write(json.dumps({"ready": True, "init_ms": (time.perf_counter() - started) * 1000}) + "\n")
     for line in sys.stdin:
         request = json.loads(line)
-        os.environ["_X_AMZN_TRACE_ID"] = request.get("trace_header") or ""
-        cpu_started = time.process_time()
-        try:
-            answer: dict[str, Any] = {"result": handler(request["event"], LambdaContext(request))}
-        except Exception as exc:  # noqa: BLE001 - whatever the handler raises is its error, as on AWS
-            answer = {"error": _error(exc)}
-        answer["cpu_s"] = time.process_time() - cpu_started
+        header, invocation = request.get("trace_header"), None
+        if own_segments and segments is not None:
+            header, invocation = segments.begin(header)
+        os.environ["_X_AMZN_TRACE_ID"] = header or ""
+        answer = _invoke(handler, request)
+        if segments is not None and invocation is not None:
+            segments.finish(invocation, init_ended=init_ended, returned=time.time(), error=answer.get("error"))
+            init_ended = None
+        elif segments is not None:
+            segments.forward_pending()
         try:
             protocol.write(json.dumps(answer, default=str) + "\n")
         except TypeError as exc:
             protocol.write(json.dumps({"error": _error(exc), "cpu_s": answer["cpu_s"]}) + "\n")
+
+
+def _invoke(handler: Any, request: dict[str, Any]) -> dict[str, Any]:
+    cpu_started = time.process_time()
+    try:
+        answer: dict[str, Any] = {"result": handler(request["event"], LambdaContext(request))}
+    except Exception as exc:  # noqa: BLE001 - whatever the handler raises is its error, as on AWS
+        answer = {"error": _error(exc)}
+    answer["cpu_s"] = time.process_time() - cpu_started
+    return answer
 
 
 if __name__ == "__main__":

@@ -375,7 +375,7 @@ def test_only_a_vpc_function_in_an_admitted_group_reaches_a_private_resource(sin
         ("powertools_handler.handler", {"amount": 7}, {"charged": 7}, "## handler"),
     ],
 )
-def test_x_ray_sdk_handlers_report_under_the_lambda_service_span(
+def test_x_ray_sdk_handlers_report_inside_the_function_segment(
     sink: OtlpSink, handler: str, event: dict[str, Any], answer: dict[str, Any], subsegment: str
 ) -> None:
     daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -386,15 +386,26 @@ def test_x_ray_sdk_handlers_report_under_the_lambda_service_span(
     try:
         lambdas.deploy(FunctionConfig(name="legacy", handler=handler, code_dir=CODE, timeout_s=10))
         assert lambdas.invoke("legacy", event) == answer
-        documents = []
-        while not any(d["name"] == subsegment for d in documents):
+        assert lambdas.invoke("legacy", event) == answer  # warm: no Initialization this time
+        segments = []
+        while len(segments) < 2:
             header, _, body = daemon.recv(65536).partition(b"\n")
             assert json.loads(header) == {"format": "json", "version": 1}
-            documents.append(json.loads(body))
-        document = next(d for d in documents if d["name"] == subsegment)
+            segments.append(json.loads(body))
     finally:
         lambdas.close()
         daemon.close()
-    service = next(s for s in sink.wait_for(1) if s.attributes.get("fluoro.origin") == "AWS::Lambda")
-    assert document["parent_id"] == service.span_id  # the SDK's facade segment is the service's span
-    assert document["trace_id"].replace("-", "")[1:] == service.trace_id
+    services = [s for s in sink.wait_for(2) if s.attributes.get("fluoro.origin") == "AWS::Lambda"]
+    cold, warm = sorted(segments, key=lambda d: d["start_time"])
+    for segment in (cold, warm):  # the runtime records the function segment, as Lambda does
+        assert (segment["name"], segment["origin"]) == ("legacy", "AWS::Lambda::Function")
+        assert segment["parent_id"] in {s.span_id for s in services}
+        assert segment["trace_id"].replace("-", "")[1:] in {s.trace_id for s in services}
+        names = [child["name"] for child in segment["subsegments"]]
+        assert subsegment in names and "type" not in segment  # the SDK's work, inside the function's segment
+        assert {"Invocation", "Overhead"} <= set(names)
+        if subsegment == "## handler":  # Powertools streamed its method's subsegment first: put back inside
+            (handler_doc,) = [c for c in segment["subsegments"] if c["name"] == subsegment]
+            assert [c["name"] for c in handler_doc["subsegments"]] == ["## powertools_handler.charge"]
+    assert "Initialization" in [c["name"] for c in cold["subsegments"]]
+    assert "Initialization" not in [c["name"] for c in warm["subsegments"]]
