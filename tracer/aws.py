@@ -9,18 +9,24 @@ HTTP request. Fluoro's hooks add what X-Ray shows and OTel does not:
   FunctionError);
 - the trace context on the messages themselves, so the consumer can link to the producer
   after the hop: SQS ``AWSTraceHeader`` system attribute, EventBridge entries' ``TraceHeader``,
-  and a ``_fluoro_trace`` object in JSON-object Kinesis records (see tracer.events).
+  and a ``_fluoro_trace`` object in JSON-object Kinesis records (see tracer.events);
+- in Lambda, the call's own span in the ``X-Amzn-Trace-Id`` header, where botocore would copy
+  the invocation's (``prefer_the_call_span``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Final
+from urllib.parse import unquote
 
+import wrapt
 from opentelemetry import trace as trace_api
 from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -149,15 +155,36 @@ def instrument_aws(tracing: Tracing | None = None) -> bool:
         return False
     instrumentor = BotocoreInstrumentor()  # type: ignore[no-untyped-call]
     if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
+        uninstrument_aws()
     instrumentor.instrument(
         tracer_provider=tracing.provider, request_hook=aws_request_hook, response_hook=aws_response_hook
     )
+    wrapt.wrap_function_wrapper("botocore.endpoint", "Endpoint.prepare_request", prefer_the_call_span)
     return True
+
+
+def prefer_the_call_span(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """Drop the X-Ray header botocore copied from Lambda's ``_X_AMZN_TRACE_ID`` (its recursion
+    detection), so the instrumentation puts the call's own span there instead: what S3 passes on
+    with an event notification then names the upload, not the whole invocation."""
+    try:
+        request = args[0]
+        header = request.headers.get(semconv.XRAY_HEADER)
+        from_environment = os.environ.get(semconv.LAMBDA_TRACE_ENV)
+        ours = trace_api.get_current_span().get_span_context().is_valid
+        if ours and header and from_environment and unquote(str(header)) == from_environment:
+            del request.headers[semconv.XRAY_HEADER]
+    except Exception:
+        _logger.exception("fluoro: could not replace the recursion-detection header")
+    return wrapped(*args, **kwargs)
 
 
 def uninstrument_aws() -> None:
     """Undo instrument_aws()."""
+    from botocore.endpoint import Endpoint  # type: ignore[import-untyped]
+
+    if getattr(Endpoint.prepare_request, "_self_wrapper", None) is prefer_the_call_span:
+        unwrap(Endpoint, "prepare_request")
     instrumentor = BotocoreInstrumentor()  # type: ignore[no-untyped-call]
     if instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.uninstrument()

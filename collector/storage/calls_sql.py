@@ -34,6 +34,9 @@ ASYNC_TARGET_TYPES: Final = (
     "'AWS::SQS::Queue', 'AWS::Kinesis::Stream', 'AWS::Events::EventBus', 'AWS::SNS::Topic', "
     "'AWS::StepFunctions::StateMachine', 'queue'"
 )
+# Targets that stay between a producer and the consumer its call triggered: the async ones,
+# and S3 buckets, whose event notifications carry the uploader's trace to the function.
+VIA_TARGET_TYPES: Final = ASYNC_TARGET_TYPES + ", 'AWS::S3::Bucket'"
 INIT_SPAN: Final = "'Initialization'"
 
 CALL_COLUMNS: Final = """
@@ -155,7 +158,7 @@ INSERT_PENDING: Final = """
 # A child is on another node when the service differs, or both carry different origins
 # (X-Ray's AWS::Lambda segment parenting its AWS::Lambda::Function segment of the same name).
 _OTHER_NODE = "(c.service <> c.p_service OR coalesce(c.origin <> c.p_origin, false))"
-_VIA_TARGET = f"""coalesce(c.p_target_type IN ({ASYNC_TARGET_TYPES})
+_VIA_TARGET = f"""coalesce(c.p_target_type IN ({VIA_TARGET_TYPES})
     AND NOT (c.p_target_name = c.service AND c.p_target_type IS NOT DISTINCT FROM c.origin), false)"""
 _FIGURES = "duration_ns, error, fault, throttle, coalesce(cold_start, false)"
 
@@ -180,7 +183,7 @@ INSERT INTO new_calls SELECT * FROM (
                CASE WHEN {_VIA_TARGET} THEN c.p_target_name ELSE c.p_service END,
                CASE WHEN {_VIA_TARGET} THEN c.p_target_type ELSE c.p_origin END,
                c.service, c.origin,
-               c.relation = 'link' OR coalesce(c.p_target_type IN ({ASYNC_TARGET_TYPES}), false),
+               c.relation = 'link' OR coalesce(c.p_target_type IN ({VIA_TARGET_TYPES}), false),
                c.duration_ns, c.error, c.fault, c.throttle, c.cold_start,
                CASE WHEN c.relation = 'link' OR {_VIA_TARGET} THEN c.start_ns - (c.p_start_ns + c.p_duration_ns) END,
                c.linked, c.function_version

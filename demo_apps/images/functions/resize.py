@@ -32,7 +32,8 @@ def _thumbnails(bucket, key):
     name = key.rsplit("/", 1)[-1]
     with tempfile.TemporaryDirectory() as work:  # the environment's own /tmp (TMPDIR)
         original = Path(work) / name
-        S3.download_file(bucket, key, str(original))
+        # get_object/put_object rather than the transfer manager, whose threads lose the trace
+        original.write_bytes(S3.get_object(Bucket=bucket, Key=key)["Body"].read())
         width, height, outputs = resize(original, Path(work), name)
         return _publish(name, width, height, outputs)
 
@@ -57,11 +58,12 @@ def _publish(name, width, height, outputs):
     keys = {}
     for size, path in outputs.items():
         key = f"{size}/{name}.jpg"
-        S3.upload_file(
-            str(path),
-            os.environ["THUMBNAILS_BUCKET"],
-            key,
-            ExtraArgs={"ContentType": "image/jpeg", "CacheControl": "max-age=30"},
+        S3.put_object(
+            Bucket=os.environ["THUMBNAILS_BUCKET"],
+            Key=key,
+            Body=path.read_bytes(),
+            ContentType="image/jpeg",
+            CacheControl="max-age=30",
         )
         keys[size] = key
     METADATA.put_item(Item={"image": name, "width": width, "height": height, **keys})

@@ -170,6 +170,44 @@ def test_xray_style_queue_parenting_keeps_the_queue_between(store: DuckDBStore) 
     assert edges["orders-q", "billing"]["event_age"]["p50_ms"] == pytest.approx(1000.0)
 
 
+def test_an_s3_notification_keeps_the_bucket_between_uploader_and_function(store: DuckDBStore) -> None:
+    store.write(
+        [
+            spans_batch(
+                at(1, 1, None, 0, 0.05, service="upload"),
+                at(
+                    1,
+                    2,
+                    1,
+                    0.01,
+                    0.02,
+                    service="upload",
+                    kind="CLIENT",
+                    target_type="AWS::S3::Bucket",
+                    target_name="pics",
+                ),
+                at(
+                    1,
+                    4,
+                    1,
+                    0.03,
+                    0.01,
+                    service="upload",
+                    kind="CLIENT",
+                    target_type="AWS::S3::Bucket",
+                    target_name="logs",
+                ),
+            ),
+            spans_batch(at(1, 3, 2, 0.53, 0.1, service="resize", origin="AWS::Lambda")),
+        ]
+    )
+    _, edges = by_name(linked_map(store, MapQuery(WINDOW)))
+    assert set(edges) == {("client", "upload"), ("upload", "pics"), ("pics", "resize"), ("upload", "logs")}
+    assert not edges["upload", "pics"]["async"] and not edges["upload", "logs"]["async"]  # the writes are calls
+    assert edges["pics", "resize"]["async"]  # the notification is an event
+    assert edges["pics", "resize"]["event_age"]["p50_ms"] == pytest.approx(500.0)
+
+
 def test_lambda_service_and_function_views_are_two_nodes(store: DuckDBStore) -> None:
     store.write(
         [

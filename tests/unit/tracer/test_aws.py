@@ -147,3 +147,24 @@ def test_eventbridge_entries_get_a_trace_header(recorder: Recorder) -> None:
     span.end()
     assert params["Entries"][0]["TraceHeader"] == xray_header(span.get_span_context())
     assert span.get_span_context().trace_flags == TraceFlags(TraceFlags.SAMPLED)
+
+
+def test_in_lambda_the_call_span_replaces_the_recursion_detection_header(
+    aws: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # botocore copies _X_AMZN_TRACE_ID onto every request in Lambda; S3 would pass that on with an
+    # event notification, naming the whole invocation instead of the upload.
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "upload")
+    monkeypatch.setenv(
+        semconv.LAMBDA_TRACE_ENV, "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    )
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="pics")
+    sent: list[str] = []
+    s3.meta.events.register(
+        "before-send.s3.PutObject", lambda request, **_: sent.append(request.headers["X-Amzn-Trace-Id"])
+    )
+    s3.put_object(Bucket="pics", Key="a.png", Body=b"png")
+    span = client_span(aws, "PutObject")
+    (header,) = sent
+    assert f"Parent={span.context.span_id:016x}" in str(header) and "53995c3f42cd8ad8" not in str(header)
