@@ -66,7 +66,7 @@ class FunctionSegments:
 
     def finish(self, invocation: Invocation, *, init_ended: float | None, returned: float, error: Any) -> None:
         """Send the function segment, with the SDK subsegments that belong to it inside."""
-        inside, forward = self._received(invocation.segment_id)
+        inside, forward = self._received(invocation)
         now = time.time()
         phases = [("Invocation", invocation.started, returned), ("Overhead", returned, now)]
         if init_ended is not None:
@@ -105,32 +105,35 @@ class FunctionSegments:
         for datagram in self._drain():
             self._send(datagram)
 
-    def _received(self, segment_id: str) -> tuple[list[dict[str, Any]], list[bytes]]:
+    def _received(self, invocation: Invocation) -> tuple[list[dict[str, Any]], list[bytes]]:
         """The subsegments under the function segment, streamed children put back in their
-        parents (the SDK streams a finished child before its parent); the rest, to forward."""
-        documents: list[tuple[bytes, dict[str, Any] | None]] = [(d, _document(d)) for d in self._drain()]
+        parents (the SDK streams a finished child before its parent); the rest, to forward.
+        A subsegment of this trace under a parent never seen is the SDK still naming an earlier
+        invocation's segment (it keeps its facade while the trace root stays the same): it
+        belongs to this invocation all the same."""
+        documents = [(raw, _document(raw)) for raw in self._drain()]
+        waiting = [doc for _, doc in documents if doc is not None and doc.get("type") == "subsegment"]
+        forward = [raw for raw, doc in documents if doc is None or doc.get("type") != "subsegment"]
         nodes: dict[str, dict[str, Any]] = {}
         inside: list[dict[str, Any]] = []
-        waiting = [(raw, doc) for raw, doc in documents if doc is not None and doc.get("type") == "subsegment"]
-        forward = [raw for raw, doc in documents if doc is None or doc.get("type") != "subsegment"]
-        while True:
-            placed = [
-                (raw, doc)
-                for raw, doc in waiting
-                if doc.get("parent_id") == segment_id or doc.get("parent_id") in nodes
-            ]
+        while waiting:
+            placed = [d for d in waiting if d.get("parent_id") == invocation.segment_id or d.get("parent_id") in nodes]
+            if not placed:
+                pending = {str(d.get("id")) for d in waiting}
+                placed = [
+                    d for d in waiting if d.get("trace_id") == invocation.root and d.get("parent_id") not in pending
+                ]
+                for doc in placed:
+                    doc["parent_id"] = invocation.segment_id
             if not placed:
                 break
-            for _raw, doc in placed:
+            for doc in placed:
                 node = {k: v for k, v in doc.items() if k not in ("type", "parent_id", "trace_id")}
-                parent_id = doc.get("parent_id")
-                if parent_id == segment_id:
-                    inside.append(node)
-                else:
-                    nodes[str(parent_id)].setdefault("subsegments", []).append(node)
+                parent = nodes.get(str(doc.get("parent_id")))
+                (inside if parent is None else parent.setdefault("subsegments", [])).append(node)
                 _index(node, nodes)
-            waiting = [(raw, doc) for raw, doc in waiting if all(doc is not d for _, d in placed)]
-        return inside, forward + [raw for raw, _ in waiting]
+            waiting = [d for d in waiting if all(d is not p for p in placed)]
+        return inside, forward + [HEADER + json.dumps(doc).encode() for doc in waiting]
 
     def _drain(self) -> list[bytes]:
         datagrams = []

@@ -387,8 +387,11 @@ def test_x_ray_sdk_handlers_report_inside_the_function_segment(
         lambdas.deploy(FunctionConfig(name="legacy", handler=handler, code_dir=CODE, timeout_s=10))
         assert lambdas.invoke("legacy", event) == answer
         assert lambdas.invoke("legacy", event) == answer  # warm: no Initialization this time
+        same_trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+        for _ in range(2):  # one trace invoking the function twice (a workflow's Map, a batch)
+            assert lambdas.invoke("legacy", event, same_trace) == answer
         segments = []
-        while len(segments) < 2:
+        while len(segments) < 4:
             header, _, body = daemon.recv(65536).partition(b"\n")
             assert json.loads(header) == {"format": "json", "version": 1}
             segments.append(json.loads(body))
@@ -396,8 +399,8 @@ def test_x_ray_sdk_handlers_report_inside_the_function_segment(
         lambdas.close()
         daemon.close()
     services = [s for s in sink.wait_for(2) if s.attributes.get("fluoro.origin") == "AWS::Lambda"]
-    cold, warm = sorted(segments, key=lambda d: d["start_time"])
-    for segment in (cold, warm):  # the runtime records the function segment, as Lambda does
+    cold, warm, *again = sorted(segments, key=lambda d: d["start_time"])
+    for segment in (cold, warm, *again):  # the runtime records the function segment, as Lambda does
         assert (segment["name"], segment["origin"]) == ("legacy", "AWS::Lambda::Function")
         assert segment["parent_id"] in {s.span_id for s in services}
         assert segment["trace_id"].replace("-", "")[1:] in {s.trace_id for s in services}
