@@ -106,7 +106,7 @@ class LoadDriver:
         try:
             status = self.traffic.act(client, rng)
             kind = "429" if status == 429 else "5xx" if status >= 500 else "4xx" if status >= 400 else "ok"
-        except httpx.HTTPError:
+        except Exception:  # noqa: BLE001 - a request that could not be made counts as failed
             kind = "failed"
         with self._lock:
             self.counts[kind] += 1

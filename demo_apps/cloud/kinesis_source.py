@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from demo_apps.cloud.lambda_service import FunctionError, LambdaService, TooManyRequests
+from demo_apps.cloud.lambda_service import FunctionError, LambdaService, TooManyRequests, producer_links
 from demo_apps.cloud.targets import TargetRouter
 
 _logger = logging.getLogger(__name__)
@@ -157,6 +157,7 @@ class KinesisEventSource:
                 "aws.lambda.iterator_age_ms": max(0.0, age_ms),
                 "aws.kinesis.shard_id": shard,
             },
+            links=producer_links(event),
         )
 
     def _give_up(self, shard: str, records: list[dict[str, Any]], invocations: int) -> None:

@@ -23,17 +23,19 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
 from opentelemetry import trace as trace_api
 from opentelemetry.propagators.aws import AwsXRayPropagator
+from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from demo_apps.cloud.lambda_config import DeployError, FunctionConfig, validate
 from demo_apps.cloud.lambda_environment import (
@@ -44,11 +46,13 @@ from demo_apps.cloud.lambda_environment import (
 )
 from demo_apps.cloud.vpc import Vpc, VpcError
 from tracer import semconv
+from tracer.events import message_carriers
 from tracer.exporter import OtlpHttpExporter
 from tracer.propagation import extract_from, xray_header
 
 _logger = logging.getLogger(__name__)
 _XRAY = AwsXRayPropagator()
+_CARRIERS = CompositePropagator([TraceContextTextMapPropagator(), _XRAY])  # what records carry
 DEFAULT_ACCOUNT_LIMIT: Final = 1000
 REGION: Final = "us-east-1"
 LATEST: Final = "$LATEST"
@@ -219,18 +223,20 @@ class LambdaService:
         qualifier: str | None = None,
         queued_since_ns: int | None = None,
         span_attributes: Mapping[str, Any] | None = None,
+        links: Sequence[Link] = (),
     ) -> Any:
         """A synchronous (RequestResponse) invocation: the handler's result.
 
         Raises TooManyRequests (429), FunctionError (the handler raised, or timed out), KeyError
         for an unknown function. `queued_since_ns`: when an asynchronous event was queued (the
         service's span starts there, showing the wait); `span_attributes` go on the service's span
-        (an event source mapping's batch size, iterator age)."""
+        (an event source mapping's batch size, iterator age); `links`: the producers of a
+        batch's records, which the batch's own trace starts from."""
         function = self._resolve(name, qualifier)
         tracer = self._tracer(name)
         parent = extract_from({semconv.XRAY_HEADER: trace_header}, _XRAY) if trace_header else None
         with tracer.start_as_current_span(
-            name, context=parent, kind=SpanKind.SERVER, start_time=queued_since_ns
+            name, context=parent, kind=SpanKind.SERVER, start_time=queued_since_ns, links=links
         ) as span:
             span.set_attributes(
                 {
@@ -400,6 +406,16 @@ class LambdaService:
         for provider in self._providers.values():
             provider.shutdown()
         shutil.rmtree(self._snapshots, ignore_errors=True)
+
+
+def producer_links(event: Any) -> list[Link]:
+    """A link to the producer of each record of a batch event that carries a trace context."""
+    links = []
+    for carrier in message_carriers(event):
+        context = trace_api.get_current_span(extract_from(carrier, _CARRIERS)).get_span_context()
+        if context.is_valid:
+            links.append(Link(context))
+    return links
 
 
 def run_concurrently(calls: list[Callable[[], Any]]) -> list[Any]:

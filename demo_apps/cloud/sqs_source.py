@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
-from demo_apps.cloud.lambda_service import FunctionError, LambdaService, TooManyRequests
+from demo_apps.cloud.lambda_service import FunctionError, LambdaService, TooManyRequests, producer_links
 
 _logger = logging.getLogger(__name__)
 REGION: Final = "us-east-1"
@@ -134,7 +134,10 @@ class SqsEventSource:
         self.batches += 1
         try:
             result = self.lambdas.invoke(
-                self.mapping.function, event, span_attributes={"messaging.batch.message_count": len(batch)}
+                self.mapping.function,
+                event,
+                span_attributes={"messaging.batch.message_count": len(batch)},
+                links=producer_links(event),
             )
         except (FunctionError, TooManyRequests) as exc:
             # nothing deleted: the messages return after the visibility timeout

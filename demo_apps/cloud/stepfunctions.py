@@ -262,6 +262,11 @@ class StepFunctions:
             events.append({"id": number, "previousEventId": number - 1, "timestamp": stamp, "type": kind, **details})
         return {"events": events}
 
+    def executions(self, machine_arn: str) -> list[Execution]:
+        """The machine's executions, newest first (express ones while they are remembered)."""
+        found = self.store.list(machine_arn) + self._express.list(machine_arn)
+        return sorted(found, key=lambda e: -e.started)
+
     def wait(self, arn: str, timeout_s: float = 30.0) -> str:
         """Block until the execution stops (or the timeout); its status."""
         deadline = time.monotonic() + timeout_s

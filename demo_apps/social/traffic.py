@@ -1,5 +1,6 @@
 """Posters and readers: posts with hashtags and moods (some flagged for moderation, a few
-malformed), trend reads, and now and then a raw record from a buggy legacy producer."""
+malformed), trend reads, and now and then a post from an old app version whose binary junk
+the analyzer cannot handle (a poison record)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ class SocialTraffic:
     def __init__(self, cloud: LocalCloud, stack: Stack) -> None:
         self.cloud = cloud
         self.url = stack.api_url("SocialApi")
-        self._kinesis = cloud.client("kinesis")
 
     def act(self, client: httpx.Client, rng: random.Random) -> int:
         roll = rng.random()
@@ -31,11 +31,9 @@ class SocialTraffic:
             if roll < 0.03:
                 body = {"author": rng.choice(AUTHORS), "text": ""}  # invalid: 400
             return client.post(f"{self.url}/posts", json=body).status_code
-        if roll < 0.73:  # a poison record straight onto the stream: bisected out, to the failure queue
-            self._kinesis.put_record(
-                StreamName="posts", Data=b"\x00legacy-binary-post", PartitionKey=rng.choice(AUTHORS)
-            )
-            return 202
+        if roll < 0.74:  # an old app version's post with binary junk: a poison record for the analyzer
+            junk = {"author": rng.choice(AUTHORS), "text": "\x00\x01legacy client #bug"}
+            return client.post(f"{self.url}/posts", json=junk).status_code
         return client.get(f"{self.url}/trends").status_code
 
     def midway(self) -> None:

@@ -1,5 +1,5 @@
 """Analysing posts in batches from the stream: hashtags counted into trends, a small sentiment
-score, and flagged posts sent to the moderation workflow. A malformed record fails its batch:
+score, and flagged posts sent to the moderation workflow. A post with binary junk fails its batch:
 the mapping bisects it until the record is alone, then sends it to the on-failure queue."""
 
 import base64
@@ -34,6 +34,9 @@ def sentiment(text):
 @tracer.traced.handler
 def handler(event, context):
     posts = [json.loads(base64.b64decode(r["kinesis"]["data"])) for r in event["Records"]]
+    for post in posts:
+        if any(ord(c) < 32 for c in post["text"]):
+            raise ValueError(f"post {post['id']} holds control characters: cannot analyze it")
     tags = Counter(tag.lower() for post in posts for tag in HASHTAG.findall(post["text"]))
     for tag, count in tags.items():
         TRENDS.update_item(

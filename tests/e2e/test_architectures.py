@@ -1,0 +1,210 @@
+"""Each demo architecture end to end: deployed from its SAM template into the local cloud, driven
+by its traffic for a short bounded run (steady, burst, idle, steady), traced into a real
+`fluoro serve`, and then read back through the query API."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from demo_apps.architectures import Demo, DemoSettings
+from demo_apps.local_collector import LocalCollector, get_json, run_collector
+
+# A compressed cycle: the idle gap outlasts the environments' idle timeout, so cold starts recur.
+CYCLE = (("steady", 6.0, 1.0), ("burst", 3.0, 6.0), ("idle", 6.0, 0.0), ("steady", 5.0, 1.0))
+Map = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def collector() -> Iterator[LocalCollector]:
+    with tempfile.TemporaryDirectory() as folder, run_collector(Path(folder) / "e2e.duckdb") as running:
+        yield running
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What the run left in the cloud, read before it stopped."""
+
+    dead_letters: list[str]
+    cdn_hits: int
+    states_entered: list[list[str]]  # per finished workflow execution, the states it entered
+
+
+def run(collector: LocalCollector, name: str) -> Ran:
+    """A 20-second run of one architecture, stopped (and its spans flushed) before returning."""
+    settings = DemoSettings(
+        collector.traces_url,
+        collector.xray_address,
+        rps=4,
+        duration_s=20,
+        fault_rate=0.1,
+        idle_timeout_s=3,
+        retry_delays_s=(0.5, 1.0),
+        cycle=CYCLE,
+    )
+    demo = Demo([name], settings).start()
+    try:
+        while demo.running:
+            time.sleep(0.5)
+        time.sleep(4)  # the last asynchronous work: retries, dead letters, workflows
+        return inspect(demo, name)
+    finally:
+        demo.stop()
+
+
+def inspect(demo: Demo, name: str) -> Ran:
+    stack, cloud = demo.stacks[name], demo.cloud
+    sqs = cloud.client("sqs")
+    letters: list[str] = []
+    for value in stack.template.outputs.values():  # the architectures name their DLQs as outputs
+        if isinstance(value, str) and "/123456789012/" in value:
+            for _ in range(5):
+                letters += [
+                    m["Body"] for m in sqs.receive_message(QueueUrl=value, MaxNumberOfMessages=10).get("Messages", [])
+                ]
+    entered = []
+    for arn in stack.machines.values():
+        for execution in cloud.stepfunctions.executions(arn)[:5]:
+            history = cloud.stepfunctions.get_execution_history(execution.arn)["events"]
+            entered.append(
+                [e["stateEnteredEventDetails"]["name"] for e in history if e["type"].endswith("StateEntered")]
+            )
+    return Ran(letters, sum(cdn.hits for cdn, _ in stack.cdns.values()), entered)
+
+
+def service_map(collector: LocalCollector, check: Callable[[Map], bool], timeout_s: float = 30.0) -> Map:
+    """The map once `check` holds (the collector links hops every second), else the last one."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found: Map = get_json(f"{collector.api_url}/api/service-map")
+        if check(found) or time.monotonic() > deadline:
+            return found
+        time.sleep(1.0)
+
+
+def nodes(found: Map) -> dict[tuple[str, str], Map]:
+    return {(n["name"], n["type"]): n for n in found["nodes"]}
+
+
+def edges(found: Map) -> dict[tuple[str, str], Map]:
+    names = {n["id"]: n["name"] for n in found["nodes"]}
+    return {(names[e["source"]], names[e["target"]]): e for e in found["edges"]}
+
+
+def has_edges(*wanted: tuple[str, str]) -> Callable[[Map], bool]:
+    return lambda found: set(wanted) <= set(edges(found))
+
+
+def figures(found: Map, name: str, kind: str) -> Map:
+    return nodes(found)[(name, kind)]["figures"] or {}
+
+
+def traces(collector: LocalCollector, expression: str) -> list[Map]:
+    query = urllib.parse.urlencode({"filter": expression, "limit": 50})
+    return list(get_json(f"{collector.api_url}/api/traces?{query}")["traces"])
+
+
+def services_of(collector: LocalCollector, expression: str) -> set[str]:
+    """Every service in the traces the filter finds."""
+    return {service for t in traces(collector, expression) for service in t["services"]}
+
+
+def spans_of(collector: LocalCollector, trace_id: str) -> list[Map]:
+    return list(get_json(f"{collector.api_url}/api/traces/{trace_id}")["spans"])
+
+
+def consumers_are_linked(found: Map, consumers: list[str]) -> None:
+    """No orphaned consumer trace: each consumer is reached from a producer, never a bare client."""
+    reached = edges(found)
+    for consumer in consumers:
+        callers = {caller for caller, callee in reached if callee == consumer}
+        assert callers and "client" not in callers, f"{consumer} is called by {callers}"
+
+
+def test_banking(collector: LocalCollector) -> None:
+    ran = run(collector, "banking")
+    wanted = [
+        ("client", "bank-api/prod"),
+        ("bank-api/prod", "withdraw"),
+        ("bank-api/prod", "balance"),
+        ("withdraw", "bank-accounts"),
+        ("withdraw", "bank"),
+        ("bank", "notify-customer"),
+        ("start-overdraft-workflow", "overdraft-workflow"),
+        ("overdraft-workflow", "assess-fee"),
+        ("notify-customer", "bank-notices"),
+    ]
+    found = service_map(collector, has_edges(*wanted))
+    assert set(wanted) <= set(edges(found)), sorted(edges(found))
+    assert edges(found)["withdraw", "bank"]["async"] and edges(found)["bank", "notify-customer"]["async"]
+    consumers_are_linked(found, ["notify-customer", "start-overdraft-workflow"])
+    # throttles at their true source: the withdraw function's reserved concurrency (or the stage)
+    sources = {(s["name"], s["type"]) for s in found["throttle_sources"]}
+    assert sources and sources <= {("withdraw", "AWS::Lambda"), ("bank-api/prod", "AWS::ApiGateway::Stage")}
+    assert figures(found, "bank-api/prod", "AWS::ApiGateway::Stage")["throttles"] > 0
+    assert figures(found, "bank-api/prod", "AWS::ApiGateway::Stage")["errors"] > 0  # 400s, 402s, 404s
+    assert figures(found, "withdraw", "AWS::Lambda::Function")["faults"] > 0  # the downstream fault rate
+    assert nodes(found)[("withdraw", "AWS::Lambda::Function")]["cold_start"]["inits"] > 0
+    cold = traces(collector, 'service("withdraw") AND cold_start')
+    assert cold and "Initialization" in {s["name"] for s in spans_of(collector, cold[0]["trace_id"])}
+    # the standard workflow ran state by state, and its executions are on the map
+    assert ran.states_entered and all(states[0] == "AssessFee" for states in ran.states_entered)
+    assert any({"FreezeOrCharge", "RecordCase"} <= set(states) for states in ran.states_entered)
+    assert figures(found, "overdraft-workflow", "AWS::StepFunctions::StateMachine")["requests"] > 0
+    # the Powertools (X-Ray SDK) function joins the same traces as the OpenTelemetry ones
+    assert {"bank-api/prod", "withdraw", "notify-customer"} <= services_of(collector, 'service("notify-customer")')
+
+
+def test_images(collector: LocalCollector) -> None:
+    ran = run(collector, "images")
+    wanted = [
+        ("images-api/prod", "upload-image"),
+        ("upload-image", "image-uploads"),
+        ("image-uploads", "resize-image"),
+        ("resize-image", "image-thumbnails"),
+        ("resize-image", "image-metadata"),
+        ("thumbnails-cdn", "image-thumbnails"),
+        ("image-info", "image-metadata"),
+    ]
+    found = service_map(collector, has_edges(*wanted))
+    assert set(wanted) <= set(edges(found)), sorted(edges(found))
+    assert edges(found)["image-uploads", "resize-image"]["async"]
+    consumers_are_linked(found, ["resize-image"])
+    assert figures(found, "resize-image", "AWS::Lambda::Function")["faults"] > 0  # the corrupt uploads
+    assert ran.cdn_hits > 0 and figures(found, "thumbnails-cdn", "AWS::CloudFront::Distribution")["requests"] > 0
+    assert any("incoming/" in letter for letter in ran.dead_letters), "no corrupt upload reached the DLQ"
+    assert figures(found, "resize-image", "AWS::Lambda::Function")["cold_starts"] > 0
+    # the X-Ray SDK function's segments join the API's traces
+    assert {"images-api/prod", "image-info"} <= services_of(collector, 'service("image-info")')
+
+
+def test_social(collector: LocalCollector) -> None:
+    ran = run(collector, "social")
+    wanted = [
+        ("social-api/prod", "publish-post"),
+        ("publish-post", "posts"),
+        ("posts", "analyze-posts"),
+        ("analyze-posts", "social-trends"),
+        ("analyze-posts", "moderation"),
+        ("moderation", "moderate-post"),
+        ("moderation", "social-moderation"),
+    ]
+    found = service_map(collector, has_edges(*wanted))
+    assert set(wanted) <= set(edges(found)), sorted(edges(found))
+    assert edges(found)["posts", "analyze-posts"]["async"]
+    consumers_are_linked(found, ["analyze-posts"])
+    assert figures(found, "analyze-posts", "AWS::Lambda::Function")["faults"] > 0  # the poison records
+    assert any("KinesisBatchInfo" in letter for letter in ran.dead_letters), "no poison record was set aside"
+    assert ran.states_entered and all(states[0] == "Decide" for states in ran.states_entered)
+    moderation = traces(collector, 'service("moderation")')
+    assert moderation
+    spans = spans_of(collector, moderation[0]["trace_id"])
+    assert {"Decide", "Record"} <= {s["name"] for s in spans}
+    assert "moderate-post" in {s["service"] for s in spans}  # the X-Ray SDK function, in the same trace
