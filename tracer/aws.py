@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Final
 from urllib.parse import unquote
@@ -181,10 +182,9 @@ def prefer_the_call_span(wrapped: Any, instance: Any, args: Any, kwargs: Any) ->
 
 def uninstrument_aws() -> None:
     """Undo instrument_aws()."""
-    from botocore.endpoint import Endpoint  # type: ignore[import-untyped]
-
-    if getattr(Endpoint.prepare_request, "_self_wrapper", None) is prefer_the_call_span:
-        unwrap(Endpoint, "prepare_request")
+    endpoint = getattr(sys.modules.get("botocore.endpoint"), "Endpoint", None)  # wrapped only if imported
+    if getattr(getattr(endpoint, "prepare_request", None), "_self_wrapper", None) is prefer_the_call_span:
+        unwrap(endpoint, "prepare_request")
     instrumentor = BotocoreInstrumentor()  # type: ignore[no-untyped-call]
     if instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.uninstrument()
