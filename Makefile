@@ -31,7 +31,7 @@ browser:
 	fi
 
 demo: install
-	$(BIN)/python -m demo_apps.tracer_example
+	$(BIN)/python -m demo_apps.demo_cli all $(DEMO_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -44,12 +44,12 @@ ARCHITECTURES: Final = {
 class DemoSettings:
     otlp_endpoint: str  # the collector's /v1/traces URL
     xray_daemon: str | None = None  # host:port of its X-Ray UDP listener
-    rps: float = 4.0  # per architecture, in the steady phases
+    rps: float = 2.0  # per architecture, in the steady phases
     duration_s: float = 3600.0
     fault_rate: float = 0.03
-    idle_timeout_s: float = 10.0  # shorter than the load's idle gap, so cold starts recur
+    idle_timeout_s: float = 15.0  # shorter than the load's idle gap, so cold starts recur
     retry_delays_s: tuple[float, float] = (2.0, 4.0)  # AWS: about 1 and 2 minutes
-    account_limit: int = 40  # a small account, which also bounds the worker processes
+    account_limit: int = 20  # a small account, which also bounds the worker processes
     max_concurrent_inits: int = 2  # about one per core: a cold start's init is CPU-bound
     cycle: tuple[Phase, ...] = CYCLE
 

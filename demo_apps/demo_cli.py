@@ -71,7 +71,7 @@ def table(rows: list[Snapshot], elapsed_s: float, ui_url: str | None) -> Table:
 @click.argument("which", type=click.Choice([*ARCHITECTURES, "all"]), default="all")
 @click.option("--duration", "duration_s", type=float, default=0.0, help="Seconds to run; 0 runs until Ctrl-C.")
 @click.option(
-    "--rps", type=float, default=4.0, show_default=True, help="Requests a second per architecture (steady phases)."
+    "--rps", type=float, default=2.0, show_default=True, help="Requests a second per architecture (steady phases)."
 )
 @click.option(
     "--fault-rate", type=float, default=0.03, show_default=True, help="Share of withdrawals that fault downstream."

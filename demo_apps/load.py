@@ -2,7 +2,7 @@
 
 Each architecture supplies a ``Traffic``: seed data, one user action (``act``) answering an
 HTTP status, and a mid-run change (``midway``: a new function version shifted onto an alias).
-The driver repeats a 40-second cycle — steady traffic, a burst at 5x the rate (past the stage
+The driver repeats a 70-second cycle — steady traffic, a burst at 3x the rate (past the stage
 throttle and the reserved concurrency: 429s at their real sources), an idle gap longer than
 the environments' idle timeout (reaped, so cold starts recur), steady again — and counts what
 came back. It stops by itself after ``duration_s`` or when asked (``stop``).

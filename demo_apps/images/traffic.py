@@ -17,7 +17,7 @@ from demo_apps.cloud.sam_deploy import Stack
 
 
 def picture(rng: random.Random) -> bytes:
-    width, height = rng.choice([(640, 480), (800, 600), (1024, 768)])
+    width, height = rng.choice([(480, 360), (640, 480), (800, 600)])
     image = Image.new("RGB", (width, height), tuple(rng.randrange(256) for _ in range(3)))  # type: ignore[arg-type]
     for _ in range(6):
         x, y = rng.randrange(width - 40), rng.randrange(height - 40)

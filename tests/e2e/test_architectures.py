@@ -145,9 +145,11 @@ def test_banking(collector: LocalCollector) -> None:
     assert set(wanted) <= set(edges(found)), sorted(edges(found))
     assert edges(found)["withdraw", "bank"]["async"] and edges(found)["bank", "notify-customer"]["async"]
     consumers_are_linked(found, ["notify-customer", "start-overdraft-workflow"])
-    # throttles at their true source: the withdraw function's reserved concurrency (or the stage)
+    # throttles at their true source: reserved concurrency on the Lambda nodes (withdraw's, the
+    # fee functions'), the stage's own limit; never a node that only passed a 429 on
     sources = {(s["name"], s["type"]) for s in found["throttle_sources"]}
-    assert sources and sources <= {("withdraw", "AWS::Lambda"), ("bank-api/prod", "AWS::ApiGateway::Stage")}
+    assert ("withdraw", "AWS::Lambda") in sources
+    assert {kind for _, kind in sources} <= {"AWS::Lambda", "AWS::ApiGateway::Stage"}
     assert figures(found, "bank-api/prod", "AWS::ApiGateway::Stage")["throttles"] > 0
     assert figures(found, "bank-api/prod", "AWS::ApiGateway::Stage")["errors"] > 0  # 400s, 402s, 404s
     assert figures(found, "withdraw", "AWS::Lambda::Function")["faults"] > 0  # the downstream fault rate
