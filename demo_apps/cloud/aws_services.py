@@ -8,6 +8,7 @@ credentials, so nothing in a handler knows it is local.
 from __future__ import annotations
 
 import logging
+import urllib.request
 from typing import Any, Final
 
 from moto.server import ThreadedMotoServer
@@ -35,6 +36,11 @@ class AwsServices:
         if not self._started:
             self._server.start()
             self._started = True
+            # moto keeps its data per process, not per server: start from empty services, as a
+            # fresh account would (one local cloud at a time per process)
+            request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+            with urllib.request.urlopen(request, timeout=10):
+                pass
         return self
 
     def stop(self) -> None:

@@ -22,9 +22,6 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from opentelemetry import trace as trace_api
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,8 +29,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from demo_apps.cloud.response_cache import ResponseCache
+from demo_apps.cloud.service_tracers import ServiceTracers
 from tracer import semconv
-from tracer.exporter import OtlpHttpExporter
 from tracer.propagation import extract_from
 
 HIT: Final = "Hit from cloudfront"
@@ -83,11 +80,8 @@ class Cdn:
         self.distribution = distribution
         self.cache = ResponseCache(distribution.default_ttl_s, distribution.max_entries)
         self._origin = httpx.AsyncClient(base_url=s3_endpoint.rstrip("/"), timeout=30.0)
-        self._provider = TracerProvider(resource=Resource.create({"service.name": distribution.name}))
-        if otlp_endpoint:
-            exporter = OtlpHttpExporter(otlp_endpoint)
-            self._provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
-        self._tracer = self._provider.get_tracer("demo_apps.cloud.cdn")
+        self._tracers = ServiceTracers(otlp_endpoint, "demo_apps.cloud.cdn")
+        self._tracer = self._tracers.tracer(distribution.name)
         self.hits = self.misses = 0
 
     def invalidate(self, paths: list[str]) -> int:
@@ -154,4 +148,4 @@ class Cdn:
         return Response(upstream.content, status_code=status, headers={**headers, "x-cache": MISS})
 
     def close(self) -> None:
-        self._provider.shutdown()
+        self._tracers.shutdown()

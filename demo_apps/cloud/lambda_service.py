@@ -31,9 +31,6 @@ from typing import Any, Final
 from opentelemetry import trace as trace_api
 from opentelemetry.propagators.aws import AwsXRayPropagator
 from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -44,10 +41,10 @@ from demo_apps.cloud.lambda_environment import (
     InvocationTimedOut,
     Outcome,
 )
+from demo_apps.cloud.service_tracers import ServiceTracers
 from demo_apps.cloud.vpc import Vpc, VpcError
 from tracer import semconv
 from tracer.events import message_carriers
-from tracer.exporter import OtlpHttpExporter
 from tracer.propagation import extract_from, xray_header
 
 _logger = logging.getLogger(__name__)
@@ -123,7 +120,7 @@ class LambdaService:
         self._snapshots = Path(tempfile.mkdtemp(prefix="fluoro-lambda-versions-"))
         self._random = random.Random(7)
         self._lock = threading.Lock()
-        self._providers: dict[str, TracerProvider] = {}
+        self._tracers = ServiceTracers(settings.otlp_endpoint, "demo_apps.cloud.lambda")
         self._stopping = threading.Event()
         inits = settings.max_concurrent_inits
         self._init_slots = threading.BoundedSemaphore(inits) if inits else None
@@ -233,7 +230,7 @@ class LambdaService:
         (an event source mapping's batch size, iterator age); `links`: the producers of a
         batch's records, which the batch's own trace starts from."""
         function = self._resolve(name, qualifier)
-        tracer = self._tracer(name)
+        tracer = self._tracers.tracer(name)
         parent = extract_from({semconv.XRAY_HEADER: trace_header}, _XRAY) if trace_header else None
         with tracer.start_as_current_span(
             name, context=parent, kind=SpanKind.SERVER, start_time=queued_since_ns, links=links
@@ -353,17 +350,6 @@ class LambdaService:
 
     # ------------------------------------------------------------------ tracing
 
-    def _tracer(self, name: str) -> trace_api.Tracer:
-        with self._lock:
-            provider = self._providers.get(name)
-            if provider is None:
-                provider = TracerProvider(resource=Resource.create({"service.name": name, "cloud.provider": "aws"}))
-                if self.settings.otlp_endpoint:
-                    exporter = OtlpHttpExporter(self.settings.otlp_endpoint)
-                    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
-                self._providers[name] = provider
-        return provider.get_tracer("demo_apps.cloud.lambda")
-
     # ------------------------------------------------------------------ lifecycle
 
     def stats(self, name: str, version: str = LATEST) -> Mapping[str, int]:
@@ -403,8 +389,7 @@ class LambdaService:
                 function.idle = []
         for environment in environments:
             environment.stop()
-        for provider in self._providers.values():
-            provider.shutdown()
+        self._tracers.shutdown()
         shutil.rmtree(self._snapshots, ignore_errors=True)
 
 

@@ -26,19 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from opentelemetry import trace as trace_api
 from opentelemetry.propagators.aws import AwsXRayPropagator
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from demo_apps.cloud.asl_definition import InvalidDefinition, check_definition
 from demo_apps.cloud.asl_interpreter import Interpreter, RunLimits, StatesError, TaskRunner
 from demo_apps.cloud.aws_json_api import AwsApiError
+from demo_apps.cloud.service_tracers import ServiceTracers
 from demo_apps.cloud.sfn_store import Execution, ExecutionStore
 from tracer import semconv
-from tracer.exporter import OtlpHttpExporter
 from tracer.propagation import extract_from
 
 _logger = logging.getLogger(__name__)
@@ -78,7 +74,7 @@ class StepFunctions:
         self._running: dict[str, tuple[Interpreter, Future[None]]] = {}
         self._lock = threading.Lock()
         self._closing = False
-        self._providers: dict[str, TracerProvider] = {}
+        self._tracers = ServiceTracers(settings.otlp_endpoint, "demo_apps.cloud.stepfunctions")
         for arn, name, definition, kind in self.store.machines():
             self._machines[name] = _Machine(arn, name, json.loads(definition), kind)
 
@@ -169,7 +165,7 @@ class StepFunctions:
         limits = RunLimits(time.monotonic() + limit if limit else None, self.settings.time_scale)
         interpreter = Interpreter(
             self.runner,
-            self._tracer(machine.name),
+            self._tracers.tracer(machine.name),
             lambda kind, details: store.add_event(execution.arn, kind, details),
             limits,
         )
@@ -184,7 +180,7 @@ class StepFunctions:
         }
         durable = machine.kind == "STANDARD"
         parent = extract_from({semconv.XRAY_HEADER: execution.trace_header}, _XRAY) if execution.trace_header else None
-        tracer = self._tracer(machine.name)
+        tracer = self._tracers.tracer(machine.name)
         try:
             with tracer.start_as_current_span(machine.name, context=parent, kind=SpanKind.SERVER) as span:
                 span.set_attributes(
@@ -279,17 +275,6 @@ class StepFunctions:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _tracer(self, machine: str) -> trace_api.Tracer:
-        with self._lock:
-            provider = self._providers.get(machine)
-            if provider is None:
-                provider = TracerProvider(resource=Resource.create({"service.name": machine, "cloud.provider": "aws"}))
-                if self.settings.otlp_endpoint:
-                    exporter = OtlpHttpExporter(self.settings.otlp_endpoint)
-                    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
-                self._providers[machine] = provider
-        return provider.get_tracer("demo_apps.cloud.stepfunctions")
-
     def close(self) -> None:
         """Stop: running standard executions stay RUNNING in the store, as after a crash."""
         self._closing = True
@@ -298,7 +283,6 @@ class StepFunctions:
         for interpreter, _ in running:
             interpreter.stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        for provider in self._providers.values():
-            provider.shutdown()
+        self._tracers.shutdown()
         self.store.close()
         self._express.close()
