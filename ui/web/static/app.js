@@ -103,6 +103,8 @@ function showFilterError(error) {
 
 function render(target, figure, extra) {
   const node = typeof target === "string" ? document.getElementById(target) : target;
+  node.dataset.drawn = "1";  // boot.js's first-paint preview gives way to plotly's figure
+  node.querySelectorAll(":scope > .map-preview").forEach((preview) => preview.remove());
   return Plotly.react(node, figure.data, Object.assign({}, figure.layout, extra || {}), PLOT_CONFIG);
 }
 
