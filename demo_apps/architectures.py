@@ -8,8 +8,8 @@ architectures and drives each with its traffic; ``snapshot`` reports what has ha
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -52,6 +52,8 @@ class DemoSettings:
     account_limit: int = 20  # a small account, which also bounds the worker processes
     max_concurrent_inits: int = 2  # about one per core: a cold start's init is CPU-bound
     cycle: tuple[Phase, ...] = CYCLE
+    # template parameters by architecture, over the templates' defaults (FaultRate is set above)
+    parameters: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,11 +94,10 @@ class Demo:
         try:
             for name in self.names:
                 architecture = ARCHITECTURES[name]
+                parameters = {"FaultRate": str(self.settings.fault_rate)} if name == "banking" else {}
+                parameters.update(self.settings.parameters.get(name, {}))
                 template = load_template(
-                    architecture.folder / "template.yaml",
-                    name,
-                    self.cloud.aws.endpoint,
-                    {"FaultRate": str(self.settings.fault_rate)} if name == "banking" else {},
+                    architecture.folder / "template.yaml", name, self.cloud.aws.endpoint, parameters
                 )
                 self.stacks[name] = deploy_template(self.cloud, template)
             for name in self.names:

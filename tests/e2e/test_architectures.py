@@ -44,10 +44,12 @@ def run(collector: LocalCollector, name: str) -> Ran:
         collector.xray_address,
         rps=4,
         duration_s=20,
-        fault_rate=0.1,
+        fault_rate=0.3,
         idle_timeout_s=3,
         retry_delays_s=(0.5, 1.0),
         cycle=CYCLE,
+        # a stage limit the burst passes, but not before withdraw's reserved concurrency runs out
+        parameters={"banking": {"ThrottleRate": "12", "ThrottleBurst": "8"}},
     )
     demo = Demo([name], settings).start()
     try:
