@@ -53,11 +53,12 @@ class ImagesTraffic:
     def _upload(self, client: httpx.Client, rng: random.Random) -> int:
         with self._lock:
             self._count += 1
-            name = f"photo-{self._count:05d}.png"
+            count = self._count
+            name = f"photo-{count:05d}.png"
         data = picture(rng)
-        if rng.random() < 0.06:
+        if count % 12 == 3:  # one upload in twelve
             data = b"\x89PNG broken" + data[20:60]  # a corrupt upload: resize fails, retried, DLQ
-        elif rng.random() < 0.03:
+        elif count % 25 == 7:
             return client.put(f"{self.url}/images/{name}", json={"data": "%%%"}).status_code  # invalid: 400
         status = client.put(f"{self.url}/images/{name}", json={"data": base64.b64encode(data).decode()}).status_code
         if status == 202:

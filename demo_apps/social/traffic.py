@@ -4,6 +4,7 @@ the analyzer cannot handle (a poison record)."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import httpx
@@ -22,19 +23,18 @@ class SocialTraffic:
     def __init__(self, cloud: LocalCloud, stack: Stack) -> None:
         self.cloud = cloud
         self.url = stack.api_url("SocialApi")
+        self._posts = itertools.count(1)
 
     def act(self, client: httpx.Client, rng: random.Random) -> int:
-        roll = rng.random()
-        if roll < 0.7:
-            text = f"{rng.choice(MOODS)} #{rng.choice(TAGS)} #{rng.choice(TAGS)}"
-            body: dict[str, str] = {"author": rng.choice(AUTHORS), "text": text}
-            if roll < 0.03:
-                body = {"author": rng.choice(AUTHORS), "text": ""}  # invalid: 400
-            return client.post(f"{self.url}/posts", json=body).status_code
-        if roll < 0.74:  # an old app version's post with binary junk: a poison record for the analyzer
-            junk = {"author": rng.choice(AUTHORS), "text": "\x00\x01legacy client #bug"}
-            return client.post(f"{self.url}/posts", json=junk).status_code
-        return client.get(f"{self.url}/trends").status_code
+        if rng.random() >= 0.72:
+            return client.get(f"{self.url}/trends").status_code
+        number = next(self._posts)
+        body = {"author": rng.choice(AUTHORS), "text": f"{rng.choice(MOODS)} #{rng.choice(TAGS)} #{rng.choice(TAGS)}"}
+        if number % 15 == 4:  # an old app version's post with binary junk: a poison record for the analyzer
+            body["text"] = "\x00\x01legacy client #bug"
+        elif number % 30 == 11:
+            body["text"] = ""  # invalid: 400
+        return client.post(f"{self.url}/posts", json=body).status_code
 
     def midway(self) -> None:
         """Nothing changes mid-run here: the banking architecture shifts its alias."""
