@@ -101,7 +101,8 @@ function showFilterError(error) {
   box.hidden = false;
 }
 
-function render(target, figure, extra) {
+async function render(target, figure, extra) {
+  await window.fluoroPlotly;  // the map page loads plotly.js after its first paint (boot.js)
   const node = typeof target === "string" ? document.getElementById(target) : target;
   node.dataset.drawn = "1";  // boot.js's first-paint preview gives way to plotly's figure
   node.querySelectorAll(":scope > .map-preview").forEach((preview) => preview.remove());

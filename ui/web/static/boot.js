@@ -1,15 +1,15 @@
-// The map page's first paint, before plotly.js (4.6 MB, ~2 s to compile on a first visit) is
-// ready: the map's data request starts here, and its figure is drawn at once as a plain SVG —
-// rings, edges, labels, from the same figure JSON plotly will draw — which plotly then replaces
-// with the interactive map (app.js takes the response over). Runs at the end of <body>, before
-// the deferred scripts. Span-borne text goes in as textContent only: it stays inert.
+// The map page's first paint, before plotly.js (4.6 MB, ~2 s to compile on a first visit, the
+// page frozen meanwhile) is ready: the map's data request starts here, its figure is drawn at
+// once as a plain SVG — rings, edges, labels, from the same figure JSON plotly will draw — and
+// only then is plotly.js loaded, to replace it with the interactive map (app.js takes the
+// response over and waits for window.fluoroPlotly). Runs at the end of <body>, before the
+// deferred scripts. Span-borne text goes in as textContent only: it stays inert.
 "use strict";
 (function firstPaint() {
   if (document.body.dataset.page !== "map") return;
   const SVG = "http://www.w3.org/2000/svg";
   const url = new URLSearchParams(window.location.search);
   const range = url.get("range") || "900";
-  if (range === "custom") return;
   const now = Date.now() / 1000;
   const query = new URLSearchParams({ start: (now - Number(range)).toFixed(3), end: now.toFixed(3) });
   if (url.get("filter")) query.set("filter", url.get("filter"));
@@ -80,7 +80,25 @@
     performance.mark("map previewed");
   }
 
+  function loadPlotly() {
+    return new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = "/static/plotly.min.js";
+      script.onload = resolve;
+      script.onerror = reject;
+      document.head.appendChild(script);
+    });
+  }
+
+  if (range === "custom") {
+    window.fluoroPlotly = loadPlotly();
+    return;
+  }
   const response = fetch(`/ui/data/map?${query}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
-  response.then((answer) => answer.ok && answer.clone().json().then((body) => draw(body.figure))).catch(() => {});
+  const painted = response
+    .then((answer) => (answer.ok ? answer.clone().json().then((body) => draw(body.figure)) : null))
+    .catch(() => null);
+  // a frame for the preview to be painted in, then plotly.js
+  window.fluoroPlotly = painted.then(() => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)))).then(loadPlotly);
   window.fluoroPrefetch = { path: "/ui/data/map", response };
 })();
