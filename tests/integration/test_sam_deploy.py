@@ -1,0 +1,95 @@
+"""Deploying SAM templates into a real local cloud: what is deployed works, what is outside the
+supported subset fails at deploy with the resource and property named."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from demo_apps.cloud.lambda_config import DeployError
+from demo_apps.cloud.lambda_service import LambdaSettings
+from demo_apps.cloud.local_cloud import CloudSettings, LocalCloud
+from demo_apps.cloud.sam_deploy import deploy_template
+from demo_apps.cloud.sam_template import load_template
+from demo_apps.otlp_sink import OtlpSink
+
+CODE = Path(__file__).parent / "lambda_code"
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[LocalCloud]:
+    with OtlpSink(keep=False) as sink:
+        settings = CloudSettings(lambdas=LambdaSettings(otlp_endpoint=sink.endpoint))
+        with LocalCloud(settings) as running:
+            yield running
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "template.yaml"
+    path.write_text(textwrap.dedent(text).replace("CODE", str(CODE)))
+    return path
+
+
+def test_an_implicit_api_route_and_a_queue_are_deployed(cloud: LocalCloud, tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        Resources:
+          Inbox:
+            Type: AWS::SQS::Queue
+          Echo:
+            Type: AWS::Serverless::Function
+            Properties:
+              FunctionName: sam-echo
+              CodeUri: CODE
+              Handler: api.handler
+              Timeout: 10
+              Environment: {Variables: {INBOX: !Ref Inbox}}
+              Events:
+                Get:
+                  Type: Api
+                  Properties: {Path: "/items/{id}", Method: get}
+        """,
+    )
+    stack = deploy_template(cloud, load_template(path, "sam", cloud.aws.endpoint))
+    try:
+        answer = httpx.get(f"{stack.api_url()}/items/42", timeout=30)
+        assert answer.status_code == 200 and json.loads(answer.text)["id"] == "42"
+        assert stack.queues["Inbox"].endswith("/123456789012/sam-Inbox")
+        assert dict(cloud.lambdas.config("sam-echo").environment)["INBOX"] == stack.queues["Inbox"]
+    finally:
+        stack.close()
+
+
+@pytest.mark.parametrize(
+    ("function_properties", "where"),
+    [
+        ("Runtime: nodejs20.x", "Resources.Bad.Properties.Runtime"),
+        ("Events: {Topic: {Type: SNS, Properties: {Topic: arn}}}", "Resources.Bad.Properties.Events.Topic.Type"),
+        ("EventInvokeConfig: {MaximumRetryAttempts: 0}", "Resources.Bad.Properties.EventInvokeConfig"),
+        ("MemorySize: 20000", "Resources.Bad"),
+        ("DeadLetterQueue: {Type: SNS, TargetArn: arn}", "Resources.Bad.Properties.DeadLetterQueue"),
+    ],
+)
+def test_unsupported_properties_fail_at_deploy(
+    cloud: LocalCloud, tmp_path: Path, function_properties: str, where: str
+) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        Resources:
+          Bad:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: CODE
+              Handler: api.handler
+              {function_properties}
+        """,
+    )
+    with pytest.raises(DeployError, match=where.replace(".", r"\.")):
+        deploy_template(cloud, load_template(path, "bad", cloud.aws.endpoint)).close()
