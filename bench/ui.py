@@ -50,7 +50,7 @@ DRAWN = "() => { const g = document.getElementById('map'); return g && g.data &&
 # The first paint: boot.js's SVG of the map, drawn from the figure before plotly.js is ready.
 PREVIEWED = (
     "() => document.querySelector('#map .map-preview') !== null"
-    " || (document.getElementById('map').data || []).length > 0"
+    " || ((document.getElementById('map') || {}).data || []).length > 0"
 )
 
 

@@ -4,9 +4,9 @@
 // only then is plotly.js loaded, to replace it with the interactive map (app.js takes the
 // response over and waits for window.fluoroPlotly). Runs at the end of <body>, before the
 // deferred scripts. Span-borne text goes in as textContent only: it stays inert.
+// Loaded in the map page's <head>: the request starts before the body is parsed.
 "use strict";
 (function firstPaint() {
-  if (document.body.dataset.page !== "map") return;
   const SVG = "http://www.w3.org/2000/svg";
   const url = new URLSearchParams(window.location.search);
   const range = url.get("range") || "900";
@@ -40,6 +40,12 @@
     Object.entries(attributes).forEach(([key, value]) => node.setAttribute(key, String(value)));
     parent.appendChild(node);
     return node;
+  }
+
+  function whenParsed() {
+    return document.readyState === "loading"
+      ? new Promise((resolve) => document.addEventListener("DOMContentLoaded", resolve, { once: true }))
+      : Promise.resolve();
   }
 
   function draw(figure) {
@@ -96,7 +102,8 @@
   }
   const response = fetch(`/ui/data/map?${query}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
   const painted = response
-    .then((answer) => (answer.ok ? answer.clone().json().then((body) => draw(body.figure)) : null))
+    .then((answer) => (answer.ok ? answer.clone().json() : null))
+    .then((body) => body && whenParsed().then(() => draw(body.figure)))
     .catch(() => null);
   // a frame for the preview to be painted in, then plotly.js
   window.fluoroPlotly = painted.then(() => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)))).then(loadPlotly);
