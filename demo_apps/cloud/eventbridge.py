@@ -17,6 +17,7 @@ import json
 import re
 import threading
 import uuid
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ ACCOUNT: Final = "123456789012"
 REGION: Final = "us-east-1"
 MAX_ENTRIES: Final = 10
 MAX_ENTRY_BYTES: Final = 256 * 1024
+RECENT_DELIVERIES: Final = 1000
 _PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.\-]+)>")
 
 
@@ -110,7 +112,8 @@ class EventBridge:
         self._buses: set[str] = {"default"}
         self._rules: dict[tuple[str, str], Rule] = {}
         self._lock = threading.Lock()
-        self.delivered: list[tuple[str, str]] = []  # (rule, target arn), in delivery order
+        # (rule, target arn), the latest deliveries: bounded, as the demo delivers for hours
+        self.delivered: deque[tuple[str, str]] = deque(maxlen=RECENT_DELIVERIES)
 
     def create_event_bus(self, name: str) -> str:
         with self._lock:

@@ -88,7 +88,6 @@ class KinesisEventSource:
         self._threads = [
             threading.Thread(target=self._read, args=(shard,), name=f"kinesis-{shard}", daemon=True) for shard in shards
         ]
-        self.failed_batches = 0
 
     def start(self) -> KinesisEventSource:
         for thread in self._threads:
@@ -161,7 +160,6 @@ class KinesisEventSource:
         )
 
     def _give_up(self, shard: str, records: list[dict[str, Any]], invocations: int) -> None:
-        self.failed_batches += 1
         if self.mapping.on_failure is None or self.router is None:
             return
         first, last = records[0], records[-1]

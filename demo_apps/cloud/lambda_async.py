@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,7 +68,8 @@ class AsyncInvoker:
         self._order = itertools.count()
         self._changed = threading.Condition()
         self._stopping = False
-        self.delivered: list[tuple[str, str]] = []  # (condition, function) per finished event
+        # (condition, function) of the latest finished events: bounded, as the demo runs for hours
+        self.delivered: deque[tuple[str, str]] = deque(maxlen=1000)
         self._threads = [
             threading.Thread(target=self._work, name=f"lambda-async-{i}", daemon=True) for i in range(settings.workers)
         ]

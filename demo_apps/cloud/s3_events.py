@@ -104,7 +104,6 @@ class S3Events:
         self.router = router
         self._notifications: list[Notification] = []
         self._lock = threading.Lock()
-        self.sent: list[tuple[str, str, str]] = []  # (event name, key, target arn)
 
     def add(self, notification: Notification) -> None:
         self.router.check(notification.target_arn)
@@ -118,8 +117,6 @@ class S3Events:
             self.router.deliver(
                 notification.target_arn, s3_event(notification, event_name, key, size, etag), trace_header
             )
-            with self._lock:
-                self.sent.append((event_name, key, notification.target_arn))
 
     def app(self) -> Starlette:
         client = httpx.AsyncClient(base_url=self.moto_endpoint, timeout=60.0)

@@ -82,7 +82,6 @@ class SqsEventSource:
             threading.Thread(target=self._poll, name=f"sqs-poller-{mapping.function}-{i}", daemon=True)
             for i in range(mapping.pollers)
         ]
-        self.batches = 0
 
     def start(self) -> SqsEventSource:
         for thread in self._threads:
@@ -131,7 +130,6 @@ class SqsEventSource:
 
     def _invoke(self, batch: list[dict[str, Any]]) -> None:
         event = {"Records": [sqs_record(m, self.queue_arn) for m in batch]}
-        self.batches += 1
         try:
             result = self.lambdas.invoke(
                 self.mapping.function,
