@@ -10,8 +10,8 @@ Starts ``fluoro serve`` on a temporary database, then:
 3. steady: two senders paced at 5,000 spans/s each; prints the collector's CPU as % of one core;
 4. bytes on disk per span, after the daemon has shut down and checkpointed.
 
-Senders build their requests before the clock starts (unique ids per request, by swapping the
-trace ids of pre-encoded templates), so their own CPU stays small. Bounded: fixed counts, and
+Senders build their requests before the clock starts (each one afresh, so trace and span ids
+are unique as real SDKs make them), so their own CPU stays small. Bounded: fixed counts, and
 every process stops by itself.
 
 Usage: python bench/ingest.py [--spans 400000] [--senders 3] [--steady-s 10]
@@ -20,6 +20,7 @@ Usage: python bench/ingest.py [--spans 400000] [--senders 3] [--steady-s 10]
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import multiprocessing as mp
@@ -44,9 +45,15 @@ SERVICES = [f"svc-{i:02d}" for i in range(20)]
 ROUTES = ["/accounts/{id}", "/withdraw", "/images/{key}", "/posts", "/health"]
 
 
-def template_request(seed: int) -> tuple[bytes, list[bytes]]:
-    """One encoded request of 512 spans (64 traces of 8) and the trace ids in it."""
+@functools.cache
+def service_resources() -> dict[str, Any]:
     from opentelemetry.sdk.resources import Resource
+
+    return {s: Resource.create({"service.name": s, "cloud.provider": "aws"}) for s in SERVICES}
+
+
+def encoded_request(seed: int) -> bytes:
+    """One encoded request of 512 spans (64 traces of 8), its ids drawn from `seed`."""
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
     from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
@@ -55,12 +62,11 @@ def template_request(seed: int) -> tuple[bytes, list[bytes]]:
 
     rng = random.Random(seed)
     scope = InstrumentationScope("bench", "1.0")
-    resources = {s: Resource.create({"service.name": s, "cloud.provider": "aws"}) for s in SERVICES}
+    resources = service_resources()
     now = time.time_ns()
-    spans, trace_ids = [], []
+    spans = []
     for _ in range(SPANS_PER_REQUEST // SPANS_PER_TRACE):
         trace_id = rng.getrandbits(128) | 1
-        trace_ids.append(trace_id.to_bytes(16, "big"))
         parent = None
         for depth in range(SPANS_PER_TRACE):
             service = rng.choice(SERVICES)
@@ -94,20 +100,12 @@ def template_request(seed: int) -> tuple[bytes, list[bytes]]:
                 )
             )
             parent = context
-    return OtlpEncoder().encode(spans), trace_ids
+    return OtlpEncoder().encode(spans)
 
 
 def unique_requests(count: int, seed: int) -> list[bytes]:
-    """`count` requests with fresh trace ids, made from a few templates by byte replacement."""
-    templates = [template_request(seed * 1000 + i) for i in range(4)]
-    rng = random.Random(seed)
-    bodies = []
-    for n in range(count):
-        body, trace_ids = templates[n % len(templates)]
-        for old in trace_ids:
-            body = body.replace(old, rng.getrandbits(128).to_bytes(16, "big"))
-        bodies.append(body)
-    return bodies
+    """`count` requests, each built afresh: unique trace and span ids, as real SDKs make them."""
+    return [encoded_request(seed * 100_000 + n) for n in range(count)]
 
 
 def sender(port: int, requests: int, seed: int, rate_per_s: float, results: Any, ready: Any, go: Any) -> None:

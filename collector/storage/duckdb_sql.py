@@ -57,6 +57,18 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     ),
     (2, calls_sql.MIGRATION),
     (3, rollup_sql.MIGRATION),
+    # Resources once each (resource_keys.py says why). Keys of migrated rows are DuckDB's hash of
+    # the text rather than resource_keys' hash: a key only has to be unique, not reproducible.
+    (
+        4,
+        (
+            "CREATE TABLE resources (resource_id UBIGINT PRIMARY KEY, resource VARCHAR NOT NULL)",
+            "INSERT INTO resources SELECT DISTINCT hash(resource), resource FROM spans WHERE resource IS NOT NULL",
+            "ALTER TABLE spans ADD COLUMN resource_id UBIGINT",
+            "UPDATE spans SET resource_id = hash(resource) WHERE resource IS NOT NULL",
+            "ALTER TABLE spans DROP COLUMN resource",
+        ),
+    ),
 )
 
 CREATE_VERSION_TABLE: Final = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
@@ -74,6 +86,8 @@ COUNT_ALREADY_STORED: Final = """
     WHERE EXISTS (SELECT 1 FROM spans s
                   WHERE s.start_ns BETWEEN ? AND ? AND s.trace_id = x.trace_id AND s.span_id = x.span_id)
 """
+
+NEWEST_START: Final = "SELECT max(start_ns) FROM spans"
 
 DELETE_REPLACED_IN_PROGRESS: Final = """
     DELETE FROM {table} t USING (
@@ -104,6 +118,8 @@ CREATE_FRESH_LINKS: Final = f"""
 INSERT_FRESH: Final = ("INSERT INTO spans SELECT * FROM fresh", "INSERT INTO span_links SELECT * FROM fresh_links")
 DROP_FRESH: Final = ("DROP TABLE IF EXISTS fresh", "DROP TABLE IF EXISTS fresh_links")
 
+INSERT_RESOURCES: Final = "INSERT OR IGNORE INTO resources SELECT * FROM incoming_resources"
+
 INSERT_ANNOTATIONS: Final = f"""
     INSERT INTO annotations
     SELECT DISTINCT ON (trace_id, span_id, key) * FROM incoming_annotations x WHERE {NOT_STORED}
@@ -115,6 +131,9 @@ DELETE_OLDER_THAN: Final = (
     "DELETE FROM annotations WHERE start_ns < ?",
     "DELETE FROM span_links WHERE start_ns < ?",
 )
+DELETE_UNUSED_RESOURCES: Final = """
+    DELETE FROM resources WHERE resource_id NOT IN (SELECT resource_id FROM spans WHERE resource_id IS NOT NULL)
+"""
 
 # --- reads
 SERVICES: Final = """
@@ -123,7 +142,10 @@ SERVICES: Final = """
     GROUP BY service ORDER BY service
 """
 
-TRACE_SPANS: Final = "SELECT * FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id"
+TRACE_SPANS: Final = """
+    SELECT s.* EXCLUDE (resource_id), r.resource FROM spans s LEFT JOIN resources r ON r.resource_id = s.resource_id
+    WHERE s.trace_id = ? ORDER BY s.start_ns, s.span_id
+"""
 TRACE_ANNOTATIONS: Final = (
     "SELECT span_id, key, str_value, num_value, bool_value FROM annotations WHERE trace_id = ? ORDER BY key"
 )

@@ -26,8 +26,11 @@ from collector.storage import calls_sql
 from collector.storage import duckdb_sql as sql
 from collector.storage.duckdb_map import DuckDBMapTables
 from collector.storage.protocols import ServiceCount, Statement, StoreUnavailable, TimeWindow
+from collector.storage.recent_keys import RecentSpanIds
+from collector.storage.resource_keys import KnownResources, key_resources
 
 _logger = logging.getLogger(__name__)
+CHECKPOINT_THRESHOLD = "128MB"
 
 
 class StoreLocked(StoreUnavailable):
@@ -52,11 +55,18 @@ class DuckDBStore:
         except duckdb.Error as exc:
             raise StoreUnavailable(f"cannot open database {path}: {exc}") from exc
         self._write_lock = threading.Lock()
+        self._known_resources = KnownResources()
+        self._registered: list[str] = []
         self._migrate()
         # A daemon has no terminal to draw DuckDB's progress bar on.
         self._con.execute("SET enable_progress_bar = false")
+        # Fewer, larger checkpoints: each rewrites the table's last row group, so at the default
+        # 16 MB of WAL the same rows were compressed again and again (bench/ingest.py).
+        self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         self._con.execute("SET enable_external_access = false")
         self.map_tables = DuckDBMapTables(self._con.cursor())
+        (newest,) = self._con.execute(sql.NEWEST_START).fetchall()[0]
+        self._recent = RecentSpanIds(horizon_ns=(newest or 0) + 1)
         self._closed = False
 
     def _migrate(self) -> None:
@@ -86,6 +96,9 @@ class DuckDBStore:
         spans = pa.concat_tables([b.spans for b in batches])
         if spans.num_rows == 0:
             return 0
+        keyed = key_resources(spans)
+        spans = keyed.spans
+        new_resources = self._known_resources.unknown(keyed.resources)
         annotations = pa.concat_tables([b.annotations for b in batches])
         links = pa.concat_tables([b.links for b in batches])
         bounds = pc.min_max(spans.column("start_ns")).as_py()
@@ -93,27 +106,44 @@ class DuckDBStore:
         with self._write_lock:
             con = self._con
             try:
-                con.register("incoming", spans)
-                con.register("incoming_links", links)
                 con.execute("BEGIN")
-                if may_complete_in_progress(spans):
-                    self._delete_completed_in_progress(window)
-                resent = con.execute(sql.COUNT_ALREADY_STORED, window).fetchall()[0][0]
-                if resent == 0 and keys_unique(spans):
+                if new_resources.num_rows:
+                    self._register("incoming_resources", new_resources)
+                    con.execute(sql.INSERT_RESOURCES)
+                if self._surely_new(spans):
                     stored = self._append(spans, annotations, links)
                     to_link = (spans.select(calls_sql.LINKED_SPAN_COLUMNS), links)
                 else:
-                    stored = self._insert_new_only(annotations, window)
-                    to_link = self._fresh_rows()
+                    stored, to_link = self._insert_checked(spans, annotations, links, window)
                 con.execute("COMMIT")
+                self._known_resources.remember(new_resources)
+                self._recent.committed(spans)
                 self.map_tables.queue(*to_link)
             except duckdb.Error as exc:
                 self._rollback()
                 raise _translate(exc, "storing spans") from exc
             finally:
-                for name in ("incoming", "incoming_annotations", "incoming_links"):
-                    self._unregister(name)
+                while self._registered:
+                    self._unregister(self._registered.pop())
         return stored
+
+    def _surely_new(self, spans: pa.Table) -> bool:
+        """The common case, told without a query: no key is stored yet and none repeats in the group."""
+        return not may_complete_in_progress(spans) and self._recent.surely_new(spans) and keys_unique(spans)
+
+    def _insert_checked(
+        self, spans: pa.Table, annotations: pa.Table, links: pa.Table, window: list[int]
+    ) -> tuple[int, tuple[pa.Table, pa.Table]]:
+        """Resends, repeats and in-progress completions: the exact SQL path; (stored, spans to link)."""
+        con = self._con
+        self._register("incoming", spans)
+        self._register("incoming_links", links)
+        if may_complete_in_progress(spans):
+            self._delete_completed_in_progress(window)
+        resent = con.execute(sql.COUNT_ALREADY_STORED, window).fetchall()[0][0]
+        if resent == 0 and keys_unique(spans):
+            return self._append(spans, annotations, links), (spans.select(calls_sql.LINKED_SPAN_COLUMNS), links)
+        return self._insert_new_only(annotations, window), self._fresh_rows()
 
     def _append(self, spans: pa.Table, annotations: pa.Table, links: pa.Table) -> int:
         con = self._con
@@ -126,7 +156,7 @@ class DuckDBStore:
 
     def _insert_new_only(self, annotations: pa.Table, window: list[int]) -> int:
         con = self._con
-        con.register("incoming_annotations", annotations)
+        self._register("incoming_annotations", annotations)
         if annotations.num_rows:
             con.execute(sql.INSERT_ANNOTATIONS, window).fetchall()
         con.execute(sql.CREATE_FRESH_SPANS, window)
@@ -153,6 +183,11 @@ class DuckDBStore:
         with contextlib.suppress(duckdb.Error):  # no transaction was open
             self._con.execute("ROLLBACK")
 
+    def _register(self, name: str, table: pa.Table) -> None:
+        """Name an Arrow table for this write's statements (unregistered when the write ends)."""
+        self._con.register(name, table)
+        self._registered.append(name)
+
     def _unregister(self, name: str) -> None:
         with contextlib.suppress(duckdb.Error):  # nothing was registered under that name
             self._con.unregister(name)
@@ -164,6 +199,9 @@ class DuckDBStore:
                 row = self._con.execute(sql.DELETE_OLDER_THAN[0], [cutoff_ns]).fetchone()
                 for statement in sql.DELETE_OLDER_THAN[1:]:
                     self._con.execute(statement, [cutoff_ns])
+                if row and row[0]:
+                    self._con.execute(sql.DELETE_UNUSED_RESOURCES)
+                    self._known_resources.forget()
             except duckdb.Error as exc:
                 raise _translate(exc, "retention") from exc
         self.map_tables.delete_older_than(cutoff_ns)
@@ -254,8 +292,12 @@ def may_complete_in_progress(spans: pa.Table) -> bool:
 
 
 def keys_unique(spans: pa.Table) -> bool:
-    """True when distinct span ids show that no (trace_id, span_id) repeats in the group."""
-    return bool(int(pc.count_distinct(spans.column("span_id")).as_py()) == spans.num_rows)
+    """True when no (trace_id, span_id) repeats in the group (distinct span ids settle it at once)."""
+    if int(pc.count_distinct(spans.column("span_id")).as_py()) == spans.num_rows:
+        return True
+    # The same span id in different traces (ids some SDKs derive, or chance): count the pairs.
+    pairs = pa.table({"trace": spans.column("trace_id").combine_chunks().storage, "span": spans.column("span_id")})
+    return bool(pairs.group_by(["trace", "span"]).aggregate([]).num_rows == spans.num_rows)
 
 
 def span_dict(row: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from collector.query.filter_parser import parse_filter
 from collector.query.search import search_traces
 from collector.storage import duckdb_sql
 from collector.storage.duckdb_store import DuckDBStore, StoreLocked
-from collector.storage.protocols import StoreUnavailable, TimeWindow
+from collector.storage.protocols import Statement, StoreUnavailable, TimeWindow
 from tests.factories import at as span
 
 SECOND = 1_000_000_000
@@ -89,6 +89,24 @@ def test_resent_spans_are_stored_once(store: Any) -> None:
     assert spans[1]["annotations"] == {"k": "v"}
 
 
+def test_a_resend_after_a_restart_is_still_found(tmp_path: Path) -> None:
+    path = str(tmp_path / "r.duckdb")
+    first = DuckDBStore(path)
+    sent = batch(span(11, 110, None, 5), span(11, 111, 110, 6))
+    assert first.write([sent]) == 2
+    first.close()
+    again = DuckDBStore(path)
+    assert again.write([sent]) == 0
+    assert again.write([batch(span(11, 112, 110, 7))]) == 1
+    again.close()
+
+
+def test_one_span_id_in_two_traces_is_two_spans_and_a_repeat_within_a_write_is_one(store: Any) -> None:
+    assert store.write([batch(span(3, 30, None, 1), span(4, 30, None, 1)), batch(span(5, 50, None, 2))]) == 3
+    assert store.write([batch(span(6, 60, None, 3), span(7, 60, None, 3)), batch(span(6, 60, None, 3))]) == 2
+    assert [len(store.trace(trace_bytes(t))) for t in (3, 4, 5, 6, 7)] == [1, 1, 1, 1, 1]
+
+
 def test_an_in_progress_span_is_replaced_by_its_completion(store: Any) -> None:
     # Only the X-Ray daemon protocol sends in-progress segments.
     store.write([batch(span(3, 30, None, 2, in_progress=True, duration_ns=0, source="xray"))])
@@ -148,22 +166,36 @@ def test_schema_version_survives_reopen(tmp_path: Path) -> None:
 
 
 def test_an_older_schema_is_migrated_in_place(tmp_path: Path) -> None:
+    # A file as the first Fluoro left it: schema version 1, the resource's JSON on every span.
     path = str(tmp_path / "old.duckdb")
-    first = DuckDBStore(path)
-    first.write([batch(span(9, 90, None, 0))])
-    first.close()
-    # Take the file back to schema version 1, as an earlier Fluoro left it.
     con = duckdb.connect(path)
-    v2_and_later = ("calls", "pending", "throttled_calls")
-    for table in (*v2_and_later, "hop_keys", "call_minutes", "latency_minutes", "rollup_state"):
-        con.execute(f"DROP TABLE {table}")
-    con.execute("DELETE FROM schema_version; INSERT INTO schema_version VALUES (1)")
+    con.execute(duckdb_sql.CREATE_VERSION_TABLE)
+    for statement in duckdb_sql.MIGRATIONS[0][1]:
+        con.execute(statement)
+    con.execute(duckdb_sql.WRITE_VERSION, [1])
+    old = span(9, 90, None, 0, resource='{"service.name":"old"}')
+    con.execute(f"INSERT INTO spans VALUES ({', '.join('?' * len(old))})", [uuid.UUID(bytes=old[0]), *old[1:]])
     con.close()
     again = DuckDBStore(path)
     assert again.schema_version == duckdb_sql.MIGRATIONS[-1][0]
-    assert len(again.trace(trace_bytes(9))) == 1
-    again.write([batch(span(10, 100, None, 1))])  # and the new tables work
+    (migrated,) = again.trace(trace_bytes(9))
+    assert migrated["resource"] == {"service.name": "old"}
+    again.write([batch(span(10, 100, None, 1, resource='{"service.name":"new"}'))])  # and the new tables work
+    assert again.trace(trace_bytes(10))[0]["resource"] == {"service.name": "new"}
     again.close()
+
+
+def test_each_resource_is_stored_once_and_goes_with_its_last_span(store: Any) -> None:
+    shared, other = '{"service.name":"a","host":"h1"}', '{"service.name":"b"}'
+    store.write([batch(span(1, 10, None, 0, resource=shared), span(1, 11, 10, 1, resource=shared))])
+    store.write([batch(span(2, 20, None, 100, resource=shared), span(3, 30, None, 200, resource=other))])
+    assert store.fetch(Statement("SELECT count(*) FROM resources", ())) == [(2,)]
+    assert [s["resource"] for s in store.trace(trace_bytes(1))] == [{"service.name": "a", "host": "h1"}] * 2
+    assert store.trace(trace_bytes(3))[0]["resource"] == {"service.name": "b"}
+    store.delete_older_than(T0 + 150 * SECOND)  # trace 3 alone is left: `shared` has no span any more
+    assert store.fetch(Statement("SELECT resource FROM resources", ())) == [(other,)]
+    store.write([batch(span(4, 40, None, 300, resource=shared))])  # and comes back when used again
+    assert store.trace(trace_bytes(4))[0]["resource"] == {"service.name": "a", "host": "h1"}
 
 
 def test_queries_cannot_reach_outside_the_file(store: Any) -> None:
