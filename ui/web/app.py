@@ -23,7 +23,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from collector.api.app import create_query_app
 from collector.engine import Collector
-from ui.web.data import data_router
+from ui.web.data import data_router, map_prefetch
 from ui.web.security import (
     SESSION_COOKIE,
     SecurityHeaders,
@@ -57,7 +57,8 @@ def create_app(collector: Collector, *, token: str | None = None) -> FastAPI:
         if not has_session(request, token):
             raise HTTPException(401, "log in first: the UI needs the daemon's token")
 
-    app.include_router(data_router(collector), dependencies=[Depends(require_session)])
+    prefetch = map_prefetch(collector)
+    app.include_router(data_router(collector, prefetch), dependencies=[Depends(require_session)])
 
     def page(request: Request, template: str, title: str, **context: str) -> Response:
         if not has_session(request, token):
@@ -66,6 +67,8 @@ def create_app(collector: Collector, *, token: str | None = None) -> FastAPI:
 
     def page_route(template: str, title: str) -> Callable[[Request], Response]:
         def show(request: Request) -> Response:
+            if template == "map.html" and has_session(request, token):
+                prefetch.start(request.query_params.get("range"), request.query_params.get("filter"))
             return page(request, template, title)
 
         return show
@@ -103,6 +106,8 @@ def create_app(collector: Collector, *, token: str | None = None) -> FastAPI:
         return Response(compressed_plotly(), media_type="text/javascript", headers=headers)
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    # Level 6, not Starlette's 9: the map's 765 KB of JSON took 29.5 ms at 9 and 16.8 ms at 6 here,
+    # for a few percent more bytes on a loopback link.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
     app.add_middleware(SecurityHeaders)
     return app

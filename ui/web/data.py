@@ -8,7 +8,7 @@ Python, so the browser only renders them.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import ORJSONResponse as JSONResponse
@@ -21,13 +21,38 @@ from collector.query.search import search_traces
 from collector.query.service_map import MapQuery, service_map
 from ui.web.charts import bucket_histogram, log_buckets, series_figures
 from ui.web.map_figure import map_figure
+from ui.web.map_prefetch import MapPrefetch
 from ui.web.trace_figure import waterfall_figure
 
 MAX_TRACES = 1000
 
 
-def data_router(collector: Collector) -> APIRouter:
-    """The /ui/data endpoints over `collector`'s query layer."""
+DEFAULT_MAX_NODES = 60
+
+
+def map_body(reader: Any, query: MapQuery) -> dict[str, Any]:
+    """The map page's data: the service map and its plotly figure, node histograms included."""
+    body = service_map(reader, query)
+    for node in body["nodes"]:
+        if node["figures"]:
+            node["histogram_figure"] = bucket_histogram(
+                node["figures"]["histogram"], "response time: select a range to see traces"
+            )
+    return {"map": body, "figure": map_figure(body)}
+
+
+def map_prefetch(collector: Collector) -> MapPrefetch:
+    """What serving the map page starts: the map of the window its boot.js will ask for."""
+
+    def build(start_s: float, end_s: float) -> dict[str, Any]:
+        window = parse_window(str(start_s), str(end_s))
+        return map_body(collector.reader, MapQuery(window, None, DEFAULT_MAX_NODES))
+
+    return MapPrefetch(build)
+
+
+def data_router(collector: Collector, prefetch: MapPrefetch | None = None) -> APIRouter:
+    """The /ui/data endpoints over `collector`'s query layer (`prefetch`: the map page's, if any)."""
     router = APIRouter(prefix="/ui/data")
     reader = collector.reader
 
@@ -36,15 +61,15 @@ def data_router(collector: Collector) -> APIRouter:
         start: str | None = None,
         end: str | None = None,
         filter: str | None = None,
-        max_nodes: Annotated[int, Query(ge=2, le=1000)] = 60,
+        max_nodes: Annotated[int, Query(ge=2, le=1000)] = DEFAULT_MAX_NODES,
     ) -> JSONResponse:
-        body = service_map(reader, MapQuery(parse_window(start, end), parse_optional_filter(filter), max_nodes))
-        for node in body["nodes"]:
-            if node["figures"]:
-                node["histogram_figure"] = bucket_histogram(
-                    node["figures"]["histogram"], "response time: select a range to see traces"
-                )
-        return JSONResponse({"map": body, "figure": map_figure(body)})
+        window = parse_window(start, end)
+        prefetched = None
+        if prefetch is not None and not filter and max_nodes == DEFAULT_MAX_NODES:
+            prefetched = prefetch.take(start, end)
+        if prefetched is not None:
+            return JSONResponse(prefetched)
+        return JSONResponse(map_body(reader, MapQuery(window, parse_optional_filter(filter), max_nodes)))
 
     @router.get("/traces")
     def traces_data(

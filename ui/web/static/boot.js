@@ -42,9 +42,11 @@
     return node;
   }
 
+  // readyState leaves "loading" once the body is parsed, before the deferred scripts run:
+  // DOMContentLoaded would also wait for app.js to arrive, which the preview does not need.
   function whenParsed() {
     return document.readyState === "loading"
-      ? new Promise((resolve) => document.addEventListener("DOMContentLoaded", resolve, { once: true }))
+      ? new Promise((resolve) => document.addEventListener("readystatechange", resolve, { once: true }))
       : Promise.resolve();
   }
 
