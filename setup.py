@@ -11,7 +11,7 @@ setup(
         Extension(
             "collector.normalize._otlpfast",
             ["collector/normalize/_otlpfast.c"],
-            extra_compile_args=["-O2", "-std=c99", "-Wall"],
+            extra_compile_args=["-O2", "-std=c11", "-Wall"],
             optional=True,
         )
     ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
@@ -22,8 +23,6 @@ from collector.model import (
     SPAN_SCHEMA,
     SpanBatch,
     SpanBatchBuilder,
-    arrow_table,
-    rows_table,
 )
 from collector.normalize.otel import add_otel_span, resource_info
 
@@ -69,13 +68,33 @@ def decode_protobuf(body: bytes) -> SpanBatch:
         if decoded is not None:
             columns, annotations, links, rejected, reasons = decoded
             return SpanBatch(
-                spans=arrow_table(list(columns), SPAN_SCHEMA),
-                annotations=rows_table(annotations, ANNOTATION_SCHEMA),
-                links=rows_table(links, LINK_SCHEMA),
+                spans=buffers_table(columns, SPAN_SCHEMA),
+                annotations=buffers_table(annotations, ANNOTATION_SCHEMA),
+                links=buffers_table(links, LINK_SCHEMA),
                 rejected=rejected,
                 rejection_reason="; ".join(reasons),
             )
     return decode_protobuf_python(body)
+
+
+ColumnBuffers = tuple[int, int, bytes | None, bytes | None, bytes]
+
+
+def buffers_array(column: ColumnBuffers, type_: pa.DataType) -> pa.Array:
+    """An Arrow array over the C decoder's buffers of one column (no value is converted)."""
+    length, nulls, validity, offsets, values = column
+    buffers = [pa.py_buffer(validity) if validity is not None else None]
+    if offsets is not None:
+        buffers.append(pa.py_buffer(offsets))
+    buffers.append(pa.py_buffer(values))
+    if isinstance(type_, pa.UuidType):
+        storage = pa.Array.from_buffers(pa.binary(16), length, buffers, null_count=nulls)
+        return pa.ExtensionArray.from_storage(type_, storage)
+    return pa.Array.from_buffers(type_, length, buffers, null_count=nulls)
+
+
+def buffers_table(columns: tuple[ColumnBuffers, ...], schema: pa.Schema) -> pa.Table:
+    return pa.table([buffers_array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
 
 
 def decode_protobuf_python(body: bytes) -> SpanBatch:

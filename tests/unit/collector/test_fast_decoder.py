@@ -245,3 +245,29 @@ def test_hostile_bytes_never_crash_and_agree_with_the_python_path() -> None:
         assert fast.annotations.to_pylist() == reference.annotations.to_pylist()
         agreed += 1
     assert agreed > 100
+
+
+@pytest.mark.parametrize("bad", [b"\xff\xfeXX", b"\xed\xa0\x80X", b"\xc0\xafXX", b"\xf4\x90\x80\x80", b"X\xe2\x82"])
+@pytest.mark.parametrize("where", ["name", "attribute", "resource"])
+def test_strings_that_are_not_utf8_are_refused_like_the_python_path(bad: bytes, where: str) -> None:
+    marker = "QQQQ"
+    attributes = [("http.route", marker)] if where == "attribute" else []
+    resource = kvs([("service.name", marker if where == "resource" else "svc")])
+    one = span(1, attributes, name=marker if where == "name" else "op")
+    request = ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(resource={"attributes": resource}, scope_spans=[ScopeSpans(spans=[one])])]
+    )
+    body = request.SerializeToString().replace(marker.encode(), bad)
+    with pytest.raises(UndecodableBody):
+        decode_protobuf_python(body)
+    with pytest.raises(UndecodableBody):
+        decode_protobuf(body)
+
+
+def test_multibyte_text_is_kept_whole() -> None:
+    text = "ü €  𝄞 名前"
+    request = ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span(1, [("http.route", text)], name=text)])])]
+    )
+    (row,) = rows_of(decode_protobuf(request.SerializeToString()))
+    assert row["name"] == text and row["http_route"] == text and row["attributes"]["http.route"] == text
