@@ -18,9 +18,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
+from collector.active_senders import ActiveSenders
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch
 from collector.storage.protocols import SpanWriter, StoreUnavailable
@@ -50,6 +51,11 @@ class PipelineLimits:
     # has a large fixed cost, so at moderate load a little waiting buys a lot of CPU back.
     linger_s: float = 0.05
     linger_until_spans: int = 2048
+    # A group holding a bulk exporter's batch may wait longer (a small flush, say a Lambda's at
+    # the end of an invocation, does not), but never once every active sender is waiting.
+    bulk_spans: int = 512
+    bulk_linger_s: float = 0.1
+    active_sender_s: float = 1.0
 
 
 @dataclass
@@ -57,6 +63,7 @@ class _Pending:
     batch: SpanBatch
     byte_size: int
     done: Callable[[WriteOutcome], None]
+    sender: Hashable | None = None
 
 
 @dataclass
@@ -86,6 +93,7 @@ class IngestPipeline:
         self._queued_spans = 0
         self._queued_bytes = 0
         self._cond = threading.Condition()
+        self._senders = ActiveSenders(limits.active_sender_s)
         self._accepting = False
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="fluoro-writer", daemon=True)
@@ -104,8 +112,11 @@ class IngestPipeline:
             task.due_at = now + task.interval_s
         self._thread.start()
 
-    def submit(self, batch: SpanBatch, byte_size: int, done: Callable[[WriteOutcome], None]) -> bool:
-        """Queue a batch; False (and `done` is never called) when full or stopping."""
+    def submit(
+        self, batch: SpanBatch, byte_size: int, done: Callable[[WriteOutcome], None], sender: Hashable | None = None
+    ) -> bool:
+        """Queue a batch; False (and `done` is never called) when full or stopping. `sender`: the
+        client connection it came from, if known (see active_senders.py)."""
         spans = batch.span_count
         with self._cond:
             if not self._accepting:
@@ -114,13 +125,15 @@ class IngestPipeline:
             over_bytes = self._queued_bytes + byte_size > self._limits.max_queue_bytes
             if self._queue and (over_spans or over_bytes):
                 return False
-            self._queue.append(_Pending(batch, byte_size, done))
+            self._queue.append(_Pending(batch, byte_size, done, sender))
+            if sender is not None:
+                self._senders.saw(sender)
             self._queued_spans += spans
             self._queued_bytes += byte_size
             self._cond.notify()
         return True
 
-    async def write(self, batch: SpanBatch, byte_size: int) -> WriteOutcome | None:
+    async def write(self, batch: SpanBatch, byte_size: int, sender: Hashable | None = None) -> WriteOutcome | None:
         """Submit and wait for the commit; None when the queue refused the batch."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[WriteOutcome] = loop.create_future()
@@ -128,7 +141,7 @@ class IngestPipeline:
         def done(outcome: WriteOutcome) -> None:
             loop.call_soon_threadsafe(_resolve, future, outcome)
 
-        if not self.submit(batch, byte_size, done):
+        if not self.submit(batch, byte_size, done, sender):
             return None
         return await future
 
@@ -163,9 +176,15 @@ class IngestPipeline:
 
     def _linger(self) -> None:
         """With the lock held: wait briefly for a small group to grow (not while stopping)."""
-        deadline = time.monotonic() + self._limits.linger_s
-        while not self._stopping and self._queued_spans < self._limits.linger_until_spans:
-            remaining = deadline - time.monotonic()
+        limits = self._limits
+        started = time.monotonic()
+        while not self._stopping and self._queued_spans < limits.linger_until_spans:
+            senders = [p.sender for p in self._queue]
+            if None not in senders and self._senders.all_waiting(senders):
+                return  # every sender is waiting on this group: nothing more can come
+
+            bulk = self._queued_spans >= limits.bulk_spans
+            remaining = started + (limits.bulk_linger_s if bulk else limits.linger_s) - time.monotonic()
             if remaining <= 0:
                 return
             self._cond.wait(remaining)

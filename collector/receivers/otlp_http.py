@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import orjson
@@ -127,7 +127,7 @@ class OtlpHttpReceiver:
         except Exception as exc:
             _logger.exception("could not normalize an OTLP request")
             return error(400, f"could not process the request: {type(exc).__name__}: {exc}", encoding)
-        return await self._store(batch, len(body), encoding)
+        return await self._store(batch, len(body), encoding, request.client)
 
     async def _read_body(self, request: Request, *, gzip: bool) -> bytes:
         limit = self.settings.max_body_bytes
@@ -143,14 +143,14 @@ class OtlpHttpReceiver:
         body = b"".join(chunks)
         return inflate_capped(body, limit) if gzip and body else body
 
-    async def _store(self, batch: SpanBatch, byte_size: int, encoding: str) -> Response:
+    async def _store(self, batch: SpanBatch, byte_size: int, encoding: str, sender: Hashable | None) -> Response:
         metrics = self.metrics
         metrics.received.labels(RECEIVER).inc(batch.span_count + batch.rejected)
         if batch.rejected:
             metrics.rejected.labels(RECEIVER).inc(batch.rejected)
         if batch.span_count == 0:
             return success(encoding, batch.rejected, batch.rejection_reason)
-        outcome = await self.pipeline.write(batch, byte_size)
+        outcome = await self.pipeline.write(batch, byte_size, sender)
         if outcome is None:
             metrics.dropped.labels(RECEIVER).inc(batch.span_count)
             retry = str(self.settings.retry_after_full_s)

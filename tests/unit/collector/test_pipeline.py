@@ -162,3 +162,35 @@ def test_small_groups_linger_briefly_to_share_a_commit() -> None:
     pipeline.submit(batch_of(150), 1, collect(outcomes))  # past linger_until_spans: no waiting
     wait_until(lambda: len(outcomes) == 3, timeout_s=0.25)
     assert pipeline.stop()
+
+
+def test_a_lone_closed_loop_sender_is_not_kept_waiting_for_company() -> None:
+    writer = FakeWriter()
+    pipeline = IngestPipeline(writer, CollectorMetrics(), PipelineLimits(linger_s=2.0, bulk_linger_s=2.0))
+    pipeline.start()
+    outcomes: list[WriteOutcome] = []
+    for _ in range(3):  # each waits for its answer before sending again, as an exporter does
+        count = len(outcomes)
+        pipeline.submit(batch_of(600), 1, collect(outcomes), sender=("127.0.0.1", 5000))
+        wait_until(lambda: len(outcomes) == count + 1, timeout_s=1.0)
+    assert writer.groups == [1, 1, 1]
+    assert pipeline.stop()
+
+
+def test_the_writer_waits_for_a_sender_active_a_moment_ago_then_writes_both_at_once() -> None:
+    writer = FakeWriter()
+    limits = PipelineLimits(linger_s=0.05, bulk_linger_s=1.0, active_sender_s=10.0)
+    pipeline = IngestPipeline(writer, CollectorMetrics(), limits)
+    pipeline.start()
+    outcomes: list[WriteOutcome] = []
+    a, b = ("127.0.0.1", 1), ("127.0.0.1", 2)
+    pipeline.submit(batch_of(600), 1, collect(outcomes), sender=a)
+    pipeline.submit(batch_of(600), 1, collect(outcomes), sender=b)
+    wait_until(lambda: len(outcomes) == 2)
+    pipeline.submit(batch_of(600), 1, collect(outcomes), sender=a)
+    time.sleep(0.3)  # b sent a moment ago: its next batch is worth waiting for
+    assert len(outcomes) == 2
+    pipeline.submit(batch_of(600), 1, collect(outcomes), sender=b)
+    wait_until(lambda: len(outcomes) == 4, timeout_s=0.3)  # both waiting now: no more lingering
+    assert writer.groups[-1] == 2
+    assert pipeline.stop()
