@@ -169,10 +169,9 @@ def test_a_lone_closed_loop_sender_is_not_kept_waiting_for_company() -> None:
     pipeline = IngestPipeline(writer, CollectorMetrics(), PipelineLimits(linger_s=2.0, bulk_linger_s=2.0))
     pipeline.start()
     outcomes: list[WriteOutcome] = []
-    for _ in range(3):  # each waits for its answer before sending again, as an exporter does
-        count = len(outcomes)
+    for sent in range(1, 4):  # each waits for its answer before sending again, as an exporter does
         pipeline.submit(batch_of(600), 1, collect(outcomes), sender=("127.0.0.1", 5000))
-        wait_until(lambda: len(outcomes) == count + 1, timeout_s=1.0)
+        wait_until(lambda sent=sent: len(outcomes) == sent, timeout_s=1.0)
     assert writer.groups == [1, 1, 1]
     assert pipeline.stop()
 
