@@ -54,14 +54,18 @@ def test_the_first_paint_draws_the_map_before_plotly_and_gives_way_to_it(
     page: Any, daemon: Daemon, seeded: dict[str, str]
 ) -> None:
     held: list[Any] = []
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     page.route("**/static/plotly.min.js", lambda route: held.append(route))  # plotly.js not there yet
-    page.goto(f"{daemon.api_url}/?range=3600", wait_until="commit")
+    response = page.goto(f"{daemon.api_url}/?range=3600", wait_until="commit")
+    assert "'sha256-" in response.headers["content-security-policy"]  # the inline first paint, by hash only
     preview = page.locator("#map svg.map-preview")
     preview.wait_for(timeout=TIMEOUT_MS)
     assert preview.locator("polygon").count() > 0 and preview.locator("polyline").count() > 0  # rings, edges
     text = preview.text_content()
     assert "withdraw" in text and XSS in text  # labels, the hostile one as characters
     assert page.locator("img[src=x]").count() == 0 and page.dialogs == []
+    assert not [url for url in requested if "boot.js" in url]  # drawn by the page's own inline script
     screenshot(page, "map-first-paint")
     held[0].continue_()
     wait_for_plot(page, "map")

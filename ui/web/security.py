@@ -1,13 +1,15 @@
 """What keeps the pages safe: a strict Content-Security-Policy on every response, and the
 token asked for once and kept in an HttpOnly cookie.
 
-The policy allows scripts and styles from this origin only (plotly sets inline styles, so
+The policy allows scripts and styles from this origin only (and the map page's inline first-paint
+script, by its hash; plotly sets inline styles, so
 ``style-src`` also allows those), no plugins, no framing, no other origin to talk to. The
 cookie holds an HMAC of the token, not the token, and is ``SameSite=Strict``.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from typing import Final
@@ -19,10 +21,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from collector.auth import bearer_token_matches
 
-CONTENT_SECURITY_POLICY: Final = (
-    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "font-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
+
+def content_security_policy(inline_scripts: tuple[str, ...] = ()) -> str:
+    """The policy; `inline_scripts` are our own scripts inlined in pages, allowed by their hash only."""
+    hashes = "".join(f" 'sha256-{script_hash(text)}'" for text in inline_scripts)
+    return (
+        f"default-src 'none'; script-src 'self'{hashes}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "font-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    )
+
+
+def script_hash(text: str) -> str:
+    """CSP's hash source of an inline script: base64 of the SHA-256 of its UTF-8 text."""
+    return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+CONTENT_SECURITY_POLICY: Final = content_security_policy()
 SESSION_COOKIE: Final = "fluoro_session"
 MAX_FORM_BYTES: Final = 4096
 
@@ -30,8 +44,9 @@ MAX_FORM_BYTES: Final = 4096
 class SecurityHeaders:
     """Pure ASGI middleware adding the policy and its companions to every HTTP response."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, policy: str = CONTENT_SECURITY_POLICY) -> None:
         self.app = app
+        self.policy = policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,7 +56,7 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+                headers["Content-Security-Policy"] = self.policy
                 headers["X-Content-Type-Options"] = "nosniff"
                 headers["Referrer-Policy"] = "no-referrer"
                 headers["X-Frame-Options"] = "DENY"

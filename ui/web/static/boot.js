@@ -4,7 +4,9 @@
 // only then is plotly.js loaded, to replace it with the interactive map (app.js takes the
 // response over and waits for window.fluoroPlotly). Runs at the end of <body>, before the
 // deferred scripts. Span-borne text goes in as textContent only: it stays inert.
-// Loaded in the map page's <head>: the request starts before the body is parsed.
+// Inlined in the map page's <head> (the policy allows it by its hash): the request starts as
+// soon as the head is parsed, without first fetching this script from a server that may be
+// busy building the very map it asks for.
 "use strict";
 (function firstPaint() {
   const SVG = "http://www.w3.org/2000/svg";
