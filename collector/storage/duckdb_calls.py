@@ -17,10 +17,10 @@ def link_calls(con: duckdb.DuckDBPyConnection, fresh: str, fresh_links: str, now
     fresh_spans = sql.CREATE_FRESH_SPANS if links else sql.CREATE_FRESH_SPANS_WITHOUT_LINKS
     con.execute(fresh_spans.format(fresh=fresh, fresh_links=fresh_links))
     con.execute(sql.CREATE_WANTS.format(fresh_links=fresh_links))
-    low, high, wanted = con.execute(sql.WANTS_BOUNDS).fetchall()[0]
-    if not wanted:
-        low, high = 0, -1
-    con.execute(sql.CREATE_PAIRS, [low - sql.LOOKBACK_NS, high + sql.SKEW_NS])
+    con.execute(sql.CREATE_PAIRS)
+    low, high, unpaired = con.execute(sql.WANTS_BOUNDS).fetchall()[0]
+    if unpaired:
+        con.execute(sql.ADD_STORED_PAIRS, [low - sql.LOOKBACK_NS, high + sql.SKEW_NS])
     con.execute(sql.DELETE_RESOLVED_PENDING)
     con.execute(sql.INSERT_PENDING, [now_ns])
     con.execute(sql.INSERT_CALLS)
