@@ -76,11 +76,16 @@ def by_name(body: dict[str, Any]) -> tuple[dict[str, Any], dict[tuple[str, str],
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
-def test_a_three_service_chain_gives_exactly_its_two_edges(store: DuckDBStore, order: tuple[int, ...]) -> None:
+@pytest.mark.parametrize("link_each_write", [False, True], ids=["linked-together", "linked-apart"])
+def test_a_three_service_chain_gives_exactly_its_two_edges(
+    store: DuckDBStore, order: tuple[int, ...], link_each_write: bool
+) -> None:
     for trace in (1, 2, 3):
         batches = chain_batches(trace, trace, fault_in_c=trace == 2)
         for index in order:  # children before parents, parents before children, and mixed
             store.write([batches[index]])
+            if link_each_write:  # partners then come from stored spans or `pending`, not the same run
+                store.link_new_spans()
     nodes, edges = by_name(linked_map(store, MapQuery(WINDOW)))
     assert set(edges) == {("client", "a"), ("a", "b"), ("b", "c")}  # no inferred b.local/c.local
     assert set(nodes) == {"client", "a", "b", "c"}
