@@ -133,13 +133,14 @@ _PARTNER = """p.service AS p_service, p.origin AS p_origin, p.target_type AS p_t
 # steady rate (bench/ingest.py). Stored children waiting in `pending` find them among this
 # run's spans. (trace_id, span_id) is unique in both, so no want is paired twice.
 _WITHIN_LOOKBACK = f"p.start_ns BETWEEN w.start_ns - {LOOKBACK_NS} AND w.start_ns + {SKEW_NS}"
+# p_stored: the partner was linked by an earlier run, so its own calls are in `calls` already.
 CREATE_PAIRS: Final = f"""
     CREATE OR REPLACE TEMP TABLE pairs AS
-    SELECT w.*, {_PARTNER}
+    SELECT w.*, {_PARTNER}, false AS p_stored
     FROM wants w JOIN fresh_spans p ON p.trace_id = w.want_trace_id AND p.span_id = w.want_span_id
     WHERE {_WITHIN_LOOKBACK}
     UNION ALL
-    SELECT w.* EXCLUDE (since_ns), {_PARTNER}
+    SELECT w.* EXCLUDE (since_ns), {_PARTNER}, false
     FROM pending w JOIN fresh_spans p ON p.trace_id = w.want_trace_id AND p.span_id = w.want_span_id
 """
 _UNPAIRED = """wants w ANTI JOIN pairs p
@@ -148,7 +149,7 @@ _UNPAIRED = """wants w ANTI JOIN pairs p
 WANTS_BOUNDS: Final = f"SELECT min(w.start_ns), max(w.start_ns), count(*) FROM {_UNPAIRED}"
 ADD_STORED_PAIRS: Final = f"""
     INSERT INTO pairs
-    SELECT w.*, {_PARTNER}
+    SELECT w.*, {_PARTNER}, true
     FROM (SELECT w.* FROM {_UNPAIRED}) w JOIN spans p ON p.trace_id = w.want_trace_id AND p.span_id = w.want_span_id
     WHERE p.start_ns BETWEEN ? AND ? AND {_WITHIN_LOOKBACK}
 """
@@ -218,22 +219,30 @@ INSERT INTO new_calls SELECT * FROM (
 # The client span's guess at its target gives way to the instrumented callee it reached.
 _SUPERSEDING = f"""c.relation = 'parent' AND c.p_target_type IS NOT NULL AND {_OTHER_NODE}
     AND NOT {_VIA_TARGET}"""
-COUNT_SUPERSEDING: Final = f"SELECT count(*), min(c.p_start_ns), max(c.p_start_ns) FROM pairs c WHERE {_SUPERSEDING}"
+# Superseded guesses of this run are still in new_calls only; those of stored partners are in
+# `calls` (and maybe the rollup), whose statements scan a range of it: they run only when needed.
+COUNT_SUPERSEDING: Final = f"""
+    SELECT count(*), count(*) FILTER (WHERE c.p_stored), min(c.p_start_ns) FILTER (WHERE c.p_stored),
+           max(c.p_start_ns) FILTER (WHERE c.p_stored)
+    FROM pairs c WHERE {_SUPERSEDING}
+"""
 CREATE_SUPERSEDED: Final = f"""
     CREATE OR REPLACE TEMP TABLE superseded AS
     SELECT DISTINCT c.want_trace_id AS trace_id, c.want_span_id AS span_id, c.p_start_ns AS start_ns FROM pairs c
     WHERE {_SUPERSEDING}
 """
-_SUPERSEDED = """role = 'inferred' AND start_ns BETWEEN ? AND ?
-    AND (trace_id, span_id, start_ns) IN (SELECT (trace_id, span_id, start_ns) FROM superseded)"""
+_SUPERSEDED_KEYS = (
+    "role = 'inferred' AND (trace_id, span_id, start_ns) IN (SELECT (trace_id, span_id, start_ns) FROM superseded)"
+)
+_SUPERSEDED = f"start_ns BETWEEN ? AND ? AND {_SUPERSEDED_KEYS}"
 # Stored calls about to be deleted that the rollup already counted are taken back out of it.
 _RETRACTED = f"{_SUPERSEDED} AND start_ns < (SELECT rolled_until FROM rollup_state)"
 RETRACT_SUPERSEDED: Final = (
     rollup_sql.name_new_hops("calls", _RETRACTED),
     *rollup_sql.rollup_insert("calls", _RETRACTED, sign=-1),
 )
-DELETE_SUPERSEDED: Final = (
-    f"DELETE FROM new_calls WHERE {_SUPERSEDED}",
+DELETE_NEW_SUPERSEDED: Final = f"DELETE FROM new_calls WHERE {_SUPERSEDED_KEYS}"
+DELETE_STORED_SUPERSEDED: Final = (
     f"DELETE FROM calls WHERE {_SUPERSEDED}",
     f"DELETE FROM throttled_calls WHERE {_SUPERSEDED}",
 )

@@ -24,13 +24,17 @@ def link_calls(con: duckdb.DuckDBPyConnection, fresh: str, fresh_links: str, now
     con.execute(sql.DELETE_RESOLVED_PENDING)
     con.execute(sql.INSERT_PENDING, [now_ns])
     con.execute(sql.INSERT_CALLS)
-    superseding, superseded_low, superseded_high = con.execute(sql.COUNT_SUPERSEDING).fetchall()[0]
+    superseding, stored, stored_low, stored_high = con.execute(sql.COUNT_SUPERSEDING).fetchall()[0]
     if superseding:
-        bounds = [superseded_low, superseded_high]
         con.execute(sql.CREATE_SUPERSEDED)
-        for statement in sql.RETRACT_SUPERSEDED:
-            con.execute(statement, bounds)
-        for statement in sql.DELETE_SUPERSEDED:
+        con.execute(sql.DELETE_NEW_SUPERSEDED)
+    if stored:
+        bounds = [stored_low, stored_high]
+        (rolled_until,) = con.execute(rollup_sql.ROLLED_UNTIL).fetchall()[0]
+        if stored_low < rolled_until:
+            for statement in sql.RETRACT_SUPERSEDED:
+                con.execute(statement, bounds)
+        for statement in sql.DELETE_STORED_SUPERSEDED:
             con.execute(statement, bounds)
     flush_new_calls(con)
     for statement in sql.DROP_TEMPORARIES:
