@@ -245,6 +245,8 @@ def run_due(tasks: list[PeriodicTask]) -> None:
             task.due_at = now + task.interval_s
             try:
                 task.run()
+            except StoreUnavailable as exc:  # expected while a disk is full or failing: one line
+                _logger.warning("periodic task failed: %s", exc)
             except Exception:
                 _logger.exception("periodic task failed")
 
