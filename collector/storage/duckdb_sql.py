@@ -87,7 +87,8 @@ COUNT_ALREADY_STORED: Final = """
                   WHERE s.start_ns BETWEEN ? AND ? AND s.trace_id = x.trace_id AND s.span_id = x.span_id)
 """
 
-NEWEST_START: Final = "SELECT max(start_ns) FROM spans"
+NEWEST_START_BEFORE: Final = "SELECT max(start_ns) FROM spans WHERE start_ns < ?"
+STARTING_FROM: Final = "SELECT span_id, start_ns FROM spans WHERE start_ns >= ? LIMIT ?"
 
 DELETE_REPLACED_IN_PROGRESS: Final = """
     DELETE FROM {table} t USING (

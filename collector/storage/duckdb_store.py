@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +27,7 @@ from collector.storage import calls_sql
 from collector.storage import duckdb_sql as sql
 from collector.storage.duckdb_map import DuckDBMapTables
 from collector.storage.protocols import ServiceCount, Statement, StoreUnavailable, TimeWindow
-from collector.storage.recent_keys import RecentSpanIds
+from collector.storage.recent_keys import FUTURE_SLACK_NS, MAX_FUTURE_IDS, NEVER_NS, RecentSpanIds
 from collector.storage.resource_keys import KnownResources, key_resources
 
 _logger = logging.getLogger(__name__)
@@ -65,9 +66,17 @@ class DuckDBStore:
         self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         self._con.execute("SET enable_external_access = false")
         self.map_tables = DuckDBMapTables(self._con.cursor())
-        (newest,) = self._con.execute(sql.NEWEST_START).fetchall()[0]
-        self._recent = RecentSpanIds(horizon_ns=(newest or 0) + 1)
+        self._recent = self._recent_span_ids()
         self._closed = False
+
+    def _recent_span_ids(self) -> RecentSpanIds:
+        """After opening: the horizon past the newest stored span, spans from the future kept apart."""
+        future_from_ns = time.time_ns() + FUTURE_SLACK_NS
+        (newest,) = self._con.execute(sql.NEWEST_START_BEFORE, [future_from_ns]).fetchall()[0]
+        future = self._con.execute(sql.STARTING_FROM, [future_from_ns, MAX_FUTURE_IDS + 1]).fetchall()
+        if len(future) > MAX_FUTURE_IDS:
+            return RecentSpanIds(horizon_ns=NEVER_NS)
+        return RecentSpanIds(horizon_ns=(newest or 0) + 1, future=dict(future))
 
     def _migrate(self) -> None:
         con = self._con

@@ -8,24 +8,37 @@ starting at or after the horizon is in the set. Ids are forgotten oldest write f
 bound, and the horizon moves past the latest start of each forgotten write, which keeps that
 true. After a restart the horizon starts past the newest stored span. A span id seen in another
 trace only sends the write down the exact SQL path, so the answer never depends on chance.
+
+Spans that start more than FUTURE_SLACK_NS after they are committed (a client clock running
+ahead, or a hostile timestamp) are kept apart, exactly and until the horizon passes them:
+otherwise forgetting one would move the horizon into the future, and every write would take
+the SQL path until that time came. Past MAX_FUTURE_IDS of those, the fast path is given up.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import deque
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 MAX_RECENT_IDS = 400_000  # ~40 MiB of Python ints and set slots; ~8 s of a 50k spans/s flood
+FUTURE_SLACK_NS = 1_000_000_000
+MAX_FUTURE_IDS = 100_000
+NEVER_NS = 2**63 - 1
+_logger = logging.getLogger(__name__)
 
 
 class RecentSpanIds:
     """Span ids of the latest committed writes, and the start time from which they are complete."""
 
-    def __init__(self, horizon_ns: int, limit: int = MAX_RECENT_IDS) -> None:
+    def __init__(self, horizon_ns: int, future: dict[int, int] | None = None, limit: int = MAX_RECENT_IDS) -> None:
+        """`future`: span id -> start of stored spans that start after `horizon_ns` is past them."""
         self.horizon_ns = horizon_ns
         self._limit = limit
+        self._future: dict[int, int] = dict(future or {})
         # span id -> the latest write that had it, so forgetting a write keeps ids a later one had
         self._last_write: dict[int, int] = {}
         self._writes: deque[tuple[int, list[int], int]] = deque()
@@ -36,10 +49,19 @@ class RecentSpanIds:
         """True when no span of `spans` can be stored already (False: ask the store)."""
         if pc.min(spans.column("start_ns")).as_py() < self.horizon_ns:
             return False
-        return self._last_write.keys().isdisjoint(spans.column("span_id").to_pylist())
+        ids = spans.column("span_id").to_pylist()
+        return self._last_write.keys().isdisjoint(ids) and self._future.keys().isdisjoint(ids)
 
-    def committed(self, spans: pa.Table) -> None:
+    def committed(self, spans: pa.Table, now_ns: int | None = None) -> None:
         """Remember a committed write's spans (every span it was given: a superset is safe)."""
+        future_from_ns = (time.time_ns() if now_ns is None else now_ns) + FUTURE_SLACK_NS
+        starts = spans.column("start_ns")
+        if pc.max(starts).as_py() >= future_from_ns:
+            ahead = pc.greater_equal(starts, future_from_ns)
+            self._keep_future(spans.filter(ahead))
+            spans = spans.filter(pc.invert(ahead))
+            if spans.num_rows == 0:
+                return
         ids = spans.column("span_id").to_pylist()
         self._sequence += 1
         self._last_write.update(dict.fromkeys(ids, self._sequence))
@@ -56,3 +78,13 @@ class RecentSpanIds:
                 del last_write[span_id]
         self._count -= len(ids)
         self.horizon_ns = max(self.horizon_ns, latest_start_ns + 1)
+
+    def _keep_future(self, spans: pa.Table) -> None:
+        self._future.update(zip(spans.column("span_id").to_pylist(), spans.column("start_ns").to_pylist(), strict=True))
+        if len(self._future) <= MAX_FUTURE_IDS:
+            return
+        # Those the horizon has passed are covered by it: a resend of one goes the SQL path.
+        self._future = {span_id: start for span_id, start in self._future.items() if start >= self.horizon_ns}
+        if len(self._future) > MAX_FUTURE_IDS:
+            _logger.warning("over %d spans start in the future: resends are looked for in the store", MAX_FUTURE_IDS)
+            self.horizon_ns, self._future = NEVER_NS, {}

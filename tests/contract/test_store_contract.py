@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -98,6 +99,18 @@ def test_a_resend_after_a_restart_is_still_found(tmp_path: Path) -> None:
     again = DuckDBStore(path)
     assert again.write([sent]) == 0
     assert again.write([batch(span(11, 112, 110, 7))]) == 1
+    again.close()
+
+
+def test_a_span_from_the_future_is_still_found_when_resent_after_a_restart(tmp_path: Path) -> None:
+    path = str(tmp_path / "f.duckdb")
+    first = DuckDBStore(path)
+    ahead = batch(span(12, 120, None, 0, start_ns=time.time_ns() + 3600 * SECOND))  # an hour ahead
+    assert first.write([ahead]) == 1
+    first.close()
+    again = DuckDBStore(path)
+    assert again.write([ahead]) == 0
+    assert again.write([batch(span(13, 130, None, 0, start_ns=time.time_ns()))]) == 1
     again.close()
 
 

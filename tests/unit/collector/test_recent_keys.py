@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 
+from collector.storage import recent_keys
 from collector.storage.recent_keys import RecentSpanIds
+
+SECOND = 1_000_000_000
 
 
 def spans(*pairs: tuple[int, int]) -> pa.Table:
@@ -34,3 +38,22 @@ def test_forgetting_a_write_moves_the_horizon_past_it_and_keeps_ids_later_writes
     assert not recent.surely_new(spans((2, 25)))  # still known through the second write
     assert not recent.surely_new(spans((1, 10)))  # forgotten, but before the horizon
     assert recent.surely_new(spans((1, 40)))
+
+
+def test_a_span_from_the_future_is_kept_apart_and_cannot_push_the_horizon_ahead() -> None:
+    now = 1_000 * SECOND
+    recent = RecentSpanIds(horizon_ns=0, limit=2)
+    ahead = now + 3600 * SECOND  # a client clock an hour fast
+    recent.committed(spans((1, now - SECOND), (2, ahead)), now_ns=now)
+    recent.committed(spans((3, now), (4, now)), now_ns=now)  # past the limit: the first write is forgotten
+    assert recent.horizon_ns == now - SECOND + 1  # moved past the forgotten write's present span only
+    assert recent.surely_new(spans((5, now)))  # the fast path still serves the present
+    assert not recent.surely_new(spans((2, ahead)))  # and the future span's resend is still known
+
+
+def test_too_many_spans_from_the_future_give_the_fast_path_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recent_keys, "MAX_FUTURE_IDS", 3)
+    now = 1_000 * SECOND
+    recent = RecentSpanIds(horizon_ns=0)
+    recent.committed(spans(*[(n, now + 3600 * SECOND) for n in range(1, 6)]), now_ns=now)
+    assert not recent.surely_new(spans((99, now)))  # every write asks the store now
