@@ -13,26 +13,24 @@ from __future__ import annotations
 import time
 from collections.abc import Hashable, Iterable
 
-ACTIVE_S = 1.0
 MAX_SENDERS = 10_000  # past this (connections that never come back), forget them all
 
 
 class ActiveSenders:
     """The senders seen within the last `active_s` seconds. Not thread-safe: the pipeline's lock guards it."""
 
-    def __init__(self, active_s: float = ACTIVE_S) -> None:
+    def __init__(self, active_s: float) -> None:
         self._active_s = active_s
         self._last_seen: dict[Hashable, float] = {}
 
-    def saw(self, sender: Hashable, now: float | None = None) -> None:
+    def saw(self, sender: Hashable) -> None:
         if len(self._last_seen) >= MAX_SENDERS:
             self._last_seen.clear()
-        self._last_seen[sender] = time.monotonic() if now is None else now
+        self._last_seen[sender] = time.monotonic()
 
-    def all_waiting(self, queued: Iterable[Hashable | None], now: float | None = None) -> bool:
+    def all_waiting(self, queued: Iterable[Hashable | None]) -> bool:
         """True when every active sender has a batch among `queued` (the senders of the queue)."""
-        at = time.monotonic() if now is None else now
-        cutoff = at - self._active_s
+        cutoff = time.monotonic() - self._active_s
         waiting = set(queued)
         stale = [s for s, seen in self._last_seen.items() if seen < cutoff]
         for sender in stale:

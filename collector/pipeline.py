@@ -182,7 +182,6 @@ class IngestPipeline:
             senders = [p.sender for p in self._queue]
             if None not in senders and self._senders.all_waiting(senders):
                 return  # every sender is waiting on this group: nothing more can come
-
             bulk = self._queued_spans >= limits.bulk_spans
             remaining = started + (limits.bulk_linger_s if bulk else limits.linger_s) - time.monotonic()
             if remaining <= 0:

@@ -133,9 +133,9 @@ static int buf_reserve(Buf *b, size_t extra) {
     return 0;
 }
 
-static int buf_put(Buf *b, const char *s, size_t n) {
+static int buf_put(Buf *b, const void *s, size_t n) {
     if (buf_reserve(b, n) < 0) return -1;
-    memcpy(b->data + b->len, s, n);
+    if (n) memcpy(b->data + b->len, s, n);
     b->len += n;
     return 0;
 }
@@ -426,44 +426,21 @@ static int utf8_ok(const uint8_t *s, size_t n) {
 enum { C_F16, C_U64, C_I64, C_U8, C_U16, C_F64, C_BOOL, C_STR };
 
 typedef struct {
-    uint8_t *data;
-    size_t len, cap;
-} Bytes;
-
-typedef struct {
     int kind;
     int64_t length, nulls;
-    Bytes validity, offsets, values;
+    Buf validity, offsets, values;
 } Col;
 
-static int bytes_reserve(Bytes *b, size_t extra) {
-    if (b->len + extra <= b->cap) return 0;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + extra) cap *= 2;
-    uint8_t *grown = PyMem_RawRealloc(b->data, cap);
-    if (!grown) return oom();
-    b->data = grown;
-    b->cap = cap;
-    return 0;
-}
-
-static int bytes_put(Bytes *b, const void *p, size_t n) {
-    if (bytes_reserve(b, n) < 0) return -1;
-    if (n) memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
 /* Bit `index` of a bitmap, growing it with zero bytes as needed. */
-static int bit_put(Bytes *b, int64_t index, int on) {
+static int bit_put(Buf *b, int64_t index, int on) {
     size_t byte = (size_t)(index >> 3);
     if (byte >= b->len) {
         size_t grow = byte + 1 - b->len;
-        if (bytes_reserve(b, grow) < 0) return -1;
+        if (buf_reserve(b, grow) < 0) return -1;
         memset(b->data + b->len, 0, grow);
         b->len += grow;
     }
-    if (on) b->data[byte] |= (uint8_t)(1u << (index & 7));
+    if (on) b->data[byte] = (char)((uint8_t)b->data[byte] | (1u << (index & 7)));
     return 0;
 }
 
@@ -473,7 +450,7 @@ static int col_init(Col *c, int kind) {
     memset(c, 0, sizeof *c);
     c->kind = kind;
     int32_t zero = 0;
-    return kind == C_STR ? bytes_put(&c->offsets, &zero, 4) : 0;
+    return kind == C_STR ? buf_put(&c->offsets, &zero, 4) : 0;
 }
 
 static void col_free(Col *c) {
@@ -490,17 +467,17 @@ static int col_end(Col *c, int valid) {
 }
 
 static int col_fixed(Col *c, const void *p) {
-    return bytes_put(&c->values, p, WIDTH[c->kind]) < 0 ? -1 : col_end(c, 1);
+    return buf_put(&c->values, p, WIDTH[c->kind]) < 0 ? -1 : col_end(c, 1);
 }
 
 static int col_null(Col *c) {
     static const uint8_t zeros[16] = {0};
     if (c->kind == C_STR) {
         int32_t offset = (int32_t)c->values.len;
-        if (bytes_put(&c->offsets, &offset, 4) < 0) return -1;
+        if (buf_put(&c->offsets, &offset, 4) < 0) return -1;
     } else if (c->kind == C_BOOL) {
         if (bit_put(&c->values, c->length, 0) < 0) return -1;
-    } else if (bytes_put(&c->values, zeros, WIDTH[c->kind]) < 0) return -1;
+    } else if (buf_put(&c->values, zeros, WIDTH[c->kind]) < 0) return -1;
     return col_end(c, 0);
 }
 
@@ -518,9 +495,9 @@ static int col_bool(Col *c, int v) {
 static int col_str(Col *c, const void *s, size_t n) {
     if (!utf8_ok((const uint8_t *)s, n)) return fail("string is not valid UTF-8");
     if (c->values.len + n > INT32_MAX) return fail("request too large");
-    if (bytes_put(&c->values, s, n) < 0) return -1;
+    if (buf_put(&c->values, s, n) < 0) return -1;
     int32_t offset = (int32_t)c->values.len;
-    if (bytes_put(&c->offsets, &offset, 4) < 0) return -1;
+    if (buf_put(&c->offsets, &offset, 4) < 0) return -1;
     return col_end(c, 1);
 }
 

@@ -41,6 +41,7 @@ PLOTLY_JS: Final = Path(plotly.__file__).parent / "package_data" / "plotly.min.j
 # The map page's first paint (static/boot.js), inlined in its <head> and allowed by its hash:
 # fetched as a file it came late whenever the server was busy building the map it asks for.
 FIRST_PAINT_JS: Final = (HERE / "static" / "boot.js").read_text()
+FIRST_PAINT: Final = Markup(FIRST_PAINT_JS)  # our own file, put in the page as it is
 PAGES: Final = {
     "/": ("map.html", "Service map"),
     "/traces": ("traces.html", "Traces"),
@@ -68,14 +69,15 @@ def create_app(collector: Collector, *, token: str | None = None) -> FastAPI:
     def page(request: Request, template: str, title: str, **context: str) -> Response:
         if not has_session(request, token):
             return RedirectResponse(login_redirect(request), status_code=303)
-        first_paint = Markup(FIRST_PAINT_JS) if template == "map.html" else ""
-        return templates.TemplateResponse(request, template, {"title": title, "first_paint": first_paint, **context})
+        return templates.TemplateResponse(request, template, {"title": title, **context})
 
     def page_route(template: str, title: str) -> Callable[[Request], Response]:
         def show(request: Request) -> Response:
-            if template == "map.html" and has_session(request, token):
+            if template != "map.html":
+                return page(request, template, title)
+            if has_session(request, token):
                 prefetch.start(request.query_params.get("range"), request.query_params.get("filter"))
-            return page(request, template, title)
+            return page(request, template, title, first_paint=FIRST_PAINT)
 
         return show
 

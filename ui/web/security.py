@@ -1,10 +1,10 @@
 """What keeps the pages safe: a strict Content-Security-Policy on every response, and the
 token asked for once and kept in an HttpOnly cookie.
 
-The policy allows scripts and styles from this origin only (and the map page's inline first-paint
-script, by its hash; plotly sets inline styles, so
-``style-src`` also allows those), no plugins, no framing, no other origin to talk to. The
-cookie holds an HMAC of the token, not the token, and is ``SameSite=Strict``.
+The policy allows scripts and styles from this origin only (besides the map page's inline
+first-paint script, allowed by its hash; plotly sets inline styles, so ``style-src`` also allows
+those), no plugins, no framing, no other origin to talk to. The cookie holds an HMAC of the
+token, not the token, and is ``SameSite=Strict``.
 """
 
 from __future__ import annotations

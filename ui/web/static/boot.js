@@ -2,8 +2,8 @@
 // page frozen meanwhile) is ready: the map's data request starts here, its figure is drawn at
 // once as a plain SVG — rings, edges, labels, from the same figure JSON plotly will draw — and
 // only then is plotly.js loaded, to replace it with the interactive map (app.js takes the
-// response over and waits for window.fluoroPlotly). Runs at the end of <body>, before the
-// deferred scripts. Span-borne text goes in as textContent only: it stays inert.
+// response over and waits for window.fluoroPlotly). Span-borne text goes in as textContent
+// only: it stays inert.
 // Inlined in the map page's <head> (the policy allows it by its hash): the request starts as
 // soon as the head is parsed, without first fetching this script from a server that may be
 // busy building the very map it asks for.
