@@ -5,13 +5,16 @@ by its traffic for a short bounded run (steady, burst, idle, steady), traced int
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from demo_apps.architectures import Demo, DemoSettings
@@ -37,8 +40,14 @@ class Ran:
     states_entered: list[list[str]]  # per finished workflow execution, the states it entered
 
 
-def run(collector: LocalCollector, name: str, dead_letters_expected: bool = False) -> Ran:
-    """A 20-second run of one architecture, stopped (and its spans flushed) before returning."""
+def run(
+    collector: LocalCollector,
+    name: str,
+    dead_letters_expected: bool = False,
+    finale: Callable[[Demo], None] | None = None,
+) -> Ran:
+    """A 20-second run of one architecture, stopped (and its spans flushed) before returning;
+    `finale` runs once the traffic has ended, while the cloud still traces."""
     settings = DemoSettings(
         collector.traces_url,
         collector.xray_address,
@@ -55,6 +64,8 @@ def run(collector: LocalCollector, name: str, dead_letters_expected: bool = Fals
     try:
         while demo.running:
             time.sleep(0.5)
+        if finale is not None:
+            finale(demo)
         time.sleep(4)  # the last asynchronous work: retries, dead letters, workflows
         return inspect(demo, name, dead_letters_expected)
     finally:
@@ -132,8 +143,26 @@ def consumers_are_linked(found: Map, consumers: list[str]) -> None:
         assert callers and "client" not in callers, f"{consumer} is called by {callers}"
 
 
+def withdrawal_volleys(demo: Demo, volleys: int = 3, size: int = 8) -> None:
+    """Simultaneous withdrawals through the stage: its burst (8) lets them all in at once, past
+    withdraw's reserved concurrency (4). The Poisson burst of the run reaches that limit only when
+    invocations happen to overlap (cold starts, a slow machine); these always do."""
+    url = f"{demo.stacks['banking'].api_url('BankApi')}/withdraw"
+    start = threading.Barrier(size)
+
+    def withdraw(number: int) -> int:
+        start.wait(timeout=10)
+        body = {"account": f"acc-{number:03d}", "amount": 20}
+        return httpx.post(url, json=body, timeout=30).status_code
+
+    with ThreadPoolExecutor(size) as pool:
+        for _ in range(volleys):
+            list(pool.map(withdraw, range(size)))
+            time.sleep(1.0)  # the stage's bucket refills (12 a second)
+
+
 def test_banking(collector: LocalCollector) -> None:
-    ran = run(collector, "banking")
+    ran = run(collector, "banking", finale=withdrawal_volleys)
     wanted = [
         ("client", "bank-api/prod"),
         ("bank-api/prod", "withdraw"),
