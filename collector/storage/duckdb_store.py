@@ -32,6 +32,7 @@ from collector.storage.resource_keys import KnownResources, key_resources
 
 _logger = logging.getLogger(__name__)
 CHECKPOINT_THRESHOLD = "128MB"
+ENGINE_THREADS = 1
 
 
 class StoreLocked(StoreUnavailable):
@@ -65,6 +66,12 @@ class DuckDBStore:
         # 16 MB of WAL the same rows were compressed again and again (bench/ingest.py).
         self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         self._con.execute("SET enable_external_access = false")
+        # One engine thread per statement: the statements here are small (a write, a second of
+        # linking), and splitting them across both cores cost more CPU than it saved (~20% of a
+        # write's, bench/ingest.py steady), while the writer, the linker and the query threads
+        # already keep both cores busy under a flood. Queries over 10M spans stay within their
+        # targets on one (bench/query.py: map 176 ms, filter 225 ms).
+        self._con.execute(f"SET threads = {ENGINE_THREADS}")
         self.map_tables = DuckDBMapTables(self._con.cursor())
         self._recent = self._recent_span_ids()
         self._closed = False
