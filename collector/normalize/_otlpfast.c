@@ -122,8 +122,14 @@ typedef struct {
     size_t cap;
 } Buf;
 
-static int buf_reserve(Buf *b, size_t extra) {
-    if (b->len + extra <= b->cap) return 0;
+static int buf_grow(Buf *b, size_t extra);
+
+/* Inlined: most puts are a few bytes into room already there. */
+static inline int buf_reserve(Buf *b, size_t extra) {
+    return b->len + extra <= b->cap ? 0 : buf_grow(b, extra);
+}
+
+static int buf_grow(Buf *b, size_t extra) {
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra) cap *= 2;
     char *grown = PyMem_RawRealloc(b->data, cap);
@@ -133,7 +139,7 @@ static int buf_reserve(Buf *b, size_t extra) {
     return 0;
 }
 
-static int buf_put(Buf *b, const void *s, size_t n) {
+static inline int buf_put(Buf *b, const void *s, size_t n) {
     if (buf_reserve(b, n) < 0) return -1;
     if (n) memcpy(b->data + b->len, s, n);
     b->len += n;
@@ -397,6 +403,14 @@ static int kv_list(Reader *r, Buf *json, int depth) {
 static int utf8_ok(const uint8_t *s, size_t n) {
     size_t i = 0;
     while (i < n) {
+        /* ASCII (nearly all of a span's text) eight bytes at a time */
+        while (i + 8 <= n) {
+            uint64_t word;
+            memcpy(&word, s + i, 8);
+            if (word & 0x8080808080808080ULL) break;
+            i += 8;
+        }
+        if (i >= n) break;
         uint8_t c = s[i];
         if (c < 0x80) { i++; continue; }
         size_t need;

@@ -169,35 +169,45 @@ _VIA_TARGET = f"""coalesce(c.p_target_type IN ({VIA_TARGET_TYPES})
     AND NOT (c.p_target_name = c.service AND c.p_target_type IS NOT DISTINCT FROM c.origin), false)"""
 _FIGURES = "duration_ns, error, fault, throttle, coalesce(cold_start, false)"
 
-# Every call of the write in one statement (DuckDB's fixed cost per statement dominates a small
-# write). Init duration of a cold start: the Initialization span beside the handler span (same
-# parent: OpenTelemetry) or under it (X-Ray's subsegment), looked up in this write only: a
+# Entries: spans entering a node, from no parent or from a partner on another node.
+_ENTRIES = f"""
+    SELECT c.trace_id, c.span_id, c.parent_span_id, c.start_ns, 'entry' AS role, NULL AS caller,
+           NULL AS caller_type, c.service AS callee, c.origin AS callee_type, false AS async,
+           c.duration_ns, c.error, c.fault, c.throttle, coalesce(c.cold_start, false) AS cold_start,
+           NULL::BIGINT AS dwell_ns, c.linked, c.function_version
+    FROM fresh_spans c WHERE c.parent_span_id IS NULL AND c.name <> {INIT_SPAN}
+    UNION ALL
+    SELECT c.trace_id, c.span_id, c.parent_span_id, c.start_ns,
+           CASE WHEN c.relation = 'parent' THEN 'entry' ELSE 'link' END,
+           CASE WHEN {_VIA_TARGET} THEN c.p_target_name ELSE c.p_service END,
+           CASE WHEN {_VIA_TARGET} THEN c.p_target_type ELSE c.p_origin END,
+           c.service, c.origin,
+           c.relation = 'link' OR coalesce(c.p_target_type IN ({VIA_TARGET_TYPES}), false),
+           c.duration_ns, c.error, c.fault, c.throttle, c.cold_start,
+           CASE WHEN c.relation = 'link' OR {_VIA_TARGET} THEN c.start_ns - (c.p_start_ns + c.p_duration_ns) END,
+           c.linked, c.function_version
+    FROM pairs c WHERE c.relation = 'link' OR {_OTHER_NODE}
+"""
+_INFERRED = f"""
+    SELECT trace_id, span_id, parent_span_id, start_ns, 'inferred', service, origin, target_name, target_type,
+           kind = 'PRODUCER' OR target_type IN ({ASYNC_TARGET_TYPES}), {_FIGURES}, NULL, NULL, linked,
+           function_version
+    FROM fresh_spans WHERE target_type IS NOT NULL AND target_name IS NOT NULL
+"""
+_ENTRY_COLUMNS = """e.trace_id, e.span_id, e.parent_span_id, e.start_ns, e.role, e.caller, e.caller_type, e.callee,
+    e.callee_type, e.async, e.duration_ns, e.error, e.fault, e.throttle, e.cold_start"""
+
+# Every call of the run in one statement (DuckDB's fixed cost per statement dominates a small
+# run). Init duration of a cold start: the Initialization span beside the handler span (same
+# parent: OpenTelemetry) or under it (X-Ray's subsegment), looked up in this run only: a
 # runtime exports the two together (its init counts in the node's init figures either way).
 INSERT_CALLS: Final = f"""
 INSERT INTO new_calls SELECT * FROM (
     WITH inits AS (
         SELECT trace_id, service, parent_span_id, max(duration_ns) AS init_ns
         FROM fresh_spans WHERE name = {INIT_SPAN} GROUP BY ALL
-    ), entries AS (
-        SELECT c.trace_id, c.span_id, c.parent_span_id, c.start_ns, 'entry' AS role, NULL AS caller,
-               NULL AS caller_type, c.service AS callee, c.origin AS callee_type, false AS async,
-               c.duration_ns, c.error, c.fault, c.throttle, coalesce(c.cold_start, false) AS cold_start,
-               NULL::BIGINT AS dwell_ns, c.linked, c.function_version
-        FROM fresh_spans c WHERE c.parent_span_id IS NULL AND c.name <> {INIT_SPAN}
-        UNION ALL
-        SELECT c.trace_id, c.span_id, c.parent_span_id, c.start_ns,
-               CASE WHEN c.relation = 'parent' THEN 'entry' ELSE 'link' END,
-               CASE WHEN {_VIA_TARGET} THEN c.p_target_name ELSE c.p_service END,
-               CASE WHEN {_VIA_TARGET} THEN c.p_target_type ELSE c.p_origin END,
-               c.service, c.origin,
-               c.relation = 'link' OR coalesce(c.p_target_type IN ({VIA_TARGET_TYPES}), false),
-               c.duration_ns, c.error, c.fault, c.throttle, c.cold_start,
-               CASE WHEN c.relation = 'link' OR {_VIA_TARGET} THEN c.start_ns - (c.p_start_ns + c.p_duration_ns) END,
-               c.linked, c.function_version
-        FROM pairs c WHERE c.relation = 'link' OR {_OTHER_NODE}
-    )
-    SELECT e.trace_id, e.span_id, e.parent_span_id, e.start_ns, e.role, e.caller, e.caller_type, e.callee,
-           e.callee_type, e.async, e.duration_ns, e.error, e.fault, e.throttle, e.cold_start,
+    ), entries AS ({_ENTRIES})
+    SELECT {_ENTRY_COLUMNS},
            CASE WHEN e.cold_start AND e.role = 'entry' THEN coalesce(i1.init_ns, i2.init_ns) END,
            e.dwell_ns, e.linked, e.function_version
     FROM entries e
@@ -208,11 +218,16 @@ INSERT INTO new_calls SELECT * FROM (
     SELECT trace_id, span_id, parent_span_id, start_ns, 'init', NULL, NULL, service, origin, false, {_FIGURES},
            duration_ns, NULL, false, function_version
     FROM fresh_spans WHERE name = {INIT_SPAN}
-    UNION ALL
-    SELECT trace_id, span_id, parent_span_id, start_ns, 'inferred', service, origin, target_name, target_type,
-           kind = 'PRODUCER' OR target_type IN ({ASYNC_TARGET_TYPES}), {_FIGURES}, NULL, NULL, linked,
-           function_version
-    FROM fresh_spans WHERE target_type IS NOT NULL AND target_name IS NOT NULL
+    UNION ALL {_INFERRED}
+)
+"""
+COUNT_INITS: Final = f"SELECT count(*) FROM fresh_spans WHERE name = {INIT_SPAN}"
+# The same for a run without Initialization spans (most: cold starts are rare), which spares
+# the statement the two joins (a fifth of a run's fixed cost, bench/ingest.py).
+INSERT_CALLS_WITHOUT_INITS: Final = f"""
+INSERT INTO new_calls SELECT * FROM (
+    SELECT {_ENTRY_COLUMNS}, NULL::BIGINT, e.dwell_ns, e.linked, e.function_version FROM ({_ENTRIES}) e
+    UNION ALL {_INFERRED}
 )
 """
 

@@ -23,7 +23,8 @@ def link_calls(con: duckdb.DuckDBPyConnection, fresh: str, fresh_links: str, now
         con.execute(sql.ADD_STORED_PAIRS, [low - sql.LOOKBACK_NS, high + sql.SKEW_NS])
     con.execute(sql.DELETE_RESOLVED_PENDING)
     con.execute(sql.INSERT_PENDING, [now_ns])
-    con.execute(sql.INSERT_CALLS)
+    (inits,) = con.execute(sql.COUNT_INITS).fetchall()[0]
+    con.execute(sql.INSERT_CALLS if inits else sql.INSERT_CALLS_WITHOUT_INITS)
     superseding, stored, stored_low, stored_high = con.execute(sql.COUNT_SUPERSEDING).fetchall()[0]
     if superseding:
         con.execute(sql.CREATE_SUPERSEDED)

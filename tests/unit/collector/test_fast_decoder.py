@@ -249,15 +249,16 @@ def test_hostile_bytes_never_crash_and_agree_with_the_python_path() -> None:
 
 @pytest.mark.parametrize("bad", [b"\xff\xfeXX", b"\xed\xa0\x80X", b"\xc0\xafXX", b"\xf4\x90\x80\x80", b"X\xe2\x82"])
 @pytest.mark.parametrize("where", ["name", "attribute", "resource"])
-def test_strings_that_are_not_utf8_are_refused_like_the_python_path(bad: bytes, where: str) -> None:
-    marker = "QQQQ"
+@pytest.mark.parametrize("ascii_before", [0, 8, 13])  # the C check skips ASCII a word at a time
+def test_strings_that_are_not_utf8_are_refused_like_the_python_path(bad: bytes, where: str, ascii_before: int) -> None:
+    marker = "Q" * (ascii_before + len(bad))  # as long as its replacement: the length prefix stays right
     attributes = [("http.route", marker)] if where == "attribute" else []
     resource = kvs([("service.name", marker if where == "resource" else "svc")])
     one = span(1, attributes, name=marker if where == "name" else "op")
     request = ExportTraceServiceRequest(
         resource_spans=[ResourceSpans(resource={"attributes": resource}, scope_spans=[ScopeSpans(spans=[one])])]
     )
-    body = request.SerializeToString().replace(marker.encode(), bad)
+    body = request.SerializeToString().replace(marker.encode(), b"a" * ascii_before + bad)
     with pytest.raises(UndecodableBody):
         decode_protobuf_python(body)
     with pytest.raises(UndecodableBody):
