@@ -26,7 +26,7 @@ from typing import Final
 
 from collector.storage import rollup_sql
 
-# A parent stored up to 30 s before its child starts. Scanned once a second, so it costs;
+# A parent stored up to 30 s before its child starts. Scanned every link run, so it costs;
 # a parent that ends after its child (any synchronous call) is found from the other side.
 LOOKBACK_NS: Final = 30 * 10**9
 SKEW_NS: Final = 10 * 10**9  # clocks of different processes (and X-Ray's float seconds) disagree

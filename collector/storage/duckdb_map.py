@@ -4,9 +4,9 @@ Linking (``calls``), orphan expiry, the per-minute rollup and their retention ru
 transactions on a second cursor, under their own lock, so they never hold up the writer's
 commits: DuckDB runs the two transactions side by side (they write different tables) and on
 the two cores at once. The writer hands over each write's spans (the columns linking reads,
-zero-copy) after its commit; linking them about once a second costs a fraction of linking per
+zero-copy) after its commit; linking them every 2 s costs a fraction of linking per
 write, whose fixed cost per statement would dominate small writes. A crash loses the map's
-view of the last second's spans, never the spans themselves.
+view of the last 2 s of spans, never the spans themselves.
 """
 
 from __future__ import annotations

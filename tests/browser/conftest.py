@@ -35,7 +35,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 def seeded(daemon: Daemon) -> dict[str, str]:
     ids = seed(daemon.traces_url)
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # the writer links new spans into the map every second
+    while time.monotonic() < deadline:  # the writer links new spans into the map every 2 s
         body = httpx.get(f"{daemon.api_url}/api/service-map", timeout=10).json()
         names = {n["name"] for n in body["nodes"]}
         if {"bank-api", "withdraw", "accounts", "alerts", "notify"} <= names and len(body["edges"]) >= 5:

@@ -95,7 +95,7 @@ def inspect(demo: Demo, name: str, dead_letters_expected: bool) -> Ran:
 
 
 def service_map(collector: LocalCollector, check: Callable[[Map], bool], timeout_s: float = 30.0) -> Map:
-    """The map once `check` holds (the collector links hops every second), else the last one."""
+    """The map once `check` holds (the collector links hops every 2 s), else the last one."""
     deadline = time.monotonic() + timeout_s
     while True:
         found: Map = get_json(f"{collector.api_url}/api/service-map")

@@ -27,7 +27,7 @@ def store(tmp_path: Path) -> Iterator[DuckDBStore]:
 
 
 def linked_map(store: DuckDBStore, query: MapQuery) -> dict[str, Any]:
-    """The map once the writer has linked what was stored (the daemon does it every second)."""
+    """The map once the writer has linked what was stored (the daemon does it every 2 s)."""
     store.link_new_spans()
     return service_map(store, query)
 
