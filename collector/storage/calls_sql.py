@@ -134,15 +134,21 @@ _PARTNER = """p.service AS p_service, p.origin AS p_origin, p.target_type AS p_t
 # run's spans. (trace_id, span_id) is unique in both, so no want is paired twice.
 _WITHIN_LOOKBACK = f"p.start_ns BETWEEN w.start_ns - {LOOKBACK_NS} AND w.start_ns + {SKEW_NS}"
 # p_stored: the partner was linked by an earlier run, so its own calls are in `calls` already.
-CREATE_PAIRS: Final = f"""
-    CREATE OR REPLACE TEMP TABLE pairs AS
+_IN_RUN_PAIRS = f"""
     SELECT w.*, {_PARTNER}, false AS p_stored
     FROM wants w JOIN fresh_spans p ON p.trace_id = w.want_trace_id AND p.span_id = w.want_span_id
     WHERE {_WITHIN_LOOKBACK}
+"""
+CREATE_PAIRS_WITHOUT_PENDING: Final = f"CREATE OR REPLACE TEMP TABLE pairs AS {_IN_RUN_PAIRS}"
+CREATE_PAIRS: Final = f"""
+    CREATE OR REPLACE TEMP TABLE pairs AS {_IN_RUN_PAIRS}
     UNION ALL
     SELECT w.* EXCLUDE (since_ns), {_PARTNER}, false
     FROM pending w JOIN fresh_spans p ON p.trace_id = w.want_trace_id AND p.span_id = w.want_span_id
 """
+# Most runs find nothing waiting (every parent came with its children): then the statements
+# about `pending` are skipped, a tenth of a run's fixed cost.
+COUNT_PENDING: Final = "SELECT count(*) FROM pending"
 _UNPAIRED = """wants w ANTI JOIN pairs p
       ON w.trace_id = p.trace_id AND w.span_id = p.span_id AND w.relation = p.relation
      AND w.want_span_id = p.want_span_id"""
@@ -236,15 +242,15 @@ _SUPERSEDING = f"""c.relation = 'parent' AND c.p_target_type IS NOT NULL AND {_O
     AND NOT {_VIA_TARGET}"""
 # Superseded guesses of this run are still in new_calls only; those of stored partners are in
 # `calls` (and maybe the rollup), whose statements scan a range of it: they run only when needed.
-COUNT_SUPERSEDING: Final = f"""
-    SELECT count(*), count(*) FILTER (WHERE c.p_stored), min(c.p_start_ns) FILTER (WHERE c.p_stored),
-           max(c.p_start_ns) FILTER (WHERE c.p_stored)
-    FROM pairs c WHERE {_SUPERSEDING}
-"""
 CREATE_SUPERSEDED: Final = f"""
     CREATE OR REPLACE TEMP TABLE superseded AS
-    SELECT DISTINCT c.want_trace_id AS trace_id, c.want_span_id AS span_id, c.p_start_ns AS start_ns FROM pairs c
-    WHERE {_SUPERSEDING}
+    SELECT DISTINCT c.want_trace_id AS trace_id, c.want_span_id AS span_id, c.p_start_ns AS start_ns, c.p_stored
+    FROM pairs c WHERE {_SUPERSEDING}
+"""
+COUNT_SUPERSEDED: Final = """
+    SELECT count(*), count(*) FILTER (WHERE p_stored), min(start_ns) FILTER (WHERE p_stored),
+           max(start_ns) FILTER (WHERE p_stored)
+    FROM superseded
 """
 _SUPERSEDED_KEYS = (
     "role = 'inferred' AND (trace_id, span_id, start_ns) IN (SELECT (trace_id, span_id, start_ns) FROM superseded)"

@@ -17,17 +17,20 @@ def link_calls(con: duckdb.DuckDBPyConnection, fresh: str, fresh_links: str, now
     fresh_spans = sql.CREATE_FRESH_SPANS if links else sql.CREATE_FRESH_SPANS_WITHOUT_LINKS
     con.execute(fresh_spans.format(fresh=fresh, fresh_links=fresh_links))
     con.execute(sql.CREATE_WANTS.format(fresh_links=fresh_links))
-    con.execute(sql.CREATE_PAIRS)
+    (pending,) = con.execute(sql.COUNT_PENDING).fetchall()[0]
+    con.execute(sql.CREATE_PAIRS if pending else sql.CREATE_PAIRS_WITHOUT_PENDING)
     low, high, unpaired = con.execute(sql.WANTS_BOUNDS).fetchall()[0]
     if unpaired:
         con.execute(sql.ADD_STORED_PAIRS, [low - sql.LOOKBACK_NS, high + sql.SKEW_NS])
-    con.execute(sql.DELETE_RESOLVED_PENDING)
-    con.execute(sql.INSERT_PENDING, [now_ns])
+    if pending:
+        con.execute(sql.DELETE_RESOLVED_PENDING)
+    if unpaired:  # stored partners only take wants away: with none unpaired, none waits
+        con.execute(sql.INSERT_PENDING, [now_ns])
     (inits,) = con.execute(sql.COUNT_INITS).fetchall()[0]
     con.execute(sql.INSERT_CALLS if inits else sql.INSERT_CALLS_WITHOUT_INITS)
-    superseding, stored, stored_low, stored_high = con.execute(sql.COUNT_SUPERSEDING).fetchall()[0]
+    con.execute(sql.CREATE_SUPERSEDED)
+    superseding, stored, stored_low, stored_high = con.execute(sql.COUNT_SUPERSEDED).fetchall()[0]
     if superseding:
-        con.execute(sql.CREATE_SUPERSEDED)
         con.execute(sql.DELETE_NEW_SUPERSEDED)
     if stored:
         bounds = [stored_low, stored_high]
