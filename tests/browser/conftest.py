@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.browser.seed import seed
+from tests.browser.seed import XSS, seed
 from tests.integration.daemon import ROOT, Daemon
 
 ARTIFACTS = Path(ROOT) / "test-artifacts" / "screenshots"
@@ -38,7 +38,7 @@ def seeded(daemon: Daemon) -> dict[str, str]:
     while time.monotonic() < deadline:  # the writer links new spans into the map every 2 s
         body = httpx.get(f"{daemon.api_url}/api/service-map", timeout=10).json()
         names = {n["name"] for n in body["nodes"]}
-        if {"bank-api", "withdraw", "accounts", "alerts", "notify"} <= names and len(body["edges"]) >= 5:
+        if {"bank-api", "withdraw", "accounts", "alerts", "notify", "client", XSS} <= names and len(body["edges"]) >= 5:
             break
         time.sleep(0.3)
     return ids
