@@ -9,7 +9,8 @@ Starts ``fluoro serve`` on a temporary database, then:
    stored == sent;
 3. steady: two senders paced at 5,000 spans/s each, after a few seconds at that rate (the flood's
    last linking and checkpoint are not the steady state); prints the collector's CPU as % of one
-   core over a window long enough to hold its periodic checkpoints;
+   core over a window long enough to hold its periodic checkpoints, and its share by thread
+   (writer, linker, decoders, event loop: the daemon's /metrics);
 4. bytes on disk per span, after the daemon has shut down and checkpointed.
 
 Senders build their requests before the clock starts (each one afresh, so trace and span ids
@@ -147,6 +148,19 @@ def proc_peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
+def thread_cpu_s(api: str) -> dict[str, float]:
+    """The daemon's CPU seconds per thread (its /metrics), executor threads summed by role."""
+    roles = {"fluoro-writer": "writer", "fluoro-housekeeping": "linker", "MainThread": "event loop"}
+    totals: dict[str, float] = {}
+    with urllib.request.urlopen(f"{api}/metrics", timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith('fluoro_thread_cpu_seconds_total{thread="'):
+                name = line.split('"')[1]
+                role = roles.get(name, "decoders" if name.startswith("asyncio_") else "other")
+                totals[role] = totals.get(role, 0.0) + float(line.split()[-1])
+    return totals
+
+
 def stored_spans(api: str) -> int:
     with urllib.request.urlopen(f"{api}/metrics", timeout=10) as response:
         for line in response.read().decode().splitlines():
@@ -243,11 +257,14 @@ def main() -> None:
         rate_each = 5_000 / SPANS_PER_REQUEST  # two paced senders: one alone cannot keep 10k/s up
         run_senders(otlp, 2, int(rate_each * STEADY_WARM_UP_S), rate_each, seed=40)
         requests_each = int(rate_each * args.steady_s)
-        cpu_before = proc_cpu_s(collector.pid)
+        cpu_before, threads_before = proc_cpu_s(collector.pid), thread_cpu_s(collector.api_url)
         _, failures, elapsed = run_senders(otlp, 2, requests_each, rate_each, seed=50)
         cpu_used = proc_cpu_s(collector.pid) - cpu_before
+        threads = {k: v - threads_before.get(k, 0.0) for k, v in thread_cpu_s(collector.api_url).items()}
         print(f"\nsteady: {2 * requests_each * SPANS_PER_REQUEST / elapsed:,.0f} spans/s for {elapsed:.1f} s")
         print(f"  collector CPU        {cpu_used / elapsed * 100:.1f}% of one core  (target <= 20%)")
+        shares = ", ".join(f"{role} {seconds / elapsed * 100:.1f}%" for role, seconds in sorted(threads.items()))
+        print(f"  by thread            {shares}")
         total = stored_spans(collector.api_url)
     size = os.path.getsize(db) + (os.path.getsize(db + ".wal") if os.path.exists(db + ".wal") else 0)
     print(f"\ndisk: {size / 1e6:.1f} MB for {total:,} spans = {size / total:.0f} bytes per span")

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+
+from collector.thread_cpu import ThreadCpuCollector
 
 RECEIVERS = ("otlp_http", "xray_udp")
 
 
 class CollectorMetrics:
-    """Counters per receiver, queue depth, commit latency and the database size."""
+    """Counters per receiver, queue depth, commit latency, the database size, and the process's
+    CPU and memory (in all and per thread)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        self.registry.register(ThreadCpuCollector())
         self.received = Counter(
             "fluoro_spans_received", "Spans decoded from requests and datagrams", ["receiver"], registry=self.registry
         )

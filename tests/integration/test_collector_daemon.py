@@ -222,6 +222,9 @@ def test_query_errors(daemon: Daemon) -> None:
         "fluoro_batch_commit_seconds",
         "fluoro_db_file_bytes",
         "fluoro_spans_dropped_total",
+        "process_cpu_seconds_total",
+        'fluoro_thread_cpu_seconds_total{thread="fluoro-writer"}',
+        'fluoro_thread_cpu_seconds_total{thread="fluoro-housekeeping"}',
     ):
         assert name in metrics
 
