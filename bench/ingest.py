@@ -17,7 +17,7 @@ Senders build their requests before the clock starts (each one afresh, so trace 
 are unique as real SDKs make them), so their own CPU stays small. Bounded: fixed counts, and
 every process stops by itself.
 
-Usage: python bench/ingest.py [--spans 400000] [--senders 3] [--steady-s 30]
+Usage: python bench/ingest.py [--spans 400000] [--senders 3] [--steady-s 30] [--steady-only]
 """
 
 from __future__ import annotations
@@ -220,51 +220,60 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def flood(collector: Any, otlp: int, spans: int, senders: int, ceiling_rate: float) -> None:
+    requests_each = max(1, spans // SPANS_PER_REQUEST // senders)
+    sent = requests_each * senders * SPANS_PER_REQUEST
+    cpu_before = proc_cpu_s(collector.pid)
+    latencies, failures, elapsed = run_senders(otlp, senders, requests_each, 0, seed=1)
+    cpu_used = proc_cpu_s(collector.pid) - cpu_before
+    stored = stored_spans(collector.api_url)
+    print(f"\nflood: {senders} senders x {requests_each} requests x {SPANS_PER_REQUEST} spans")
+    print(f"  sustained            {stored / elapsed:,.0f} spans/s stored  (target >= 50,000)")
+    print(
+        f"  stored / sent        {stored:,} / {sent:,}  {'OK' if stored == sent else 'MISMATCH'}"
+        f"  (non-200 answers: {failures})"
+    )
+    print(
+        f"  ack latency          p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms  (target p99 <= 500 ms)"
+    )
+    print(f"  collector CPU        {cpu_used / elapsed * 100:.0f}% of one core over {elapsed:.1f} s")
+    print(f"  collector peak RSS   {proc_peak_rss_mib(collector.pid):.0f} MiB  (target <= 1024)")
+    print(f"  ratio to ceiling     {stored / elapsed / ceiling_rate:.2f}")
+
+
+def steady(collector: Any, otlp: int, steady_s: float) -> None:
+    rate_each = 5_000 / SPANS_PER_REQUEST  # two paced senders: one alone cannot keep 10k/s up
+    run_senders(otlp, 2, int(rate_each * STEADY_WARM_UP_S), rate_each, seed=40)
+    requests_each = int(rate_each * steady_s)
+    cpu_before, threads_before = proc_cpu_s(collector.pid), thread_cpu_s(collector.api_url)
+    _, _, elapsed = run_senders(otlp, 2, requests_each, rate_each, seed=50)
+    cpu_used = proc_cpu_s(collector.pid) - cpu_before
+    threads = {k: v - threads_before.get(k, 0.0) for k, v in thread_cpu_s(collector.api_url).items()}
+    print(f"\nsteady: {2 * requests_each * SPANS_PER_REQUEST / elapsed:,.0f} spans/s for {elapsed:.1f} s")
+    print(f"  collector CPU        {cpu_used / elapsed * 100:.1f}% of one core  (target <= 20%)")
+    shares = ", ".join(f"{role} {seconds / elapsed * 100:.1f}%" for role, seconds in sorted(threads.items()))
+    print(f"  by thread            {shares}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=400_000, help="spans in the flood phase")
     parser.add_argument("--senders", type=int, default=3)
     parser.add_argument("--steady-s", type=float, default=30.0)
+    parser.add_argument("--steady-only", action="store_true", help="skip the ceiling and the flood")
     args = parser.parse_args()
 
-    ceiling_rate = ceiling(100)
-    print(f"ceiling (decode + insert, in process): {ceiling_rate:,.0f} spans/s")
-
+    if not args.steady_only:
+        ceiling_rate = ceiling(100)
+        print(f"ceiling (decode + insert, in process): {ceiling_rate:,.0f} spans/s")
     tmp = tempfile.mkdtemp()
     db = os.path.join(tmp, "ingest.duckdb")
     with run_collector(Path(db)) as collector:
         otlp = int(collector.traces_url.rsplit(":", 1)[1].split("/")[0])
-        requests_each = max(1, args.spans // SPANS_PER_REQUEST // args.senders)
-        sent = requests_each * args.senders * SPANS_PER_REQUEST
-        cpu_before = proc_cpu_s(collector.pid)
-        latencies, failures, elapsed = run_senders(otlp, args.senders, requests_each, 0, seed=1)
-        cpu_used = proc_cpu_s(collector.pid) - cpu_before
-        stored = stored_spans(collector.api_url)
-        print(f"\nflood: {args.senders} senders x {requests_each} requests x {SPANS_PER_REQUEST} spans")
-        print(f"  sustained            {stored / elapsed:,.0f} spans/s stored  (target >= 50,000)")
-        print(
-            f"  stored / sent        {stored:,} / {sent:,}  {'OK' if stored == sent else 'MISMATCH'}"
-            f"  (non-200 answers: {failures})"
-        )
-        print(
-            f"  ack latency          p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
-            f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms  (target p99 <= 500 ms)"
-        )
-        print(f"  collector CPU        {cpu_used / elapsed * 100:.0f}% of one core over {elapsed:.1f} s")
-        print(f"  collector peak RSS   {proc_peak_rss_mib(collector.pid):.0f} MiB  (target <= 1024)")
-        print(f"  ratio to ceiling     {stored / elapsed / ceiling_rate:.2f}")
-
-        rate_each = 5_000 / SPANS_PER_REQUEST  # two paced senders: one alone cannot keep 10k/s up
-        run_senders(otlp, 2, int(rate_each * STEADY_WARM_UP_S), rate_each, seed=40)
-        requests_each = int(rate_each * args.steady_s)
-        cpu_before, threads_before = proc_cpu_s(collector.pid), thread_cpu_s(collector.api_url)
-        _, failures, elapsed = run_senders(otlp, 2, requests_each, rate_each, seed=50)
-        cpu_used = proc_cpu_s(collector.pid) - cpu_before
-        threads = {k: v - threads_before.get(k, 0.0) for k, v in thread_cpu_s(collector.api_url).items()}
-        print(f"\nsteady: {2 * requests_each * SPANS_PER_REQUEST / elapsed:,.0f} spans/s for {elapsed:.1f} s")
-        print(f"  collector CPU        {cpu_used / elapsed * 100:.1f}% of one core  (target <= 20%)")
-        shares = ", ".join(f"{role} {seconds / elapsed * 100:.1f}%" for role, seconds in sorted(threads.items()))
-        print(f"  by thread            {shares}")
+        if not args.steady_only:
+            flood(collector, otlp, args.spans, args.senders, ceiling_rate)
+        steady(collector, otlp, args.steady_s)
         total = stored_spans(collector.api_url)
     size = os.path.getsize(db) + (os.path.getsize(db + ".wal") if os.path.exists(db + ".wal") else 0)
     print(f"\ndisk: {size / 1e6:.1f} MB for {total:,} spans = {size / total:.0f} bytes per span")
