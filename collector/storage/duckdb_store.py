@@ -66,7 +66,7 @@ class DuckDBStore:
         # 16 MB of WAL the same rows were compressed again and again (bench/ingest.py).
         self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         self._con.execute("SET enable_external_access = false")
-        # One engine thread per statement: the statements here are small (a write, a second of
+        # One engine thread per statement: the statements here are small (a write, 2 s of
         # linking), and splitting them across both cores cost more CPU than it saved (~20% of a
         # write's, bench/ingest.py steady), while the writer, the linker and the query threads
         # already keep both cores busy under a flood. Queries over 10M spans stay within their
