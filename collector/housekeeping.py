@@ -1,6 +1,6 @@
 """A thread of its own for the service map's upkeep: linking, orphan expiry, the rollup.
 
-They run beside the ingest writer rather than between its commits, so a second of linking
+They run beside the ingest writer rather than between its commits, so a run of linking
 never holds up an acknowledgement (bench/ingest.py: ack latency and throughput).
 """
 
