@@ -148,25 +148,29 @@ def proc_peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
-def thread_cpu_s(api: str) -> dict[str, float]:
-    """The daemon's CPU seconds per thread (its /metrics), executor threads summed by role."""
+def metric_samples(api: str) -> list[Any]:
+    """Every sample of the daemon's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{api}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
+def cpu_by_role(api: str) -> dict[str, float]:
+    """The daemon's CPU seconds per thread, executor threads summed by role."""
     roles = {"fluoro-writer": "writer", "fluoro-housekeeping": "linker", "MainThread": "event loop"}
     totals: dict[str, float] = {}
-    with urllib.request.urlopen(f"{api}/metrics", timeout=10) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith('fluoro_thread_cpu_seconds_total{thread="'):
-                name = line.split('"')[1]
-                role = roles.get(name, "decoders" if name.startswith("asyncio_") else "other")
-                totals[role] = totals.get(role, 0.0) + float(line.split()[-1])
+    for sample in metric_samples(api):
+        if sample.name == "fluoro_thread_cpu_seconds_total":
+            name = sample.labels["thread"]
+            role = roles.get(name, "decoders" if name.startswith("asyncio_") else "other")
+            totals[role] = totals.get(role, 0.0) + sample.value
     return totals
 
 
 def stored_spans(api: str) -> int:
-    with urllib.request.urlopen(f"{api}/metrics", timeout=10) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith("fluoro_spans_stored_total "):
-                return int(float(line.split()[1]))
-    return 0
+    return int(sum(s.value for s in metric_samples(api) if s.name == "fluoro_spans_stored_total"))
 
 
 def run_senders(
@@ -246,10 +250,10 @@ def steady(collector: Any, otlp: int, steady_s: float) -> None:
     rate_each = 5_000 / SPANS_PER_REQUEST  # two paced senders: one alone cannot keep 10k/s up
     run_senders(otlp, 2, int(rate_each * STEADY_WARM_UP_S), rate_each, seed=40)
     requests_each = int(rate_each * steady_s)
-    cpu_before, threads_before = proc_cpu_s(collector.pid), thread_cpu_s(collector.api_url)
+    cpu_before, threads_before = proc_cpu_s(collector.pid), cpu_by_role(collector.api_url)
     _, _, elapsed = run_senders(otlp, 2, requests_each, rate_each, seed=50)
     cpu_used = proc_cpu_s(collector.pid) - cpu_before
-    threads = {k: v - threads_before.get(k, 0.0) for k, v in thread_cpu_s(collector.api_url).items()}
+    threads = {k: v - threads_before.get(k, 0.0) for k, v in cpu_by_role(collector.api_url).items()}
     print(f"\nsteady: {2 * requests_each * SPANS_PER_REQUEST / elapsed:,.0f} spans/s for {elapsed:.1f} s")
     print(f"  collector CPU        {cpu_used / elapsed * 100:.1f}% of one core  (target <= 20%)")
     shares = ", ".join(f"{role} {seconds / elapsed * 100:.1f}%" for role, seconds in sorted(threads.items()))
