@@ -11,7 +11,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from collector.fresh_reader import FreshReader
 from collector.housekeeping import Housekeeper
+from collector.ingest_log import IngestLog
 from collector.metrics import CollectorMetrics
 from collector.pipeline import IngestPipeline, PeriodicTask, PipelineLimits
 from collector.receivers.otlp_http import OtlpHttpReceiver, OtlpReceiverSettings
@@ -48,10 +50,11 @@ class Collector:
         self.settings = settings
         self.metrics = CollectorMetrics()
         self.store = DuckDBStore(settings.db_path)
-        self.reader = self.store
-        self.metrics.watch_database_size(self.store.file_size_bytes)
+        self.log = IngestLog(ingest_log_path(settings.db_path))
+        self.metrics.watch_database_size(lambda: self.store.file_size_bytes() + self.log.size_bytes)
         retention = PeriodicTask(settings.retention_check_s, self.apply_retention)
-        self.pipeline = IngestPipeline(self.store, self.metrics, settings.limits, (retention,))
+        self.pipeline = IngestPipeline(self.store, self.log, self.metrics, settings.limits, (retention,))
+        self.reader = FreshReader(self.store, self.pipeline.flush)
         self.housekeeper = Housekeeper(
             (
                 PeriodicTask(settings.link_interval_s, self.link),
@@ -104,3 +107,9 @@ class Collector:
             except StoreUnavailable as exc:  # the spans are stored; the map misses their last 2 s
                 _logger.warning("linking the last spans failed: %s", exc)
         self.store.close()
+        self.log.close()
+
+
+def ingest_log_path(db_path: str) -> str:
+    """The ingest log lives beside the database file (as DuckDB's own .wal does)."""
+    return f"{db_path}.ingest"

@@ -1,14 +1,21 @@
-"""The ingest pipeline: a bounded queue in front of one writer thread that group-commits.
+"""The ingest pipeline: a bounded queue in front of one writer thread, an ingest log, and DuckDB.
 
 Receivers submit normalized batches; the writer thread takes everything waiting (up to
-``max_group_spans``), writes it in one transaction, commits, and only then reports each batch
-done, so an OTLP request is answered 200 only once its spans are durable. The queue is bounded
-in spans and in bytes: when it is full, or the pipeline is stopping, ``submit`` refuses at once
-and the receiver answers 503 with Retry-After, rather than buffering without bound. A failing
-store fails the batches it was given (their requests get 503 and are retried by the client)
-and marks the pipeline unhealthy until a write succeeds again. Periodic housekeeping
-(retention) runs on the same thread, so it never races a write. A commit has a large fixed
-cost, so a small group lingers up to ``linger_s`` for company before it is written.
+``max_group_spans``), appends it to the ingest log (fsync'd, see ingest_log.py) and only then
+reports each batch done, so an OTLP request is answered 200 only once its spans are durable.
+About once a second (``fold_interval_s``, sooner past ``fold_spans``) it folds everything the
+log holds into the store in one transaction and empties the log: a DuckDB commit costs the
+same few milliseconds for ten rows or ten thousand. Readers call :meth:`flush` first, so a
+query sees every span acknowledged before it began.
+
+Everything held in memory (waiting or logged and not yet folded) is bounded in spans and in
+bytes: when it is full, or the pipeline is stopping, ``submit`` refuses at once and the
+receiver answers 503 with Retry-After, rather than buffering without bound. A failing log or
+store fails the batches given to it (their requests get 503 and are retried by the client)
+and marks the pipeline unhealthy until an append and a fold succeed again; logged batches are
+never dropped, they wait for the store to come back (or, across a restart, in the log).
+Periodic housekeeping (retention) runs on the same thread, so it never races a write. A
+small group lingers up to ``linger_s`` for company before it is logged, to share an fsync.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from collector.active_senders import ActiveSenders
+from collector.ingest_log import IngestLog
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch
 from collector.storage.protocols import SpanWriter, StoreUnavailable
@@ -32,9 +40,9 @@ FAILURE_PAUSE_S = 0.2
 
 @dataclass(frozen=True)
 class WriteOutcome:
-    """How one submitted batch ended: stored (count of new spans) or failed (reason)."""
+    """How one submitted batch ended: made durable (its spans count) or failed (the reason)."""
 
-    stored: int
+    spans: int
     error: str | None = None
 
     @property
@@ -47,8 +55,11 @@ class PipelineLimits:
     max_queue_spans: int = 200_000
     max_queue_bytes: int = 256 * 1024 * 1024
     max_group_spans: int = 50_000
-    # How long the writer waits for more batches before committing a small group: a commit
-    # has a large fixed cost, so at moderate load a little waiting buys a lot of CPU back.
+    # Logged spans are folded into the store this often, or as soon as this many wait.
+    fold_interval_s: float = 1.0
+    fold_spans: int = 50_000
+    # How long the writer waits for more batches before logging a small group: each append
+    # has its own fsync, so at moderate load a little waiting saves a few of them.
     linger_s: float = 0.05
     linger_until_spans: int = 2048
     # A group holding a bulk exporter's batch may wait longer (a small flush, say a Lambda's at
@@ -76,21 +87,28 @@ class PeriodicTask:
 
 
 class IngestPipeline:
-    """Bounded queue + single writer with group commit."""
+    """Bounded queue + single writer: log and acknowledge each group, fold into the store."""
 
     def __init__(
         self,
         writer: SpanWriter,
+        log: IngestLog,
         metrics: CollectorMetrics,
         limits: PipelineLimits = PipelineLimits(),
         periodic: tuple[PeriodicTask, ...] = (),
     ) -> None:
         self._writer = writer
+        self._log = log
         self._metrics = metrics
         self._limits = limits
         self._periodic = list(periodic)
         self._queue: deque[_Pending] = deque()
-        self._queued_spans = 0
+        self._logged: list[_Pending] = []  # acknowledged, not yet folded into the store
+        self._logged_spans = 0
+        self._fold_at = 0.0  # monotonic time the logged batches are due in the store
+        self._folds_tried = 0
+        self._fold_failing = False
+        self._queued_spans = 0  # waiting and logged: all that is held in memory
         self._queued_bytes = 0
         self._cond = threading.Condition()
         self._senders = ActiveSenders(limits.active_sender_s)
@@ -106,6 +124,15 @@ class IngestPipeline:
         return self._queued_spans
 
     def start(self) -> None:
+        """Take back what the log holds from the last run (it is folded first), then accept."""
+        replayed = self._log.replay()
+        if replayed:
+            _logger.info("ingest log: %d spans from the last run go to the store", sum(b.span_count for b in replayed))
+            held = [_Pending(batch, batch.spans.nbytes, _ignore) for batch in replayed]
+            self._queued_spans += sum(p.batch.span_count for p in held)
+            self._queued_bytes += sum(p.byte_size for p in held)
+            self._hold(held)
+            self._fold_at = 0.0
         self._accepting = True
         now = time.monotonic()
         for task in self._periodic:
@@ -123,7 +150,7 @@ class IngestPipeline:
                 return False
             over_spans = self._queued_spans + spans > self._limits.max_queue_spans
             over_bytes = self._queued_bytes + byte_size > self._limits.max_queue_bytes
-            if self._queue and (over_spans or over_bytes):
+            if (self._queue or self._logged) and (over_spans or over_bytes):
                 return False
             self._queue.append(_Pending(batch, byte_size, done, sender))
             if sender is not None:
@@ -134,7 +161,7 @@ class IngestPipeline:
         return True
 
     async def write(self, batch: SpanBatch, byte_size: int, sender: Hashable | None = None) -> WriteOutcome | None:
-        """Submit and wait for the commit; None when the queue refused the batch."""
+        """Submit and wait until the batch is durable; None when the queue refused it."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[WriteOutcome] = loop.create_future()
 
@@ -145,8 +172,20 @@ class IngestPipeline:
             return None
         return await future
 
+    def flush(self, timeout_s: float = 10.0) -> None:
+        """Wait until every batch acknowledged so far has been offered to the store (a fold
+        that fails ends the wait too: the reader then sees the store as it is)."""
+        with self._cond:
+            if not self._logged or threading.current_thread() is self._thread or not self._thread.is_alive():
+                return
+            # Nothing is logged while a fold runs, so the next fold to end covers all logged now.
+            tried = self._folds_tried
+            self._fold_at = 0.0
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._folds_tried > tried, timeout_s)
+
     def stop(self, timeout_s: float = 30.0) -> bool:
-        """Refuse new batches, write everything queued, stop the thread; True if drained in time."""
+        """Refuse new batches, log and fold everything queued, stop the thread; True if drained in time."""
         with self._cond:
             self._accepting = False
             self._stopping = True
@@ -160,7 +199,7 @@ class IngestPipeline:
             while not self._queue:
                 if self._stopping:
                     return None
-                self._cond.wait(timeout=self._seconds_to_next_task())
+                self._cond.wait(timeout=self._seconds_to_wake())
                 if not self._queue and not self._stopping:
                     return []
             self._linger()
@@ -178,59 +217,110 @@ class IngestPipeline:
         """With the lock held: wait briefly for a small group to grow (not while stopping)."""
         limits = self._limits
         started = time.monotonic()
-        while not self._stopping and self._queued_spans < limits.linger_until_spans:
+        while not self._stopping and self._queued_spans - self._logged_spans < limits.linger_until_spans:
             senders = [p.sender for p in self._queue]
             if None not in senders and self._senders.all_waiting(senders):
                 return  # every sender is waiting on this group: nothing more can come
-            bulk = self._queued_spans >= limits.bulk_spans
+            bulk = self._queued_spans - self._logged_spans >= limits.bulk_spans
             remaining = started + (limits.bulk_linger_s if bulk else limits.linger_s) - time.monotonic()
             if remaining <= 0:
                 return
             self._cond.wait(remaining)
 
-    def _seconds_to_next_task(self) -> float | None:
-        if not self._periodic:
+    def _seconds_to_wake(self) -> float | None:
+        due = [task.due_at for task in self._periodic]
+        if self._logged:
+            due.append(self._fold_at)
+        if not due:
             return None
-        return max(0.0, min(task.due_at for task in self._periodic) - time.monotonic())
+        return max(0.0, min(due) - time.monotonic())
 
     def _run(self) -> None:
         while True:
             group = self._take_group()
             if group is None:
-                return
+                break
             if group:
-                self._write_group(group)
+                self._log_group(group)
+            if self._logged and (time.monotonic() >= self._fold_at or self._logged_spans >= self._limits.fold_spans):
+                self._fold()
             self._run_due_tasks()
+        if self._logged and not self._fold():
+            _logger.error("%d acknowledged spans stay in the ingest log until the next start", self._logged_spans)
 
-    def _write_group(self, group: list[_Pending]) -> None:
+    def _log_group(self, group: list[_Pending]) -> None:
+        """Append the group to the log and acknowledge it; refuse it while the store is failing."""
+        error = None
+        if self._fold_failing and not self._fold():
+            error = self.last_error  # hold no more in memory until the store takes what it has
+        else:
+            try:
+                self._log.append([p.batch for p in group])
+            except StoreUnavailable as exc:
+                error = str(exc)
+        if error is not None:
+            self._set_health(error)
+            self._release(group)
+            for pending in group:
+                pending.done(WriteOutcome(0, error))
+            time.sleep(FAILURE_PAUSE_S)
+            return
+        if not self._fold_failing:
+            self._set_health(None)
+        self._hold(group)
+        for pending in group:
+            pending.done(WriteOutcome(pending.batch.span_count))
+
+    def _fold(self) -> bool:
+        """Write every logged batch to the store in one transaction, then empty the log."""
         started = time.perf_counter()
+        error = None
         try:
-            stored = self._writer.write([p.batch for p in group])
+            stored = self._writer.write([p.batch for p in self._logged])
         except StoreUnavailable as exc:
-            outcome = WriteOutcome(0, str(exc))
+            error = str(exc)
         except Exception as exc:
             _logger.exception("unexpected error writing spans")
-            outcome = WriteOutcome(0, f"internal error: {exc}")
-        else:
-            outcome = WriteOutcome(stored)
+            error = f"internal error: {exc}"
+        if error is None:
             self._metrics.commit_seconds.observe(time.perf_counter() - started)
             self._metrics.stored.inc(stored)
-        if outcome.ok:
-            if not self.healthy:
-                _logger.warning("store recovered; ingest resumed")
-            self.healthy, self.last_error = True, None
-        else:
-            if self.healthy:
-                _logger.error("store failing, batches refused until it recovers: %s", outcome.error)
-            self.healthy, self.last_error = False, outcome.error
+            try:
+                self._log.clear()
+            except StoreUnavailable as exc:  # its records are stored: a replay adds nothing
+                _logger.warning("%s", exc)
+        self._fold_failing = error is not None
+        self._set_health(error)
+        with self._cond:
+            if error is None:
+                self._release(self._logged)
+                self._logged, self._logged_spans = [], 0
+            else:
+                self._fold_at = time.monotonic() + FAILURE_PAUSE_S
+            self._folds_tried += 1
+            self._cond.notify_all()
+        return error is None
+
+    def _hold(self, group: list[_Pending]) -> None:
+        """Keep logged batches (their spans and bytes stay counted) until they are folded."""
+        with self._cond:
+            if not self._logged:
+                self._fold_at = time.monotonic() + self._limits.fold_interval_s
+            self._logged.extend(group)
+            self._logged_spans += sum(p.batch.span_count for p in group)
+
+    def _release(self, group: list[_Pending]) -> None:
         with self._cond:
             for pending in group:
                 self._queued_spans -= pending.batch.span_count
                 self._queued_bytes -= pending.byte_size
-        for pending in group:
-            pending.done(outcome)
-        if not outcome.ok:
-            time.sleep(FAILURE_PAUSE_S)
+
+    def _set_health(self, error: str | None) -> None:
+        if error is None and not self.healthy:
+            _logger.warning("store recovered; ingest resumed")
+        elif error is not None and self.healthy:
+            _logger.error("store failing, batches refused until it recovers: %s", error)
+        self.healthy, self.last_error = error is None, error
 
     def _run_due_tasks(self) -> None:
         run_due(self._periodic)
@@ -248,6 +338,10 @@ def run_due(tasks: list[PeriodicTask]) -> None:
                 _logger.warning("periodic task failed: %s", exc)
             except Exception:
                 _logger.exception("periodic task failed")
+
+
+def _ignore(outcome: WriteOutcome) -> None:
+    """A replayed batch's request was answered in the last run."""
 
 
 def _resolve(future: asyncio.Future[WriteOutcome], outcome: WriteOutcome) -> None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -281,6 +282,25 @@ def test_no_acknowledged_span_is_lost(tmp_path: Path, sig: int) -> None:
         assert missing == []
     finally:
         second.stop()
+
+
+def test_a_span_killed_before_it_reached_duckdb_is_replayed_from_the_ingest_log(tmp_path: Path) -> None:
+    db = tmp_path / "log.duckdb"
+    first = Daemon(db).start()
+    trace_id, body = otel_spans("replayed", count=4)
+    assert post(first, body, PROTOBUF).status_code == 200
+    first.stop(signal.SIGKILL)  # at once: the fold into DuckDB comes up to a second after the ack
+    assert Path(f"{db}.ingest").stat().st_size > 0
+    left = duckdb.connect(str(db), read_only=True)
+    in_duckdb = left.execute("SELECT count(*) FROM spans").fetchone()
+    left.close()
+    assert in_duckdb == (0,)  # so what the restart finds can only have come from the log
+    second = Daemon(db).start()
+    try:
+        assert len(second.trace(trace_id)) == 4
+    finally:
+        second.stop()
+    assert Path(f"{db}.ingest").stat().st_size == 0
 
 
 def test_busy_port_and_locked_database_are_one_line_errors(daemon: Daemon, tmp_path: Path) -> None:

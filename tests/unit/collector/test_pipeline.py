@@ -1,4 +1,5 @@
-"""The ingest pipeline with a fake writer: group commit, bounds, failure and recovery."""
+"""The ingest pipeline with a fake writer and a real ingest log: acknowledged once logged,
+folded into the store in one write, bounded, failing and recovering, replayed at start."""
 
 from __future__ import annotations
 
@@ -6,28 +7,32 @@ import asyncio
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
+from collector.ingest_log import IngestLog
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch, SpanBatchBuilder
 from collector.pipeline import IngestPipeline, PeriodicTask, PipelineLimits, WriteOutcome
 from collector.storage.protocols import StoreUnavailable
 from tests.factories import span_row
 
+NO_TIMED_FOLD = PipelineLimits(fold_interval_s=60.0)
 
-def batch_of(spans: int) -> SpanBatch:
+
+def batch_of(spans: int, first_span_id: int = 1) -> SpanBatch:
     builder = SpanBatchBuilder()
     for i in range(spans):
-        builder.add_span(span_row(trace_id=bytes(15) + b"\x01", span_id=i + 1))
+        builder.add_span(span_row(trace_id=bytes(15) + b"\x01", span_id=first_span_id + i))
     return builder.build()
 
 
 class FakeWriter:
-    """Records the groups it is given; can be told to fail, or to block until released."""
+    """Records the spans of each write it is given; can be told to fail, or to block until released."""
 
     def __init__(self) -> None:
-        self.groups: list[int] = []
+        self.writes: list[int] = []
         self.failing = False
         self.gate = threading.Event()
         self.gate.set()
@@ -36,8 +41,28 @@ class FakeWriter:
         self.gate.wait(5)
         if self.failing:
             raise StoreUnavailable("disk full")
-        self.groups.append(len(batches))
+        self.writes.append(sum(b.span_count for b in batches))
         return sum(b.span_count for b in batches)
+
+
+class RecordingLog(IngestLog):
+    """The real log, recording how many batches each append carried; can be told to fail."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.appends: list[int] = []
+        self.failing = False
+
+    def append(self, batches: Sequence[SpanBatch]) -> None:
+        if self.failing:
+            raise StoreUnavailable("appending to the ingest log failed: No space left on device")
+        super().append(batches)
+        self.appends.append(len(batches))
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> RecordingLog:
+    return RecordingLog(str(tmp_path / "spans.ingest"))
 
 
 def collect(outcomes: list[WriteOutcome]):  # type: ignore[no-untyped-def]
@@ -51,91 +76,169 @@ def wait_until(condition, timeout_s: float = 5.0) -> None:  # type: ignore[no-un
         time.sleep(0.01)
 
 
-def test_waiting_batches_are_committed_together() -> None:
+def test_a_batch_is_acknowledged_once_logged_and_folded_into_the_store_later(log: RecordingLog) -> None:
     writer = FakeWriter()
-    pipeline = IngestPipeline(writer, CollectorMetrics())
+    pipeline = IngestPipeline(writer, log, CollectorMetrics(), PipelineLimits(fold_interval_s=0.3))
+    pipeline.start()
+    outcome = asyncio.run(pipeline.write(batch_of(3), 1))
+    assert outcome is not None and outcome.ok and outcome.spans == 3
+    assert writer.writes == [] and log.size_bytes > 0  # durable, not yet in the store
+    wait_until(lambda: writer.writes == [3] and log.size_bytes == 0)
+    assert log.replay() == []  # emptied once folded
+    assert pipeline.stop()
+
+
+def test_waiting_batches_share_one_append_and_many_appends_one_fold(log: RecordingLog) -> None:
+    writer = FakeWriter()
+    pipeline = IngestPipeline(writer, log, CollectorMetrics(), NO_TIMED_FOLD)
     writer.gate.clear()
     pipeline.start()
     outcomes: list[WriteOutcome] = []
     assert pipeline.submit(batch_of(1), 10, collect(outcomes))
-    wait_until(lambda: pipeline.queued_spans == 1 and not pipeline._queue)  # the first group is in the writer
+    wait_until(lambda: len(outcomes) == 1)
     for _ in range(5):
         assert pipeline.submit(batch_of(2), 10, collect(outcomes))
-    writer.gate.set()
     wait_until(lambda: len(outcomes) == 6)
-    assert writer.groups == [1, 5]
     assert all(o.ok for o in outcomes)
-    assert [o.stored for o in outcomes] == [1] + [10] * 5  # new spans stored by the commit it was part of
+    assert log.appends[0] == 1 and sum(log.appends) == 6
+    writer.gate.set()
+    pipeline.flush()
+    assert writer.writes == [11]
     assert pipeline.stop()
 
 
-def test_a_full_queue_refuses_at_once() -> None:
+def test_flush_brings_every_acknowledged_batch_into_the_store(log: RecordingLog) -> None:
+    writer = FakeWriter()
+    pipeline = IngestPipeline(writer, log, CollectorMetrics(), NO_TIMED_FOLD)
+    pipeline.start()
+    pipeline.flush()  # nothing logged: returns at once
+    assert writer.writes == []
+    for n in range(3):
+        assert asyncio.run(pipeline.write(batch_of(2, first_span_id=10 * n + 1), 1)) is not None
+    assert writer.writes == []
+    pipeline.flush()
+    assert writer.writes == [6] and pipeline.queued_spans == 0
+    assert pipeline.stop()
+
+
+def test_enough_logged_spans_are_folded_without_waiting_for_the_interval(log: RecordingLog) -> None:
+    writer = FakeWriter()
+    pipeline = IngestPipeline(writer, log, CollectorMetrics(), PipelineLimits(fold_interval_s=60.0, fold_spans=5))
+    pipeline.start()
+    outcomes: list[WriteOutcome] = []
+    for _ in range(3):
+        pipeline.submit(batch_of(2), 1, collect(outcomes))
+    wait_until(lambda: sum(writer.writes) == 6)
+    assert pipeline.stop()
+
+
+def test_held_spans_count_against_the_bounds_until_folded(log: RecordingLog) -> None:
     writer = FakeWriter()
     writer.gate.clear()
-    pipeline = IngestPipeline(writer, CollectorMetrics(), PipelineLimits(max_queue_spans=10, max_queue_bytes=1000))
+    limits = PipelineLimits(max_queue_spans=10, max_queue_bytes=1000, fold_interval_s=60.0)
+    pipeline = IngestPipeline(writer, log, CollectorMetrics(), limits)
     pipeline.start()
     outcomes: list[WriteOutcome] = []
     assert pipeline.submit(batch_of(6), 100, collect(outcomes))
     assert pipeline.submit(batch_of(4), 100, collect(outcomes))
+    wait_until(lambda: len(outcomes) == 2)  # acknowledged, still held in memory
     assert not pipeline.submit(batch_of(1), 100, collect(outcomes))  # 11 spans > 10
-    writer.gate.set()
-    wait_until(lambda: len(outcomes) == 2)
-    assert pipeline.submit(batch_of(1), 100, collect(outcomes))  # room again once written
-    bytes_bound = IngestPipeline(writer, CollectorMetrics(), PipelineLimits(max_queue_bytes=150))
+    threading.Timer(0.1, writer.gate.set).start()
+    pipeline.flush()
+    assert pipeline.submit(batch_of(1), 100, collect(outcomes))  # room again once folded
+    bytes_bound = IngestPipeline(
+        writer, RecordingLog(log.path + "2"), CollectorMetrics(), PipelineLimits(max_queue_bytes=150)
+    )
     writer.gate.clear()
     bytes_bound.start()
     assert bytes_bound.submit(batch_of(1), 100, collect(outcomes))
-    wait_until(lambda: not bytes_bound._queue)
-    assert bytes_bound.submit(batch_of(1), 100, collect(outcomes))
-    assert not bytes_bound.submit(batch_of(1), 100, collect(outcomes))
+    assert not bytes_bound.submit(batch_of(1), 100, collect(outcomes))  # 200 bytes > 150
     writer.gate.set()
     assert pipeline.stop() and bytes_bound.stop()
 
 
-def test_failing_store_fails_batches_then_recovers() -> None:
+def test_a_failing_log_refuses_batches_then_recovers(log: RecordingLog) -> None:
     writer = FakeWriter()
-    writer.failing = True
-    pipeline = IngestPipeline(writer, CollectorMetrics())
+    pipeline = IngestPipeline(writer, log, CollectorMetrics())
     pipeline.start()
+    log.failing = True
     outcomes: list[WriteOutcome] = []
     pipeline.submit(batch_of(1), 1, collect(outcomes))
     wait_until(lambda: len(outcomes) == 1)
-    assert not outcomes[0].ok and "disk full" in str(outcomes[0].error)
-    assert not pipeline.healthy
-    writer.failing = False
+    assert not outcomes[0].ok and "No space left" in str(outcomes[0].error)
+    assert not pipeline.healthy and pipeline.queued_spans == 0
+    log.failing = False
     pipeline.submit(batch_of(1), 1, collect(outcomes))
     wait_until(lambda: len(outcomes) == 2)
     assert outcomes[1].ok and pipeline.healthy
     assert pipeline.stop()
+    assert writer.writes == [1]  # only the acknowledged batch reached the store
 
 
-def test_stop_drains_and_then_refuses() -> None:
+def test_a_failing_store_keeps_what_was_acknowledged_and_refuses_more_until_it_recovers(
+    log: RecordingLog,
+) -> None:
     writer = FakeWriter()
-    writer.gate.clear()
-    pipeline = IngestPipeline(writer, CollectorMetrics())
+    pipeline = IngestPipeline(writer, log, CollectorMetrics(), PipelineLimits(fold_interval_s=0.05))
     pipeline.start()
+    writer.failing = True
     outcomes: list[WriteOutcome] = []
-    for _ in range(3):
-        pipeline.submit(batch_of(1), 1, collect(outcomes))
-    threading.Timer(0.2, writer.gate.set).start()
-    assert pipeline.stop(timeout_s=5)
-    assert len(outcomes) == 3 and all(o.ok for o in outcomes)
-    assert not pipeline.submit(batch_of(1), 1, collect(outcomes))
-
-
-def test_async_write_waits_for_the_commit() -> None:
-    writer = FakeWriter()
-    pipeline = IngestPipeline(writer, CollectorMetrics())
-    pipeline.start()
-    outcome = asyncio.run(pipeline.write(batch_of(3), 1))
-    assert outcome is not None and outcome.stored == 3
+    pipeline.submit(batch_of(2), 1, collect(outcomes))
+    wait_until(lambda: len(outcomes) == 1)
+    assert outcomes[0].ok  # logged: the store's trouble comes after the acknowledgement
+    wait_until(lambda: not pipeline.healthy)
+    pipeline.submit(batch_of(1, first_span_id=9), 1, collect(outcomes))
+    wait_until(lambda: len(outcomes) == 2)
+    assert not outcomes[1].ok and "disk full" in str(outcomes[1].error)
+    assert log.replay() != []  # the acknowledged batch is still in the log
+    writer.failing = False
+    wait_until(lambda: pipeline.healthy and log.size_bytes == 0)  # retried by itself, no new traffic needed
+    assert writer.writes == [2]
     assert pipeline.stop()
 
 
-def test_periodic_tasks_run_on_the_writer_thread() -> None:
+def test_stop_logs_and_folds_everything_and_then_refuses(log: RecordingLog) -> None:
+    writer = FakeWriter()
+    writer.gate.clear()
+    pipeline = IngestPipeline(writer, log, CollectorMetrics(), NO_TIMED_FOLD)
+    pipeline.start()
+    outcomes: list[WriteOutcome] = []
+    for n in range(3):
+        pipeline.submit(batch_of(1, first_span_id=n + 1), 1, collect(outcomes))
+    threading.Timer(0.2, writer.gate.set).start()
+    assert pipeline.stop(timeout_s=5)
+    assert len(outcomes) == 3 and all(o.ok for o in outcomes)
+    assert sum(writer.writes) == 3 and log.size_bytes == 0
+    assert not pipeline.submit(batch_of(1), 1, collect(outcomes))
+
+
+def test_what_the_log_holds_at_start_is_folded_first(tmp_path: Path) -> None:
+    last_run = IngestLog(str(tmp_path / "spans.ingest"))
+    last_run.append([batch_of(2), batch_of(3, first_span_id=5)])
+    last_run.close()  # as if killed before folding
+    writer = FakeWriter()
+    log = RecordingLog(str(tmp_path / "spans.ingest"))
+    pipeline = IngestPipeline(writer, log, CollectorMetrics(), NO_TIMED_FOLD)
+    pipeline.start()
+    wait_until(lambda: writer.writes == [5] and log.size_bytes == 0)
+    assert pipeline.stop()
+
+
+def test_a_store_failing_at_stop_leaves_the_batches_in_the_log_for_the_next_start(log: RecordingLog) -> None:
+    writer = FakeWriter()
+    pipeline = IngestPipeline(writer, log, CollectorMetrics(), NO_TIMED_FOLD)
+    pipeline.start()
+    assert asyncio.run(pipeline.write(batch_of(4), 1)) is not None
+    writer.failing = True
+    assert pipeline.stop()
+    log.close()
+    assert [b.span_count for b in IngestLog(log.path).replay()] == [4]
+
+
+def test_periodic_tasks_run_on_the_writer_thread(log: RecordingLog) -> None:
     ran: list[str] = []
     task = PeriodicTask(0.05, lambda: ran.append(threading.current_thread().name))
-    pipeline = IngestPipeline(FakeWriter(), CollectorMetrics(), periodic=(task,))
+    pipeline = IngestPipeline(FakeWriter(), log, CollectorMetrics(), periodic=(task,))
     pipeline.start()
     wait_until(lambda: len(ran) >= 2)
     assert set(ran) == {"fluoro-writer"}
@@ -143,43 +246,43 @@ def test_periodic_tasks_run_on_the_writer_thread() -> None:
 
 
 @pytest.mark.parametrize("spans", [0, 1])
-def test_metrics_exposition_mentions_the_queue(spans: int) -> None:
+def test_metrics_exposition_mentions_the_queue(spans: int, log: RecordingLog) -> None:
     metrics = CollectorMetrics()
-    IngestPipeline(FakeWriter(), metrics)
+    IngestPipeline(FakeWriter(), log, metrics)
     assert b"fluoro_queue_spans" in metrics.exposition()
 
 
-def test_small_groups_linger_briefly_to_share_a_commit() -> None:
-    writer = FakeWriter()
-    pipeline = IngestPipeline(writer, CollectorMetrics(), PipelineLimits(linger_s=0.3, linger_until_spans=100))
+def test_small_groups_linger_briefly_to_share_an_append(log: RecordingLog) -> None:
+    pipeline = IngestPipeline(
+        FakeWriter(), log, CollectorMetrics(), PipelineLimits(linger_s=0.3, linger_until_spans=100)
+    )
     pipeline.start()
     outcomes: list[WriteOutcome] = []
     pipeline.submit(batch_of(1), 1, collect(outcomes))
     time.sleep(0.05)
     pipeline.submit(batch_of(1), 1, collect(outcomes))
     wait_until(lambda: len(outcomes) == 2)
-    assert writer.groups == [2]  # one commit for both
+    assert log.appends == [2]  # one append (one fsync) for both
     pipeline.submit(batch_of(150), 1, collect(outcomes))  # past linger_until_spans: no waiting
     wait_until(lambda: len(outcomes) == 3, timeout_s=0.25)
     assert pipeline.stop()
 
 
-def test_a_lone_closed_loop_sender_is_not_kept_waiting_for_company() -> None:
-    writer = FakeWriter()
-    pipeline = IngestPipeline(writer, CollectorMetrics(), PipelineLimits(linger_s=2.0, bulk_linger_s=2.0))
+def test_a_lone_closed_loop_sender_is_not_kept_waiting_for_company(log: RecordingLog) -> None:
+    limits = PipelineLimits(linger_s=2.0, bulk_linger_s=2.0)
+    pipeline = IngestPipeline(FakeWriter(), log, CollectorMetrics(), limits)
     pipeline.start()
     outcomes: list[WriteOutcome] = []
     for sent in range(1, 4):  # each waits for its answer before sending again, as an exporter does
         pipeline.submit(batch_of(600), 1, collect(outcomes), sender=("127.0.0.1", 5000))
         wait_until(lambda sent=sent: len(outcomes) == sent, timeout_s=1.0)
-    assert writer.groups == [1, 1, 1]
+    assert log.appends == [1, 1, 1]
     assert pipeline.stop()
 
 
-def test_the_writer_waits_for_a_sender_active_a_moment_ago_then_writes_both_at_once() -> None:
-    writer = FakeWriter()
+def test_the_writer_waits_for_a_sender_active_a_moment_ago_then_logs_both_at_once(log: RecordingLog) -> None:
     limits = PipelineLimits(linger_s=0.05, bulk_linger_s=1.0, active_sender_s=10.0)
-    pipeline = IngestPipeline(writer, CollectorMetrics(), limits)
+    pipeline = IngestPipeline(FakeWriter(), log, CollectorMetrics(), limits)
     pipeline.start()
     outcomes: list[WriteOutcome] = []
     a, b = ("127.0.0.1", 1), ("127.0.0.1", 2)
@@ -191,5 +294,5 @@ def test_the_writer_waits_for_a_sender_active_a_moment_ago_then_writes_both_at_o
     assert len(outcomes) == 2
     pipeline.submit(batch_of(600), 1, collect(outcomes), sender=b)
     wait_until(lambda: len(outcomes) == 4, timeout_s=0.3)  # both waiting now: no more lingering
-    assert writer.groups[-1] == 2
+    assert log.appends[-1] == 2
     assert pipeline.stop()
