@@ -16,7 +16,7 @@ from collector.housekeeping import Housekeeper
 from collector.ingest_log import IngestLog
 from collector.metrics import CollectorMetrics
 from collector.pipeline import IngestPipeline, PeriodicTask, PipelineLimits
-from collector.receivers.otlp_http import OtlpHttpReceiver, OtlpReceiverSettings
+from collector.receivers.otlp_http import OtlpHttpReceiver, OtlpReceiverSettings, decode_logged_request
 from collector.receivers.xray_udp import XRayReceiverSettings, XRayUdpReceiver
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.protocols import StoreUnavailable
@@ -53,7 +53,9 @@ class Collector:
         self.log = IngestLog(ingest_log_path(settings.db_path))
         self.metrics.watch_database_size(lambda: self.store.file_size_bytes() + self.log.size_bytes)
         retention = PeriodicTask(settings.retention_check_s, self.apply_retention)
-        self.pipeline = IngestPipeline(self.store, self.log, self.metrics, settings.limits, (retention,))
+        self.pipeline = IngestPipeline(
+            self.store, self.log, decode_logged_request, self.metrics, settings.limits, (retention,)
+        )
         self.reader = FreshReader(self.store, self.pipeline.flush)
         self.housekeeper = Housekeeper(
             (

@@ -1,8 +1,10 @@
 """The ingest pipeline: a bounded queue in front of one writer thread, an ingest log, and DuckDB.
 
-Receivers submit normalized batches; the writer thread takes everything waiting (up to
-``max_group_spans``), appends it to the ingest log (fsync'd, see ingest_log.py) and only then
-reports each batch done, so an OTLP request is answered 200 only once its spans are durable.
+Receivers submit normalized batches, each with the record that reproduces it (an OTLP
+request's body); the writer thread takes everything waiting (up to ``max_group_spans``),
+appends their records to the ingest log (fsync'd, see ingest_log.py) and only then reports
+each batch done, so an OTLP request is answered 200 only once its spans are durable. A batch
+without a record (X-Ray's UDP: nobody waits for an answer) is held in memory only.
 About once a second (``fold_interval_s``, sooner past ``fold_spans``) it folds everything the
 log holds into the store in one transaction and empties the log: a DuckDB commit costs the
 same few milliseconds for ten rows or ten thousand. Readers call :meth:`flush` first, so a
@@ -75,6 +77,7 @@ class _Pending:
     byte_size: int
     done: Callable[[WriteOutcome], None]
     sender: Hashable | None = None
+    record: bytes | None = None
 
 
 @dataclass
@@ -93,12 +96,14 @@ class IngestPipeline:
         self,
         writer: SpanWriter,
         log: IngestLog,
+        decode_record: Callable[[bytes], SpanBatch],
         metrics: CollectorMetrics,
         limits: PipelineLimits = PipelineLimits(),
         periodic: tuple[PeriodicTask, ...] = (),
     ) -> None:
         self._writer = writer
         self._log = log
+        self._decode_record = decode_record
         self._metrics = metrics
         self._limits = limits
         self._periodic = list(periodic)
@@ -125,13 +130,13 @@ class IngestPipeline:
 
     def start(self) -> None:
         """Take back what the log holds from the last run (it is folded first), then accept."""
-        replayed = self._log.replay()
+        replayed = self._replayed()
         if replayed:
-            _logger.info("ingest log: %d spans from the last run go to the store", sum(b.span_count for b in replayed))
-            held = [_Pending(batch, batch.spans.nbytes, _ignore) for batch in replayed]
-            self._queued_spans += sum(p.batch.span_count for p in held)
-            self._queued_bytes += sum(p.byte_size for p in held)
-            self._hold(held)
+            spans = sum(p.batch.span_count for p in replayed)
+            _logger.info("ingest log: %d spans acknowledged in the last run go to the store", spans)
+            self._queued_spans += spans
+            self._queued_bytes += sum(p.byte_size for p in replayed)
+            self._hold(replayed)
             self._fold_at = 0.0
         self._accepting = True
         now = time.monotonic()
@@ -139,11 +144,28 @@ class IngestPipeline:
             task.due_at = now + task.interval_s
         self._thread.start()
 
+    def _replayed(self) -> list[_Pending]:
+        held = []
+        for record in self._log.replay():
+            try:
+                batch = self._decode_record(record)
+            except Exception:  # it decoded when it came in: only a changed decoder gets here
+                _logger.exception("a record of the ingest log could not be decoded; its spans are lost")
+                continue
+            held.append(_Pending(batch, len(record), _ignore))
+        return held
+
     def submit(
-        self, batch: SpanBatch, byte_size: int, done: Callable[[WriteOutcome], None], sender: Hashable | None = None
+        self,
+        batch: SpanBatch,
+        byte_size: int,
+        done: Callable[[WriteOutcome], None],
+        sender: Hashable | None = None,
+        record: bytes | None = None,
     ) -> bool:
         """Queue a batch; False (and `done` is never called) when full or stopping. `sender`: the
-        client connection it came from, if known (see active_senders.py)."""
+        client connection it came from, if known (see active_senders.py); `record`: what to log
+        (``decode_record(record)`` gives the batch again), None for a batch nobody waits on."""
         spans = batch.span_count
         with self._cond:
             if not self._accepting:
@@ -152,7 +174,7 @@ class IngestPipeline:
             over_bytes = self._queued_bytes + byte_size > self._limits.max_queue_bytes
             if (self._queue or self._logged) and (over_spans or over_bytes):
                 return False
-            self._queue.append(_Pending(batch, byte_size, done, sender))
+            self._queue.append(_Pending(batch, byte_size, done, sender, record))
             if sender is not None:
                 self._senders.saw(sender)
             self._queued_spans += spans
@@ -160,15 +182,15 @@ class IngestPipeline:
             self._cond.notify()
         return True
 
-    async def write(self, batch: SpanBatch, byte_size: int, sender: Hashable | None = None) -> WriteOutcome | None:
-        """Submit and wait until the batch is durable; None when the queue refused it."""
+    async def write(self, batch: SpanBatch, record: bytes, sender: Hashable | None = None) -> WriteOutcome | None:
+        """Submit and wait until the batch is durable (its record logged); None when the queue refused it."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[WriteOutcome] = loop.create_future()
 
         def done(outcome: WriteOutcome) -> None:
             loop.call_soon_threadsafe(_resolve, future, outcome)
 
-        if not self.submit(batch, byte_size, done, sender):
+        if not self.submit(batch, len(record), done, sender, record):
             return None
         return await future
 
@@ -254,8 +276,10 @@ class IngestPipeline:
         if self._fold_failing and not self._fold():
             error = self.last_error  # hold no more in memory until the store takes what it has
         else:
+            records = [p.record for p in group if p.record is not None]
             try:
-                self._log.append([p.batch for p in group])
+                if records:
+                    self._log.append(records)
             except StoreUnavailable as exc:
                 error = str(exc)
         if error is not None:
@@ -267,6 +291,8 @@ class IngestPipeline:
             return
         if not self._fold_failing:
             self._set_health(None)
+        for pending in group:
+            pending.record = None  # logged: only the batch is needed now
         self._hold(group)
         for pending in group:
             pending.done(WriteOutcome(pending.batch.span_count))

@@ -11,6 +11,7 @@ import pytest
 from collector.model import SpanBatch
 from collector.normalize.otlp_json import decode_json
 from collector.normalize.otlp_proto import UndecodableBody, decode_protobuf
+from collector.receivers.otlp_http import JSON, PROTOBUF, decode_logged_request, logged_request
 from tests.conftest import Recorder
 from tracer import semconv
 from tracer.otlp_encoder import OtlpEncoder
@@ -167,3 +168,13 @@ def test_flags_derived_for_other_sdks() -> None:
         "remote",
         "api.stripe.com:443",
     )
+
+
+def test_a_logged_request_decodes_to_the_same_spans_in_either_encoding(recorder: Recorder) -> None:
+    recorder.tracing.spans.start("logged").end()
+    protobuf = OtlpEncoder().encode(recorder.spans())
+    json_body = json_request([json_span()])
+    for media, body, decode in ((PROTOBUF, protobuf, decode_protobuf), (JSON, json_body, decode_json)):
+        replayed = decode_logged_request(logged_request(media, body))
+        assert replayed.spans.equals(decode(body).spans)
+        assert replayed.links.equals(decode(body).links)
