@@ -1,58 +1,106 @@
 """Statement sequences that maintain ``calls``, ``pending`` and the rollup (``calls_sql`` and
-``rollup_sql`` say why); duckdb_map runs them, each in a transaction of its own.
+``rollup_sql`` say why); duckdb_map runs them, each in a transaction of its own. A link run
+pairs its own spans in memory (run_links.py, call_rows.py) and asks DuckDB only for the rest.
 """
 
 from __future__ import annotations
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from collector.storage import calls_sql as sql
 from collector.storage import rollup_sql
+from collector.storage.call_rows import run_calls, superseding
+from collector.storage.run_links import RunSpans
 
 
-def link_calls(con: duckdb.DuckDBPyConnection, fresh: str, fresh_links: str, now_ns: int, links: int = 1) -> None:
-    """Resolve the hops of the spans in table `fresh` (`links` links in `fresh_links`)."""
-    # Temporaries live in the write's transaction: a rollback takes them away too.
-    con.execute(sql.CREATE_NEW_CALLS)
-    fresh_spans = sql.CREATE_FRESH_SPANS if links else sql.CREATE_FRESH_SPANS_WITHOUT_LINKS
-    con.execute(fresh_spans.format(fresh=fresh, fresh_links=fresh_links))
-    con.execute(sql.CREATE_WANTS.format(fresh_links=fresh_links))
+def link_calls(con: duckdb.DuckDBPyConnection, spans: pa.Table, links: pa.Table, now_ns: int) -> None:
+    """Resolve the hops of `spans` (calls_sql.LINKED_SPAN_COLUMNS) with their `links`."""
+    run = RunSpans.of(spans, links)
+    pairs, unpaired = run.pair(run.wants(links))
+    found = [*_pending_pairs(con, run), *_stored_pairs(con, unpaired, now_ns)]
+    if found:
+        pairs = pa.concat_tables([pairs, *(t.cast(pairs.schema) for t in found)]).combine_chunks()
+    _delete_stored_superseded(con, pairs)
+    calls = run_calls(run, pairs)
+    if calls.num_rows:
+        with _registered(con, "run_calls", calls):
+            flush_calls(con, "run_calls", throttled=bool(pc.any(calls.column("throttle")).as_py()))
+
+
+def _pending_pairs(con: duckdb.DuckDBPyConnection, run: RunSpans) -> list[pa.Table]:
+    """Children stored earlier whose partner is in this run; they stop waiting."""
     (pending,) = con.execute(sql.COUNT_PENDING).fetchall()[0]
-    con.execute(sql.CREATE_PAIRS if pending else sql.CREATE_PAIRS_WITHOUT_PENDING)
-    low, high, unpaired = con.execute(sql.WANTS_BOUNDS).fetchall()[0]
-    if unpaired:
-        con.execute(sql.ADD_STORED_PAIRS, [low - sql.LOOKBACK_NS, high + sql.SKEW_NS])
-    if pending:
-        con.execute(sql.DELETE_RESOLVED_PENDING)
-    if unpaired:  # stored partners only take wants away: with none unpaired, none waits
-        con.execute(sql.INSERT_PENDING, [now_ns])
-    (inits,) = con.execute(sql.COUNT_INITS).fetchall()[0]
-    con.execute(sql.INSERT_CALLS if inits else sql.INSERT_CALLS_WITHOUT_INITS)
-    con.execute(sql.CREATE_SUPERSEDED)
-    superseding, stored, stored_low, stored_high = con.execute(sql.COUNT_SUPERSEDED).fetchall()[0]
-    if superseding:
-        con.execute(sql.DELETE_NEW_SUPERSEDED)
-    if stored:
-        bounds = [stored_low, stored_high]
+    if not pending:
+        return []
+    with _registered(con, "run_partners", run.partners()):
+        found = con.sql(sql.PENDING_PAIRS).to_arrow_table()
+        if found.num_rows:
+            con.execute(sql.DELETE_PAIRED_PENDING)
+    return [found]
+
+
+def _stored_pairs(con: duckdb.DuckDBPyConnection, unpaired: pa.Table, now_ns: int) -> list[pa.Table]:
+    """This run's children whose partner was stored by an earlier run; the rest wait in `pending`."""
+    if not unpaired.num_rows:
+        return []
+    bounds = pc.min_max(unpaired.column("start_ns")).as_py()
+    window = [bounds["min"] - sql.LOOKBACK_NS, bounds["max"] + sql.SKEW_NS]
+    with _registered(con, "unpaired_wants", unpaired):
+        found = con.sql(sql.STORED_PAIRS, params=window).to_arrow_table()
+        if not found.num_rows:
+            con.execute(sql.INSERT_PENDING, [now_ns])
+            return []
+        with _registered(con, "stored_pairs", found):
+            con.execute(sql.INSERT_PENDING_BUT_STORED_PAIRS, [now_ns])
+    return [found]
+
+
+def _delete_stored_superseded(con: duckdb.DuckDBPyConnection, pairs: pa.Table) -> None:
+    """Stored guesses at a target that this run's children show to be instrumented callees."""
+    stored = pairs.filter(pc.and_(pairs.column("p_stored"), superseding(pairs)))
+    if not stored.num_rows:
+        return
+    superseded = pa.table(
+        {
+            "trace_id": stored.column("want_trace_id"),
+            "span_id": stored.column("want_span_id"),
+            "start_ns": stored.column("p_start_ns"),
+        }
+    )
+    bounds = pc.min_max(superseded.column("start_ns")).as_py()
+    window = [bounds["min"], bounds["max"]]
+    with _registered(con, "superseded", superseded):
         (rolled_until,) = con.execute(rollup_sql.ROLLED_UNTIL).fetchall()[0]
-        if stored_low < rolled_until:
+        if window[0] < rolled_until:
             for statement in sql.RETRACT_SUPERSEDED:
-                con.execute(statement, bounds)
+                con.execute(statement, window)
         for statement in sql.DELETE_STORED_SUPERSEDED:
-            con.execute(statement, bounds)
-    flush_new_calls(con)
-    for statement in sql.DROP_TEMPORARIES:
-        con.execute(statement)
+            con.execute(statement, window)
 
 
-def flush_new_calls(con: duckdb.DuckDBPyConnection) -> None:
-    """Move the staged calls into `calls`; those behind the rollup's watermark go into it too."""
-    for statement in sql.INSERT_NEW_CALLS:
-        con.execute(statement)
-    if con.execute(sql.COUNT_LATE_CALLS).fetchall()[0][0]:
-        for statement in sql.ROLL_UP_LATE_CALLS:
+def flush_calls(con: duckdb.DuckDBPyConnection, source: str, *, throttled: bool = True) -> None:
+    """Move the calls in `source` into `calls`; those behind the rollup's watermark go into it too."""
+    con.execute(sql.insert_calls(source))
+    if throttled:
+        con.execute(sql.insert_throttled(source))
+    if con.execute(sql.count_late(source)).fetchall()[0][0]:
+        for statement in sql.roll_up_late(source):
             con.execute(statement)
-    con.execute(sql.DROP_NEW_CALLS)
+
+
+class _registered:
+    """A table registered under `name` on `con` for the length of a with block."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+        self._con, self._name, self._table = con, name, table
+
+    def __enter__(self) -> None:
+        self._con.register(self._name, self._table)
+
+    def __exit__(self, *exc: object) -> None:
+        self._con.unregister(self._name)
 
 
 def expire_pending(con: duckdb.DuckDBPyConnection, waited_since_ns: int) -> None:
@@ -60,7 +108,8 @@ def expire_pending(con: duckdb.DuckDBPyConnection, waited_since_ns: int) -> None
     con.execute(sql.CREATE_NEW_CALLS)
     for statement in sql.EXPIRE_PENDING:
         con.execute(statement, [waited_since_ns])
-    flush_new_calls(con)
+    flush_calls(con, "new_calls")
+    con.execute(sql.DROP_NEW_CALLS)
 
 
 def roll_up(con: duckdb.DuckDBPyConnection, settled_before_ns: int) -> int:

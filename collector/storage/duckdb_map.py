@@ -83,17 +83,8 @@ class DuckDBMapTables:
         links = pa.concat_tables([link for _, link in taken])
         at_ns = time.time_ns() if now_ns is None else now_ns
 
-        def link(con: duckdb.DuckDBPyConnection) -> None:
-            con.register("unlinked_spans", spans)
-            con.register("unlinked_links", links)
-            try:
-                link_calls(con, "unlinked_spans", "unlinked_links", at_ns, links.num_rows)
-            finally:
-                con.unregister("unlinked_spans")
-                con.unregister("unlinked_links")
-
         try:
-            self._in_transaction("linking spans", link)
+            self._in_transaction("linking spans", lambda con: link_calls(con, spans, links, at_ns))
         except StoreUnavailable:
             self._put_back(taken)
             raise

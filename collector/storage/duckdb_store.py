@@ -72,6 +72,8 @@ class DuckDBStore:
         # already keep both cores busy under a flood. Queries over 10M spans stay within their
         # targets on one (bench/query.py: map 176 ms, filter 225 ms).
         self._con.execute(f"SET threads = {ENGINE_THREADS}")
+        # Arrow read back (for linking) keeps UUIDs as UUIDs, as they went in.
+        self._con.execute("SET arrow_lossless_conversion = true")
         self.map_tables = DuckDBMapTables(self._con.cursor())
         self._recent = self._recent_span_ids()
         self._closed = False
