@@ -19,9 +19,9 @@ def link_calls(con: duckdb.DuckDBPyConnection, spans: pa.Table, links: pa.Table,
     """Resolve the hops of `spans` (calls_sql.LINKED_SPAN_COLUMNS) with their `links`."""
     run = RunSpans.of(spans, links)
     pairs, unpaired = run.pair(run.wants(links))
-    found = [*_pending_pairs(con, run), *_stored_pairs(con, unpaired, now_ns)]
+    found = [*_pending_pairs(con, run, pairs.schema), *_stored_pairs(con, unpaired, now_ns, pairs.schema)]
     if found:
-        pairs = pa.concat_tables([pairs, *(t.cast(pairs.schema) for t in found)]).combine_chunks()
+        pairs = pa.concat_tables([pairs, *found]).combine_chunks()
     _delete_stored_superseded(con, pairs)
     calls = run_calls(run, pairs)
     if calls.num_rows:
@@ -29,26 +29,27 @@ def link_calls(con: duckdb.DuckDBPyConnection, spans: pa.Table, links: pa.Table,
             flush_calls(con, "run_calls", throttled=bool(pc.any(calls.column("throttle")).as_py()))
 
 
-def _pending_pairs(con: duckdb.DuckDBPyConnection, run: RunSpans) -> list[pa.Table]:
-    """Children stored earlier whose partner is in this run; they stop waiting."""
+def _pending_pairs(con: duckdb.DuckDBPyConnection, run: RunSpans, schema: pa.Schema) -> list[pa.Table]:
+    """Children stored earlier whose partner is in this run (as `schema`); they stop waiting."""
     (pending,) = con.execute(sql.COUNT_PENDING).fetchall()[0]
     if not pending:
         return []
     with _registered(con, "run_partners", run.partners()):
-        found = con.sql(sql.PENDING_PAIRS).to_arrow_table()
+        found = con.sql(sql.PENDING_PAIRS).to_arrow_table().cast(schema)
         if found.num_rows:
             con.execute(sql.DELETE_PAIRED_PENDING)
     return [found]
 
 
-def _stored_pairs(con: duckdb.DuckDBPyConnection, unpaired: pa.Table, now_ns: int) -> list[pa.Table]:
-    """This run's children whose partner was stored by an earlier run; the rest wait in `pending`."""
+def _stored_pairs(con: duckdb.DuckDBPyConnection, unpaired: pa.Table, now_ns: int, schema: pa.Schema) -> list[pa.Table]:
+    """This run's children whose partner was stored by an earlier run (as `schema`); the rest
+    wait in `pending`. (DuckDB's Arrow has BOOLEAN as the bool8 extension: cast to the run's.)"""
     if not unpaired.num_rows:
         return []
     bounds = pc.min_max(unpaired.column("start_ns")).as_py()
     window = [bounds["min"] - sql.LOOKBACK_NS, bounds["max"] + sql.SKEW_NS]
     with _registered(con, "unpaired_wants", unpaired):
-        found = con.sql(sql.STORED_PAIRS, params=window).to_arrow_table()
+        found = con.sql(sql.STORED_PAIRS, params=window).to_arrow_table().cast(schema)
         if not found.num_rows:
             con.execute(sql.INSERT_PENDING, [now_ns])
             return []

@@ -22,7 +22,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collector.model import SpanBatch
+from collector.model import LINK_SCHEMA, SPAN_SCHEMA, SpanBatch
 from collector.storage import calls_sql
 from collector.storage import duckdb_sql as sql
 from collector.storage.duckdb_map import DuckDBMapTables
@@ -72,7 +72,8 @@ class DuckDBStore:
         # already keep both cores busy under a flood. Queries over 10M spans stay within their
         # targets on one (bench/query.py: map 176 ms, filter 225 ms).
         self._con.execute(f"SET threads = {ENGINE_THREADS}")
-        # Arrow read back (for linking) keeps UUIDs as UUIDs, as they went in.
+        # Arrow read back (for linking) keeps UUIDs as UUIDs, as they went in (and BOOLEAN as
+        # the bool8 extension: readers cast to the schemas in model.py).
         self._con.execute("SET arrow_lossless_conversion = true")
         self.map_tables = DuckDBMapTables(self._con.cursor())
         self._recent = self._recent_span_ids()
@@ -187,8 +188,10 @@ class DuckDBStore:
     def _fresh_rows(self) -> tuple[pa.Table, pa.Table]:
         """The slow path's new spans and links, for linking, before their temporary tables go."""
         columns = ", ".join(calls_sql.LINKED_SPAN_COLUMNS)
-        spans = self._con.sql(f"SELECT {columns} FROM fresh").to_arrow_table()
-        links = self._con.sql("SELECT * FROM fresh_links").to_arrow_table()
+        # As the fast path hands them over: DuckDB's lossless Arrow has BOOLEAN as bool8.
+        linked_schema = pa.schema([SPAN_SCHEMA.field(name) for name in calls_sql.LINKED_SPAN_COLUMNS])
+        spans = self._con.sql(f"SELECT {columns} FROM fresh").to_arrow_table().cast(linked_schema)
+        links = self._con.sql("SELECT * FROM fresh_links").to_arrow_table().cast(LINK_SCHEMA)
         for statement in sql.DROP_FRESH:
             self._con.execute(statement)
         return spans, links

@@ -342,3 +342,14 @@ def test_node_ids_are_stable_across_queries(store: DuckDBStore) -> None:
     first = {n["id"] for n in linked_map(store, MapQuery(WINDOW))["nodes"]}
     store.write(chain_batches(2, 2, fault_in_c=False))
     assert {n["id"] for n in linked_map(store, MapQuery(WINDOW))["nodes"]} == first
+
+
+def test_spans_stored_down_the_resend_path_are_linked_too(store: DuckDBStore) -> None:
+    store.write([spans_batch(at(1, 1, None, 0, 0.3, service="a"))])
+    store.link_new_spans()
+    # A resend of the root with a new child: the exact SQL path, whose rows come back from DuckDB.
+    store.write([spans_batch(at(1, 1, None, 0, 0.3, service="a"), at(1, 2, 1, 0.01, 0.1, service="b"))])
+    _, edges = by_name(linked_map(store, MapQuery(WINDOW)))
+    assert set(edges) == {("client", "a"), ("a", "b")}
+    assert edges["a", "b"]["figures"]["requests"] == 1
+    assert edges["client", "a"]["figures"]["requests"] == 1  # the resend counted once
