@@ -9,27 +9,30 @@ waits), so a trace is there as soon as the request that sent it returned.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from collector.storage.protocols import ServiceCount, Statement, StatementReader, TimeWindow, TraceReader
 
 
-class FreshReader:
-    """TraceReader and StatementReader over `reader`, calling `catch_up` before each read."""
+class StoreReader(TraceReader, StatementReader, Protocol):
+    """What the query layer reads from a store."""
 
-    def __init__(self, reader: Any, catch_up: Callable[[], None]) -> None:
-        self._traces: TraceReader = reader
-        self._statements: StatementReader = reader
+
+class FreshReader:
+    """A StoreReader over `reader`, calling `catch_up` before each read."""
+
+    def __init__(self, reader: StoreReader, catch_up: Callable[[], None]) -> None:
+        self._reader = reader
         self._catch_up = catch_up
 
     def services(self, window: TimeWindow) -> list[ServiceCount]:
         self._catch_up()
-        return self._traces.services(window)
+        return self._reader.services(window)
 
     def trace(self, trace_id: bytes) -> list[dict[str, Any]]:
         self._catch_up()
-        return self._traces.trace(trace_id)
+        return self._reader.trace(trace_id)
 
     def fetch(self, statement: Statement) -> list[tuple[Any, ...]]:
         self._catch_up()
-        return self._statements.fetch(statement)
+        return self._reader.fetch(statement)

@@ -36,7 +36,9 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 TRACES_PATH = "/v1/traces"
 RECEIVER = "otlp_http"
+DECODERS: dict[str, Callable[[bytes], SpanBatch]] = {PROTOBUF: decode_protobuf, JSON: decode_json}
 LOG_TAGS = {PROTOBUF: b"P", JSON: b"J"}
+_MEDIA_OF_TAG = {tag: media for media, tag in LOG_TAGS.items()}
 
 
 class BodyTooLarge(ValueError):
@@ -72,7 +74,6 @@ class OtlpHttpReceiver:
         self.pipeline = pipeline
         self.metrics = metrics
         self.settings = settings
-        self._decoders: dict[str, Callable[[bytes], SpanBatch]] = {PROTOBUF: decode_protobuf, JSON: decode_json}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -104,7 +105,7 @@ class OtlpHttpReceiver:
             return error(405, f"{TRACES_PATH} takes POST", encoding, {"Allow": "POST"})
         if not bearer_token_matches(request.headers.get("authorization", ""), self.settings.token):
             return error(401, "missing or wrong bearer token", encoding, {"WWW-Authenticate": "Bearer"})
-        if media not in self._decoders:
+        if media not in DECODERS:
             return error(415, f"unsupported content type {media!r}: use {PROTOBUF} or {JSON}", encoding)
         content_encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if content_encoding not in ("identity", "gzip", ""):
@@ -122,7 +123,7 @@ class OtlpHttpReceiver:
         try:
             # Off the event loop: the C decoder walks the body without the GIL, so two requests
             # decode on two cores while the loop goes on reading others.
-            batch = await asyncio.to_thread(self._decoders[media], body)
+            batch = await asyncio.to_thread(DECODERS[media], body)
         except UndecodableBody as exc:
             return error(400, str(exc), encoding)
         except Exception as exc:
@@ -170,8 +171,7 @@ def logged_request(media: str, body: bytes) -> bytes:
 
 def decode_logged_request(record: bytes) -> SpanBatch:
     """The spans of a logged request, as they were decoded when it came in."""
-    decode = decode_protobuf if record[:1] == LOG_TAGS[PROTOBUF] else decode_json
-    return decode(record[1:])
+    return DECODERS[_MEDIA_OF_TAG[record[:1]]](record[1:])
 
 
 def success(encoding: str, rejected: int, reason: str) -> Response:

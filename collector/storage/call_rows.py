@@ -13,8 +13,33 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collector.storage.calls_sql import ASYNC_TYPES, INIT_NAME, VIA_TYPES
-from collector.storage.run_links import CALL_SCHEMA, RunSpans, to_numpy_u64
+from collector.storage.calls_sql import ASYNC_TYPES, VIA_TYPES
+from collector.storage.run_links import RunSpans, to_numpy_u64
+
+# The columns of `calls` (calls_sql.CALL_COLUMNS), in its order.
+CALL_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.uuid()),
+        ("span_id", pa.uint64()),
+        ("parent_span_id", pa.uint64()),
+        ("start_ns", pa.int64()),
+        ("role", pa.string()),
+        ("caller", pa.string()),
+        ("caller_type", pa.string()),
+        ("callee", pa.string()),
+        ("callee_type", pa.string()),
+        ("async", pa.bool_()),
+        ("duration_ns", pa.int64()),
+        ("error", pa.bool_()),
+        ("fault", pa.bool_()),
+        ("throttle", pa.bool_()),
+        ("cold_start", pa.bool_()),
+        ("init_ns", pa.int64()),
+        ("dwell_ns", pa.int64()),
+        ("linked", pa.bool_()),
+        ("function_version", pa.string()),
+    ]
+)
 
 _VIA = pa.array(VIA_TYPES)
 _ASYNC = pa.array(ASYNC_TYPES)
@@ -52,14 +77,15 @@ def superseding(pairs: pa.Table) -> pa.ChunkedArray:
 
 def run_calls(run: RunSpans, pairs: pa.Table) -> pa.Table:
     """Every call of the run (CALL_SCHEMA), the inferred ones its pairs supersede left out."""
+    inits = run.spans.filter(run.is_init())
     entries = pa.concat_tables([_root_entries(run), _pair_entries(pairs)])
-    entries = _with_init_durations(run, entries)
-    return pa.concat_tables([entries, _inits(run), _inferred(run, pairs)])
+    entries = _with_init_durations(inits, entries)
+    return pa.concat_tables([entries, _inits(inits), _inferred(run, pairs)])
 
 
 def _root_entries(run: RunSpans) -> pa.Table:
     spans = run.spans
-    roots = spans.filter(pc.and_(pc.is_null(spans.column("parent_span_id")), _not_init(spans)))
+    roots = spans.filter(pc.and_(pc.is_null(spans.column("parent_span_id")), run.not_init()))
     return _calls(
         roots,
         role="entry",
@@ -90,9 +116,7 @@ def _pair_entries(pairs: pa.Table) -> pa.Table:
     )
 
 
-def _inits(run: RunSpans) -> pa.Table:
-    spans = run.spans
-    inits = spans.filter(_is_init(spans))
+def _inits(inits: pa.Table) -> pa.Table:
     return _calls(
         inits,
         role="init",
@@ -130,11 +154,9 @@ def _inferred(run: RunSpans, pairs: pa.Table) -> pa.Table:
     )
 
 
-def _with_init_durations(run: RunSpans, entries: pa.Table) -> pa.Table:
-    """A cold start's init duration: the Initialization span beside the handler span (same
-    parent: OpenTelemetry) or under it (X-Ray's subsegment), from this run only."""
-    spans = run.spans
-    inits = spans.filter(_is_init(spans))
+def _with_init_durations(inits: pa.Table, entries: pa.Table) -> pa.Table:
+    """A cold start's init duration: the Initialization span (of `inits`, this run's) beside the
+    handler span (same parent: OpenTelemetry) or under it (X-Ray's subsegment)."""
     cold = pc.and_(entries.column("cold_start"), pc.equal(entries.column("role"), "entry"))
     if not inits.num_rows or not pc.any(cold).as_py():
         return entries
@@ -152,14 +174,6 @@ def _with_init_durations(run: RunSpans, entries: pa.Table) -> pa.Table:
         init_ns[row] = beside if beside is not None else under
     index = CALL_SCHEMA.get_field_index("init_ns")
     return entries.set_column(index, CALL_SCHEMA.field(index), pa.array(init_ns, pa.int64()))
-
-
-def _not_init(spans: pa.Table) -> pa.ChunkedArray:
-    return pc.fill_null(pc.not_equal(spans.column("name"), INIT_NAME), False)  # SQL: NULL <> x is not true
-
-
-def _is_init(spans: pa.Table) -> pa.ChunkedArray:
-    return pc.fill_null(pc.equal(spans.column("name"), INIT_NAME), False)
 
 
 def _calls(

@@ -5,6 +5,9 @@ pairs its own spans in memory (run_links.py, call_rows.py) and asks DuckDB only 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -91,17 +94,14 @@ def flush_calls(con: duckdb.DuckDBPyConnection, source: str, *, throttled: bool 
             con.execute(statement)
 
 
-class _registered:
-    """A table registered under `name` on `con` for the length of a with block."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
-        self._con, self._name, self._table = con, name, table
-
-    def __enter__(self) -> None:
-        self._con.register(self._name, self._table)
-
-    def __exit__(self, *exc: object) -> None:
-        self._con.unregister(self._name)
+@contextlib.contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
+    """`table` readable as `name` on `con` for the length of a with block."""
+    con.register(name, table)
+    try:
+        yield
+    finally:
+        con.unregister(name)
 
 
 def expire_pending(con: duckdb.DuckDBPyConnection, waited_since_ns: int) -> None:

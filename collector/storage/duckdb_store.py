@@ -33,6 +33,7 @@ from collector.storage.resource_keys import KnownResources, key_resources
 _logger = logging.getLogger(__name__)
 CHECKPOINT_THRESHOLD = "128MB"
 ENGINE_THREADS = 1
+LINKED_SPAN_SCHEMA = pa.schema([SPAN_SCHEMA.field(name) for name in calls_sql.LINKED_SPAN_COLUMNS])
 
 
 class StoreLocked(StoreUnavailable):
@@ -189,8 +190,7 @@ class DuckDBStore:
         """The slow path's new spans and links, for linking, before their temporary tables go."""
         columns = ", ".join(calls_sql.LINKED_SPAN_COLUMNS)
         # As the fast path hands them over: DuckDB's lossless Arrow has BOOLEAN as bool8.
-        linked_schema = pa.schema([SPAN_SCHEMA.field(name) for name in calls_sql.LINKED_SPAN_COLUMNS])
-        spans = self._con.sql(f"SELECT {columns} FROM fresh").to_arrow_table().cast(linked_schema)
+        spans = self._con.sql(f"SELECT {columns} FROM fresh").to_arrow_table().cast(LINKED_SPAN_SCHEMA)
         links = self._con.sql("SELECT * FROM fresh_links").to_arrow_table().cast(LINK_SCHEMA)
         for statement in sql.DROP_FRESH:
             self._con.execute(statement)

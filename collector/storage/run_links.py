@@ -2,12 +2,12 @@
 
 A link run used to resolve its spans through four temporary DuckDB tables (the run's spans,
 what each wants, the pairs, the new calls), each statement converting and copying every row
-again: ~135 ms a run of 20,000 spans, a third of the collector's CPU at a steady 10,000
+again: ~135 ms a run of 20,000 spans, a quarter of the collector's CPU at a steady 10,000
 spans/s (bench/ingest.py). Most parents arrive in the same run as their children, so the run
-pairs its own spans here, by key, in a few vectorized passes (~10x less CPU, measured), and
-builds the rows of ``calls``. What is left over (children waiting in ``pending``, partners
-stored by earlier runs) is still DuckDB's, in duckdb_calls.py; the rules are calls_sql.py's
-and are written once for both: this module computes the same columns those statements do.
+pairs its own spans here, by key, in a few vectorized passes, and call_rows.py builds the rows
+of ``calls``: half the CPU (a 20,480-span run 142-147 -> 72-78 ms, measured). What is left over
+(children waiting in ``pending``, partners stored by earlier runs) is DuckDB's, in
+duckdb_calls.py; calls_sql.py describes the roles both follow.
 
 Keys are (trace_id, span_id). They are matched through a 64-bit mix of both, sorted and
 searched with numpy, and every match is checked against the full key, so a collision of the
@@ -44,30 +44,6 @@ WANT_COLUMNS = (
     "relation",
 )
 PARTNER_COLUMNS = ("service", "origin", "target_type", "target_name", "start_ns", "duration_ns")
-PAIR_COLUMNS = (*WANT_COLUMNS, *(f"p_{c}" for c in PARTNER_COLUMNS), "p_stored")
-CALL_SCHEMA = pa.schema(
-    [
-        ("trace_id", pa.uuid()),
-        ("span_id", pa.uint64()),
-        ("parent_span_id", pa.uint64()),
-        ("start_ns", pa.int64()),
-        ("role", pa.string()),
-        ("caller", pa.string()),
-        ("caller_type", pa.string()),
-        ("callee", pa.string()),
-        ("callee_type", pa.string()),
-        ("async", pa.bool_()),
-        ("duration_ns", pa.int64()),
-        ("error", pa.bool_()),
-        ("fault", pa.bool_()),
-        ("throttle", pa.bool_()),
-        ("cold_start", pa.bool_()),
-        ("init_ns", pa.int64()),
-        ("dwell_ns", pa.int64()),
-        ("linked", pa.bool_()),
-        ("function_version", pa.string()),
-    ]
-)
 _MIX_A = np.uint64(0x9E3779B97F4A7C15)
 _MIX_B = np.uint64(0xC2B2AE3D27D4EB4F)
 
@@ -154,7 +130,7 @@ class RunSpans:
     def wants(self, links: pa.Table) -> pa.Table:
         """What each span waits for: its parent (not an Initialization span's), and what it links to."""
         spans = self.spans
-        has_parent = pc.and_(pc.is_valid(spans.column("parent_span_id")), self._not_init())
+        has_parent = pc.and_(pc.is_valid(spans.column("parent_span_id")), self.not_init())
         children = spans.filter(has_parent)
         parent_wants = _want_table(children, children.column("trace_id"), children.column("parent_span_id"), "parent")
         if not links.num_rows:
@@ -183,18 +159,24 @@ class RunSpans:
 
     def partners(self) -> pa.Table:
         """The run's spans as partners, for children waiting in `pending`."""
-        return self.spans.select(["trace_id", "span_id", *PARTNER_COLUMNS[:4], "start_ns", "duration_ns"])
+        return self.spans.select(["trace_id", "span_id", *PARTNER_COLUMNS])
 
-    def _not_init(self) -> pa.ChunkedArray:
-        return pc.fill_null(pc.not_equal(self.column("name"), INIT_NAME), False)  # SQL: NULL <> x is not true
+    def is_init(self) -> pa.ChunkedArray:
+        """Spans that are a Lambda's Initialization (its cold start's init), SQL's `name = ...`."""
+        return pc.fill_null(pc.equal(self.column("name"), INIT_NAME), False)
+
+    def not_init(self) -> pa.ChunkedArray:
+        """SQL's `name <> 'Initialization'`: a NULL name is neither."""
+        return pc.fill_null(pc.not_equal(self.column("name"), INIT_NAME), False)
 
 
 def _want_table(children: pa.Table, want_trace: pa.ChunkedArray, want_span: pa.ChunkedArray, relation: str) -> pa.Table:
-    linked = children.column("linked") if relation == "parent" else pa.array(np.ones(children.num_rows, dtype=bool))
-    columns = {name: children.column(name) for name in WANT_COLUMNS[:10]}
-    columns["cold_start"] = pc.fill_null(children.column("cold_start"), False)
-    columns["function_version"] = children.column("function_version")
-    columns["linked"] = linked
+    own = WANT_COLUMNS[: WANT_COLUMNS.index("linked")]  # the child's own columns, in pending's order
+    columns = {name: children.column(name) for name in own}
+    columns["cold_start"] = pc.fill_null(columns["cold_start"], False)
+    columns["linked"] = (
+        children.column("linked") if relation == "parent" else pa.array(np.ones(children.num_rows, dtype=bool))
+    )
     columns["want_trace_id"] = want_trace
     columns["want_span_id"] = want_span
     columns["relation"] = pa.repeat(pa.scalar(relation, pa.string()), children.num_rows)

@@ -1,13 +1,18 @@
-"""Finding a run's spans by (trace_id, span_id): exact, whatever the 64-bit mix of the keys does."""
+"""Finding a run's spans by (trace_id, span_id): exact, whatever the 64-bit mix of the keys does;
+and the rows built in memory laid out as the tables they go into."""
 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from collector.storage.run_links import _MIX_A, KeyIndex, trace_words
+from collector.storage.call_rows import CALL_SCHEMA
+from collector.storage.duckdb_store import DuckDBStore
+from collector.storage.protocols import Statement
+from collector.storage.run_links import _MIX_A, WANT_COLUMNS, KeyIndex, trace_words
 
 
 def traces(*words: tuple[int, int]) -> pa.Array:
@@ -42,3 +47,23 @@ def test_trace_words_follow_a_slice_of_an_array() -> None:
     whole = traces((1, 2), (3, 4), (5, 6))
     assert trace_words(whole.slice(1, 2)).tolist() == [[3, 4], [5, 6]]
     assert trace_words(pa.chunked_array([whole.slice(0, 1), whole.slice(2, 1)])).tolist() == [[1, 2], [5, 6]]
+
+
+def test_rows_built_in_memory_follow_the_tables_they_are_inserted_into(tmp_path: Path) -> None:
+    # `INSERT INTO calls SELECT *` and `INSERT INTO pending SELECT w.*, ?` go by position.
+    store = DuckDBStore(str(tmp_path / "columns.duckdb"))
+    try:
+
+        def columns(table: str) -> list[str]:
+            rows = store.fetch(
+                Statement(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+                    (table,),
+                )
+            )
+            return [name for (name,) in rows]
+
+        assert CALL_SCHEMA.names == columns("calls")
+        assert [*WANT_COLUMNS, "since_ns"] == columns("pending")
+    finally:
+        store.close()
