@@ -17,7 +17,7 @@ Parents and producers often arrive after their children (another process, a late
 or before them (an earlier export). Each write resolves its new spans against spans stored in
 the last LOOKBACK_NS, and new spans against ``pending``: the children still waiting for their
 parent. Pending rows that wait longer than the horizon become entries with an unknown caller.
-Table names in ``{fresh}``/``{fresh_links}`` are constants chosen by the store, never input.
+Table names given as `source` are constants chosen by duckdb_calls.py, never input.
 """
 
 from __future__ import annotations
@@ -42,9 +42,6 @@ ASYNC_TYPES: Final = (
 # and S3 buckets, whose event notifications carry the uploader's trace to the function.
 VIA_TYPES: Final = (*ASYNC_TYPES, "AWS::S3::Bucket")
 INIT_NAME: Final = "Initialization"
-ASYNC_TARGET_TYPES: Final = ", ".join(f"'{t}'" for t in ASYNC_TYPES)
-VIA_TARGET_TYPES: Final = ", ".join(f"'{t}'" for t in VIA_TYPES)
-INIT_SPAN: Final = f"'{INIT_NAME}'"
 
 CALL_COLUMNS: Final = """
     trace_id UUID NOT NULL,
