@@ -42,6 +42,11 @@ SPAN_TABLE_COLUMNS: Final = """
     resource VARCHAR
 """
 
+# The table as it is now (migrations 1 and 4 made it; 5 fixed its attributes' compression).
+SPAN_COLUMNS: Final = SPAN_TABLE_COLUMNS.replace(
+    "attributes VARCHAR", "attributes VARCHAR USING COMPRESSION zstd"
+).replace(",\n    resource VARCHAR\n", ",\n    resource_id UBIGINT\n")
+
 MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     (
         1,
@@ -67,6 +72,18 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             "ALTER TABLE spans ADD COLUMN resource_id UBIGINT",
             "UPDATE spans SET resource_id = hash(resource) WHERE resource IS NOT NULL",
             "ALTER TABLE spans DROP COLUMN resource",
+        ),
+    ),
+    # The attributes' JSON compressed with zstd: DuckDB's own pick (dictionary + FSST) cost 1.6 us
+    # of checkpoint a span and kept 65 bytes of it; zstd 0.7 us and 24 bytes, scans as fast
+    # (bench/ingest.py). A column's compression is fixed when it is created: the table is rebuilt.
+    (
+        5,
+        (
+            f"CREATE TABLE spans_v5 ({SPAN_COLUMNS})",
+            "INSERT INTO spans_v5 SELECT * FROM spans",
+            "DROP TABLE spans",
+            "ALTER TABLE spans_v5 RENAME TO spans",
         ),
     ),
 )
