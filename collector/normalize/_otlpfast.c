@@ -17,7 +17,10 @@
  * Python object and runs with the GIL released (only a double's repr takes it back), so requests
  * decode on both cores while the writer works; building Python lists and converting them to Arrow
  * had cost more than the walk itself (bench/ingest.py: 7.4 -> 3.3 us a span, decode and Arrow).
- * Strings are checked as Python's strict UTF-8 decoder checks them.
+ * Strings are checked as Python's strict UTF-8 decoder checks them; the JSON of attributes and
+ * events is checked as it is written (and not again), plain text eight bytes at a time, and a
+ * span's working buffers live as long as the request: 18.4k -> 11.0k instructions a span on the
+ * bench's requests (callgrind), 1.07 -> 0.69-0.84 ms of CPU a request of 512 spans.
  * Raises ValueError for bytes that are not a well-formed request, and returns None when the
  * request uses a feature left to the Python path (aws.xray.annotations, bytes values under the
  * attribute names the derivations read). Unlike upb, it does not check UTF-8 in string fields
@@ -146,16 +149,39 @@ static inline int buf_put(Buf *b, const void *s, size_t n) {
     return 0;
 }
 
-static int buf_putc(Buf *b, char c) { return buf_put(b, &c, 1); }
+static inline int buf_putc(Buf *b, char c) { return buf_put(b, &c, 1); }
 
+static int utf8_ok(const uint8_t *s, size_t n);
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Whether any of eight bytes needs escaping in JSON (a control character, '"' or '\\') or is
+ * not ASCII: the classic "has a byte less than n" and "has a zero byte" word tests (exact as a
+ * yes/no), so plain text is scanned a word at a time. */
+static inline int word_is_plain(uint64_t w) {
+    uint64_t quote = w ^ (ONES * '"'), backslash = w ^ (ONES * '\\');
+    uint64_t special = ((w - ONES * 0x20) | (quote - ONES) | (backslash - ONES)) & ~w;
+    return ((special | w) & HIGHS) == 0;
+}
+
+/* A JSON string of request bytes, checked as Python's strict UTF-8 decoder checks them (so
+ * JSON built of these is valid UTF-8 and is not checked again). */
 static int buf_json_string(Buf *b, const uint8_t *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     if (buf_reserve(b, n + 2) < 0 || buf_putc(b, '"') < 0) return -1;
-    size_t start = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = s[i];
+    size_t start = 0, i = 0;
+    int ascii = 1;
+    while (i < n) {
+        if (i + 8 <= n) {
+            uint64_t word;
+            memcpy(&word, s + i, 8);
+            if (word_is_plain(word)) { i += 8; continue; }
+        }
+        uint8_t c = s[i++];
+        if (c >= 0x80) { ascii = 0; continue; }
         if (c >= 0x20 && c != '"' && c != '\\') continue;
-        if (buf_put(b, (const char *)s + start, i - start) < 0) return -1;
+        if (buf_put(b, (const char *)s + start, i - 1 - start) < 0) return -1;
         char esc[6] = {'\\', 0, 0, 0, 0, 0};
         size_t len = 2;
         switch (c) {
@@ -170,16 +196,20 @@ static int buf_json_string(Buf *b, const uint8_t *s, size_t n) {
             esc[1] = 'u'; esc[2] = '0'; esc[3] = '0'; esc[4] = hex[c >> 4]; esc[5] = hex[c & 15]; len = 6;
         }
         if (buf_put(b, esc, len) < 0) return -1;
-        start = i + 1;
+        start = i;
     }
+    if (!ascii && !utf8_ok(s, n)) return fail("string is not valid UTF-8");
     if (buf_put(b, (const char *)s + start, n - start) < 0) return -1;
     return buf_putc(b, '"');
 }
 
 static int buf_int(Buf *b, int64_t v) {
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-    return buf_put(b, tmp, (size_t)n);
+    char tmp[24];
+    char *end = tmp + sizeof tmp, *p = end;
+    uint64_t magnitude = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;  /* INT64_MIN too */
+    do { *--p = (char)('0' + magnitude % 10); magnitude /= 10; } while (magnitude);
+    if (v < 0) *--p = '-';
+    return buf_put(b, p, (size_t)(end - p));
 }
 
 /* Python's repr of a float (what orjson writes too); the GIL is taken for it: doubles are rare. */
@@ -236,14 +266,30 @@ static const char *HOT_KEYS[N_HOT] = {
     "server.address", "net.peer.name", "server.port", "net.peer.port", "faas.trigger", "faas.invocation_id",
     "fluoro.error", "fluoro.fault", "fluoro.throttle", "faas.coldstart",
 };
-static size_t HOT_LENS[N_HOT];
+/* The hot keys by length (the longest is 26 bytes), so a key is compared with a few at most. */
+#define MAX_HOT_LEN 32
+#define MAX_HOT_PER_LEN 8
+static int HOT_BY_LEN[MAX_HOT_LEN][MAX_HOT_PER_LEN];
+static int HOT_COUNT_BY_LEN[MAX_HOT_LEN];
+
+static int index_hot_keys(void) {
+    for (int k = 0; k < N_HOT; k++) {
+        size_t n = strlen(HOT_KEYS[k]);
+        if (n >= MAX_HOT_LEN || HOT_COUNT_BY_LEN[n] == MAX_HOT_PER_LEN) return -1;
+        HOT_BY_LEN[n][HOT_COUNT_BY_LEN[n]++] = k;
+    }
+    return 0;
+}
 
 static const char ANNOTATION_PREFIX[] = "fluoro.annotation.";
 #define ANNOTATION_PREFIX_LEN (sizeof(ANNOTATION_PREFIX) - 1)
 
 static int hot_index(const uint8_t *key, size_t n) {
-    for (int k = 0; k < N_HOT; k++)
-        if (HOT_LENS[k] == n && memcmp(HOT_KEYS[k], key, n) == 0) return k;
+    if (n >= MAX_HOT_LEN) return -1;
+    for (int j = 0; j < HOT_COUNT_BY_LEN[n]; j++) {
+        int k = HOT_BY_LEN[n][j];
+        if (memcmp(HOT_KEYS[k], key, n) == 0) return k;
+    }
     return -1;
 }
 
@@ -446,7 +492,7 @@ typedef struct {
 } Col;
 
 /* Bit `index` of a bitmap, growing it with zero bytes as needed. */
-static int bit_put(Buf *b, int64_t index, int on) {
+static inline int bit_put(Buf *b, int64_t index, int on) {
     size_t byte = (size_t)(index >> 3);
     if (byte >= b->len) {
         size_t grow = byte + 1 - b->len;
@@ -473,18 +519,18 @@ static void col_free(Col *c) {
     PyMem_RawFree(c->values.data);
 }
 
-static int col_end(Col *c, int valid) {
+static inline int col_end(Col *c, int valid) {
     if (bit_put(&c->validity, c->length, valid) < 0) return -1;
     if (!valid) c->nulls++;
     c->length++;
     return 0;
 }
 
-static int col_fixed(Col *c, const void *p) {
+static inline int col_fixed(Col *c, const void *p) {
     return buf_put(&c->values, p, WIDTH[c->kind]) < 0 ? -1 : col_end(c, 1);
 }
 
-static int col_null(Col *c) {
+static inline int col_null(Col *c) {
     static const uint8_t zeros[16] = {0};
     if (c->kind == C_STR) {
         int32_t offset = (int32_t)c->values.len;
@@ -505,9 +551,8 @@ static int col_bool(Col *c, int v) {
     return bit_put(&c->values, c->length, v) < 0 ? -1 : col_end(c, 1);
 }
 
-/* A string from the request (checked as Python's strict UTF-8 decoder would) or a constant. */
-static int col_str(Col *c, const void *s, size_t n) {
-    if (!utf8_ok((const uint8_t *)s, n)) return fail("string is not valid UTF-8");
+/* Text known to be valid UTF-8: a constant, or JSON built by buf_json_string. */
+static inline int col_text_checked(Col *c, const void *s, size_t n) {
     if (c->values.len + n > INT32_MAX) return fail("request too large");
     if (buf_put(&c->values, s, n) < 0) return -1;
     int32_t offset = (int32_t)c->values.len;
@@ -515,17 +560,22 @@ static int col_str(Col *c, const void *s, size_t n) {
     return col_end(c, 1);
 }
 
-static int col_cstr(Col *c, const char *s) { return col_str(c, s, strlen(s)); }
+/* A string from the request, checked as Python's strict UTF-8 decoder would. */
+static inline int col_str(Col *c, const void *s, size_t n) {
+    if (!utf8_ok((const uint8_t *)s, n)) return fail("string is not valid UTF-8");
+    return col_text_checked(c, s, n);
+}
 
-/* JSON text, capped like otel.to_json. */
+static int col_cstr(Col *c, const char *s) { return col_text_checked(c, s, strlen(s)); }
+
+/* JSON text (its strings were checked as they were written), capped like otel.to_json. */
 static int col_json(Col *c, const Buf *json) {
     if (json->len > MAX_JSON_BYTES) {
-        if (!utf8_ok((const uint8_t *)json->data, json->len)) return fail("string is not valid UTF-8");
         char tmp[64];
         int n = snprintf(tmp, sizeof tmp, "{\"truncated\":true,\"chars\":%zu}", json->len);
-        return col_str(c, tmp, (size_t)n);
+        return col_text_checked(c, tmp, (size_t)n);
     }
-    return col_str(c, json->data, json->len);
+    return col_text_checked(c, json->data, json->len);
 }
 
 /* The column's buffers for pyarrow: (length, null_count, validity, offsets, values). */
@@ -689,7 +739,19 @@ static int target(const Hot *hot, const char *kind, Buf *scratch, Text *type, Te
 
 /* ------------------------------------------------------------------ the request walk */
 
+typedef struct { const uint8_t *trace; uint64_t span; } LinkRef;
+
+/* A span's working buffers, kept from span to span of a request (emptied, not freed). */
 typedef struct {
+    KV *kvs;
+    size_t kv_cap;
+    LinkRef *links;
+    size_t link_cap;
+    Buf events, attrs_json, scratch;
+} SpanScratch;
+
+typedef struct {
+    SpanScratch work;
     Col spans[N_COLUMNS];
     Col annotations[N_ANNOTATION_COLUMNS];
     Col links[N_LINK_COLUMNS];
@@ -768,8 +830,6 @@ static int add_annotations(Out *out, KV *kvs, size_t count, const uint8_t *trace
     return 0;
 }
 
-typedef struct { const uint8_t *trace; uint64_t span; } LinkRef;
-
 static int append_span(Out *out, const Resource *res, const uint8_t *trace, const uint8_t *span, const uint8_t *parent,
                        size_t parent_len, Text name, const char *kind_name, uint64_t start, uint64_t end, uint64_t code,
                        Text status_msg, const Hot *hot, int has_status, int status, int error, int fault, int throttle,
@@ -821,10 +881,12 @@ static int walk_span(Reader *r, const Resource *res, Out *out) {
     const uint8_t *trace = NULL, *span = NULL, *parent = NULL, *name = (const uint8_t *)"", *status_msg = NULL;
     size_t trace_len = 0, span_len = 0, parent_len = 0, name_len = 0, status_msg_len = 0;
     uint64_t kind = 0, start = 0, end = 0, status_code = 0;
-    KV *kvs = NULL; size_t kv_count = 0, kv_cap = 0;
-    LinkRef *link_refs = NULL; size_t link_count = 0, link_cap = 0;
+    SpanScratch *work = &out->work;
+    KV *kvs = work->kvs; size_t kv_count = 0, kv_cap = work->kv_cap;
+    LinkRef *link_refs = work->links; size_t link_count = 0, link_cap = work->link_cap;
     int rc = -1;
-    Buf events = {0}, attrs_json = {0}, scratch = {0};
+    Buf events = work->events, attrs_json = work->attrs_json, scratch = work->scratch;
+    events.len = attrs_json.len = scratch.len = 0;
     int event_count = 0, has_exception = 0;
 
     while (r->p < r->end) {
@@ -983,11 +1045,9 @@ malformed:
 fail:
     rc = -1;
 cleanup:
-    PyMem_RawFree(kvs);
-    PyMem_RawFree(link_refs);
-    PyMem_RawFree(events.data);
-    PyMem_RawFree(attrs_json.data);
-    PyMem_RawFree(scratch.data);
+    work->kvs = kvs; work->kv_cap = kv_cap;
+    work->links = link_refs; work->link_cap = link_cap;
+    work->events = events; work->attrs_json = attrs_json; work->scratch = scratch;
     return rc;
 }
 
@@ -1004,11 +1064,11 @@ static int walk_resource(Reader *r, Resource *res) {
         else if (kvs[j].klen == 15 && memcmp(kvs[j].key, "service.version", 15) == 0) target = &service_version;
         if (target && value.p != value.end && any_value(&value, NULL, target, 0) < 0) { PyMem_RawFree(kvs); return -1; }
     }
+    /* Its strings are checked here (buf_json_string), as the Python path decodes them, whether
+     * or not any span follows. */
     int rc = kvs_json(kvs, count, &res->json, 0);
     PyMem_RawFree(kvs);
     if (rc < 0) return -1;
-    /* Checked here, as the Python path decodes it, whether or not any span follows. */
-    if (!utf8_ok((const uint8_t *)res->json.data, res->json.len)) return fail("string is not valid UTF-8");
     res->service = service.type == V_STR && service.slen ? text_of(&service) : cstr_text("unknown_service");
     /* otel.resource_info: faas.version, else service.version (a truthy value wins the `or`) */
     const Hot *version = faas_version.present && faas_version.truthy ? &faas_version
@@ -1057,6 +1117,11 @@ static int walk_request(Reader *r, Out *out) {
 }
 
 static void out_free(Out *out) {
+    PyMem_RawFree(out->work.kvs);
+    PyMem_RawFree(out->work.links);
+    PyMem_RawFree(out->work.events.data);
+    PyMem_RawFree(out->work.attrs_json.data);
+    PyMem_RawFree(out->work.scratch.data);
     for (int c = 0; c < N_COLUMNS; c++) col_free(&out->spans[c]);
     for (int c = 0; c < N_ANNOTATION_COLUMNS; c++) col_free(&out->annotations[c]);
     for (int c = 0; c < N_LINK_COLUMNS; c++) col_free(&out->links[c]);
@@ -1128,6 +1193,9 @@ static PyMethodDef METHODS[] = {
 static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_otlpfast", NULL, -1, METHODS};
 
 PyMODINIT_FUNC PyInit__otlpfast(void) {
-    for (int k = 0; k < N_HOT; k++) HOT_LENS[k] = strlen(HOT_KEYS[k]);
+    if (index_hot_keys() < 0) {
+        PyErr_SetString(PyExc_SystemError, "_otlpfast: a hot key is too long or too many share a length");
+        return NULL;
+    }
     return PyModule_Create(&MODULE);
 }

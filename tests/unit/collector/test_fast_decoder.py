@@ -95,6 +95,8 @@ ATTRIBUTE_SETS: list[list[tuple[str, Any]]] = [
         ("inf", -math.inf),
         ("neg", -5),
         ("big", 2**62),
+        ("min", -(2**63)),
+        ("zero", 0),
         ("ctrl", "tab\tbell\x07"),
         ("dup", 1),
         ("dup", 2),
@@ -248,11 +250,17 @@ def test_hostile_bytes_never_crash_and_agree_with_the_python_path() -> None:
 
 
 @pytest.mark.parametrize("bad", [b"\xff\xfeXX", b"\xed\xa0\x80X", b"\xc0\xafXX", b"\xf4\x90\x80\x80", b"X\xe2\x82"])
-@pytest.mark.parametrize("where", ["name", "attribute", "resource"])
-@pytest.mark.parametrize("ascii_before", [0, 8, 13])  # the C check skips ASCII a word at a time
+# A derived attribute (http.route) is checked as a column; any other value and any key only
+# in the attributes' JSON, as it is written.
+@pytest.mark.parametrize("where", ["name", "attribute", "other attribute", "attribute key", "resource"])
+@pytest.mark.parametrize("ascii_before", [0, 8, 13])  # the C checks skip ASCII a word at a time
 def test_strings_that_are_not_utf8_are_refused_like_the_python_path(bad: bytes, where: str, ascii_before: int) -> None:
     marker = "Q" * (ascii_before + len(bad))  # as long as its replacement: the length prefix stays right
-    attributes = [("http.route", marker)] if where == "attribute" else []
+    attributes = {
+        "attribute": [("http.route", marker)],
+        "other attribute": [("shop.basket", marker)],
+        "attribute key": [(marker, "value")],
+    }.get(where, [])
     resource = kvs([("service.name", marker if where == "resource" else "svc")])
     one = span(1, attributes, name=marker if where == "name" else "op")
     request = ExportTraceServiceRequest(
@@ -272,3 +280,17 @@ def test_multibyte_text_is_kept_whole() -> None:
     )
     (row,) = rows_of(decode_protobuf(request.SerializeToString()))
     assert row["name"] == text and row["http_route"] == text and row["attributes"]["http.route"] == text
+
+
+@pytest.mark.parametrize("special", ['"', "\\", "\n", "\x01", "\x1f", "\x7f", "é", "€"])
+def test_text_needing_escapes_anywhere_in_a_word_is_written_as_json(special: str) -> None:
+    # The C writer skips plain text eight bytes at a time: put the character at every offset.
+    texts = ["a" * before + special + "b" * after for before in range(10) for after in (0, 3, 9)]
+    attributes = [(f"k{i}{special}", text) for i, text in enumerate(texts)]
+    request = ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span(1, attributes, name=texts[-1])])])]
+    )
+    body = request.SerializeToString()
+    (fast,) = rows_of(decode_protobuf(body))
+    assert fast == rows_of(decode_protobuf_python(body))[0]
+    assert fast["attributes"] == dict(attributes)
