@@ -2,22 +2,23 @@
 
 Starts ``fluoro serve`` on a temporary database, then:
 
-1. ceiling: decode + insert of the same requests in this process, no HTTP (spans/s);
+1. ceiling: decode + insert of the same kind of requests in this process, one thread, no HTTP,
+   in folds of a row group as the pipeline folds under load (spans/s);
 2. flood: several sender processes POST OTLP/HTTP protobuf requests of 512 spans (realistic
    attributes, 20 services) as fast as the daemon acknowledges them; prints sustained spans/s
    stored (until the last is in DuckDB, not just in the ingest log), p50/p99 acknowledgement
    latency, the collector's CPU and peak RSS, and checks that stored == sent;
 3. steady: two senders paced at 5,000 spans/s each, after a few seconds at that rate (the flood's
    last linking and checkpoint are not the steady state); prints the collector's CPU as % of one
-   core over a window long enough to hold its periodic checkpoints, and its share by thread
-   (writer, linker, decoders, event loop: the daemon's /metrics);
+   core over a window long enough to hold several folds and checkpoints, and its share by
+   thread (writer, folder, linker, decoders, event loop: the daemon's /metrics);
 4. bytes on disk per span, after the daemon has shut down and checkpointed.
 
 Senders build their requests before the clock starts (each one afresh, so trace and span ids
 are unique as real SDKs make them), so their own CPU stays small. Bounded: fixed counts, and
 every process stops by itself.
 
-Usage: python bench/ingest.py [--spans 400000] [--senders 3] [--steady-s 30] [--steady-only]
+Usage: python bench/ingest.py [--spans 400000] [--senders 3] [--steady-s 60] [--steady-only]
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from demo_apps.local_collector import run_collector  # noqa: E402 - after the path is set
+from collector.pipeline import ROW_GROUP_SPANS  # noqa: E402 - after the path is set
+from demo_apps.local_collector import run_collector  # noqa: E402
 
 SPANS_PER_REQUEST = 512
 SPANS_PER_TRACE = 8
@@ -159,7 +161,12 @@ def metric_samples(api: str) -> list[Any]:
 
 def cpu_by_role(api: str) -> dict[str, float]:
     """The daemon's CPU seconds per thread, executor threads summed by role."""
-    roles = {"fluoro-writer": "writer", "fluoro-housekeeping": "linker", "MainThread": "event loop"}
+    roles = {
+        "fluoro-writer": "writer",
+        "fluoro-folder": "folder",
+        "fluoro-housekeeping": "linker",
+        "MainThread": "event loop",
+    }
     totals: dict[str, float] = {}
     for sample in metric_samples(api):
         if sample.name == "fluoro_thread_cpu_seconds_total":
@@ -169,7 +176,13 @@ def cpu_by_role(api: str) -> dict[str, float]:
     return totals
 
 
+def fold_acknowledged(api: str) -> None:
+    """Every acknowledged span into DuckDB: a query has the daemon fold its ingest log first."""
+    urllib.request.urlopen(f"{api}/api/services", timeout=60).read()
+
+
 def stored_spans(api: str) -> int:
+    fold_acknowledged(api)
     return int(sum(s.value for s in metric_samples(api) if s.name == "fluoro_spans_stored_total"))
 
 
@@ -201,17 +214,19 @@ def run_senders(
 
 
 def ceiling(requests: int) -> float:
-    """Spans/s of decode + insert in this process, on a fresh file, no HTTP."""
+    """Spans/s of decode + insert in this process, on a fresh file, no HTTP, one thread."""
     from collector.normalize.otlp_proto import decode_protobuf
+    from collector.pipeline import ROW_GROUP_SPANS
     from collector.storage.duckdb_store import DuckDBStore
 
     bodies = unique_requests(requests, 99)
+    per_fold = ROW_GROUP_SPANS // SPANS_PER_REQUEST  # as the pipeline folds under load
     tmp = tempfile.mkdtemp()
     try:
         store = DuckDBStore(os.path.join(tmp, "ceiling.duckdb"))
         started = time.perf_counter()
-        for i in range(0, len(bodies), 8):  # groups of 8 requests, as the writer commits under load
-            store.write([decode_protobuf(b) for b in bodies[i : i + 8]])
+        for i in range(0, len(bodies), per_fold):
+            store.write([decode_protobuf(b) for b in bodies[i : i + per_fold]])
         elapsed = time.perf_counter() - started
         store.close()
     finally:
@@ -232,7 +247,7 @@ def flood(collector: Any, otlp: int, spans: int, senders: int, ceiling_rate: flo
     # The last acknowledged spans may still be in the ingest log: a query folds them into the
     # store, and the time it takes counts, so the rate is of spans in DuckDB, not just logged.
     folded_from = time.perf_counter()
-    urllib.request.urlopen(f"{collector.api_url}/api/services", timeout=60).read()
+    fold_acknowledged(collector.api_url)
     elapsed += time.perf_counter() - folded_from
     cpu_used = proc_cpu_s(collector.pid) - cpu_before
     stored = stored_spans(collector.api_url)
@@ -269,12 +284,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=400_000, help="spans in the flood phase")
     parser.add_argument("--senders", type=int, default=3)
-    parser.add_argument("--steady-s", type=float, default=30.0)
+    # Long enough for several folds (one every ~12 s at 10,000 spans/s) and DuckDB checkpoints.
+    parser.add_argument("--steady-s", type=float, default=60.0)
     parser.add_argument("--steady-only", action="store_true", help="skip the ceiling and the flood")
     args = parser.parse_args()
 
     if not args.steady_only:
-        ceiling_rate = ceiling(100)
+        ceiling_rate = ceiling(2 * ROW_GROUP_SPANS // SPANS_PER_REQUEST)
         print(f"ceiling (decode + insert, in process): {ceiling_rate:,.0f} spans/s")
     tmp = tempfile.mkdtemp()
     db = os.path.join(tmp, "ingest.duckdb")

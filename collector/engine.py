@@ -36,7 +36,8 @@ class CollectorSettings:
     parent_wait_s: float = 60.0
     # How often new spans are linked into the service map's calls (one group per interval). A
     # run has ~25 ms of fixed cost (its statements' planning and set-up, bench/ingest.py), so
-    # every 2 s halves that at any rate, and the map trails ingest by 2 s at most.
+    # every 2 s halves that at any rate, and the map trails the store by 2 s at most (the store
+    # trails ingest by up to a fold while nothing reads: pipeline.py).
     link_interval_s: float = 2.0
     max_body_bytes: int = 20 * 1024 * 1024
     token: str | None = None

@@ -1,7 +1,7 @@
 """Reads that see every acknowledged span.
 
 The pipeline acknowledges a batch once it is in the ingest log and folds the log into the
-store about once a second; a reader that asked the store straight away could miss spans whose
+store a row group at a time (up to 30 s later); a reader that asked the store straight away could miss spans whose
 requests were already answered. This one has the pipeline fold first (a no-op when nothing
 waits), so a trace is there as soon as the request that sent it returned.
 """

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from collector import ingest_log
 from collector.ingest_log import IngestLog
 from collector.storage.protocols import StoreUnavailable
 
@@ -23,13 +24,42 @@ def test_records_come_back_whole_and_in_order_after_a_reopen(tmp_path: Path) -> 
     assert IngestLog(path).replay() == [FIRST, SECOND, b""]
 
 
-def test_clear_empties_the_log(tmp_path: Path) -> None:
+def test_sealed_segments_replay_before_the_open_one_until_dropped(tmp_path: Path) -> None:
+    log = IngestLog(str(tmp_path / "spans.ingest"))
+    assert log.seal() == []  # nothing to seal
+    log.append([FIRST])
+    first_size = log.size_bytes
+    sealed = log.seal()
+    assert sealed == [1] and os.path.getsize(log.path) == 0 and log.size_bytes == first_size
+    log.append([SECOND])
+    assert log.seal() == [1, 2]
+    log.append([b"third"])
+    log.close()
+    reopened = IngestLog(log.path)  # as after a crash: sealed segments come first, in order
+    assert reopened.replay() == [FIRST, SECOND, b"third"]
+    reopened.drop([1])
+    assert not os.path.exists(f"{log.path}.1") and reopened.replay() == [SECOND, b"third"]
+    assert reopened.seal() == [2, 3]  # numbering goes on after the segments found at start
+    reopened.drop([2, 3])
+    assert reopened.size_bytes == 0 and IngestLog(log.path).replay() == []
+
+
+def test_a_seal_that_cannot_open_a_new_segment_keeps_appending_to_the_old(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     log = IngestLog(str(tmp_path / "spans.ingest"))
     log.append([FIRST])
-    log.clear()
-    assert log.size_bytes == 0 and os.path.getsize(log.path) == 0
+
+    def no_open(*args: object, **kwargs: object) -> None:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(ingest_log, "open", no_open, raising=False)
+    with pytest.raises(StoreUnavailable, match="Too many open files"):
+        log.seal()
+    monkeypatch.undo()
     log.append([SECOND])
-    assert IngestLog(log.path).replay() == [SECOND]
+    assert os.listdir(tmp_path) == ["spans.ingest"]
+    assert IngestLog(log.path).replay() == [FIRST, SECOND]
 
 
 @pytest.mark.parametrize("cut_bytes", [1, 7, 500])

@@ -4,6 +4,7 @@ folded into the store in one write, bounded, failing and recovering, replayed at
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -153,6 +154,26 @@ def test_flush_brings_every_acknowledged_batch_into_the_store(log: RecordingLog)
     assert pipeline.stop()
 
 
+def test_batches_are_acknowledged_while_a_fold_is_in_the_store(log: RecordingLog) -> None:
+    writer = FakeWriter()
+    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), NO_TIMED_FOLD)
+    pipeline.start()
+    assert asyncio.run(pipeline.write(batch_of(2), record_of(2))) is not None
+    writer.gate.clear()  # the store takes its time over the next fold
+    reader = threading.Thread(target=pipeline.flush)
+    reader.start()
+    wait_until(lambda: os.path.exists(f"{log.path}.1"))  # the fold sealed the log's segment
+    outcome = asyncio.run(pipeline.write(batch_of(3, first_span_id=10), record_of(3, 10)))
+    assert outcome is not None and outcome.ok and writer.writes == []  # answered, the fold still going
+    writer.gate.set()
+    reader.join(5)
+    assert writer.writes == [2]
+    assert log.replay() == [record_of(3, 10)]  # the stored segment is gone, the new one stays
+    pipeline.flush()
+    assert writer.writes == [2, 3] and log.replay() == []
+    assert pipeline.stop()
+
+
 def test_enough_logged_spans_are_folded_without_waiting_for_the_interval(log: RecordingLog) -> None:
     writer = FakeWriter()
     pipeline = IngestPipeline(
@@ -269,13 +290,13 @@ def test_a_store_failing_at_stop_leaves_the_batches_in_the_log_for_the_next_star
     assert IngestLog(log.path).replay() == [record_of(4)]
 
 
-def test_periodic_tasks_run_on_the_writer_thread(log: RecordingLog) -> None:
+def test_periodic_tasks_run_on_the_folder_thread_between_folds(log: RecordingLog) -> None:
     ran: list[str] = []
     task = PeriodicTask(0.05, lambda: ran.append(threading.current_thread().name))
     pipeline = IngestPipeline(FakeWriter(), log, decode_record, CollectorMetrics(), periodic=(task,))
     pipeline.start()
     wait_until(lambda: len(ran) >= 2)
-    assert set(ran) == {"fluoro-writer"}
+    assert set(ran) == {"fluoro-folder"}  # where the store is written: retention never races a fold
     assert pipeline.stop()
 
 
