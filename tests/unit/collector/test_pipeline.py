@@ -279,6 +279,21 @@ def test_what_the_log_holds_at_start_is_folded_first(tmp_path: Path) -> None:
     assert pipeline.stop()
 
 
+def test_a_crash_in_the_middle_of_a_fold_leaves_its_sealed_segment_to_the_next_start(tmp_path: Path) -> None:
+    last_run = IngestLog(str(tmp_path / "spans.ingest"))
+    last_run.append([record_of(2)])
+    last_run.seal()  # the fold had sealed it when the process died
+    last_run.append([record_of(3, first_span_id=5)])  # acknowledged while that fold ran
+    last_run.close()
+    writer = FakeWriter()
+    log = RecordingLog(str(tmp_path / "spans.ingest"))
+    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), NO_TIMED_FOLD)
+    pipeline.start()
+    wait_until(lambda: writer.writes == [5] and log.size_bytes == 0)
+    assert sorted(os.listdir(tmp_path)) == ["spans.ingest"]
+    assert pipeline.stop()
+
+
 def test_a_store_failing_at_stop_leaves_the_batches_in_the_log_for_the_next_start(log: RecordingLog) -> None:
     writer = FakeWriter()
     pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), NO_TIMED_FOLD)
