@@ -68,7 +68,7 @@ def main() -> None:
     default="fluoro.duckdb",
     envvar="FLUORO_DB",
     show_envvar=True,
-    help="DuckDB file holding the spans (created if missing); its ingest log is PATH.ingest (and PATH.ingest.N) beside it.",
+    help="DuckDB file holding the spans (created if missing); its ingest log is PATH.ingest[.N] beside it.",
 )
 @click.option("--host", default="127.0.0.1", envvar="FLUORO_HOST", show_envvar=True, help="Address to listen on.")
 @click.option(
