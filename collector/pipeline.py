@@ -10,10 +10,12 @@ The folder thread writes what was logged into the store in one transaction, then
 log's segments that held it. It folds once ``fold_spans`` are logged (a whole DuckDB row group:
 DuckDB then writes it compressed straight to the file, with no copy in its own WAL and no
 recompression at its next checkpoint: 13.5 -> 9.1% of a core for storing and linking a steady
-10,000 spans/s, bench/ingest.py), when a reader calls :meth:`flush` (so a query sees every
-span acknowledged before it began), ``fold_interval_s`` after the oldest logged batch, and at
-stop. Folding on a thread of its own keeps DuckDB out of the acknowledgements: the writer
-seals the log's open segment for the fold and goes on appending to a new one.
+10,000 spans/s, in process against folds of a second's spans), when a reader calls
+:meth:`flush` (so a query sees every span acknowledged before it began), ``fold_interval_s``
+after the oldest logged batch, and at stop; sooner once half of a bound (spans or bytes) is
+logged, so the bounds never hold a fold back. Folding on a thread of its own keeps DuckDB out
+of the acknowledgements: the writer seals the log's open segment for the fold and goes on
+appending to a new one.
 
 Everything held in memory (waiting, logged, folding) is bounded in spans and in bytes: when it
 is full, or the pipeline is stopping, ``submit`` refuses at once and the receiver answers 503
@@ -60,8 +62,9 @@ class WriteOutcome:
 @dataclass(frozen=True)
 class PipelineLimits:
     # Room for a fold of ROW_GROUP_SPANS in progress and as many again logged behind it.
+    # (Bytes are the requests' bodies; a fold also starts once half of max_queue_bytes waits.)
     max_queue_spans: int = 2 * ROW_GROUP_SPANS + 50_000
-    max_queue_bytes: int = 512 * 1024 * 1024
+    max_queue_bytes: int = 256 * 1024 * 1024
     max_group_spans: int = 50_000
     # Logged spans go to the store once this many wait, or this long after the first of them
     # (readers fold sooner: they flush).
@@ -114,6 +117,9 @@ class IngestPipeline:
         self._decode_record = decode_record
         self._metrics = metrics
         self._limits = limits
+        # A fold starts while the bounds leave room for as much again behind it: a fold that
+        # waited for more than the bounds let in would wait for its interval, refusing all else.
+        self._fold_spans = min(limits.fold_spans, limits.max_queue_spans // 2)
         self._periodic = list(periodic)
         self._queue: deque[_Pending] = deque()
         # Appends and what they hold change together (_log_lock), so a fold takes exactly the
@@ -121,6 +127,7 @@ class IngestPipeline:
         self._log_lock = threading.Lock()
         self._logged: list[_Pending] = []  # acknowledged, not yet taken by a fold
         self._logged_spans = 0
+        self._logged_bytes = 0
         self._oldest_logged_at = 0.0  # monotonic
         self._logged_seq = 0  # the last batch logged
         self._folded_seq = 0  # every batch up to this one is in the store
@@ -311,6 +318,7 @@ class IngestPipeline:
                 pending.seq = self._logged_seq
             self._logged.extend(group)
             self._logged_spans += sum(p.batch.span_count for p in group)
+            self._logged_bytes += sum(p.byte_size for p in group)
             self._cond.notify_all()
 
     def _release(self, group: list[_Pending]) -> None:
@@ -338,7 +346,8 @@ class IngestPipeline:
         if not self._logged or now < self._retry_at:
             return False
         return (
-            self._logged_spans >= self._limits.fold_spans
+            self._logged_spans >= self._fold_spans
+            or self._logged_bytes >= self._limits.max_queue_bytes // 2
             or self._flush_seq > self._folded_seq
             or now >= self._oldest_logged_at + self._limits.fold_interval_s
         )
@@ -358,7 +367,7 @@ class IngestPipeline:
         with self._log_lock:
             segments = self._log.seal()
             with self._cond:
-                taken, self._logged, self._logged_spans = self._logged, [], 0
+                taken, self._logged, self._logged_spans, self._logged_bytes = self._logged, [], 0, 0
         return taken, segments
 
     def _fold(self) -> bool:
@@ -399,6 +408,7 @@ class IngestPipeline:
         with self._cond:
             if taken:
                 self._logged_spans += sum(p.batch.span_count for p in taken)
+                self._logged_bytes += sum(p.byte_size for p in taken)
                 self._logged = taken + self._logged
                 self._oldest_logged_at = time.monotonic() - self._limits.fold_interval_s  # still due
             self._fold_failing = True

@@ -21,10 +21,12 @@ import logging
 import time
 from collections import deque
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-MAX_RECENT_IDS = 400_000  # ~40 MiB of Python ints and set slots; ~8 s of a 50k spans/s flood
+MAX_RECENT_IDS = 400_000  # 3.2 MB of ids; ~8 s of a 50k spans/s flood, three folds
 FUTURE_SLACK_NS = 1_000_000_000
 MAX_FUTURE_IDS = 100_000
 NEVER_NS = 2**63 - 1
@@ -32,50 +34,49 @@ _logger = logging.getLogger(__name__)
 
 
 class RecentSpanIds:
-    """Span ids of the latest committed writes, and the start time from which they are complete."""
+    """Span ids of the latest committed writes, and the start time from which they are complete.
+
+    Each write's ids are kept as one sorted numpy array and looked up by binary search: a
+    fold of 122,880 spans spent ~170 ms in Python sets and dicts of them, 1.4 us a span.
+    """
 
     def __init__(self, horizon_ns: int, future: dict[int, int] | None = None, limit: int = MAX_RECENT_IDS) -> None:
         """`future`: span id -> start of stored spans that start after `horizon_ns` is past them."""
         self.horizon_ns = horizon_ns
         self._limit = limit
         self._future: dict[int, int] = dict(future or {})
-        # span id -> the latest write that had it, so forgetting a write keeps ids a later one had
-        self._last_write: dict[int, int] = {}
-        self._writes: deque[tuple[int, list[int], int]] = deque()
+        # (sorted span ids, latest start) of each remembered write, oldest first
+        self._writes: deque[tuple[npt.NDArray[np.uint64], int]] = deque()
         self._count = 0
-        self._sequence = 0
 
     def surely_new(self, spans: pa.Table) -> bool:
         """True when no span of `spans` can be stored already (False: ask the store)."""
         if pc.min(spans.column("start_ns")).as_py() < self.horizon_ns:
             return False
-        ids = spans.column("span_id").to_pylist()
-        return self._last_write.keys().isdisjoint(ids) and self._future.keys().isdisjoint(ids)
+        ids = _span_ids(spans)
+        if self._future and not self._future.keys().isdisjoint(ids.tolist()):
+            return False
+        return not any(_holds_any(known, ids) for known, _ in self._writes)
 
     def committed(self, spans: pa.Table, now_ns: int | None = None) -> None:
         """Remember a committed write's spans (every span it was given: a superset is safe)."""
         future_from_ns = (time.time_ns() if now_ns is None else now_ns) + FUTURE_SLACK_NS
         starts = spans.column("start_ns")
-        if pc.max(starts).as_py() >= future_from_ns:
+        if spans.num_rows and pc.max(starts).as_py() >= future_from_ns:
             ahead = pc.greater_equal(starts, future_from_ns)
             self._keep_future(spans.filter(ahead))
             spans = spans.filter(pc.invert(ahead))
-            if spans.num_rows == 0:
-                return
-        ids = spans.column("span_id").to_pylist()
-        self._sequence += 1
-        self._last_write.update(dict.fromkeys(ids, self._sequence))
-        self._writes.append((self._sequence, ids, pc.max(spans.column("start_ns")).as_py()))
+        if spans.num_rows == 0:
+            return
+        ids = np.sort(_span_ids(spans))
+        self._writes.append((ids, pc.max(spans.column("start_ns")).as_py()))
         self._count += len(ids)
         while self._count > self._limit and len(self._writes) > 1:
             self._forget_oldest()
 
     def _forget_oldest(self) -> None:
-        sequence, ids, latest_start_ns = self._writes.popleft()
-        last_write = self._last_write
-        for span_id in ids:
-            if last_write.get(span_id) == sequence:
-                del last_write[span_id]
+        # A later write's array still has any id the two share: nothing else to keep.
+        ids, latest_start_ns = self._writes.popleft()
         self._count -= len(ids)
         self.horizon_ns = max(self.horizon_ns, latest_start_ns + 1)
 
@@ -88,3 +89,14 @@ class RecentSpanIds:
         if len(self._future) > MAX_FUTURE_IDS:
             _logger.warning("over %d spans start in the future: resends are looked for in the store", MAX_FUTURE_IDS)
             self.horizon_ns, self._future = NEVER_NS, {}
+
+
+def _span_ids(spans: pa.Table) -> npt.NDArray[np.uint64]:
+    ids: npt.NDArray[np.uint64] = np.asarray(spans.column("span_id").to_numpy(), dtype=np.uint64)
+    return ids
+
+
+def _holds_any(known: npt.NDArray[np.uint64], ids: npt.NDArray[np.uint64]) -> bool:
+    """Whether any of `ids` is in the sorted array `known`."""
+    at = np.minimum(np.searchsorted(known, ids), len(known) - 1)
+    return bool((known[at] == ids).any())

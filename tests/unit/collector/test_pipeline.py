@@ -187,6 +187,27 @@ def test_enough_logged_spans_are_folded_without_waiting_for_the_interval(log: Re
     assert pipeline.stop()
 
 
+@pytest.mark.parametrize("bound", ["spans", "bytes"])
+def test_a_fold_starts_once_half_the_bounds_are_logged(bound: str, log: RecordingLog) -> None:
+    # Folding only at fold_spans would wait for the interval once the bounds refuse the rest.
+    writer = FakeWriter()
+    limits = (
+        PipelineLimits(max_queue_spans=10, fold_interval_s=60.0)
+        if bound == "spans"
+        else PipelineLimits(max_queue_bytes=1000, fold_interval_s=60.0)
+    )
+    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), limits)
+    pipeline.start()
+    outcomes: list[WriteOutcome] = []
+    assert submit(pipeline, 2, outcomes, byte_size=300)
+    wait_until(lambda: len(outcomes) == 1)
+    time.sleep(0.1)
+    assert writer.writes == []  # under half of both bounds: waits for company
+    assert submit(pipeline, 3, outcomes, first_span_id=10, byte_size=300)
+    wait_until(lambda: writer.writes == [5])
+    assert pipeline.stop()
+
+
 def test_held_spans_count_against_the_bounds_until_folded(log: RecordingLog) -> None:
     writer = FakeWriter()
     writer.gate.clear()

@@ -57,3 +57,13 @@ def test_too_many_spans_from_the_future_give_the_fast_path_up(monkeypatch: pytes
     recent = RecentSpanIds(horizon_ns=0)
     recent.committed(spans(*[(n, now + 3600 * SECOND) for n in range(1, 6)]), now_ns=now)
     assert not recent.surely_new(spans((99, now)))  # every write asks the store now
+
+
+def test_ids_are_found_in_any_remembered_write_and_an_empty_write_changes_nothing() -> None:
+    recent = RecentSpanIds(horizon_ns=0, limit=1000)
+    for first in (100, 1, 50):  # each write's ids unsorted, the writes out of order
+        recent.committed(spans((first + 9, 5), (first, 5), (first + 3, 5)))
+    recent.committed(spans())
+    for seen in (1, 4, 10, 50, 53, 59, 100, 103, 109):
+        assert not recent.surely_new(spans((2, 5), (seen, 5)))
+    assert recent.surely_new(spans((0, 5), (2, 5), (51, 5), (110, 5), (2**64 - 1, 5)))
