@@ -10,6 +10,7 @@ equivalence test holds the extension to.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -66,35 +67,32 @@ def decode_protobuf(body: bytes) -> SpanBatch:
         except ValueError as exc:
             raise UndecodableBody(f"body is not a valid OTLP protobuf ExportTraceServiceRequest: {exc}") from exc
         if decoded is not None:
-            columns, annotations, links, rejected, reasons = decoded
+            spans, annotations, links, rejected, reasons = decoded
             return SpanBatch(
-                spans=buffers_table(columns, SPAN_SCHEMA),
-                annotations=buffers_table(annotations, ANNOTATION_SCHEMA),
-                links=buffers_table(links, LINK_SCHEMA),
+                spans=imported_table(spans, SPAN_SCHEMA),
+                annotations=imported_table(annotations, ANNOTATION_SCHEMA),
+                links=imported_table(links, LINK_SCHEMA),
                 rejected=rejected,
                 rejection_reason="; ".join(reasons),
             )
     return decode_protobuf_python(body)
 
 
-ColumnBuffers = tuple[int, int, bytes | None, bytes | None, bytes]
+@dataclass(frozen=True)
+class CDecoderArray:
+    """The C decoder's struct array of a table and its schema, as the Arrow PyCapsule interface
+    presents them to pyarrow (which takes the buffers over, copying nothing)."""
+
+    capsule: object
+    schema: pa.Schema
+
+    def __arrow_c_array__(self, requested_schema: object = None) -> tuple[object, object]:
+        return self.schema.__arrow_c_schema__(), self.capsule
 
 
-def buffers_array(column: ColumnBuffers, type_: pa.DataType) -> pa.Array:
-    """An Arrow array over the C decoder's buffers of one column (no value is converted)."""
-    length, nulls, validity, offsets, values = column
-    buffers = [pa.py_buffer(validity) if validity is not None else None]
-    if offsets is not None:
-        buffers.append(pa.py_buffer(offsets))
-    buffers.append(pa.py_buffer(values))
-    if isinstance(type_, pa.UuidType):
-        storage = pa.Array.from_buffers(pa.binary(16), length, buffers, null_count=nulls)
-        return pa.ExtensionArray.from_storage(type_, storage)
-    return pa.Array.from_buffers(type_, length, buffers, null_count=nulls)
-
-
-def buffers_table(columns: tuple[ColumnBuffers, ...], schema: pa.Schema) -> pa.Table:
-    return pa.table([buffers_array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+def imported_table(array_capsule: object, schema: pa.Schema) -> pa.Table:
+    """A table from the C decoder's struct array in `array_capsule`."""
+    return pa.Table.from_batches([pa.record_batch(CDecoderArray(array_capsule, schema))], schema=schema)
 
 
 def decode_protobuf_python(body: bytes) -> SpanBatch:
