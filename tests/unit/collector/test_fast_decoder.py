@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 from typing import Any
@@ -294,3 +295,14 @@ def test_text_needing_escapes_anywhere_in_a_word_is_written_as_json(special: str
     (fast,) = rows_of(decode_protobuf(body))
     assert fast == rows_of(decode_protobuf_python(body))[0]
     assert fast["attributes"] == dict(attributes)
+
+
+def test_tables_outlive_the_decoder_result_and_unimported_ones_are_freed() -> None:
+    body = corpus()[0]
+    expected = rows_of(decode_protobuf_python(body))
+    for _ in range(50):
+        otlp_proto._otlpfast.decode(body)  # never imported: the capsules release everything
+    batches = [decode_protobuf(body) for _ in range(3)]
+    gc.collect()
+    assert all(rows_of(b) == expected for b in batches)  # the buffers now belong to pyarrow
+    assert all(b.spans.schema == otlp_proto.SPAN_SCHEMA for b in batches)
