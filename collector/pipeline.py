@@ -272,11 +272,13 @@ class IngestPipeline:
         """With the lock held: wait briefly for a small group to grow (not while stopping)."""
         limits = self._limits
         started = time.monotonic()
-        while not self._stopping and sum(p.batch.span_count for p in self._queue) < limits.linger_until_spans:
+        while (
+            not self._stopping and (waiting := sum(p.batch.span_count for p in self._queue)) < limits.linger_until_spans
+        ):
             senders = [p.sender for p in self._queue]
             if None not in senders and self._senders.all_waiting(senders):
                 return  # every sender is waiting on this group: nothing more can come
-            bulk = sum(p.batch.span_count for p in self._queue) >= limits.bulk_spans
+            bulk = waiting >= limits.bulk_spans
             remaining = started + (limits.bulk_linger_s if bulk else limits.linger_s) - time.monotonic()
             if remaining <= 0:
                 return
