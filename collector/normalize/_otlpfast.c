@@ -23,9 +23,13 @@
  * span's working buffers live as long as the request: 18.4k -> 11.0k instructions a span on the
  * bench's requests (callgrind), 1.07 -> 0.69-0.84 ms of CPU a request of 512 spans.
  * Raises ValueError for bytes that are not a well-formed request, and returns None when the
- * request uses a feature left to the Python path (aws.xray.annotations, bytes values under the
- * attribute names the derivations read). Unlike upb, it does not check UTF-8 in string fields
- * it never reads (trace_state, scope names, schema URLs).
+ * request uses a feature left to the Python path: aws.xray.annotations, bytes values under the
+ * attribute names the derivations read, and encodings only protobuf's merge rules decode (a
+ * group, a singular message field sent twice, two members of one oneof, resource entity refs).
+ * Like upb it checks UTF-8 in every string field, stored or not, and refuses field numbers past
+ * 2^29 - 1; enums keep their low 32 bits. Duplicate attribute keys are found by hashing past 32
+ * keys (a 160k-key span: ~0.03 s; comparing each with each had taken ~40 s). The differential
+ * fuzz (tests/fuzz/) holds both paths to identical rows on whatever either accepts.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -36,14 +40,20 @@
 #define N_COLUMNS 29
 #define N_ANNOTATION_COLUMNS 7
 #define N_LINK_COLUMNS 5
-#define MAX_JSON_BYTES (64 * 1024)
+#define MAX_JSON_CHARS (64 * 1024)
 #define MAX_DEPTH 32
 #define MAX_REASONS 5
+#define MAX_FIELD_NUMBER ((1u << 29) - 1)
 
 /* The walk runs without the GIL: it allocates with PyMem_Raw* and reports failures here, in
  * this thread, for decode() to raise once it holds the GIL again. */
 static _Thread_local const char *decode_error;
 static _Thread_local int decode_oom;
+/* Set when the request is well-formed but encoded in a way only protobuf's own merge rules
+ * decode (a group, a singular message field sent twice, two members of a oneof, bytes where the
+ * derivations read text, ...): decode() returns None and the Python path, the reference, decodes
+ * it. Canonical encoders never send these, so the fast path keeps every real request. */
+static _Thread_local int decode_defer;
 
 static int fail(const char *message) {
     if (!decode_error) decode_error = message;
@@ -56,6 +66,11 @@ static int oom(void) {
 }
 
 static int failed(void) { return decode_error != NULL || decode_oom; }
+
+static int defer(void) {
+    decode_defer = 1;
+    return -1;
+}
 
 /* ------------------------------------------------------------------ wire reading */
 
@@ -92,9 +107,10 @@ static int read_fixed64(Reader *r, uint64_t *out) {
 static int read_tag(Reader *r, uint32_t *field, int *wire) {
     uint64_t tag;
     if (read_varint(r, &tag) < 0) return -1;
+    if ((tag >> 3) == 0 || (tag >> 3) > MAX_FIELD_NUMBER) return -1;
     *field = (uint32_t)(tag >> 3);
     *wire = (int)(tag & 7);
-    return *field == 0 ? -1 : 0;
+    return 0;
 }
 
 static int read_bytes(Reader *r, Reader *sub) {
@@ -114,6 +130,7 @@ static int skip_field(Reader *r, int wire) {
     case 1: if (r->end - r->p < 8) return -1; r->p += 8; return 0;
     case 2: return read_bytes(r, &sub);
     case 5: if (r->end - r->p < 4) return -1; r->p += 4; return 0;
+    case 3: case 4: return defer();  /* a group: upb skips it as an unknown field */
     default: return -1;
     }
 }
@@ -204,12 +221,17 @@ static int buf_json_string(Buf *b, const uint8_t *s, size_t n) {
     return buf_putc(b, '"');
 }
 
+static int buf_uint(Buf *b, uint64_t v);
+
 static int buf_int(Buf *b, int64_t v) {
+    if (v < 0 && buf_putc(b, '-') < 0) return -1;
+    return buf_uint(b, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);  /* INT64_MIN too */
+}
+
+static int buf_uint(Buf *b, uint64_t v) {
     char tmp[24];
     char *end = tmp + sizeof tmp, *p = end;
-    uint64_t magnitude = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;  /* INT64_MIN too */
-    do { *--p = (char)('0' + magnitude % 10); magnitude /= 10; } while (magnitude);
-    if (v < 0) *--p = '-';
+    do { *--p = (char)('0' + v % 10); v /= 10; } while (v);
     return buf_put(b, p, (size_t)(end - p));
 }
 
@@ -319,17 +341,33 @@ static int array_value(Reader *r, Buf *json, Hot *hot, int depth) {
     return json ? buf_putc(json, ']') : 0;
 }
 
+/* Whether (field, wire) is a member of AnyValue's oneof as upb reads it (a known field with
+ * another wire type is an unknown field to upb, and skipped). */
+static inline int is_oneof_member(uint32_t field, int wire) {
+    switch (field) {
+    case 1: case 5: case 6: case 7: return wire == 2;
+    case 2: case 3: case 8: return wire == 0;
+    case 4: return wire == 1;
+    default: return 0;
+    }
+}
+
 static int any_value(Reader *r, Buf *json, Hot *hot, int depth) {
     Hot local = {0};
     Hot *h = hot ? hot : &local;
     memset(h, 0, sizeof *h);
     h->present = 1;
     h->type = V_NONE;
-    int written = 0;
     if (depth > MAX_DEPTH) return fail("attribute values nested too deep");
+    /* Protobuf's rules for a oneof sent more than once (the last member wins, a message member
+     * sent twice is merged) are the Python path's: defer such a value to it. */
+    int members = 0;
+    Reader container = {NULL, NULL};
+    int container_field = 0;
     while (r->p < r->end) {
         uint32_t field; int wire;
         if (read_tag(r, &field, &wire) < 0) return -1;
+        if (is_oneof_member(field, wire) && ++members > 1) return defer();
         uint64_t v; Reader sub;
         if (field == 1 && wire == 2) {
             if (read_bytes(r, &sub) < 0) return -1;
@@ -343,32 +381,34 @@ static int any_value(Reader *r, Buf *json, Hot *hot, int depth) {
         } else if (field == 4 && wire == 1) {
             if (read_fixed64(r, &v) < 0) return -1;
             memcpy(&h->d, &v, 8); h->type = V_DOUBLE; h->truthy = h->d != 0.0;
-        } else if (field == 5 && wire == 2) {
-            if (read_bytes(r, &sub) < 0) return -1;
-            if (json && written) return fail("AnyValue holds two values");
-            if (array_value(&sub, json, h, depth) < 0) return -1;
-            written = 1;
-            continue;
-        } else if (field == 6 && wire == 2) {
-            if (read_bytes(r, &sub) < 0) return -1;
-            Reader probe = sub;
-            int entries = 0;
-            if (json) { if (kv_list(&sub, json, depth + 1) < 0) return -1; written = 1; }
-            while (probe.p < probe.end) {  /* count entries for truthiness */
-                uint32_t f2; int w2;
-                if (read_tag(&probe, &f2, &w2) < 0 || skip_field(&probe, w2) < 0) break;
-                if (f2 == 1) entries++;
-            }
-            h->type = V_KVLIST; h->truthy = entries > 0;
-            continue;
+        } else if ((field == 5 || field == 6) && wire == 2) {
+            if (read_bytes(r, &container) < 0) return -1;
+            container_field = (int)field;
         } else if (field == 7 && wire == 2) {
             if (read_bytes(r, &sub) < 0) return -1;
             h->type = V_BYTES; h->s = sub.p; h->slen = (size_t)(sub.end - sub.p); h->truthy = h->slen > 0;
         } else {
+            /* string_value_strindex (8) is a member the Python path reads as no value */
             if (skip_field(r, wire) < 0) return -1;
         }
     }
-    if (!json || written) return 0;
+    if (container_field == 5) {
+        if (array_value(&container, json, h, depth) < 0) return -1;
+        return 0;
+    }
+    if (container_field == 6) {
+        Reader probe = container;
+        int entries = 0;
+        if (json && kv_list(&container, json, depth) < 0) return -1;
+        while (probe.p < probe.end) {  /* count entries for truthiness */
+            uint32_t f2; int w2;
+            if (read_tag(&probe, &f2, &w2) < 0 || skip_field(&probe, w2) < 0) break;
+            if (f2 == 1) entries++;
+        }
+        h->type = V_KVLIST; h->truthy = entries > 0;
+        return 0;
+    }
+    if (!json) return 0;
     switch (h->type) {
     case V_STR: return buf_json_string(json, h->s, h->slen);
     case V_BOOL: return h->b ? buf_put(json, "true", 4) : buf_put(json, "false", 5);
@@ -390,37 +430,115 @@ static int any_value(Reader *r, Buf *json, Hot *hot, int depth) {
 /* A KeyValueList or repeated KeyValue as a JSON object (later duplicates win, as in Python). */
 typedef struct { const uint8_t *key; size_t klen; Reader value; } KV;
 
-static int collect_kvs(Reader *r, uint32_t kv_field, KV **out, size_t *count) {
-    size_t cap = 0;
-    *out = NULL; *count = 0;
+/* The distinct keys of one attribute list, in first-seen order. Up to LINEAR_KEYS keys a new key
+ * is compared with each (a span has a dozen or two: cheaper than hashing); past that an
+ * open-addressing index keyed by Python's own keyed hash of bytes (SipHash, seeded per process,
+ * so no client can choose colliding keys) keeps a request of 160k keys linear. */
+#define LINEAR_KEYS 32
+
+typedef struct {
+    KV *items;
+    size_t count, cap;
+    int32_t *slots;   /* index into items, -1 empty; valid while `indexed` */
+    size_t nslots;    /* a power of two, at least twice count */
+    int indexed;
+} KvSet;
+
+static void kvset_clear(KvSet *s) {
+    if (s->indexed) memset(s->slots, 0xff, s->nslots * sizeof *s->slots);
+    s->count = 0;
+    s->indexed = 0;
+}
+
+static void kvset_free(KvSet *s) {
+    PyMem_RawFree(s->items);
+    PyMem_RawFree(s->slots);
+    memset(s, 0, sizeof *s);
+}
+
+static inline size_t kv_hash(const uint8_t *key, size_t n) {
+    return (size_t)_Py_HashBytes(key, (Py_ssize_t)n);
+}
+
+static int32_t *kvset_slot(KvSet *s, const uint8_t *key, size_t n) {
+    size_t mask = s->nslots - 1, i = kv_hash(key, n) & mask;
+    for (;;) {
+        int32_t at = s->slots[i];
+        if (at < 0) return &s->slots[i];
+        const KV *kv = &s->items[at];
+        if (kv->klen == n && memcmp(kv->key, key, n) == 0) return &s->slots[i];
+        i = (i + 1) & mask;
+    }
+}
+
+/* (Re)build the index for at least `need` keys. */
+static int kvset_index(KvSet *s, size_t need) {
+    size_t nslots = 64;
+    while (nslots < 2 * need) nslots *= 2;
+    if (nslots > INT32_MAX) return fail("too many attributes");
+    if (nslots > s->nslots) {
+        int32_t *grown = PyMem_RawRealloc(s->slots, nslots * sizeof *grown);
+        if (!grown) return oom();
+        s->slots = grown;
+        s->nslots = nslots;
+    }
+    memset(s->slots, 0xff, s->nslots * sizeof *s->slots);
+    for (size_t j = 0; j < s->count; j++) *kvset_slot(s, s->items[j].key, s->items[j].klen) = (int32_t)j;
+    s->indexed = 1;
+    return 0;
+}
+
+/* Add a key/value; a repeated key replaces the earlier value in place, keeping its first position. */
+static int kvset_put(KvSet *s, KV item) {
+    int32_t *slot = NULL;
+    if (s->indexed) {
+        slot = kvset_slot(s, item.key, item.klen);
+        if (*slot >= 0) { s->items[*slot] = item; return 0; }
+    } else {
+        for (size_t j = 0; j < s->count; j++)
+            if (s->items[j].klen == item.klen && memcmp(s->items[j].key, item.key, item.klen) == 0) {
+                s->items[j] = item;
+                return 0;
+            }
+    }
+    if (s->count == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        KV *grown = PyMem_RawRealloc(s->items, cap * sizeof(KV));
+        if (!grown) return oom();
+        s->items = grown;
+        s->cap = cap;
+    }
+    s->items[s->count] = item;
+    if (slot) *slot = (int32_t)s->count;
+    s->count++;
+    if ((s->indexed && 2 * s->count > s->nslots) || (!s->indexed && s->count > LINEAR_KEYS))
+        return kvset_index(s, s->count * 2);
+    return 0;
+}
+
+/* One KeyValue message: its key and value (the Python path's merge rules for a value sent
+ * twice are deferred to it). */
+static int read_kv(Reader kv, KV *item) {
+    int values = 0;
+    item->key = (const uint8_t *)""; item->klen = 0;
+    item->value.p = item->value.end = kv.p;
+    while (kv.p < kv.end) {
+        uint32_t f2; int w2; Reader sub;
+        if (read_tag(&kv, &f2, &w2) < 0) return -1;
+        if (f2 == 1 && w2 == 2) { if (read_bytes(&kv, &sub) < 0) return -1; item->key = sub.p; item->klen = (size_t)(sub.end - sub.p); }
+        else if (f2 == 2 && w2 == 2) { if (read_bytes(&kv, &item->value) < 0) return -1; if (++values > 1) return defer(); }
+        else if (skip_field(&kv, w2) < 0) return -1;
+    }
+    return 0;
+}
+
+static int collect_kvs(Reader *r, uint32_t kv_field, KvSet *set) {
+    kvset_clear(set);
     while (r->p < r->end) {
-        uint32_t field; int wire; Reader kv;
+        uint32_t field; int wire; Reader kv; KV item;
         if (read_tag(r, &field, &wire) < 0) return -1;
         if (field != kv_field || wire != 2) { if (skip_field(r, wire) < 0) return -1; continue; }
-        if (read_bytes(r, &kv) < 0) return -1;
-        KV item = {NULL, 0, {NULL, NULL}};
-        item.key = (const uint8_t *)""; item.value.p = item.value.end = kv.p;
-        while (kv.p < kv.end) {
-            uint32_t f2; int w2; Reader sub;
-            if (read_tag(&kv, &f2, &w2) < 0) return -1;
-            if (f2 == 1 && w2 == 2) { if (read_bytes(&kv, &sub) < 0) return -1; item.key = sub.p; item.klen = (size_t)(sub.end - sub.p); }
-            else if (f2 == 2 && w2 == 2) { if (read_bytes(&kv, &item.value) < 0) return -1; }
-            else if (skip_field(&kv, w2) < 0) return -1;
-        }
-        /* A repeated key replaces the earlier value in place, keeping its first position. */
-        size_t at = *count;
-        for (size_t j = 0; j < *count; j++)
-            if ((*out)[j].klen == item.klen && memcmp((*out)[j].key, item.key, item.klen) == 0) { at = j; break; }
-        if (at == *count) {
-            if (*count == cap) {
-                cap = cap ? cap * 2 : 16;
-                KV *grown = PyMem_RawRealloc(*out, cap * sizeof(KV));
-                if (!grown) return oom();
-                *out = grown;
-            }
-            (*count)++;
-        }
-        (*out)[at] = item;
+        if (read_bytes(r, &kv) < 0 || read_kv(kv, &item) < 0 || kvset_put(set, item) < 0) return -1;
     }
     return 0;
 }
@@ -438,10 +556,10 @@ static int kvs_json(KV *kvs, size_t count, Buf *json, int depth) {
 }
 
 static int kv_list(Reader *r, Buf *json, int depth) {
-    KV *kvs; size_t count;
-    if (collect_kvs(r, 1, &kvs, &count) < 0) { PyMem_RawFree(kvs); return -1; }
-    int rc = kvs_json(kvs, count, json, depth);
-    PyMem_RawFree(kvs);
+    KvSet set = {0};
+    int rc = collect_kvs(r, 1, &set);
+    if (rc == 0) rc = kvs_json(set.items, set.count, json, depth);
+    kvset_free(&set);
     return rc;
 }
 
@@ -569,11 +687,20 @@ static inline int col_str(Col *c, const void *s, size_t n) {
 
 static int col_cstr(Col *c, const char *s) { return col_text_checked(c, s, strlen(s)); }
 
-/* JSON text (its strings were checked as they were written), capped like otel.to_json. */
+/* Characters (code points) of valid UTF-8: its bytes that do not continue a sequence. */
+static size_t utf8_chars(const char *s, size_t n) {
+    size_t chars = 0;
+    for (size_t i = 0; i < n; i++) chars += ((uint8_t)s[i] & 0xC0) != 0x80;
+    return chars;
+}
+
+/* JSON text (its strings were checked as they were written), capped like otel.to_json: at
+ * MAX_JSON_CHARS characters, not bytes (the Python path counts a str). */
 static int col_json(Col *c, const Buf *json) {
-    if (json->len > MAX_JSON_BYTES) {
+    size_t chars = json->len > MAX_JSON_CHARS ? utf8_chars(json->data, json->len) : json->len;
+    if (chars > MAX_JSON_CHARS) {
         char tmp[64];
-        int n = snprintf(tmp, sizeof tmp, "{\"truncated\":true,\"chars\":%zu}", json->len);
+        int n = snprintf(tmp, sizeof tmp, "{\"truncated\":true,\"chars\":%zu}", chars);
         return col_text_checked(c, tmp, (size_t)n);
     }
     return col_text_checked(c, json->data, json->len);
@@ -832,8 +959,7 @@ typedef struct { const uint8_t *trace; uint64_t span; } LinkRef;
 
 /* A span's working buffers, kept from span to span of a request (emptied, not freed). */
 typedef struct {
-    KV *kvs;
-    size_t kv_cap;
+    KvSet attrs, event_attrs, scratch_attrs;
     LinkRef *links;
     size_t link_cap;
     Buf events, attrs_json, scratch;
@@ -966,12 +1092,30 @@ static int append_span(Out *out, const Resource *res, const uint8_t *trace, cons
     return rc ? -1 : 0;
 }
 
+/* A string field the rows never show, checked as upb checks every string field it parses. */
+static int text_ok(Reader s) {
+    return utf8_ok(s.p, (size_t)(s.end - s.p)) ? 0 : fail("string is not valid UTF-8");
+}
+
+/* One KeyValue the rows never show (a link's or a scope's attribute), checked as upb would:
+ * its key and every string inside its value, by writing it as JSON into `scratch`. */
+static int attributes_ok(Reader *kv, KvSet *set, Buf *scratch) {
+    KV item;
+    if (read_kv(*kv, &item) < 0) return -1;
+    kvset_clear(set);
+    if (kvset_put(set, item) < 0) return -1;
+    size_t mark = scratch->len;
+    int rc = kvs_json(set->items, set->count, scratch, 0);
+    scratch->len = mark;
+    return rc;
+}
+
 static int walk_span(Reader *r, const Resource *res, Out *out) {
     const uint8_t *trace = NULL, *span = NULL, *parent = NULL, *name = (const uint8_t *)"", *status_msg = NULL;
     size_t trace_len = 0, span_len = 0, parent_len = 0, name_len = 0, status_msg_len = 0;
     uint64_t kind = 0, start = 0, end = 0, status_code = 0;
     SpanScratch *work = &out->work;
-    KV *kvs = work->kvs; size_t kv_count = 0, kv_cap = work->kv_cap;
+    kvset_clear(&work->attrs);
     LinkRef *link_refs = work->links; size_t link_count = 0, link_cap = work->link_cap;
     int rc = -1;
     Buf events = work->events, attrs_json = work->attrs_json, scratch = work->scratch;
@@ -984,6 +1128,7 @@ static int walk_span(Reader *r, const Resource *res, Out *out) {
         switch (field) {
         case 1: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; trace = sub.p; trace_len = (size_t)(sub.end - sub.p); break;
         case 2: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; span = sub.p; span_len = (size_t)(sub.end - sub.p); break;
+        case 3: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; if (text_ok(sub) < 0) goto fail; break;
         case 4: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; parent = sub.p; parent_len = (size_t)(sub.end - sub.p); break;
         case 5: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; name = sub.p; name_len = (size_t)(sub.end - sub.p); break;
         case 6: if (wire != 0) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_varint(r, &kind) < 0) goto malformed; break;
@@ -991,30 +1136,9 @@ static int walk_span(Reader *r, const Resource *res, Out *out) {
         case 8: if (wire != 1) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_fixed64(r, &end) < 0) goto malformed; break;
         case 9: {
             if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; }
-            if (read_bytes(r, &sub) < 0) goto malformed;
-            /* One KeyValue; a repeated key keeps its first position and its last value. */
-            Reader wrapped = {sub.p, sub.end};
-            KV item = {(const uint8_t *)"", 0, {sub.p, sub.p}};
-            while (wrapped.p < wrapped.end) {
-                uint32_t f2; int w2; Reader s2;
-                if (read_tag(&wrapped, &f2, &w2) < 0) goto malformed;
-                if (f2 == 1 && w2 == 2) { if (read_bytes(&wrapped, &s2) < 0) goto malformed; item.key = s2.p; item.klen = (size_t)(s2.end - s2.p); }
-                else if (f2 == 2 && w2 == 2) { if (read_bytes(&wrapped, &item.value) < 0) goto malformed; }
-                else if (skip_field(&wrapped, w2) < 0) goto malformed;
-            }
-            size_t at = kv_count;
-            for (size_t j = 0; j < kv_count; j++)
-                if (kvs[j].klen == item.klen && memcmp(kvs[j].key, item.key, item.klen) == 0) { at = j; break; }
-            if (at == kv_count) {
-                if (kv_count == kv_cap) {
-                    kv_cap = kv_cap ? kv_cap * 2 : 16;
-                    KV *grown = PyMem_RawRealloc(kvs, kv_cap * sizeof(KV));
-                    if (!grown) { oom(); goto fail; }
-                    kvs = grown;
-                }
-                kv_count++;
-            }
-            kvs[at] = item;
+            KV item;
+            if (read_bytes(r, &sub) < 0 || read_kv(sub, &item) < 0) goto malformed;
+            if (kvset_put(&work->attrs, item) < 0) goto fail;
             break;
         }
         case 11: {
@@ -1022,7 +1146,6 @@ static int walk_span(Reader *r, const Resource *res, Out *out) {
             if (read_bytes(r, &sub) < 0) goto malformed;
             uint64_t when = 0; const uint8_t *ename = (const uint8_t *)""; size_t ename_len = 0;
             Reader eattrs = {sub.p, sub.p};
-            KV *ekvs = NULL; size_t ecount = 0;
             Reader scan = sub;
             while (scan.p < scan.end) {
                 uint32_t f2; int w2; Reader s2;
@@ -1032,17 +1155,16 @@ static int walk_span(Reader *r, const Resource *res, Out *out) {
                 else if (skip_field(&scan, w2) < 0) goto malformed;
             }
             eattrs = sub;
-            if (collect_kvs(&eattrs, 3, &ekvs, &ecount) < 0) { PyMem_RawFree(ekvs); goto malformed; }
+            if (collect_kvs(&eattrs, 3, &work->event_attrs) < 0) goto malformed;
             if (ename_len == 9 && memcmp(ename, "exception", 9) == 0) has_exception = 1;
             int erc = buf_putc(&events, event_count ? ',' : '[');
             if (erc == 0) erc = buf_put(&events, "{\"name\":", 8);
             if (erc == 0) erc = buf_json_string(&events, ename, ename_len);
             if (erc == 0) erc = buf_put(&events, ",\"time_ns\":", 11);
-            if (erc == 0) erc = buf_int(&events, (int64_t)when);
+            if (erc == 0) erc = buf_uint(&events, when);
             if (erc == 0) erc = buf_put(&events, ",\"attributes\":", 14);
-            if (erc == 0) erc = kvs_json(ekvs, ecount, &events, 0);
+            if (erc == 0) erc = kvs_json(work->event_attrs.items, work->event_attrs.count, &events, 0);
             if (erc == 0) erc = buf_putc(&events, '}');
-            PyMem_RawFree(ekvs);
             if (erc < 0) goto fail;
             event_count++;
             break;
@@ -1056,6 +1178,12 @@ static int walk_span(Reader *r, const Resource *res, Out *out) {
                 if (read_tag(&sub, &f2, &w2) < 0) goto malformed;
                 if (f2 == 1 && w2 == 2) { if (read_bytes(&sub, &s2) < 0) goto malformed; lt = s2.p; lt_len = (size_t)(s2.end - s2.p); }
                 else if (f2 == 2 && w2 == 2) { if (read_bytes(&sub, &s2) < 0) goto malformed; ls = s2.p; ls_len = (size_t)(s2.end - s2.p); }
+                else if (f2 == 3 && w2 == 2) { if (read_bytes(&sub, &s2) < 0) goto malformed; if (text_ok(s2) < 0) goto fail; }
+                else if (f2 == 4 && w2 == 2) {
+                    Reader one;
+                    if (read_bytes(&sub, &one) < 0) goto malformed;
+                    if (attributes_ok(&one, &work->scratch_attrs, &scratch) < 0) goto fail;
+                }
                 else if (skip_field(&sub, w2) < 0) goto malformed;
             }
             if (lt_len == 16 && ls_len == 8) {
@@ -1094,22 +1222,34 @@ static int walk_span(Reader *r, const Resource *res, Out *out) {
     else if (span_len != 8 || all_zero(span, 8)) problem = "span_id must be 8 non-zero bytes";
     else if (parent_len != 0 && parent_len != 8) problem = "parent_span_id must be empty or 8 bytes";
     else if (start > INT64_MAX || end > INT64_MAX) problem = "start and end times must be nanoseconds within int64";
-    if (problem) { reject(out, problem); rc = 0; goto cleanup; }
+    if (problem) {
+        /* The rejected span's attributes are checked still (UTF-8, depth): the Python path's
+         * parse refuses the whole request over them, rejected span or not. */
+        if (work->attrs.count && kvs_json(work->attrs.items, work->attrs.count, &attrs_json, 0) < 0) goto fail;
+        if (!utf8_ok(name, name_len) || !utf8_ok(status_msg, status_msg_len)) { fail("string is not valid UTF-8"); goto fail; }
+        reject(out, problem);
+        rc = 0;
+        goto cleanup;
+    }
 
     Hot hot[N_HOT];
     memset(hot, 0, sizeof hot);
     int annotation_count = 0;
+    KV *kvs = work->attrs.items;
+    size_t kv_count = work->attrs.count;
     int scanned = scan_attributes(kvs, kv_count, hot, kv_count ? &attrs_json : NULL, &annotation_count);
     if (scanned < 0) goto fail;
     if (scanned == 1) { out->needs_python = 1; rc = 0; goto cleanup; }
 
-    const char *kind_name = kind < 6 ? KIND_NAMES[kind] : "UNSPECIFIED";
+    /* Enums are int32 on the wire: upb keeps the low 32 bits of a longer varint. */
+    int32_t kind32 = (int32_t)(uint32_t)kind, code32 = (int32_t)(uint32_t)status_code;
+    const char *kind_name = kind32 >= 0 && kind32 < 6 ? KIND_NAMES[kind32] : "UNSPECIFIED";
     int status = 0, has_status = http_status(hot, &status);
     int error = (hot[K_ERROR].present && hot[K_ERROR].truthy) || (has_status && status >= 400 && status < 500);
     int throttle = (hot[K_THROTTLE].present && hot[K_THROTTLE].truthy) || (has_status && status == 429);
     int fault = (hot[K_FAULT].present && hot[K_FAULT].truthy) || (has_status && status >= 500);
-    uint64_t code = status_code <= 2 ? status_code : 0;
-    if (status_code == 2 && !(error || throttle || fault))
+    uint64_t code = code32 >= 0 && code32 <= 2 ? (uint64_t)code32 : 0;
+    if (code32 == 2 && !(error || throttle || fault))
         fault = has_exception || strcmp(kind_name, "SERVER") == 0 || !has_status;
     if (event_count && buf_putc(&events, ']') < 0) goto fail;
 
@@ -1134,16 +1274,22 @@ malformed:
 fail:
     rc = -1;
 cleanup:
-    work->kvs = kvs; work->kv_cap = kv_cap;
     work->links = link_refs; work->link_cap = link_cap;
     work->events = events; work->attrs_json = attrs_json; work->scratch = scratch;
     return rc;
 }
 
-static int walk_resource(Reader *r, Resource *res) {
-    KV *kvs; size_t count;
-    Reader attrs = *r;
-    if (collect_kvs(&attrs, 1, &kvs, &count) < 0) { PyMem_RawFree(kvs); return -1; }
+static int walk_resource(Reader *r, Resource *res, KvSet *set) {
+    Reader attrs = *r, scan = *r;
+    while (scan.p < scan.end) {  /* entity_refs: rare, and only the Python path checks their strings */
+        uint32_t field; int wire;
+        if (read_tag(&scan, &field, &wire) < 0) return -1;
+        if (field == 3 && wire == 2) return defer();
+        if (skip_field(&scan, wire) < 0) return -1;
+    }
+    if (collect_kvs(&attrs, 1, set) < 0) return -1;
+    KV *kvs = set->items;
+    size_t count = set->count;
     Hot service = {0}, faas_version = {0}, service_version = {0};
     for (size_t j = 0; j < count; j++) {
         Reader value = kvs[j].value;
@@ -1151,18 +1297,45 @@ static int walk_resource(Reader *r, Resource *res) {
         if (kvs[j].klen == 12 && memcmp(kvs[j].key, "service.name", 12) == 0) target = &service;
         else if (kvs[j].klen == 12 && memcmp(kvs[j].key, "faas.version", 12) == 0) target = &faas_version;
         else if (kvs[j].klen == 15 && memcmp(kvs[j].key, "service.version", 15) == 0) target = &service_version;
-        if (target && value.p != value.end && any_value(&value, NULL, target, 0) < 0) { PyMem_RawFree(kvs); return -1; }
+        if (target && value.p != value.end && any_value(&value, NULL, target, 0) < 0) return -1;
+        if (target && target->type == V_BYTES) return defer();  /* the Python path reads bytes as hex text */
     }
     /* Its strings are checked here (buf_json_string), as the Python path decodes them, whether
      * or not any span follows. */
-    int rc = kvs_json(kvs, count, &res->json, 0);
-    PyMem_RawFree(kvs);
-    if (rc < 0) return -1;
+    if (kvs_json(kvs, count, &res->json, 0) < 0) return -1;
     res->service = service.type == V_STR && service.slen ? text_of(&service) : cstr_text("unknown_service");
     /* otel.resource_info: faas.version, else service.version (a truthy value wins the `or`) */
     const Hot *version = faas_version.present && faas_version.truthy ? &faas_version
                          : (service_version.present ? &service_version : NULL);
     res->function_version = text_of(version);
+    return 0;
+}
+
+/* An InstrumentationScope: nothing of it is stored, but upb checks its strings. */
+static int scope_ok(Reader scope, Out *out) {
+    while (scope.p < scope.end) {
+        uint32_t field; int wire; Reader sub;
+        if (read_tag(&scope, &field, &wire) < 0) return -1;
+        if ((field == 1 || field == 2) && wire == 2) {
+            if (read_bytes(&scope, &sub) < 0 || text_ok(sub) < 0) return -1;
+        } else if (field == 3 && wire == 2) {
+            if (read_bytes(&scope, &sub) < 0) return -1;
+            if (attributes_ok(&sub, &out->work.scratch_attrs, &out->work.scratch) < 0) return -1;
+        } else if (skip_field(&scope, wire) < 0) return -1;
+    }
+    return 0;
+}
+
+static int walk_scope_spans(Reader ss, const Resource *res, Out *out) {
+    while (ss.p < ss.end) {
+        uint32_t field; int wire; Reader sub;
+        if (read_tag(&ss, &field, &wire) < 0) return -1;
+        if (wire != 2 || field > 3) { if (skip_field(&ss, wire) < 0) return -1; continue; }
+        if (read_bytes(&ss, &sub) < 0) return -1;
+        int rc = field == 2 ? walk_span(&sub, res, out) : field == 1 ? scope_ok(sub, out) : text_ok(sub);
+        if (rc < 0) return -1;
+        if (out->needs_python) return 0;
+    }
     return 0;
 }
 
@@ -1172,31 +1345,32 @@ static int walk_request(Reader *r, Out *out) {
         if (read_tag(r, &field, &wire) < 0) return -1;
         if (field != 1 || wire != 2) { if (skip_field(r, wire) < 0) return -1; continue; }
         if (read_bytes(r, &rs) < 0) return -1;
-        /* The resource may follow its scope spans on the wire: find it first. */
+        /* The resource may follow its scope spans on the wire: find it first. A second one
+         * is merged into the first by protobuf's rules: the Python path's. */
         Reader scan = rs, resource_body = {rs.p, rs.p};
+        int resources = 0;
         while (scan.p < scan.end) {
             uint32_t f2; int w2; Reader s2;
             if (read_tag(&scan, &f2, &w2) < 0) return -1;
-            if (f2 == 1 && w2 == 2) { if (read_bytes(&scan, &s2) < 0) return -1; resource_body = s2; }
-            else if (skip_field(&scan, w2) < 0) return -1;
+            if (f2 == 1 && w2 == 2) {
+                if (read_bytes(&scan, &s2) < 0) return -1;
+                if (++resources > 1) return defer();
+                resource_body = s2;
+            } else if (f2 == 3 && w2 == 2) {
+                if (read_bytes(&scan, &s2) < 0 || text_ok(s2) < 0) return -1;
+            } else if (skip_field(&scan, w2) < 0) return -1;
         }
         Resource res;
         memset(&res, 0, sizeof res);
-        int rc = walk_resource(&resource_body, &res);
+        int rc = walk_resource(&resource_body, &res, &out->work.scratch_attrs);
         scan = rs;
         while (rc == 0 && scan.p < scan.end) {
             uint32_t f2; int w2; Reader ss;
             if (read_tag(&scan, &f2, &w2) < 0) { rc = -1; break; }
             if (f2 != 2 || w2 != 2) { if (skip_field(&scan, w2) < 0) rc = -1; continue; }
             if (read_bytes(&scan, &ss) < 0) { rc = -1; break; }
-            while (rc == 0 && ss.p < ss.end) {
-                uint32_t f3; int w3; Reader sp;
-                if (read_tag(&ss, &f3, &w3) < 0) { rc = -1; break; }
-                if (f3 != 2 || w3 != 2) { if (skip_field(&ss, w3) < 0) rc = -1; continue; }
-                if (read_bytes(&ss, &sp) < 0) { rc = -1; break; }
-                rc = walk_span(&sp, &res, out);
-                if (out->needs_python) break;
-            }
+            rc = walk_scope_spans(ss, &res, out);
+            if (out->needs_python) break;
         }
         PyMem_RawFree(res.json.data);
         if (rc < 0) return -1;
@@ -1206,7 +1380,9 @@ static int walk_request(Reader *r, Out *out) {
 }
 
 static void out_free(Out *out) {
-    PyMem_RawFree(out->work.kvs);
+    kvset_free(&out->work.attrs);
+    kvset_free(&out->work.event_attrs);
+    kvset_free(&out->work.scratch_attrs);
     PyMem_RawFree(out->work.links);
     PyMem_RawFree(out->work.events.data);
     PyMem_RawFree(out->work.attrs_json.data);
@@ -1252,6 +1428,7 @@ static PyObject *decode(PyObject *self, PyObject *arg) {
     Py_BEGIN_ALLOW_THREADS
     decode_error = NULL;
     decode_oom = 0;
+    decode_defer = 0;
     rc = out_init(out);
     if (rc == 0) {
         Reader r = {(const uint8_t *)view.buf, (const uint8_t *)view.buf + view.len};
@@ -1260,13 +1437,13 @@ static PyObject *decode(PyObject *self, PyObject *arg) {
     Py_END_ALLOW_THREADS
     PyObject *result = NULL;
     if (decode_oom) PyErr_NoMemory();
-    else if (rc < 0 || failed()) {
+    else if (decode_defer || out->needs_python) {
+        result = Py_None;
+        Py_INCREF(result);
+    } else if (rc < 0 || failed()) {
         const char *message = decode_error && strcmp(decode_error, "string is not valid UTF-8") != 0
                                   ? decode_error : "body is not a valid OTLP protobuf ExportTraceServiceRequest";
         PyErr_SetString(PyExc_ValueError, message);
-    } else if (out->needs_python) {
-        result = Py_None;
-        Py_INCREF(result);
     } else result = result_of(out);
     out_free(out);
     PyMem_RawFree(out);

@@ -39,17 +39,26 @@ class UndecodableBody(ValueError):
     """The body is not an OTLP message of the declared encoding."""
 
 
+NOT_A_REQUEST = "body is not a valid OTLP protobuf ExportTraceServiceRequest"
+
+
 _SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
+# An attribute's value is depth 1, each array or key/value list around a value one more; the C
+# decoder refuses the same requests (its recursion is bounded by it).
+MAX_VALUE_DEPTH = 32
+TOO_DEEP = f"{NOT_A_REQUEST}: attribute values nested too deep"
 
 
-def any_value(value: AnyValue) -> Any:
+def any_value(value: AnyValue, depth: int = 1) -> Any:
+    if depth > MAX_VALUE_DEPTH:
+        raise UndecodableBody(TOO_DEEP)
     which = value.WhichOneof("value")
     if which in _SCALARS:
         return getattr(value, which)
     if which == "array_value":
-        return [any_value(v) for v in value.array_value.values]
+        return [any_value(v, depth + 1) for v in value.array_value.values]
     if which == "kvlist_value":
-        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
+        return {kv.key: any_value(kv.value, depth + 1) for kv in value.kvlist_value.values}
     if which == "bytes_value":
         return value.bytes_value.hex()
     return None
@@ -59,13 +68,19 @@ def attributes_of(pairs: Any) -> dict[str, Any]:
     return {kv.key: any_value(kv.value) for kv in pairs}
 
 
+def check_depth(pairs: Any) -> None:
+    """Attributes nothing stores (a link's, a scope's) are held to the same depth limit."""
+    for kv in pairs:
+        any_value(kv.value)
+
+
 def decode_protobuf(body: bytes) -> SpanBatch:
     """Normalize a protobuf request; raises UndecodableBody for bytes that are not one."""
     if _otlpfast is not None:
         try:
             decoded = _otlpfast.decode(body)
         except ValueError as exc:
-            raise UndecodableBody(f"body is not a valid OTLP protobuf ExportTraceServiceRequest: {exc}") from exc
+            raise UndecodableBody(f"{NOT_A_REQUEST}: {exc}") from exc
         if decoded is not None:
             spans, annotations, links, rejected, reasons = decoded
             return SpanBatch(
@@ -100,12 +115,15 @@ def decode_protobuf_python(body: bytes) -> SpanBatch:
     try:
         request = ExportTraceServiceRequest.FromString(body)
     except DecodeError as exc:
-        raise UndecodableBody(f"body is not a valid OTLP protobuf ExportTraceServiceRequest: {exc}") from exc
+        raise UndecodableBody(f"{NOT_A_REQUEST}: {exc}") from exc
     builder = SpanBatchBuilder()
     for resource_spans in request.resource_spans:
         resource = resource_info(attributes_of(resource_spans.resource.attributes))
         for scope_spans in resource_spans.scope_spans:
+            check_depth(scope_spans.scope.attributes)
             for span in scope_spans.spans:
+                for link in span.links:
+                    check_depth(link.attributes)
                 add_otel_span(
                     builder,
                     resource,

@@ -1,0 +1,52 @@
+"""Differential fuzzing: on every request either decoder accepts, both give identical rows.
+
+Hypothesis writes hostile requests at the wire level (tests/fuzz/strategies.py); the saved
+corpus (tests/fuzz/corpus/, grown by `make fuzz`) is replayed too. The rows' JSON columns are
+parsed, so the C path can never store JSON that cannot be read back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from collector.model import SpanBatch
+from collector.normalize import otlp_proto
+from collector.normalize.otlp_proto import UndecodableBody, decode_protobuf, decode_protobuf_python
+from tests.fuzz.strategies import requests
+
+CORPUS = Path(__file__).parent / "corpus"
+JSON_COLUMNS = ("attributes", "events", "resource")
+pytestmark = pytest.mark.skipif(not otlp_proto.FAST_DECODER_AVAILABLE, reason="the C decoder is not built here")
+
+
+def outcome(decode: Any, body: bytes) -> Any:
+    try:
+        batch: SpanBatch = decode(body)
+    except UndecodableBody:
+        return "refused"
+    rows = batch.spans.to_pylist()
+    for row in rows:
+        for column in JSON_COLUMNS:
+            if row[column] is not None:
+                row[column] = orjson.loads(row[column])
+    return rows, batch.annotations.to_pylist(), batch.links.to_pylist(), batch.rejected, batch.rejection_reason
+
+
+def assert_agree(body: bytes) -> None:
+    assert outcome(decode_protobuf, body) == outcome(decode_protobuf_python, body)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(requests())
+def test_decoders_agree_on_generated_requests(body: bytes) -> None:
+    assert_agree(body)
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("*")) if CORPUS.exists() else [], ids=lambda p: p.name)
+def test_decoders_agree_on_the_corpus(path: Path) -> None:
+    assert_agree(path.read_bytes())
