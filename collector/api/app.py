@@ -13,9 +13,10 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from collector.api.params import BadParameter, parse_optional_filter, parse_trace_id, parse_window
+from collector.api.params import MAX_WINDOW_S, BadParameter, parse_optional_filter, parse_trace_id, parse_window
 from collector.auth import bearer_token_matches
 from collector.engine import Collector
 from collector.query.analytics import CompareField, Subject, compare_values, compare_windows, time_series
@@ -27,6 +28,15 @@ from collector.storage.protocols import StoreUnavailable
 
 MAX_TRACES = 1000
 FILTER_HELP = 'an X-Ray filter expression, e.g. service("orders") { fault } AND annotation.customer = "c1"'
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """'limit: Input should be greater than or equal to 1' for each parameter FastAPI refused."""
+    parts = []
+    for problem in exc.errors()[:5]:
+        where = ".".join(str(p) for p in problem.get("loc", ())[1:]) or "request"
+        parts.append(f"{where}: {problem.get('msg', 'invalid')}")
+    return "; ".join(parts)
 
 
 def subject_of(
@@ -46,6 +56,7 @@ def create_query_app(collector: Collector, *, token: str | None = None) -> FastA
         title="Fluoro query API",
         version="1",
         description="Traces, services and health of the Fluoro collector.",
+        responses={400: {"description": "A bad parameter: `detail` names it and says why"}},
     )
 
     def require_token(request: Request) -> None:
@@ -53,6 +64,10 @@ def create_query_app(collector: Collector, *, token: str | None = None) -> FastA
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     guarded = [Depends(require_token)]
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameter(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_message(exc)}, status_code=400)
 
     @app.exception_handler(BadParameter)
     async def bad_parameter(request: Request, exc: BadParameter) -> JSONResponse:
@@ -115,7 +130,7 @@ def create_query_app(collector: Collector, *, token: str | None = None) -> FastA
         start: str | None = None,
         end: str | None = None,
         filter: Annotated[str | None, Query(description=FILTER_HELP)] = None,
-        step: Annotated[float | None, Query(gt=0, description="bucket width in seconds")] = None,
+        step: Annotated[float | None, Query(gt=0, le=MAX_WINDOW_S, description="bucket width in seconds")] = None,
     ) -> dict[str, Any]:
         window = parse_window(start, end)
         return time_series(collector.reader, window, parse_optional_filter(filter), subject, step)

@@ -17,6 +17,8 @@ from collector.storage.protocols import TimeWindow
 
 DEFAULT_WINDOW_S = 15 * 60
 MAX_WINDOW_S = 31 * 24 * 3600
+MAX_EPOCH_S = 9_000_000_000.0  # within int64 nanoseconds (9.22e9 s)
+MAX_EPOCH_YEAR = 2255
 _HEX_TRACE = re.compile(r"[0-9a-fA-F]{32}")
 _XRAY_TRACE = re.compile(r"1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})")
 
@@ -28,16 +30,21 @@ class BadParameter(ValueError):
 def parse_time_ns(value: str, name: str) -> int:
     text = value.strip()
     try:
-        return int(float(text) * 1_000_000_000)
+        seconds = float(text)
     except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise BadParameter(f"{name} must be ISO-8601 or epoch seconds, got {value!r}") from exc
-    if moment.tzinfo is None:
-        raise BadParameter(f"{name} must carry a time zone (e.g. Z), got {value!r}")
-    return int(moment.timestamp() * 1_000_000_000)
+        seconds = None
+    if seconds is None:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise BadParameter(f"{name} must be ISO-8601 or epoch seconds, got {value[:64]!r}") from exc
+        if moment.tzinfo is None:
+            raise BadParameter(f"{name} must carry a time zone (e.g. Z), got {value[:64]!r}")
+        seconds = moment.timestamp()
+    # Times are stored as int64 nanoseconds since 1970: nothing before or past that range exists.
+    if not 0 <= seconds <= MAX_EPOCH_S:
+        raise BadParameter(f"{name} must lie between 1970 and {MAX_EPOCH_YEAR} (epoch seconds 0 to {MAX_EPOCH_S:.0f})")
+    return int(seconds * 1_000_000_000)
 
 
 def parse_window(start: str | None, end: str | None, now_ns: int | None = None) -> TimeWindow:

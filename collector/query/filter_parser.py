@@ -11,16 +11,23 @@ Errors carry the 1-based column and what the parser expected there.
 
 from __future__ import annotations
 
+import math
 import re
 from functools import cache
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from collector.query import filter_ast as ast
 
 MAX_EXPRESSION_CHARS = 4000
+# Nesting (parentheses, blocks, negations) an expression may have: far past any real filter,
+# far below Python's recursion limit, which the tree's transform and the SQL compiler recurse to.
+MAX_NESTING = 64
+# Numbers past these are refused: responsetime and duration are seconds stored as int64 ns
+# (~292 years), http.status three digits; annotation numbers any finite double.
+MAX_SECONDS = 9.2e9
 
 GRAMMAR = r"""
 ?start: or_expr
@@ -113,7 +120,23 @@ def _value(token: Token) -> ast.AnnotationValue:
         return _unquote(token)
     if token.type == "BOOLEAN":
         return str(token) == "true"
-    return float(token)
+    return _finite(token)
+
+
+def _finite(token: Token) -> float:
+    number = float(token)
+    if not math.isfinite(number):
+        raise ast.FilterError(f"the number {str(token)[:40]} is out of range", token.column or 0)
+    return number
+
+
+def _bounded_number(keyword: str, token: Token) -> float:
+    number = _finite(token)
+    bound = 1e3 if keyword == "http.status" else MAX_SECONDS
+    if abs(number) > bound:
+        unit = "" if keyword == "http.status" else " seconds"
+        raise ast.FilterError(f"{keyword} must lie within ±{bound:g}{unit}, got {str(token)[:40]}", token.column or 0)
+    return number
 
 
 def parse_trace_id(text: str, column: int) -> bytes:
@@ -144,7 +167,7 @@ class _ToAst(Transformer[Token, ast.Expr]):
         return ast.BoolTest(str(keyword), wanted)  # type: ignore[arg-type]
 
     def num_test(self, keyword: Token, op: Token, value: Token) -> ast.Expr:
-        return ast.NumTest(str(keyword), str(op), float(value))  # type: ignore[arg-type]
+        return ast.NumTest(str(keyword), str(op), _bounded_number(str(keyword), value))  # type: ignore[arg-type]
 
     def str_test(self, keyword: Token, op: Token, value: Token) -> ast.Expr:
         return ast.StrTest(str(keyword), str(op).upper(), _unquote(value))  # type: ignore[arg-type]
@@ -213,6 +236,25 @@ def _describe(exc: UnexpectedInput, text: str) -> ast.FilterError:
     return ast.FilterError(str(exc).splitlines()[0], column)
 
 
+def _first_column(node: Tree[Token] | Token) -> int:
+    """The column of the first token under `node` (found with a loop: the node may be deep)."""
+    while isinstance(node, Tree):
+        if not node.children:
+            return 1
+        node = node.children[0]
+    return node.column or 1
+
+
+def _check_nesting(tree: Tree[Token]) -> None:
+    """FilterError when the tree is deeper than MAX_NESTING (walked with a list, not recursion)."""
+    stack: list[tuple[Tree[Token], int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise ast.FilterError(f"the expression nests deeper than {MAX_NESTING} levels", _first_column(node))
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+
+
 def parse_filter(text: str) -> ast.Expr:
     """The expression `text` means; raises FilterError with a column and what was expected."""
     if len(text) > MAX_EXPRESSION_CHARS:
@@ -221,6 +263,7 @@ def parse_filter(text: str) -> ast.Expr:
         raise ast.FilterError("the expression is empty", 1)
     try:
         tree = _parser().parse(text)
+        _check_nesting(tree)
         return _ToAst().transform(tree)
     except UnexpectedInput as exc:
         raise _describe(exc, text) from None

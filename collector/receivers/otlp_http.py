@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from collector.auth import bearer_token_matches
+from collector.client_errors import RateLimitedLog
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch
 from collector.normalize.otlp_json import decode_json
@@ -53,18 +54,33 @@ class OtlpReceiverSettings:
     retry_after_failing_s: int = 5
 
 
+MAX_GZIP_MEMBERS = 64
+
+
 def inflate_capped(data: bytes, limit: int) -> bytes:
-    """gzip-decompress at most `limit` bytes; BodyTooLarge past it, ValueError if corrupt."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise ValueError(f"body is not valid gzip: {exc}") from exc
-    if len(out) > limit:
-        raise BodyTooLarge(f"decompressed body exceeds {limit} bytes")
-    if not inflater.eof:
-        raise ValueError("gzip stream is truncated")
-    return out
+    """gzip-decompress at most `limit` bytes; BodyTooLarge past it, ValueError if corrupt.
+
+    A gzip file may hold several members one after another (RFC 1952 §2.2), and its content is
+    all of them: each is inflated in turn, against what is left of the one cap.
+    """
+    parts: list[bytes] = []
+    size = 0
+    while data:
+        if len(parts) == MAX_GZIP_MEMBERS:
+            raise ValueError(f"body has more than {MAX_GZIP_MEMBERS} gzip members")
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out = inflater.decompress(data, limit - size + 1)
+        except zlib.error as exc:
+            raise ValueError(f"body is not valid gzip: {exc}") from exc
+        size += len(out)
+        if size > limit:
+            raise BodyTooLarge(f"decompressed body exceeds {limit} bytes")
+        if not inflater.eof:
+            raise ValueError("gzip stream is truncated")
+        parts.append(out)
+        data = inflater.unused_data.lstrip(b"\x00")  # zero padding after a member, as gzip(1) allows
+    return b"".join(parts)
 
 
 class OtlpHttpReceiver:
@@ -74,6 +90,7 @@ class OtlpHttpReceiver:
         self.pipeline = pipeline
         self.metrics = metrics
         self.settings = settings
+        self.client_errors = RateLimitedLog(_logger)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -125,9 +142,10 @@ class OtlpHttpReceiver:
             # decode on two cores while the loop goes on reading others.
             batch = await asyncio.to_thread(DECODERS[media], body)
         except UndecodableBody as exc:
+            self.client_errors.warn("undecodable OTLP request", str(exc))
             return error(400, str(exc), encoding)
-        except Exception as exc:
-            _logger.exception("could not normalize an OTLP request")
+        except Exception as exc:  # noqa: BLE001 - a decoder bug: still this request's 400, one line, no traceback
+            self.client_errors.warn("OTLP request broke the decoder", f"{type(exc).__name__}: {exc}")
             return error(400, f"could not process the request: {type(exc).__name__}: {exc}", encoding)
         return await self._store(batch, logged_request(media, body), encoding, request.client)
 

@@ -1,0 +1,140 @@
+"""The daemon against a hostile client: every bad input gets a 4xx with its reason, nothing
+else is hurt, and nothing in a span can break a page that shows it.
+
+Each test is a finding of a fuzzing and hand-crafting session against `fluoro serve` that held
+before its fix (a 500, a stored span that broke reads, a request refused whole for one bad value).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.daemon import Daemon
+from tests.protowire import array_value, attribute, key_value, kvlist_value, request, span, string_value
+
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    running = Daemon(tmp_path_factory.mktemp("hostile") / "spans.duckdb").start()
+    yield running
+    code, output = running.stop()
+    assert code == 0, output
+    assert "Traceback" not in output, output
+
+
+def post(daemon: Daemon, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    return httpx.post(daemon.traces_url, content=body, headers=headers, timeout=30)
+
+
+def now_ns() -> int:
+    return time.time_ns() - 1_000_000_000
+
+
+def test_a_list_then_a_key_value_list_in_one_value_leaves_the_trace_readable(daemon: Daemon) -> None:
+    trace_id = bytes.fromhex("a1" * 16)
+    value = array_value(string_value("a")) + kvlist_value(key_value("k", string_value("v")))
+    body = request([span(attribute("x", value), trace_id=trace_id, start_ns=now_ns(), end_ns=now_ns() + 5)])
+    assert post(daemon, body, PROTOBUF).status_code == 200
+    (stored,) = daemon.wait_for_trace(trace_id.hex(), 1)
+    assert stored["attributes"]["x"] == {"k": "v"}  # type: ignore[index]
+    assert daemon.get(f"/api/traces/{trace_id.hex()}/critical-path").status_code == 200
+
+
+def json_span(span_id: str, **fields: Any) -> dict[str, Any]:
+    start = now_ns()
+    return {
+        "traceId": "b2" * 16,
+        "spanId": span_id,
+        "name": "op",
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(start + 1000),
+        **fields,
+    }
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ({"attributes": [{"key": "d", "value": {"doubleValue": "abc"}}]}, "doubleValue"),
+        ({"attributes": [{"key": "l", "value": {"kvlistValue": ["a"]}}]}, "kvlistValue"),
+        ({"attributes": [{"key": "a", "value": {"arrayValue": {"values": {"x": 1}}}}]}, "arrayValue"),
+        ({"attributes": [{"key": "b", "value": {"boolValue": "yes"}}]}, "boolValue"),
+        ({"attributes": [{"key": "i", "value": {"intValue": "9" * 30}}]}, "intValue"),
+        ({"attributes": {"not": "a list"}}, "attributes"),
+        ({"status": "broken"}, "status"),
+        ({"events": [{"name": "e", "attributes": [{"key": "x", "value": {"stringValue": 5}}]}]}, "stringValue"),
+        ({"name": ["not", "text"]}, "name"),
+    ],
+)
+def test_a_bad_json_value_rejects_its_span_not_the_request(daemon: Daemon, bad: dict[str, Any], reason: str) -> None:
+    good = json_span("0000000000000001")
+    document = {"resourceSpans": [{"scopeSpans": [{"spans": [good, json_span("0000000000000002", **bad)]}]}]}
+    response = post(daemon, json.dumps(document).encode(), JSON)
+    assert response.status_code == 200
+    partial = response.json()["partialSuccess"]
+    assert partial["rejectedSpans"] == 1 and reason in partial["errorMessage"]
+
+
+def test_a_bad_resource_rejects_the_spans_it_covers(daemon: Daemon) -> None:
+    spans = [json_span("0000000000000003"), json_span("0000000000000004")]
+    document = {
+        "resourceSpans": [
+            {"resource": "not an object", "scopeSpans": [{"spans": spans}]},
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "fine"}}]},
+                "scopeSpans": [{"spans": [json_span("0000000000000005")]}],
+            },
+        ]
+    }
+    response = post(daemon, json.dumps(document).encode(), JSON)
+    assert response.status_code == 200
+    partial = response.json()["partialSuccess"]
+    assert partial["rejectedSpans"] == 2 and "resource" in partial["errorMessage"]
+
+
+def test_a_gzip_body_of_several_members_is_read_whole(daemon: Daemon) -> None:
+    trace_id = bytes.fromhex("c3" * 16)
+    spans = [span(span_id=(i + 1).to_bytes(8, "big"), trace_id=trace_id, start_ns=now_ns()) for i in range(6)]
+    body = request(spans)
+    cut = len(body) // 2
+    response = post(
+        daemon, gzip.compress(body[:cut]) + gzip.compress(body[cut:]), {**PROTOBUF, "Content-Encoding": "gzip"}
+    )
+    assert response.status_code == 200
+    assert len(daemon.wait_for_trace(trace_id.hex(), 6)) == 6
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "named"),
+    [
+        ("/api/traces", {"filter": "!" * 3990 + "ok"}, "nests deeper"),
+        ("/api/traces", {"filter": "!(" * 999 + "ok" + ")" * 999}, "nests deeper"),
+        ("/api/traces", {"filter": "duration > 1e400"}, "out of range"),
+        ("/api/traces", {"filter": "responsetime < -1e300"}, "responsetime"),
+        ("/api/traces", {"filter": "annotation.x = 1e999"}, "out of range"),
+        ("/api/traces", {"start": "inf"}, "start"),
+        ("/api/traces", {"start": "1e300"}, "start"),
+        ("/api/traces", {"end": "-inf"}, "end"),
+        ("/api/traces", {"end": "nan"}, "end"),
+        ("/api/traces", {"limit": "0"}, "limit"),
+        ("/api/service-map", {"filter": "!" * 500 + "ok"}, "nests deeper"),
+        ("/api/analytics", {"step": "1e308"}, "step"),
+        ("/api/analytics", {"step": "inf"}, "step"),
+    ],
+)
+def test_every_bad_query_answers_400_naming_the_parameter(
+    daemon: Daemon, path: str, params: dict[str, str], named: str
+) -> None:
+    response = daemon.get(path, **params)
+    assert response.status_code == 400, response.text
+    assert named in response.json()["detail"]

@@ -1,0 +1,50 @@
+"""Request bodies read whole and capped, and client errors logged without flooding the log."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+
+import pytest
+
+from collector.client_errors import RateLimitedLog
+from collector.receivers.otlp_http import MAX_GZIP_MEMBERS, BodyTooLarge, inflate_capped
+
+
+def test_every_gzip_member_is_inflated_in_order() -> None:
+    body = gzip.compress(b"first ") + gzip.compress(b"second") + b"\x00\x00"
+    assert inflate_capped(body, 100) == b"first second"
+
+
+def test_the_cap_covers_all_members_together() -> None:
+    member = gzip.compress(b"x" * 60)
+    assert inflate_capped(member, 100) == b"x" * 60
+    with pytest.raises(BodyTooLarge):
+        inflate_capped(member + member, 100)
+
+
+def test_a_flood_of_tiny_members_is_refused() -> None:
+    with pytest.raises(ValueError, match="members"):
+        inflate_capped(gzip.compress(b"") * (MAX_GZIP_MEMBERS + 1), 1000)
+
+
+def test_a_truncated_or_corrupt_member_is_refused() -> None:
+    with pytest.raises(ValueError, match="truncated"):
+        inflate_capped(gzip.compress(b"ok") + gzip.compress(b"abcdef" * 100)[:20], 10_000)
+    with pytest.raises(ValueError, match="gzip"):
+        inflate_capped(gzip.compress(b"ok") + b"garbage", 10_000)
+
+
+def test_client_errors_log_one_line_per_interval_and_count_the_rest(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    log = RateLimitedLog(logging.getLogger("test.clients"), interval_s=60, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, "test.clients"):
+        assert log.warn("bad request", "one")
+        assert not log.warn("bad request", "two")
+        assert not log.warn("bad request", "three")
+        assert log.warn("other kind", "x")
+        now[0] = 61
+        assert log.warn("bad request", "four")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["bad request: one", "other kind: x", "bad request: four (2 more like it since the last line)"]
+    assert all(r.exc_info is None for r in caplog.records)
