@@ -15,6 +15,8 @@ from collector.fresh_reader import FreshReader
 from collector.housekeeping import Housekeeper
 from collector.ingest_log import IngestLog
 from collector.metrics import CollectorMetrics
+from collector.model import SpanBatch
+from collector.normalize.admission import TimeBounds, admit
 from collector.pipeline import IngestPipeline, PeriodicTask, PipelineLimits
 from collector.receivers.otlp_http import OtlpHttpReceiver, OtlpReceiverSettings, decode_logged_request
 from collector.receivers.xray_udp import XRayReceiverSettings, XRayUdpReceiver
@@ -53,9 +55,11 @@ class Collector:
         self.store = DuckDBStore(settings.db_path)
         self.log = IngestLog(ingest_log_path(settings.db_path))
         self.metrics.watch_database_size(lambda: self.store.file_size_bytes() + self.log.size_bytes)
+        self.metrics.watch_quarantined(lambda: self.store.map_tables.quarantined_spans)
         retention = PeriodicTask(settings.retention_check_s, self.apply_retention)
+        self.time_bounds = TimeBounds(retention_s=settings.retention_s)
         self.pipeline = IngestPipeline(
-            self.store, self.log, decode_logged_request, self.metrics, settings.limits, (retention,)
+            self.store, self.log, self.replay_record, self.metrics, settings.limits, (retention,)
         )
         self.reader = FreshReader(self.store, self.pipeline.flush)
         self.housekeeper = Housekeeper(
@@ -68,14 +72,20 @@ class Collector:
         self.otlp_app = OtlpHttpReceiver(
             self.pipeline,
             self.metrics,
-            OtlpReceiverSettings(max_body_bytes=settings.max_body_bytes, token=settings.token),
+            OtlpReceiverSettings(
+                max_body_bytes=settings.max_body_bytes, token=settings.token, time_bounds=self.time_bounds
+            ),
         )
         self._xray: XRayUdpReceiver | None = None
 
     def xray_protocol(self) -> XRayUdpReceiver:
         """The protocol for the X-Ray UDP endpoint (one per collector)."""
-        self._xray = XRayUdpReceiver(self.pipeline, self.metrics, XRayReceiverSettings())
+        self._xray = XRayUdpReceiver(self.pipeline, self.metrics, XRayReceiverSettings(time_bounds=self.time_bounds))
         return self._xray
+
+    def replay_record(self, record: bytes) -> SpanBatch:
+        """A logged request's spans at start, held to the same time bounds as at the door."""
+        return admit(decode_logged_request(record), self.time_bounds, time.time_ns()).batch
 
     def apply_retention(self) -> None:
         cutoff_ns = time.time_ns() - int(self.settings.retention_s * 1e9)

@@ -29,6 +29,12 @@ class CollectorMetrics:
             ["receiver"],
             registry=self.registry,
         )
+        self.rejected_for_time = Counter(
+            "fluoro_spans_rejected_for_time",
+            "Spans refused at the door because their times cannot be real (collector/normalize/admission.py)",
+            ["receiver", "reason"],
+            registry=self.registry,
+        )
         self.dropped = Counter(
             "fluoro_spans_dropped",
             "Spans not stored because of pressure or a failing store (OTLP clients were told to retry)",
@@ -37,6 +43,11 @@ class CollectorMetrics:
         )
         self.bad_datagrams = Counter(
             "fluoro_xray_bad_datagrams", "X-Ray datagrams that were not segment documents", registry=self.registry
+        )
+        self.xray_dropped_datagrams = Counter(
+            "fluoro_xray_dropped_datagrams",
+            "X-Ray datagrams dropped because the parser's inbox was full (a flood)",
+            registry=self.registry,
         )
         self.requests = Counter(
             "fluoro_otlp_requests", "OTLP/HTTP requests by response status", ["status"], registry=self.registry
@@ -49,6 +60,11 @@ class CollectorMetrics:
         )
         self.queue_spans = Gauge("fluoro_queue_spans", "Spans waiting for the writer", registry=self.registry)
         self.queue_bytes = Gauge("fluoro_queue_bytes", "Request bytes waiting for the writer", registry=self.registry)
+        self.quarantined = Gauge(
+            "fluoro_spans_quarantined",
+            "Stored spans left off the service map because their values broke linking",
+            registry=self.registry,
+        )
         self.db_bytes = Gauge("fluoro_db_file_bytes", "Size of the database file and its WAL", registry=self.registry)
         for receiver in RECEIVERS:
             for counter in (self.received, self.rejected, self.dropped):
@@ -56,6 +72,9 @@ class CollectorMetrics:
 
     def watch_database_size(self, size: Callable[[], int]) -> None:
         self.db_bytes.set_function(lambda: float(size()))
+
+    def watch_quarantined(self, spans: Callable[[], int]) -> None:
+        self.quarantined.set_function(lambda: float(spans()))
 
     def watch_queue(self, spans: Callable[[], int], byte_count: Callable[[], int]) -> None:
         self.queue_spans.set_function(lambda: float(spans()))

@@ -62,7 +62,7 @@ def span(
     trace_id: bytes = b"\x11" * 16,
     span_id: bytes = b"\x22" * 8,
     start_ns: int = START_NS,
-    end_ns: int = START_NS + 100_000_000,
+    end_ns: int | None = None,
     kind: int = 3,
     extra: bytes = b"",
 ) -> bytes:
@@ -73,7 +73,7 @@ def span(
         + text(5, "op")
         + number(6, kind)
         + fixed64(7, start_ns)
-        + fixed64(8, end_ns)
+        + fixed64(8, start_ns + 100_000_000 if end_ns is None else end_ns)
         + attributes
         + extra
     )

@@ -1222,6 +1222,7 @@ static int walk_span(Reader *r, const Resource *res, Out *out) {
     else if (span_len != 8 || all_zero(span, 8)) problem = "span_id must be 8 non-zero bytes";
     else if (parent_len != 0 && parent_len != 8) problem = "parent_span_id must be empty or 8 bytes";
     else if (start > INT64_MAX || end > INT64_MAX) problem = "start and end times must be nanoseconds within int64";
+    else if (end < start) problem = "a span must not end before it starts";
     if (problem) {
         /* The rejected span's attributes are checked still (UTF-8, depth): the Python path's
          * parse refuses the whole request over them, rejected span or not. */

@@ -88,6 +88,8 @@ def add_otel_span(
     problem = invalid_ids(trace_id, span_id, parent_span_id)
     if problem is None and not (0 <= start_ns <= INT64_MAX and 0 <= end_ns <= INT64_MAX):
         problem = "start and end times must be nanoseconds within int64"
+    elif problem is None and end_ns < start_ns:
+        problem = "a span must not end before it starts"
     if problem is not None:
         builder.reject(1, problem)
         return
@@ -107,7 +109,7 @@ def add_otel_span(
             name,
             kind_name,
             start_ns,
-            end_ns - start_ns if end_ns > start_ns else 0,
+            end_ns - start_ns,
             status_code if 0 <= status_code <= 2 else 0,
             status_message or None,
             _text(get(semconv.HTTP_REQUEST_METHOD) or get(semconv.HTTP_METHOD_OLD)),

@@ -171,6 +171,8 @@ class SegmentWalker:
         start_ns = _seconds_to_ns(doc.get("start_time"), "start_time")
         in_progress = bool(doc.get("in_progress")) or doc.get("end_time") is None
         end_ns = start_ns if in_progress else _seconds_to_ns(doc.get("end_time"), "end_time")
+        if end_ns < start_ns:
+            raise BadSegment("end_time is before start_time")
         namespace = str(doc.get("namespace", ""))
         http = _object(doc, "http")
         request = _object(http, "request")
@@ -196,7 +198,7 @@ class SegmentWalker:
                 name=str(doc.get("name", "")),
                 kind="SERVER" if is_segment else ("CLIENT" if namespace in ("aws", "remote") else "INTERNAL"),
                 start_ns=start_ns,
-                duration_ns=max(0, end_ns - start_ns),
+                duration_ns=end_ns - start_ns,
                 status_code=2 if fault or error else 0,
                 status_message=None,
                 http_method=_text(request.get("method")),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zlib
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from collector.auth import bearer_token_matches
 from collector.client_errors import RateLimitedLog
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch
+from collector.normalize.admission import TimeBounds, admit
 from collector.normalize.otlp_json import decode_json
 from collector.normalize.otlp_proto import UndecodableBody, decode_protobuf
 from collector.pipeline import IngestPipeline
@@ -52,6 +54,7 @@ class OtlpReceiverSettings:
     token: str | None = None
     retry_after_full_s: int = 1
     retry_after_failing_s: int = 5
+    time_bounds: TimeBounds = TimeBounds()
 
 
 MAX_GZIP_MEMBERS = 64
@@ -140,7 +143,7 @@ class OtlpHttpReceiver:
         try:
             # Off the event loop: the C decoder walks the body without the GIL, so two requests
             # decode on two cores while the loop goes on reading others.
-            batch = await asyncio.to_thread(DECODERS[media], body)
+            batch = await asyncio.to_thread(self._decode_and_admit, media, body)
         except UndecodableBody as exc:
             self.client_errors.warn("undecodable OTLP request", str(exc))
             return error(400, str(exc), encoding)
@@ -148,6 +151,12 @@ class OtlpHttpReceiver:
             self.client_errors.warn("OTLP request broke the decoder", f"{type(exc).__name__}: {exc}")
             return error(400, f"could not process the request: {type(exc).__name__}: {exc}", encoding)
         return await self._store(batch, logged_request(media, body), encoding, request.client)
+
+    def _decode_and_admit(self, media: str, body: bytes) -> SpanBatch:
+        admitted = admit(DECODERS[media](body), self.settings.time_bounds, time.time_ns())
+        for reason, count in admitted.rejected_by_reason.items():
+            self.metrics.rejected_for_time.labels(RECEIVER, reason).inc(count)
+        return admitted.batch
 
     async def _read_body(self, request: Request, *, gzip: bool) -> bytes:
         limit = self.settings.max_body_bytes

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from collector.storage import calls_sql, rollup_sql
 from collector.storage.duckdb_calls import expire_pending, link_calls, roll_up
@@ -31,6 +32,19 @@ MAX_UNLINKED_ROWS = 2_000_000  # spans kept for linking while it fails (~100 MiB
 DERIVED_RETENTION = (*calls_sql.DELETE_CALLS_OLDER_THAN, *rollup_sql.DELETE_OLDER_THAN)
 
 
+def caused_by_data(exc: BaseException) -> bool:
+    """Whether a failure comes from the values linked (an overflow, a bad conversion), not from
+    the store: DuckDB reports the first error as the cause or context of the abort it leads to."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, duckdb.DataError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class DuckDBMapTables:
     """calls, pending and the rollup, maintained on `con` (a cursor of the store's database)."""
 
@@ -40,6 +54,7 @@ class DuckDBMapTables:
         self._queue_lock = threading.Lock()
         self._unlinked: list[tuple[pa.Table, pa.Table]] = []
         self._unlinked_rows = 0
+        self.quarantined_spans = 0
 
     def queue(self, spans: pa.Table, links: pa.Table) -> None:
         """A committed write's spans (LINKED_SPAN_COLUMNS) and links, for the next link_new_spans."""
@@ -84,11 +99,38 @@ class DuckDBMapTables:
         at_ns = time.time_ns() if now_ns is None else now_ns
 
         try:
-            self._in_transaction("linking spans", lambda con: link_calls(con, spans, links, at_ns))
-        except StoreUnavailable:
-            self._put_back(taken)
-            raise
+            self._link(spans, links, at_ns)
+        except StoreUnavailable as exc:
+            if not caused_by_data(exc):
+                self._put_back(taken)
+                raise
+            self._quarantine_failing(spans, links, at_ns)
         return int(spans.num_rows)
+
+    def _link(self, spans: pa.Table, links: pa.Table, at_ns: int) -> None:
+        self._in_transaction("linking spans", lambda con: link_calls(con, spans, links, at_ns))
+
+    def _quarantine_failing(self, spans: pa.Table, links: pa.Table, at_ns: int) -> None:
+        """Link the run in halves, and halves of the halves that fail, down to the spans whose
+        own values break linking: those are left off the map (counted), everyone else's link.
+        A few bad spans cost ~2 log2(n) runs, once; one request can no longer stop the map."""
+        if spans.num_rows <= 1:
+            self.quarantined_spans += spans.num_rows
+            _logger.warning(
+                "a span that breaks linking was left off the service map (%d so far)", self.quarantined_spans
+            )
+            return
+        middle = spans.num_rows // 2
+        for part in (spans.slice(0, middle), spans.slice(middle)):
+            part_links = links.filter(
+                pc.is_in(links.column("span_id"), value_set=part.column("span_id").combine_chunks())
+            )
+            try:
+                self._link(part, part_links, at_ns)
+            except StoreUnavailable as exc:
+                if not caused_by_data(exc):
+                    raise
+                self._quarantine_failing(part, part_links, at_ns)
 
     def expire_pending(self, waited_since_ns: int) -> None:
         self._in_transaction("expiring pending calls", lambda con: expire_pending(con, waited_since_ns))

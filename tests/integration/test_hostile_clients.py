@@ -15,9 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tests.integration.daemon import Daemon
-from tests.protowire import array_value, attribute, key_value, kvlist_value, request, span, string_value
+from tests.protowire import array_value, attribute, delimited, key_value, kvlist_value, request, span, string_value
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}
@@ -138,3 +139,36 @@ def test_every_bad_query_answers_400_naming_the_parameter(
     response = daemon.get(path, **params)
     assert response.status_code == 400, response.text
     assert named in response.json()["detail"]
+
+
+def test_spans_with_unbelievable_times_are_refused_alone_and_the_map_goes_on(daemon: Daemon) -> None:
+    near_max = 2**63 - 10
+    trace_id = bytes.fromhex("d4" * 16)
+    hostile = request(
+        [
+            span(trace_id=trace_id, span_id=b"\x01" * 8, start_ns=near_max, end_ns=near_max + 5),
+            span(trace_id=trace_id, span_id=b"\x02" * 8, start_ns=now_ns(), end_ns=now_ns() - 10**9),
+            span(trace_id=trace_id, span_id=b"\x03" * 8, start_ns=now_ns()),
+        ],
+        resource=delimited(1, key_value("service.name", string_value("clock-skewed"))),
+    )
+    response = post(daemon, hostile, PROTOBUF)
+    assert response.status_code == 200
+    partial = ExportTraceServiceResponse.FromString(response.content).partial_success
+    assert partial.rejected_spans == 2
+    assert "ahead" in partial.error_message and "end before it starts" in partial.error_message
+    assert [s["span_id"] for s in daemon.wait_for_trace(trace_id.hex(), 1)] == ["03" * 8]
+    metrics = daemon.get("/metrics").text
+    assert 'fluoro_spans_rejected_for_time_total{reason="start or end time is more than an hour ahead' in metrics
+    # Linking goes on for everyone else: a later span shows on the map.
+    later = request(
+        [span(trace_id=bytes.fromhex("d5" * 16), start_ns=now_ns())],
+        resource=delimited(1, key_value("service.name", string_value("after-the-attack"))),
+    )
+    assert post(daemon, later, PROTOBUF).status_code == 200
+    deadline = time.monotonic() + 15
+    names: set[str] = set()
+    while time.monotonic() < deadline and "after-the-attack" not in names:
+        names = {n["name"] for n in daemon.get("/api/service-map", start=str(time.time() - 300)).json()["nodes"]}
+        time.sleep(0.3)
+    assert "after-the-attack" in names

@@ -353,3 +353,33 @@ def test_spans_stored_down_the_resend_path_are_linked_too(store: DuckDBStore) ->
     assert set(edges) == {("client", "a"), ("a", "b")}
     assert edges["a", "b"]["figures"]["requests"] == 1
     assert edges["client", "a"]["figures"]["requests"] == 1  # the resend counted once
+
+
+def test_spans_whose_values_break_linking_are_quarantined_and_the_map_goes_on(store: DuckDBStore) -> None:
+    # Before: an INT64 overflow in linking failed every run, the batch went back to the front of
+    # the queue, and nothing stored after it was ever linked.
+    near_max = 2**63 - 10
+    poison = spans_batch(
+        at(1, 11, None, 0, service="evil", start_ns=near_max, duration_ns=5),
+        at(
+            1,
+            12,
+            11,
+            0,
+            service="evil",
+            kind="CLIENT",
+            start_ns=near_max + 5,
+            duration_ns=4,
+            target_type="remote",
+            target_name="x",
+        ),
+    )
+    store.write([poison])
+    store.write(chain_batches(2, 1.0, fault_in_c=False))
+    store.link_new_spans()
+    assert 1 <= store.map_tables.quarantined_spans <= 2
+    store.write(chain_batches(3, 2.0, fault_in_c=False))
+    store.link_new_spans()  # later runs link as usual
+    nodes, edges = by_name(service_map(store, MapQuery(TimeWindow(T0, T0 + 10 * SECOND))))
+    assert {"a", "b", "c"} <= set(nodes)
+    assert edges["a", "b"]["figures"]["requests"] == 2
