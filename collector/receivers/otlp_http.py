@@ -16,7 +16,7 @@ import logging
 import time
 import zlib
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 from google.rpc import status_pb2
@@ -54,7 +54,7 @@ class OtlpReceiverSettings:
     token: str | None = None
     retry_after_full_s: int = 1
     retry_after_failing_s: int = 5
-    time_bounds: TimeBounds = TimeBounds()
+    time_bounds: TimeBounds = field(default_factory=TimeBounds)
 
 
 MAX_GZIP_MEMBERS = 64
