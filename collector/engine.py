@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from collector.allowed_hosts import AllowedHosts, HostPolicy
 from collector.fresh_reader import FreshReader
 from collector.housekeeping import Housekeeper
 from collector.ingest_log import IngestLog
@@ -43,6 +44,8 @@ class CollectorSettings:
     link_interval_s: float = 2.0
     max_body_bytes: int = 20 * 1024 * 1024
     token: str | None = None
+    # The Host names HTTP requests may carry (collector/allowed_hosts.py).
+    host_policy: HostPolicy = field(default_factory=HostPolicy)
     limits: PipelineLimits = field(default_factory=PipelineLimits)
 
 
@@ -69,13 +72,14 @@ class Collector:
                 PeriodicTask(15.0, self.roll_up),
             )
         )
-        self.otlp_app = OtlpHttpReceiver(
+        self.otlp_receiver = OtlpHttpReceiver(
             self.pipeline,
             self.metrics,
             OtlpReceiverSettings(
                 max_body_bytes=settings.max_body_bytes, token=settings.token, time_bounds=self.time_bounds
             ),
         )
+        self.otlp_app = AllowedHosts(self.otlp_receiver, settings.host_policy)
         self._xray: XRayUdpReceiver | None = None
 
     def xray_protocol(self) -> XRayUdpReceiver:

@@ -17,11 +17,13 @@ from typing import Any
 import click
 from rich.table import Table
 
+from collector.allowed_hosts import HostPolicy
 from collector.engine import Collector, CollectorSettings
 from collector.storage.protocols import StoreUnavailable
 from ui.serve import Listeners, PortBusy, bind_all, serve
 from ui.terminal import ApiError, fetch, map_tables, print_tables, traces_table, window_params
 from ui.web.app import create_app
+from ui.web.security import SessionPolicy
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -119,6 +121,21 @@ def main() -> None:
     help="Largest OTLP request body, before or after decompression.",
 )
 @click.option(
+    "--allowed-hosts",
+    default="",
+    envvar="FLUORO_ALLOWED_HOSTS",
+    show_envvar=True,
+    help="Host names HTTP requests may use besides loopback and the bound address, comma-separated ('*': any).",
+)
+@click.option(
+    "--session-ttl",
+    default="12h",
+    type=Duration(),
+    envvar="FLUORO_SESSION_TTL",
+    show_envvar=True,
+    help="How long a UI login lasts (with --token).",
+)
+@click.option(
     "--log-level",
     default="info",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -134,6 +151,8 @@ def serve_command(
     token: str | None,
     retention: float,
     max_body_mb: float,
+    allowed_hosts: str,
+    session_ttl: float,
     log_level: str,
 ) -> None:
     """Run the collector daemon in the foreground: OTLP/HTTP, X-Ray UDP, query API."""
@@ -147,8 +166,13 @@ def serve_command(
         sockets = bind_all(Listeners(host, otlp_port, xray_port, ui_port))
     except PortBusy as exc:
         raise click.ClickException(str(exc)) from None
+    hosts = frozenset(name.strip().lower() for name in allowed_hosts.split(",") if name.strip())
     settings = CollectorSettings(
-        db_path=db_path, retention_s=retention, max_body_bytes=int(max_body_mb * 1024 * 1024), token=token or None
+        db_path=db_path,
+        retention_s=retention,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        token=token or None,
+        host_policy=HostPolicy(bound_address=host, extra=hosts),
     )
     try:
         collector = Collector(settings)
@@ -156,7 +180,7 @@ def serve_command(
         sockets.close()
         raise click.ClickException(str(exc)) from None
     log.info("database %s (schema version %d)", db_path, collector.store.schema_version)
-    api_app = create_app(collector, token=token or None)
+    api_app = create_app(collector, token=token or None, session=SessionPolicy(ttl_s=session_ttl))
     asyncio.run(serve(collector, api_app, sockets, log_level="warning" if log_level != "debug" else "debug"))
 
 

@@ -9,13 +9,16 @@ gets 503 with Retry-After.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from collector.allowed_hosts import AllowedHosts
 from collector.api.params import MAX_WINDOW_S, BadParameter, parse_optional_filter, parse_trace_id, parse_window
 from collector.auth import bearer_token_matches
 from collector.engine import Collector
@@ -50,20 +53,45 @@ def subject_of(
     return Subject(node, node_type, caller, caller_type)
 
 
-def create_query_app(collector: Collector, *, token: str | None = None) -> FastAPI:
-    """The query API for `collector`; `token` turns on bearer-token checks."""
+def create_query_app(
+    collector: Collector, *, token: str | None = None, authorized: Callable[[Request], bool] | None = None
+) -> FastAPI:
+    """The query API for `collector`; `token` turns on bearer-token checks (`authorized`, when
+    given, decides instead: the UI adds its session cookie). The OpenAPI document and its pages
+    are guarded like the API."""
     app = FastAPI(
         title="Fluoro query API",
         version="1",
         description="Traces, services and health of the Fluoro collector.",
         responses={400: {"description": "A bad parameter: `detail` names it and says why"}},
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
+    app.add_middleware(AllowedHosts, policy=collector.settings.host_policy)
 
     def require_token(request: Request) -> None:
-        if not bearer_token_matches(request.headers.get("authorization", ""), token):
+        allowed = (
+            authorized(request)
+            if authorized is not None
+            else bearer_token_matches(request.headers.get("authorization", ""), token)
+        )
+        if not allowed:
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     guarded = [Depends(require_token)]
+
+    @app.get("/openapi.json", dependencies=guarded, include_in_schema=False)
+    def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", dependencies=guarded, include_in_schema=False)
+    def swagger_page() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - Swagger UI")
+
+    @app.get("/redoc", dependencies=guarded, include_in_schema=False)
+    def redoc_page() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - ReDoc")
 
     @app.exception_handler(RequestValidationError)
     async def invalid_parameter(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from collector.auth import bearer_token_matches
+from collector.capped_body import BodyTooLarge, read_capped
 from collector.client_errors import RateLimitedLog
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch
@@ -42,10 +43,6 @@ RECEIVER = "otlp_http"
 DECODERS: dict[str, Callable[[bytes], SpanBatch]] = {PROTOBUF: decode_protobuf, JSON: decode_json}
 LOG_TAGS = {PROTOBUF: b"P", JSON: b"J"}
 _MEDIA_OF_TAG = {tag: media for media, tag in LOG_TAGS.items()}
-
-
-class BodyTooLarge(ValueError):
-    """The body is over the limit, compressed or inflated."""
 
 
 @dataclass(frozen=True)
@@ -160,16 +157,7 @@ class OtlpHttpReceiver:
 
     async def _read_body(self, request: Request, *, gzip: bool) -> bytes:
         limit = self.settings.max_body_bytes
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise BodyTooLarge(f"body of {declared} bytes exceeds {limit} bytes")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge(f"body exceeds {limit} bytes")
-            chunks.append(chunk)
-        body = b"".join(chunks)
+        body = await read_capped(request, limit)
         return inflate_capped(body, limit) if gzip and body else body
 
     async def _store(self, batch: SpanBatch, record: bytes, encoding: str, sender: Hashable | None) -> Response:

@@ -172,3 +172,79 @@ def test_spans_with_unbelievable_times_are_refused_alone_and_the_map_goes_on(dae
         names = {n["name"] for n in daemon.get("/api/service-map", start=str(time.time() - 300)).json()["nodes"]}
         time.sleep(0.3)
     assert "after-the-attack" in names
+
+
+@pytest.mark.parametrize("port", ["otlp", "ui"])
+def test_a_host_name_the_daemon_is_not_known_by_gets_421(daemon: Daemon, port: str) -> None:
+    # DNS rebinding: a web page whose name now points at 127.0.0.1 sends its own Host.
+    url = daemon.traces_url if port == "otlp" else f"{daemon.api_url}/api/services"
+    response = httpx.request(
+        "POST" if port == "otlp" else "GET", url, headers={"Host": "rebound.evil.example", **PROTOBUF}, content=b""
+    )
+    assert response.status_code == 421 and "--allowed-hosts" in response.text
+    localhost = url.replace("127.0.0.1", "localhost")
+    assert (
+        httpx.request("POST" if port == "otlp" else "GET", localhost, headers=PROTOBUF, content=b"").status_code == 200
+    )
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    running = Daemon(
+        tmp_path_factory.mktemp("guarded") / "spans.duckdb",
+        token="s3cret",
+        extra_args=("--allowed-hosts", "fluoro.test"),
+    ).start()
+    yield running
+    running.stop()
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json", "/api/services", "/metrics"])
+def test_with_a_token_the_docs_need_it_too(guarded: Daemon, path: str) -> None:
+    assert httpx.get(f"{guarded.api_url}{path}").status_code == 401
+    assert guarded.get(path).status_code == 200
+    assert httpx.get(f"{guarded.api_url}/healthz").status_code == 200
+
+
+def test_an_added_host_name_is_served(guarded: Daemon) -> None:
+    assert httpx.get(f"{guarded.api_url}/healthz", headers={"Host": "fluoro.test"}).status_code == 200
+    assert httpx.get(f"{guarded.api_url}/healthz", headers={"Host": "other.test"}).status_code == 421
+
+
+def test_the_login_form_is_read_with_a_cap(guarded: Daemon) -> None:
+    def endless() -> Iterator[bytes]:
+        for _ in range(64 * 1024):  # 64 MiB, streamed without a length: refused after 4 KiB
+            yield b"token=" + b"x" * 1018
+
+    response = httpx.post(f"{guarded.api_url}/login", content=endless(), timeout=30)
+    assert response.status_code == 413
+    declared = httpx.post(f"{guarded.api_url}/login", content=b"x" * 5000)
+    assert declared.status_code == 413
+
+
+def test_failed_logins_are_slowed_and_a_good_one_gets_a_session_that_expires(guarded: Daemon) -> None:
+    url = f"{guarded.api_url}/login"
+    headers = {"X-Forwarded-For": "ignored"}
+    statuses = [httpx.post(url, data={"token": "wrong"}, headers=headers).status_code for _ in range(5)]
+    assert statuses[:4] == [401, 401, 401, 401] and statuses[4] == 429
+    time.sleep(2.1)
+    ok = httpx.post(url, data={"token": "s3cret", "next": "/traces"})
+    assert ok.status_code == 303 and ok.headers["location"] == "/traces"
+    cookie = ok.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "Max-Age=43200" in cookie and "samesite=strict" in cookie.lower()
+    session = cookie.split(";")[0].split("=", 1)[1]
+    assert httpx.get(f"{guarded.api_url}/traces", cookies={"fluoro_session": session}).status_code == 200
+    stale = f"{int(time.time()) - 13 * 3600}.{session.split('.')[1]}"
+    assert httpx.get(f"{guarded.api_url}/traces", cookies={"fluoro_session": stale}).status_code == 303
+
+
+def test_a_session_in_use_is_rotated(guarded: Daemon) -> None:
+    from ui.web.security import session_value
+
+    twenty_minutes_old = session_value("s3cret", int(time.time()) - 1200)
+    response = httpx.get(f"{guarded.api_url}/traces", cookies={"fluoro_session": twenty_minutes_old})
+    assert response.status_code == 200
+    fresh = response.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+    assert fresh != twenty_minutes_old and abs(int(fresh.split(".")[0]) - time.time()) < 60
+    recent = session_value("s3cret", int(time.time()) - 60)
+    assert "set-cookie" not in httpx.get(f"{guarded.api_url}/traces", cookies={"fluoro_session": recent}).headers

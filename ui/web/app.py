@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hmac
+import time
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -16,25 +17,28 @@ from typing import Final
 
 import plotly
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from starlette.middleware.gzip import GZipMiddleware
 
 from collector.api.app import create_query_app
+from collector.capped_body import BodyTooLarge
 from collector.engine import Collector
 from ui.web.data import data_router, map_prefetch
 from ui.web.security import (
-    SESSION_COOKIE,
+    LoginThrottle,
     SecurityHeaders,
+    SessionPolicy,
+    SessionRenewal,
     content_security_policy,
-    has_session,
     login_redirect,
     safe_next,
-    session_value,
+    session_cookie_header,
     submitted_token,
 )
+from ui.web.security import has_session as request_has_session
 
 HERE: Final = Path(__file__).parent
 PLOTLY_JS: Final = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -54,20 +58,26 @@ def compressed_plotly() -> bytes:
     return gzip.compress(PLOTLY_JS.read_bytes(), compresslevel=6)
 
 
-def create_app(collector: Collector, *, token: str | None = None) -> FastAPI:
+def create_app(collector: Collector, *, token: str | None = None, session: SessionPolicy | None = None) -> FastAPI:
     """The query API plus the web UI for `collector`; `token` guards both."""
-    app = create_query_app(collector, token=token)
+    policy = session or SessionPolicy()
+
+    def has_session(request: Request) -> bool:
+        return request_has_session(request, token, policy)
+
+    app = create_query_app(collector, token=token, authorized=has_session if token is not None else None)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
+    throttle = LoginThrottle()
 
     def require_session(request: Request) -> None:
-        if not has_session(request, token):
+        if not has_session(request):
             raise HTTPException(401, "log in first: the UI needs the daemon's token")
 
     prefetch = map_prefetch(collector)
     app.include_router(data_router(collector, prefetch), dependencies=[Depends(require_session)])
 
     def page(request: Request, template: str, title: str, **context: str) -> Response:
-        if not has_session(request, token):
+        if not has_session(request):
             return RedirectResponse(login_redirect(request), status_code=303)
         return templates.TemplateResponse(request, template, {"title": title, **context})
 
@@ -75,7 +85,7 @@ def create_app(collector: Collector, *, token: str | None = None) -> FastAPI:
         def show(request: Request) -> Response:
             if template != "map.html":
                 return page(request, template, title)
-            if has_session(request, token):
+            if has_session(request):
                 prefetch.start(request.query_params.get("range"), request.query_params.get("filter"))
             return page(request, template, title, first_paint=FIRST_PAINT)
 
@@ -96,12 +106,22 @@ def create_app(collector: Collector, *, token: str | None = None) -> FastAPI:
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
-        given, target = await submitted_token(request)
+        client = request.client.host if request.client else "unknown"
+        wait_s = throttle.wait_s(client)
+        if wait_s > 0:
+            retry = str(int(wait_s) + 1)
+            return PlainTextResponse(f"too many failed logins: try again in {retry} s", 429, {"Retry-After": retry})
+        try:
+            given, target = await submitted_token(request)
+        except BodyTooLarge as exc:
+            return PlainTextResponse(f"login form too large: {exc}", 413)
         if token is None or not hmac.compare_digest(given.encode(), token.encode()):
+            throttle.failed(client)
             context = {"title": "Log in", "next": target, "error": "That is not the daemon's token."}
             return templates.TemplateResponse(request, "login.html", context, status_code=401)
+        throttle.succeeded(client)
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(SESSION_COOKIE, session_value(token), httponly=True, samesite="strict", path="/")
+        response.headers.append("Set-Cookie", session_cookie_header(token, policy, time.time()))
         return response
 
     @app.get("/static/plotly.min.js", include_in_schema=False)
@@ -118,4 +138,5 @@ def create_app(collector: Collector, *, token: str | None = None) -> FastAPI:
     # here, for a body 1.5x the size of level 6's: nothing on a loopback link, little on a LAN.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
     app.add_middleware(SecurityHeaders, policy=content_security_policy((FIRST_PAINT_JS,)))
+    app.add_middleware(SessionRenewal, token=token, policy=policy)
     return app
