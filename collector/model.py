@@ -18,7 +18,7 @@ SPAN_SCHEMA = pa.schema(
         ("trace_id", pa.uuid()),
         ("span_id", pa.uint64()),
         ("parent_span_id", pa.uint64()),
-        ("service", pa.string()),
+        ("service", pa.dictionary(pa.int32(), pa.string())),  # shared by a resource's spans, as below
         ("name", pa.string()),
         ("kind", pa.string()),
         ("start_ns", pa.int64()),
@@ -43,10 +43,16 @@ SPAN_SCHEMA = pa.schema(
         ("source", pa.string()),
         ("attributes", pa.string()),
         ("events", pa.string()),
-        ("resource", pa.string()),
+        # Every span of a ResourceSpans shares its resource: held once per request (dictionary-
+        # encoded), so a large resource over many small spans costs its size once, not per span.
+        ("resource", pa.dictionary(pa.int32(), pa.string())),
     ]
 )
 SPAN_COLUMNS = tuple(SPAN_SCHEMA.names)
+# The span row as stored and read back: shared texts as plain strings.
+STORED_SPAN_SCHEMA = pa.schema(
+    [pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type) for f in SPAN_SCHEMA]
+)
 
 ANNOTATION_SCHEMA = pa.schema(
     [
@@ -84,6 +90,11 @@ class SpanBatch:
     @property
     def span_count(self) -> int:
         return int(self.spans.num_rows)
+
+    @property
+    def decoded_bytes(self) -> int:
+        """What the batch holds in memory (Arrow buffers), for the bounds that keep memory in check."""
+        return int(self.spans.nbytes + self.annotations.nbytes + self.links.nbytes)
 
 
 class SpanRow(NamedTuple):
@@ -123,9 +134,14 @@ class SpanRow(NamedTuple):
 assert SpanRow._fields == SPAN_COLUMNS, "SpanRow must follow SPAN_SCHEMA"
 
 
+# Rows a builder holds as Python tuples before it turns them into Arrow: a row costs ~10x its
+# Arrow size as objects, so a request of many small spans is converted a chunk at a time.
+ROWS_PER_CHUNK = 8192
+
+
 @dataclass
 class SpanBatchBuilder:
-    """Accumulates rows; ``build()`` transposes them into Arrow tables (one C-level pass)."""
+    """Accumulates rows; ``build()`` transposes them into Arrow tables (one C-level pass a chunk)."""
 
     rows: list[SpanRow] = field(default_factory=list)
     annotation_rows: list[tuple[bytes, int, int, str, str | None, float | None, bool | None]] = field(
@@ -134,9 +150,27 @@ class SpanBatchBuilder:
     link_rows: list[tuple[bytes, int, int, bytes, int]] = field(default_factory=list)
     rejected: int = 0
     rejection_reasons: list[str] = field(default_factory=list)
+    _chunks: list[pa.Table] = field(default_factory=list)
+    _chunked_rows: int = 0
 
     def add_span(self, row: SpanRow) -> None:
         self.rows.append(row)
+        if len(self.rows) >= ROWS_PER_CHUNK:
+            self._convert_rows()
+
+    def _convert_rows(self) -> None:
+        self._chunks.append(spans_table(self.rows))
+        self._chunked_rows += len(self.rows)
+        self.rows = []
+
+    def extend(self, other: SpanBatchBuilder) -> None:
+        """Take every row of `other` (a builder of a few rows: one datagram's)."""
+        for row in other.rows:
+            self.add_span(row)
+        self._chunks.extend(other._chunks)
+        self._chunked_rows += other._chunked_rows
+        self.annotation_rows.extend(other.annotation_rows)
+        self.link_rows.extend(other.link_rows)
 
     def add_annotation(self, trace_id: bytes, span_id: int, start_ns: int, key: str, value: object) -> None:
         if isinstance(value, bool):
@@ -156,16 +190,45 @@ class SpanBatchBuilder:
 
     @property
     def span_count(self) -> int:
-        return len(self.rows)
+        return self._chunked_rows + len(self.rows)
 
     def build(self) -> SpanBatch:
+        chunks = [*self._chunks, spans_table(self.rows)] if self.rows or not self._chunks else self._chunks
         return SpanBatch(
-            spans=rows_table(self.rows, SPAN_SCHEMA),
+            spans=chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks),
             annotations=rows_table(self.annotation_rows, ANNOTATION_SCHEMA),
             links=rows_table(self.link_rows, LINK_SCHEMA),
             rejected=self.rejected,
             rejection_reason="; ".join(self.rejection_reasons),
         )
+
+
+def spans_table(rows: list[SpanRow]) -> pa.Table:
+    """SPAN_SCHEMA's table of `rows`; their services and resources are dictionary-encoded by
+    identity (the rows of one resource share one str of each), so no text is hashed or copied
+    per row."""
+    columns: list[Any] = list(zip(*rows, strict=True)) if rows else [() for _ in SPAN_SCHEMA.names]
+    arrays = []
+    for column, f in zip(columns, SPAN_SCHEMA, strict=True):
+        arrays.append(shared_texts(column) if pa.types.is_dictionary(f.type) else pa.array(column, type=f.type))
+    return pa.table(arrays, schema=SPAN_SCHEMA)
+
+
+def shared_texts(texts: Any) -> pa.DictionaryArray:
+    """A dictionary array of `texts`, one entry per distinct str object (None: null)."""
+    index_of: dict[int, int] = {}
+    values: list[str] = []
+    indices: list[int | None] = []
+    for text in texts:
+        if text is None:
+            indices.append(None)
+            continue
+        at = index_of.get(id(text))
+        if at is None:
+            at = index_of[id(text)] = len(values)
+            values.append(text)
+        indices.append(at)
+    return pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), pa.array(values, pa.string()))
 
 
 def rows_table(rows: list[Any], schema: pa.Schema) -> pa.Table:

@@ -62,7 +62,8 @@ class WriteOutcome:
 @dataclass(frozen=True)
 class PipelineLimits:
     # Room for a fold of ROW_GROUP_SPANS in progress and as many again logged behind it.
-    # (Bytes are the requests' bodies; a fold also starts once half of max_queue_bytes waits.)
+    # (Bytes are the requests' bodies and their decoded columns, what they hold in memory; a fold
+    # also starts once half of max_queue_bytes waits.)
     max_queue_spans: int = 2 * ROW_GROUP_SPANS + 50_000
     max_queue_bytes: int = 256 * 1024 * 1024
     max_group_spans: int = 50_000
@@ -177,7 +178,7 @@ class IngestPipeline:
             except Exception:  # it decoded when it came in: only a changed decoder gets here
                 _logger.exception("a record of the ingest log could not be decoded; its spans are lost")
                 continue
-            held.append(_Pending(batch, len(record), _ignore))
+            held.append(_Pending(batch, len(record) + batch.decoded_bytes, _ignore))
         return held
 
     def submit(
@@ -215,7 +216,8 @@ class IngestPipeline:
         def done(outcome: WriteOutcome) -> None:
             loop.call_soon_threadsafe(_resolve, future, outcome)
 
-        if not self.submit(batch, len(record), done, sender, record):
+        # Bounded by what it costs in memory: its logged body and its decoded columns.
+        if not self.submit(batch, len(record) + batch.decoded_bytes, done, sender, record):
             return None
         return await future
 

@@ -43,6 +43,7 @@
 #define MAX_JSON_CHARS (64 * 1024)
 #define MAX_DEPTH 32
 #define MAX_REASONS 5
+#define MAX_NAME_CHARS 200  /* X-Ray's limit on a segment's name */
 #define MAX_FIELD_NUMBER ((1u << 29) - 1)
 
 /* The walk runs without the GIL: it allocates with PyMem_Raw* and reports failures here, in
@@ -602,12 +603,13 @@ static int utf8_ok(const uint8_t *s, size_t n) {
 
 /* Each column is built as Arrow's buffers (validity bitmap, int32 offsets for strings, values),
  * which pyarrow wraps without converting a value: no Python object per value, and no GIL. */
-enum { C_F16, C_U64, C_I64, C_U8, C_U16, C_F64, C_BOOL, C_STR };
+enum { C_F16, C_U64, C_I64, C_U8, C_U16, C_F64, C_BOOL, C_STR, C_DICT };
 
-typedef struct {
+typedef struct Col {
     int kind;
     int64_t length, nulls;
     Buf validity, offsets, values;
+    struct Col *dictionary;  /* C_DICT: the strings its int32 indices point at (owned elsewhere) */
 } Col;
 
 /* Bit `index` of a bitmap, growing it with zero bytes as needed. */
@@ -623,7 +625,7 @@ static inline int bit_put(Buf *b, int64_t index, int on) {
     return 0;
 }
 
-static const size_t WIDTH[] = {16, 8, 8, 1, 2, 8, 0, 0};
+static const size_t WIDTH[] = {16, 8, 8, 1, 2, 8, 0, 0, 4};
 
 static int col_init(Col *c, int kind) {
     memset(c, 0, sizeof *c);
@@ -729,11 +731,16 @@ static const uint64_t NO_BYTES = 0;  /* stands in for an empty values buffer: ne
 typedef struct {
     void *owned[3];
     const void *buffers[3];
+    struct ArrowArray *dictionary;
 } ColumnPrivate;
 
 static void release_column(struct ArrowArray *a) {
     ColumnPrivate *p = a->private_data;
     for (int i = 0; i < 3; i++) PyMem_RawFree(p->owned[i]);
+    if (p->dictionary) {
+        if (p->dictionary->release) p->dictionary->release(p->dictionary);  /* unless moved out */
+        PyMem_RawFree(p->dictionary);
+    }
     PyMem_RawFree(p);
     a->release = NULL;
 }
@@ -758,6 +765,12 @@ static int column_array(Col *c, struct ArrowArray *a) {
     memset(&c->validity, 0, sizeof c->validity);
     memset(&c->offsets, 0, sizeof c->offsets);
     memset(&c->values, 0, sizeof c->values);
+    if (c->kind == C_DICT) {
+        /* A dictionary-encoded column: its strings once, as the array's dictionary. */
+        p->dictionary = PyMem_RawCalloc(1, sizeof *p->dictionary);
+        if (!p->dictionary || column_array(c->dictionary, p->dictionary) < 0) return oom();
+        a->dictionary = p->dictionary;
+    }
     return 0;
 }
 
@@ -970,6 +983,8 @@ typedef struct {
     Col spans[N_COLUMNS];
     Col annotations[N_ANNOTATION_COLUMNS];
     Col links[N_LINK_COLUMNS];
+    Col resource_dict;  /* each ResourceSpans' JSON once; spans hold an index into it */
+    Col service_dict;   /* and its service name */
     const char *reasons[MAX_REASONS];
     int reason_count;
     Py_ssize_t rejected;
@@ -977,8 +992,8 @@ typedef struct {
 } Out;
 
 static const int SPAN_KINDS[N_COLUMNS] = {
-    C_F16, C_U64, C_U64, C_STR, C_STR, C_STR, C_I64, C_I64, C_U8, C_STR, C_STR, C_STR, C_STR, C_U16, C_STR,
-    C_BOOL, C_BOOL, C_BOOL, C_BOOL, C_STR, C_STR, C_STR, C_STR, C_STR, C_BOOL, C_STR, C_STR, C_STR, C_STR,
+    C_F16, C_U64, C_U64, C_DICT, C_STR, C_STR, C_I64, C_I64, C_U8, C_STR, C_STR, C_STR, C_STR, C_U16, C_STR,
+    C_BOOL, C_BOOL, C_BOOL, C_BOOL, C_STR, C_STR, C_STR, C_STR, C_STR, C_BOOL, C_STR, C_STR, C_STR, C_DICT,
 };
 static const int ANNOTATION_KINDS[N_ANNOTATION_COLUMNS] = {C_F16, C_U64, C_I64, C_STR, C_STR, C_F64, C_BOOL};
 static const int LINK_KINDS[N_LINK_COLUMNS] = {C_F16, C_U64, C_I64, C_F16, C_U64};
@@ -987,6 +1002,8 @@ typedef struct {
     Text service;
     Text function_version;
     Buf json;
+    int32_t dict_index;     /* its JSON's place in the resource column's dictionary */
+    int32_t service_index;  /* its service's place in the service column's dictionary */
 } Resource;
 
 static const char *KIND_NAMES[] = {"UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"};
@@ -1063,7 +1080,7 @@ static int append_span(Out *out, const Resource *res, const uint8_t *trace, cons
     int rc = col_fixed(&c[0], trace);
     rc |= col_u64(&c[1], be64(span));
     rc |= parent_len ? col_u64(&c[2], be64(parent)) : col_null(&c[2]);
-    rc |= col_text(&c[3], res->service);
+    rc |= col_fixed(&c[3], &res->service_index);
     rc |= col_text(&c[4], name);
     rc |= col_cstr(&c[5], kind_name);
     rc |= col_i64(&c[6], (int64_t)start);
@@ -1088,7 +1105,7 @@ static int append_span(Out *out, const Resource *res, const uint8_t *trace, cons
     rc |= col_cstr(&c[25], "otlp");
     rc |= kv_count ? col_json(&c[26], attrs_json) : col_null(&c[26]);
     rc |= event_count ? col_json(&c[27], events) : col_null(&c[27]);
-    rc |= col_json(&c[28], &res->json);
+    rc |= col_fixed(&c[28], &res->dict_index);
     return rc ? -1 : 0;
 }
 
@@ -1280,6 +1297,14 @@ cleanup:
     return rc;
 }
 
+/* Bytes of the first `max_chars` characters of valid UTF-8 `s`. */
+static size_t utf8_prefix(const uint8_t *s, size_t n, size_t max_chars) {
+    size_t chars = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80 && chars++ == max_chars) return i;
+    return n;
+}
+
 static int walk_resource(Reader *r, Resource *res, KvSet *set) {
     Reader attrs = *r, scan = *r;
     while (scan.p < scan.end) {  /* entity_refs: rare, and only the Python path checks their strings */
@@ -1309,6 +1334,9 @@ static int walk_resource(Reader *r, Resource *res, KvSet *set) {
     const Hot *version = faas_version.present && faas_version.truthy ? &faas_version
                          : (service_version.present ? &service_version : NULL);
     res->function_version = text_of(version);
+    /* Every span of the resource repeats these: capped, so a long name is not copied per span. */
+    res->service.n = utf8_prefix(res->service.s, res->service.n, MAX_NAME_CHARS);
+    res->function_version.n = utf8_prefix(res->function_version.s, res->function_version.n, MAX_NAME_CHARS);
     return 0;
 }
 
@@ -1364,6 +1392,11 @@ static int walk_request(Reader *r, Out *out) {
         Resource res;
         memset(&res, 0, sizeof res);
         int rc = walk_resource(&resource_body, &res, &out->work.scratch_attrs);
+        if (rc == 0) {
+            res.dict_index = (int32_t)out->resource_dict.length;
+            res.service_index = (int32_t)out->service_dict.length;
+            rc = col_json(&out->resource_dict, &res.json) | col_text(&out->service_dict, res.service);
+        }
         scan = rs;
         while (rc == 0 && scan.p < scan.end) {
             uint32_t f2; int w2; Reader ss;
@@ -1391,6 +1424,8 @@ static void out_free(Out *out) {
     for (int c = 0; c < N_COLUMNS; c++) col_free(&out->spans[c]);
     for (int c = 0; c < N_ANNOTATION_COLUMNS; c++) col_free(&out->annotations[c]);
     for (int c = 0; c < N_LINK_COLUMNS; c++) col_free(&out->links[c]);
+    col_free(&out->resource_dict);
+    col_free(&out->service_dict);
 }
 
 static int out_init(Out *out) {
@@ -1399,6 +1434,10 @@ static int out_init(Out *out) {
     for (int c = 0; c < N_COLUMNS; c++) rc |= col_init(&out->spans[c], SPAN_KINDS[c]);
     for (int c = 0; c < N_ANNOTATION_COLUMNS; c++) rc |= col_init(&out->annotations[c], ANNOTATION_KINDS[c]);
     for (int c = 0; c < N_LINK_COLUMNS; c++) rc |= col_init(&out->links[c], LINK_KINDS[c]);
+    rc |= col_init(&out->resource_dict, C_STR);
+    rc |= col_init(&out->service_dict, C_STR);
+    out->spans[N_COLUMNS - 1].dictionary = &out->resource_dict;
+    out->spans[3].dictionary = &out->service_dict;
     return rc;
 }
 

@@ -21,6 +21,7 @@ KIND_NAMES = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUM
 ZERO_TRACE = bytes(16)
 ZERO_SPAN = bytes(8)
 MAX_JSON_CHARS = 64 * 1024
+MAX_NAME_CHARS = 200  # X-Ray's limit on a segment's name
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,10 @@ class ResourceInfo:
 def resource_info(attributes: Mapping[str, Any]) -> ResourceInfo:
     service = attributes.get("service.name")
     version = attributes.get(semconv.FAAS_VERSION) or attributes.get("service.version")
+    # Every span of the resource repeats these: capped, so a long name is not copied per span.
     return ResourceInfo(
-        service=service if isinstance(service, str) and service else "unknown_service",
-        function_version=version if isinstance(version, str) else None,
+        service=service[:MAX_NAME_CHARS] if isinstance(service, str) and service else "unknown_service",
+        function_version=version[:MAX_NAME_CHARS] if isinstance(version, str) else None,
         json=to_json(attributes),
     )
 
@@ -100,7 +102,7 @@ def add_otel_span(
     target_type, target_name = target_of(attributes, kind_name)
     cold = attributes.get(semconv.FAAS_COLDSTART)
     get = attributes.get
-    builder.rows.append(
+    builder.add_span(
         SpanRow(
             trace_id,
             span_int,

@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from collector.auth import bearer_token_matches
-from collector.capped_body import BodyTooLarge, read_capped
+from collector.capped_body import BodyTooLarge, Busy, InflightBytes, Reservation, read_capped
 from collector.client_errors import RateLimitedLog
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch
@@ -91,6 +91,8 @@ class OtlpHttpReceiver:
         self.metrics = metrics
         self.settings = settings
         self.client_errors = RateLimitedLog(_logger)
+        # Bodies in flight, read or inflated: room for two of the largest at once, or 64 MiB.
+        self.inflight = InflightBytes(max(64 * 1024 * 1024, 4 * settings.max_body_bytes))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -127,10 +129,22 @@ class OtlpHttpReceiver:
         content_encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if content_encoding not in ("identity", "gzip", ""):
             return error(415, f"unsupported content encoding {content_encoding!r}: use gzip or none", encoding)
+        reservation = self.inflight.reservation()
         try:
-            body = await self._read_body(request, gzip=content_encoding == "gzip")
+            return await self._handle_body(request, media, encoding, content_encoding == "gzip", reservation)
+        finally:
+            reservation.release()
+
+    async def _handle_body(
+        self, request: Request, media: str, encoding: str, gzip: bool, reservation: Reservation
+    ) -> Response:
+        try:
+            body = await self._read_body(request, gzip, reservation)
         except BodyTooLarge as exc:
             return error(413, str(exc), encoding)
+        except Busy as exc:
+            retry = str(self.settings.retry_after_full_s)
+            return error(503, str(exc), encoding, {"Retry-After": retry})
         except ValueError as exc:
             return error(400, str(exc), encoding)
         except ClientDisconnect:
@@ -155,10 +169,14 @@ class OtlpHttpReceiver:
             self.metrics.rejected_for_time.labels(RECEIVER, reason).inc(count)
         return admitted.batch
 
-    async def _read_body(self, request: Request, *, gzip: bool) -> bytes:
+    async def _read_body(self, request: Request, gzip: bool, reservation: Reservation) -> bytes:
         limit = self.settings.max_body_bytes
-        body = await read_capped(request, limit)
-        return inflate_capped(body, limit) if gzip and body else body
+        body = await read_capped(request, limit, reservation)
+        if not (gzip and body):
+            return body
+        inflated = inflate_capped(body, limit)
+        reservation.add(len(inflated))
+        return inflated
 
     async def _store(self, batch: SpanBatch, record: bytes, encoding: str, sender: Hashable | None) -> Response:
         metrics = self.metrics

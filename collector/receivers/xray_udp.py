@@ -158,9 +158,7 @@ class XRayUdpReceiver(asyncio.DatagramProtocol):
             self.metrics.rejected.labels(RECEIVER).inc(len(one.rows))
             self._client_errors.warn("X-Ray datagram refused", ", ".join(times.counts))
             return
-        self._builder.rows.extend(one.rows)
-        self._builder.annotation_rows.extend(one.annotation_rows)
-        self._builder.link_rows.extend(one.link_rows)
+        self._builder.extend(one)
         self._bytes += len(data)
 
     def _refuse_datagram(self, reason: str) -> None:
@@ -179,7 +177,7 @@ class XRayUdpReceiver(asyncio.DatagramProtocol):
             self._client_errors.warn("X-Ray spans could not be batched", f"{type(exc).__name__}: {exc}")
             self.metrics.rejected.labels(RECEIVER).inc(builder.span_count)
             return
-        if not self.pipeline.submit(batch, byte_size, self._on_written(batch.span_count)):
+        if not self.pipeline.submit(batch, byte_size + batch.decoded_bytes, self._on_written(batch.span_count)):
             self.metrics.dropped.labels(RECEIVER).inc(batch.span_count)
 
     def _on_written(self, spans: int) -> Callable[[WriteOutcome], None]:

@@ -22,7 +22,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collector.model import LINK_SCHEMA, SPAN_SCHEMA, SpanBatch
+from collector.model import LINK_SCHEMA, SPAN_COLUMNS, STORED_SPAN_SCHEMA, SpanBatch
 from collector.storage import calls_sql
 from collector.storage import duckdb_sql as sql
 from collector.storage.duckdb_map import DuckDBMapTables
@@ -33,7 +33,7 @@ from collector.storage.resource_keys import KnownResources, key_resources
 _logger = logging.getLogger(__name__)
 CHECKPOINT_THRESHOLD = "128MB"
 ENGINE_THREADS = 1
-LINKED_SPAN_SCHEMA = pa.schema([SPAN_SCHEMA.field(name) for name in calls_sql.LINKED_SPAN_COLUMNS])
+LINKED_SPAN_SCHEMA = pa.schema([STORED_SPAN_SCHEMA.field(name) for name in calls_sql.LINKED_SPAN_COLUMNS])
 
 
 class StoreLocked(StoreUnavailable):
@@ -42,6 +42,9 @@ class StoreLocked(StoreUnavailable):
 
 def _translate(exc: duckdb.Error, doing: str) -> StoreUnavailable:
     return StoreUnavailable(f"{doing} failed: {exc}")
+
+
+SERVICE_INDEX = SPAN_COLUMNS.index("service")
 
 
 class DuckDBStore:
@@ -117,7 +120,9 @@ class DuckDBStore:
         if spans.num_rows == 0:
             return 0
         keyed = key_resources(spans)
-        spans = keyed.spans
+        # Decoders share each service name among its spans (a dictionary); DuckDB and the
+        # linker take plain strings (X-Ray's 200 characters at most, so this stays small).
+        spans = keyed.spans.set_column(SERVICE_INDEX, "service", pc.cast(keyed.spans.column("service"), pa.string()))
         new_resources = self._known_resources.unknown(keyed.resources)
         annotations = pa.concat_tables([b.annotations for b in batches])
         links = pa.concat_tables([b.links for b in batches])

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
 
 import pytest
+from starlette.requests import Request
 
+from collector.capped_body import Busy, InflightBytes, read_capped
 from collector.client_errors import RateLimitedLog
 from collector.receivers.otlp_http import MAX_GZIP_MEMBERS, BodyTooLarge, inflate_capped
 
@@ -48,3 +51,32 @@ def test_client_errors_log_one_line_per_interval_and_count_the_rest(caplog: pyte
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["bad request: one", "other kind: x", "bad request: four (2 more like it since the last line)"]
     assert all(r.exc_info is None for r in caplog.records)
+
+
+def streamed_request(chunks: list[bytes], declared: int | None = None) -> Request:
+    messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+    headers = [(b"content-length", str(declared).encode())] if declared is not None else []
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0)
+
+    return Request({"type": "http", "method": "POST", "headers": headers}, receive)
+
+
+def test_bodies_in_flight_share_one_bound_and_give_it_back() -> None:
+    budget = InflightBytes(100)
+    first, second = budget.reservation(), budget.reservation()
+    assert asyncio.run(read_capped(streamed_request([b"x" * 30, b"y" * 30]), 1000, first)) == b"x" * 30 + b"y" * 30
+    with pytest.raises(Busy):
+        asyncio.run(read_capped(streamed_request([b"z" * 30, b"z" * 30]), 1000, second))
+    assert budget.held == 60 + 30  # the refused one holds what it read until it is released
+    second.release()
+    first.release()
+    assert budget.held == 0
+
+
+def test_a_declared_or_streamed_body_past_its_cap_is_refused_before_it_is_read_whole() -> None:
+    with pytest.raises(BodyTooLarge):
+        asyncio.run(read_capped(streamed_request([b"x"], declared=10_000), 4096))
+    with pytest.raises(BodyTooLarge):
+        asyncio.run(read_capped(streamed_request([b"x" * 3000, b"x" * 3000, b"never read"]), 4096))
