@@ -30,6 +30,7 @@ from collector.query.service_map import MapQuery, service_map
 from collector.storage.protocols import StoreUnavailable
 
 MAX_TRACES = 1000
+MAX_SERVICES = 10_000
 FILTER_HELP = 'an X-Ray filter expression, e.g. service("orders") { fault } AND annotation.customer = "c1"'
 
 
@@ -106,9 +107,16 @@ def create_query_app(
         return JSONResponse({"detail": f"store unavailable: {exc}"}, status_code=503, headers={"Retry-After": "5"})
 
     @app.get("/api/services", dependencies=guarded, summary="Services seen in the window, with span counts")
-    def services(start: str | None = None, end: str | None = None) -> dict[str, Any]:
+    def services(
+        start: str | None = None,
+        end: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_SERVICES, description="most services listed, busiest first")] = 1000,
+    ) -> dict[str, Any]:
         window = parse_window(start, end)
-        return {"services": [asdict(s) for s in collector.reader.services(window)]}
+        found = collector.reader.services(window)
+        shown = found if len(found) <= limit else sorted(found, key=lambda s: (-s.spans, s.name))[:limit]
+        listed = sorted(shown, key=lambda s: s.name)
+        return {"services": [asdict(s) for s in listed], "total": len(found), "truncated": len(found) > limit}
 
     @app.exception_handler(FilterError)
     async def bad_filter(request: Request, exc: FilterError) -> JSONResponse:

@@ -11,9 +11,10 @@ and the response says so.
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, NamedTuple, TypeAlias
 
 import networkx as nx
 
@@ -27,6 +28,8 @@ from collector.storage.rollup_sql import MINUTE_NS
 
 CLIENT: Final = ("client", "client")
 FOLDED_TYPE: Final = "folded"
+MAX_FOLDED_NAMES: Final = 100  # members a folded node names; the response counts them all
+PREFOLD_NAMES_PER_NODE: Final = 4  # names ranked exactly per node shown, when a window has many more
 MAX_GROUPS: Final = 200_000  # SQL rows per aggregate: a guard against unbounded cardinality
 NodeKey = tuple[str, str]
 MapGraph: TypeAlias = "nx.DiGraph[NodeKey]"  # networkx is generic only in its stubs
@@ -66,6 +69,7 @@ class _Hop:
 
 HopKey = tuple[Any, ...]  # caller, caller_type, callee, callee_type, role, async, consumed
 Route = tuple[list[FigureAccumulator], _Hop | None]
+NOWHERE: Final[Route] = ([], None)  # a folded node's hops: nothing is added up
 
 
 @dataclass
@@ -76,6 +80,10 @@ class Accumulated:
     inits: dict[NodeKey, FigureAccumulator] = field(default_factory=dict)
     hops: dict[tuple[NodeKey, NodeKey], _Hop] = field(default_factory=dict)
     inferred: set[NodeKey] = field(default_factory=set)
+    # With more nodes than a map shows: the ones kept, and (callee, caller) of hops touching the rest.
+    kept: set[NodeKey] | None = None
+    every_node: set[NodeKey] | None = None  # when rows were set aside by name: all the window's nodes
+    folded_hops: set[tuple[NodeKey, NodeKey | None, bool]] = field(default_factory=set)
 
 
 def preferred_types(keys: Iterable[HopKey]) -> dict[str, str]:
@@ -87,45 +95,131 @@ def preferred_types(keys: Iterable[HopKey]) -> dict[str, str]:
     return {name: sorted(types, key=lambda t: (t == "AWS::Lambda", t))[0] for name, types in seen.items()}
 
 
-def _route(key: HopKey, types: dict[str, str], found: Accumulated) -> Route:
-    """Where one hop key's figures go: the callee's served or init figures, and its edge."""
-    caller, caller_type, callee, callee_type, role, is_async, consumed = key
+class HopEnds(NamedTuple):
+    """Where one hop key lands: its callee node, the caller node of its edge (None: no edge),
+    and whether the callee served it (entry or inferred) rather than initialized."""
+
+    node: NodeKey
+    source: NodeKey | None
+    served: bool
+
+
+def hop_ends(key: HopKey, types: dict[str, str]) -> HopEnds:
+    caller, caller_type, callee, callee_type, role, _, consumed = key
     node = (callee, callee_type or types.get(callee, "service"))
-    if role == "init":
-        return [found.inits.setdefault(node, FigureAccumulator())], None
-    targets = []
-    if role in ("entry", "inferred"):
-        targets.append(found.served.setdefault(node, FigureAccumulator()))
-    if role == "inferred":
-        found.inferred.add(node)
-    if consumed:
-        return targets, None  # a consumer's own trace root: its caller is the queue (a link row)
+    served = role in ("entry", "inferred")
+    if role == "init" or consumed:  # no edge: an init is the node's own; a consumer's root is its queue's link's
+        return HopEnds(node, None, served)
     source = CLIENT if caller is None else (caller, caller_type or types.get(caller, "service"))
-    hop = found.hops.setdefault((source, node), _Hop())
-    hop.is_async = hop.is_async or bool(is_async) or role == "link"
+    return HopEnds(node, source, served)
+
+
+def busiest_names(count_rows: Sequence[tuple[Any, ...]], max_names: int) -> set[str] | None:
+    """With far more names than a map shows, the busiest `max_names` by name alone (requests
+    served plus calls made), or None: the rows of the rest are set aside before the exact, and
+    costlier, ranking by node (so 50k services cost a map of a few hundred)."""
+    traffic: dict[str, int] = {}
+    for row in count_rows:
+        caller, callee, role, consumed, requests = row[0], row[2], row[4], row[6], row[7]
+        if role in ("entry", "inferred"):
+            traffic[callee] = traffic.get(callee, 0) + requests
+        if caller is not None and role != "init" and not consumed:
+            traffic[caller] = traffic.get(caller, 0) + requests
+    if len(traffic) <= max_names:
+        return None
+    return set(heapq.nsmallest(max_names, traffic, key=lambda name: (-traffic[name], name)))
+
+
+def node_keys(count_rows: Sequence[tuple[Any, ...]], types: dict[str, str]) -> set[NodeKey]:
+    """Every node the rows name, callers and callees."""
+    callees = {(r[2], r[3] or types.get(r[2], "service")) for r in count_rows}
+    callers = {(r[0], r[1] or types.get(r[0], "service")) for r in count_rows if r[0] is not None}
+    return callees | callers | ({CLIENT} if any(r[0] is None for r in count_rows) else set())
+
+
+def busiest_nodes(
+    count_rows: Sequence[tuple[Any, ...]], ends_of: dict[HopKey, HopEnds], max_nodes: int
+) -> set[NodeKey] | None:
+    """The max_nodes - 1 busiest nodes (requests served plus calls made: hubs outrank the leaves
+    they call), or None when there are no more than max_nodes. Told from the counts alone, so a
+    window of 50k services costs figures for the kept few only."""
+    traffic: dict[NodeKey, int] = {}
+    for row in count_rows:
+        ends = ends_of[row[:7]]
+        requests = int(row[7])
+        traffic[ends.node] = traffic.get(ends.node, 0) + (requests if ends.served else 0)
+        if ends.source is not None:
+            traffic[ends.source] = traffic.get(ends.source, 0) + requests
+    if len(traffic) <= max_nodes:
+        return None
+    return set(heapq.nsmallest(max_nodes - 1, traffic, key=lambda k: (k != CLIENT, -traffic[k], k)))
+
+
+def _route(key: HopKey, ends: HopEnds, found: Accumulated) -> Route:
+    """Where one hop key's figures go: the callee's served or init figures, and its edge (nowhere
+    when the hop touches a folded node: folded nodes have no figures)."""
+    role = key[4]
+    is_async = bool(key[5]) or role == "link"
+    keep = found.kept
+    folded_node = keep is not None and ends.node not in keep
+    folded_edge = folded_node or (keep is not None and ends.source is not None and ends.source not in keep)
+    if folded_edge:
+        found.folded_hops.add((ends.node, ends.source, is_async))
+    if folded_node:
+        return NOWHERE
+    if role == "init":
+        return [found.inits.setdefault(ends.node, FigureAccumulator())], None
+    targets = []
+    if ends.served:
+        targets.append(found.served.setdefault(ends.node, FigureAccumulator()))
+    if role == "inferred":
+        found.inferred.add(ends.node)
+    if ends.source is None or folded_edge:
+        return targets, None
+    hop = found.hops.setdefault((ends.source, ends.node), _Hop())
+    hop.is_async = hop.is_async or is_async
     targets.append(hop.figures)
     return targets, hop
 
 
-def accumulate(count_rows: Sequence[tuple[Any, ...]], latency_rows: Sequence[tuple[Any, ...]]) -> Accumulated:
-    """Adds up HOP_COUNTS and HOP_LATENCY rows (the rollup's and the raw calls') per node and edge."""
+def accumulate(
+    count_rows: Sequence[tuple[Any, ...]], latency_rows: Sequence[tuple[Any, ...]], max_nodes: int | None = None
+) -> Accumulated:
+    """Adds up HOP_COUNTS and HOP_LATENCY rows (the rollup's and the raw calls') per node and
+    edge; past `max_nodes`, for the busiest max_nodes - 1 only (the rest are only named)."""
     types = preferred_types(r[:7] for r in count_rows)
-    found = Accumulated()
+    every_node: set[NodeKey] | None = None
+    names = busiest_names(count_rows, PREFOLD_NAMES_PER_NODE * max_nodes) if max_nodes is not None else None
+    if names is not None:
+        every_node = node_keys(count_rows, types)
+        count_rows = [r for r in count_rows if r[2] in names or r[0] in names]
+        latency_rows = [r for r in latency_rows if r[2] in names or r[0] in names]
+    ends_of = {key: hop_ends(key, types) for key in {r[:7] for r in count_rows}}
+    kept = busiest_nodes(count_rows, ends_of, max_nodes) if max_nodes is not None else None
+    if every_node is not None and kept is None:
+        kept = {key for ends in ends_of.values() for key in (ends.node, ends.source) if key is not None}
+    found = Accumulated(kept=kept, every_node=every_node)
     routes: dict[HopKey, Route] = {}
+
+    def route_of(key: HopKey) -> Route:
+        route = routes.get(key)
+        if route is None:
+            route = routes[key] = _route(key, ends_of.get(key) or hop_ends(key, types), found)
+        return route
+
     for row in count_rows:
-        key = row[:7]
-        route = routes.get(key) or routes.setdefault(key, _route(key, types, found))
-        for target in route[0]:
+        for target in route_of(row[:7])[0]:
             target.add_counts(*row[7:13])
     for row in latency_rows:
-        key = row[:7]
-        route = routes.get(key) or routes.setdefault(key, _route(key, types, found))
+        targets, hop = route_of(row[:7])
+        if not targets and hop is None:
+            continue  # a folded node's: no figures
         kind, bucket, count, init_ns, waited_ns, low_ns, high_ns = row[7:14]
         if kind == 0:
-            for target in route[0]:
+            for target in targets:
                 target.add_bucket(bucket, count, init_ns, waited_ns, low_ns, high_ns)
-        elif route[1] is not None:
-            route[1].dwell.add_bucket(bucket, count, 0, 0, low_ns, high_ns)
+        elif hop is not None:
+            hop.dwell.add_bucket(bucket, count, 0, 0, low_ns, high_ns)
     found.inferred -= {(r[2], r[3]) for r in count_rows if r[4] == "entry"}
     return found
 
@@ -168,7 +262,7 @@ def build_graph(reader: StatementReader, query: MapQuery) -> MapGraph:
     (rolled_until,) = reader.fetch(ROLLED_UNTIL)[0]
     count_rows = reader.fetch(hops_statement(map_sql.HOP_COUNTS, query, int(rolled_until or 0)))
     latency_rows = reader.fetch(hops_statement(map_sql.HOP_LATENCY, query, int(rolled_until or 0)))
-    found = accumulate(count_rows, latency_rows)
+    found = accumulate(count_rows, latency_rows, query.max_nodes)
     graph: MapGraph = nx.DiGraph()
     for key, figures in found.served.items():
         init = found.inits.get(key)
@@ -190,37 +284,31 @@ def build_graph(reader: StatementReader, query: MapQuery) -> MapGraph:
         truncated=max(len(count_rows), len(latency_rows)) >= MAX_GROUPS,
         throttle_sources=[{"node": (r[0], r[1] or "service"), "traces": int(r[2])} for r in sources],
     )
-    return fold_quiet_nodes(graph, query.max_nodes)
+    graph.graph["folded"] = 0
+    return fold_quiet_nodes(graph, found) if found.kept is not None else graph
 
 
-def _traffic(graph: MapGraph, key: NodeKey) -> int:
-    """Requests a node served plus the calls it made: hubs outrank the leaves they call."""
-    figures = graph.nodes[key].get("figures")
-    served = int(figures.requests) if figures is not None else 0
-    made = sum(int(graph.edges[e]["figures"].requests) for e in graph.out_edges(key))
-    return served + made
-
-
-def fold_quiet_nodes(graph: MapGraph, max_nodes: int) -> MapGraph:
-    """Keep the busiest max_nodes - 1 nodes; the rest become one node (figures not mergeable)."""
-    if graph.number_of_nodes() <= max_nodes:
-        graph.graph["folded"] = 0
-        return graph
-    ranked = sorted(graph.nodes, key=lambda k: (k != CLIENT, -_traffic(graph, k), k))
-    keep = set(ranked[: max_nodes - 1])
-    folded = [k for k in graph.nodes if k not in keep]
+def fold_quiet_nodes(graph: MapGraph, found: Accumulated) -> MapGraph:
+    """The nodes not kept become one ``(N more)`` node (figures not mergeable), naming at most
+    MAX_FOLDED_NAMES of them, with an edge for each kind of hop between it and a kept node."""
+    kept = found.kept or set()
+    folded = {end for node, source, _ in found.folded_hops for end in (node, source) if end and end not in kept}
+    folded |= (found.every_node or set()) - kept
+    for key in list(graph.nodes):
+        if key not in kept:
+            folded.add(key)
+            graph.remove_node(key)
     target: NodeKey = (f"({len(folded)} more)", FOLDED_TYPE)
-    result: MapGraph = nx.DiGraph(graph.subgraph(keep))
-    result.graph.update(graph.graph, folded=len(folded))
-    result.add_node(target, figures=None, cold=None, members=sorted(folded))
-    for caller, callee, data in graph.edges(data=True):
-        if caller in keep and callee in keep:
+    graph.add_node(target, figures=None, cold=None, members=heapq.nsmallest(MAX_FOLDED_NAMES, folded))
+    for node, source, is_async in sorted(found.folded_hops, key=lambda hop: not hop[2]):
+        if source is None:
             continue
-        a = caller if caller in keep else target
-        b = callee if callee in keep else target
-        if a != b and not result.has_edge(a, b):
-            result.add_edge(a, b, figures=None, is_async=data["is_async"], dwell=[None] * 3, folded=True)
-    return result
+        a = source if source in kept else target
+        b = node if node in kept else target
+        if a != b and not graph.has_edge(a, b):
+            graph.add_edge(a, b, figures=None, is_async=is_async, dwell=[None] * 3, folded=True)
+    graph.graph["folded"] = len(folded)
+    return graph
 
 
 def _node_json(graph: MapGraph, key: NodeKey, window_s: float) -> dict[str, Any]:

@@ -248,3 +248,17 @@ def test_a_session_in_use_is_rotated(guarded: Daemon) -> None:
     assert fresh != twenty_minutes_old and abs(int(fresh.split(".")[0]) - time.time()) < 60
     recent = session_value("s3cret", int(time.time()) - 60)
     assert "set-cookie" not in httpx.get(f"{guarded.api_url}/traces", cookies={"fluoro_session": recent}).headers
+
+
+def test_services_are_listed_a_bounded_page_at_a_time(daemon: Daemon) -> None:
+    resource_spans = [
+        {
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": f"many-{i:02}"}}]},
+            "scopeSpans": [{"spans": [json_span(f"{i + 100:016x}", traceId=f"{i + 1:032x}")]}],
+        }
+        for i in range(30)
+    ]
+    assert post(daemon, json.dumps({"resourceSpans": resource_spans}).encode(), JSON).status_code == 200
+    page = daemon.get("/api/services", limit="5").json()
+    assert len(page["services"]) == 5 and page["total"] >= 30 and page["truncated"] is True
+    assert daemon.get("/api/services", limit="100000").status_code == 400
