@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install browser demo test lint typecheck unit bench clean
+.PHONY: install browser clang demo test lint typecheck unit fuzz bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,21 @@ browser:
 	  echo "The browser tests need Chromium at $(CHROMIUM): run 'sudo apt-get install chromium' (Debian)."; \
 	fi
 
+# The fuzzer builds the C decoder with clang's sanitizers and libFuzzer (tests/fuzz/).
+clang:
+	@if command -v clang >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's clang for the sanitized fuzzer"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null; \
+	else \
+	  echo "The fuzzer needs clang: run 'sudo apt-get install clang' (Debian)."; \
+	fi
+
+# A coverage-guided differential fuzzer of the OTLP decoders (ASan + UBSan); new finds go to tests/fuzz/corpus.
+FUZZ_SECONDS ?= 300
+fuzz: install clang
+	$(BIN)/python tests/fuzz/run.py --seconds $(FUZZ_SECONDS)
+
 demo: install
 	$(BIN)/python -m demo_apps.demo_cli all $(DEMO_ARGS)
 
@@ -41,7 +56,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install browser
+unit: install browser clang
 	$(BIN)/python -m pytest -q tests
 
 test: lint typecheck unit
@@ -50,4 +65,4 @@ bench: install
 	$(BIN)/python bench/tracer_overhead.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build

@@ -104,10 +104,17 @@ static int read_fixed64(Reader *r, uint64_t *out) {
     return 0;
 }
 
+/* A varint upb reads as 32 bits (a tag, a length): at most five bytes, however small its value. */
+static int read_varint32(Reader *r, uint64_t *out) {
+    const uint8_t *start = r->p;
+    if (read_varint(r, out) < 0 || r->p - start > 5 || *out > UINT32_MAX) return -1;
+    return 0;
+}
+
 /* A field header: number and wire type. */
 static int read_tag(Reader *r, uint32_t *field, int *wire) {
     uint64_t tag;
-    if (read_varint(r, &tag) < 0) return -1;
+    if (read_varint32(r, &tag) < 0) return -1;
     if ((tag >> 3) == 0 || (tag >> 3) > MAX_FIELD_NUMBER) return -1;
     *field = (uint32_t)(tag >> 3);
     *wire = (int)(tag & 7);
@@ -116,7 +123,7 @@ static int read_tag(Reader *r, uint32_t *field, int *wire) {
 
 static int read_bytes(Reader *r, Reader *sub) {
     uint64_t len;
-    if (read_varint(r, &len) < 0 || len > (uint64_t)(r->end - r->p)) return -1;
+    if (read_varint32(r, &len) < 0 || len > INT32_MAX || len > (uint64_t)(r->end - r->p)) return -1;
     sub->p = r->p;
     sub->end = r->p + len;
     r->p += len;
@@ -443,6 +450,7 @@ typedef struct {
     int32_t *slots;   /* index into items, -1 empty; valid while `indexed` */
     size_t nslots;    /* a power of two, at least twice count */
     int indexed;
+    int value_depth;  /* the nesting depth of its values (0: top level, as 1) */
 } KvSet;
 
 static void kvset_clear(KvSet *s) {
@@ -489,15 +497,23 @@ static int kvset_index(KvSet *s, size_t need) {
     return 0;
 }
 
-/* Add a key/value; a repeated key replaces the earlier value in place, keeping its first position. */
+static int replaced_value_ok(Reader value, int depth);
+
+/* Add a key/value; a repeated key replaces the earlier value in place, keeping its first
+ * position (the replaced value is checked still, as upb parses it). */
 static int kvset_put(KvSet *s, KV item) {
     int32_t *slot = NULL;
     if (s->indexed) {
         slot = kvset_slot(s, item.key, item.klen);
-        if (*slot >= 0) { s->items[*slot] = item; return 0; }
+        if (*slot >= 0) {
+            if (replaced_value_ok(s->items[*slot].value, s->value_depth) < 0) return -1;
+            s->items[*slot] = item;
+            return 0;
+        }
     } else {
         for (size_t j = 0; j < s->count; j++)
             if (s->items[j].klen == item.klen && memcmp(s->items[j].key, item.key, item.klen) == 0) {
+                if (replaced_value_ok(s->items[j].value, s->value_depth) < 0) return -1;
                 s->items[j] = item;
                 return 0;
             }
@@ -517,6 +533,12 @@ static int kvset_put(KvSet *s, KV item) {
     return 0;
 }
 
+/* A string field sent again replaces the first, which the rows never show; upb checks every
+ * string it parses, so the replaced one is checked here (a canonical request has none). */
+static int replaced_text_ok(const uint8_t *previous, size_t n) {
+    return previous == NULL || n == 0 || utf8_ok(previous, n) ? 0 : fail("string is not valid UTF-8");
+}
+
 /* One KeyValue message: its key and value (the Python path's merge rules for a value sent
  * twice are deferred to it). */
 static int read_kv(Reader kv, KV *item) {
@@ -526,7 +548,10 @@ static int read_kv(Reader kv, KV *item) {
     while (kv.p < kv.end) {
         uint32_t f2; int w2; Reader sub;
         if (read_tag(&kv, &f2, &w2) < 0) return -1;
-        if (f2 == 1 && w2 == 2) { if (read_bytes(&kv, &sub) < 0) return -1; item->key = sub.p; item->klen = (size_t)(sub.end - sub.p); }
+        if (f2 == 1 && w2 == 2) {
+            if (read_bytes(&kv, &sub) < 0 || replaced_text_ok(item->key, item->klen) < 0) return -1;
+            item->key = sub.p; item->klen = (size_t)(sub.end - sub.p);
+        }
         else if (f2 == 2 && w2 == 2) { if (read_bytes(&kv, &item->value) < 0) return -1; if (++values > 1) return defer(); }
         else if (skip_field(&kv, w2) < 0) return -1;
     }
@@ -544,6 +569,16 @@ static int collect_kvs(Reader *r, uint32_t kv_field, KvSet *set) {
     return 0;
 }
 
+/* A value the rows never show (a repeated key's earlier one), walked as if written: its strings,
+ * nesting and wire format are held to what the Python path's parse holds them to. */
+static int replaced_value_ok(Reader value, int depth) {
+    if (value.p == value.end) return 0;
+    Buf scratch = {NULL, 0, 0};
+    int rc = any_value(&value, &scratch, NULL, depth > 1 ? depth : 1);
+    PyMem_RawFree(scratch.data);
+    return rc;
+}
+
 static int kvs_json(KV *kvs, size_t count, Buf *json, int depth) {
     if (buf_putc(json, '{') < 0) return -1;
     for (size_t j = 0; j < count; j++) {
@@ -558,6 +593,7 @@ static int kvs_json(KV *kvs, size_t count, Buf *json, int depth) {
 
 static int kv_list(Reader *r, Buf *json, int depth) {
     KvSet set = {0};
+    set.value_depth = depth + 1;  /* as kvs_json walks them */
     int rc = collect_kvs(r, 1, &set);
     if (rc == 0) rc = kvs_json(set.items, set.count, json, depth);
     kvset_free(&set);
@@ -875,11 +911,11 @@ static int http_status(const Hot *hot, int *status) {
     if (!h->present) return 0;
     int64_t v;
     if (h->type == V_INT) v = h->i;
-    else if (h->type == V_STR && h->slen > 0 && h->slen < 10) {
-        v = 0;
+    else if (h->type == V_STR && h->slen > 0) {
+        v = 0;  /* int() of ASCII digits, any number of them: saturated past 999, which is refused */
         for (size_t i = 0; i < h->slen; i++) {
             if (h->s[i] < '0' || h->s[i] > '9') return 0;
-            v = v * 10 + (h->s[i] - '0');
+            v = v > 1000 ? 1000 : v * 10 + (h->s[i] - '0');
         }
     } else return 0;
     if (v < 100 || v > 999) return 0;
@@ -887,12 +923,26 @@ static int http_status(const Hot *hot, int *status) {
     return 1;
 }
 
+/* derive.SERVICE_TYPES_BY_LOWER: rpc.service compared without case, botocore's ids besides. */
 static const char *AWS_TYPES[][2] = {
-    {"DynamoDB", "AWS::DynamoDB::Table"}, {"S3", "AWS::S3::Bucket"}, {"SQS", "AWS::SQS::Queue"},
-    {"Kinesis", "AWS::Kinesis::Stream"}, {"Lambda", "AWS::Lambda::Function"},
-    {"EventBridge", "AWS::Events::EventBus"}, {"SFN", "AWS::StepFunctions::StateMachine"},
-    {"SNS", "AWS::SNS::Topic"},
+    {"dynamodb", "AWS::DynamoDB::Table"}, {"s3", "AWS::S3::Bucket"}, {"sqs", "AWS::SQS::Queue"},
+    {"kinesis", "AWS::Kinesis::Stream"}, {"lambda", "AWS::Lambda::Function"},
+    {"eventbridge", "AWS::Events::EventBus"}, {"sfn", "AWS::StepFunctions::StateMachine"},
+    {"sns", "AWS::SNS::Topic"}, {"events", "AWS::Events::EventBus"},
+    {"stepfunctions", "AWS::StepFunctions::StateMachine"}, {"states", "AWS::StepFunctions::StateMachine"},
 };
+
+/* ASCII case-insensitive equality of `s` (n bytes) with lowercase `lower`, as str.lower() sees
+ * ASCII; a non-ASCII byte never equals the table's ASCII names, as in Python. */
+static int equals_lower(const uint8_t *s, size_t n, const char *lower) {
+    if (strlen(lower) != n) return 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = s[i];
+        if (c >= 'A' && c <= 'Z') c = (uint8_t)(c + 32);
+        if (c != (uint8_t)lower[i]) return 0;
+    }
+    return 1;
+}
 
 /* derive.target_of; a composed type or name is written into `scratch` (cleared first). */
 static int target(const Hot *hot, const char *kind, Buf *scratch, Text *type, Text *name) {
@@ -911,8 +961,7 @@ static int target(const Hot *hot, const char *kind, Buf *scratch, Text *type, Te
         first_string(&hot[K_RPC_SERVICE], &svc, &svc_len);
         Text node = none;
         for (size_t i = 0; i < sizeof AWS_TYPES / sizeof AWS_TYPES[0]; i++)
-            if (strlen(AWS_TYPES[i][0]) == svc_len && memcmp(AWS_TYPES[i][0], svc, svc_len) == 0)
-                node = cstr_text(AWS_TYPES[i][1]);
+            if (equals_lower(svc, svc_len, AWS_TYPES[i][0])) node = cstr_text(AWS_TYPES[i][1]);
         const uint8_t *found = NULL; size_t found_len = 0;
         if (first_string(&hot[K_DDB_TABLES], &s, &n) || first_string(&hot[K_S3_BUCKET], &s, &n)) { found = s; found_len = n; }
         else if (first_string2(hot, K_SQS_URL, K_MESSAGING_URL, &s, &n)) {
@@ -1026,6 +1075,11 @@ static uint64_t be64(const uint8_t *p) {
     return v;
 }
 
+static int is_ascii(const uint8_t *s, size_t n) {
+    for (size_t i = 0; i < n; i++) if (s[i] >= 0x80) return 0;
+    return 1;
+}
+
 static int scan_attributes(KV *kvs, size_t count, Hot *hot, Buf *json, int *annotations) {
     *annotations = 0;
     for (size_t j = 0; j < count; j++) {
@@ -1039,6 +1093,9 @@ static int scan_attributes(KV *kvs, size_t count, Hot *hot, Buf *json, int *anno
             (*annotations)++;
         if (kvs[j].klen == 20 && memcmp(kvs[j].key, "aws.xray.annotations", 20) == 0) return 1;
         if (k >= 0 && hot[k].type == V_BYTES) return 1;  /* derivations see bytes as hex text: Python's job */
+        /* rpc.service is compared as str.lower() sees it, which folds some non-ASCII letters to
+         * ASCII (U+212A KELVIN SIGN is 'k'): such a name is Python's job too. */
+        if (k == K_RPC_SERVICE && (hot[k].type == V_STR || hot[k].first_is_str) && !is_ascii(hot[k].s, hot[k].slen)) return 1;
     }
     return json ? kvs_json(kvs, count, json, 0) : 0;
 }
@@ -1051,6 +1108,7 @@ static int add_annotations(Out *out, KV *kvs, size_t count, const uint8_t *trace
         Hot h; Reader value = kvs[j].value;
         if (value.p == value.end) continue;
         if (any_value(&value, NULL, &h, 0) < 0) return -1;
+        if (h.type == V_BYTES) { out->needs_python = 1; return 0; }  /* an annotation of hex text: Python's */
         if (h.type != V_STR && h.type != V_BOOL && h.type != V_INT && h.type != V_DOUBLE) continue;
         int rc = col_fixed(&a[0], trace) | col_u64(&a[1], span) | col_i64(&a[2], start)
                  | col_str(&a[3], kvs[j].key + ANNOTATION_PREFIX_LEN, kvs[j].klen - ANNOTATION_PREFIX_LEN);
@@ -1147,7 +1205,7 @@ static int walk_span(Reader *r, const Resource *res, Out *out) {
         case 2: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; span = sub.p; span_len = (size_t)(sub.end - sub.p); break;
         case 3: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; if (text_ok(sub) < 0) goto fail; break;
         case 4: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; parent = sub.p; parent_len = (size_t)(sub.end - sub.p); break;
-        case 5: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; name = sub.p; name_len = (size_t)(sub.end - sub.p); break;
+        case 5: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; if (replaced_text_ok(name, name_len) < 0) goto fail; name = sub.p; name_len = (size_t)(sub.end - sub.p); break;
         case 6: if (wire != 0) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_varint(r, &kind) < 0) goto malformed; break;
         case 7: if (wire != 1) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_fixed64(r, &start) < 0) goto malformed; break;
         case 8: if (wire != 1) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_fixed64(r, &end) < 0) goto malformed; break;
@@ -1168,7 +1226,7 @@ static int walk_span(Reader *r, const Resource *res, Out *out) {
                 uint32_t f2; int w2; Reader s2;
                 if (read_tag(&scan, &f2, &w2) < 0) goto malformed;
                 if (f2 == 1 && w2 == 1) { if (read_fixed64(&scan, &when) < 0) goto malformed; }
-                else if (f2 == 2 && w2 == 2) { if (read_bytes(&scan, &s2) < 0) goto malformed; ename = s2.p; ename_len = (size_t)(s2.end - s2.p); }
+                else if (f2 == 2 && w2 == 2) { if (read_bytes(&scan, &s2) < 0) goto malformed; if (replaced_text_ok(ename, ename_len) < 0) goto fail; ename = s2.p; ename_len = (size_t)(s2.end - s2.p); }
                 else if (skip_field(&scan, w2) < 0) goto malformed;
             }
             eattrs = sub;
@@ -1222,7 +1280,7 @@ static int walk_span(Reader *r, const Resource *res, Out *out) {
             while (sub.p < sub.end) {
                 uint32_t f2; int w2; Reader s2;
                 if (read_tag(&sub, &f2, &w2) < 0) goto malformed;
-                if (f2 == 2 && w2 == 2) { if (read_bytes(&sub, &s2) < 0) goto malformed; status_msg = s2.p; status_msg_len = (size_t)(s2.end - s2.p); }
+                if (f2 == 2 && w2 == 2) { if (read_bytes(&sub, &s2) < 0) goto malformed; if (replaced_text_ok(status_msg, status_msg_len) < 0) goto fail; status_msg = s2.p; status_msg_len = (size_t)(s2.end - s2.p); }
                 else if (f2 == 3 && w2 == 0) { if (read_varint(&sub, &v) < 0) goto malformed; status_code = v; }
                 else if (skip_field(&sub, w2) < 0) goto malformed;
             }

@@ -43,7 +43,7 @@ SERVICE_TYPES_BY_LOWER = {
 def http_status_of(attributes: Mapping[str, Any]) -> int | None:
     """The response status (100-999) a span's attributes carry, else None."""
     value = attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE, attributes.get(semconv.HTTP_STATUS_CODE_OLD))
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():  # "²".isdigit(), yet int() refuses it
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 999:
         return value
@@ -69,7 +69,7 @@ def _first_string(attributes: Mapping[str, Any], *keys: str) -> str | None:
         value = attributes.get(key)
         if isinstance(value, str) and value:
             return value
-        if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
+        if isinstance(value, (list, tuple)) and value and isinstance(value[0], str) and value[0]:
             return value[0]
     return None
 

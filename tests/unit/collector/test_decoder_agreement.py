@@ -56,6 +56,14 @@ def deep_array(levels: int) -> bytes:
     return value
 
 
+def deep_kvlist(levels: int, *innermost: bytes) -> bytes:
+    """Key/value lists nested `levels` deep, the innermost holding the KeyValues `innermost`."""
+    value = kvlist_value(*innermost)
+    for _ in range(levels - 1):
+        value = kvlist_value(key_value("n", value))
+    return value
+
+
 CASES = {
     "a list then a key/value list": request(
         [span(attribute("x", array_value(string_value("a")) + kvlist_value(key_value("k", string_value("v")))))]
@@ -126,6 +134,56 @@ CASES = {
         delimited(2, delimited(1, delimited(3, key_value(b"\xed\xa0\x80", string_value("v")))) + delimited(2, span())),
     ),
     "a schema_url not UTF-8": request([span()], resource_spans_extra=text(3, b"\xff")),
+    "a key sent twice, the first not UTF-8": request(
+        [span(delimited(9, text(1, b"\xfe") + text(1, "k") + delimited(2, string_value("v"))))]
+    ),
+    "a name sent twice, the first not UTF-8": request([span(extra=text(5, b"\xfe") + text(5, "op"))]),
+    "an event name sent twice, the first not UTF-8": request(
+        [span(extra=delimited(11, text(2, b"\xc0") + text(2, "e")))]
+    ),
+    "a status message sent twice, the first not UTF-8": request(
+        [span(extra=delimited(15, text(2, b"\xed\xa0\x80") + text(2, "m")))]
+    ),
+    "a repeated key whose first value is corrupt": request(
+        [span(attribute("k", tag(3, 4) + b"\x01") + attribute("k", string_value("v")))]
+    ),
+    "a repeated key whose first value is not UTF-8": request(
+        [span(attribute("k", text(1, b"\xff")) + attribute("k", string_value("v")))]
+    ),
+    "a nested repeated key whose first value nests past the limit": request(
+        [span(attribute("k", deep_kvlist(30, key_value("d", deep_array(5)), key_value("d", string_value("v")))))]
+    ),
+    "an annotation of bytes": request([span(attribute("fluoro.annotation.raw", text(7, b"\x01\xff")))]),
+    "a tag of six bytes": b")" + b"\x00" * 8 + b"\xf5\xfe\x9d\xed\x84\x00" + b"\x00" * 4,
+    "a length of six bytes": b"\x0a\x80\x80\x80\x80\x80\x00",
+    "an AWS service named in another case": request(
+        [span(attribute("rpc.system", string_value("aws-api")) + attribute("rpc.service", string_value("LambDa")))]
+    ),
+    "an AWS service folded to ASCII by lower()": request(
+        [
+            span(
+                attribute("rpc.system", string_value("aws-api"))
+                + attribute("rpc.service", string_value("\u212ainesis"))
+            )
+        ]
+    ),
+    "botocore's name of a service": request(
+        [span(attribute("rpc.system", string_value("aws-api")) + attribute("rpc.service", string_value("states")))]
+    ),
+    "a status code of leading zeros": request([span(attribute("http.status_code", string_value("0000000000503")))]),
+    "a status code of non-ASCII digits": request(
+        [span(attribute("http.status_code", string_value("\u0665\u0660\u0663")))]
+    ),
+    "a status code of superscripts": request([span(attribute("http.status_code", string_value("\u00b2")))]),
+    "an empty first database name": request(
+        [
+            span(
+                attribute("db.system", string_value("pg"))
+                + attribute("db.namespace", array_value(string_value("")))
+                + attribute("db.name", string_value("ledger"))
+            )
+        ]
+    ),
     "a resource entity ref": request([span()], resource=delimited(3, text(1, "service") + text(2, "service.name"))),
 }
 
@@ -143,6 +201,7 @@ def test_a_list_then_a_key_value_list_is_stored_as_valid_json() -> None:
 
 def test_values_nested_deeper_than_the_limit_are_refused_by_both() -> None:
     assert outcome(decode_protobuf, CASES["values nested 33 deep"]) == "refused"
+    assert outcome(decode_protobuf, CASES["a nested repeated key whose first value nests past the limit"]) == "refused"
     assert outcome(decode_protobuf, CASES["values nested 32 deep"]) != "refused"
 
 
