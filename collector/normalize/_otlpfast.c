@@ -349,17 +349,6 @@ static int array_value(Reader *r, Buf *json, Hot *hot, int depth) {
     return json ? buf_putc(json, ']') : 0;
 }
 
-/* Whether (field, wire) is a member of AnyValue's oneof as upb reads it (a known field with
- * another wire type is an unknown field to upb, and skipped). */
-static inline int is_oneof_member(uint32_t field, int wire) {
-    switch (field) {
-    case 1: case 5: case 6: case 7: return wire == 2;
-    case 2: case 3: case 8: return wire == 0;
-    case 4: return wire == 1;
-    default: return 0;
-    }
-}
-
 static int any_value(Reader *r, Buf *json, Hot *hot, int depth) {
     Hot local = {0};
     Hot *h = hot ? hot : &local;
@@ -375,7 +364,9 @@ static int any_value(Reader *r, Buf *json, Hot *hot, int depth) {
     while (r->p < r->end) {
         uint32_t field; int wire;
         if (read_tag(r, &field, &wire) < 0) return -1;
-        if (is_oneof_member(field, wire) && ++members > 1) return defer();
+        /* Any member's field number counts, whatever its wire type: a second one, even one upb
+         * would skip as unknown, only sends the value to the Python path, which is always right. */
+        if (field - 1u < 8u && ++members > 1) return defer();
         uint64_t v; Reader sub;
         if (field == 1 && wire == 2) {
             if (read_bytes(r, &sub) < 0) return -1;
@@ -501,7 +492,7 @@ static int replaced_value_ok(Reader value, int depth);
 
 /* Add a key/value; a repeated key replaces the earlier value in place, keeping its first
  * position (the replaced value is checked still, as upb parses it). */
-static int kvset_put(KvSet *s, KV item) {
+static inline int kvset_put(KvSet *s, KV item) {
     int32_t *slot = NULL;
     if (s->indexed) {
         slot = kvset_slot(s, item.key, item.klen);
@@ -541,15 +532,16 @@ static int replaced_text_ok(const uint8_t *previous, size_t n) {
 
 /* One KeyValue message: its key and value (the Python path's merge rules for a value sent
  * twice are deferred to it). */
-static int read_kv(Reader kv, KV *item) {
-    int values = 0;
+static inline int read_kv(Reader kv, KV *item) {
+    int values = 0, keys = 0;
     item->key = (const uint8_t *)""; item->klen = 0;
     item->value.p = item->value.end = kv.p;
     while (kv.p < kv.end) {
         uint32_t f2; int w2; Reader sub;
         if (read_tag(&kv, &f2, &w2) < 0) return -1;
         if (f2 == 1 && w2 == 2) {
-            if (read_bytes(&kv, &sub) < 0 || replaced_text_ok(item->key, item->klen) < 0) return -1;
+            if (read_bytes(&kv, &sub) < 0) return -1;
+            if (keys++ && replaced_text_ok(item->key, item->klen) < 0) return -1;
             item->key = sub.p; item->klen = (size_t)(sub.end - sub.p);
         }
         else if (f2 == 2 && w2 == 2) { if (read_bytes(&kv, &item->value) < 0) return -1; if (++values > 1) return defer(); }
