@@ -9,6 +9,7 @@ fastest). Annotations and links get tables of their own so queries never parse J
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import pyarrow as pa
@@ -91,7 +92,7 @@ class SpanBatch:
     def span_count(self) -> int:
         return int(self.spans.num_rows)
 
-    @property
+    @cached_property
     def decoded_bytes(self) -> int:
         """What the batch holds in memory (Arrow buffers), for the bounds that keep memory in check."""
         # get_total_buffer_size: ~12 us a 512-span request; nbytes, which sizes slices exactly, ~130 us.

@@ -167,6 +167,7 @@ class OtlpHttpReceiver:
         admitted = admit(DECODERS[media](body), self.settings.time_bounds, time.time_ns())
         for reason, count in admitted.rejected_by_reason.items():
             self.metrics.rejected_for_time.labels(RECEIVER, reason).inc(count)
+        _ = admitted.batch.decoded_bytes  # sized here, off the event loop (the queue's bound reads it)
         return admitted.batch
 
     async def _read_body(self, request: Request, gzip: bool, reservation: Reservation) -> bytes:
