@@ -8,6 +8,7 @@ commits and closes the file. Tests build one the same way around a temporary fil
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -82,9 +83,10 @@ class Collector:
         self.otlp_app = AllowedHosts(self.otlp_receiver, settings.host_policy)
         self._xray: XRayUdpReceiver | None = None
 
-    def xray_protocol(self) -> XRayUdpReceiver:
-        """The protocol for the X-Ray UDP endpoint (one per collector)."""
+    def start_xray(self, sock: socket.socket) -> XRayUdpReceiver:
+        """Receive the X-Ray daemon protocol on `sock`, a bound UDP socket (one per collector)."""
         self._xray = XRayUdpReceiver(self.pipeline, self.metrics, XRayReceiverSettings(time_bounds=self.time_bounds))
+        self._xray.start(sock)
         return self._xray
 
     def replay_record(self, record: bytes) -> SpanBatch:

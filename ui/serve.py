@@ -1,9 +1,9 @@
 """Running ``fluoro serve``: the collector's listeners and the query API in one process.
 
 Sockets are bound here, before anything else starts, so a busy port is reported as one clear
-line; the two HTTP apps then run on uvicorn servers in one event loop beside the X-Ray UDP
-endpoint. SIGINT and SIGTERM stop the servers, then the collector drains its queue, commits and
-closes the database.
+line; the two HTTP apps then run on uvicorn servers in one event loop, and the X-Ray UDP socket
+is read by the collector's thread for it. SIGINT and SIGTERM stop the servers, then the
+collector drains its queue, commits and closes the database.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ async def serve(collector: Collector, api_app: ASGIApp, sockets: BoundSockets, l
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     collector.start()
-    transport, _ = await loop.create_datagram_endpoint(collector.xray_protocol, sock=sockets.xray)
+    collector.start_xray(sockets.xray)  # read on a thread of its own, never on this loop
     otlp, api = _server(collector.otlp_app, log_level), _server(api_app, log_level)
     sockets.otlp.listen(1024)
     sockets.ui.listen(1024)
@@ -118,6 +118,6 @@ async def serve(collector: Collector, api_app: ASGIApp, sockets: BoundSockets, l
     otlp.should_exit = api.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
     stopper.cancel()
-    transport.close()
     await loop.run_in_executor(None, collector.stop)
+    sockets.xray.close()
     _logger.info("stopped; database closed")

@@ -1,25 +1,30 @@
 """The X-Ray daemon protocol: segment documents over UDP (port 2000).
 
-The event loop only takes each datagram into a bounded inbox (a deque under a lock, bounded in
-bytes): parsing JSON costs ~5 ms for a 56 KB datagram, which on the loop would hold up every
-OTLP acknowledgement and page behind it. A thread of its own (``fluoro-xray``) parses them and
-gathers the spans into one batch, submitted to the pipeline at most every `flush_interval_s`
-or every `max_batch_spans` spans. A datagram is taken whole or not at all: a bad subsegment or
-an unbelievable time anywhere in it refuses every span it holds.
+The socket is read by a thread of its own (``fluoro-xray``), never by the event loop: under a
+flood an asyncio datagram endpoint runs one callback per datagram and starves every OTLP
+acknowledgement and page behind it. The thread waits on the socket (and a wake-up pair for
+stop) with no timer while idle, parses each datagram, and gathers the spans into one batch,
+submitted to the pipeline at most every `flush_interval_s` or every `max_batch_spans` spans. A
+datagram is taken whole or not at all: a bad subsegment or an unbelievable time anywhere in it
+refuses every span it holds.
 
-UDP has no acknowledgement, so nothing waits for the commit: when the inbox is full the
-datagram is dropped and counted (a flood costs the loop one append each), and when the pipeline
-refuses a batch (full, stopping) it is dropped and counted. Memory is bounded by the inbox, the
-batch and the pipeline's queue; past that the kernel's socket buffer drops.
+What the thread may cost is capped: within each `budget_window_s` it works at most
+`max_cpu_share` of the time, then sleeps (without the GIL) until the window ends, and the
+kernel's socket buffer drops what comes meanwhile. Those drops are counted exactly
+(``SO_RXQ_OVFL``: the kernel's count arrives with the next datagram read) as
+``fluoro_xray_dropped_datagrams_total``. UDP has no acknowledgement, so nothing waits on a
+commit: a batch the pipeline refuses (full, stopping) is dropped and counted too.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
+import selectors
+import socket
+import struct
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -34,61 +39,24 @@ from collector.pipeline import IngestPipeline, WriteOutcome
 
 _logger = logging.getLogger(__name__)
 RECEIVER = "xray_udp"
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux: the kernel's drop count with each read
+MAX_DATAGRAM_BYTES = 65_536
+DROPS = struct.Struct("=I")
 
 
 @dataclass(frozen=True)
 class XRayReceiverSettings:
     flush_interval_s: float = 0.1
     max_batch_spans: int = 2000
-    max_inbox_bytes: int = 16 * 1024 * 1024
+    # At most this share of a core for parsing datagrams, measured over each window: the rest of
+    # a flood is dropped by the kernel (and counted), so OTLP and the pages keep their time.
+    max_cpu_share: float = 0.1
+    budget_window_s: float = 0.1
     time_bounds: TimeBounds = field(default_factory=TimeBounds)
 
 
-class DatagramInbox:
-    """Datagrams waiting for the parser thread, bounded in bytes; put never blocks."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self._max_bytes = max_bytes
-        self._items: deque[bytes] = deque()
-        self._bytes = 0
-        self._closed = False
-        self._cond = threading.Condition()
-
-    def put(self, data: bytes) -> bool:
-        """False (nothing kept) when full or closed."""
-        with self._cond:
-            if self._closed or self._bytes + len(data) > self._max_bytes:
-                return False
-            self._items.append(data)
-            self._bytes += len(data)
-            self._cond.notify()
-        return True
-
-    def take(self, timeout_s: float | None) -> bytes | None:
-        """The oldest datagram, or None after `timeout_s` (None: however long it takes; at once
-        when closed and empty)."""
-        with self._cond:
-            if not self._items and not self._closed:
-                self._cond.wait(timeout_s)
-            if not self._items:
-                return None
-            data = self._items.popleft()
-            self._bytes -= len(data)
-            return data
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    @property
-    def drained(self) -> bool:
-        with self._cond:
-            return self._closed and not self._items
-
-
-class XRayUdpReceiver(asyncio.DatagramProtocol):
-    """asyncio protocol for the X-Ray daemon's UDP socket, with its parser thread."""
+class XRayUdpReceiver:
+    """Reads, parses and submits the X-Ray daemon's datagrams on a thread of its own."""
 
     def __init__(
         self,
@@ -101,42 +69,83 @@ class XRayUdpReceiver(asyncio.DatagramProtocol):
         self.metrics = metrics
         self.settings = settings
         self._clock_ns = clock_ns
-        self._inbox = DatagramInbox(settings.max_inbox_bytes)
         self._builder = SpanBatchBuilder()
         self._bytes = 0
         self._client_errors = RateLimitedLog(_logger)
-        self.transport: asyncio.DatagramTransport | None = None
-        self._parser = threading.Thread(target=self._parse_until_closed, name="fluoro-xray", daemon=True)
-        self._parser.start()
+        self._kernel_drops = 0
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def start(self, sock: socket.socket) -> None:
+        """Read `sock` (a bound UDP socket) until close()."""
+        sock.setblocking(False)
+        with contextlib.suppress(OSError):  # not Linux: drops by the kernel go uncounted
+            sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        self._sock = sock
+        self._thread = threading.Thread(target=self._serve, name="fluoro-xray", daemon=True)
+        self._thread.start()
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
-        if not self._inbox.put(data):
-            self.metrics.xray_dropped_datagrams.inc()
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Read what the socket holds, submit it, stop the thread (the socket stays open)."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._wake_writer.send(b"x")
+        thread.join(timeout_s)
+        self._wake_reader.close()
+        self._wake_writer.close()
 
-    def _parse_until_closed(self) -> None:
+    def _serve(self) -> None:
+        assert self._sock is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self._sock, selectors.EVENT_READ)
+        selector.register(self._wake_reader, selectors.EVENT_READ)
+        budget = WorkBudget(self.settings.max_cpu_share, self.settings.budget_window_s)
         deadline: float | None = None
-        while not self._inbox.drained:
-            # Idle, it sleeps until a datagram comes: a thread waking on a timer takes the GIL
-            # from the event loop (10 wakes a second had cost OTLP acknowledgements ~2 ms at p99).
+        stopping = False
+        while not stopping:
+            # Idle, it waits with no timer: a thread waking on a timer takes the GIL from the
+            # event loop (ten wakes a second had cost OTLP acknowledgements ~2 ms at p99).
             wait_s = None if deadline is None else max(0.0, deadline - time.monotonic())
-            data = self._inbox.take(wait_s)
-            if data is not None:
-                self._add_datagram(data)
-                if self._builder.span_count >= self.settings.max_batch_spans:
-                    self._flush()
-                    deadline = None
-                elif deadline is None and self._builder.span_count:
-                    deadline = time.monotonic() + self.settings.flush_interval_s
-            if deadline is not None and time.monotonic() >= deadline:
+            ready = {key.fileobj for key, _ in selector.select(wait_s)}
+            stopping = self._wake_reader in ready
+            if self._sock in ready or stopping:
+                self._read_available(budget, final=stopping)
+            if self._builder.span_count and deadline is None:
+                deadline = time.monotonic() + self.settings.flush_interval_s
+            if deadline is not None and (stopping or time.monotonic() >= deadline):
                 self._flush()
                 deadline = None
-        self._flush()
+        selector.close()
 
-    def _add_datagram(self, data: bytes) -> None:
-        """Parse one datagram into a builder of its own, then take all its spans or none."""
+    def _read_available(self, budget: WorkBudget, *, final: bool) -> None:
+        """Parse the datagrams waiting in the socket, within the budget (all of them at stop)."""
+        assert self._sock is not None
+        while True:
+            if not final:
+                budget.wait_for_room()
+            started = time.perf_counter()
+            try:
+                data, ancillary, _, _ = self._sock.recvmsg(MAX_DATAGRAM_BYTES, socket.CMSG_SPACE(DROPS.size))
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # the socket was closed under us
+                return
+            self._count_kernel_drops(ancillary)
+            self.receive(data)
+            budget.spent(time.perf_counter() - started)
+
+    def _count_kernel_drops(self, ancillary: list[tuple[int, int, bytes]]) -> None:
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(data) >= DROPS.size:
+                total = DROPS.unpack_from(data)[0]
+                if total > self._kernel_drops:
+                    self.metrics.xray_dropped_datagrams.inc(total - self._kernel_drops)
+                self._kernel_drops = total
+
+    def receive(self, data: bytes) -> None:
+        """One datagram: its spans all go into the batch, or none of them."""
         one = SpanBatchBuilder()
         try:
             SegmentWalker(one).add_document(parse_datagram(data))
@@ -163,6 +172,8 @@ class XRayUdpReceiver(asyncio.DatagramProtocol):
             return
         self._builder.extend(one)
         self._bytes += len(data)
+        if self._builder.span_count >= self.settings.max_batch_spans:
+            self._flush()
 
     def _refuse_datagram(self, reason: str) -> None:
         self.metrics.bad_datagrams.inc()
@@ -190,8 +201,25 @@ class XRayUdpReceiver(asyncio.DatagramProtocol):
 
         return done
 
-    def close(self, timeout_s: float = 10.0) -> None:
-        """Stop taking datagrams, parse and submit what is in the inbox, stop the thread (the
-        transport belongs to the event loop that made it, which closes it)."""
-        self._inbox.close()
-        self._parser.join(timeout_s)
+
+class WorkBudget:
+    """At most `share` of each `window_s` of wall time spent working; wait_for_room sleeps out
+    the rest of a window whose share is used."""
+
+    def __init__(self, share: float, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._allowed_s = share * window_s
+        self._window_s = window_s
+        self._clock = clock
+        self._window_start = clock()
+        self._used_s = 0.0
+
+    def spent(self, seconds: float) -> None:
+        self._used_s += seconds
+
+    def wait_for_room(self) -> None:
+        now = self._clock()
+        if now - self._window_start >= self._window_s:
+            self._window_start, self._used_s = now, 0.0
+        elif self._used_s >= self._allowed_s:
+            time.sleep(self._window_start + self._window_s - now)
+            self._window_start, self._used_s = self._clock(), 0.0
