@@ -122,6 +122,8 @@ def shapes(collector: Any, otlp: int) -> None:
     print(f"\n1. one request of each shape, {MAX_BODY // 2**20} MiB (peak RSS above the idle daemon)")
     for name, make in SHAPES.items():
         body = make(MAX_BODY - 4096)
+        # A read folds what the last shape left logged, so the queue starts empty each time.
+        urllib.request.urlopen(f"{collector.api_url}/api/services", timeout=120).read()
         idle_kib = rss_kib(collector.pid, "VmRSS")
         try:
             Path(f"/proc/{collector.pid}/clear_refs").write_text("5")  # resets VmHWM

@@ -82,13 +82,14 @@ def decode_protobuf(body: bytes) -> SpanBatch:
         except ValueError as exc:
             raise UndecodableBody(f"{NOT_A_REQUEST}: {exc}") from exc
         if decoded is not None:
-            spans, annotations, links, rejected, reasons = decoded
+            spans, annotations, links, rejected, reasons, held_bytes = decoded
             return SpanBatch(
                 spans=imported_table(spans, SPAN_SCHEMA),
                 annotations=imported_table(annotations, ANNOTATION_SCHEMA),
                 links=imported_table(links, LINK_SCHEMA),
                 rejected=rejected,
                 rejection_reason="; ".join(reasons),
+                known_bytes=held_bytes,
             )
     return decode_protobuf_python(body)
 
