@@ -15,7 +15,6 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import atheris
 
@@ -37,26 +36,11 @@ def load_sanitized_decoder() -> None:
 load_sanitized_decoder()
 
 with atheris.instrument_imports(include=["collector.normalize"]):
-    import orjson
-
     from collector.normalize import otlp_proto
-    from collector.normalize.otlp_proto import UndecodableBody, decode_protobuf, decode_protobuf_python
+    from collector.normalize.otlp_proto import decode_protobuf, decode_protobuf_python
+    from tests.decoder_outcome import outcome
 
 assert otlp_proto.FAST_DECODER_AVAILABLE and "build/fuzz" in otlp_proto._otlpfast.__file__
-JSON_COLUMNS = ("attributes", "events", "resource")
-
-
-def outcome(decode: Any, body: bytes) -> Any:
-    try:
-        batch = decode(body)
-    except UndecodableBody:
-        return "refused"
-    rows = batch.spans.to_pylist()
-    for row in rows:
-        for column in JSON_COLUMNS:
-            if row[column] is not None:
-                row[column] = orjson.loads(row[column])
-    return rows, batch.annotations.to_pylist(), batch.links.to_pylist(), batch.rejected, batch.rejection_reason
 
 
 def test_one_input(data: bytes) -> None:

@@ -8,33 +8,17 @@ parsed, so the C path can never store JSON that cannot be read back.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from collector.model import SpanBatch
 from collector.normalize import otlp_proto
-from collector.normalize.otlp_proto import UndecodableBody, decode_protobuf, decode_protobuf_python
+from collector.normalize.otlp_proto import decode_protobuf, decode_protobuf_python
+from tests.decoder_outcome import outcome
 from tests.fuzz.strategies import requests
 
 CORPUS = Path(__file__).parent / "corpus"
-JSON_COLUMNS = ("attributes", "events", "resource")
 pytestmark = pytest.mark.skipif(not otlp_proto.FAST_DECODER_AVAILABLE, reason="the C decoder is not built here")
-
-
-def outcome(decode: Any, body: bytes) -> Any:
-    try:
-        batch: SpanBatch = decode(body)
-    except UndecodableBody:
-        return "refused"
-    rows = batch.spans.to_pylist()
-    for row in rows:
-        for column in JSON_COLUMNS:
-            if row[column] is not None:
-                row[column] = orjson.loads(row[column])
-    return rows, batch.annotations.to_pylist(), batch.links.to_pylist(), batch.rejected, batch.rejection_reason
 
 
 def assert_agree(body: bytes) -> None:

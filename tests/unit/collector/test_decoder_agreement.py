@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 import pytest
 
-from collector.model import SpanBatch
 from collector.normalize import otlp_proto
-from collector.normalize.otlp_proto import UndecodableBody, decode_protobuf, decode_protobuf_python
+from collector.normalize.otlp_proto import decode_protobuf, decode_protobuf_python
+from tests.decoder_outcome import outcome
 from tests.protowire import (
     array_value,
     attribute,
@@ -32,21 +32,6 @@ from tests.protowire import (
 )
 
 pytestmark = pytest.mark.skipif(not otlp_proto.FAST_DECODER_AVAILABLE, reason="the C decoder is not built here")
-JSON_COLUMNS = ("attributes", "events", "resource")
-
-
-def outcome(decode: Any, body: bytes) -> Any:
-    """Rows with their JSON parsed (so broken JSON fails here), or the refusal."""
-    try:
-        batch: SpanBatch = decode(body)
-    except UndecodableBody:
-        return "refused"
-    rows = batch.spans.to_pylist()
-    for row in rows:
-        for column in JSON_COLUMNS:
-            if row[column] is not None:
-                row[column] = orjson.loads(row[column])
-    return rows, batch.annotations.to_pylist(), batch.links.to_pylist(), batch.rejected, batch.rejection_reason
 
 
 def deep_array(levels: int) -> bytes:
