@@ -53,7 +53,8 @@ class Subject:
 def step_ns_for(window: TimeWindow, step_s: float | None) -> int:
     """The bucket width: as asked (at most MAX_POINTS buckets), else ~60 buckets."""
     span_ns = window.end_ns - window.start_ns
-    asked_ns = max(1_000_000, int(step_s * 1e9)) if step_s is not None else None
+    # A step past the window is the window (one point): also what keeps an infinite one finite.
+    asked_ns = max(1_000_000, int(min(step_s, span_ns / 1e9) * 1e9)) if step_s is not None else None
     step_ns = asked_ns if asked_ns is not None else max(1_000_000_000, span_ns // DEFAULT_POINTS)
     return max(step_ns, -(-span_ns // MAX_POINTS))
 

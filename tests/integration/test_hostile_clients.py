@@ -131,6 +131,10 @@ def test_a_gzip_body_of_several_members_is_read_whole(daemon: Daemon) -> None:
         ("/api/service-map", {"filter": "!" * 500 + "ok"}, "nests deeper"),
         ("/api/analytics", {"step": "1e308"}, "step"),
         ("/api/analytics", {"step": "inf"}, "step"),
+        ("/ui/data/analytics", {"step": "inf"}, "step"),
+        ("/ui/data/analytics", {"step": "1e308"}, "step"),
+        ("/ui/data/traces", {"start": "1e300"}, "start"),
+        ("/ui/data/map", {"filter": "!" * 3990 + "ok"}, "nests deeper"),
     ],
 )
 def test_every_bad_query_answers_400_naming_the_parameter(

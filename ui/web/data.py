@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import ORJSONResponse as JSONResponse
 
-from collector.api.params import parse_optional_filter, parse_trace_id, parse_window
+from collector.api.params import MAX_WINDOW_S, parse_optional_filter, parse_trace_id, parse_window
 from collector.engine import Collector
 from collector.query.analytics import Subject, compare_values, compare_windows, time_series
 from collector.query.critical_path import critical_path, trace_with_consumers
@@ -109,7 +109,7 @@ def data_router(collector: Collector, prefetch: MapPrefetch | None = None) -> AP
         filter: str | None = None,
         node: str | None = None,
         node_type: str | None = None,
-        step: Annotated[float | None, Query(gt=0)] = None,
+        step: Annotated[float | None, Query(gt=0, le=MAX_WINDOW_S)] = None,
         compare: Annotated[str, Query(pattern="^(previous|function_version|cold_start)$")] = "previous",
     ) -> JSONResponse:
         window = parse_window(start, end)

@@ -155,3 +155,10 @@ def test_critical_path_loads_consumer_traces_from_the_store(tmp_path: Path) -> N
         assert body["duration_ms"] == pytest.approx(2300.0)
     finally:
         store.close()
+
+
+def test_a_step_past_the_window_is_the_window_however_large() -> None:
+    window = TimeWindow(0, 60 * SECOND)
+    assert step_ns_for(window, float("inf")) == 60 * SECOND
+    assert step_ns_for(window, 1e308) == 60 * SECOND
+    assert step_ns_for(window, 10.0) == 10 * SECOND
