@@ -137,10 +137,12 @@ class IngestLog:
         """Delete sealed segments: everything in them is in the store."""
         try:
             for number in sealed:
-                self._sealed_bytes -= _size_or_zero(self._sealed_path(number))
+                # The size goes down last: a size of zero means the segments are gone from the list too.
+                size = _size_or_zero(self._sealed_path(number))
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(self._sealed_path(number))
                 self._sealed.remove(number)
+                self._sealed_bytes -= size
             _fsync_directory(self._directory)
         except OSError as exc:  # the records stay; replaying them later stores nothing twice
             raise StoreUnavailable(f"deleting stored ingest log segments failed: {exc}") from exc
