@@ -46,7 +46,7 @@ class CollectorMetrics:
         )
         self.xray_dropped_datagrams = Counter(
             "fluoro_xray_dropped_datagrams",
-            "X-Ray datagrams dropped because the parser's inbox was full (a flood)",
+            "X-Ray datagrams the kernel dropped while the parser was at its CPU cap (a flood)",
             registry=self.registry,
         )
         self.requests = Counter(
