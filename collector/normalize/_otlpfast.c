@@ -1,35 +1,34 @@
 /*
- * OTLP/protobuf ExportTraceServiceRequest -> Fluoro span rows, in C.
+ * OTLP/protobuf ExportTraceServiceRequest -> Fluoro's decoded spans and their facts, in C.
  *
- * Why by hand: the Python path (protobuf's upb parse, then a walk into Python values and the
- * derivations of derive.py) costs ~70-80 us a span here, which caps ingest near 13k spans/s;
- * the collector is asked for 50k. This module reads the wire format directly and derives the
- * X-Ray notions in the same pass, creating Python objects only for the stored columns. It
- * implements exactly what collector/normalize/otel.py and derive.py do: an equivalence test
- * (tests/unit/collector/test_fast_decoder.py) runs both over the same requests and compares
- * every row. Field numbers are those of opentelemetry-proto's trace.proto and common.proto.
- * bench/ingest.py shows the difference.
+ * Why by hand: the Python path (protobuf's upb parse, then a walk into Python values) costs
+ * ~70-80 us a span here, which caps ingest near 13k spans/s; the collector is asked for 50k.
+ * This module reads the wire format directly and creates no Python object per value. It only
+ * decodes: what a span means (flags, targets, service, annotations) is derive.py's, from the
+ * facts this module and the Python paths both produce (decoded.py), so no rule exists twice.
+ * An equivalence test (tests/unit/collector/test_fast_decoder.py) and the differential fuzz
+ * (tests/fuzz/) run both paths over the same requests and compare every derived row. Field
+ * numbers are those of opentelemetry-proto's trace.proto and common.proto.
  *
- * decode(body: bytes) -> (spans, annotations, links, rejected: int, reasons: list of str, bytes held: int)
- * Each table is a PyCapsule of an Arrow C data interface struct array (29 columns in SPAN_SCHEMA
- * order, 7 in ANNOTATION_SCHEMA's, 5 in LINK_SCHEMA's), which otlp_proto.py imports with pyarrow
- * without copying or touching a value (one call a table: wrapping each column's buffers from
- * Python had cost 0.3-0.4 ms a 512-span request). The walk creates no
- * Python object and runs with the GIL released (only a double's repr takes it back), so requests
- * decode on both cores while the writer works; building Python lists and converting them to Arrow
- * had cost more than the walk itself (bench/ingest.py: 7.4 -> 3.3 us a span, decode and Arrow).
- * Strings are checked as Python's strict UTF-8 decoder checks them; the JSON of attributes and
- * events is checked as it is written (and not again), plain text eight bytes at a time, and a
- * span's working buffers live as long as the request: 18.4k -> 11.0k instructions a span on the
- * bench's requests (callgrind), 1.07 -> 0.69-0.84 ms of CPU a request of 512 spans.
+ * decode(body: bytes) -> (spans, facts, resources, resource facts, links, rejected: int,
+ *                         reasons: list of str, bytes held: int)
+ * Each table is a PyCapsule of an Arrow C data interface struct array (decoded.py's
+ * DECODED_SPAN_SCHEMA, FACT_SCHEMA, RESOURCE_SCHEMA, FACT_SCHEMA, model.py's LINK_SCHEMA), which
+ * otlp_proto.py imports with pyarrow without copying or touching a value (one call a table:
+ * wrapping each column's buffers from Python had cost 0.3-0.4 ms a 512-span request). The walk
+ * runs with the GIL released (only a double's repr takes it back), so requests decode on both
+ * cores while the writer works; building Python lists and converting them to Arrow had cost more
+ * than the walk itself (bench/ingest.py: 7.4 -> 3.3 us a span, decode and Arrow). Strings are
+ * checked as Python's strict UTF-8 decoder checks them; the JSON of attributes and events is
+ * checked as it is written (and not again), plain text eight bytes at a time, and a span's
+ * working buffers live as long as the request.
  * Raises ValueError for bytes that are not a well-formed request, and returns None when the
- * request uses a feature left to the Python path: aws.xray.annotations, bytes values under the
- * attribute names the derivations read, and encodings only protobuf's merge rules decode (a
- * group, a singular message field sent twice, two members of one oneof, resource entity refs).
- * Like upb it checks UTF-8 in every string field, stored or not, and refuses field numbers past
- * 2^29 - 1; enums keep their low 32 bits. Duplicate attribute keys are found by hashing past 32
- * keys (a 160k-key span: ~0.03 s; comparing each with each had taken ~40 s). The differential
- * fuzz (tests/fuzz/) holds both paths to identical rows on whatever either accepts.
+ * request uses a feature left to the Python path: aws.xray.annotations, bytes values where a
+ * fact would hold them, and encodings only protobuf's merge rules decode (a group, a singular
+ * message field sent twice, two members of one oneof, resource entity refs). Like upb it checks
+ * UTF-8 in every string field, stored or not, and refuses field numbers past 2^29 - 1; enums keep
+ * their low 32 bits. Duplicate attribute keys are found by hashing past 32 keys (a 160k-key span:
+ * ~0.03 s; comparing each with each had taken ~40 s).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -37,13 +36,12 @@
 #include <string.h>
 #include <math.h>
 
-#define N_COLUMNS 29
-#define N_ANNOTATION_COLUMNS 7
+#define N_COLUMNS 15
+#define N_FACT_COLUMNS 8
 #define N_LINK_COLUMNS 5
 #define MAX_JSON_CHARS (64 * 1024)
 #define MAX_DEPTH 32
 #define MAX_REASONS 5
-#define MAX_NAME_CHARS 200  /* X-Ray's limit on a segment's name */
 #define MAX_FIELD_NUMBER ((1u << 29) - 1)
 
 /* The walk runs without the GIL: it allocates with PyMem_Raw* and reports failures here, in
@@ -265,13 +263,14 @@ static int buf_double(Buf *b, double v) {
 
 enum { V_NONE = 0, V_STR, V_BOOL, V_INT, V_DOUBLE, V_ARRAY, V_KVLIST, V_BYTES };
 
-/* What the derivations need to know of one hot attribute. */
+/* What a fact records of one attribute value (decoded.py's ValueType numbers its types). */
 typedef struct {
     int present;
     int type;
     const uint8_t *s;     /* V_STR: the string; V_ARRAY: its first element if a string */
     size_t slen;
     int first_is_str;     /* V_ARRAY: first element is a string */
+    int first_is_bytes;   /* V_ARRAY: first element is bytes (hex text to the Python path) */
     int64_t i;
     double d;
     int b;
@@ -284,7 +283,7 @@ enum {
     K_RPC_SERVICE, K_S3_BUCKET, K_SQS_URL, K_MESSAGING_URL, K_KINESIS, K_LAMBDA_FN, K_INVOKED_NAME,
     K_MSG_DEST, K_DDB_TABLES, K_DB_SYSTEM, K_DB_NAMESPACE, K_DB_NAME, K_MSG_SYSTEM, K_PEER_SERVICE,
     K_SERVER_ADDRESS, K_NET_PEER_NAME, K_SERVER_PORT, K_NET_PEER_PORT, K_FAAS_TRIGGER, K_FAAS_INVOCATION,
-    K_ERROR, K_FAULT, K_THROTTLE, K_COLDSTART, N_HOT
+    K_ERROR, K_FAULT, K_THROTTLE, K_COLDSTART, K_SERVICE_NAME, K_SERVICE_VERSION, N_HOT
 };
 
 static const char *HOT_KEYS[N_HOT] = {
@@ -295,7 +294,7 @@ static const char *HOT_KEYS[N_HOT] = {
     "aws.lambda.function_name", "faas.invoked_name", "messaging.destination.name",
     "aws.dynamodb.table_names", "db.system", "db.namespace", "db.name", "messaging.system", "peer.service",
     "server.address", "net.peer.name", "server.port", "net.peer.port", "faas.trigger", "faas.invocation_id",
-    "fluoro.error", "fluoro.fault", "fluoro.throttle", "faas.coldstart",
+    "fluoro.error", "fluoro.fault", "fluoro.throttle", "faas.coldstart", "service.name", "service.version",
 };
 /* The hot keys by length (the longest is 26 bytes), so a key is compared with a few at most. */
 #define MAX_HOT_LEN 32
@@ -343,6 +342,7 @@ static int array_value(Reader *r, Buf *json, Hot *hot, int depth) {
         if (count == 0 && hot && element.type == V_STR) {
             hot->first_is_str = 1; hot->s = element.s; hot->slen = element.slen;
         }
+        if (count == 0 && hot && element.type == V_BYTES) hot->first_is_bytes = 1;
         count++;
     }
     if (hot) { hot->type = V_ARRAY; hot->truthy = count > 0; }
@@ -631,13 +631,12 @@ static int utf8_ok(const uint8_t *s, size_t n) {
 
 /* Each column is built as Arrow's buffers (validity bitmap, int32 offsets for strings, values),
  * which pyarrow wraps without converting a value: no Python object per value, and no GIL. */
-enum { C_F16, C_U64, C_I64, C_U8, C_U16, C_F64, C_BOOL, C_STR, C_DICT };
+enum { C_F16, C_U64, C_I64, C_U8, C_I32, C_F64, C_BOOL, C_STR };
 
 typedef struct Col {
     int kind;
     int64_t length, nulls;
     Buf validity, offsets, values;
-    struct Col *dictionary;  /* C_DICT: the strings its int32 indices point at (owned elsewhere) */
 } Col;
 
 /* Bit `index` of a bitmap, growing it with zero bytes as needed. */
@@ -653,7 +652,7 @@ static inline int bit_put(Buf *b, int64_t index, int on) {
     return 0;
 }
 
-static const size_t WIDTH[] = {16, 8, 8, 1, 2, 8, 0, 0, 4};
+static const size_t WIDTH[] = {16, 8, 8, 1, 4, 8, 0, 0};
 
 static int col_init(Col *c, int kind) {
     memset(c, 0, sizeof *c);
@@ -693,7 +692,7 @@ static inline int col_null(Col *c) {
 static int col_u64(Col *c, uint64_t v) { return col_fixed(c, &v); }
 static int col_i64(Col *c, int64_t v) { return col_fixed(c, &v); }
 static int col_u8(Col *c, uint8_t v) { return col_fixed(c, &v); }
-static int col_u16(Col *c, uint16_t v) { return col_fixed(c, &v); }
+static int col_i32(Col *c, int32_t v) { return col_fixed(c, &v); }
 static int col_f64(Col *c, double v) { return col_fixed(c, &v); }
 
 static int col_bool(Col *c, int v) {
@@ -759,16 +758,11 @@ static const uint64_t NO_BYTES = 0;  /* stands in for an empty values buffer: ne
 typedef struct {
     void *owned[3];
     const void *buffers[3];
-    struct ArrowArray *dictionary;
 } ColumnPrivate;
 
 static void release_column(struct ArrowArray *a) {
     ColumnPrivate *p = a->private_data;
     for (int i = 0; i < 3; i++) PyMem_RawFree(p->owned[i]);
-    if (p->dictionary) {
-        if (p->dictionary->release) p->dictionary->release(p->dictionary);  /* unless moved out */
-        PyMem_RawFree(p->dictionary);
-    }
     PyMem_RawFree(p);
     a->release = NULL;
 }
@@ -793,12 +787,6 @@ static int column_array(Col *c, struct ArrowArray *a) {
     memset(&c->validity, 0, sizeof c->validity);
     memset(&c->offsets, 0, sizeof c->offsets);
     memset(&c->values, 0, sizeof c->values);
-    if (c->kind == C_DICT) {
-        /* A dictionary-encoded column: its strings once, as the array's dictionary. */
-        p->dictionary = PyMem_RawCalloc(1, sizeof *p->dictionary);
-        if (!p->dictionary || column_array(c->dictionary, p->dictionary) < 0) return oom();
-        a->dictionary = p->dictionary;
-    }
     return 0;
 }
 
@@ -857,154 +845,30 @@ static PyObject *table_capsule(Col *cols, int n) {
     return capsule;
 }
 
-/* ------------------------------------------------------------------ derivations */
+/* ------------------------------------------------------------------ facts */
 
-/* A string of the request, or none. */
-typedef struct {
-    const uint8_t *s;
-    size_t n;
-    int present;
-} Text;
+/* A fact (decoded.py's FACT_SCHEMA) of one attribute: what derive.py reads to give a span its
+ * meaning. The C decodes; every rule about what a value means is derive.py's. */
+#define ANNOTATION_FACT 255
+enum { F_ROW, F_KEY, F_TYPE, F_TEXT, F_NUMBER, F_REAL, F_TRUTHY, F_NAME };
+static const int FACT_KINDS[N_FACT_COLUMNS] = {C_I32, C_U8, C_U8, C_STR, C_I64, C_F64, C_BOOL, C_STR};
 
-static Text text_of(const Hot *h) {
-    Text t = {NULL, 0, 0};
-    if (h && h->type == V_STR) { t.s = h->s; t.n = h->slen; t.present = 1; }
-    return t;
+static int add_fact(Col *f, int32_t row, int key, const Hot *h, const uint8_t *name, size_t name_len) {
+    int has_text = h->type == V_STR || (h->type == V_ARRAY && h->first_is_str);
+    int rc = col_i32(&f[F_ROW], row) | col_u8(&f[F_KEY], (uint8_t)key) | col_u8(&f[F_TYPE], (uint8_t)h->type);
+    rc |= has_text ? col_str(&f[F_TEXT], h->s, h->slen) : col_null(&f[F_TEXT]);
+    rc |= h->type == V_INT ? col_i64(&f[F_NUMBER], h->i) : h->type == V_BOOL ? col_i64(&f[F_NUMBER], h->b) : col_null(&f[F_NUMBER]);
+    rc |= h->type == V_DOUBLE ? col_f64(&f[F_REAL], h->d) : col_null(&f[F_REAL]);
+    rc |= col_bool(&f[F_TRUTHY], h->truthy);
+    rc |= name ? col_str(&f[F_NAME], name, name_len) : col_null(&f[F_NAME]);
+    return rc ? -1 : 0;
 }
 
-static Text cstr_text(const char *s) {
-    Text t = {(const uint8_t *)s, strlen(s), 1};
-    return t;
-}
-
-static int col_text(Col *c, Text t) { return t.present ? col_str(c, t.s, t.n) : col_null(c); }
-
-/* Python's `get(a) or get(b)`: a if truthy, else b (absent: NULL). */
-static const Hot *first_truthy(const Hot *hot, int a, int b) {
-    if (hot[a].present && hot[a].truthy) return &hot[a];
-    return hot[b].present ? &hot[b] : NULL;
-}
-
-/* derive._first_string for one key: a non-empty string, or an array's first element (a string). */
-static int first_string(const Hot *h, const uint8_t **s, size_t *n) {
-    if (!h->present) return 0;
-    if (h->type == V_STR && h->slen > 0) { *s = h->s; *n = h->slen; return 1; }
-    if (h->type == V_ARRAY && h->first_is_str && h->slen > 0) { *s = h->s; *n = h->slen; return 1; }
-    return 0;
-}
-
-static int first_string2(const Hot *hot, int a, int b, const uint8_t **s, size_t *n) {
-    return first_string(&hot[a], s, n) || (b >= 0 && first_string(&hot[b], s, n));
-}
-
-/* derive.http_status_of: the new key wins whenever present, valid or not. */
-static int http_status(const Hot *hot, int *status) {
-    const Hot *h = hot[K_HTTP_STATUS].present ? &hot[K_HTTP_STATUS] : &hot[K_HTTP_STATUS_OLD];
-    if (!h->present) return 0;
-    int64_t v;
-    if (h->type == V_INT) v = h->i;
-    else if (h->type == V_STR && h->slen > 0) {
-        v = 0;  /* int() of ASCII digits, any number of them: saturated past 999, which is refused */
-        for (size_t i = 0; i < h->slen; i++) {
-            if (h->s[i] < '0' || h->s[i] > '9') return 0;
-            v = v > 1000 ? 1000 : v * 10 + (h->s[i] - '0');
-        }
-    } else return 0;
-    if (v < 100 || v > 999) return 0;
-    *status = (int)v;
-    return 1;
-}
-
-/* derive.SERVICE_TYPES_BY_LOWER: rpc.service compared without case, botocore's ids besides. */
-static const char *AWS_TYPES[][2] = {
-    {"dynamodb", "AWS::DynamoDB::Table"}, {"s3", "AWS::S3::Bucket"}, {"sqs", "AWS::SQS::Queue"},
-    {"kinesis", "AWS::Kinesis::Stream"}, {"lambda", "AWS::Lambda::Function"},
-    {"eventbridge", "AWS::Events::EventBus"}, {"sfn", "AWS::StepFunctions::StateMachine"},
-    {"sns", "AWS::SNS::Topic"}, {"events", "AWS::Events::EventBus"},
-    {"stepfunctions", "AWS::StepFunctions::StateMachine"}, {"states", "AWS::StepFunctions::StateMachine"},
-};
-
-/* ASCII case-insensitive equality of `s` (n bytes) with lowercase `lower`, as str.lower() sees
- * ASCII; a non-ASCII byte never equals the table's ASCII names, as in Python. */
-static int equals_lower(const uint8_t *s, size_t n, const char *lower) {
-    if (strlen(lower) != n) return 0;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = s[i];
-        if (c >= 'A' && c <= 'Z') c = (uint8_t)(c + 32);
-        if (c != (uint8_t)lower[i]) return 0;
-    }
-    return 1;
-}
-
-/* derive.target_of; a composed type or name is written into `scratch` (cleared first). */
-static int target(const Hot *hot, const char *kind, Buf *scratch, Text *type, Text *name) {
-    const uint8_t *s; size_t n;
-    Text none = {NULL, 0, 0};
-    *type = none; *name = none;
-    scratch->len = 0;
-    if (hot[K_TARGET_TYPE].type == V_STR && hot[K_TARGET_NAME].type == V_STR) {
-        *type = text_of(&hot[K_TARGET_TYPE]);
-        *name = text_of(&hot[K_TARGET_NAME]);
-        return 0;
-    }
-    if (strcmp(kind, "CLIENT") != 0 && strcmp(kind, "PRODUCER") != 0) return 0;
-    if (hot[K_RPC_SYSTEM].type == V_STR && hot[K_RPC_SYSTEM].slen == 7 && memcmp(hot[K_RPC_SYSTEM].s, "aws-api", 7) == 0) {
-        const uint8_t *svc = (const uint8_t *)""; size_t svc_len = 0;
-        first_string(&hot[K_RPC_SERVICE], &svc, &svc_len);
-        Text node = none;
-        for (size_t i = 0; i < sizeof AWS_TYPES / sizeof AWS_TYPES[0]; i++)
-            if (equals_lower(svc, svc_len, AWS_TYPES[i][0])) node = cstr_text(AWS_TYPES[i][1]);
-        const uint8_t *found = NULL; size_t found_len = 0;
-        if (first_string(&hot[K_DDB_TABLES], &s, &n) || first_string(&hot[K_S3_BUCKET], &s, &n)) { found = s; found_len = n; }
-        else if (first_string2(hot, K_SQS_URL, K_MESSAGING_URL, &s, &n)) {
-            size_t end = n;
-            while (end > 0 && s[end - 1] == '/') end--;
-            size_t start = end;
-            while (start > 0 && s[start - 1] != '/') start--;
-            found = s + start; found_len = end - start;
-            if (found_len == 0) { found = NULL; }
-        }
-        if (!found && (first_string(&hot[K_KINESIS], &s, &n) || first_string2(hot, K_LAMBDA_FN, K_INVOKED_NAME, &s, &n)
-                       || first_string(&hot[K_MSG_DEST], &s, &n))) { found = s; found_len = n; }
-        if (!found && svc_len) { found = svc; found_len = svc_len; }
-        if (!found) return 0;
-        if (!node.present && svc_len) {
-            if (buf_put(scratch, "AWS::", 5) < 0 || buf_put(scratch, (const char *)svc, svc_len) < 0) return -1;
-            node.s = (const uint8_t *)scratch->data; node.n = scratch->len; node.present = 1;
-        } else if (!node.present) node = cstr_text("AWS");
-        *type = node;
-        name->s = found; name->n = found_len; name->present = 1;
-        return 0;
-    }
-    if (first_string(&hot[K_DB_SYSTEM], &s, &n)) {
-        const uint8_t *db; size_t db_len;
-        *type = cstr_text("database");
-        if (first_string2(hot, K_DB_NAMESPACE, K_DB_NAME, &db, &db_len)) { s = db; n = db_len; }
-        name->s = s; name->n = n; name->present = 1;
-        return 0;
-    }
-    if (first_string(&hot[K_MSG_SYSTEM], &s, &n)) {
-        const uint8_t *dest; size_t dest_len;
-        *type = cstr_text("queue");
-        if (first_string(&hot[K_MSG_DEST], &dest, &dest_len)) { s = dest; n = dest_len; }
-        name->s = s; name->n = n; name->present = 1;
-        return 0;
-    }
-    if (first_string(&hot[K_PEER_SERVICE], &s, &n)) {
-        *type = cstr_text("service");
-        name->s = s; name->n = n; name->present = 1;
-        return 0;
-    }
-    if (first_string2(hot, K_SERVER_ADDRESS, K_NET_PEER_NAME, &s, &n)) {
-        const Hot *port = hot[K_SERVER_PORT].present ? &hot[K_SERVER_PORT] : &hot[K_NET_PEER_PORT];
-        *type = cstr_text("remote");
-        if (port->present && port->type == V_INT) {
-            if (buf_put(scratch, (const char *)s, n) < 0 || buf_putc(scratch, ':') < 0 || buf_int(scratch, port->i) < 0) return -1;
-            name->s = (const uint8_t *)scratch->data; name->n = scratch->len; name->present = 1;
-        } else { name->s = s; name->n = n; name->present = 1; }
-        return 0;
-    }
-    return 0;
+/* One attribute value summarized (an empty value is present, of no type). */
+static int summarize(Reader value, Hot *h) {
+    memset(h, 0, sizeof *h);
+    h->present = 1;
+    return value.p == value.end ? 0 : any_value(&value, NULL, h, 0);
 }
 
 /* ------------------------------------------------------------------ the request walk */
@@ -1022,30 +886,21 @@ typedef struct {
 typedef struct {
     SpanScratch work;
     Col spans[N_COLUMNS];
-    Col annotations[N_ANNOTATION_COLUMNS];
+    Col facts[N_FACT_COLUMNS];
+    Col resources;  /* each ResourceSpans' JSON once; spans hold its row */
+    Col resource_facts[N_FACT_COLUMNS];
     Col links[N_LINK_COLUMNS];
-    Col resource_dict;  /* each ResourceSpans' JSON once; spans hold an index into it */
-    Col service_dict;   /* and its service name */
     const char *reasons[MAX_REASONS];
     int reason_count;
     Py_ssize_t rejected;
     int needs_python;
 } Out;
 
+/* decoded.py's DECODED_SPAN_SCHEMA */
 static const int SPAN_KINDS[N_COLUMNS] = {
-    C_F16, C_U64, C_U64, C_DICT, C_STR, C_STR, C_I64, C_I64, C_U8, C_STR, C_STR, C_STR, C_STR, C_U16, C_STR,
-    C_BOOL, C_BOOL, C_BOOL, C_BOOL, C_STR, C_STR, C_STR, C_STR, C_STR, C_BOOL, C_STR, C_STR, C_STR, C_DICT,
+    C_F16, C_U64, C_U64, C_I32, C_STR, C_STR, C_I64, C_I64, C_U8, C_STR, C_BOOL, C_BOOL, C_STR, C_STR, C_STR,
 };
-static const int ANNOTATION_KINDS[N_ANNOTATION_COLUMNS] = {C_F16, C_U64, C_I64, C_STR, C_STR, C_F64, C_BOOL};
 static const int LINK_KINDS[N_LINK_COLUMNS] = {C_F16, C_U64, C_I64, C_F16, C_U64};
-
-typedef struct {
-    Text service;
-    Text function_version;
-    Buf json;
-    int32_t dict_index;     /* its JSON's place in the resource column's dictionary */
-    int32_t service_index;  /* its service's place in the service column's dictionary */
-} Resource;
 
 static const char *KIND_NAMES[] = {"UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"};
 
@@ -1067,95 +922,47 @@ static uint64_t be64(const uint8_t *p) {
     return v;
 }
 
-static int is_ascii(const uint8_t *s, size_t n) {
-    for (size_t i = 0; i < n; i++) if (s[i] >= 0x80) return 0;
-    return 1;
-}
-
-static int scan_attributes(KV *kvs, size_t count, Hot *hot, Buf *json, int *annotations) {
-    *annotations = 0;
+/* The facts of a span's attributes (its row `row`), and their JSON into `json` (if not NULL).
+ * Returns 1 for a request that is the Python path's: an aws.xray.annotations list (it names
+ * other attributes), or bytes where a fact would hold them (Python reads them as hex text). */
+static int scan_attributes(Out *out, int32_t row, KV *kvs, size_t count, Buf *json) {
     for (size_t j = 0; j < count; j++) {
-        int k = hot_index(kvs[j].key, kvs[j].klen);
-        if (k >= 0) {
-            Reader value = kvs[j].value;
-            if (value.p == value.end) { memset(&hot[k], 0, sizeof hot[k]); hot[k].present = 1; }
-            else if (any_value(&value, NULL, &hot[k], 0) < 0) return -1;
-        }
-        if (kvs[j].klen > ANNOTATION_PREFIX_LEN && memcmp(kvs[j].key, ANNOTATION_PREFIX, ANNOTATION_PREFIX_LEN) == 0)
-            (*annotations)++;
-        if (kvs[j].klen == 20 && memcmp(kvs[j].key, "aws.xray.annotations", 20) == 0) return 1;
-        if (k >= 0 && hot[k].type == V_BYTES) return 1;  /* derivations see bytes as hex text: Python's job */
-        /* rpc.service is compared as str.lower() sees it, which folds some non-ASCII letters to
-         * ASCII (U+212A KELVIN SIGN is 'k'): such a name is Python's job too. */
-        if (k == K_RPC_SERVICE && (hot[k].type == V_STR || hot[k].first_is_str) && !is_ascii(hot[k].s, hot[k].slen)) return 1;
+        const uint8_t *key = kvs[j].key;
+        size_t klen = kvs[j].klen;
+        if (klen == 20 && memcmp(key, "aws.xray.annotations", 20) == 0) return 1;
+        int k = hot_index(key, klen);
+        int annotation = klen > ANNOTATION_PREFIX_LEN && memcmp(key, ANNOTATION_PREFIX, ANNOTATION_PREFIX_LEN) == 0;
+        if (k < 0 && !annotation) continue;
+        Hot h;
+        if (summarize(kvs[j].value, &h) < 0) return -1;
+        if (h.type == V_BYTES || h.first_is_bytes) return 1;
+        int rc = annotation ? add_fact(out->facts, row, ANNOTATION_FACT, &h, key + ANNOTATION_PREFIX_LEN, klen - ANNOTATION_PREFIX_LEN)
+                            : add_fact(out->facts, row, k, &h, NULL, 0);
+        if (rc < 0) return -1;
     }
     return json ? kvs_json(kvs, count, json, 0) : 0;
 }
 
-static int add_annotations(Out *out, KV *kvs, size_t count, const uint8_t *trace, uint64_t span, int64_t start) {
-    Col *a = out->annotations;
-    for (size_t j = 0; j < count; j++) {
-        if (!(kvs[j].klen > ANNOTATION_PREFIX_LEN && memcmp(kvs[j].key, ANNOTATION_PREFIX, ANNOTATION_PREFIX_LEN) == 0))
-            continue;
-        Hot h; Reader value = kvs[j].value;
-        if (value.p == value.end) continue;
-        if (any_value(&value, NULL, &h, 0) < 0) return -1;
-        if (h.type == V_BYTES) { out->needs_python = 1; return 0; }  /* an annotation of hex text: Python's */
-        if (h.type != V_STR && h.type != V_BOOL && h.type != V_INT && h.type != V_DOUBLE) continue;
-        int rc = col_fixed(&a[0], trace) | col_u64(&a[1], span) | col_i64(&a[2], start)
-                 | col_str(&a[3], kvs[j].key + ANNOTATION_PREFIX_LEN, kvs[j].klen - ANNOTATION_PREFIX_LEN);
-        rc |= h.type == V_STR ? col_str(&a[4], h.s, h.slen) : col_null(&a[4]);
-        rc |= h.type == V_INT ? col_f64(&a[5], (double)h.i) : h.type == V_DOUBLE ? col_f64(&a[5], h.d) : col_null(&a[5]);
-        rc |= h.type == V_BOOL ? col_bool(&a[6], h.b) : col_null(&a[6]);
-        if (rc) return -1;
-    }
-    return 0;
-}
-
-static int append_span(Out *out, const Resource *res, const uint8_t *trace, const uint8_t *span, const uint8_t *parent,
-                       size_t parent_len, Text name, const char *kind_name, uint64_t start, uint64_t end, uint64_t code,
-                       Text status_msg, const Hot *hot, int has_status, int status, int error, int fault, int throttle,
-                       Buf *scratch, const Buf *attrs_json, size_t kv_count, const Buf *events, int event_count) {
+static int append_span(Out *out, int32_t resource, const uint8_t *trace, const uint8_t *span, const uint8_t *parent,
+                       size_t parent_len, const uint8_t *name, size_t name_len, const char *kind_name, uint64_t start,
+                       uint64_t end, uint64_t code, const uint8_t *status_msg, size_t status_msg_len, int has_exception,
+                       const Buf *attrs_json, size_t kv_count, const Buf *events, int event_count) {
     Col *c = out->spans;
-    Text type, name_t;
-    if (target(hot, kind_name, scratch, &type, &name_t) < 0) return -1;
-    Text origin = text_of(&hot[K_ORIGIN]);
-    if (!origin.present && ((hot[K_FAAS_TRIGGER].present && hot[K_FAAS_TRIGGER].truthy) ||
-                            (hot[K_FAAS_INVOCATION].present && hot[K_FAAS_INVOCATION].truthy)))
-        origin = cstr_text("AWS::Lambda::Function");
-    /* `_text(get(faas.version)) or resource.function_version`: an empty string falls through too */
-    Text version = hot[K_FAAS_VERSION].type == V_STR && hot[K_FAAS_VERSION].slen > 0 ? text_of(&hot[K_FAAS_VERSION])
-                                                                                     : res->function_version;
-    const Hot *url = hot[K_URL_FULL].present && hot[K_URL_FULL].truthy ? &hot[K_URL_FULL] : first_truthy(hot, K_URL_OLD, K_URL_PATH);
     int rc = col_fixed(&c[0], trace);
     rc |= col_u64(&c[1], be64(span));
     rc |= parent_len ? col_u64(&c[2], be64(parent)) : col_null(&c[2]);
-    rc |= col_fixed(&c[3], &res->service_index);
-    rc |= col_text(&c[4], name);
+    rc |= col_i32(&c[3], resource);
+    rc |= col_str(&c[4], name, name_len);
     rc |= col_cstr(&c[5], kind_name);
     rc |= col_i64(&c[6], (int64_t)start);
     rc |= col_i64(&c[7], end > start ? (int64_t)(end - start) : 0);
     rc |= col_u8(&c[8], (uint8_t)code);
-    rc |= status_msg.n ? col_text(&c[9], status_msg) : col_null(&c[9]);
-    rc |= col_text(&c[10], text_of(first_truthy(hot, K_METHOD, K_METHOD_OLD)));
-    rc |= col_text(&c[11], text_of(hot[K_ROUTE].present ? &hot[K_ROUTE] : NULL));
-    rc |= col_text(&c[12], text_of(url));
-    rc |= has_status ? col_u16(&c[13], (uint16_t)status) : col_null(&c[13]);
-    rc |= col_text(&c[14], text_of(first_truthy(hot, K_UA, K_UA_OLD)));
-    rc |= col_bool(&c[15], error);
-    rc |= col_bool(&c[16], fault);
-    rc |= col_bool(&c[17], throttle);
-    rc |= hot[K_COLDSTART].type == V_BOOL ? col_bool(&c[18], hot[K_COLDSTART].b) : col_null(&c[18]);
-    rc |= col_text(&c[19], origin);
-    rc |= col_text(&c[20], type);
-    rc |= col_text(&c[21], name_t);
-    rc |= col_text(&c[22], version);
-    rc |= col_text(&c[23], text_of(hot[K_ENDUSER].present ? &hot[K_ENDUSER] : NULL));
-    rc |= col_bool(&c[24], 0);
-    rc |= col_cstr(&c[25], "otlp");
-    rc |= kv_count ? col_json(&c[26], attrs_json) : col_null(&c[26]);
-    rc |= event_count ? col_json(&c[27], events) : col_null(&c[27]);
-    rc |= col_fixed(&c[28], &res->dict_index);
+    rc |= status_msg_len ? col_str(&c[9], status_msg, status_msg_len) : col_null(&c[9]);
+    rc |= col_bool(&c[10], has_exception);
+    rc |= col_bool(&c[11], 0);
+    rc |= col_cstr(&c[12], "otlp");
+    rc |= kv_count ? col_json(&c[13], attrs_json) : col_null(&c[13]);
+    rc |= event_count ? col_json(&c[14], events) : col_null(&c[14]);
     return rc ? -1 : 0;
 }
 
@@ -1177,7 +984,7 @@ static int attributes_ok(Reader *kv, KvSet *set, Buf *scratch) {
     return rc;
 }
 
-static int walk_span(Reader *r, const Resource *res, Out *out) {
+static int walk_span(Reader *r, int32_t resource, Out *out) {
     const uint8_t *trace = NULL, *span = NULL, *parent = NULL, *name = (const uint8_t *)"", *status_msg = NULL;
     size_t trace_len = 0, span_len = 0, parent_len = 0, name_len = 0, status_msg_len = 0;
     uint64_t kind = 0, start = 0, end = 0, status_code = 0;
@@ -1300,34 +1107,21 @@ static int walk_span(Reader *r, const Resource *res, Out *out) {
         goto cleanup;
     }
 
-    Hot hot[N_HOT];
-    memset(hot, 0, sizeof hot);
-    int annotation_count = 0;
     KV *kvs = work->attrs.items;
     size_t kv_count = work->attrs.count;
-    int scanned = scan_attributes(kvs, kv_count, hot, kv_count ? &attrs_json : NULL, &annotation_count);
+    int scanned = scan_attributes(out, (int32_t)out->spans[0].length, kvs, kv_count, kv_count ? &attrs_json : NULL);
     if (scanned < 0) goto fail;
     if (scanned == 1) { out->needs_python = 1; rc = 0; goto cleanup; }
 
     /* Enums are int32 on the wire: upb keeps the low 32 bits of a longer varint. */
     int32_t kind32 = (int32_t)(uint32_t)kind, code32 = (int32_t)(uint32_t)status_code;
     const char *kind_name = kind32 >= 0 && kind32 < 6 ? KIND_NAMES[kind32] : "UNSPECIFIED";
-    int status = 0, has_status = http_status(hot, &status);
-    int error = (hot[K_ERROR].present && hot[K_ERROR].truthy) || (has_status && status >= 400 && status < 500);
-    int throttle = (hot[K_THROTTLE].present && hot[K_THROTTLE].truthy) || (has_status && status == 429);
-    int fault = (hot[K_FAULT].present && hot[K_FAULT].truthy) || (has_status && status >= 500);
     uint64_t code = code32 >= 0 && code32 <= 2 ? (uint64_t)code32 : 0;
-    if (code32 == 2 && !(error || throttle || fault))
-        fault = has_exception || strcmp(kind_name, "SERVER") == 0 || !has_status;
     if (event_count && buf_putc(&events, ']') < 0) goto fail;
-
-    Text name_text = {name, name_len, 1};
-    Text status_text = {status_msg, status_msg_len, status_msg_len > 0};
-    if (append_span(out, res, trace, span, parent, parent_len, name_text, kind_name, start, end, code, status_text, hot,
-                    has_status, status, error, fault, throttle, &scratch, &attrs_json, kv_count, &events, event_count) < 0)
+    if (append_span(out, resource, trace, span, parent, parent_len, name, name_len, kind_name, start, end, code, status_msg,
+                    status_msg_len, has_exception, &attrs_json, kv_count, &events, event_count) < 0)
         goto fail;
     uint64_t span_id = be64(span);
-    if (annotation_count && add_annotations(out, kvs, kv_count, trace, span_id, (int64_t)start) < 0) goto fail;
     for (size_t i = 0; i < link_count; i++) {
         Col *l = out->links;
         if (col_fixed(&l[0], trace) | col_u64(&l[1], span_id) | col_i64(&l[2], (int64_t)start)
@@ -1347,15 +1141,9 @@ cleanup:
     return rc;
 }
 
-/* Bytes of the first `max_chars` characters of valid UTF-8 `s`. */
-static size_t utf8_prefix(const uint8_t *s, size_t n, size_t max_chars) {
-    size_t chars = 0;
-    for (size_t i = 0; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80 && chars++ == max_chars) return i;
-    return n;
-}
-
-static int walk_resource(Reader *r, Resource *res, KvSet *set) {
+/* A resource: its JSON into `json`, the facts of the attributes that name its service and
+ * version into the resource facts (its row `index`). */
+static int walk_resource(Reader *r, Out *out, int32_t index, Buf *json) {
     Reader attrs = *r, scan = *r;
     while (scan.p < scan.end) {  /* entity_refs: rare, and only the Python path checks their strings */
         uint32_t field; int wire;
@@ -1363,31 +1151,19 @@ static int walk_resource(Reader *r, Resource *res, KvSet *set) {
         if (field == 3 && wire == 2) return defer();
         if (skip_field(&scan, wire) < 0) return -1;
     }
+    KvSet *set = &out->work.scratch_attrs;
     if (collect_kvs(&attrs, 1, set) < 0) return -1;
-    KV *kvs = set->items;
-    size_t count = set->count;
-    Hot service = {0}, faas_version = {0}, service_version = {0};
-    for (size_t j = 0; j < count; j++) {
-        Reader value = kvs[j].value;
-        Hot *target = NULL;
-        if (kvs[j].klen == 12 && memcmp(kvs[j].key, "service.name", 12) == 0) target = &service;
-        else if (kvs[j].klen == 12 && memcmp(kvs[j].key, "faas.version", 12) == 0) target = &faas_version;
-        else if (kvs[j].klen == 15 && memcmp(kvs[j].key, "service.version", 15) == 0) target = &service_version;
-        if (target && value.p != value.end && any_value(&value, NULL, target, 0) < 0) return -1;
-        if (target && target->type == V_BYTES) return defer();  /* the Python path reads bytes as hex text */
+    for (size_t j = 0; j < set->count; j++) {
+        int k = hot_index(set->items[j].key, set->items[j].klen);
+        if (k != K_SERVICE_NAME && k != K_FAAS_VERSION && k != K_SERVICE_VERSION) continue;
+        Hot h;
+        if (summarize(set->items[j].value, &h) < 0) return -1;
+        if (h.type == V_BYTES) return defer();  /* the Python path reads bytes as hex text */
+        if (add_fact(out->resource_facts, index, k, &h, NULL, 0) < 0) return -1;
     }
     /* Its strings are checked here (buf_json_string), as the Python path decodes them, whether
      * or not any span follows. */
-    if (kvs_json(kvs, count, &res->json, 0) < 0) return -1;
-    res->service = service.type == V_STR && service.slen ? text_of(&service) : cstr_text("unknown_service");
-    /* otel.resource_info: faas.version, else service.version (a truthy value wins the `or`) */
-    const Hot *version = faas_version.present && faas_version.truthy ? &faas_version
-                         : (service_version.present ? &service_version : NULL);
-    res->function_version = text_of(version);
-    /* Every span of the resource repeats these: capped, so a long name is not copied per span. */
-    res->service.n = utf8_prefix(res->service.s, res->service.n, MAX_NAME_CHARS);
-    res->function_version.n = utf8_prefix(res->function_version.s, res->function_version.n, MAX_NAME_CHARS);
-    return 0;
+    return kvs_json(set->items, set->count, json, 0);
 }
 
 /* An InstrumentationScope: nothing of it is stored, but upb checks its strings. */
@@ -1405,13 +1181,13 @@ static int scope_ok(Reader scope, Out *out) {
     return 0;
 }
 
-static int walk_scope_spans(Reader ss, const Resource *res, Out *out) {
+static int walk_scope_spans(Reader ss, int32_t resource, Out *out) {
     while (ss.p < ss.end) {
         uint32_t field; int wire; Reader sub;
         if (read_tag(&ss, &field, &wire) < 0) return -1;
         if (wire != 2 || field > 3) { if (skip_field(&ss, wire) < 0) return -1; continue; }
         if (read_bytes(&ss, &sub) < 0) return -1;
-        int rc = field == 2 ? walk_span(&sub, res, out) : field == 1 ? scope_ok(sub, out) : text_ok(sub);
+        int rc = field == 2 ? walk_span(&sub, resource, out) : field == 1 ? scope_ok(sub, out) : text_ok(sub);
         if (rc < 0) return -1;
         if (out->needs_python) return 0;
     }
@@ -1439,24 +1215,20 @@ static int walk_request(Reader *r, Out *out) {
                 if (read_bytes(&scan, &s2) < 0 || text_ok(s2) < 0) return -1;
             } else if (skip_field(&scan, w2) < 0) return -1;
         }
-        Resource res;
-        memset(&res, 0, sizeof res);
-        int rc = walk_resource(&resource_body, &res, &out->work.scratch_attrs);
-        if (rc == 0) {
-            res.dict_index = (int32_t)out->resource_dict.length;
-            res.service_index = (int32_t)out->service_dict.length;
-            rc = col_json(&out->resource_dict, &res.json) | col_text(&out->service_dict, res.service);
-        }
+        int32_t resource = (int32_t)out->resources.length;
+        Buf json = {0};
+        int rc = walk_resource(&resource_body, out, resource, &json);
+        if (rc == 0) rc = col_json(&out->resources, &json);
         scan = rs;
         while (rc == 0 && scan.p < scan.end) {
             uint32_t f2; int w2; Reader ss;
             if (read_tag(&scan, &f2, &w2) < 0) { rc = -1; break; }
             if (f2 != 2 || w2 != 2) { if (skip_field(&scan, w2) < 0) rc = -1; continue; }
             if (read_bytes(&scan, &ss) < 0) { rc = -1; break; }
-            rc = walk_scope_spans(ss, &res, out);
+            rc = walk_scope_spans(ss, resource, out);
             if (out->needs_python) break;
         }
-        PyMem_RawFree(res.json.data);
+        PyMem_RawFree(json.data);
         if (rc < 0) return -1;
         if (out->needs_python) return 0;
     }
@@ -1472,23 +1244,27 @@ static void out_free(Out *out) {
     PyMem_RawFree(out->work.attrs_json.data);
     PyMem_RawFree(out->work.scratch.data);
     for (int c = 0; c < N_COLUMNS; c++) col_free(&out->spans[c]);
-    for (int c = 0; c < N_ANNOTATION_COLUMNS; c++) col_free(&out->annotations[c]);
+    for (int c = 0; c < N_FACT_COLUMNS; c++) col_free(&out->facts[c]);
+    for (int c = 0; c < N_FACT_COLUMNS; c++) col_free(&out->resource_facts[c]);
     for (int c = 0; c < N_LINK_COLUMNS; c++) col_free(&out->links[c]);
-    col_free(&out->resource_dict);
-    col_free(&out->service_dict);
+    col_free(&out->resources);
 }
 
 static int out_init(Out *out) {
     memset(out, 0, sizeof *out);
     int rc = 0;
     for (int c = 0; c < N_COLUMNS; c++) rc |= col_init(&out->spans[c], SPAN_KINDS[c]);
-    for (int c = 0; c < N_ANNOTATION_COLUMNS; c++) rc |= col_init(&out->annotations[c], ANNOTATION_KINDS[c]);
+    for (int c = 0; c < N_FACT_COLUMNS; c++) rc |= col_init(&out->facts[c], FACT_KINDS[c]);
+    for (int c = 0; c < N_FACT_COLUMNS; c++) rc |= col_init(&out->resource_facts[c], FACT_KINDS[c]);
     for (int c = 0; c < N_LINK_COLUMNS; c++) rc |= col_init(&out->links[c], LINK_KINDS[c]);
-    rc |= col_init(&out->resource_dict, C_STR);
-    rc |= col_init(&out->service_dict, C_STR);
-    out->spans[N_COLUMNS - 1].dictionary = &out->resource_dict;
-    out->spans[3].dictionary = &out->service_dict;
+    rc |= col_init(&out->resources, C_STR);
     return rc;
+}
+
+static size_t held_by(const Col *cols, int n) {
+    size_t held = 0;
+    for (int c = 0; c < n; c++) held += cols[c].validity.len + cols[c].offsets.len + cols[c].values.len;
+    return held;
 }
 
 static PyObject *result_of(Out *out) {
@@ -1500,21 +1276,24 @@ static PyObject *result_of(Out *out) {
         Py_DECREF(text);
     }
     /* What the tables hold, summed before their buffers move to pyarrow: the pipeline's memory
-     * bound reads it (pyarrow's own sizing costs ~45 us a 512-span request). */
-    size_t held = out->resource_dict.validity.len + out->resource_dict.offsets.len + out->resource_dict.values.len
-                  + out->service_dict.validity.len + out->service_dict.offsets.len + out->service_dict.values.len;
-    for (int c = 0; c < N_COLUMNS; c++) held += out->spans[c].validity.len + out->spans[c].offsets.len + out->spans[c].values.len;
-    for (int c = 0; c < N_ANNOTATION_COLUMNS; c++)
-        held += out->annotations[c].validity.len + out->annotations[c].offsets.len + out->annotations[c].values.len;
-    for (int c = 0; c < N_LINK_COLUMNS; c++) held += out->links[c].validity.len + out->links[c].offsets.len + out->links[c].values.len;
-    PyObject *spans = table_capsule(out->spans, N_COLUMNS);
-    PyObject *annotations = spans ? table_capsule(out->annotations, N_ANNOTATION_COLUMNS) : NULL;
-    PyObject *links = annotations ? table_capsule(out->links, N_LINK_COLUMNS) : NULL;
-    if (!links) {
-        Py_XDECREF(spans); Py_XDECREF(annotations); Py_DECREF(reasons);
+     * bound reads it (pyarrow's own sizing costs ~45 us a 512-span request). The facts' share
+     * stands for the derived columns that replace them (texts taken from theirs). */
+    size_t held = held_by(out->spans, N_COLUMNS) + held_by(out->facts, N_FACT_COLUMNS)
+                  + held_by(out->resource_facts, N_FACT_COLUMNS) + held_by(out->links, N_LINK_COLUMNS)
+                  + held_by(&out->resources, 1);
+    PyObject *tables[5] = {NULL};
+    tables[0] = table_capsule(out->spans, N_COLUMNS);
+    if (tables[0]) tables[1] = table_capsule(out->facts, N_FACT_COLUMNS);
+    if (tables[1]) tables[2] = table_capsule(&out->resources, 1);
+    if (tables[2]) tables[3] = table_capsule(out->resource_facts, N_FACT_COLUMNS);
+    if (tables[3]) tables[4] = table_capsule(out->links, N_LINK_COLUMNS);
+    if (!tables[4]) {
+        for (int i = 0; i < 5; i++) Py_XDECREF(tables[i]);
+        Py_DECREF(reasons);
         return NULL;
     }
-    return Py_BuildValue("(NNNnNn)", spans, annotations, links, out->rejected, reasons, (Py_ssize_t)held);
+    return Py_BuildValue("(NNNNNnNn)", tables[0], tables[1], tables[2], tables[3], tables[4], out->rejected, reasons,
+                         (Py_ssize_t)held);
 }
 
 static PyObject *decode(PyObject *self, PyObject *arg) {
@@ -1549,8 +1328,19 @@ static PyObject *decode(PyObject *self, PyObject *arg) {
     return result;
 }
 
+static PyObject *fact_keys(PyObject *self, PyObject *unused) {
+    PyObject *keys = PyTuple_New(N_HOT);
+    for (int k = 0; keys && k < N_HOT; k++) {
+        PyObject *key = PyUnicode_FromString(HOT_KEYS[k]);
+        if (!key) { Py_DECREF(keys); return NULL; }
+        PyTuple_SET_ITEM(keys, k, key);
+    }
+    return keys;
+}
+
 static PyMethodDef METHODS[] = {
-    {"decode", decode, METH_O, "Decode an OTLP ExportTraceServiceRequest into Fluoro's span columns (Arrow buffers)."},
+    {"decode", decode, METH_O, "Decode an OTLP ExportTraceServiceRequest into decoded spans and their facts (Arrow buffers)."},
+    {"fact_keys", fact_keys, METH_NOARGS, "The attribute keys whose values become facts, in their key numbers' order."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -17,8 +17,7 @@ from typing import Any
 
 import orjson
 
-from collector.model import SpanBatchBuilder, SpanRow
-from collector.normalize.derive import SERVICE_TYPES_BY_LOWER
+from collector.normalize.decoded import DecodedBuilder, DecodedRow
 from collector.normalize.otel import to_json
 from tracer import semconv
 
@@ -78,10 +77,6 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _status(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 999 else None
-
-
 def _seconds_to_ns(value: object, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 9.2e9:
         raise BadSegment(f"{field} must be epoch seconds")
@@ -115,44 +110,63 @@ def _exceptions(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     return events
 
 
-def _target(document: Mapping[str, Any], namespace: str) -> tuple[str | None, str | None]:
-    name = str(document.get("name", ""))
+def _meaning(doc: Mapping[str, Any], namespace: str, children: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """A segment's fields as the OpenTelemetry attributes they mean, for derive.py to read."""
+    http = _object(doc, "http")
+    request, response = _object(http, "request"), _object(http, "response")
+    status = response.get("status")
+    fields: dict[str, Any] = {
+        semconv.ERROR: bool(doc.get("error")),
+        semconv.FAULT: bool(doc.get("fault")),
+        semconv.THROTTLE: bool(doc.get("throttle")),
+        semconv.HTTP_RESPONSE_STATUS_CODE: status if isinstance(status, int) and not isinstance(status, bool) else None,
+        semconv.HTTP_REQUEST_METHOD: _text(request.get("method")),
+        semconv.URL_FULL: _text(request.get("url")),
+        semconv.USER_AGENT: _text(request.get("user_agent")),
+        "enduser.id": _text(doc.get("user")),
+        semconv.ORIGIN: _text(doc.get("origin")),
+    }
+    if any(child.get("name") == semconv.INITIALIZATION_SPAN_NAME for child in children):
+        fields[semconv.FAAS_COLDSTART] = True
+    name = _text(doc.get("name"))
     if namespace == "aws":
-        aws = _object(document, "aws")
-        queue_url = aws.get("queue_url")
-        resource = (
-            aws.get("table_name")
-            or aws.get("bucket_name")
-            or (str(queue_url).rstrip("/").rsplit("/", 1)[-1] if queue_url else None)
-            or aws.get("stream_name")
-            or aws.get("function_name")
-            or name
+        aws = _object(doc, "aws")
+        fields.update(
+            {
+                semconv.RPC_SYSTEM: "aws-api",
+                semconv.RPC_SERVICE: name,
+                semconv.AWS_DYNAMODB_TABLE_NAMES: _text(aws.get("table_name")),
+                semconv.AWS_S3_BUCKET: _text(aws.get("bucket_name")),
+                semconv.AWS_SQS_QUEUE_URL: _text(aws.get("queue_url")),
+                semconv.AWS_KINESIS_STREAM: _text(aws.get("stream_name")),
+                semconv.AWS_LAMBDA_FUNCTION: _text(aws.get("function_name")),
+            }
         )
-        return SERVICE_TYPES_BY_LOWER.get(name.lower(), f"AWS::{name}"), str(resource)
-    if namespace == "remote":
-        return "remote", name
-    return None, None
+    elif namespace == "remote":
+        fields[semconv.SERVER_ADDRESS] = name
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 class SegmentWalker:
     """Appends a segment document and its subsegments to a batch builder."""
 
-    def __init__(self, builder: SpanBatchBuilder) -> None:
+    def __init__(self, builder: DecodedBuilder) -> None:
         self.builder = builder
 
     def add_document(self, document: Mapping[str, Any]) -> int:
         """Add one top-level document; returns how many spans it produced."""
         trace_id = xray_trace_bytes(document.get("trace_id"))
         independent = document.get("type") == "subsegment"
-        service = "" if independent else str(document.get("name", ""))
+        service = None if independent else _text(document.get("name"))
         if not independent and not service:
             raise BadSegment("a segment needs a name")
+        resource = None if service is None else self.builder.add_resource(None, {"service.name": service})
         parent = document.get("parent_id")
         parent_id = span_id_int(parent, "parent_id") if parent is not None else None
         if independent and parent_id is None:
             raise BadSegment("an independent subsegment needs parent_id")
         before = self.builder.span_count
-        self._add(document, trace_id, parent_id, service, is_segment=not independent, depth=0)
+        self._add(document, trace_id, parent_id, resource, is_segment=not independent, depth=0)
         return self.builder.span_count - before
 
     def _add(
@@ -160,7 +174,7 @@ class SegmentWalker:
         doc: Mapping[str, Any],
         trace_id: bytes,
         parent_id: int | None,
-        service: str,
+        resource: int | None,
         *,
         is_segment: bool,
         depth: int,
@@ -174,9 +188,6 @@ class SegmentWalker:
         if end_ns < start_ns:
             raise BadSegment("end_time is before start_time")
         namespace = str(doc.get("namespace", ""))
-        http = _object(doc, "http")
-        request = _object(http, "request")
-        response = _object(http, "response")
         children = [c for c in doc.get("subsegments") or [] if isinstance(c, Mapping)]
         annotations = _object(doc, "annotations")
         attributes: dict[str, Any] = {"xray.namespace": namespace} if namespace else {}
@@ -185,45 +196,28 @@ class SegmentWalker:
                 attributes[f"xray.{key}"] = doc[key]
         for key, value in annotations.items():
             attributes[semconv.ANNOTATION_PREFIX + str(key)] = value
-        target_type, target_name = _target(doc, namespace)
+        meaning = _meaning(doc, namespace, children)
+        meaning.update((key, value) for key, value in attributes.items() if key.startswith(semconv.ANNOTATION_PREFIX))
         events = _exceptions(doc)
-        fault = bool(doc.get("fault"))
-        error = bool(doc.get("error"))
         self.builder.add_span(
-            SpanRow(
-                trace_id=trace_id,
-                span_id=span_id,
-                parent_span_id=parent_id,
-                service=service,
-                name=str(doc.get("name", "")),
-                kind="SERVER" if is_segment else ("CLIENT" if namespace in ("aws", "remote") else "INTERNAL"),
-                start_ns=start_ns,
-                duration_ns=end_ns - start_ns,
-                status_code=2 if fault or error else 0,
-                status_message=None,
-                http_method=_text(request.get("method")),
-                http_route=None,
-                http_url=_text(request.get("url")),
-                http_status=_status(response.get("status")),
-                http_user_agent=_text(request.get("user_agent")),
-                error=error,
-                fault=fault,
-                throttle=bool(doc.get("throttle")),
-                cold_start=any(c.get("name") == semconv.INITIALIZATION_SPAN_NAME for c in children) or None,
-                origin=_text(doc.get("origin")),
-                target_type=target_type,
-                target_name=target_name,
-                function_version=None,
-                user_id=_text(doc.get("user")),
-                in_progress=in_progress,
-                source="xray",
-                attributes=to_json(attributes) if attributes else None,
-                events=to_json(events) if events else None,
-                resource=None,
-            )
+            DecodedRow(
+                trace_id,
+                span_id,
+                parent_id,
+                resource,
+                str(doc.get("name", "")),
+                "SERVER" if is_segment else ("CLIENT" if namespace in ("aws", "remote") else "INTERNAL"),
+                start_ns,
+                end_ns - start_ns,
+                2 if meaning[semconv.FAULT] or meaning[semconv.ERROR] else 0,
+                None,
+                bool(events),
+                in_progress,
+                "xray",
+                to_json(attributes) if attributes else None,
+                to_json(events) if events else None,
+            ),
+            meaning,
         )
-        for key, value in annotations.items():
-            if isinstance(value, (str, int, float, bool)):
-                self.builder.add_annotation(trace_id, span_id, start_ns, str(key), value)
         for child in children:
-            self._add(child, trace_id, span_id, service, is_segment=False, depth=depth + 1)
+            self._add(child, trace_id, span_id, resource, is_segment=False, depth=depth + 1)
