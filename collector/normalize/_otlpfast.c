@@ -1,34 +1,38 @@
 /*
- * OTLP/protobuf ExportTraceServiceRequest -> Fluoro's decoded spans and their facts, in C.
+ * OTLP/protobuf ExportTraceServiceRequest -> Fluoro span rows, in C.
  *
  * Why by hand: the Python path (protobuf's upb parse, then a walk into Python values) costs
  * ~70-80 us a span here, which caps ingest near 13k spans/s; the collector is asked for 50k.
- * This module reads the wire format directly and creates no Python object per value. It only
- * decodes: what a span means (flags, targets, service, annotations) is derive.py's, from the
- * facts this module and the Python paths both produce (decoded.py), so no rule exists twice.
- * An equivalence test (tests/unit/collector/test_fast_decoder.py) and the differential fuzz
- * (tests/fuzz/) run both paths over the same requests and compare every derived row. Field
- * numbers are those of opentelemetry-proto's trace.proto and common.proto.
+ * This module reads the wire format directly, creating Python objects only for the stored
+ * columns. It decodes; what a span means is derive.py's alone: configure() hands over its fact
+ * keys, the keys whose text it reads, its annotation prefix and its span_meaning and
+ * resource_meaning, which the walk asks once per distinct signature of a span's (or
+ * resource's) facts and keeps per thread (see "meanings" below). An equivalence test
+ * (tests/unit/collector/test_fast_decoder.py, test_derive.py) and the differential fuzz run both
+ * paths over the same requests and compare every row. Field numbers are those of
+ * opentelemetry-proto's trace.proto and common.proto. bench/ingest.py shows the difference.
  *
- * decode(body: bytes) -> (spans, facts, resources, resource facts, links, rejected: int,
- *                         reasons: list of str, bytes held: int)
- * Each table is a PyCapsule of an Arrow C data interface struct array (decoded.py's
- * DECODED_SPAN_SCHEMA, FACT_SCHEMA, RESOURCE_SCHEMA, FACT_SCHEMA, model.py's LINK_SCHEMA), which
- * otlp_proto.py imports with pyarrow without copying or touching a value (one call a table:
- * wrapping each column's buffers from Python had cost 0.3-0.4 ms a 512-span request). The walk
- * runs with the GIL released (only a double's repr takes it back), so requests decode on both
- * cores while the writer works; building Python lists and converting them to Arrow had cost more
- * than the walk itself (bench/ingest.py: 7.4 -> 3.3 us a span, decode and Arrow). Strings are
- * checked as Python's strict UTF-8 decoder checks them; the JSON of attributes and events is
- * checked as it is written (and not again), plain text eight bytes at a time, and a span's
- * working buffers live as long as the request.
+ * decode(body: bytes) -> (spans, annotations, links, rejected: int, reasons: list of str, bytes held: int)
+ * Each table is a PyCapsule of an Arrow C data interface struct array (29 columns in SPAN_SCHEMA
+ * order, 7 in ANNOTATION_SCHEMA's, 5 in LINK_SCHEMA's), which otlp_proto.py imports with pyarrow
+ * without copying or touching a value (one call a table: wrapping each column's buffers from
+ * Python had cost 0.3-0.4 ms a 512-span request). The walk creates no
+ * Python object and runs with the GIL released (only a double's repr, and a meaning not yet
+ * kept, take it back), so requests
+ * decode on both cores while the writer works; building Python lists and converting them to Arrow
+ * had cost more than the walk itself (bench/ingest.py: 7.4 -> 3.3 us a span, decode and Arrow).
+ * Strings are checked as Python's strict UTF-8 decoder checks them; the JSON of attributes and
+ * events is checked as it is written (and not again), plain text eight bytes at a time, and a
+ * span's working buffers live as long as the request: 18.4k -> 11.0k instructions a span on the
+ * bench's requests (callgrind), 1.07 -> 0.69-0.84 ms of CPU a request of 512 spans.
  * Raises ValueError for bytes that are not a well-formed request, and returns None when the
- * request uses a feature left to the Python path: aws.xray.annotations, bytes values where a
- * fact would hold them, and encodings only protobuf's merge rules decode (a group, a singular
- * message field sent twice, two members of one oneof, resource entity refs). Like upb it checks
- * UTF-8 in every string field, stored or not, and refuses field numbers past 2^29 - 1; enums keep
- * their low 32 bits. Duplicate attribute keys are found by hashing past 32 keys (a 160k-key span:
- * ~0.03 s; comparing each with each had taken ~40 s).
+ * request uses a feature left to the Python path: aws.xray.annotations, bytes values under the
+ * fact keys, a rule of derive.py that failed or read a text it does not list, and encodings only protobuf's merge rules decode (a
+ * group, a singular message field sent twice, two members of one oneof, resource entity refs).
+ * Like upb it checks UTF-8 in every string field, stored or not, and refuses field numbers past
+ * 2^29 - 1; enums keep their low 32 bits. Duplicate attribute keys are found by hashing past 32
+ * keys (a 160k-key span: ~0.03 s; comparing each with each had taken ~40 s). The differential
+ * fuzz (tests/fuzz/) holds both paths to identical rows on whatever either accepts.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -36,12 +40,13 @@
 #include <string.h>
 #include <math.h>
 
-#define N_COLUMNS 15
-#define N_FACT_COLUMNS 8
+#define N_COLUMNS 29
+#define N_ANNOTATION_COLUMNS 7
 #define N_LINK_COLUMNS 5
 #define MAX_JSON_CHARS (64 * 1024)
 #define MAX_DEPTH 32
 #define MAX_REASONS 5
+#define MAX_NAME_CHARS 200  /* X-Ray's limit on a segment's name */
 #define MAX_FIELD_NUMBER ((1u << 29) - 1)
 
 /* The walk runs without the GIL: it allocates with PyMem_Raw* and reports failures here, in
@@ -263,7 +268,7 @@ static int buf_double(Buf *b, double v) {
 
 enum { V_NONE = 0, V_STR, V_BOOL, V_INT, V_DOUBLE, V_ARRAY, V_KVLIST, V_BYTES };
 
-/* What a fact records of one attribute value (decoded.py's ValueType numbers its types). */
+/* What the derivations need to know of one hot attribute. */
 typedef struct {
     int present;
     int type;
@@ -277,42 +282,28 @@ typedef struct {
     int truthy;
 } Hot;
 
-enum {
-    K_HTTP_STATUS, K_HTTP_STATUS_OLD, K_METHOD, K_METHOD_OLD, K_ROUTE, K_URL_FULL, K_URL_OLD, K_URL_PATH,
-    K_UA, K_UA_OLD, K_FAAS_VERSION, K_ENDUSER, K_ORIGIN, K_TARGET_TYPE, K_TARGET_NAME, K_RPC_SYSTEM,
-    K_RPC_SERVICE, K_S3_BUCKET, K_SQS_URL, K_MESSAGING_URL, K_KINESIS, K_LAMBDA_FN, K_INVOKED_NAME,
-    K_MSG_DEST, K_DDB_TABLES, K_DB_SYSTEM, K_DB_NAMESPACE, K_DB_NAME, K_MSG_SYSTEM, K_PEER_SERVICE,
-    K_SERVER_ADDRESS, K_NET_PEER_NAME, K_SERVER_PORT, K_NET_PEER_PORT, K_FAAS_TRIGGER, K_FAAS_INVOCATION,
-    K_ERROR, K_FAULT, K_THROTTLE, K_COLDSTART, K_SERVICE_NAME, K_SERVICE_VERSION, N_HOT
-};
-
-static const char *HOT_KEYS[N_HOT] = {
-    "http.response.status_code", "http.status_code", "http.request.method", "http.method", "http.route",
-    "url.full", "http.url", "url.path", "user_agent.original", "http.user_agent", "faas.version",
-    "enduser.id", "fluoro.origin", "fluoro.target.type", "fluoro.target.name", "rpc.system", "rpc.service",
-    "aws.s3.bucket", "aws.sqs.queue_url", "messaging.url", "aws.kinesis.stream_name",
-    "aws.lambda.function_name", "faas.invoked_name", "messaging.destination.name",
-    "aws.dynamodb.table_names", "db.system", "db.namespace", "db.name", "messaging.system", "peer.service",
-    "server.address", "net.peer.name", "server.port", "net.peer.port", "faas.trigger", "faas.invocation_id",
-    "fluoro.error", "fluoro.fault", "fluoro.throttle", "faas.coldstart", "service.name", "service.version",
-};
-/* The hot keys by length (the longest is 26 bytes), so a key is compared with a few at most. */
-#define MAX_HOT_LEN 32
+/* The attribute keys derive.py's span_meaning reads (its FACT_KEYS, given by configure()), and
+ * which of them it reads the text of (TEXT_READ_KEYS): a span's signature holds those texts,
+ * and a marker stands for every other key's text. */
+#define MAX_FACT_KEYS 64
+#define MAX_HOT_LEN 64
 #define MAX_HOT_PER_LEN 8
+static int N_HOT;
+static char *HOT_KEYS[MAX_FACT_KEYS];
+static int TEXT_READ[MAX_FACT_KEYS];
 static int HOT_BY_LEN[MAX_HOT_LEN][MAX_HOT_PER_LEN];
 static int HOT_COUNT_BY_LEN[MAX_HOT_LEN];
+static PyObject *KEY_OBJECTS[MAX_FACT_KEYS];  /* the keys as str, for the attributes dict */
+static PyObject *MARKERS[MAX_FACT_KEYS];      /* one unique str per key, known by identity */
+static PyObject *SPAN_MEANING, *RESOURCE_MEANING;
+#define MARKER_PREFIX "\x01fluoro-fact:"
 
-static int index_hot_keys(void) {
-    for (int k = 0; k < N_HOT; k++) {
-        size_t n = strlen(HOT_KEYS[k]);
-        if (n >= MAX_HOT_LEN || HOT_COUNT_BY_LEN[n] == MAX_HOT_PER_LEN) return -1;
-        HOT_BY_LEN[n][HOT_COUNT_BY_LEN[n]++] = k;
-    }
-    return 0;
-}
-
-static const char ANNOTATION_PREFIX[] = "fluoro.annotation.";
-#define ANNOTATION_PREFIX_LEN (sizeof(ANNOTATION_PREFIX) - 1)
+/* derive.py's too: the attributes that are annotations (by the prefix of their key), and the key
+ * of an ADOT-style list naming others, which makes a request the Python path's */
+static char ANNOTATION_PREFIX[64];
+static size_t ANNOTATION_PREFIX_LEN;
+static char ANNOTATION_LIST_KEY[64];
+static size_t ANNOTATION_LIST_KEY_LEN;
 
 static int hot_index(const uint8_t *key, size_t n) {
     if (n >= MAX_HOT_LEN) return -1;
@@ -631,12 +622,13 @@ static int utf8_ok(const uint8_t *s, size_t n) {
 
 /* Each column is built as Arrow's buffers (validity bitmap, int32 offsets for strings, values),
  * which pyarrow wraps without converting a value: no Python object per value, and no GIL. */
-enum { C_F16, C_U64, C_I64, C_U8, C_I32, C_F64, C_BOOL, C_STR };
+enum { C_F16, C_U64, C_I64, C_U8, C_U16, C_F64, C_BOOL, C_STR, C_DICT };
 
 typedef struct Col {
     int kind;
     int64_t length, nulls;
     Buf validity, offsets, values;
+    struct Col *dictionary;  /* C_DICT: the strings its int32 indices point at (owned elsewhere) */
 } Col;
 
 /* Bit `index` of a bitmap, growing it with zero bytes as needed. */
@@ -652,7 +644,7 @@ static inline int bit_put(Buf *b, int64_t index, int on) {
     return 0;
 }
 
-static const size_t WIDTH[] = {16, 8, 8, 1, 4, 8, 0, 0};
+static const size_t WIDTH[] = {16, 8, 8, 1, 2, 8, 0, 0, 4};
 
 static int col_init(Col *c, int kind) {
     memset(c, 0, sizeof *c);
@@ -692,7 +684,7 @@ static inline int col_null(Col *c) {
 static int col_u64(Col *c, uint64_t v) { return col_fixed(c, &v); }
 static int col_i64(Col *c, int64_t v) { return col_fixed(c, &v); }
 static int col_u8(Col *c, uint8_t v) { return col_fixed(c, &v); }
-static int col_i32(Col *c, int32_t v) { return col_fixed(c, &v); }
+static int col_u16(Col *c, uint16_t v) { return col_fixed(c, &v); }
 static int col_f64(Col *c, double v) { return col_fixed(c, &v); }
 
 static int col_bool(Col *c, int v) {
@@ -758,11 +750,16 @@ static const uint64_t NO_BYTES = 0;  /* stands in for an empty values buffer: ne
 typedef struct {
     void *owned[3];
     const void *buffers[3];
+    struct ArrowArray *dictionary;
 } ColumnPrivate;
 
 static void release_column(struct ArrowArray *a) {
     ColumnPrivate *p = a->private_data;
     for (int i = 0; i < 3; i++) PyMem_RawFree(p->owned[i]);
+    if (p->dictionary) {
+        if (p->dictionary->release) p->dictionary->release(p->dictionary);  /* unless moved out */
+        PyMem_RawFree(p->dictionary);
+    }
     PyMem_RawFree(p);
     a->release = NULL;
 }
@@ -787,6 +784,12 @@ static int column_array(Col *c, struct ArrowArray *a) {
     memset(&c->validity, 0, sizeof c->validity);
     memset(&c->offsets, 0, sizeof c->offsets);
     memset(&c->values, 0, sizeof c->values);
+    if (c->kind == C_DICT) {
+        /* A dictionary-encoded column: its strings once, as the array's dictionary. */
+        p->dictionary = PyMem_RawCalloc(1, sizeof *p->dictionary);
+        if (!p->dictionary || column_array(c->dictionary, p->dictionary) < 0) return oom();
+        a->dictionary = p->dictionary;
+    }
     return 0;
 }
 
@@ -845,30 +848,280 @@ static PyObject *table_capsule(Col *cols, int n) {
     return capsule;
 }
 
-/* ------------------------------------------------------------------ facts */
+/* ------------------------------------------------------------------ meanings */
 
-/* A fact (decoded.py's FACT_SCHEMA) of one attribute: what derive.py reads to give a span its
- * meaning. The C decodes; every rule about what a value means is derive.py's. */
-#define ANNOTATION_FACT 255
-enum { F_ROW, F_KEY, F_TYPE, F_TEXT, F_NUMBER, F_REAL, F_TRUTHY, F_NAME };
-static const int FACT_KINDS[N_FACT_COLUMNS] = {C_I32, C_U8, C_U8, C_STR, C_I64, C_F64, C_BOOL, C_STR};
+/* What a span means is derive.py's span_meaning, asked once per distinct signature of a span's
+ * fact values (kind, status code, exception event, its resource's version, and per present key
+ * its type, truthiness, number, and text where the rules read it) and kept here, per thread, to
+ * apply to every span that shares the signature. A text the rules only copy comes back as its
+ * key's marker, and each span gets its own text for it. */
 
-static int add_fact(Col *f, int32_t row, int key, const Hot *h, const uint8_t *name, size_t name_len) {
-    int has_text = h->type == V_STR || (h->type == V_ARRAY && h->first_is_str);
-    int rc = col_i32(&f[F_ROW], row) | col_u8(&f[F_KEY], (uint8_t)key) | col_u8(&f[F_TYPE], (uint8_t)h->type);
-    rc |= has_text ? col_str(&f[F_TEXT], h->s, h->slen) : col_null(&f[F_TEXT]);
-    rc |= h->type == V_INT ? col_i64(&f[F_NUMBER], h->i) : h->type == V_BOOL ? col_i64(&f[F_NUMBER], h->b) : col_null(&f[F_NUMBER]);
-    rc |= h->type == V_DOUBLE ? col_f64(&f[F_REAL], h->d) : col_null(&f[F_REAL]);
-    rc |= col_bool(&f[F_TRUTHY], h->truthy);
-    rc |= name ? col_str(&f[F_NAME], name, name_len) : col_null(&f[F_NAME]);
-    return rc ? -1 : 0;
+typedef struct {
+    const uint8_t *s;
+    size_t n;
+    int present;
+} Text;
+
+
+static int col_text(Col *c, Text t) { return t.present ? col_str(c, t.s, t.n) : col_null(c); }
+
+enum { O_METHOD, O_ROUTE, O_URL, O_UA, O_ORIGIN, O_TARGET_TYPE, O_TARGET_NAME, O_VERSION, O_USER, N_OUT_TEXTS };
+/* their places in span_meaning's tuple */
+static const int OUT_TEXT_AT[N_OUT_TEXTS] = {0, 1, 2, 4, 9, 10, 11, 12, 13};
+enum { T_NULL, T_CONST, T_REF };
+
+typedef struct {
+    int kind;      /* T_NULL, T_CONST (bytes, len) or T_REF (the text of fact key `ref`) */
+    int ref;
+    char *bytes;
+    size_t len;
+} OutText;
+
+typedef struct {
+    uint8_t *signature;  /* NULL: an empty slot */
+    size_t signature_len;
+    uint64_t hash;
+    OutText text[N_OUT_TEXTS];
+    int status;          /* -1: none */
+    int error, fault, throttle;
+    int cold;            /* -1: none */
+} Meaning;
+
+#define CACHE_SLOTS 4096                  /* a power of two */
+#define CACHE_MAX_ENTRIES (CACHE_SLOTS / 2)
+#define CACHE_MAX_BYTES (4u << 20)
+#define MAX_CACHED_SIGNATURE 1024         /* a longer one is asked for each time, never kept */
+
+typedef struct {
+    Meaning slots[CACHE_SLOTS];
+    size_t entries, bytes;
+} MeaningCache;
+
+/* Per thread: the decode runs without the GIL on several threads at once. */
+static _Thread_local MeaningCache *meaning_cache;
+
+static void meaning_free(Meaning *m) {
+    PyMem_RawFree(m->signature);
+    for (int i = 0; i < N_OUT_TEXTS; i++) PyMem_RawFree(m->text[i].bytes);
+    memset(m, 0, sizeof *m);
 }
 
-/* One attribute value summarized (an empty value is present, of no type). */
-static int summarize(Reader value, Hot *h) {
-    memset(h, 0, sizeof *h);
-    h->present = 1;
-    return value.p == value.end ? 0 : any_value(&value, NULL, h, 0);
+static void cache_clear(MeaningCache *cache) {
+    for (size_t i = 0; i < CACHE_SLOTS; i++) if (cache->slots[i].signature) meaning_free(&cache->slots[i]);
+    cache->entries = cache->bytes = 0;
+}
+
+enum { SIGNATURE_OF_SPAN, SIGNATURE_OF_RESOURCE };
+
+static inline uint8_t *put_varint(uint8_t *p, uint64_t v) {
+    while (v >= 0x80) { *p++ = (uint8_t)(v | 0x80); v >>= 7; }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static inline uint8_t *put_small(uint8_t *p, int32_t v) {
+    if (v >= 0 && v < 255) *p++ = (uint8_t)v;
+    else { *p++ = 255; memcpy(p, &v, 4); p += 4; }
+    return p;
+}
+
+/* The signature of a span: everything span_meaning's answer depends on, packed (a span of the
+ * bench's: ~40 bytes). `present` has bit k set for each fact key the span holds. Room for all
+ * of it is reserved first, then it is written without a check per field. */
+static int build_signature(Buf *b, const Hot *hot, uint64_t present, int32_t kind, int32_t code, int has_exception,
+                           Text version) {
+    size_t need = 32 + version.n + 24 * (size_t)__builtin_popcountll(present);
+    for (uint64_t bits = present; bits; bits &= bits - 1) {
+        int k = __builtin_ctzll(bits);
+        if (TEXT_READ[k]) need += hot[k].slen;
+    }
+    b->len = 0;
+    if (buf_reserve(b, need) < 0) return -1;
+    uint8_t *p = (uint8_t *)b->data;
+    *p++ = SIGNATURE_OF_SPAN;
+    p = put_small(put_small(p, kind), code);
+    *p++ = (uint8_t)(has_exception | version.present << 1);
+    if (version.present) { p = put_varint(p, version.n); memcpy(p, version.s, version.n); p += version.n; }
+    for (uint64_t bits = present; bits; bits &= bits - 1) {
+        int k = __builtin_ctzll(bits);
+        const Hot *h = &hot[k];
+        int has_text = h->type == V_STR || (h->type == V_ARRAY && h->first_is_str);
+        *p++ = (uint8_t)k;
+        *p++ = (uint8_t)(h->type | h->truthy << 3 | has_text << 4 | (h->slen > 0) << 5 | (h->type == V_BOOL && h->b) << 6);
+        if (h->type == V_INT) p = put_varint(p, ((uint64_t)h->i << 1) ^ (uint64_t)(h->i >> 63));
+        else if (h->type == V_DOUBLE) { memcpy(p, &h->d, 8); p += 8; }
+        else if (has_text && TEXT_READ[k]) { p = put_varint(p, h->slen); memcpy(p, h->s, h->slen); p += h->slen; }
+    }
+    b->len = (size_t)(p - (uint8_t *)b->data);
+    return 0;
+}
+
+/* A fact's value as span_meaning sees it (with the GIL): a text it only copies is its marker. */
+static PyObject *fact_value(const Hot *h, int k, int real_texts) {
+    switch (h->type) {
+    case V_STR:
+    case V_ARRAY: {
+        PyObject *text = NULL;
+        if (h->type == V_STR || h->first_is_str) {
+            if (real_texts || TEXT_READ[k] || h->slen == 0) text = PyUnicode_DecodeUTF8((const char *)h->s, (Py_ssize_t)h->slen, "strict");
+            else { text = MARKERS[k]; Py_INCREF(text); }
+            if (!text) return NULL;
+        }
+        if (h->type == V_STR) return text;
+        /* an array: only its first element, and whether it has one, reach the rules */
+        if (!text && h->truthy) { text = Py_None; Py_INCREF(text); }
+        PyObject *list = PyList_New(0);
+        if (list && text && PyList_Append(list, text) < 0) Py_CLEAR(list);
+        Py_XDECREF(text);
+        return list;
+    }
+    case V_BOOL: return PyBool_FromLong(h->b);
+    case V_INT: return PyLong_FromLongLong(h->i);
+    case V_DOUBLE: return PyFloat_FromDouble(h->d);
+    case V_KVLIST: return h->truthy ? Py_BuildValue("{s:O}", "", Py_None) : PyDict_New();
+    default: Py_RETURN_NONE;
+    }
+}
+
+static int contains_marker(const char *s, size_t n) {
+    size_t m = strlen(MARKER_PREFIX);
+    for (size_t i = 0; i + m <= n; i++)
+        if (s[i] == MARKER_PREFIX[0] && memcmp(s + i, MARKER_PREFIX, m) == 0) return 1;
+    return 0;
+}
+
+/* One text of span_meaning's answer into `out`. */
+static int out_text(PyObject *value, OutText *out) {
+    memset(out, 0, sizeof *out);
+    if (value == Py_None) return 0;
+    for (int k = 0; k < N_HOT; k++)
+        if (value == MARKERS[k]) { out->kind = T_REF; out->ref = k; return 0; }
+    Py_ssize_t n;
+    const char *utf8 = PyUnicode_Check(value) ? PyUnicode_AsUTF8AndSize(value, &n) : NULL;
+    if (!utf8) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "span_meaning answered a text that is not a str");
+        return -1;
+    }
+    if (contains_marker(utf8, (size_t)n)) {
+        /* a rule looked into a text it does not list in TEXT_READ_KEYS */
+        PyErr_SetString(PyExc_SystemError, "derive.span_meaning composed a marker: list the key in TEXT_READ_KEYS");
+        return -1;
+    }
+    out->bytes = PyMem_RawMalloc((size_t)n + 1);
+    if (!out->bytes) { PyErr_NoMemory(); return -1; }
+    memcpy(out->bytes, utf8, (size_t)n);
+    out->len = (size_t)n;
+    out->kind = T_CONST;
+    return 0;
+}
+
+static int optional_bool(PyObject *value) { return value == Py_None ? -1 : PyObject_IsTrue(value); }
+
+/* Ask span_meaning (taking the GIL) for the meaning of a span; fills `m` but its signature. */
+static int ask_meaning(Meaning *m, const Hot *hot, uint64_t present, const char *kind_name, int32_t code,
+                       int has_exception, Text version) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    int rc = -1;
+    PyObject *attributes = PyDict_New(), *version_obj = NULL, *answer = NULL;
+    for (uint64_t bits = present; attributes && bits; bits &= bits - 1) {
+        int k = __builtin_ctzll(bits);
+        PyObject *value = fact_value(&hot[k], k, 0);
+        if (!value || PyDict_SetItem(attributes, KEY_OBJECTS[k], value) < 0) { Py_XDECREF(value); goto done; }
+        Py_DECREF(value);
+    }
+    if (!attributes) goto done;
+    version_obj = version.present ? PyUnicode_DecodeUTF8((const char *)version.s, (Py_ssize_t)version.n, "strict") : Py_NewRef(Py_None);
+    if (!version_obj) goto done;
+    answer = PyObject_CallFunction(SPAN_MEANING, "OsiOO", attributes, kind_name, (int)code,
+                                   has_exception ? Py_True : Py_False, version_obj);
+    if (!answer) goto done;
+    if (!PyTuple_Check(answer) || PyTuple_GET_SIZE(answer) != 14) {
+        PyErr_SetString(PyExc_TypeError, "span_meaning must answer a tuple of 14");
+        goto done;
+    }
+    for (int i = 0; i < N_OUT_TEXTS; i++)
+        if (out_text(PyTuple_GET_ITEM(answer, OUT_TEXT_AT[i]), &m->text[i]) < 0) goto done;
+    PyObject *status = PyTuple_GET_ITEM(answer, 3);
+    m->status = status == Py_None ? -1 : (int)PyLong_AsLong(status);
+    m->error = PyObject_IsTrue(PyTuple_GET_ITEM(answer, 5));
+    m->fault = PyObject_IsTrue(PyTuple_GET_ITEM(answer, 6));
+    m->throttle = PyObject_IsTrue(PyTuple_GET_ITEM(answer, 7));
+    m->cold = optional_bool(PyTuple_GET_ITEM(answer, 8));
+    rc = PyErr_Occurred() ? -1 : 0;
+done:
+    if (rc < 0) {
+        /* a bug in derive.py, not a bad request: said loudly, and the request left to the
+         * Python path, where the same rules raise it where it belongs */
+        PyErr_WriteUnraisable(SPAN_MEANING);
+        defer();
+    }
+    Py_XDECREF(attributes);
+    Py_XDECREF(version_obj);
+    Py_XDECREF(answer);
+    PyGILState_Release(gil);
+    return rc;
+}
+
+static MeaningCache *thread_cache(void) {
+    if (!meaning_cache) meaning_cache = PyMem_RawCalloc(1, sizeof *meaning_cache);
+    return meaning_cache;
+}
+
+/* The entry of `signature` in this thread's cache, or NULL. */
+static const Meaning *cache_find(MeaningCache *cache, const Buf *signature, uint64_t hash) {
+    for (size_t slot = (size_t)hash & (CACHE_SLOTS - 1); cache->slots[slot].signature; slot = (slot + 1) & (CACHE_SLOTS - 1)) {
+        const Meaning *found = &cache->slots[slot];
+        if (found->hash == hash && found->signature_len == signature->len
+            && memcmp(found->signature, signature->data, signature->len) == 0)
+            return found;
+    }
+    return NULL;
+}
+
+/* Keep `asked` (just asked for, not in the cache) under `signature`, unless too long; returns
+ * where the meaning now is. A full cache is emptied first: a flood of distinct signatures
+ * starts it again rather than growing it. */
+static const Meaning *cache_keep(MeaningCache *cache, const Buf *signature, uint64_t hash, Meaning *asked) {
+    if (signature->len > MAX_CACHED_SIGNATURE) return asked;
+    if (cache->entries >= CACHE_MAX_ENTRIES || cache->bytes >= CACHE_MAX_BYTES) cache_clear(cache);
+    uint8_t *kept = PyMem_RawMalloc(signature->len);
+    if (!kept) return asked;  /* not kept: it is only asked again */
+    memcpy(kept, signature->data, signature->len);
+    size_t slot = (size_t)hash & (CACHE_SLOTS - 1);
+    while (cache->slots[slot].signature) slot = (slot + 1) & (CACHE_SLOTS - 1);
+    Meaning *entry = &cache->slots[slot];
+    *entry = *asked;  /* the entry takes over the texts */
+    memset(asked, 0, sizeof *asked);
+    entry->signature = kept;
+    entry->signature_len = signature->len;
+    entry->hash = hash;
+    cache->entries++;
+    cache->bytes += signature->len;
+    for (int i = 0; i < N_OUT_TEXTS; i++) cache->bytes += entry->text[i].len;
+    return entry;
+}
+
+/* The meaning of a span: from this thread's cache, else asked and kept. `*m` points into the
+ * cache or at `scratch`; either holds until the next call. */
+static int meaning_of(const Hot *hot, uint64_t present, const char *kind_name, int32_t kind, int32_t code,
+                      int has_exception, Text version, Buf *signature, Meaning *scratch, const Meaning **m) {
+    if (build_signature(signature, hot, present, kind, code, has_exception, version) < 0) return -1;
+    uint64_t hash = (uint64_t)_Py_HashBytes(signature->data, (Py_ssize_t)signature->len);
+    MeaningCache *cache = thread_cache();
+    if (!cache) return oom();
+    if ((*m = cache_find(cache, signature, hash))) return 0;
+    meaning_free(scratch);
+    if (ask_meaning(scratch, hot, present, kind_name, code, has_exception, version) < 0) return -1;
+    *m = cache_keep(cache, signature, hash, scratch);
+    return 0;
+}
+
+/* A text of a meaning, for one span: a constant, or that span's own text of a key. */
+static Text meaning_text(const OutText *t, const Hot *hot) {
+    Text none = {NULL, 0, 0};
+    if (t->kind == T_CONST) { Text c = {(const uint8_t *)t->bytes, t->len, 1}; return c; }
+    if (t->kind == T_REF) { Text r = {hot[t->ref].s, hot[t->ref].slen, 1}; return r; }
+    return none;
 }
 
 /* ------------------------------------------------------------------ the request walk */
@@ -881,26 +1134,37 @@ typedef struct {
     LinkRef *links;
     size_t link_cap;
     Buf events, attrs_json, scratch;
+    Meaning asked;  /* a meaning asked for but not kept */
 } SpanScratch;
 
 typedef struct {
     SpanScratch work;
     Col spans[N_COLUMNS];
-    Col facts[N_FACT_COLUMNS];
-    Col resources;  /* each ResourceSpans' JSON once; spans hold its row */
-    Col resource_facts[N_FACT_COLUMNS];
+    Col annotations[N_ANNOTATION_COLUMNS];
     Col links[N_LINK_COLUMNS];
+    Col resource_dict;  /* each ResourceSpans' JSON once; spans hold an index into it */
+    Col service_dict;   /* and its service name */
     const char *reasons[MAX_REASONS];
     int reason_count;
     Py_ssize_t rejected;
     int needs_python;
 } Out;
 
-/* decoded.py's DECODED_SPAN_SCHEMA */
 static const int SPAN_KINDS[N_COLUMNS] = {
-    C_F16, C_U64, C_U64, C_I32, C_STR, C_STR, C_I64, C_I64, C_U8, C_STR, C_BOOL, C_BOOL, C_STR, C_STR, C_STR,
+    C_F16, C_U64, C_U64, C_DICT, C_STR, C_STR, C_I64, C_I64, C_U8, C_STR, C_STR, C_STR, C_STR, C_U16, C_STR,
+    C_BOOL, C_BOOL, C_BOOL, C_BOOL, C_STR, C_STR, C_STR, C_STR, C_STR, C_BOOL, C_STR, C_STR, C_STR, C_DICT,
 };
+static const int ANNOTATION_KINDS[N_ANNOTATION_COLUMNS] = {C_F16, C_U64, C_I64, C_STR, C_STR, C_F64, C_BOOL};
 static const int LINK_KINDS[N_LINK_COLUMNS] = {C_F16, C_U64, C_I64, C_F16, C_U64};
+
+typedef struct {
+    Text service;           /* derive.resource_meaning's answer, held in `names` */
+    Text function_version;
+    Buf names;
+    Buf json;
+    int32_t dict_index;     /* its JSON's place in the resource column's dictionary */
+    int32_t service_index;  /* its service's place in the service column's dictionary */
+} Resource;
 
 static const char *KIND_NAMES[] = {"UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"};
 
@@ -922,47 +1186,81 @@ static uint64_t be64(const uint8_t *p) {
     return v;
 }
 
-/* The facts of a span's attributes (its row `row`), and their JSON into `json` (if not NULL).
- * Returns 1 for a request that is the Python path's: an aws.xray.annotations list (it names
- * other attributes), or bytes where a fact would hold them (Python reads them as hex text). */
-static int scan_attributes(Out *out, int32_t row, KV *kvs, size_t count, Buf *json) {
+
+static int scan_attributes(KV *kvs, size_t count, Hot *hot, uint64_t *present, Buf *json, int *annotations) {
+    *annotations = 0;
     for (size_t j = 0; j < count; j++) {
-        const uint8_t *key = kvs[j].key;
-        size_t klen = kvs[j].klen;
-        if (klen == 20 && memcmp(key, "aws.xray.annotations", 20) == 0) return 1;
-        int k = hot_index(key, klen);
-        int annotation = klen > ANNOTATION_PREFIX_LEN && memcmp(key, ANNOTATION_PREFIX, ANNOTATION_PREFIX_LEN) == 0;
-        if (k < 0 && !annotation) continue;
-        Hot h;
-        if (summarize(kvs[j].value, &h) < 0) return -1;
-        if (h.type == V_BYTES || h.first_is_bytes) return 1;
-        int rc = annotation ? add_fact(out->facts, row, ANNOTATION_FACT, &h, key + ANNOTATION_PREFIX_LEN, klen - ANNOTATION_PREFIX_LEN)
-                            : add_fact(out->facts, row, k, &h, NULL, 0);
-        if (rc < 0) return -1;
+        int k = hot_index(kvs[j].key, kvs[j].klen);
+        if (k >= 0) {
+            Reader value = kvs[j].value;
+            if (value.p == value.end) { memset(&hot[k], 0, sizeof hot[k]); hot[k].present = 1; }
+            else if (any_value(&value, NULL, &hot[k], 0) < 0) return -1;
+            *present |= 1ull << k;
+        }
+        if (kvs[j].klen > ANNOTATION_PREFIX_LEN && memcmp(kvs[j].key, ANNOTATION_PREFIX, ANNOTATION_PREFIX_LEN) == 0)
+            (*annotations)++;
+        if (kvs[j].klen == ANNOTATION_LIST_KEY_LEN && memcmp(kvs[j].key, ANNOTATION_LIST_KEY, ANNOTATION_LIST_KEY_LEN) == 0)
+            return 1;
+        /* derive.py sees bytes as hex text: such a request is the Python path's */
+        if (k >= 0 && (hot[k].type == V_BYTES || hot[k].first_is_bytes)) return 1;
     }
     return json ? kvs_json(kvs, count, json, 0) : 0;
 }
 
-static int append_span(Out *out, int32_t resource, const uint8_t *trace, const uint8_t *span, const uint8_t *parent,
-                       size_t parent_len, const uint8_t *name, size_t name_len, const char *kind_name, uint64_t start,
-                       uint64_t end, uint64_t code, const uint8_t *status_msg, size_t status_msg_len, int has_exception,
-                       const Buf *attrs_json, size_t kv_count, const Buf *events, int event_count) {
+static int add_annotations(Out *out, KV *kvs, size_t count, const uint8_t *trace, uint64_t span, int64_t start) {
+    Col *a = out->annotations;
+    for (size_t j = 0; j < count; j++) {
+        if (!(kvs[j].klen > ANNOTATION_PREFIX_LEN && memcmp(kvs[j].key, ANNOTATION_PREFIX, ANNOTATION_PREFIX_LEN) == 0))
+            continue;
+        Hot h; Reader value = kvs[j].value;
+        if (value.p == value.end) continue;
+        if (any_value(&value, NULL, &h, 0) < 0) return -1;
+        if (h.type == V_BYTES) { out->needs_python = 1; return 0; }  /* an annotation of hex text: Python's */
+        if (h.type != V_STR && h.type != V_BOOL && h.type != V_INT && h.type != V_DOUBLE) continue;
+        int rc = col_fixed(&a[0], trace) | col_u64(&a[1], span) | col_i64(&a[2], start)
+                 | col_str(&a[3], kvs[j].key + ANNOTATION_PREFIX_LEN, kvs[j].klen - ANNOTATION_PREFIX_LEN);
+        rc |= h.type == V_STR ? col_str(&a[4], h.s, h.slen) : col_null(&a[4]);
+        rc |= h.type == V_INT ? col_f64(&a[5], (double)h.i) : h.type == V_DOUBLE ? col_f64(&a[5], h.d) : col_null(&a[5]);
+        rc |= h.type == V_BOOL ? col_bool(&a[6], h.b) : col_null(&a[6]);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+static int append_span(Out *out, const Resource *res, const uint8_t *trace, const uint8_t *span, const uint8_t *parent,
+                       size_t parent_len, Text name, const char *kind_name, uint64_t start, uint64_t end, uint64_t code,
+                       Text status_msg, const Hot *hot, const Meaning *m, const Buf *attrs_json, size_t kv_count,
+                       const Buf *events, int event_count) {
     Col *c = out->spans;
     int rc = col_fixed(&c[0], trace);
     rc |= col_u64(&c[1], be64(span));
     rc |= parent_len ? col_u64(&c[2], be64(parent)) : col_null(&c[2]);
-    rc |= col_i32(&c[3], resource);
-    rc |= col_str(&c[4], name, name_len);
+    rc |= col_fixed(&c[3], &res->service_index);
+    rc |= col_text(&c[4], name);
     rc |= col_cstr(&c[5], kind_name);
     rc |= col_i64(&c[6], (int64_t)start);
     rc |= col_i64(&c[7], end > start ? (int64_t)(end - start) : 0);
     rc |= col_u8(&c[8], (uint8_t)code);
-    rc |= status_msg_len ? col_str(&c[9], status_msg, status_msg_len) : col_null(&c[9]);
-    rc |= col_bool(&c[10], has_exception);
-    rc |= col_bool(&c[11], 0);
-    rc |= col_cstr(&c[12], "otlp");
-    rc |= kv_count ? col_json(&c[13], attrs_json) : col_null(&c[13]);
-    rc |= event_count ? col_json(&c[14], events) : col_null(&c[14]);
+    rc |= status_msg.n ? col_text(&c[9], status_msg) : col_null(&c[9]);
+    rc |= col_text(&c[10], meaning_text(&m->text[O_METHOD], hot));
+    rc |= col_text(&c[11], meaning_text(&m->text[O_ROUTE], hot));
+    rc |= col_text(&c[12], meaning_text(&m->text[O_URL], hot));
+    rc |= m->status >= 0 ? col_u16(&c[13], (uint16_t)m->status) : col_null(&c[13]);
+    rc |= col_text(&c[14], meaning_text(&m->text[O_UA], hot));
+    rc |= col_bool(&c[15], m->error);
+    rc |= col_bool(&c[16], m->fault);
+    rc |= col_bool(&c[17], m->throttle);
+    rc |= m->cold >= 0 ? col_bool(&c[18], m->cold) : col_null(&c[18]);
+    rc |= col_text(&c[19], meaning_text(&m->text[O_ORIGIN], hot));
+    rc |= col_text(&c[20], meaning_text(&m->text[O_TARGET_TYPE], hot));
+    rc |= col_text(&c[21], meaning_text(&m->text[O_TARGET_NAME], hot));
+    rc |= col_text(&c[22], meaning_text(&m->text[O_VERSION], hot));
+    rc |= col_text(&c[23], meaning_text(&m->text[O_USER], hot));
+    rc |= col_bool(&c[24], 0);
+    rc |= col_cstr(&c[25], "otlp");
+    rc |= kv_count ? col_json(&c[26], attrs_json) : col_null(&c[26]);
+    rc |= event_count ? col_json(&c[27], events) : col_null(&c[27]);
+    rc |= col_fixed(&c[28], &res->dict_index);
     return rc ? -1 : 0;
 }
 
@@ -984,7 +1282,7 @@ static int attributes_ok(Reader *kv, KvSet *set, Buf *scratch) {
     return rc;
 }
 
-static int walk_span(Reader *r, int32_t resource, Out *out) {
+static int walk_span(Reader *r, const Resource *res, Out *out) {
     const uint8_t *trace = NULL, *span = NULL, *parent = NULL, *name = (const uint8_t *)"", *status_msg = NULL;
     size_t trace_len = 0, span_len = 0, parent_len = 0, name_len = 0, status_msg_len = 0;
     uint64_t kind = 0, start = 0, end = 0, status_code = 0;
@@ -1107,9 +1405,12 @@ static int walk_span(Reader *r, int32_t resource, Out *out) {
         goto cleanup;
     }
 
+    Hot hot[MAX_FACT_KEYS];  /* only the keys in `present` are set */
+    uint64_t present = 0;
+    int annotation_count = 0;
     KV *kvs = work->attrs.items;
     size_t kv_count = work->attrs.count;
-    int scanned = scan_attributes(out, (int32_t)out->spans[0].length, kvs, kv_count, kv_count ? &attrs_json : NULL);
+    int scanned = scan_attributes(kvs, kv_count, hot, &present, kv_count ? &attrs_json : NULL, &annotation_count);
     if (scanned < 0) goto fail;
     if (scanned == 1) { out->needs_python = 1; rc = 0; goto cleanup; }
 
@@ -1117,11 +1418,19 @@ static int walk_span(Reader *r, int32_t resource, Out *out) {
     int32_t kind32 = (int32_t)(uint32_t)kind, code32 = (int32_t)(uint32_t)status_code;
     const char *kind_name = kind32 >= 0 && kind32 < 6 ? KIND_NAMES[kind32] : "UNSPECIFIED";
     uint64_t code = code32 >= 0 && code32 <= 2 ? (uint64_t)code32 : 0;
+    const Meaning *meaning;
+    int asked = meaning_of(hot, present, kind_name, kind32, code32, has_exception, res->function_version, &scratch,
+                           &work->asked, &meaning);
+    if (asked < 0) goto fail;
     if (event_count && buf_putc(&events, ']') < 0) goto fail;
-    if (append_span(out, resource, trace, span, parent, parent_len, name, name_len, kind_name, start, end, code, status_msg,
-                    status_msg_len, has_exception, &attrs_json, kv_count, &events, event_count) < 0)
+
+    Text name_text = {name, name_len, 1};
+    Text status_text = {status_msg, status_msg_len, status_msg_len > 0};
+    if (append_span(out, res, trace, span, parent, parent_len, name_text, kind_name, start, end, code, status_text, hot,
+                    meaning, &attrs_json, kv_count, &events, event_count) < 0)
         goto fail;
     uint64_t span_id = be64(span);
+    if (annotation_count && add_annotations(out, kvs, kv_count, trace, span_id, (int64_t)start) < 0) goto fail;
     for (size_t i = 0; i < link_count; i++) {
         Col *l = out->links;
         if (col_fixed(&l[0], trace) | col_u64(&l[1], span_id) | col_i64(&l[2], (int64_t)start)
@@ -1141,9 +1450,71 @@ cleanup:
     return rc;
 }
 
-/* A resource: its JSON into `json`, the facts of the attributes that name its service and
- * version into the resource facts (its row `index`). */
-static int walk_resource(Reader *r, Out *out, int32_t index, Buf *json) {
+/* derive.resource_meaning of a resource's named values, asked (with the GIL) into `m`: the
+ * service as its first text, the version as its second. */
+static int ask_resource_meaning(Meaning *m, const Hot named[3]) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *args[3] = {NULL, NULL, NULL}, *answer = NULL;
+    int rc = -1;
+    for (int i = 0; i < 3; i++) {
+        args[i] = named[i].present ? fact_value(&named[i], 0, 1) : Py_NewRef(Py_None);
+        if (!args[i]) goto done;
+    }
+    answer = PyObject_CallFunctionObjArgs(RESOURCE_MEANING, args[0], args[1], args[2], NULL);
+    if (!answer || !PyTuple_Check(answer) || PyTuple_GET_SIZE(answer) != 2 || PyTuple_GET_ITEM(answer, 0) == Py_None) goto done;
+    if (out_text(PyTuple_GET_ITEM(answer, 0), &m->text[0]) < 0 || out_text(PyTuple_GET_ITEM(answer, 1), &m->text[1]) < 0)
+        goto done;
+    rc = 0;
+done:
+    if (rc < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "resource_meaning must answer (str, str or None)");
+        PyErr_WriteUnraisable(RESOURCE_MEANING);
+        defer();
+    }
+    for (int i = 0; i < 3; i++) Py_XDECREF(args[i]);
+    Py_XDECREF(answer);
+    PyGILState_Release(gil);
+    return rc;
+}
+
+/* A resource's service and version (derive.resource_meaning's), from this thread's cache or
+ * asked, copied into `res`. */
+static int resource_meaning(Resource *res, const Hot named[3], Buf *signature, Meaning *scratch) {
+    size_t need = 8;
+    for (int i = 0; i < 3; i++) need += 16 + named[i].slen;
+    signature->len = 0;
+    if (buf_reserve(signature, need) < 0) return -1;
+    uint8_t *p = (uint8_t *)signature->data;
+    *p++ = SIGNATURE_OF_RESOURCE;
+    for (int i = 0; i < 3; i++) {  /* every text of these is read: all of it signs */
+        const Hot *h = &named[i];
+        int has_text = h->present && (h->type == V_STR || (h->type == V_ARRAY && h->first_is_str));
+        *p++ = (uint8_t)(h->present | h->type << 1 | h->truthy << 4 | has_text << 5);
+        if (has_text) { p = put_varint(p, h->slen); memcpy(p, h->s, h->slen); p += h->slen; }
+    }
+    signature->len = (size_t)(p - (uint8_t *)signature->data);
+    uint64_t hash = (uint64_t)_Py_HashBytes(signature->data, (Py_ssize_t)signature->len);
+    MeaningCache *cache = thread_cache();
+    if (!cache) return oom();
+    const Meaning *m = cache_find(cache, signature, hash);
+    if (!m) {
+        meaning_free(scratch);
+        if (ask_resource_meaning(scratch, named) < 0) return -1;
+        m = cache_keep(cache, signature, hash, scratch);
+    }
+    const OutText *service = &m->text[0], *version = &m->text[1];
+    res->names.len = 0;
+    if (buf_put(&res->names, service->bytes, service->len) < 0 || buf_put(&res->names, version->bytes ? version->bytes : "", version->len) < 0)
+        return -1;
+    res->service.s = (const uint8_t *)res->names.data; res->service.n = service->len; res->service.present = 1;
+    res->function_version.s = (const uint8_t *)res->names.data + service->len;
+    res->function_version.n = version->len;
+    res->function_version.present = version->kind == T_CONST;
+    return 0;
+}
+
+static int walk_resource(Reader *r, Resource *res, Out *out) {
+    KvSet *set = &out->work.scratch_attrs;
     Reader attrs = *r, scan = *r;
     while (scan.p < scan.end) {  /* entity_refs: rare, and only the Python path checks their strings */
         uint32_t field; int wire;
@@ -1151,19 +1522,25 @@ static int walk_resource(Reader *r, Out *out, int32_t index, Buf *json) {
         if (field == 3 && wire == 2) return defer();
         if (skip_field(&scan, wire) < 0) return -1;
     }
-    KvSet *set = &out->work.scratch_attrs;
     if (collect_kvs(&attrs, 1, set) < 0) return -1;
-    for (size_t j = 0; j < set->count; j++) {
-        int k = hot_index(set->items[j].key, set->items[j].klen);
-        if (k != K_SERVICE_NAME && k != K_FAAS_VERSION && k != K_SERVICE_VERSION) continue;
-        Hot h;
-        if (summarize(set->items[j].value, &h) < 0) return -1;
-        if (h.type == V_BYTES) return defer();  /* the Python path reads bytes as hex text */
-        if (add_fact(out->resource_facts, index, k, &h, NULL, 0) < 0) return -1;
+    KV *kvs = set->items;
+    size_t count = set->count;
+    Hot named[3];  /* service.name, faas.version, service.version: resource_meaning's arguments */
+    memset(named, 0, sizeof named);
+    static const char *NAMED[3] = {"service.name", "faas.version", "service.version"};
+    for (size_t j = 0; j < count; j++) {
+        for (int i = 0; i < 3; i++) {
+            if (kvs[j].klen != strlen(NAMED[i]) || memcmp(kvs[j].key, NAMED[i], kvs[j].klen) != 0) continue;
+            Reader value = kvs[j].value;
+            if (value.p != value.end && any_value(&value, NULL, &named[i], 0) < 0) return -1;
+            if (value.p == value.end) named[i].present = 1;
+            if (named[i].type == V_BYTES) return defer();  /* the Python path reads bytes as hex text */
+        }
     }
     /* Its strings are checked here (buf_json_string), as the Python path decodes them, whether
      * or not any span follows. */
-    return kvs_json(set->items, set->count, json, 0);
+    if (kvs_json(kvs, count, &res->json, 0) < 0) return -1;
+    return resource_meaning(res, named, &out->work.scratch, &out->work.asked);
 }
 
 /* An InstrumentationScope: nothing of it is stored, but upb checks its strings. */
@@ -1181,13 +1558,13 @@ static int scope_ok(Reader scope, Out *out) {
     return 0;
 }
 
-static int walk_scope_spans(Reader ss, int32_t resource, Out *out) {
+static int walk_scope_spans(Reader ss, const Resource *res, Out *out) {
     while (ss.p < ss.end) {
         uint32_t field; int wire; Reader sub;
         if (read_tag(&ss, &field, &wire) < 0) return -1;
         if (wire != 2 || field > 3) { if (skip_field(&ss, wire) < 0) return -1; continue; }
         if (read_bytes(&ss, &sub) < 0) return -1;
-        int rc = field == 2 ? walk_span(&sub, resource, out) : field == 1 ? scope_ok(sub, out) : text_ok(sub);
+        int rc = field == 2 ? walk_span(&sub, res, out) : field == 1 ? scope_ok(sub, out) : text_ok(sub);
         if (rc < 0) return -1;
         if (out->needs_python) return 0;
     }
@@ -1215,20 +1592,25 @@ static int walk_request(Reader *r, Out *out) {
                 if (read_bytes(&scan, &s2) < 0 || text_ok(s2) < 0) return -1;
             } else if (skip_field(&scan, w2) < 0) return -1;
         }
-        int32_t resource = (int32_t)out->resources.length;
-        Buf json = {0};
-        int rc = walk_resource(&resource_body, out, resource, &json);
-        if (rc == 0) rc = col_json(&out->resources, &json);
+        Resource res;
+        memset(&res, 0, sizeof res);
+        int rc = walk_resource(&resource_body, &res, out);
+        if (rc == 0) {
+            res.dict_index = (int32_t)out->resource_dict.length;
+            res.service_index = (int32_t)out->service_dict.length;
+            rc = col_json(&out->resource_dict, &res.json) | col_text(&out->service_dict, res.service);
+        }
         scan = rs;
         while (rc == 0 && scan.p < scan.end) {
             uint32_t f2; int w2; Reader ss;
             if (read_tag(&scan, &f2, &w2) < 0) { rc = -1; break; }
             if (f2 != 2 || w2 != 2) { if (skip_field(&scan, w2) < 0) rc = -1; continue; }
             if (read_bytes(&scan, &ss) < 0) { rc = -1; break; }
-            rc = walk_scope_spans(ss, resource, out);
+            rc = walk_scope_spans(ss, &res, out);
             if (out->needs_python) break;
         }
-        PyMem_RawFree(json.data);
+        PyMem_RawFree(res.json.data);
+        PyMem_RawFree(res.names.data);
         if (rc < 0) return -1;
         if (out->needs_python) return 0;
     }
@@ -1243,28 +1625,25 @@ static void out_free(Out *out) {
     PyMem_RawFree(out->work.events.data);
     PyMem_RawFree(out->work.attrs_json.data);
     PyMem_RawFree(out->work.scratch.data);
+    meaning_free(&out->work.asked);
     for (int c = 0; c < N_COLUMNS; c++) col_free(&out->spans[c]);
-    for (int c = 0; c < N_FACT_COLUMNS; c++) col_free(&out->facts[c]);
-    for (int c = 0; c < N_FACT_COLUMNS; c++) col_free(&out->resource_facts[c]);
+    for (int c = 0; c < N_ANNOTATION_COLUMNS; c++) col_free(&out->annotations[c]);
     for (int c = 0; c < N_LINK_COLUMNS; c++) col_free(&out->links[c]);
-    col_free(&out->resources);
+    col_free(&out->resource_dict);
+    col_free(&out->service_dict);
 }
 
 static int out_init(Out *out) {
     memset(out, 0, sizeof *out);
     int rc = 0;
     for (int c = 0; c < N_COLUMNS; c++) rc |= col_init(&out->spans[c], SPAN_KINDS[c]);
-    for (int c = 0; c < N_FACT_COLUMNS; c++) rc |= col_init(&out->facts[c], FACT_KINDS[c]);
-    for (int c = 0; c < N_FACT_COLUMNS; c++) rc |= col_init(&out->resource_facts[c], FACT_KINDS[c]);
+    for (int c = 0; c < N_ANNOTATION_COLUMNS; c++) rc |= col_init(&out->annotations[c], ANNOTATION_KINDS[c]);
     for (int c = 0; c < N_LINK_COLUMNS; c++) rc |= col_init(&out->links[c], LINK_KINDS[c]);
-    rc |= col_init(&out->resources, C_STR);
+    rc |= col_init(&out->resource_dict, C_STR);
+    rc |= col_init(&out->service_dict, C_STR);
+    out->spans[N_COLUMNS - 1].dictionary = &out->resource_dict;
+    out->spans[3].dictionary = &out->service_dict;
     return rc;
-}
-
-static size_t held_by(const Col *cols, int n) {
-    size_t held = 0;
-    for (int c = 0; c < n; c++) held += cols[c].validity.len + cols[c].offsets.len + cols[c].values.len;
-    return held;
 }
 
 static PyObject *result_of(Out *out) {
@@ -1276,27 +1655,28 @@ static PyObject *result_of(Out *out) {
         Py_DECREF(text);
     }
     /* What the tables hold, summed before their buffers move to pyarrow: the pipeline's memory
-     * bound reads it (pyarrow's own sizing costs ~45 us a 512-span request). The facts' share
-     * stands for the derived columns that replace them (texts taken from theirs). */
-    size_t held = held_by(out->spans, N_COLUMNS) + held_by(out->facts, N_FACT_COLUMNS)
-                  + held_by(out->resource_facts, N_FACT_COLUMNS) + held_by(out->links, N_LINK_COLUMNS)
-                  + held_by(&out->resources, 1);
-    PyObject *tables[5] = {NULL};
-    tables[0] = table_capsule(out->spans, N_COLUMNS);
-    if (tables[0]) tables[1] = table_capsule(out->facts, N_FACT_COLUMNS);
-    if (tables[1]) tables[2] = table_capsule(&out->resources, 1);
-    if (tables[2]) tables[3] = table_capsule(out->resource_facts, N_FACT_COLUMNS);
-    if (tables[3]) tables[4] = table_capsule(out->links, N_LINK_COLUMNS);
-    if (!tables[4]) {
-        for (int i = 0; i < 5; i++) Py_XDECREF(tables[i]);
-        Py_DECREF(reasons);
+     * bound reads it (pyarrow's own sizing costs ~45 us a 512-span request). */
+    size_t held = out->resource_dict.validity.len + out->resource_dict.offsets.len + out->resource_dict.values.len
+                  + out->service_dict.validity.len + out->service_dict.offsets.len + out->service_dict.values.len;
+    for (int c = 0; c < N_COLUMNS; c++) held += out->spans[c].validity.len + out->spans[c].offsets.len + out->spans[c].values.len;
+    for (int c = 0; c < N_ANNOTATION_COLUMNS; c++)
+        held += out->annotations[c].validity.len + out->annotations[c].offsets.len + out->annotations[c].values.len;
+    for (int c = 0; c < N_LINK_COLUMNS; c++) held += out->links[c].validity.len + out->links[c].offsets.len + out->links[c].values.len;
+    PyObject *spans = table_capsule(out->spans, N_COLUMNS);
+    PyObject *annotations = spans ? table_capsule(out->annotations, N_ANNOTATION_COLUMNS) : NULL;
+    PyObject *links = annotations ? table_capsule(out->links, N_LINK_COLUMNS) : NULL;
+    if (!links) {
+        Py_XDECREF(spans); Py_XDECREF(annotations); Py_DECREF(reasons);
         return NULL;
     }
-    return Py_BuildValue("(NNNNNnNn)", tables[0], tables[1], tables[2], tables[3], tables[4], out->rejected, reasons,
-                         (Py_ssize_t)held);
+    return Py_BuildValue("(NNNnNn)", spans, annotations, links, out->rejected, reasons, (Py_ssize_t)held);
 }
 
 static PyObject *decode(PyObject *self, PyObject *arg) {
+    if (!SPAN_MEANING) {
+        PyErr_SetString(PyExc_RuntimeError, "_otlpfast.configure() first: the rules are derive.py's");
+        return NULL;
+    }
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     Out *out = PyMem_RawMalloc(sizeof(Out));
@@ -1328,28 +1708,59 @@ static PyObject *decode(PyObject *self, PyObject *arg) {
     return result;
 }
 
-static PyObject *fact_keys(PyObject *self, PyObject *unused) {
-    PyObject *keys = PyTuple_New(N_HOT);
-    for (int k = 0; keys && k < N_HOT; k++) {
-        PyObject *key = PyUnicode_FromString(HOT_KEYS[k]);
-        if (!key) { Py_DECREF(keys); return NULL; }
-        PyTuple_SET_ITEM(keys, k, key);
+/* configure(fact_keys, text_read_keys, annotation_prefix, annotation_list_key, span_meaning,
+ * resource_meaning): derive.py's rules, once. */
+static PyObject *configure(PyObject *self, PyObject *args) {
+    PyObject *keys, *text_read, *span_meaning, *resource_meaning;
+    const char *prefix, *list_key;
+    Py_ssize_t prefix_len, list_key_len;
+    if (!PyArg_ParseTuple(args, "O!Os#s#OO", &PyTuple_Type, &keys, &text_read, &prefix, &prefix_len, &list_key,
+                          &list_key_len, &span_meaning, &resource_meaning))
+        return NULL;
+    if (SPAN_MEANING) {
+        PyErr_SetString(PyExc_RuntimeError, "_otlpfast is configured once");
+        return NULL;
     }
-    return keys;
+    if (prefix_len == 0 || prefix_len >= (Py_ssize_t)sizeof ANNOTATION_PREFIX || list_key_len >= (Py_ssize_t)sizeof ANNOTATION_LIST_KEY)
+        return PyErr_Format(PyExc_ValueError, "an annotation prefix of 1-63 bytes and a list key under 64");
+    memcpy(ANNOTATION_PREFIX, prefix, (size_t)prefix_len);
+    ANNOTATION_PREFIX_LEN = (size_t)prefix_len;
+    memcpy(ANNOTATION_LIST_KEY, list_key, (size_t)list_key_len);
+    ANNOTATION_LIST_KEY_LEN = (size_t)list_key_len;
+    Py_ssize_t n = PyTuple_GET_SIZE(keys);
+    if (n > MAX_FACT_KEYS) return PyErr_Format(PyExc_ValueError, "at most %d fact keys", MAX_FACT_KEYS);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Py_ssize_t len;
+        PyObject *item = PyTuple_GET_ITEM(keys, k);
+        const char *key = PyUnicode_Check(item) ? PyUnicode_AsUTF8AndSize(item, &len) : NULL;
+        if (!key) return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_TypeError, "fact keys are str");
+        if (len >= MAX_HOT_LEN || HOT_COUNT_BY_LEN[len] == MAX_HOT_PER_LEN
+            || ((size_t)len >= ANNOTATION_PREFIX_LEN && memcmp(key, ANNOTATION_PREFIX, ANNOTATION_PREFIX_LEN) == 0))
+            return PyErr_Format(PyExc_ValueError, "fact key %R: too long, too many of its length, or an annotation", item);
+        int read = PySequence_Contains(text_read, item);
+        if (read < 0) return NULL;
+        HOT_KEYS[k] = PyMem_RawMalloc((size_t)len + 1);
+        KEY_OBJECTS[k] = Py_NewRef(item);
+        MARKERS[k] = PyUnicode_FromFormat(MARKER_PREFIX "%zd", k);
+        if (!HOT_KEYS[k] || !MARKERS[k]) return PyErr_NoMemory();
+        memcpy(HOT_KEYS[k], key, (size_t)len + 1);
+        TEXT_READ[k] = read;
+        HOT_BY_LEN[len][HOT_COUNT_BY_LEN[len]++] = (int)k;
+    }
+    N_HOT = (int)n;
+    RESOURCE_MEANING = Py_NewRef(resource_meaning);
+    SPAN_MEANING = Py_NewRef(span_meaning);
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef METHODS[] = {
-    {"decode", decode, METH_O, "Decode an OTLP ExportTraceServiceRequest into decoded spans and their facts (Arrow buffers)."},
-    {"fact_keys", fact_keys, METH_NOARGS, "The attribute keys whose values become facts, in their key numbers' order."},
+    {"configure", configure, METH_VARARGS, "Give the decoder derive.py's fact keys, the keys whose text it reads, span_meaning and resource_meaning."},
+    {"decode", decode, METH_O, "Decode an OTLP ExportTraceServiceRequest into Fluoro's span columns (Arrow buffers)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_otlpfast", NULL, -1, METHODS};
 
 PyMODINIT_FUNC PyInit__otlpfast(void) {
-    if (index_hot_keys() < 0) {
-        PyErr_SetString(PyExc_SystemError, "_otlpfast: a hot key is too long or too many share a length");
-        return NULL;
-    }
     return PyModule_Create(&MODULE);
 }

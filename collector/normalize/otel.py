@@ -1,18 +1,21 @@
-"""One OpenTelemetry span (already decoded from protobuf or JSON) into a decoded row and its facts.
+"""One OpenTelemetry span (already decoded from protobuf or JSON) into the span row.
 
-Both Python OTLP paths hand plain Python values to :func:`add_otel_span`, which validates the
-ids and times and appends the span as sent; derive.py gives it its meaning.
+Both Python OTLP decoders hand plain Python values to :func:`add_otel_span`, which validates
+the ids, has derive.py say what the span means and appends the row, its annotations and links.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from collector.normalize.decoded import DecodedBuilder, DecodedRow
+from collector.model import SpanBatchBuilder, SpanRow
+from collector.normalize.derive import annotations_of, needs_annotations, resource_meaning, span_meaning
+from tracer import semconv
 
 KIND_NAMES = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 ZERO_TRACE = bytes(16)
@@ -20,9 +23,19 @@ ZERO_SPAN = bytes(8)
 MAX_JSON_CHARS = 64 * 1024
 
 
-def add_resource(builder: DecodedBuilder, attributes: Mapping[str, Any]) -> int:
-    """A ResourceSpans' resource, decoded once for its spans; returns its index."""
-    return builder.add_resource(to_json(attributes), attributes)
+@dataclass(frozen=True)
+class ResourceInfo:
+    """What a span takes from its resource, decoded once per ResourceSpans."""
+
+    service: str
+    function_version: str | None
+    json: str
+
+
+def resource_info(attributes: Mapping[str, Any]) -> ResourceInfo:
+    get = attributes.get
+    service, version = resource_meaning(get("service.name"), get(semconv.FAAS_VERSION), get("service.version"))
+    return ResourceInfo(service=service, function_version=version, json=to_json(attributes))
 
 
 def to_json(value: object) -> str:
@@ -51,8 +64,8 @@ def invalid_ids(trace_id: bytes, span_id: bytes, parent_span_id: bytes) -> str |
 
 
 def add_otel_span(
-    builder: DecodedBuilder,
-    resource: int,
+    builder: SpanBatchBuilder,
+    resource: ResourceInfo,
     *,
     trace_id: bytes,
     span_id: bytes,
@@ -77,26 +90,31 @@ def add_otel_span(
         builder.reject(1, problem)
         return
     span_int = int.from_bytes(span_id, "big")
+    kind_name = KIND_NAMES[kind] if 0 <= kind < len(KIND_NAMES) else "UNSPECIFIED"
+    has_exception = any(event[0] == "exception" for event in events)
     builder.add_span(
-        DecodedRow(
+        SpanRow(
             trace_id,
             span_int,
             int.from_bytes(parent_span_id, "big") if parent_span_id else None,
-            resource,
+            resource.service,
             name,
-            KIND_NAMES[kind] if 0 <= kind < len(KIND_NAMES) else "UNSPECIFIED",
+            kind_name,
             start_ns,
             end_ns - start_ns,
             status_code if 0 <= status_code <= 2 else 0,
             status_message or None,
-            any(event[0] == "exception" for event in events),
+            *span_meaning(attributes, kind_name, status_code, has_exception, resource.function_version),
             False,
             "otlp",
             to_json(attributes) if attributes else None,
             to_json([{"name": n, "time_ns": t, "attributes": a} for n, t, a in events]) if events else None,
-        ),
-        attributes,
+            resource.json,
+        )
     )
+    if needs_annotations(attributes):
+        for key, value in annotations_of(attributes).items():
+            builder.add_annotation(trace_id, span_int, start_ns, key, value)
     for linked_trace, linked_span in links:
         if len(linked_trace) == 16 and len(linked_span) == 8:
             builder.add_link(trace_id, span_int, start_ns, linked_trace, int.from_bytes(linked_span, "big"))

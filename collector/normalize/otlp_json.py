@@ -14,10 +14,8 @@ from typing import Any
 
 import orjson
 
-from collector.model import SpanBatch
-from collector.normalize.decoded import DecodedBuilder
-from collector.normalize.derive import derive
-from collector.normalize.otel import add_otel_span, add_resource
+from collector.model import SpanBatch, SpanBatchBuilder
+from collector.normalize.otel import ResourceInfo, add_otel_span, resource_info
 from collector.normalize.otlp_proto import UndecodableBody
 
 
@@ -173,7 +171,7 @@ def decode_json(body: bytes) -> SpanBatch:
         raise UndecodableBody(f"body is not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise UndecodableBody("an OTLP/JSON request must be a JSON object with resourceSpans")
-    builder = DecodedBuilder("otlp")
+    builder = SpanBatchBuilder()
     for resource_spans in _list(document, "resourceSpans"):
         if not isinstance(resource_spans, Mapping):
             raise UndecodableBody("resourceSpans must hold objects")
@@ -184,7 +182,7 @@ def decode_json(body: bytes) -> SpanBatch:
             for span in _list(scope_spans, "spans")
         ]
         try:
-            resource = add_resource(builder, resource_attributes(resource_spans.get("resource")))
+            resource = resource_of(resource_spans.get("resource"))
         except InvalidSpan as exc:
             builder.reject(len(spans), f"resource: {exc}")
             continue
@@ -193,18 +191,18 @@ def decode_json(body: bytes) -> SpanBatch:
                 add_json_span(builder, resource, span)
             except InvalidSpan as exc:
                 builder.reject(1, str(exc))
-    return derive(builder.build())
+    return builder.build()
 
 
-def resource_attributes(resource: object) -> dict[str, Any]:
+def resource_of(resource: object) -> ResourceInfo:
     if resource is None:
-        return {}
+        return resource_info({})
     if not isinstance(resource, Mapping):
         raise InvalidSpan("must be an object")
-    return attributes_of(resource.get("attributes"))
+    return resource_info(attributes_of(resource.get("attributes")))
 
 
-def add_json_span(builder: DecodedBuilder, resource: int, span: object) -> None:
+def add_json_span(builder: SpanBatchBuilder, resource: ResourceInfo, span: object) -> None:
     if not isinstance(span, Mapping):
         raise InvalidSpan("a span must be an object")
     raw_status = span.get("status")

@@ -1,11 +1,13 @@
 """OTLP/protobuf ``ExportTraceServiceRequest`` bodies into span rows.
 
-Two decoders give the same decoded spans and facts, which derive.py turns into rows. The C
-extension ``_otlpfast`` (built at install when a compiler is present) reads the wire format; it
-is the fast path. The Python path parses with opentelemetry-proto's generated message on
-protobuf's upb runtime and walks it through otel.py; it serves where the extension is missing,
-for the few requests the extension hands back (``aws.xray.annotations``), and as the reference
-the equivalence test holds the extension to.
+Two implementations give the same rows, both from derive.py's rules. The C extension
+``_otlpfast`` (built at install when a compiler is present) reads the wire format and asks
+derive.py what a span means once per distinct signature of its facts, applying the answer to
+every span that shares it; it is the fast path. The Python path parses with
+opentelemetry-proto's generated message on protobuf's upb runtime and walks it through otel.py;
+it serves where the extension is missing, for the few requests the extension hands back
+(``aws.xray.annotations``), and as the reference the equivalence tests and the differential
+fuzz hold the extension to.
 """
 
 from __future__ import annotations
@@ -18,17 +20,22 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from collector.model import LINK_SCHEMA, SpanBatch
-from collector.normalize.decoded import (
-    DECODED_SPAN_SCHEMA,
-    FACT_KEYS,
-    FACT_SCHEMA,
-    RESOURCE_SCHEMA,
-    DecodedBatch,
-    DecodedBuilder,
+from collector.model import (
+    ANNOTATION_SCHEMA,
+    LINK_SCHEMA,
+    SPAN_SCHEMA,
+    SpanBatch,
+    SpanBatchBuilder,
 )
-from collector.normalize.derive import derive
-from collector.normalize.otel import add_otel_span, add_resource
+from collector.normalize.derive import (
+    ANNOTATION_LIST_KEY,
+    FACT_KEYS,
+    TEXT_READ_KEYS,
+    resource_meaning,
+    span_meaning,
+)
+from collector.normalize.otel import add_otel_span, resource_info
+from tracer import semconv
 
 try:
     from collector.normalize import _otlpfast  # type: ignore[attr-defined]
@@ -36,8 +43,10 @@ except ImportError:  # not compiled here: the Python path does the same work, sl
     _otlpfast = None
 
 FAST_DECODER_AVAILABLE = _otlpfast is not None
-if _otlpfast is not None and _otlpfast.fact_keys() != FACT_KEYS:  # an extension built from other sources
-    raise ImportError("collector.normalize._otlpfast reads other fact keys than decoded.py: rebuild it")
+if _otlpfast is not None:  # the extension decodes; what a span means it asks derive.py
+    _otlpfast.configure(
+        FACT_KEYS, TEXT_READ_KEYS, semconv.ANNOTATION_PREFIX, ANNOTATION_LIST_KEY, span_meaning, resource_meaning
+    )
 
 
 class UndecodableBody(ValueError):
@@ -87,20 +96,15 @@ def decode_protobuf(body: bytes) -> SpanBatch:
         except ValueError as exc:
             raise UndecodableBody(f"{NOT_A_REQUEST}: {exc}") from exc
         if decoded is not None:
-            spans, facts, resources, resource_facts, links, rejected, reasons, held_bytes = decoded
-            batch = derive(
-                DecodedBatch(
-                    spans=imported_table(spans, DECODED_SPAN_SCHEMA),
-                    facts=imported_table(facts, FACT_SCHEMA),
-                    resources=imported_table(resources, RESOURCE_SCHEMA),
-                    resource_facts=imported_table(resource_facts, FACT_SCHEMA),
-                    links=imported_table(links, LINK_SCHEMA),
-                    rejected=rejected,
-                    rejection_reason="; ".join(reasons),
-                )
+            spans, annotations, links, rejected, reasons, held_bytes = decoded
+            return SpanBatch(
+                spans=imported_table(spans, SPAN_SCHEMA),
+                annotations=imported_table(annotations, ANNOTATION_SCHEMA),
+                links=imported_table(links, LINK_SCHEMA),
+                rejected=rejected,
+                rejection_reason="; ".join(reasons),
+                known_bytes=held_bytes,
             )
-            batch.known_bytes = held_bytes
-            return batch
     return decode_protobuf_python(body)
 
 
@@ -127,9 +131,9 @@ def decode_protobuf_python(body: bytes) -> SpanBatch:
         request = ExportTraceServiceRequest.FromString(body)
     except DecodeError as exc:
         raise UndecodableBody(f"{NOT_A_REQUEST}: {exc}") from exc
-    builder = DecodedBuilder("otlp")
+    builder = SpanBatchBuilder()
     for resource_spans in request.resource_spans:
-        resource = add_resource(builder, attributes_of(resource_spans.resource.attributes))
+        resource = resource_info(attributes_of(resource_spans.resource.attributes))
         for scope_spans in resource_spans.scope_spans:
             check_depth(scope_spans.scope.attributes)
             for span in scope_spans.spans:
@@ -151,4 +155,4 @@ def decode_protobuf_python(body: bytes) -> SpanBatch:
                     events=[(e.name, e.time_unix_nano, attributes_of(e.attributes)) for e in span.events],
                     links=[(link.trace_id, link.span_id) for link in span.links],
                 )
-    return derive(builder.build())
+    return builder.build()

@@ -6,7 +6,9 @@ a SERVER span named and serviced by its ``name``; each subsegment (nested to any
 a span of the same service, CLIENT when it calls AWS (``namespace: aws``) or a remote host
 (``namespace: remote``), which the service map then draws as an inferred node. X-Ray trace ids
 ``1-xxxxxxxx-yyyyyyyyyyyyyyyyyyyyyyyy`` are the 32 hex digits OpenTelemetry's X-Ray propagator
-uses, so a trace that mixes X-Ray SDK and OpenTelemetry services joins up.
+uses, so a trace that mixes X-Ray SDK and OpenTelemetry services joins up. A segment's fields
+are stated as the OpenTelemetry attributes they mean and derive.py, the derivation OTLP spans
+get, says what the span means: one rule set for both.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 
 import orjson
 
-from collector.normalize.decoded import DecodedBuilder, DecodedRow
+from collector.model import SpanBatchBuilder, SpanRow
+from collector.normalize.derive import annotations_of, needs_annotations, span_meaning
 from collector.normalize.otel import to_json
 from tracer import semconv
 
@@ -144,29 +147,30 @@ def _meaning(doc: Mapping[str, Any], namespace: str, children: list[Mapping[str,
         )
     elif namespace == "remote":
         fields[semconv.SERVER_ADDRESS] = name
+    annotations = _object(doc, "annotations")
+    fields.update((semconv.ANNOTATION_PREFIX + str(key), value) for key, value in annotations.items())
     return {key: value for key, value in fields.items() if value is not None}
 
 
 class SegmentWalker:
     """Appends a segment document and its subsegments to a batch builder."""
 
-    def __init__(self, builder: DecodedBuilder) -> None:
+    def __init__(self, builder: SpanBatchBuilder) -> None:
         self.builder = builder
 
     def add_document(self, document: Mapping[str, Any]) -> int:
         """Add one top-level document; returns how many spans it produced."""
         trace_id = xray_trace_bytes(document.get("trace_id"))
         independent = document.get("type") == "subsegment"
-        service = None if independent else _text(document.get("name"))
+        service = "" if independent else str(document.get("name", ""))
         if not independent and not service:
             raise BadSegment("a segment needs a name")
-        resource = None if service is None else self.builder.add_resource(None, {"service.name": service})
         parent = document.get("parent_id")
         parent_id = span_id_int(parent, "parent_id") if parent is not None else None
         if independent and parent_id is None:
             raise BadSegment("an independent subsegment needs parent_id")
         before = self.builder.span_count
-        self._add(document, trace_id, parent_id, resource, is_segment=not independent, depth=0)
+        self._add(document, trace_id, parent_id, service, is_segment=not independent, depth=0)
         return self.builder.span_count - before
 
     def _add(
@@ -174,7 +178,7 @@ class SegmentWalker:
         doc: Mapping[str, Any],
         trace_id: bytes,
         parent_id: int | None,
-        resource: int | None,
+        service: str,
         *,
         is_segment: bool,
         depth: int,
@@ -189,35 +193,38 @@ class SegmentWalker:
             raise BadSegment("end_time is before start_time")
         namespace = str(doc.get("namespace", ""))
         children = [c for c in doc.get("subsegments") or [] if isinstance(c, Mapping)]
-        annotations = _object(doc, "annotations")
         attributes: dict[str, Any] = {"xray.namespace": namespace} if namespace else {}
         for key in ("aws", "metadata", "sql", "service", "precursor_ids"):
             if key in doc:
                 attributes[f"xray.{key}"] = doc[key]
-        for key, value in annotations.items():
+        for key, value in _object(doc, "annotations").items():
             attributes[semconv.ANNOTATION_PREFIX + str(key)] = value
         meaning = _meaning(doc, namespace, children)
-        meaning.update((key, value) for key, value in attributes.items() if key.startswith(semconv.ANNOTATION_PREFIX))
         events = _exceptions(doc)
+        kind = "SERVER" if is_segment else ("CLIENT" if namespace in ("aws", "remote") else "INTERNAL")
+        status_code = 2 if meaning[semconv.FAULT] or meaning[semconv.ERROR] else 0
         self.builder.add_span(
-            DecodedRow(
+            SpanRow(
                 trace_id,
                 span_id,
                 parent_id,
-                resource,
+                service,
                 str(doc.get("name", "")),
-                "SERVER" if is_segment else ("CLIENT" if namespace in ("aws", "remote") else "INTERNAL"),
+                kind,
                 start_ns,
                 end_ns - start_ns,
-                2 if meaning[semconv.FAULT] or meaning[semconv.ERROR] else 0,
+                status_code,
                 None,
-                bool(events),
+                *span_meaning(meaning, kind, status_code, bool(events)),
                 in_progress,
                 "xray",
                 to_json(attributes) if attributes else None,
                 to_json(events) if events else None,
-            ),
-            meaning,
+                None,
+            )
         )
+        if needs_annotations(meaning):
+            for key, value in annotations_of(meaning).items():
+                self.builder.add_annotation(trace_id, span_id, start_ns, key, value)
         for child in children:
-            self._add(child, trace_id, span_id, resource, is_segment=False, depth=depth + 1)
+            self._add(child, trace_id, span_id, service, is_segment=False, depth=depth + 1)

@@ -32,9 +32,8 @@ import numpy as np
 
 from collector.client_errors import RateLimitedLog
 from collector.metrics import CollectorMetrics
+from collector.model import SpanBatchBuilder
 from collector.normalize.admission import TimeBounds, refusals
-from collector.normalize.decoded import DecodedBuilder
-from collector.normalize.derive import derive
 from collector.normalize.xray import BadSegment, SegmentWalker, parse_datagram
 from collector.pipeline import IngestPipeline, WriteOutcome
 
@@ -70,7 +69,7 @@ class XRayUdpReceiver:
         self.metrics = metrics
         self.settings = settings
         self._clock_ns = clock_ns
-        self._builder = DecodedBuilder("xray")
+        self._builder = SpanBatchBuilder()
         self._bytes = 0
         self._client_errors = RateLimitedLog(_logger)
         self._kernel_drops = 0
@@ -147,7 +146,7 @@ class XRayUdpReceiver:
 
     def receive(self, data: bytes) -> None:
         """One datagram: its spans all go into the batch, or none of them."""
-        one = DecodedBuilder("xray")
+        one = SpanBatchBuilder()
         try:
             SegmentWalker(one).add_document(parse_datagram(data))
         except BadSegment as exc:
@@ -159,8 +158,8 @@ class XRayUdpReceiver:
         if not one.rows:
             return
         times = refusals(
-            np.fromiter((row.start_ns for row in one.rows), np.int64, len(one.rows)),
-            np.fromiter((row.duration_ns for row in one.rows), np.int64, len(one.rows)),
+            np.fromiter((r.start_ns for r in one.rows), np.int64, len(one.rows)),
+            np.fromiter((r.duration_ns for r in one.rows), np.int64, len(one.rows)),
             self.settings.time_bounds,
             self._clock_ns(),
         )
@@ -185,9 +184,9 @@ class XRayUdpReceiver:
         if self._builder.span_count == 0:
             return
         builder, byte_size = self._builder, self._bytes
-        self._builder, self._bytes = DecodedBuilder("xray"), 0
+        self._builder, self._bytes = SpanBatchBuilder(), 0
         try:
-            batch = derive(builder.build())
+            batch = builder.build()
         except Exception as exc:  # noqa: BLE001 - a value no column takes: these spans only
             self._client_errors.warn("X-Ray spans could not be batched", f"{type(exc).__name__}: {exc}")
             self.metrics.rejected.labels(RECEIVER).inc(builder.span_count)

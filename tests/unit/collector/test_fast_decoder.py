@@ -13,7 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from collector.model import SPAN_SCHEMA, SpanBatch
+from collector.model import SpanBatch
 from collector.normalize import otlp_proto
 from collector.normalize.otlp_proto import UndecodableBody, decode_protobuf, decode_protobuf_python
 
@@ -305,4 +305,4 @@ def test_tables_outlive_the_decoder_result_and_unimported_ones_are_freed() -> No
     batches = [decode_protobuf(body) for _ in range(3)]
     gc.collect()
     assert all(rows_of(b) == expected for b in batches)  # the buffers now belong to pyarrow
-    assert all(b.spans.schema == SPAN_SCHEMA for b in batches)
+    assert all(b.spans.schema == otlp_proto.SPAN_SCHEMA for b in batches)

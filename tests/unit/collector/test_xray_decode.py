@@ -8,8 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from collector.normalize.decoded import DecodedBuilder
-from collector.normalize.derive import derive
+from collector.model import SpanBatchBuilder
 from collector.normalize.xray import BadSegment, SegmentWalker, parse_datagram
 from tracer.propagation import xray_trace_id
 
@@ -76,10 +75,10 @@ def segment() -> dict[str, Any]:
 
 
 def walk(*documents: dict[str, Any]) -> list[dict[str, Any]]:
-    builder = DecodedBuilder("xray")
+    builder = SpanBatchBuilder()
     for document in documents:
         SegmentWalker(builder).add_document(parse_datagram(datagram(document)))
-    return {f"{r['span_id']:016x}": r for r in derive(builder.build()).spans.to_pylist()}  # type: ignore[return-value]
+    return {f"{r['span_id']:016x}": r for r in builder.build().spans.to_pylist()}  # type: ignore[return-value]
 
 
 def test_segment_with_nested_subsegments() -> None:
@@ -164,7 +163,7 @@ def test_in_progress_and_independent_subsegments() -> None:
 )
 def test_bad_datagrams_say_why(raw: bytes, reason: str) -> None:
     with pytest.raises(BadSegment, match=reason):
-        SegmentWalker(DecodedBuilder("xray")).add_document(parse_datagram(raw))
+        SegmentWalker(SpanBatchBuilder()).add_document(parse_datagram(raw))
 
 
 def test_hostile_field_types_are_ignored_not_fatal() -> None:
