@@ -7,10 +7,12 @@ Starts ``fluoro serve`` on a temporary database, then:
    span, values nested to the limit, a huge resource over many tiny spans, many tiny spans;
    prints the status, the time to the answer and the peak RSS above the idle daemon;
 2. floods: a normal client (requests of 64 spans, one at a time, and a GET of /api/services
-   between them) measured quiet, then during a flood of X-Ray UDP datagrams from another
-   process, then during a flood of hostile OTLP requests (nested values and many keys, 1 MiB
-   each, from two processes); prints p50/p99 of its acknowledgements and of the page, and p99
-   against the quiet run.
+   between them) measured quiet; during a flood of X-Ray UDP datagrams from another process to
+   a socket nobody reads (the control: what the flooder and the kernel cost this 2-core machine
+   whoever the target); during the same flood to the daemon; then during a flood of hostile
+   OTLP requests (nested values and many keys, 1 MiB each, from two processes); prints p50/p99
+   of its acknowledgements and of the page, and p99 against the quiet run (and, for the UDP
+   flood, against the control: the daemon's own share).
 
 Bounded: fixed durations; every process stops by itself; loopback only.
 
@@ -204,9 +206,14 @@ def p(values: list[float], q: float) -> float:
 def floods(collector: Any, otlp: int, phase_s: float) -> None:
     print(f"\n2. a normal client (64 spans a request, then GET /api/services), {phase_s:.0f} s a phase")
     quiet: tuple[list[float], list[float]] | None = None
-    for phase in ("quiet", "UDP flood", "hostile OTLP flood"):
+    control: tuple[list[float], list[float]] | None = None
+    bystander = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # bound, never read
+    bystander.bind(("127.0.0.1", 0))
+    for phase in ("quiet", "UDP flood elsewhere", "UDP flood", "hostile OTLP flood"):
         attackers: list[mp.Process] = []
-        if phase == "UDP flood":
+        if phase == "UDP flood elsewhere":
+            attackers = [mp.Process(target=udp_flood, args=(f"127.0.0.1:{bystander.getsockname()[1]}", phase_s + 2))]
+        elif phase == "UDP flood":
             attackers = [mp.Process(target=udp_flood, args=(collector.xray_address, phase_s + 2))]
         elif phase == "hostile OTLP flood":
             attackers = [mp.Process(target=hostile_otlp_flood, args=(otlp, phase_s + 2)) for _ in range(2)]
@@ -218,11 +225,20 @@ def floods(collector: Any, otlp: int, phase_s: float) -> None:
             process.join(timeout=phase_s + 30)
         quiet = quiet or (acks, pages)
         ack_ratio, page_ratio = p(acks, 0.99) / p(quiet[0], 0.99), p(pages, 0.99) / p(quiet[1], 0.99)
+        if phase == "UDP flood elsewhere":
+            control = (acks, pages)
         print(
             f"   {phase:19} acks p50 {p(acks, 0.5):6.1f} ms p99 {p(acks, 0.99):6.1f} ms ({ack_ratio:4.2f}x)"
             f"   page p50 {p(pages, 0.5):6.1f} ms p99 {p(pages, 0.99):6.1f} ms ({page_ratio:4.2f}x)"
             f"   {len(acks)} requests"
         )
+        if phase == "UDP flood" and control:
+            print(
+                f"   {'':19} against the control: acks p50 {p(acks, 0.5) / p(control[0], 0.5):4.2f}x"
+                f" p99 {p(acks, 0.99) / p(control[0], 0.99):4.2f}x, page p50 {p(pages, 0.5) / p(control[1], 0.5):4.2f}x"
+                f" p99 {p(pages, 0.99) / p(control[1], 0.99):4.2f}x"
+            )
+    bystander.close()
     with urllib.request.urlopen(f"{collector.api_url}/metrics", timeout=10) as response:
         metrics = response.read().decode()
     dropped = [line for line in metrics.splitlines() if line.startswith("fluoro_xray_dropped_datagrams_total")]
