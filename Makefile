@@ -6,13 +6,13 @@ STAMP  := $(VENV)/.installed
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install browser clang demo test lint typecheck unit fuzz bench clean
+.PHONY: install browser clang demo test lint typecheck unit fuzz sanitized bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Re-install only when the project's dependencies or its C decoder change.
-$(STAMP): pyproject.toml setup.py collector/normalize/_otlpfast.c | $(BIN)/python
+$(STAMP): pyproject.toml setup.py collector/normalize/_otlpfast.c $(wildcard collector/normalize/otlpfast/*.h) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,demo]'
 	@$(BIN)/python -c "from collector.normalize.otlp_proto import FAST_DECODER_AVAILABLE as ok; \
 	  print('C decoder built' if ok else 'WARNING: C decoder not built (no compiler?); ingest uses the slower Python path')"
@@ -44,6 +44,10 @@ clang:
 FUZZ_SECONDS ?= 300
 fuzz: install clang
 	$(BIN)/python tests/fuzz/run.py --seconds $(FUZZ_SECONDS)
+
+# The C decoder built by clang with AddressSanitizer, UBSan and libFuzzer coverage (build/fuzz/).
+sanitized: install clang
+	$(BIN)/python tests/fuzz/sanitized_build.py
 
 demo: install
 	$(BIN)/python -m demo_apps.demo_cli all $(DEMO_ARGS)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+
 from collector.model import SpanBatch, SpanBatchBuilder, SpanRow
 
 REQUIRED_DEFAULTS: dict[str, Any] = {
@@ -68,3 +70,22 @@ def spans_batch(
         row = by_span[span_id]
         builder.add_link(row.trace_id, span_id, row.start_ns, trace_key(linked_trace), linked_span)
     return builder.build()
+
+
+def otlp_value(v: Any) -> AnyValue:
+    """An OTLP AnyValue of a Python value (None: the empty value)."""
+    if isinstance(v, bool):
+        return AnyValue(bool_value=v)
+    if isinstance(v, int):
+        return AnyValue(int_value=v)
+    if isinstance(v, float):
+        return AnyValue(double_value=v)
+    if isinstance(v, str):
+        return AnyValue(string_value=v)
+    if isinstance(v, bytes):
+        return AnyValue(bytes_value=v)
+    if isinstance(v, list):
+        return AnyValue(array_value=ArrayValue(values=[otlp_value(x) for x in v]))
+    if isinstance(v, dict):
+        return AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key=k, value=otlp_value(x)) for k, x in v.items()]))
+    return AnyValue()

@@ -83,7 +83,8 @@ def preload_library() -> Path:
 
 def sanitized_decoder() -> Path:
     """The decoder's extension module built for fuzzing; rebuilt when its source changes."""
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:16]
+    sources = [SOURCE, *sorted((SOURCE.parent / "otlpfast").glob("*.h"))]  # the parts it includes
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources) + " ".join(FLAGS).encode()).hexdigest()[:16]
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     target = BUILD / digest / f"_otlpfast{suffix}"
     if not target.exists():

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
@@ -17,24 +17,11 @@ from collector.model import SpanBatchBuilder
 from collector.normalize import otlp_proto
 from collector.normalize.otlp_proto import decode_protobuf, decode_protobuf_python
 from collector.normalize.xray import SegmentWalker, parse_datagram
+from tests.factories import otlp_value
 
 TRACE = bytes.fromhex("5759e988bd862e3fe1be46a994272793")
 START_NS = 1_700_000_000_000_000_000
 KINDS = {"INTERNAL": 1, "SERVER": 2, "CLIENT": 3, "PRODUCER": 4}
-
-
-def any_value(value: object) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, list):
-        return AnyValue(array_value=ArrayValue(values=[any_value(v) for v in value]))
-    if value is None:
-        return AnyValue()
-    return AnyValue(string_value=str(value))
 
 
 def request(
@@ -58,14 +45,14 @@ def span_message(
         kind=KINDS[kind],
         start_time_unix_nano=START_NS,
         end_time_unix_nano=START_NS + 1000,
-        attributes=[KeyValue(key=k, value=any_value(v)) for k, v in attributes.items()],
+        attributes=[KeyValue(key=k, value=otlp_value(v)) for k, v in attributes.items()],
         status=Status(code=status_code),
         events=[Span.Event(name="exception", time_unix_nano=START_NS)] if exception else [],
     )
 
 
 def spans_request(spans: list[Span], resource: dict[str, Any] | None = None) -> bytes:
-    resource_attributes = [KeyValue(key=k, value=any_value(v)) for k, v in (resource or {}).items()]
+    resource_attributes = [KeyValue(key=k, value=otlp_value(v)) for k, v in (resource or {}).items()]
     return ExportTraceServiceRequest(
         resource_spans=[
             ResourceSpans(resource=Resource(attributes=resource_attributes), scope_spans=[ScopeSpans(spans=spans)])

@@ -10,12 +10,13 @@ from typing import Any
 import orjson
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from collector.model import SpanBatch
 from collector.normalize import otlp_proto
 from collector.normalize.otlp_proto import UndecodableBody, decode_protobuf, decode_protobuf_python
+from tests.factories import otlp_value
 
 pytestmark = pytest.mark.skipif(not otlp_proto.FAST_DECODER_AVAILABLE, reason="the C decoder is not built here")
 
@@ -23,26 +24,8 @@ JSON_COLUMNS = {"attributes", "events", "resource"}
 TRACE = bytes.fromhex("5759e988bd862e3fe1be46a994272793")
 
 
-def value(v: Any) -> AnyValue:
-    if isinstance(v, bool):
-        return AnyValue(bool_value=v)
-    if isinstance(v, int):
-        return AnyValue(int_value=v)
-    if isinstance(v, float):
-        return AnyValue(double_value=v)
-    if isinstance(v, str):
-        return AnyValue(string_value=v)
-    if isinstance(v, bytes):
-        return AnyValue(bytes_value=v)
-    if isinstance(v, list):
-        return AnyValue(array_value=ArrayValue(values=[value(x) for x in v]))
-    if isinstance(v, dict):
-        return AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key=k, value=value(x)) for k, x in v.items()]))
-    return AnyValue()
-
-
 def kvs(attributes: list[tuple[str, Any]]) -> list[KeyValue]:
-    return [KeyValue(key=k, value=value(v)) for k, v in attributes]
+    return [KeyValue(key=k, value=otlp_value(v)) for k, v in attributes]
 
 
 def span(n: int, attributes: list[tuple[str, Any]], **fields: Any) -> Span:
