@@ -22,6 +22,10 @@ from demo_apps.cloud.local_cloud import CloudSettings, LocalCloud
 from demo_apps.cloud.s3_events import Notification
 from demo_apps.cloud.sqs_source import SqsMapping
 from demo_apps.otlp_sink import OtlpSink, ReceivedSpan
+from tests.waiting import wait_until
+
+# Events cross processes and queues in the local cloud: generous, and polled gently.
+EVENTS: dict[str, float] = {"timeout_s": 30.0, "poll_s": 0.1}
 
 CODE = Path(__file__).parent / "lambda_code"
 ACCOUNT = "123456789012"
@@ -65,18 +69,10 @@ def logged(records: Path, name: str) -> list[Any]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def wait_until(check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not true within {timeout_s} s: {check}")
-
-
 def spans_where(sink: OtlpSink, check: Callable[[ReceivedSpan], bool], count: int = 1) -> list[ReceivedSpan]:
-    return wait_until(lambda: (found := [s for s in list(sink.spans) if check(s)]) and len(found) >= count and found)
+    return wait_until(
+        lambda: (found := [s for s in list(sink.spans) if check(s)]) and len(found) >= count and found, **EVENTS
+    )
 
 
 def function_spans(sink: OtlpSink, name: str, count: int = 1) -> list[ReceivedSpan]:
@@ -139,10 +135,10 @@ def test_put_events_reaches_every_matching_rule_and_nothing_else(
         }
     )
     (message,) = wait_until(
-        lambda: sqs.receive_message(QueueUrl=queue, MessageSystemAttributeNames=["All"]).get("Messages")
+        lambda: sqs.receive_message(QueueUrl=queue, MessageSystemAttributeNames=["All"]).get("Messages"), **EVENTS
     )
     assert json.loads(message["Body"]) == {"account": "A-1", "owed": 250}  # the input transformer's rendering
-    (event,) = wait_until(lambda: logged(records, "notify"))
+    (event,) = wait_until(lambda: logged(records, "notify"), **EVENTS)
     assert (event["source"], event["detail-type"], event["detail"]) == (
         "bank.ledger",
         "Overdraft",
@@ -183,7 +179,7 @@ def test_an_s3_upload_invokes_its_function_once_with_the_object(
     trace_id = producer({"kind": "s3", "bucket": "uploads", "key": "in/a b.txt", "body": "hello world"})
     producer({"kind": "s3", "bucket": "uploads", "key": "out/b.txt", "body": "filtered by prefix"})
     producer({"kind": "s3", "bucket": "uploads", "key": "in/c.png", "body": "filtered by suffix"})
-    (event,) = wait_until(lambda: logged(records, "on-upload"))
+    (event,) = wait_until(lambda: logged(records, "on-upload"), **EVENTS)
     (record,) = event["Records"]
     assert record["eventSource"] == "aws:s3" and record["eventName"] == "ObjectCreated:Put"
     s3_object = record["s3"]["object"]
@@ -212,7 +208,7 @@ def test_an_sqs_batch_deletes_the_good_and_redrives_the_poison(
     cloud.add_sqs_mapping(
         SqsMapping("orders", queue, batch_size=10, batching_window_s=0.5, report_batch_item_failures=True)
     )
-    dead = wait_until(lambda: sqs.receive_message(QueueUrl=dlq).get("Messages"), timeout_s=40)
+    dead = wait_until(lambda: sqs.receive_message(QueueUrl=dlq).get("Messages"), timeout_s=40, poll_s=0.1)
     assert [m["Body"] for m in dead] == ["poison-2"]
     assert sorted(item["body"] for item in logged(records, "orders")) == ["good-1", "good-3"]  # each once
     assert not sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=2).get("Messages")  # the good ones deleted
@@ -242,10 +238,10 @@ def test_a_kinesis_batch_with_a_bad_record_is_bisected_and_the_shard_keeps_its_o
         on_failure=f"arn:aws:sqs:us-east-1:{ACCOUNT}:posts-failures",
     )
     cloud.add_kinesis_mapping(mapping)
-    (failure,) = wait_until(lambda: sqs.receive_message(QueueUrl=failures).get("Messages"), timeout_s=40)
+    (failure,) = wait_until(lambda: sqs.receive_message(QueueUrl=failures).get("Messages"), timeout_s=40, poll_s=0.1)
     info = json.loads(failure["Body"])["KinesisBatchInfo"]
     assert info["batchSize"] == 1 and info["shardId"] == "shardId-000000000000"
-    assert wait_until(lambda: len(logged(records, "analyze")) == 7)
+    assert wait_until(lambda: len(logged(records, "analyze")) == 7, **EVENTS)
     assert logged(records, "analyze") == [0, 1, 2, 3, 4, 6, 7]  # every good record once, in order
     attempts = logged(records, "analyze-attempts")
     assert attempts[0] == list(range(8)) and [5] in attempts  # the whole batch, then bisected down to the bad one

@@ -18,6 +18,7 @@ from collector.model import SpanBatch, SpanBatchBuilder
 from collector.pipeline import IngestPipeline, PeriodicTask, PipelineLimits, WriteOutcome
 from collector.storage.protocols import StoreUnavailable
 from tests.factories import span_row
+from tests.waiting import wait_until
 
 NO_TIMED_FOLD = PipelineLimits(fold_interval_s=60.0)
 
@@ -85,13 +86,6 @@ def log(tmp_path: Path) -> RecordingLog:
 
 def collect(outcomes: list[WriteOutcome]):  # type: ignore[no-untyped-def]
     return outcomes.append
-
-
-def wait_until(condition, timeout_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def test_a_batch_is_acknowledged_once_logged_and_folded_into_the_store_later(log: RecordingLog) -> None:

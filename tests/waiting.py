@@ -1,0 +1,21 @@
+"""Waiting in tests for something another thread or process does: one helper for all of them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], timeout_s: float = 10.0, poll_s: float = 0.01) -> T:
+    """The first truthy value `check` returns, polling every `poll_s`; AssertionError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not true within {timeout_s} s: {getattr(check, '__qualname__', check)}")
+        time.sleep(poll_s)
