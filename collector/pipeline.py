@@ -23,7 +23,8 @@ with Retry-After, rather than buffering without bound. A failing log fails the b
 it; a failing store keeps what was logged (in memory and in the log), refuses new batches and
 marks the pipeline unhealthy until a fold succeeds again (retried every ``FAILURE_PAUSE_S``).
 Periodic housekeeping (retention) runs on the folder thread, so it never races a fold. A small
-group lingers up to ``linger_s`` for company before it is logged, to share an fsync.
+group lingers up to ``linger_s`` for company before it is logged, to share an fsync, but not
+for senders of heavy requests (active_senders.py), which are never back within a linger.
 """
 
 from __future__ import annotations
@@ -202,7 +203,7 @@ class IngestPipeline:
                 return False
             self._queue.append(_Pending(batch, byte_size, done, sender, record))
             if sender is not None:
-                self._senders.saw(sender)
+                self._senders.saw(sender, len(record) if record is not None else 0)
             self._queued_spans += spans
             self._queued_bytes += byte_size
             self._cond.notify_all()
