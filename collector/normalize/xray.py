@@ -147,8 +147,6 @@ def _meaning(doc: Mapping[str, Any], namespace: str, children: list[Mapping[str,
         )
     elif namespace == "remote":
         fields[semconv.SERVER_ADDRESS] = name
-    annotations = _object(doc, "annotations")
-    fields.update((semconv.ANNOTATION_PREFIX + str(key), value) for key, value in annotations.items())
     return {key: value for key, value in fields.items() if value is not None}
 
 
@@ -197,9 +195,10 @@ class SegmentWalker:
         for key in ("aws", "metadata", "sql", "service", "precursor_ids"):
             if key in doc:
                 attributes[f"xray.{key}"] = doc[key]
-        for key, value in _object(doc, "annotations").items():
-            attributes[semconv.ANNOTATION_PREFIX + str(key)] = value
-        meaning = _meaning(doc, namespace, children)
+        prefix = semconv.ANNOTATION_PREFIX
+        annotations = {prefix + str(key): value for key, value in _object(doc, "annotations").items()}
+        attributes.update(annotations)
+        meaning = {**_meaning(doc, namespace, children), **annotations}
         events = _exceptions(doc)
         kind = "SERVER" if is_segment else ("CLIENT" if namespace in ("aws", "remote") else "INTERNAL")
         status_code = 2 if meaning[semconv.FAULT] or meaning[semconv.ERROR] else 0
