@@ -41,7 +41,7 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from collector.pipeline import ROW_GROUP_SPANS  # noqa: E402 - after the path is set
+from collector.ingest.limits import ROW_GROUP_SPANS  # noqa: E402 - after the path is set
 from demo_apps.local_collector import run_collector  # noqa: E402
 
 SPANS_PER_REQUEST = 512
@@ -215,8 +215,8 @@ def run_senders(
 
 def ceiling(requests: int) -> float:
     """Spans/s of decode + insert in this process, on a fresh file, no HTTP, one thread."""
+    from collector.ingest.limits import ROW_GROUP_SPANS
     from collector.normalize.otlp_proto import decode_protobuf
-    from collector.pipeline import ROW_GROUP_SPANS
     from collector.storage.duckdb_store import DuckDBStore
 
     bodies = unique_requests(requests, 99)

@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from collector.allowed_hosts import AllowedHosts, HostPolicy
 from collector.fresh_reader import FreshReader
 from collector.housekeeping import Housekeeper
-from collector.ingest_log import IngestLog
+from collector.ingest.ingest_log import IngestLog
+from collector.ingest.limits import PipelineLimits
+from collector.ingest.periodic import PeriodicTask
+from collector.ingest.pipeline import IngestPipeline
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch
 from collector.normalize.admission import TimeBounds, admit
-from collector.pipeline import IngestPipeline, PeriodicTask, PipelineLimits
 from collector.receivers.otlp_http import OtlpHttpReceiver, OtlpReceiverSettings, decode_logged_request
 from collector.receivers.xray_udp import XRayReceiverSettings, XRayUdpReceiver
 from collector.storage.duckdb_store import DuckDBStore
@@ -41,7 +43,7 @@ class CollectorSettings:
     # How often new spans are linked into the service map's calls (one group per interval). A
     # run has ~25 ms of fixed cost (its statements' planning and set-up, bench/ingest.py), so
     # every 2 s halves that at any rate, and the map trails the store by 2 s at most (the store
-    # trails ingest by up to a fold while nothing reads: pipeline.py).
+    # trails ingest by up to a fold while nothing reads: ingest/folder.py).
     link_interval_s: float = 2.0
     max_body_bytes: int = 20 * 1024 * 1024
     token: str | None = None

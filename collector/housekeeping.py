@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from collector.pipeline import PeriodicTask, run_due
+from collector.ingest.periodic import PeriodicTask, next_due, run_due, schedule_from
 
 
 class Housekeeper:
@@ -22,9 +22,7 @@ class Housekeeper:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
-        now = time.monotonic()
-        for task in self._tasks:
-            task.due_at = now + task.interval_s
+        schedule_from(self._tasks, time.monotonic())
         self._thread.start()
 
     def stop(self, timeout_s: float = 30.0) -> bool:
@@ -36,7 +34,7 @@ class Housekeeper:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            next_due = min((task.due_at for task in self._tasks), default=time.monotonic() + 1.0)
-            if self._stopping.wait(max(0.0, next_due - time.monotonic())):
+            now = time.monotonic()
+            if self._stopping.wait(max(0.0, next_due(self._tasks, now + 1.0) - now)):
                 return
-            run_due(self._tasks)
+            run_due(self._tasks, time.monotonic())

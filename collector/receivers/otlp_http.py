@@ -6,7 +6,7 @@ partly invalid batches get 200 with ``partial_success``; a body over the limit, 
 decompression, gets 413 (the body is read and inflated with a cap, so neither a large body nor
 a gzip bomb can grow memory); other media types get 415; a full queue or a failing store gets
 503 with Retry-After, and the client retries. A request is answered 200 only after its body
-is in the ingest log (see collector/ingest_log.py), so no acknowledged span can be lost.
+is in the ingest log (see collector/ingest/ingest_log.py), so no acknowledged span can be lost.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from starlette.types import Receive, Scope, Send
 from collector.auth import bearer_token_matches
 from collector.capped_body import BodyTooLarge, Busy, InflightBytes, Reservation, read_capped
 from collector.client_errors import RateLimitedLog
+from collector.ingest.pipeline import IngestPipeline
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch
 from collector.normalize.admission import TimeBounds, admit
 from collector.normalize.otlp_json import decode_json
 from collector.normalize.otlp_proto import UndecodableBody, decode_protobuf
-from collector.pipeline import IngestPipeline
 
 _logger = logging.getLogger(__name__)
 PROTOBUF = "application/x-protobuf"

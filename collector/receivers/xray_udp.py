@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from collector.client_errors import RateLimitedLog
+from collector.ingest.pending import WriteOutcome
+from collector.ingest.pipeline import IngestPipeline
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatchBuilder
 from collector.normalize.admission import TimeBounds, refusals
 from collector.normalize.xray import BadSegment, SegmentWalker, parse_datagram
-from collector.pipeline import IngestPipeline, WriteOutcome
 
 _logger = logging.getLogger(__name__)
 RECEIVER = "xray_udp"

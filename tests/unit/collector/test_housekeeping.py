@@ -6,7 +6,7 @@ import threading
 import time
 
 from collector.housekeeping import Housekeeper
-from collector.pipeline import PeriodicTask
+from collector.ingest.periodic import PeriodicTask
 
 
 def test_tasks_run_repeatedly_a_failure_is_retried_and_stop_ends_the_thread() -> None:

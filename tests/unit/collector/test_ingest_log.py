@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from collector import ingest_log
-from collector.ingest_log import IngestLog
+from collector.ingest import ingest_log
+from collector.ingest.ingest_log import IngestLog
 from collector.storage.protocols import StoreUnavailable
 
 FIRST = b"P" + bytes(range(256)) * 40

@@ -1,26 +1,39 @@
-"""The ingest pipeline with a fake writer and a real ingest log: acknowledged once logged,
-folded into the store in one write, bounded, failing and recovering, replayed at start."""
+"""The ingest pipeline with a fake store and a real ingest log: acknowledged once logged,
+folded into the store in one write, bounded, failing and recovering, replayed at start.
+
+Time is a manual clock (tests/clocks.py): a test moves it past a linger or a fold interval
+instead of sleeping, and the writer's linger rule is asked directly where a test would
+otherwise wait to see that nothing happens."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from collector.ingest_log import IngestLog
+from collector.ingest.ack_writer import AckWriter
+from collector.ingest.clock import SystemClock
+from collector.ingest.health import Health
+from collector.ingest.held_budget import HeldBudget
+from collector.ingest.ingest_log import IngestLog
+from collector.ingest.ledger import Ledger
+from collector.ingest.limits import PipelineLimits
+from collector.ingest.pending import Pending, WriteOutcome
+from collector.ingest.periodic import PeriodicTask
+from collector.ingest.pipeline import IngestPipeline
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch, SpanBatchBuilder
-from collector.pipeline import IngestPipeline, PeriodicTask, PipelineLimits, WriteOutcome
 from collector.storage.protocols import StoreUnavailable
+from tests.clocks import ManualClock
 from tests.factories import span_row
 from tests.waiting import wait_until
 
-NO_TIMED_FOLD = PipelineLimits(fold_interval_s=60.0)
+# Groups are logged at once unless a test is about lingering; folds wait for a reason.
+PROMPT = PipelineLimits(linger_s=0.0, bulk_linger_s=0.0, fold_interval_s=60.0)
 
 
 def batch_of(spans: int, first_span_id: int = 1) -> SpanBatch:
@@ -84,27 +97,36 @@ def log(tmp_path: Path) -> RecordingLog:
     return RecordingLog(str(tmp_path / "spans.ingest"))
 
 
-def collect(outcomes: list[WriteOutcome]):  # type: ignore[no-untyped-def]
-    return outcomes.append
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
 
 
-def test_a_batch_is_acknowledged_once_logged_and_folded_into_the_store_later(log: RecordingLog) -> None:
-    writer = FakeWriter()
-    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), PipelineLimits(fold_interval_s=0.3))
+def started(  # type: ignore[no-untyped-def]
+    writer, log: IngestLog, clock: ManualClock, limits: PipelineLimits = PROMPT, periodic=()
+) -> IngestPipeline:
+    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), limits, periodic, clock)
     pipeline.start()
+    return pipeline
+
+
+def test_a_batch_is_acknowledged_once_logged_and_folded_into_the_store_after_the_interval(
+    log: RecordingLog, clock: ManualClock
+) -> None:
+    writer = FakeWriter()
+    pipeline = started(writer, log, clock)
     outcome = asyncio.run(pipeline.write(batch_of(3), record_of(3)))
     assert outcome is not None and outcome.ok and outcome.spans == 3
     assert writer.writes == [] and log.size_bytes > 0  # durable, not yet in the store
+    clock.advance(PROMPT.fold_interval_s)
     wait_until(lambda: writer.writes == [3] and log.size_bytes == 0)
     assert log.replay() == []  # emptied once folded
     assert pipeline.stop()
 
 
-def test_waiting_batches_share_one_append_and_many_appends_one_fold(log: RecordingLog) -> None:
+def test_waiting_batches_share_one_append_and_many_appends_one_fold(log: RecordingLog, clock: ManualClock) -> None:
     writer = FakeWriter()
-    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), NO_TIMED_FOLD)
-    writer.gate.clear()
-    pipeline.start()
+    pipeline = started(writer, log, clock)
     outcomes: list[WriteOutcome] = []
     assert submit(pipeline, 1, outcomes, byte_size=10)
     wait_until(lambda: len(outcomes) == 1)
@@ -113,16 +135,16 @@ def test_waiting_batches_share_one_append_and_many_appends_one_fold(log: Recordi
     wait_until(lambda: len(outcomes) == 6)
     assert all(o.ok for o in outcomes)
     assert log.appends[0] == 1 and sum(log.appends) == 6
-    writer.gate.set()
     pipeline.flush()
     assert writer.writes == [11]
     assert pipeline.stop()
 
 
-def test_a_batch_without_a_record_is_held_in_memory_only_and_folded_like_the_rest(log: RecordingLog) -> None:
+def test_a_batch_without_a_record_is_held_in_memory_only_and_folded_like_the_rest(
+    log: RecordingLog, clock: ManualClock
+) -> None:
     writer = FakeWriter()
-    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), NO_TIMED_FOLD)
-    pipeline.start()
+    pipeline = started(writer, log, clock)
     outcomes: list[WriteOutcome] = []
     assert pipeline.submit(batch_of(2), 1, outcomes.append)  # as X-Ray's UDP receiver submits: no answer waits
     assert submit(pipeline, 3, outcomes, first_span_id=10)
@@ -134,10 +156,9 @@ def test_a_batch_without_a_record_is_held_in_memory_only_and_folded_like_the_res
     assert pipeline.stop()
 
 
-def test_flush_brings_every_acknowledged_batch_into_the_store(log: RecordingLog) -> None:
+def test_flush_brings_every_acknowledged_batch_into_the_store(log: RecordingLog, clock: ManualClock) -> None:
     writer = FakeWriter()
-    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), NO_TIMED_FOLD)
-    pipeline.start()
+    pipeline = started(writer, log, clock)
     pipeline.flush()  # nothing logged: returns at once
     assert writer.writes == []
     for n in range(3):
@@ -148,10 +169,9 @@ def test_flush_brings_every_acknowledged_batch_into_the_store(log: RecordingLog)
     assert pipeline.stop()
 
 
-def test_batches_are_acknowledged_while_a_fold_is_in_the_store(log: RecordingLog) -> None:
+def test_batches_are_acknowledged_while_a_fold_is_in_the_store(log: RecordingLog, clock: ManualClock) -> None:
     writer = FakeWriter()
-    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), NO_TIMED_FOLD)
-    pipeline.start()
+    pipeline = started(writer, log, clock)
     assert asyncio.run(pipeline.write(batch_of(2), record_of(2))) is not None
     writer.gate.clear()  # the store takes its time over the next fold
     reader = threading.Thread(target=pipeline.flush)
@@ -168,69 +188,62 @@ def test_batches_are_acknowledged_while_a_fold_is_in_the_store(log: RecordingLog
     assert pipeline.stop()
 
 
-def test_enough_logged_spans_are_folded_without_waiting_for_the_interval(log: RecordingLog) -> None:
+def test_enough_logged_spans_are_folded_without_waiting_for_the_interval(log: RecordingLog, clock: ManualClock) -> None:
     writer = FakeWriter()
-    pipeline = IngestPipeline(
-        writer, log, decode_record, CollectorMetrics(), PipelineLimits(fold_interval_s=60.0, fold_spans=5)
-    )
-    pipeline.start()
+    pipeline = started(writer, log, clock, PipelineLimits(linger_s=0.0, fold_interval_s=60.0, fold_spans=5))
     outcomes: list[WriteOutcome] = []
-    for _ in range(3):
-        submit(pipeline, 2, outcomes)
+    for n in range(3):
+        submit(pipeline, 2, outcomes, first_span_id=10 * n)
+        wait_until(lambda n=n: len(outcomes) == n + 1)  # one append each, so the third passes fold_spans
     wait_until(lambda: sum(writer.writes) == 6)
     assert pipeline.stop()
 
 
 @pytest.mark.parametrize("bound", ["spans", "bytes"])
-def test_a_fold_starts_once_half_the_bounds_are_logged(bound: str, log: RecordingLog) -> None:
+def test_a_fold_starts_once_half_the_bounds_are_logged(bound: str, log: RecordingLog, clock: ManualClock) -> None:
     # Folding only at fold_spans would wait for the interval once the bounds refuse the rest.
     writer = FakeWriter()
     limits = (
-        PipelineLimits(max_queue_spans=10, fold_interval_s=60.0)
+        PipelineLimits(max_queue_spans=10, linger_s=0.0, fold_interval_s=60.0)
         if bound == "spans"
-        else PipelineLimits(max_queue_bytes=1000, fold_interval_s=60.0)
+        else PipelineLimits(max_queue_bytes=1000, linger_s=0.0, fold_interval_s=60.0)
     )
-    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), limits)
-    pipeline.start()
+    pipeline = started(writer, log, clock, limits)
     outcomes: list[WriteOutcome] = []
     assert submit(pipeline, 2, outcomes, byte_size=300)
-    wait_until(lambda: len(outcomes) == 1)
-    time.sleep(0.1)
-    assert writer.writes == []  # under half of both bounds: waits for company
+    wait_until(lambda: len(outcomes) == 1)  # under half of both bounds: held for company
     assert submit(pipeline, 3, outcomes, first_span_id=10, byte_size=300)
-    wait_until(lambda: writer.writes == [5])
+    wait_until(lambda: writer.writes == [5])  # one fold of both: the first was not folded alone
     assert pipeline.stop()
 
 
-def test_held_spans_count_against_the_bounds_until_folded(log: RecordingLog) -> None:
+def test_held_spans_count_against_the_bounds_until_folded(log: RecordingLog, clock: ManualClock) -> None:
     writer = FakeWriter()
     writer.gate.clear()
-    limits = PipelineLimits(max_queue_spans=10, max_queue_bytes=1000, fold_interval_s=60.0)
-    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), limits)
-    pipeline.start()
+    pipeline = started(writer, log, clock, PipelineLimits(max_queue_spans=10, max_queue_bytes=1000, linger_s=0.0))
     outcomes: list[WriteOutcome] = []
     assert submit(pipeline, 6, outcomes, byte_size=100)
     assert submit(pipeline, 4, outcomes, byte_size=100)
     wait_until(lambda: len(outcomes) == 2)  # acknowledged, still held in memory
     assert not submit(pipeline, 1, outcomes, byte_size=100)  # 11 spans > 10
-    threading.Timer(0.1, writer.gate.set).start()
+    writer.gate.set()
     pipeline.flush()
     assert submit(pipeline, 1, outcomes, byte_size=100)  # room again once folded
-    bytes_bound = IngestPipeline(
-        writer, RecordingLog(log.path + "2"), decode_record, CollectorMetrics(), PipelineLimits(max_queue_bytes=150)
-    )
-    writer.gate.clear()
-    bytes_bound.start()
-    assert submit(bytes_bound, 1, outcomes, byte_size=100)
-    assert not submit(bytes_bound, 1, outcomes, byte_size=100)  # 200 bytes > 150
-    writer.gate.set()
-    assert pipeline.stop() and bytes_bound.stop()
+    assert pipeline.stop()
 
 
-def test_a_failing_log_refuses_batches_then_recovers(log: RecordingLog) -> None:
+def test_the_bytes_bound_refuses_what_would_pass_it_but_never_a_first_batch() -> None:
+    budget = HeldBudget(max_spans=100, max_bytes=150)
+    assert budget.try_take(1, 100)
+    assert not budget.try_take(1, 100)  # 200 bytes > 150
+    budget.give_back(1, 100)
+    assert budget.try_take(1, 1000)  # alone it passes, however large: it could never pass otherwise
+    assert (budget.spans, budget.byte_count) == (1, 1000)
+
+
+def test_a_failing_log_refuses_batches_then_recovers(log: RecordingLog, clock: ManualClock) -> None:
     writer = FakeWriter()
-    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics())
-    pipeline.start()
+    pipeline = started(writer, log, clock)
     log.failing = True
     outcomes: list[WriteOutcome] = []
     submit(pipeline, 1, outcomes)
@@ -239,6 +252,7 @@ def test_a_failing_log_refuses_batches_then_recovers(log: RecordingLog) -> None:
     assert not pipeline.healthy and pipeline.queued_spans == 0
     log.failing = False
     submit(pipeline, 1, outcomes)
+    clock.advance(1.0)  # the writer pauses before it tries the log again
     wait_until(lambda: len(outcomes) == 2)
     assert outcomes[1].ok and pipeline.healthy
     assert pipeline.stop()
@@ -246,55 +260,58 @@ def test_a_failing_log_refuses_batches_then_recovers(log: RecordingLog) -> None:
 
 
 def test_a_failing_store_keeps_what_was_acknowledged_and_refuses_more_until_it_recovers(
-    log: RecordingLog,
+    log: RecordingLog, clock: ManualClock
 ) -> None:
     writer = FakeWriter()
-    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), PipelineLimits(fold_interval_s=0.05))
-    pipeline.start()
+    pipeline = started(writer, log, clock)
     writer.failing = True
     outcomes: list[WriteOutcome] = []
     submit(pipeline, 2, outcomes)
     wait_until(lambda: len(outcomes) == 1)
     assert outcomes[0].ok  # logged: the store's trouble comes after the acknowledgement
+    clock.advance(PROMPT.fold_interval_s)
     wait_until(lambda: not pipeline.healthy)
     submit(pipeline, 1, outcomes, first_span_id=9)
     wait_until(lambda: len(outcomes) == 2)
     assert not outcomes[1].ok and "disk full" in str(outcomes[1].error)
     assert log.replay() != []  # the acknowledged batch is still in the log
     writer.failing = False
-    wait_until(lambda: pipeline.healthy and log.size_bytes == 0)  # retried by itself, no new traffic needed
+    clock.advance(1.0)  # past the pause between tries: retried by itself, no new traffic needed
+    wait_until(lambda: pipeline.healthy and log.size_bytes == 0)
     assert writer.writes == [2]
     assert pipeline.stop()
 
 
-def test_stop_logs_and_folds_everything_and_then_refuses(log: RecordingLog) -> None:
+def test_stop_logs_and_folds_everything_and_then_refuses(log: RecordingLog, clock: ManualClock) -> None:
     writer = FakeWriter()
     writer.gate.clear()
-    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), NO_TIMED_FOLD)
-    pipeline.start()
+    pipeline = started(writer, log, clock, PipelineLimits(linger_s=10.0, fold_interval_s=60.0))
     outcomes: list[WriteOutcome] = []
     for n in range(3):
         submit(pipeline, 1, outcomes, first_span_id=n + 1)
-    threading.Timer(0.2, writer.gate.set).start()
-    assert pipeline.stop(timeout_s=5)
-    assert len(outcomes) == 3 and all(o.ok for o in outcomes)
+    stopping = threading.Thread(target=pipeline.stop, kwargs={"timeout_s": 5})
+    stopping.start()  # the linger is cut short: stopping logs at once
+    wait_until(lambda: len(outcomes) == 3)
+    assert all(o.ok for o in outcomes) and not submit(pipeline, 1, outcomes)
+    writer.gate.set()  # the last fold may finish
+    stopping.join(5)
     assert sum(writer.writes) == 3 and log.size_bytes == 0
-    assert not submit(pipeline, 1, outcomes)
 
 
-def test_what_the_log_holds_at_start_is_folded_first(tmp_path: Path) -> None:
+def test_what_the_log_holds_at_start_is_folded_first(tmp_path: Path, clock: ManualClock) -> None:
     last_run = IngestLog(str(tmp_path / "spans.ingest"))
     last_run.append([record_of(2), record_of(3, first_span_id=5)])
     last_run.close()  # as if killed before folding
     writer = FakeWriter()
     log = RecordingLog(str(tmp_path / "spans.ingest"))
-    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), NO_TIMED_FOLD)
-    pipeline.start()
+    pipeline = started(writer, log, clock)
     wait_until(lambda: writer.writes == [5] and log.size_bytes == 0)
     assert pipeline.stop()
 
 
-def test_a_crash_in_the_middle_of_a_fold_leaves_its_sealed_segment_to_the_next_start(tmp_path: Path) -> None:
+def test_a_crash_in_the_middle_of_a_fold_leaves_its_sealed_segment_to_the_next_start(
+    tmp_path: Path, clock: ManualClock
+) -> None:
     last_run = IngestLog(str(tmp_path / "spans.ingest"))
     last_run.append([record_of(2)])
     last_run.seal()  # the fold had sealed it when the process died
@@ -302,17 +319,17 @@ def test_a_crash_in_the_middle_of_a_fold_leaves_its_sealed_segment_to_the_next_s
     last_run.close()
     writer = FakeWriter()
     log = RecordingLog(str(tmp_path / "spans.ingest"))
-    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), NO_TIMED_FOLD)
-    pipeline.start()
+    pipeline = started(writer, log, clock)
     wait_until(lambda: writer.writes == [5] and log.size_bytes == 0)
     assert sorted(os.listdir(tmp_path)) == ["spans.ingest"]
     assert pipeline.stop()
 
 
-def test_a_store_failing_at_stop_leaves_the_batches_in_the_log_for_the_next_start(log: RecordingLog) -> None:
+def test_a_store_failing_at_stop_leaves_the_batches_in_the_log_for_the_next_start(
+    log: RecordingLog, clock: ManualClock
+) -> None:
     writer = FakeWriter()
-    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), NO_TIMED_FOLD)
-    pipeline.start()
+    pipeline = started(writer, log, clock)
     assert asyncio.run(pipeline.write(batch_of(4), record_of(4))) is not None
     writer.failing = True
     assert pipeline.stop()
@@ -320,12 +337,13 @@ def test_a_store_failing_at_stop_leaves_the_batches_in_the_log_for_the_next_star
     assert IngestLog(log.path).replay() == [record_of(4)]
 
 
-def test_periodic_tasks_run_on_the_folder_thread_between_folds(log: RecordingLog) -> None:
+def test_periodic_tasks_run_on_the_folder_thread_between_folds(log: RecordingLog, clock: ManualClock) -> None:
     ran: list[str] = []
-    task = PeriodicTask(0.05, lambda: ran.append(threading.current_thread().name))
-    pipeline = IngestPipeline(FakeWriter(), log, decode_record, CollectorMetrics(), periodic=(task,))
-    pipeline.start()
-    wait_until(lambda: len(ran) >= 2)
+    task = PeriodicTask(5.0, lambda: ran.append(threading.current_thread().name))
+    pipeline = started(FakeWriter(), log, clock, periodic=(task,))
+    for runs in (1, 2):
+        clock.advance(5.0)
+        wait_until(lambda runs=runs: len(ran) == runs)
     assert set(ran) == {"fluoro-folder"}  # where the store is written: retention never races a fold
     assert pipeline.stop()
 
@@ -337,47 +355,90 @@ def test_metrics_exposition_mentions_the_queue(spans: int, log: RecordingLog) ->
     assert b"fluoro_queue_spans" in metrics.exposition()
 
 
-def test_small_groups_linger_briefly_to_share_an_append(log: RecordingLog) -> None:
-    pipeline = IngestPipeline(
-        FakeWriter(), log, decode_record, CollectorMetrics(), PipelineLimits(linger_s=0.3, linger_until_spans=100)
-    )
+def test_a_pipeline_on_the_system_clock_acknowledges_and_folds(log: RecordingLog) -> None:
+    writer = FakeWriter()
+    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), PipelineLimits(fold_interval_s=0.05))
     pipeline.start()
-    outcomes: list[WriteOutcome] = []
-    submit(pipeline, 1, outcomes)
-    time.sleep(0.05)
-    submit(pipeline, 1, outcomes)
-    wait_until(lambda: len(outcomes) == 2)
-    assert log.appends == [2]  # one append (one fsync) for both
-    submit(pipeline, 150, outcomes)  # past linger_until_spans: no waiting
-    wait_until(lambda: len(outcomes) == 3, timeout_s=0.25)
+    outcome = asyncio.run(pipeline.write(batch_of(3), record_of(3)))
+    assert outcome is not None and outcome.ok
+    wait_until(lambda: writer.writes == [3])
     assert pipeline.stop()
 
 
-def test_a_lone_closed_loop_sender_is_not_kept_waiting_for_company(log: RecordingLog) -> None:
-    limits = PipelineLimits(linger_s=2.0, bulk_linger_s=2.0)
-    pipeline = IngestPipeline(FakeWriter(), log, decode_record, CollectorMetrics(), limits)
-    pipeline.start()
+# ---------------------------------------------------------------- the writer's linger, asked directly
+
+
+def writer_of(log: IngestLog, clock: ManualClock, limits: PipelineLimits) -> AckWriter:
+    """An acknowledging writer whose thread is never started: its rule is asked directly."""
+    budget = HeldBudget(limits.max_queue_spans, limits.max_queue_bytes)
+    return AckWriter(Ledger(log, clock), budget, Health(), limits, clock)
+
+
+def pending(spans: int, sender: object = None, record: bytes = b"r") -> Pending:
+    return Pending(batch_of(spans), 1, lambda outcome: None, sender, record)
+
+
+def test_a_small_group_lingers_for_company_and_a_large_one_does_not(log: RecordingLog, clock: ManualClock) -> None:
+    writer = writer_of(log, clock, PipelineLimits(linger_s=0.3, bulk_linger_s=0.5, linger_until_spans=1000))
+    start = clock.monotonic()
+    assert writer.submit(pending(1))
+    assert writer.linger_left_s(start + 0.1) == pytest.approx(0.2)
+    assert writer.linger_left_s(start + 0.3) <= 0
+    assert writer.submit(pending(600))  # a bulk exporter's batch: waits longer for company
+    assert writer.linger_left_s(start + 0.3) == pytest.approx(0.2)
+    assert writer.submit(pending(500))  # past linger_until_spans: no waiting at all
+    assert writer.linger_left_s(start) <= 0
+
+
+def test_small_groups_that_linger_share_one_append(log: RecordingLog, clock: ManualClock) -> None:
+    pipeline = started(FakeWriter(), log, clock, PipelineLimits(linger_s=0.3, linger_until_spans=100))
+    outcomes: list[WriteOutcome] = []
+    submit(pipeline, 1, outcomes)
+    submit(pipeline, 1, outcomes)
+    clock.advance(0.3)
+    wait_until(lambda: len(outcomes) == 2)
+    assert log.appends == [2]  # one append (one fsync) for both
+    submit(pipeline, 150, outcomes)  # past linger_until_spans: logged with no time passing
+    wait_until(lambda: len(outcomes) == 3)
+    assert pipeline.stop()
+
+
+def test_a_lone_closed_loop_sender_is_not_kept_waiting_for_company(log: RecordingLog, clock: ManualClock) -> None:
+    pipeline = started(FakeWriter(), log, clock, PipelineLimits(linger_s=2.0, bulk_linger_s=2.0))
     outcomes: list[WriteOutcome] = []
     for sent in range(1, 4):  # each waits for its answer before sending again, as an exporter does
         submit(pipeline, 600, outcomes, sender=("127.0.0.1", 5000))
-        wait_until(lambda sent=sent: len(outcomes) == sent, timeout_s=1.0)
+        wait_until(lambda sent=sent: len(outcomes) == sent)  # no time passes: it did not linger
     assert log.appends == [1, 1, 1]
     assert pipeline.stop()
 
 
-def test_the_writer_waits_for_a_sender_active_a_moment_ago_then_logs_both_at_once(log: RecordingLog) -> None:
-    limits = PipelineLimits(linger_s=0.05, bulk_linger_s=1.0, active_sender_s=10.0)
-    pipeline = IngestPipeline(FakeWriter(), log, decode_record, CollectorMetrics(), limits)
-    pipeline.start()
-    outcomes: list[WriteOutcome] = []
+def test_the_writer_waits_for_a_sender_active_a_moment_ago_but_not_once_all_are_waiting(
+    log: RecordingLog, clock: ManualClock
+) -> None:
+    writer = writer_of(log, clock, PipelineLimits(linger_s=0.05, bulk_linger_s=1.0, active_sender_s=10.0))
     a, b = ("127.0.0.1", 1), ("127.0.0.1", 2)
-    submit(pipeline, 600, outcomes, sender=a)
-    submit(pipeline, 600, outcomes, sender=b)
-    wait_until(lambda: len(outcomes) == 2)
-    submit(pipeline, 600, outcomes, sender=a)
-    time.sleep(0.3)  # b sent a moment ago: its next batch is worth waiting for
-    assert len(outcomes) == 2
-    submit(pipeline, 600, outcomes, sender=b)
-    wait_until(lambda: len(outcomes) == 4, timeout_s=0.3)  # both waiting now: no more lingering
-    assert log.appends[-1] == 2
-    assert pipeline.stop()
+    start = clock.monotonic()
+    assert writer.submit(pending(600, a)) and writer.submit(pending(600, b))
+    assert writer.linger_left_s(start) <= 0  # both waiting: nothing more can come
+    writer.pop_group()  # as the thread takes a group
+    assert writer.submit(pending(600, a))
+    assert writer.linger_left_s(start + 0.3) == pytest.approx(0.7)  # b sent a moment ago
+    assert writer.submit(pending(600, b))
+    assert writer.linger_left_s(start + 0.3) <= 0
+
+
+def test_a_sender_silent_past_the_active_window_is_not_waited_for(log: RecordingLog, clock: ManualClock) -> None:
+    writer = writer_of(log, clock, PipelineLimits(linger_s=0.05, bulk_linger_s=30.0, active_sender_s=10.0))
+    assert writer.submit(pending(600, "quiet"))
+    writer.pop_group()
+    clock.advance(11.0)
+    start = clock.monotonic()
+    assert writer.submit(pending(600, "busy"))
+    assert writer.linger_left_s(start) <= 0  # "quiet" sent 11 s ago: not coming back in a linger
+
+
+def test_the_system_clock_reads_monotonic_time() -> None:
+    clock = SystemClock()
+    first = clock.monotonic()
+    assert clock.monotonic() >= first

@@ -12,10 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
+from collector.ingest.pending import WriteOutcome
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch
 from collector.normalize.admission import TOO_NEW, TimeBounds
-from collector.pipeline import WriteOutcome
 from collector.receivers.xray_udp import WorkBudget, XRayReceiverSettings, XRayUdpReceiver
 
 HEADER = b'{"format": "json", "version": 1}\n'

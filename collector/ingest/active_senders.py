@@ -16,7 +16,6 @@ p50 11-45 ms, p99 60-65 ms). An exporter's batch of 512 spans is ~100 KiB.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Hashable, Iterable
 
 MAX_SENDERS = 10_000  # past this (connections that never come back), forget them all
@@ -24,7 +23,8 @@ HEAVY_BYTES = 512 * 1024
 
 
 class ActiveSenders:
-    """The senders seen within the last `active_s` seconds. Not thread-safe: the pipeline's lock guards it."""
+    """The senders seen within the last `active_s` seconds (times from the caller's clock).
+    Not thread-safe: the writer's lock guards it."""
 
     def __init__(self, active_s: float, heavy_bytes: int = HEAVY_BYTES) -> None:
         self._active_s = active_s
@@ -32,17 +32,17 @@ class ActiveSenders:
         self._last_seen: dict[Hashable, float] = {}
         self._request_bytes: dict[Hashable, float] = {}  # a weighted mean of its requests' bodies
 
-    def saw(self, sender: Hashable, request_bytes: int = 0) -> None:
+    def saw(self, sender: Hashable, request_bytes: int, now: float) -> None:
         if len(self._last_seen) >= MAX_SENDERS:
             self._last_seen.clear()
             self._request_bytes.clear()
-        self._last_seen[sender] = time.monotonic()
+        self._last_seen[sender] = now
         previous = self._request_bytes.get(sender, request_bytes)
         self._request_bytes[sender] = (previous + request_bytes) / 2
 
-    def all_waiting(self, queued: Iterable[Hashable | None]) -> bool:
+    def all_waiting(self, queued: Iterable[Hashable | None], now: float) -> bool:
         """True when every active sender but heavy ones has a batch among `queued` (the queue's senders)."""
-        cutoff = time.monotonic() - self._active_s
+        cutoff = now - self._active_s
         waiting = set(queued)
         stale = [s for s, seen in self._last_seen.items() if seen < cutoff]
         for sender in stale:

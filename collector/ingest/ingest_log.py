@@ -1,7 +1,7 @@
 """The ingest log: acknowledged requests made durable before their spans reach DuckDB.
 
 An OTLP request is answered 200 once its body is appended here and fsync'd; the pipeline
-folds the decoded spans into DuckDB later (a row group at a time, see pipeline.py). For a fold
+folds the decoded spans into DuckDB later (a row group at a time, see folder.py). For a fold
 the open segment (``PATH``) is sealed (renamed ``PATH.<n>``) and appends go on into a new one;
 once the fold is committed its sealed segments are deleted. A DuckDB commit has a
 fixed cost of 4 to 5 ms however few rows it carries, so committing there per request kept the
