@@ -34,14 +34,13 @@ import pyarrow as pa
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from collector.filters.filter_parser import parse_filter  # noqa: E402
 from collector.model import ANNOTATION_SCHEMA, LINK_SCHEMA, SPAN_SCHEMA, SpanBatch  # noqa: E402
-from collector.query.analytics import Subject, time_series  # noqa: E402
-from collector.query.filter_parser import parse_filter  # noqa: E402
-from collector.query.search import search_traces  # noqa: E402
+from collector.query.analytics import time_series  # noqa: E402
 from collector.query.service_map import MapQuery, service_map  # noqa: E402
 from collector.storage import rollup_sql  # noqa: E402
 from collector.storage.duckdb_store import DuckDBStore  # noqa: E402
-from collector.storage.protocols import Statement, TimeWindow  # noqa: E402
+from collector.storage.protocols import Statement, Subject, TimeWindow  # noqa: E402
 
 SPANS_PER_TRACE = 10
 HOUR_NS = 3600 * 10**9
@@ -179,7 +178,7 @@ def bench(total_spans: int, runs: int, workdir: str) -> None:
     store.roll_up_calls(t0_ns + HOUR_NS + rollup_sql.MINUTE_NS)  # the daemon does it every 15 s
     rollup_s = time.perf_counter() - rollup_started
     window = TimeWindow(t0_ns, t0_ns + HOUR_NS + 10**9)
-    (calls,) = store.fetch(Statement("SELECT count(*) FROM calls"))[0]
+    (calls,) = store.reader.rows(Statement("SELECT count(*) FROM calls"))[0]
     print(
         f"\n{total_spans:,} spans ({calls:,} calls rows): loaded in {load_s:.0f} s "
         f"({total_spans / load_s:,.0f} spans/s incl. resolving calls), rolled up in {rollup_s:.1f} s, "
@@ -188,13 +187,15 @@ def bench(total_spans: int, runs: int, workdir: str) -> None:
     expr = parse_filter(SEARCH)
     trace_key = uuid.UUID(str(sample_trace)).bytes
     queries: list[tuple[str, Callable[[], object], float]] = [
-        ("service map", lambda: service_map(store, MapQuery(window)), 300),
-        ("filter search", lambda: search_traces(store, window, expr, 100), 500),
-        ("trace by id", lambda: store.trace(trace_key), 50),
-        ("analytics (all)", lambda: time_series(store, window, None, Subject(), None), 500),
-        ("analytics (node)", lambda: time_series(store, window, None, Subject("svc-05"), None), 500),
+        ("service map", lambda: service_map(store.reader, MapQuery(window)), 300),
+        ("filter search", lambda: store.reader.search_traces(window, expr, 100), 500),
+        ("trace by id", lambda: store.reader.trace_spans(trace_key), 50),
+        ("analytics (all)", lambda: time_series(store.reader, window, None, Subject(), None), 500),
+        ("analytics (node)", lambda: time_series(store.reader, window, None, Subject("svc-05"), None), 500),
     ]
-    baseline_ms, _ = median_ms(lambda: store.fetch(Statement(SELF_JOIN_EDGES, (window.start_ns, window.end_ns))), runs)
+    baseline_ms, _ = median_ms(
+        lambda: store.reader.rows(Statement(SELF_JOIN_EDGES, (window.start_ns, window.end_ns))), runs
+    )
     print(f"  {'query':<18}{'median ms':>10}{'target':>9}{'vs self-join':>14}  result")
     for name, run, target in queries:
         took, result = median_ms(run, runs)

@@ -67,7 +67,7 @@ class Collector:
         self.pipeline = IngestPipeline(
             self.store, self.log, self.replay_record, self.metrics, settings.limits, (retention,)
         )
-        self.reader = FreshReader(self.store, self.pipeline.flush)
+        self.reader = FreshReader(self.store.reader, self.pipeline.flush)
         self.housekeeper = Housekeeper(
             (
                 PeriodicTask(settings.link_interval_s, self.link),

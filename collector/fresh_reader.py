@@ -1,27 +1,34 @@
 """Reads that see every acknowledged span.
 
 The pipeline acknowledges a batch once it is in the ingest log and folds the log into the
-store a row group at a time (up to 30 s later); a reader that asked the store straight away could miss spans whose
-requests were already answered. This one has the pipeline fold first (a no-op when nothing
-waits), so a trace is there as soon as the request that sent it returned.
+store a row group at a time (up to 30 s later); a reader that asked the store straight away
+could miss spans whose requests were already answered. This one has the pipeline fold first (a
+no-op when nothing waits), so a trace is there as soon as the request that sent it returned.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-from collector.storage.protocols import ServiceCount, Statement, StatementReader, TimeWindow, TraceReader
-
-
-class StoreReader(TraceReader, StatementReader, Protocol):
-    """What the query layer reads from a store."""
+from collector.filters import filter_ast as ast
+from collector.storage.protocols import (
+    Grouping,
+    HopRows,
+    ServiceCount,
+    SpanReader,
+    StoredSpan,
+    Subject,
+    ThrottleSource,
+    TimeWindow,
+    TraceSummary,
+)
 
 
 class FreshReader:
-    """A StoreReader over `reader`, calling `catch_up` before each read."""
+    """A SpanReader over `reader`, calling `catch_up` before each read."""
 
-    def __init__(self, reader: StoreReader, catch_up: Callable[[], None]) -> None:
+    def __init__(self, reader: SpanReader, catch_up: Callable[[], None]) -> None:
         self._reader = reader
         self._catch_up = catch_up
 
@@ -29,10 +36,28 @@ class FreshReader:
         self._catch_up()
         return self._reader.services(window)
 
-    def trace(self, trace_id: bytes) -> list[dict[str, Any]]:
+    def trace_spans(self, trace_id: bytes) -> list[StoredSpan]:
         self._catch_up()
-        return self._reader.trace(trace_id)
+        return self._reader.trace_spans(trace_id)
 
-    def fetch(self, statement: Statement) -> list[tuple[Any, ...]]:
+    def linked_trace_ids(self, trace_id: bytes, limit: int) -> list[bytes]:
         self._catch_up()
-        return self._reader.fetch(statement)
+        return self._reader.linked_trace_ids(trace_id, limit)
+
+    def search_traces(self, window: TimeWindow, expr: ast.Expr | None, limit: int) -> list[TraceSummary]:
+        self._catch_up()
+        return self._reader.search_traces(window, expr, limit)
+
+    def hop_rows(self, window: TimeWindow, expr: ast.Expr | None, max_rows: int) -> HopRows:
+        self._catch_up()
+        return self._reader.hop_rows(window, expr, max_rows)
+
+    def throttle_sources(self, window: TimeWindow, expr: ast.Expr | None, limit: int) -> list[ThrottleSource]:
+        self._catch_up()
+        return self._reader.throttle_sources(window, expr, limit)
+
+    def figure_rows(
+        self, window: TimeWindow, expr: ast.Expr | None, subject: Subject, grouping: Grouping
+    ) -> list[tuple[Any, ...]]:
+        self._catch_up()
+        return self._reader.figure_rows(window, expr, subject, grouping)

@@ -7,6 +7,7 @@ from typing import Any
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
 from collector.model import SpanBatch, SpanBatchBuilder, SpanRow
+from collector.storage.protocols import StoredSpan
 
 REQUIRED_DEFAULTS: dict[str, Any] = {
     "service": "svc",
@@ -31,6 +32,46 @@ def span_row(**fields: Any) -> SpanRow:
 
 SECOND = 1_000_000_000
 T0 = 1_700_000_000 * SECOND
+
+
+STORED_SPAN_DEFAULTS: dict[str, Any] = {
+    "trace_id": "0" * 32,
+    "span_id": "0" * 16,
+    "parent_span_id": None,
+    "service": "s",
+    "name": "op",
+    "kind": "INTERNAL",
+    "start_ns": T0,
+    "duration_ns": 1_000_000,
+    "status_code": 0,
+    "status_message": None,
+    "http_method": None,
+    "http_route": None,
+    "http_url": None,
+    "http_status": None,
+    "http_user_agent": None,
+    "error": False,
+    "fault": False,
+    "throttle": False,
+    "cold_start": False,
+    "origin": None,
+    "target_type": None,
+    "target_name": None,
+    "function_version": None,
+    "user_id": None,
+    "in_progress": False,
+    "source": "otlp",
+    "attributes": {},
+    "events": [],
+    "resource": {},
+    "annotations": {},
+    "links": (),
+}
+
+
+def stored_span(**fields: Any) -> StoredSpan:
+    """A span as a store reads it back, with plain defaults for every field not given."""
+    return StoredSpan(**{**STORED_SPAN_DEFAULTS, **fields})
 
 
 def trace_key(n: int) -> bytes:

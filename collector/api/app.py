@@ -20,14 +20,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from collector.allowed_hosts import AllowedHosts
 from collector.api.params import MAX_WINDOW_S, BadParameter, parse_optional_filter, parse_trace_id, parse_window
+from collector.api.span_json import span_json
 from collector.auth import bearer_token_matches
 from collector.engine import Collector
-from collector.query.analytics import CompareField, Subject, compare_values, compare_windows, time_series
+from collector.filters.filter_ast import FilterError
+from collector.query.analytics import compare_values, compare_windows, time_series
 from collector.query.critical_path import critical_path_json, trace_with_consumers
-from collector.query.filter_ast import FilterError
-from collector.query.search import search_traces
 from collector.query.service_map import MapQuery, service_map
-from collector.storage.protocols import StoreUnavailable
+from collector.storage.protocols import CompareField, StoreUnavailable, Subject
 
 MAX_TRACES = 1000
 MAX_SERVICES = 10_000
@@ -131,7 +131,7 @@ def create_query_app(
         filter: Annotated[str | None, Query(description=FILTER_HELP)] = None,
     ) -> dict[str, Any]:
         window = parse_window(start, end)
-        found = search_traces(collector.reader, window, parse_optional_filter(filter), limit)
+        found = collector.reader.search_traces(window, parse_optional_filter(filter), limit)
         return {"traces": [asdict(t) for t in found], "start_ns": window.start_ns, "end_ns": window.end_ns}
 
     @app.get("/api/service-map", dependencies=guarded, summary="Nodes, edges, health and throttle sources")
@@ -147,15 +147,15 @@ def create_query_app(
     @app.get("/api/traces/{trace_id}", dependencies=guarded, summary="Every span of one trace")
     def trace(trace_id: str) -> dict[str, Any]:
         key = parse_trace_id(trace_id)
-        spans = collector.reader.trace(key)
+        spans = collector.reader.trace_spans(key)
         if not spans:
             raise HTTPException(404, f"no trace {trace_id}")
-        return {"trace_id": key.hex(), "spans": spans}
+        return {"trace_id": key.hex(), "spans": [span_json(span) for span in spans]}
 
     @app.get("/api/traces/{trace_id}/critical-path", dependencies=guarded, summary="What set the trace's duration")
     def trace_critical_path(trace_id: str) -> dict[str, Any]:
         key = parse_trace_id(trace_id)
-        spans = trace_with_consumers(collector.reader, collector.reader, key)
+        spans = trace_with_consumers(collector.reader, key)
         if not spans:
             raise HTTPException(404, f"no trace {trace_id}")
         return {"trace_id": key.hex(), **critical_path_json(spans)}

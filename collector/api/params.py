@@ -11,8 +11,8 @@ import re
 import time
 from datetime import datetime
 
-from collector.query import filter_ast
-from collector.query.filter_parser import parse_filter
+from collector.filters import filter_ast
+from collector.filters.filter_parser import parse_filter
 from collector.storage.protocols import TimeWindow
 
 DEFAULT_WINDOW_S = 15 * 60

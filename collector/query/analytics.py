@@ -6,48 +6,22 @@ one edge; the figures are those of the map (collector.query.figures), per step b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-from collector.query import filter_ast as ast
-from collector.query import map_sql
+from collector.filters import filter_ast as ast
 from collector.query.figures import FigureAccumulator, Figures
-from collector.query.service_map import MapQuery, picked_statement
-from collector.storage.protocols import Statement, StatementReader, TimeWindow
+from collector.storage.protocols import (
+    ByField,
+    ByTimeBucket,
+    CompareField,
+    Grouping,
+    SpanReader,
+    Subject,
+    TimeWindow,
+)
 
 MAX_POINTS: Final = 1000
 DEFAULT_POINTS: Final = 60
-CompareField = Literal["function_version", "cold_start"]
-_GROUPS: Final = {"function_version": "coalesce(function_version, '$LATEST')", "cold_start": "cold_start"}
-
-
-@dataclass(frozen=True)
-class Subject:
-    """What the figures describe: everything (no node), a node, or an edge (caller -> node)."""
-
-    node: str | None = None
-    node_type: str | None = None
-    caller: str | None = None
-    caller_type: str | None = None
-
-    def condition(self) -> Statement:
-        if self.node is None:
-            return Statement("role = 'entry' AND caller IS NULL")
-        parts = ["callee = ?"]
-        params: list[Any] = [self.node]
-        if self.node_type:
-            parts.append("coalesce(callee_type, 'service') = ?")
-            params.append(self.node_type)
-        if self.caller is None:
-            parts.insert(0, "role IN ('entry', 'inferred')")
-            return Statement(" AND ".join(parts), tuple(params))
-        parts.insert(0, "role IN ('entry', 'inferred', 'link') AND caller = ?")
-        params.insert(0, self.caller)
-        if self.caller_type:
-            parts.append("coalesce(caller_type, ?) = ?")
-            params.append(self.caller_type)
-            params.append(self.caller_type)
-        return Statement(" AND ".join(parts), tuple(params))
 
 
 def step_ns_for(window: TimeWindow, step_s: float | None) -> int:
@@ -60,28 +34,24 @@ def step_ns_for(window: TimeWindow, step_s: float | None) -> int:
 
 
 def _by_key(
-    reader: StatementReader, window: TimeWindow, expr: ast.Expr | None, subject: Subject, key: Statement
+    reader: SpanReader, window: TimeWindow, expr: ast.Expr | None, subject: Subject, grouping: Grouping
 ) -> dict[Any, Figures]:
-    """Figures per value of `key` (a fixed SQL expression with its parameters) for the subject."""
-    scope = subject.condition()
-    template = map_sql.BY_KEY.replace("{key}", key.text).replace("{scope}", scope.text)
-    statement = picked_statement(template, MapQuery(window, expr), *key.params)
-    statement = replace(statement, params=(*statement.params, *scope.params))
+    """Figures per group of the subject's calls."""
     found: dict[Any, FigureAccumulator] = {}
-    for row in reader.fetch(statement):
+    for row in reader.figure_rows(window, expr, subject, grouping):
         found.setdefault(row[0], FigureAccumulator()).add(row[1:])
     return {k: acc.figures() for k, acc in found.items()}
 
 
 def time_series(
-    reader: StatementReader, window: TimeWindow, expr: ast.Expr | None, subject: Subject, step_s: float | None
+    reader: SpanReader, window: TimeWindow, expr: ast.Expr | None, subject: Subject, step_s: float | None
 ) -> dict[str, Any]:
     """One point per step bucket (buckets without requests are left out)."""
     step_ns = step_ns_for(window, step_s)
-    key = Statement("(start_ns - ?) // ?", (window.start_ns, step_ns))
+    by_bucket = _by_key(reader, window, expr, subject, ByTimeBucket(window.start_ns, step_ns))
     points = [
         {"start_ns": window.start_ns + int(bucket) * step_ns, **figures.as_json(step_ns / 1e9, with_histogram=False)}
-        for bucket, figures in sorted(_by_key(reader, window, expr, subject, key).items())
+        for bucket, figures in sorted(by_bucket.items())
     ]
     return {"start_ns": window.start_ns, "end_ns": window.end_ns, "step_s": step_ns / 1e9, "points": points}
 
@@ -100,21 +70,21 @@ def _side(label: str, figures: Figures | None, window_s: float) -> dict[str, Any
 
 
 def compare_windows(
-    reader: StatementReader, current: TimeWindow, baseline: TimeWindow, expr: ast.Expr | None, subject: Subject
+    reader: SpanReader, current: TimeWindow, baseline: TimeWindow, expr: ast.Expr | None, subject: Subject
 ) -> dict[str, Any]:
     """The subject's figures in a baseline window and the current one, with current - baseline."""
     sides = []
     for label, window in (("baseline", baseline), ("current", current)):
-        found = _by_key(reader, window, expr, subject, Statement("true"))
+        found = _by_key(reader, window, expr, subject, None)
         sides.append(_side(label, found.get(True), (window.end_ns - window.start_ns) / 1e9))
     return {"a": sides[0], "b": sides[1], "delta": deltas(sides[0], sides[1])}
 
 
 def compare_values(
-    reader: StatementReader, window: TimeWindow, expr: ast.Expr | None, subject: Subject, field: CompareField
+    reader: SpanReader, window: TimeWindow, expr: ast.Expr | None, subject: Subject, field: CompareField
 ) -> dict[str, Any]:
     """The subject's figures per value of `field` (all values), and b - a for the two busiest."""
-    found = _by_key(reader, window, expr, subject, Statement(_GROUPS[field]))
+    found = _by_key(reader, window, expr, subject, ByField(field))
     window_s = (window.end_ns - window.start_ns) / 1e9
     groups = [_side(str(key), figures, window_s) for key, figures in found.items()]
     busiest = sorted(groups, key=lambda g: -int(g["requests"]))[:2]

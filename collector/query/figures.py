@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from collector.query.map_sql import BUCKETS_PER_DECADE
+from collector.storage.map_sql import BUCKETS_PER_DECADE
 
 # A map histogram is coarser than the buckets percentiles come from: 4 per decade.
 HISTOGRAM_MERGE: Final = BUCKETS_PER_DECADE // 4

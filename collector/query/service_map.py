@@ -1,4 +1,4 @@
-"""The service map: a networkx DiGraph built from SQL aggregates over ``calls``; JSON from it.
+"""The service map: a networkx DiGraph built from the store's figures per hop; JSON from it.
 
 Nodes are (name, type): services typed by their origin (AWS::ApiGateway::Stage,
 AWS::Lambda, AWS::Lambda::Function, AWS::StepFunctions::StateMachine, or plain ``service``),
@@ -18,13 +18,9 @@ from typing import Any, Final, NamedTuple, TypeAlias
 
 import networkx as nx
 
-from collector.query import filter_ast as ast
-from collector.query import map_sql
+from collector.filters import filter_ast as ast
 from collector.query.figures import FigureAccumulator, Figures
-from collector.query.filter_sql import compile_trace_predicate
-from collector.query.search import ROOTS_CTE, span_window
-from collector.storage.protocols import Statement, StatementReader, TimeWindow
-from collector.storage.rollup_sql import MINUTE_NS
+from collector.storage.protocols import SpanReader, TimeWindow
 
 CLIENT: Final = ("client", "client")
 FOLDED_TYPE: Final = "folded"
@@ -45,19 +41,6 @@ class MapQuery:
     window: TimeWindow
     expr: ast.Expr | None = None
     max_nodes: int = 100
-
-
-def picked_statement(template: str, query: MapQuery, *extra: Any) -> Statement:
-    """A map_sql statement for the query's window and filter; `extra` binds what follows."""
-    params: list[Any] = [query.window.start_ns, query.window.end_ns]
-    filter_text = ""
-    if query.expr is not None:
-        predicate = compile_trace_predicate(query.expr, span_window(query.window))
-        filter_text = map_sql.FILTER_TRACES.format(predicate=predicate.text)
-        params += predicate.params
-    text = template.replace("{roots}", ROOTS_CTE).replace("{filter}", filter_text)
-    # roots' own window parameters come first: the CTE is the first placeholder user.
-    return Statement(text, (query.window.start_ns, query.window.end_ns, *params, *extra))
 
 
 @dataclass
@@ -224,45 +207,10 @@ def accumulate(
     return found
 
 
-ROLLED_UNTIL: Final = Statement("SELECT max(rolled_until) FROM rollup_state")
-
-
-def rolled_minutes(query: MapQuery, rolled_until_ns: int) -> tuple[int, int]:
-    """[lo, hi): the window's whole minutes the rollup holds (empty when a filter needs every call)."""
-    low = -(-query.window.start_ns // MINUTE_NS) * MINUTE_NS
-    high = min(query.window.end_ns // MINUTE_NS * MINUTE_NS, rolled_until_ns)
-    if query.expr is not None or high <= low:
-        return query.window.start_ns, query.window.start_ns
-    return low, high
-
-
-def hops_statement(template: str, query: MapQuery, rolled_until_ns: int) -> Statement:
-    """A HOP_* statement: rolled-up whole minutes, raw calls for the head and tail of the window."""
-    low, high = rolled_minutes(query, rolled_until_ns)
-    window = query.window
-    raw_filter: tuple[Any, ...] = ()
-    filter_text = ""
-    if query.expr is not None:
-        predicate = compile_trace_predicate(query.expr, span_window(window))
-        filter_text = map_sql.FILTER_TRACES.format(predicate=predicate.text)
-        raw_filter = predicate.params
-    text = template.replace("{roots}", ROOTS_CTE).replace("{filter}", filter_text)
-    params = (
-        *(window.start_ns, window.end_ns),  # roots
-        *(window.start_ns, low, *raw_filter),  # the head
-        *(max(high, low), window.end_ns, *raw_filter),  # the tail
-        *(low, high),  # the rollup
-        MAX_GROUPS,
-    )
-    return Statement(text, params)
-
-
-def build_graph(reader: StatementReader, query: MapQuery) -> MapGraph:
+def build_graph(reader: SpanReader, query: MapQuery) -> MapGraph:
     """The map for the query: node and edge attributes hold Figures and extra statistics."""
-    (rolled_until,) = reader.fetch(ROLLED_UNTIL)[0]
-    count_rows = reader.fetch(hops_statement(map_sql.HOP_COUNTS, query, int(rolled_until or 0)))
-    latency_rows = reader.fetch(hops_statement(map_sql.HOP_LATENCY, query, int(rolled_until or 0)))
-    found = accumulate(count_rows, latency_rows, query.max_nodes)
+    hops = reader.hop_rows(query.window, query.expr, MAX_GROUPS)
+    found = accumulate(hops.counts, hops.latency, query.max_nodes)
     graph: MapGraph = nx.DiGraph()
     for key, figures in found.served.items():
         init = found.inits.get(key)
@@ -278,11 +226,11 @@ def build_graph(reader: StatementReader, query: MapQuery) -> MapGraph:
                 graph.add_node(key, figures=None, cold=None, inferred=False)
         dwell = [hop.dwell.percentile_ms(q) for q in (0.5, 0.9, 0.99)]
         graph.add_edge(source, target, figures=hop.figures.figures(), is_async=hop.is_async, dwell=dwell)
-    sources = reader.fetch(picked_statement(map_sql.THROTTLE_SOURCES, query, MAX_GROUPS))
+    sources = reader.throttle_sources(query.window, query.expr, MAX_GROUPS)
     graph.graph.update(
         window=query.window,
-        truncated=max(len(count_rows), len(latency_rows)) >= MAX_GROUPS,
-        throttle_sources=[{"node": (r[0], r[1] or "service"), "traces": int(r[2])} for r in sources],
+        truncated=hops.truncated,
+        throttle_sources=[{"node": (s.name, s.node_type or "service"), "traces": s.traces} for s in sources],
     )
     graph.graph["folded"] = 0
     return fold_quiet_nodes(graph, found) if found.kept is not None else graph
@@ -379,6 +327,6 @@ def _annotate_depth(graph: MapGraph) -> None:
         graph.nodes[key]["depth"] = max(preds, default=0)
 
 
-def service_map(reader: StatementReader, query: MapQuery) -> dict[str, Any]:
+def service_map(reader: SpanReader, query: MapQuery) -> dict[str, Any]:
     """The map for a window (and filter) as JSON."""
     return map_json(build_graph(reader, query))

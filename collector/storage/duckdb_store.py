@@ -13,12 +13,9 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Sequence
-from typing import Any
 
 import duckdb
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -26,7 +23,8 @@ from collector.model import LINK_SCHEMA, SPAN_COLUMNS, STORED_SPAN_SCHEMA, SpanB
 from collector.storage import calls_sql
 from collector.storage import duckdb_sql as sql
 from collector.storage.duckdb_map import DuckDBMapTables
-from collector.storage.protocols import ServiceCount, Statement, StoreUnavailable, TimeWindow
+from collector.storage.duckdb_reader import DuckDBReader
+from collector.storage.protocols import StoreUnavailable
 from collector.storage.recent_keys import FUTURE_SLACK_NS, MAX_FUTURE_IDS, NEVER_NS, RecentSpanIds
 from collector.storage.resource_keys import KnownResources, key_resources
 
@@ -48,7 +46,7 @@ SERVICE_INDEX = SPAN_COLUMNS.index("service")
 
 
 class DuckDBStore:
-    """SpanWriter, TraceReader and StoreMaintenance over one DuckDB file."""
+    """SpanWriter and StoreMaintenance over one DuckDB file; its SpanReader is ``reader``."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -82,6 +80,7 @@ class DuckDBStore:
         self.map_tables = DuckDBMapTables(self._con.cursor())
         self._recent = self._recent_span_ids()
         self._closed = False
+        self.reader = DuckDBReader(self._cursor)
 
     def _recent_span_ids(self) -> RecentSpanIds:
         """After opening: the horizon past the newest stored span, spans from the future kept apart."""
@@ -247,53 +246,10 @@ class DuckDBStore:
 
     # ------------------------------------------------------------------ reading
 
-    def fetch(self, statement: Statement) -> list[tuple[Any, ...]]:
-        """Rows of a query-layer statement (collector.query builds them; values are bound)."""
-        try:
-            return self._cursor().execute(statement.text, list(statement.params)).fetchall()
-        except duckdb.Error as exc:
-            raise _translate(exc, "querying") from exc
-
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         if self._closed:
             raise StoreUnavailable("the store is closed")
         return self._con.cursor()
-
-    def services(self, window: TimeWindow) -> list[ServiceCount]:
-        try:
-            rows = self._cursor().execute(sql.SERVICES, [window.start_ns, window.end_ns]).fetchall()
-        except duckdb.Error as exc:
-            raise _translate(exc, "listing services") from exc
-        return [ServiceCount(name=r[0], spans=int(r[1])) for r in rows]
-
-    def trace(self, trace_id: bytes) -> list[dict[str, Any]]:
-        """Every span of a trace as JSON-able dicts, with annotations and links; [] if unknown."""
-        key = uuid.UUID(bytes=trace_id)
-        try:
-            cursor = self._cursor()
-            result = cursor.execute(sql.TRACE_SPANS, [key])
-            names = [d[0] for d in result.description or []]
-            rows = result.fetchall()
-            annotations = cursor.execute(sql.TRACE_ANNOTATIONS, [key]).fetchall()
-            links = cursor.execute(sql.TRACE_LINKS, [key]).fetchall()
-        except duckdb.Error as exc:
-            raise _translate(exc, "reading a trace") from exc
-        by_span: dict[int, dict[str, Any]] = {}
-        spans = []
-        for row in rows:
-            span = span_dict(dict(zip(names, row, strict=True)))
-            span["annotations"], span["links"] = {}, []
-            by_span[row[names.index("span_id")]] = span
-            spans.append(span)
-        for span_id, key_name, text, number, flag in annotations:
-            if span_id in by_span:
-                by_span[span_id]["annotations"][key_name] = (
-                    text if text is not None else (number if number is not None else flag)
-                )
-        for span_id, linked_trace, linked_span in links:
-            if span_id in by_span:
-                by_span[span_id]["links"].append({"trace_id": linked_trace.hex, "span_id": f"{linked_span:016x}"})
-        return spans
 
     # ------------------------------------------------------------------ housekeeping
 
@@ -324,40 +280,3 @@ def keys_unique(spans: pa.Table) -> bool:
     # The same span id in different traces (ids some SDKs derive, or chance): count the pairs.
     pairs = pa.table({"trace": spans.column("trace_id").combine_chunks().storage, "span": spans.column("span_id")})
     return bool(pairs.group_by(["trace", "span"]).aggregate([]).num_rows == spans.num_rows)
-
-
-def span_dict(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored row as the API shows it: hex ids, ms durations, parsed JSON columns."""
-    parent = row["parent_span_id"]
-    return {
-        "trace_id": row["trace_id"].hex,
-        "span_id": f"{row['span_id']:016x}",
-        "parent_span_id": f"{parent:016x}" if parent is not None else None,
-        "service": row["service"],
-        "name": row["name"],
-        "kind": row["kind"],
-        "start_ns": row["start_ns"],
-        "duration_ms": row["duration_ns"] / 1e6,
-        "status_code": ("UNSET", "OK", "ERROR")[row["status_code"]],
-        "status_message": row["status_message"],
-        "http": {
-            "method": row["http_method"],
-            "route": row["http_route"],
-            "url": row["http_url"],
-            "status": row["http_status"],
-            "user_agent": row["http_user_agent"],
-        },
-        "error": row["error"],
-        "fault": row["fault"],
-        "throttle": row["throttle"],
-        "cold_start": bool(row["cold_start"]),
-        "origin": row["origin"],
-        "target": {"type": row["target_type"], "name": row["target_name"]} if row["target_type"] else None,
-        "function_version": row["function_version"],
-        "user": row["user_id"],
-        "in_progress": row["in_progress"],
-        "source": row["source"],
-        "attributes": orjson.loads(row["attributes"]) if row["attributes"] else {},
-        "events": orjson.loads(row["events"]) if row["events"] else [],
-        "resource": orjson.loads(row["resource"]) if row["resource"] else {},
-    }

@@ -1,15 +1,19 @@
-"""The storage plug points: a one-method writer and narrow, purpose-split readers.
+"""The storage plug points: a one-method writer, a reader with a named method per question, and
+the housekeeping the engine schedules.
 
-Every store implementation passes the same contract suite (tests/contract/). Values crossing
-this boundary are plain frozen dataclasses or dicts of JSON-able values, never driver objects.
+Every statement a store runs lives in its own package (collector/storage/ for DuckDB): the query
+layer asks by name (a trace by id, a search, the map's hop figures, analytics figures) and never
+writes SQL. Every store implementation passes the same contract suite (tests/contract/). Values
+crossing this boundary are frozen dataclasses and tuples of plain values, never driver objects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
+from collector.filters import filter_ast as ast
 from collector.model import SpanBatch
 
 
@@ -51,8 +55,114 @@ class TraceSummary:
 
 
 @dataclass(frozen=True)
+class StoredSpan:
+    """One stored span as read back: ids in hex, JSON columns parsed, its annotations and links."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    service: str
+    name: str
+    kind: str  # SERVER, CLIENT, PRODUCER, CONSUMER or INTERNAL
+    start_ns: int
+    duration_ns: int
+    status_code: int  # 0 unset, 1 ok, 2 error (OTLP's)
+    status_message: str | None
+    http_method: str | None
+    http_route: str | None
+    http_url: str | None
+    http_status: int | None
+    http_user_agent: str | None
+    error: bool
+    fault: bool
+    throttle: bool
+    cold_start: bool
+    origin: str | None
+    target_type: str | None
+    target_name: str | None
+    function_version: str | None
+    user_id: str | None
+    in_progress: bool
+    source: str
+    attributes: dict[str, Any]
+    events: list[Any]
+    resource: dict[str, Any]
+    annotations: dict[str, str | float | bool]
+    links: tuple[SpanLink, ...]
+
+    @property
+    def end_ns(self) -> int:
+        return self.start_ns + self.duration_ns
+
+
+@dataclass(frozen=True)
+class SpanLink:
+    """A link from a span to another trace's span (hex ids)."""
+
+    trace_id: str
+    span_id: str
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What analytics figures describe: every incoming request (no node), a node, or an edge
+    (caller -> node)."""
+
+    node: str | None = None
+    node_type: str | None = None
+    caller: str | None = None
+    caller_type: str | None = None
+
+
+CompareField = Literal["function_version", "cold_start"]
+
+
+@dataclass(frozen=True)
+class ByTimeBucket:
+    """Analytics figures per step: bucket n holds calls starting in [start + n*step, start + (n+1)*step)."""
+
+    start_ns: int
+    step_ns: int
+
+
+@dataclass(frozen=True)
+class ByField:
+    """Analytics figures per value of a call's field."""
+
+    field: CompareField
+
+
+# None: one group of every call in scope (its key is True).
+Grouping = ByTimeBucket | ByField | None
+
+
+@dataclass(frozen=True)
+class HopRows:
+    """The map's figures per hop of a window, as the map adds them up (collector.query.service_map).
+
+    ``counts``: the hop key (caller, caller type, callee, callee type, role, async, consumed),
+    requests, ok, errors, faults, throttles, cold starts. ``latency``: the hop key, kind (0 the
+    caller's wait, 1 the message's dwell), latency bucket, count, init ns, waited ns, min, max.
+    A hop may have several rows of each (parts of the window read apart); they add up exactly.
+    """
+
+    counts: list[tuple[Any, ...]]
+    latency: list[tuple[Any, ...]]
+    truncated: bool  # a cardinality guard cut the rows short
+
+
+@dataclass(frozen=True)
+class ThrottleSource:
+    """Where throttled traces' 429s started: the throttled hop that began last, and how many traces."""
+
+    name: str
+    node_type: str | None
+    traces: int
+
+
+@dataclass(frozen=True)
 class Statement:
-    """A read-only query built by collector.query: SQL text of fixed fragments and bound values."""
+    """SQL text of fixed fragments and its bound values (storage's own: no reader takes one)."""
 
     text: str
     params: tuple[Any, ...] = ()
@@ -64,18 +174,32 @@ class SpanWriter(Protocol):
     def write(self, batches: Sequence[SpanBatch]) -> int: ...
 
 
-class TraceReader(Protocol):
-    """Reads traces and services for the query API."""
+class SpanReader(Protocol):
+    """Every question the query layer asks a store. `expr`: a filter expression the traces (by
+    their root, in the window) must satisfy; None for all."""
 
-    def services(self, window: TimeWindow) -> list[ServiceCount]: ...
+    def services(self, window: TimeWindow) -> list[ServiceCount]:
+        """Services with spans starting in the window, by name."""
 
-    def trace(self, trace_id: bytes) -> list[dict[str, Any]]: ...
+    def trace_spans(self, trace_id: bytes) -> list[StoredSpan]:
+        """Every span of a trace in start order; [] if unknown."""
 
+    def linked_trace_ids(self, trace_id: bytes, limit: int) -> list[bytes]:
+        """Traces holding spans that link to a span of this one (its consumers), at most `limit`."""
 
-class StatementReader(Protocol):
-    """Runs the query layer's statements (service map, filter search, analytics)."""
+    def search_traces(self, window: TimeWindow, expr: ast.Expr | None, limit: int) -> list[TraceSummary]:
+        """Traces rooted in the window matching `expr`, newest first."""
 
-    def fetch(self, statement: Statement) -> list[tuple[Any, ...]]: ...
+    def hop_rows(self, window: TimeWindow, expr: ast.Expr | None, max_rows: int) -> HopRows:
+        """The map's figures per hop of calls starting in the window."""
+
+    def throttle_sources(self, window: TimeWindow, expr: ast.Expr | None, limit: int) -> list[ThrottleSource]:
+        """Where the window's throttled traces were throttled first, busiest first."""
+
+    def figure_rows(
+        self, window: TimeWindow, expr: ast.Expr | None, subject: Subject, grouping: Grouping
+    ) -> list[tuple[Any, ...]]:
+        """Analytics: per group key, the figure columns FigureAccumulator.add reads (key first)."""
 
 
 class StoreMaintenance(Protocol):
@@ -92,3 +216,10 @@ class StoreMaintenance(Protocol):
     def file_size_bytes(self) -> int: ...
 
     def close(self) -> None: ...
+
+
+class Store(SpanWriter, StoreMaintenance, Protocol):
+    """A whole backend: what the engine writes and maintains, and its reader."""
+
+    @property
+    def reader(self) -> SpanReader: ...

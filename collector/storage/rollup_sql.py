@@ -1,7 +1,7 @@
 """SQL of the per-minute rollup of ``calls``, so a map over hours reads minutes, not millions.
 
 ``call_minutes`` (counts per minute and hop) and ``latency_minutes`` (per minute, hop and
-latency bucket) hold the sums the map's figures are made of; collector/query/map_sql.py reads
+latency bucket) hold the sums the map's figures are made of; collector/storage/map_sql.py reads
 them beside raw ``calls`` for the window's partial minutes and anything not rolled up yet.
 Rows are only ever added:
 

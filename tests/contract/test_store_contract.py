@@ -1,37 +1,40 @@
-"""The storage contract: every store implementation must pass this suite.
+"""The storage contract: every backend passes the same tests, through the Store Protocol only.
 
-Today there is one (DuckDB); a new backend adds its factory to STORES.
+A backend adds its factory to BACKENDS (today the DuckDB file; next, the lake). Tests of one
+backend's own machinery (a DuckDB file's schema, locks, compression) live beside it, in
+tests/unit/collector/test_duckdb_store.py.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import duckdb
 import pytest
 
+from collector.filters.filter_parser import parse_filter
 from collector.model import SpanBatch, SpanBatchBuilder, SpanRow
-from collector.query.filter_parser import parse_filter
-from collector.query.search import search_traces
-from collector.storage import duckdb_sql
-from collector.storage.duckdb_store import DuckDBStore, StoreLocked
-from collector.storage.protocols import Statement, StoreUnavailable, TimeWindow
+from collector.storage.duckdb_store import DuckDBStore
+from collector.storage.protocols import (
+    ByField,
+    ByTimeBucket,
+    SpanLink,
+    Store,
+    StoreUnavailable,
+    Subject,
+    TimeWindow,
+)
 from tests.factories import at as span
 
 SECOND = 1_000_000_000
 T0 = 1_700_000_000 * SECOND
-STORES: dict[str, Callable[[Path], Any]] = {"duckdb": lambda tmp: DuckDBStore(str(tmp / "spans.duckdb"))}
+BACKENDS: dict[str, Callable[[Path], Store]] = {"duckdb-file": lambda tmp: DuckDBStore(str(tmp / "spans.duckdb"))}
 
 
-@pytest.fixture(params=sorted(STORES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    instance = STORES[request.param](tmp_path)
+@pytest.fixture(params=sorted(BACKENDS))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    instance = BACKENDS[request.param](tmp_path)
     yield instance
     instance.close()
 
@@ -58,7 +61,7 @@ def batch(
 WINDOW = TimeWindow(T0 - 60 * SECOND, T0 + 3600 * SECOND)
 
 
-def test_write_then_read_a_trace(store: Any) -> None:
+def test_write_then_read_a_trace(store: Store) -> None:
     stored = store.write(
         [
             batch(
@@ -71,67 +74,44 @@ def test_write_then_read_a_trace(store: Any) -> None:
         ]
     )
     assert stored == 3
-    spans = store.trace(trace_bytes(1))
-    assert [s["span_id"] for s in spans] == [f"{i:016x}" for i in (10, 11, 12)]
-    by_id = {s["span_id"]: s for s in spans}
-    assert by_id[f"{11:016x}"]["annotations"] == {"amount": 5.0, "customer": "c1", "vip": True}
-    assert by_id[f"{12:016x}"]["links"] == [{"trace_id": f"{9:032x}", "span_id": f"{99:016x}"}]
-    assert by_id[f"{11:016x}"]["parent_span_id"] == f"{10:016x}"
-    assert store.trace(trace_bytes(404)) == []
+    spans = store.reader.trace_spans(trace_bytes(1))
+    assert [s.span_id for s in spans] == [f"{i:016x}" for i in (10, 11, 12)]
+    by_id = {s.span_id: s for s in spans}
+    assert by_id[f"{11:016x}"].annotations == {"amount": 5.0, "customer": "c1", "vip": True}
+    assert by_id[f"{12:016x}"].links == (SpanLink(f"{9:032x}", f"{99:016x}"),)
+    assert by_id[f"{11:016x}"].parent_span_id == f"{10:016x}"
+    assert (by_id[f"{10:016x}"].http_status, by_id[f"{11:016x}"].service) == (200, "db")
+    assert store.reader.trace_spans(trace_bytes(404)) == []
 
 
-def test_resent_spans_are_stored_once(store: Any) -> None:
+def test_resent_spans_are_stored_once(store: Store) -> None:
     first = batch(span(2, 20, None, 1), span(2, 21, 20, 1.5), annotations=((2, 21, "k", "v"),))
     assert store.write([first]) == 2
     assert store.write([first, first]) == 0
     assert store.write([batch(span(2, 21, 20, 1.5), span(2, 22, 20, 1.6))]) == 1
-    spans = store.trace(trace_bytes(2))
+    spans = store.reader.trace_spans(trace_bytes(2))
     assert len(spans) == 3
-    assert spans[1]["annotations"] == {"k": "v"}
+    assert spans[1].annotations == {"k": "v"}
 
 
-def test_a_resend_after_a_restart_is_still_found(tmp_path: Path) -> None:
-    path = str(tmp_path / "r.duckdb")
-    first = DuckDBStore(path)
-    sent = batch(span(11, 110, None, 5), span(11, 111, 110, 6))
-    assert first.write([sent]) == 2
-    first.close()
-    again = DuckDBStore(path)
-    assert again.write([sent]) == 0
-    assert again.write([batch(span(11, 112, 110, 7))]) == 1
-    again.close()
-
-
-def test_a_span_from_the_future_is_still_found_when_resent_after_a_restart(tmp_path: Path) -> None:
-    path = str(tmp_path / "f.duckdb")
-    first = DuckDBStore(path)
-    ahead = batch(span(12, 120, None, 0, start_ns=time.time_ns() + 3600 * SECOND))  # an hour ahead
-    assert first.write([ahead]) == 1
-    first.close()
-    again = DuckDBStore(path)
-    assert again.write([ahead]) == 0
-    assert again.write([batch(span(13, 130, None, 0, start_ns=time.time_ns()))]) == 1
-    again.close()
-
-
-def test_one_span_id_in_two_traces_is_two_spans_and_a_repeat_within_a_write_is_one(store: Any) -> None:
+def test_one_span_id_in_two_traces_is_two_spans_and_a_repeat_within_a_write_is_one(store: Store) -> None:
     assert store.write([batch(span(3, 30, None, 1), span(4, 30, None, 1)), batch(span(5, 50, None, 2))]) == 3
     assert store.write([batch(span(6, 60, None, 3), span(7, 60, None, 3)), batch(span(6, 60, None, 3))]) == 2
-    assert [len(store.trace(trace_bytes(t))) for t in (3, 4, 5, 6, 7)] == [1, 1, 1, 1, 1]
+    assert [len(store.reader.trace_spans(trace_bytes(t))) for t in (3, 4, 5, 6, 7)] == [1, 1, 1, 1, 1]
 
 
-def test_an_in_progress_span_is_replaced_by_its_completion(store: Any) -> None:
+def test_an_in_progress_span_is_replaced_by_its_completion(store: Store) -> None:
     # Only the X-Ray daemon protocol sends in-progress segments.
     store.write([batch(span(3, 30, None, 2, in_progress=True, duration_ns=0, source="xray"))])
     store.write([batch(span(3, 30, None, 2, duration_ns=40_000_000, source="xray"))])
-    (only,) = store.trace(trace_bytes(3))
-    assert (only["in_progress"], only["duration_ms"]) == (False, 40.0)
+    (only,) = store.reader.trace_spans(trace_bytes(3))
+    assert (only.in_progress, only.duration_ns) == (False, 40_000_000)
     store.write([batch(span(3, 30, None, 2, in_progress=True, duration_ns=0, source="xray"))])  # a late copy
-    (still,) = store.trace(trace_bytes(3))
-    assert still["in_progress"] is False
+    (still,) = store.reader.trace_spans(trace_bytes(3))
+    assert still.in_progress is False
 
 
-def test_services_and_trace_search(store: Any) -> None:
+def test_services_and_trace_search(store: Store) -> None:
     store.write(
         [
             batch(
@@ -142,119 +122,113 @@ def test_services_and_trace_search(store: Any) -> None:
             )
         ]
     )
-    services = {s.name: s.spans for s in store.services(WINDOW)}
+    services = {s.name: s.spans for s in store.reader.services(WINDOW)}
     assert services == {"api": 2, "images": 1, "ledger": 1}
-    found = search_traces(store, WINDOW, None, limit=10)
+    found = store.reader.search_traces(WINDOW, None, limit=10)
     assert [t.trace_id for t in found] == [f"{n:032x}" for n in (6, 5, 4)]  # newest first
     four = found[2]
     assert (four.root_service, four.span_count, four.services, four.fault) == ("api", 2, ("api", "ledger"), True)
     assert (found[1].throttle, found[1].http_status) == (True, 429)
     assert found[0].cold_start is True
     ledger = parse_filter('service("ledger")')
-    assert [t.trace_id for t in search_traces(store, WINDOW, ledger, limit=10)] == [f"{4:032x}"]
-    assert len(search_traces(store, WINDOW, None, limit=2)) == 2
+    assert [t.trace_id for t in store.reader.search_traces(WINDOW, ledger, limit=10)] == [f"{4:032x}"]
+    assert len(store.reader.search_traces(WINDOW, None, limit=2)) == 2
     late = TimeWindow(T0 + 25 * SECOND, T0 + 3600 * SECOND)
-    assert [t.trace_id for t in search_traces(store, late, None, limit=10)] == [f"{6:032x}"]
+    assert [t.trace_id for t in store.reader.search_traces(late, None, limit=10)] == [f"{6:032x}"]
 
 
-def test_retention_deletes_old_spans_and_their_rows(store: Any) -> None:
+def test_retention_deletes_old_spans_and_their_rows(store: Store) -> None:
     store.write(
         [batch(span(7, 70, None, 0), span(8, 80, None, 100), annotations=((7, 70, "k", 1),), links=((7, 70, 8, 80),))]
     )
     assert store.delete_older_than(T0 + 50 * SECOND) == 1
-    assert store.trace(trace_bytes(7)) == []
-    assert len(store.trace(trace_bytes(8))) == 1
+    assert store.reader.trace_spans(trace_bytes(7)) == []
+    assert len(store.reader.trace_spans(trace_bytes(8))) == 1
+    assert store.reader.linked_trace_ids(trace_bytes(8), 10) == []  # its link went with trace 7
 
 
-def test_schema_version_survives_reopen(tmp_path: Path) -> None:
-    path = str(tmp_path / "v.duckdb")
-    first = DuckDBStore(path)
-    first.write([batch(span(9, 90, None, 0))])
-    version = first.schema_version
-    first.close()
-    again = DuckDBStore(path)
-    assert again.schema_version == version == duckdb_sql.MIGRATIONS[-1][0]
-    assert len(again.trace(trace_bytes(9))) == 1
-    again.close()
-
-
-def test_an_older_schema_is_migrated_in_place(tmp_path: Path) -> None:
-    # A file as the first Fluoro left it: schema version 1, the resource's JSON on every span.
-    path = str(tmp_path / "old.duckdb")
-    con = duckdb.connect(path)
-    con.execute(duckdb_sql.CREATE_VERSION_TABLE)
-    for statement in duckdb_sql.MIGRATIONS[0][1]:
-        con.execute(statement)
-    con.execute(duckdb_sql.WRITE_VERSION, [1])
-    old = span(9, 90, None, 0, resource='{"service.name":"old"}')
-    con.execute(f"INSERT INTO spans VALUES ({', '.join('?' * len(old))})", [uuid.UUID(bytes=old[0]), *old[1:]])
-    con.close()
-    again = DuckDBStore(path)
-    assert again.schema_version == duckdb_sql.MIGRATIONS[-1][0]
-    (migrated,) = again.trace(trace_bytes(9))
-    assert migrated["resource"] == {"service.name": "old"}
-    again.write([batch(span(10, 100, None, 1, resource='{"service.name":"new"}'))])  # and the new tables work
-    assert again.trace(trace_bytes(10))[0]["resource"] == {"service.name": "new"}
-    again.close()
-
-
-def test_attributes_are_kept_zstd_compressed(tmp_path: Path) -> None:
-    # DuckDB's own choice for the JSON text cost twice the checkpoint CPU and 2.7x the bytes.
-    path = str(tmp_path / "z.duckdb")
-    store = DuckDBStore(path)
-    store.write([batch(*(span(i, i, None, i, attributes=f'{{"n": {i}}}') for i in range(1, 200)))])
-    store.close()
-    con = duckdb.connect(path, read_only=True)
-    (compressions,) = con.execute(
-        "SELECT list(DISTINCT compression) FROM pragma_storage_info('spans') "
-        "WHERE column_name = 'attributes' AND segment_type = 'VARCHAR'"
-    ).fetchall()[0]
-    con.close()
-    assert compressions == ["ZSTD"]
-
-
-def test_each_resource_is_stored_once_and_goes_with_its_last_span(store: Any) -> None:
+def test_a_resource_is_read_back_with_each_of_its_spans(store: Store) -> None:
     shared, other = '{"service.name":"a","host":"h1"}', '{"service.name":"b"}'
     store.write([batch(span(1, 10, None, 0, resource=shared), span(1, 11, 10, 1, resource=shared))])
     store.write([batch(span(2, 20, None, 100, resource=shared), span(3, 30, None, 200, resource=other))])
-    assert store.fetch(Statement("SELECT count(*) FROM resources", ())) == [(2,)]
-    assert [s["resource"] for s in store.trace(trace_bytes(1))] == [{"service.name": "a", "host": "h1"}] * 2
-    assert store.trace(trace_bytes(3))[0]["resource"] == {"service.name": "b"}
-    store.delete_older_than(T0 + 150 * SECOND)  # trace 3 alone is left: `shared` has no span any more
-    assert store.fetch(Statement("SELECT resource FROM resources", ())) == [(other,)]
-    store.write([batch(span(4, 40, None, 300, resource=shared))])  # and comes back when used again
-    assert store.trace(trace_bytes(4))[0]["resource"] == {"service.name": "a", "host": "h1"}
+    assert [s.resource for s in store.reader.trace_spans(trace_bytes(1))] == [{"service.name": "a", "host": "h1"}] * 2
+    assert store.reader.trace_spans(trace_bytes(3))[0].resource == {"service.name": "b"}
+    store.delete_older_than(T0 + 150 * SECOND)  # trace 3 alone is left
+    store.write([batch(span(4, 40, None, 300, resource=shared))])  # `shared` comes back when used again
+    assert store.reader.trace_spans(trace_bytes(4))[0].resource == {"service.name": "a", "host": "h1"}
 
 
-def test_queries_cannot_reach_outside_the_file(store: Any) -> None:
-    with pytest.raises(Exception, match=r"(?i)permission|disabled"):
-        store._cursor().execute("SELECT * FROM read_csv('/etc/passwd')").fetchall()
-
-
-def test_a_file_held_by_another_process_is_reported(tmp_path: Path) -> None:
-    path = tmp_path / "held.duckdb"
-    holder = subprocess.Popen(
+def test_consumers_of_a_trace_are_found_by_their_links(store: Store) -> None:
+    store.write(
         [
-            sys.executable,
-            "-c",
-            f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print('ready', flush=True); sys.stdin.read()",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+            batch(span(20, 200, None, 0)),
+            batch(span(21, 210, None, 1), links=((21, 210, 20, 200),)),
+            batch(span(22, 220, None, 2), links=((22, 220, 20, 200),)),
+        ]
     )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        with pytest.raises(StoreLocked, match="in use by another process"):
-            DuckDBStore(str(path))
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(10)
+    assert sorted(store.reader.linked_trace_ids(trace_bytes(20), 10)) == [trace_bytes(21), trace_bytes(22)]
+    assert len(store.reader.linked_trace_ids(trace_bytes(20), 1)) == 1
+    assert store.reader.linked_trace_ids(trace_bytes(21), 10) == []
 
 
-def test_a_closed_store_is_unavailable(tmp_path: Path) -> None:
-    store = DuckDBStore(str(tmp_path / "c.duckdb"))
+def linked_calls(store: Store) -> None:
+    """An API gateway called by a client calls `orders`, twice throttled by it, once fine."""
+    for n, throttled in ((30, True), (31, True), (32, False)):
+        store.write(
+            [
+                batch(
+                    span(n, n * 10, None, n - 30, service="api", http_status=429 if throttled else 200, kind="SERVER"),
+                    span(n, n * 10 + 1, n * 10, n - 30 + 0.1, service="api", kind="CLIENT", throttle=throttled),
+                    span(n, n * 10 + 2, n * 10 + 1, n - 30 + 0.2, service="orders", kind="SERVER", throttle=throttled),
+                )
+            ]
+        )
+    store.link_new_spans(T0 + 3600 * SECOND)
+
+
+def test_the_map_figures_of_linked_calls(store: Store) -> None:
+    linked_calls(store)
+    hops = store.reader.hop_rows(WINDOW, None, 1000)
+    assert not hops.truncated
+    requests: dict[tuple[object, ...], int] = {}
+    for row in hops.counts:
+        requests[(row[0], row[2], row[4])] = requests.get((row[0], row[2], row[4]), 0) + int(row[7])
+    assert requests[(None, "api", "entry")] == 3
+    assert requests[("api", "orders", "entry")] == 3
+    assert sum(int(row[11]) for row in hops.counts if row[2] == "orders") == 2  # throttles
+    assert {row[2] for row in hops.latency} == {"api", "orders"}
+    (source,) = store.reader.throttle_sources(WINDOW, None, 10)
+    assert (source.name, source.traces) == ("orders", 2)
+    only_fine = parse_filter("http.status = 200")  # the one trace the gateway answered 200
+    assert store.reader.throttle_sources(WINDOW, only_fine, 10) == []
+    fine_rows = store.reader.hop_rows(WINDOW, only_fine, 1000).counts
+    assert sum(int(row[7]) for row in fine_rows if row[2] == "orders") == 1
+
+
+def test_analytics_figures_by_group(store: Store) -> None:
+    linked_calls(store)
+    orders = Subject("orders")
+    (whole,) = store.reader.figure_rows(WINDOW, None, orders, None)
+    assert whole[0] is True and whole[2] == 3  # the key, then the bucket and its count
+    buckets = store.reader.figure_rows(WINDOW, None, orders, ByTimeBucket(T0, SECOND))
+    assert sorted(row[0] for row in buckets) == [0, 1, 2]
+    by_version = store.reader.figure_rows(WINDOW, None, orders, ByField("function_version"))
+    assert {row[0] for row in by_version} == {"$LATEST"}
+    assert store.reader.figure_rows(WINDOW, None, Subject("nobody"), None) == []
+
+
+def test_a_closed_store_is_unavailable_to_every_read(store: Store) -> None:
     store.close()
-    with pytest.raises(StoreUnavailable):
-        store.trace(uuid.uuid4().bytes)
+    reader = store.reader
+    reads: list[Callable[[], object]] = [
+        lambda: reader.services(WINDOW),
+        lambda: reader.trace_spans(uuid.uuid4().bytes),
+        lambda: reader.linked_trace_ids(uuid.uuid4().bytes, 10),
+        lambda: reader.search_traces(WINDOW, None, 10),
+        lambda: reader.hop_rows(WINDOW, None, 10),
+        lambda: reader.throttle_sources(WINDOW, None, 10),
+        lambda: reader.figure_rows(WINDOW, None, Subject(), None),
+    ]
+    for read in reads:
+        with pytest.raises(StoreUnavailable):
+            read()

@@ -14,11 +14,12 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import ORJSONResponse as JSONResponse
 
 from collector.api.params import MAX_WINDOW_S, parse_optional_filter, parse_trace_id, parse_window
+from collector.api.span_json import span_json
 from collector.engine import Collector
-from collector.query.analytics import Subject, compare_values, compare_windows, time_series
+from collector.query.analytics import compare_values, compare_windows, time_series
 from collector.query.critical_path import critical_path, trace_with_consumers
-from collector.query.search import search_traces
 from collector.query.service_map import MapQuery, service_map
+from collector.storage.protocols import Subject
 from ui.web.charts import bucket_histogram, log_buckets, series_figures
 from ui.web.map_figure import map_figure
 from ui.web.map_prefetch import MapPrefetch
@@ -79,19 +80,20 @@ def data_router(collector: Collector, prefetch: MapPrefetch | None = None) -> AP
         limit: Annotated[int, Query(ge=1, le=MAX_TRACES)] = 500,
     ) -> JSONResponse:
         window = parse_window(start, end)
-        found = [asdict(t) for t in search_traces(reader, window, parse_optional_filter(filter), limit)]
+        found = [asdict(t) for t in reader.search_traces(window, parse_optional_filter(filter), limit)]
         histogram = bucket_histogram(log_buckets([t["trace_duration_ms"] for t in found]), "trace duration")
         return JSONResponse({"traces": found, "histogram": histogram, "limit": limit})
 
     @router.get("/trace/{trace_id}")
     def trace_data(trace_id: str) -> JSONResponse:
         key = parse_trace_id(trace_id)
-        spans = trace_with_consumers(reader, reader, key)
-        if not spans:
+        stored = trace_with_consumers(reader, key)
+        if not stored:
             raise HTTPException(404, f"no trace {trace_id}")
         # The spans on the path, in the order the path reaches them.
-        path = list(dict.fromkeys(segment.span_id for segment in critical_path(spans)))
-        own = [s for s in spans if s["trace_id"] == key.hex()]
+        path = list(dict.fromkeys(segment.span_id for segment in critical_path(stored)))
+        spans = [span_json(span) for span in stored]
+        own = [s for s in stored if s.trace_id == key.hex()]
         return JSONResponse(
             {
                 "trace_id": key.hex(),

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from collector.query.analytics import Subject, compare_values, compare_windows, step_ns_for, time_series
+from collector.query.analytics import compare_values, compare_windows, step_ns_for, time_series
 from collector.query.critical_path import critical_path, critical_path_json, trace_with_consumers
 from collector.storage.duckdb_store import DuckDBStore
-from collector.storage.protocols import TimeWindow
-from tests.factories import SECOND, T0, at, spans_batch, trace_key
+from collector.storage.protocols import SpanLink, StoredSpan, Subject, TimeWindow
+from tests.factories import SECOND, T0, at, spans_batch, stored_span, trace_key
 
 WINDOW = TimeWindow(T0, T0 + 60 * SECOND)
 FN = {"service": "fn", "origin": "AWS::Lambda::Function"}
@@ -49,14 +49,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
 
 
 def test_time_series_of_all_incoming_requests(store: DuckDBStore) -> None:
-    body = time_series(store, WINDOW, None, Subject(), step_s=30)
+    body = time_series(store.reader, WINDOW, None, Subject(), step_s=30)
     assert body["step_s"] == 30.0
     assert [p["requests"] for p in body["points"]] == [10, 10]
     assert [p["start_ns"] for p in body["points"]] == [T0, T0 + 30 * SECOND]
 
 
 def test_time_series_of_one_node(store: DuckDBStore) -> None:
-    body = time_series(store, WINDOW, None, Subject("fn", "AWS::Lambda::Function"), step_s=30)
+    body = time_series(store.reader, WINDOW, None, Subject("fn", "AWS::Lambda::Function"), step_s=30)
     first, second = body["points"]
     assert (first["requests"], first["faults"], first["fault_rate"]) == (10, 1, 0.1)
     assert first["p50_ms"] == pytest.approx(100.0) and second["p99_ms"] == pytest.approx(300.0)
@@ -64,9 +64,9 @@ def test_time_series_of_one_node(store: DuckDBStore) -> None:
 
 
 def test_time_series_of_one_edge(store: DuckDBStore) -> None:
-    body = time_series(store, WINDOW, None, Subject("fn", caller="api"), step_s=60)
+    body = time_series(store.reader, WINDOW, None, Subject("fn", caller="api"), step_s=60)
     assert [p["requests"] for p in body["points"]] == [20]
-    assert time_series(store, WINDOW, None, Subject("fn", caller="nobody"), step_s=60)["points"] == []
+    assert time_series(store.reader, WINDOW, None, Subject("fn", caller="nobody"), step_s=60)["points"] == []
 
 
 def test_steps_are_bounded() -> None:
@@ -77,32 +77,31 @@ def test_steps_are_bounded() -> None:
 def test_compare_two_windows(store: DuckDBStore) -> None:
     current = TimeWindow(T0 + 30 * SECOND, T0 + 60 * SECOND)
     baseline = TimeWindow(T0, T0 + 30 * SECOND)
-    body = compare_windows(store, current, baseline, None, Subject("fn"))
+    body = compare_windows(store.reader, current, baseline, None, Subject("fn"))
     assert body["a"]["p50_ms"] == pytest.approx(100.0) and body["b"]["p50_ms"] == pytest.approx(300.0)
     assert body["delta"]["p50_ms"] == pytest.approx(200.0)
     assert body["delta"]["fault_rate"] == pytest.approx(-0.1)
 
 
 def test_compare_function_versions_and_cold_vs_warm(store: DuckDBStore) -> None:
-    versions = compare_values(store, WINDOW, None, Subject("fn"), "function_version")
+    versions = compare_values(store.reader, WINDOW, None, Subject("fn"), "function_version")
     assert (versions["a"]["label"], versions["b"]["label"]) == ("1", "2")
     assert versions["delta"]["p90_ms"] == pytest.approx(200.0)
-    cold = compare_values(store, WINDOW, None, Subject("fn"), "cold_start")
+    cold = compare_values(store.reader, WINDOW, None, Subject("fn"), "cold_start")
     assert {g["label"]: g["requests"] for g in cold["groups"]} == {"False": 18, "True": 2}
 
 
-def span(span_id: str, parent: str | None, start_ms: float, duration_ms: float, **extra: Any) -> dict[str, Any]:
-    return {
-        "span_id": span_id,
-        "parent_span_id": parent,
-        "trace_id": extra.pop("trace", "t1"),
-        "service": "s",
-        "name": span_id,
-        "start_ns": int(start_ms * 1e6),
-        "duration_ms": duration_ms,
-        "links": [],
-        **extra,
-    }
+def span(span_id: str, parent: str | None, start_ms: float, duration_ms: float, **extra: Any) -> StoredSpan:
+    links = tuple(SpanLink(**link) for link in extra.pop("links", ()))
+    return stored_span(
+        span_id=span_id,
+        parent_span_id=parent,
+        trace_id=extra.pop("trace", "t1"),
+        name=span_id,
+        start_ns=int(start_ms * 1e6),
+        duration_ns=int(duration_ms * 1e6),
+        links=links,
+    )
 
 
 def test_critical_path_follows_the_last_finishing_children() -> None:
@@ -149,7 +148,7 @@ def test_critical_path_loads_consumer_traces_from_the_store(tmp_path: Path) -> N
             ]
         )
         store.link_new_spans()
-        spans = trace_with_consumers(store, store, trace_key(1))
+        spans = trace_with_consumers(store.reader, trace_key(1))
         body = critical_path_json(spans)
         assert body["segments"][-1]["service"] == "billing"
         assert body["duration_ms"] == pytest.approx(2300.0)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from collector.query.figures import FigureAccumulator
-from collector.query.map_sql import BUCKETS_PER_DECADE
+from collector.storage.map_sql import BUCKETS_PER_DECADE
 
 
 def accumulate(values_ns: list[int], into: FigureAccumulator | None = None) -> FigureAccumulator:

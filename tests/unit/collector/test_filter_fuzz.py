@@ -10,11 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.query.filter_ast import FilterError
-from collector.query.filter_parser import parse_filter
-from collector.query.filter_sql import compile_trace_predicate
-from collector.query.search import search_traces
+from collector.filters.filter_ast import FilterError
+from collector.filters.filter_parser import parse_filter
 from collector.storage.duckdb_store import DuckDBStore
+from collector.storage.filter_sql import compile_trace_predicate
 from collector.storage.protocols import TimeWindow
 from tests.factories import SECOND, T0, at, spans_batch
 
@@ -109,7 +108,7 @@ def test_generated_expressions_run_and_never_paste_a_value_into_sql(store: DuckD
         return
     assert MARKER not in statement.text and "zq" not in statement.text
     window = TimeWindow(T0 - SECOND, T0 + 10 * SECOND)
-    search_traces(store, window, expr, 10)  # DuckDB runs it: any error fails here
+    store.reader.search_traces(window, expr, 10)  # DuckDB runs it: any error fails here
 
 
 def test_the_generator_reaches_values_in_the_sql_parameters() -> None:

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from collector.query.filter_ast import FilterError
-from collector.query.filter_parser import parse_filter
-from collector.query.filter_sql import compile_trace_predicate
-from collector.query.search import search_traces
+from collector.filters.filter_ast import FilterError
+from collector.filters.filter_parser import parse_filter
 from collector.storage.duckdb_store import DuckDBStore
+from collector.storage.filter_sql import compile_trace_predicate
 from collector.storage.protocols import TimeWindow
 from tests.factories import SECOND, T0, at, spans_batch
 
@@ -54,7 +53,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
 
 
 def found(store: DuckDBStore, text: str) -> list[int]:
-    return sorted(int(t.trace_id, 16) for t in search_traces(store, WINDOW, parse_filter(text), 100))
+    return sorted(int(t.trace_id, 16) for t in store.reader.search_traces(WINDOW, parse_filter(text), 100))
 
 
 @pytest.mark.parametrize(

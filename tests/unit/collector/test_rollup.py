@@ -60,8 +60,10 @@ def test_a_rolled_up_map_equals_the_raw_map(stores: tuple[DuckDBStore, DuckDBSto
     rolled, raw = stores
     write_both(stores, early_traffic())
     rolled.roll_up_calls(settled_before_ns=T0 + 3600 * SECOND)
-    assert rolled.fetch(Statement("SELECT count(*) FROM call_minutes"))[0][0] > 0
-    assert comparable(service_map(rolled, MapQuery(window))) == comparable(service_map(raw, MapQuery(window)))
+    assert rolled.reader.rows(Statement("SELECT count(*) FROM call_minutes"))[0][0] > 0
+    assert comparable(service_map(rolled.reader, MapQuery(window))) == comparable(
+        service_map(raw.reader, MapQuery(window))
+    )
 
 
 def test_late_spans_and_superseded_guesses_after_the_roll_up(stores: tuple[DuckDBStore, DuckDBStore]) -> None:
@@ -75,8 +77,8 @@ def test_late_spans_and_superseded_guesses_after_the_roll_up(stores: tuple[DuckD
     for store in stores:
         store.expire_pending_calls(waited_since_ns=2**62)
     window = TimeWindow(T0 - 60 * SECOND, T0 + 3600 * SECOND)
-    after = service_map(rolled, MapQuery(window))
-    assert comparable(after) == comparable(service_map(raw, MapQuery(window)))
+    after = service_map(rolled.reader, MapQuery(window))
+    assert comparable(after) == comparable(service_map(raw.reader, MapQuery(window)))
     names = {n["name"] for n in after["nodes"]}
     assert "b.local:80" not in names  # the retracted guess left no trace
 
@@ -87,9 +89,9 @@ def test_the_watermark_only_moves_forward_by_whole_minutes(tmp_path: Path) -> No
         store.write(early_traffic())
         store.link_new_spans()
         store.roll_up_calls(T0 + 90 * SECOND + 5)
-        (until,) = store.fetch(Statement("SELECT rolled_until FROM rollup_state"))[0]
+        (until,) = store.reader.rows(Statement("SELECT rolled_until FROM rollup_state"))[0]
         assert until % (60 * SECOND) == 0 and until <= T0 + 90 * SECOND
         store.roll_up_calls(T0)  # earlier: nothing happens
-        assert store.fetch(Statement("SELECT rolled_until FROM rollup_state"))[0][0] == until
+        assert store.reader.rows(Statement("SELECT rolled_until FROM rollup_state"))[0][0] == until
     finally:
         store.close()

@@ -55,7 +55,7 @@ def test_rows_built_in_memory_follow_the_tables_they_are_inserted_into(tmp_path:
     try:
 
         def columns(table: str) -> list[str]:
-            rows = store.fetch(
+            rows = store.reader.rows(
                 Statement(
                     "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
                     (table,),

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from collector.filters.filter_parser import parse_filter
 from collector.model import SpanBatch
-from collector.query.filter_parser import parse_filter
 from collector.query.service_map import MapQuery, node_id, service_map
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.protocols import TimeWindow
@@ -29,7 +29,7 @@ def store(tmp_path: Path) -> Iterator[DuckDBStore]:
 def linked_map(store: DuckDBStore, query: MapQuery) -> dict[str, Any]:
     """The map once the writer has linked what was stored (the daemon does it every 2 s)."""
     store.link_new_spans()
-    return service_map(store, query)
+    return service_map(store.reader, query)
 
 
 def chain_batches(trace: int, start_s: float, fault_in_c: bool) -> list[SpanBatch]:
@@ -380,7 +380,7 @@ def test_spans_whose_values_break_linking_are_quarantined_and_the_map_goes_on(st
     assert 1 <= store.map_tables.quarantined_spans <= 2
     store.write(chain_batches(3, 2.0, fault_in_c=False))
     store.link_new_spans()  # later runs link as usual
-    nodes, edges = by_name(service_map(store, MapQuery(TimeWindow(T0, T0 + 10 * SECOND))))
+    nodes, edges = by_name(service_map(store.reader, MapQuery(TimeWindow(T0, T0 + 10 * SECOND))))
     assert {"a", "b", "c"} <= set(nodes)
     assert edges["a", "b"]["figures"]["requests"] == 2
 

@@ -1,4 +1,4 @@
-"""Trace search: the newest root spans in a window that satisfy a filter expression.
+"""Trace search in SQL: the newest root spans in a window that satisfy a filter expression.
 
 Each trace is summarised over all its spans (flags, cold start, span count, services); spans
 of a trace may start up to SEARCH_SLACK_NS after its root, so summaries look that far.
@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from collector.query import filter_ast as ast
-from collector.query.filter_sql import compile_trace_predicate
-from collector.storage.protocols import Statement, StatementReader, TimeWindow, TraceSummary
+from collector.filters import filter_ast as ast
+from collector.storage.filter_sql import compile_trace_predicate
+from collector.storage.protocols import Statement, TimeWindow, TraceSummary
 
 SEARCH_SLACK_NS: Final = 3600 * 10**9
 
@@ -72,8 +72,3 @@ def summaries(rows: Sequence[tuple[Any, ...]]) -> list[TraceSummary]:
         )
         for r in rows
     ]
-
-
-def search_traces(reader: StatementReader, window: TimeWindow, expr: ast.Expr | None, limit: int) -> list[TraceSummary]:
-    """Newest traces first, at most `limit`."""
-    return summaries(reader.fetch(search_statement(window, expr, limit)))

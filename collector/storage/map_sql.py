@@ -8,15 +8,18 @@ rows in Python (collector.query.figures): one hash aggregate with plain sums ins
 per-group quantiles costs a fraction of the time at 10M spans (bench/query.py), groups merge
 exactly (an untyped caller folds into its service's node after the query), and a percentile
 is exact whenever its bucket holds one distinct value, else within that bucket's bounds.
-``{roots}``, ``{filter}``, ``{key}`` and ``{scope}`` are filled with fixed fragments by
-collector.query; values are bound parameters. Whole minutes of the map come from the per-minute
+``{roots}``, ``{filter}``, ``{key}`` and ``{scope}`` are filled with fixed fragments by the
+builders at the end of this module; values are bound parameters. Whole minutes of the map come from the per-minute
 rollup (collector/storage/rollup_sql.py), so its cost follows minutes x hops, not calls.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
+from collector.filters import filter_ast as ast
+from collector.storage.filter_sql import compile_trace_predicate
+from collector.storage.protocols import ByField, ByTimeBucket, Grouping, Statement, Subject, TimeWindow
 from collector.storage.rollup_sql import (
     BUCKETS_PER_DECADE,
     CONSUMED,
@@ -24,10 +27,12 @@ from collector.storage.rollup_sql import (
     HOP_KEY,
     INIT_WAITED,
     LATENCY_BUCKET,
+    MINUTE_NS,
     WAITED,
 )
+from collector.storage.search_sql import ROOTS_CTE, span_window
 
-__all__ = ["BUCKETS_PER_DECADE", "BY_KEY", "FILTER_TRACES", "HOP_COUNTS", "HOP_LATENCY", "PICKED", "THROTTLE_SOURCES"]
+__all__ = ["BUCKETS_PER_DECADE", "BY_KEY", "HOP_COUNTS", "HOP_LATENCY", "THROTTLE_SOURCES"]
 
 PICKED: Final = f"""
 WITH {{roots}}, picked AS (
@@ -105,3 +110,84 @@ SELECT {{key}} AS key, {_FIGURES_OF_ROWS}
 FROM picked WHERE {{scope}}
 GROUP BY key, bucket ORDER BY key
 """
+
+ROLLED_UNTIL: Final = "SELECT max(rolled_until) FROM rollup_state"
+_GROUP_KEYS: Final = {"function_version": "coalesce(function_version, '$LATEST')", "cold_start": "cold_start"}
+
+
+def _filtered(template: str, window: TimeWindow, expr: ast.Expr | None) -> tuple[str, tuple[Any, ...]]:
+    """The template with its roots CTE and trace filter filled in, and the filter's parameters."""
+    filter_text, params = "", ()
+    if expr is not None:
+        predicate = compile_trace_predicate(expr, span_window(window))
+        filter_text, params = FILTER_TRACES.format(predicate=predicate.text), predicate.params
+    return template.replace("{roots}", ROOTS_CTE).replace("{filter}", filter_text), params
+
+
+def picked_statement(template: str, window: TimeWindow, expr: ast.Expr | None, *extra: Any) -> Statement:
+    """A statement over the calls of the window (of traces matching `expr`); `extra` binds what follows."""
+    text, filter_params = _filtered(template, window, expr)
+    # roots' own window parameters come first: the CTE is the first placeholder user.
+    return Statement(text, (window.start_ns, window.end_ns, window.start_ns, window.end_ns, *filter_params, *extra))
+
+
+def rolled_minutes(window: TimeWindow, expr: ast.Expr | None, rolled_until_ns: int) -> tuple[int, int]:
+    """[lo, hi): the window's whole minutes the rollup holds (empty when a filter needs every call)."""
+    low = -(-window.start_ns // MINUTE_NS) * MINUTE_NS
+    high = min(window.end_ns // MINUTE_NS * MINUTE_NS, rolled_until_ns)
+    if expr is not None or high <= low:
+        return window.start_ns, window.start_ns
+    return low, high
+
+
+def hops_statement(
+    template: str, window: TimeWindow, expr: ast.Expr | None, rolled_until_ns: int, max_rows: int
+) -> Statement:
+    """A HOP_* statement: rolled-up whole minutes, raw calls for the head and tail of the window."""
+    low, high = rolled_minutes(window, expr, rolled_until_ns)
+    text, raw_filter = _filtered(template, window, expr)
+    params = (
+        *(window.start_ns, window.end_ns),  # roots
+        *(window.start_ns, low, *raw_filter),  # the head
+        *(max(high, low), window.end_ns, *raw_filter),  # the tail
+        *(low, high),  # the rollup
+        max_rows,
+    )
+    return Statement(text, params)
+
+
+def subject_condition(subject: Subject) -> Statement:
+    """Which calls of the window an analytics subject covers."""
+    if subject.node is None:
+        return Statement("role = 'entry' AND caller IS NULL")
+    parts = ["callee = ?"]
+    params: list[Any] = [subject.node]
+    if subject.node_type:
+        parts.append("coalesce(callee_type, 'service') = ?")
+        params.append(subject.node_type)
+    if subject.caller is None:
+        parts.insert(0, "role IN ('entry', 'inferred')")
+        return Statement(" AND ".join(parts), tuple(params))
+    parts.insert(0, "role IN ('entry', 'inferred', 'link') AND caller = ?")
+    params.insert(0, subject.caller)
+    if subject.caller_type:
+        parts.append("coalesce(caller_type, ?) = ?")
+        params += [subject.caller_type, subject.caller_type]
+    return Statement(" AND ".join(parts), tuple(params))
+
+
+def grouping_key(grouping: Grouping) -> Statement:
+    """The SQL expression an analytics grouping keys calls by."""
+    if isinstance(grouping, ByTimeBucket):
+        return Statement("(start_ns - ?) // ?", (grouping.start_ns, grouping.step_ns))
+    if isinstance(grouping, ByField):
+        return Statement(_GROUP_KEYS[grouping.field])
+    return Statement("true")
+
+
+def figures_statement(window: TimeWindow, expr: ast.Expr | None, subject: Subject, grouping: Grouping) -> Statement:
+    """Figure rows per group key of the subject's calls in the window."""
+    key, scope = grouping_key(grouping), subject_condition(subject)
+    template = BY_KEY.replace("{key}", key.text).replace("{scope}", scope.text)
+    statement = picked_statement(template, window, expr, *key.params)
+    return Statement(statement.text, (*statement.params, *scope.params))

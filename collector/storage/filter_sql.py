@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Final
 
-from collector.query import filter_ast as ast
+from collector.filters import filter_ast as ast
 from collector.storage.protocols import Statement
 
 NS_PER_S: Final = 1_000_000_000

@@ -1,0 +1,139 @@
+"""Every read of the DuckDB store: one method per question the query layer asks (SpanReader).
+
+Each read runs on a cursor of its own (DuckDB's per-thread connection to the same database),
+beside the writer. Driver errors become StoreUnavailable here, once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+import orjson
+
+from collector.filters import filter_ast as ast
+from collector.storage import duckdb_sql as sql
+from collector.storage import map_sql, search_sql
+from collector.storage.protocols import (
+    Grouping,
+    HopRows,
+    ServiceCount,
+    SpanLink,
+    Statement,
+    StoredSpan,
+    StoreUnavailable,
+    Subject,
+    ThrottleSource,
+    TimeWindow,
+    TraceSummary,
+)
+
+LINKED_TRACES = "SELECT DISTINCT trace_id FROM span_links WHERE linked_trace_id = ? LIMIT ?"
+
+
+class DuckDBReader:
+    """SpanReader over cursors from `cursor` (which raises StoreUnavailable once the store is closed)."""
+
+    def __init__(self, cursor: Callable[[], duckdb.DuckDBPyConnection]) -> None:
+        self._cursor = cursor
+
+    def rows(self, statement: Statement, doing: str = "querying") -> list[tuple[Any, ...]]:
+        """Rows of one of storage's statements."""
+        try:
+            return self._cursor().execute(statement.text, list(statement.params)).fetchall()
+        except duckdb.Error as exc:
+            raise StoreUnavailable(f"{doing} failed: {exc}") from exc
+
+    def services(self, window: TimeWindow) -> list[ServiceCount]:
+        rows = self.rows(Statement(sql.SERVICES, (window.start_ns, window.end_ns)), "listing services")
+        return [ServiceCount(name=r[0], spans=int(r[1])) for r in rows]
+
+    def trace_spans(self, trace_id: bytes) -> list[StoredSpan]:
+        key = uuid.UUID(bytes=trace_id)
+        try:
+            cursor = self._cursor()
+            result = cursor.execute(sql.TRACE_SPANS, [key])
+            names = [d[0] for d in result.description or []]
+            rows = result.fetchall()
+            annotations = cursor.execute(sql.TRACE_ANNOTATIONS, [key]).fetchall()
+            links = cursor.execute(sql.TRACE_LINKS, [key]).fetchall()
+        except duckdb.Error as exc:
+            raise StoreUnavailable(f"reading a trace failed: {exc}") from exc
+        values_of: dict[int, dict[str, str | float | bool]] = {}
+        for span_id, key_name, text, number, flag in annotations:
+            value = text if text is not None else (number if number is not None else flag)
+            values_of.setdefault(span_id, {})[key_name] = value
+        links_of: dict[int, list[SpanLink]] = {}
+        for span_id, linked_trace, linked_span in links:
+            links_of.setdefault(span_id, []).append(SpanLink(linked_trace.hex, f"{linked_span:016x}"))
+        spans = []
+        for row in rows:
+            columns = dict(zip(names, row, strict=True))
+            span_id = columns["span_id"]
+            spans.append(stored_span(columns, values_of.get(span_id, {}), tuple(links_of.get(span_id, ()))))
+        return spans
+
+    def linked_trace_ids(self, trace_id: bytes, limit: int) -> list[bytes]:
+        rows = self.rows(Statement(LINKED_TRACES, (uuid.UUID(bytes=trace_id), limit)), "reading linked traces")
+        return [other.bytes for (other,) in rows]
+
+    def search_traces(self, window: TimeWindow, expr: ast.Expr | None, limit: int) -> list[TraceSummary]:
+        return search_sql.summaries(self.rows(search_sql.search_statement(window, expr, limit), "searching traces"))
+
+    def hop_rows(self, window: TimeWindow, expr: ast.Expr | None, max_rows: int) -> HopRows:
+        ((rolled_until,),) = self.rows(Statement(map_sql.ROLLED_UNTIL), "reading the rollup's watermark")
+        rolled_until_ns = int(rolled_until or 0)
+        counts = self.rows(map_sql.hops_statement(map_sql.HOP_COUNTS, window, expr, rolled_until_ns, max_rows))
+        latency = self.rows(map_sql.hops_statement(map_sql.HOP_LATENCY, window, expr, rolled_until_ns, max_rows))
+        return HopRows(counts, latency, truncated=max(len(counts), len(latency)) >= max_rows)
+
+    def throttle_sources(self, window: TimeWindow, expr: ast.Expr | None, limit: int) -> list[ThrottleSource]:
+        rows = self.rows(map_sql.picked_statement(map_sql.THROTTLE_SOURCES, window, expr, limit))
+        return [ThrottleSource(name=r[0], node_type=r[1], traces=int(r[2])) for r in rows]
+
+    def figure_rows(
+        self, window: TimeWindow, expr: ast.Expr | None, subject: Subject, grouping: Grouping
+    ) -> list[tuple[Any, ...]]:
+        return self.rows(map_sql.figures_statement(window, expr, subject, grouping), "reading analytics")
+
+
+def stored_span(
+    row: dict[str, Any], annotations: dict[str, str | float | bool], links: tuple[SpanLink, ...]
+) -> StoredSpan:
+    """A row of TRACE_SPANS as a StoredSpan: hex ids, JSON columns parsed."""
+    parent = row["parent_span_id"]
+    return StoredSpan(
+        trace_id=row["trace_id"].hex,
+        span_id=f"{row['span_id']:016x}",
+        parent_span_id=f"{parent:016x}" if parent is not None else None,
+        service=row["service"],
+        name=row["name"],
+        kind=row["kind"],
+        start_ns=row["start_ns"],
+        duration_ns=row["duration_ns"],
+        status_code=row["status_code"],
+        status_message=row["status_message"],
+        http_method=row["http_method"],
+        http_route=row["http_route"],
+        http_url=row["http_url"],
+        http_status=row["http_status"],
+        http_user_agent=row["http_user_agent"],
+        error=row["error"],
+        fault=row["fault"],
+        throttle=row["throttle"],
+        cold_start=bool(row["cold_start"]),
+        origin=row["origin"],
+        target_type=row["target_type"],
+        target_name=row["target_name"],
+        function_version=row["function_version"],
+        user_id=row["user_id"],
+        in_progress=row["in_progress"],
+        source=row["source"],
+        attributes=orjson.loads(row["attributes"]) if row["attributes"] else {},
+        events=orjson.loads(row["events"]) if row["events"] else [],
+        resource=orjson.loads(row["resource"]) if row["resource"] else {},
+        annotations=annotations,
+        links=links,
+    )
