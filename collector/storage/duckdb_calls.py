@@ -1,6 +1,5 @@
-"""Statement sequences that maintain ``calls``, ``pending`` and the rollup (``calls_sql`` and
-``rollup_sql`` say why); duckdb_map runs them, each in a transaction of its own. A link run
-pairs its own spans in memory (run_links.py, call_rows.py) and asks DuckDB only for the rest.
+"""Linking on DuckDB: read what the linker asks for, keep what it answers (duckdb_map runs each
+sequence in a transaction of its own). The rules are collector/service_map's, never here.
 """
 
 from __future__ import annotations
@@ -12,67 +11,56 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from collector.service_map.linker import Linked, PreparedRun, expired_calls, link, prepare
+from collector.service_map.roles import PARTNER_SCHEMA, WANT_SCHEMA
 from collector.storage import calls_sql as sql
 from collector.storage import rollup_sql
-from collector.storage.call_rows import run_calls, superseding
-from collector.storage.run_links import RunSpans
 
 
 def link_calls(con: duckdb.DuckDBPyConnection, spans: pa.Table, links: pa.Table, now_ns: int) -> None:
-    """Resolve the hops of `spans` (calls_sql.LINKED_SPAN_COLUMNS) with their `links`."""
-    run = RunSpans.of(spans, links)
-    pairs, unpaired = run.pair(run.wants(links))
-    found = [*_pending_pairs(con, run, pairs.schema), *_stored_pairs(con, unpaired, now_ns, pairs.schema)]
-    if found:
-        pairs = pa.concat_tables([pairs, *found]).combine_chunks()
-    _delete_stored_superseded(con, pairs)
-    calls = run_calls(run, pairs)
+    """Resolve the hops of `spans` (roles.LINKED_SPAN_COLUMNS) with their `links`."""
+    prepared = prepare(spans, links)
+    linked = link(prepared, _stored_partners(con, prepared), _waiting_for(con, prepared))
+    _keep(con, linked, now_ns)
+
+
+def _stored_partners(con: duckdb.DuckDBPyConnection, prepared: PreparedRun) -> pa.Table:
+    """Stored spans that the run's unmet wants name (DuckDB's Arrow has BOOLEAN as the bool8
+    extension and its own string types: cast to the linker's schemas)."""
+    if not prepared.unmet.num_rows:
+        return PARTNER_SCHEMA.empty_table()
+    earliest_ns, latest_ns = prepared.wanted_start_range()
+    with _registered(con, "wanted_keys", prepared.wanted_keys()):
+        return con.sql(sql.STORED_PARTNERS, params=[earliest_ns, latest_ns]).to_arrow_table().cast(PARTNER_SCHEMA)
+
+
+def _waiting_for(con: duckdb.DuckDBPyConnection, prepared: PreparedRun) -> pa.Table:
+    """Stored children waiting for one of the run's spans."""
+    (pending,) = con.execute(sql.COUNT_PENDING).fetchall()[0]
+    if not pending:
+        return WANT_SCHEMA.empty_table()
+    with _registered(con, "run_keys", prepared.own_keys()):
+        return con.sql(sql.WAITING_FOR_RUN).to_arrow_table().cast(WANT_SCHEMA)
+
+
+def _keep(con: duckdb.DuckDBPyConnection, linked: Linked, now_ns: int) -> None:
+    if linked.met.num_rows:
+        with _registered(con, "met", linked.met):
+            con.execute(sql.DELETE_MET)
+    if linked.still_waiting.num_rows:
+        with _registered(con, "still_waiting", linked.still_waiting):
+            con.execute(sql.INSERT_STILL_WAITING, [now_ns])
+    _delete_superseded(con, linked.superseded)
+    calls = linked.calls
     if calls.num_rows:
         with _registered(con, "run_calls", calls):
             flush_calls(con, "run_calls", throttled=bool(pc.any(calls.column("throttle")).as_py()))
 
 
-def _pending_pairs(con: duckdb.DuckDBPyConnection, run: RunSpans, schema: pa.Schema) -> list[pa.Table]:
-    """Children stored earlier whose partner is in this run (as `schema`); they stop waiting."""
-    (pending,) = con.execute(sql.COUNT_PENDING).fetchall()[0]
-    if not pending:
-        return []
-    with _registered(con, "run_partners", run.partners()):
-        found = con.sql(sql.PENDING_PAIRS).to_arrow_table().cast(schema)
-        if found.num_rows:
-            con.execute(sql.DELETE_PAIRED_PENDING)
-    return [found]
-
-
-def _stored_pairs(con: duckdb.DuckDBPyConnection, unpaired: pa.Table, now_ns: int, schema: pa.Schema) -> list[pa.Table]:
-    """This run's children whose partner was stored by an earlier run (as `schema`); the rest
-    wait in `pending`. (DuckDB's Arrow has BOOLEAN as the bool8 extension: cast to the run's.)"""
-    if not unpaired.num_rows:
-        return []
-    bounds = pc.min_max(unpaired.column("start_ns")).as_py()
-    window = [bounds["min"] - sql.LOOKBACK_NS, bounds["max"] + sql.SKEW_NS]
-    with _registered(con, "unpaired_wants", unpaired):
-        found = con.sql(sql.STORED_PAIRS, params=window).to_arrow_table().cast(schema)
-        if not found.num_rows:
-            con.execute(sql.INSERT_PENDING, [now_ns])
-            return []
-        with _registered(con, "stored_pairs", found):
-            con.execute(sql.INSERT_PENDING_BUT_STORED_PAIRS, [now_ns])
-    return [found]
-
-
-def _delete_stored_superseded(con: duckdb.DuckDBPyConnection, pairs: pa.Table) -> None:
-    """Stored guesses at a target that this run's children show to be instrumented callees."""
-    stored = pairs.filter(pc.and_(pairs.column("p_stored"), superseding(pairs)))
-    if not stored.num_rows:
+def _delete_superseded(con: duckdb.DuckDBPyConnection, superseded: pa.Table) -> None:
+    """Stored guesses at a target that the run's children show to be instrumented callees."""
+    if not superseded.num_rows:
         return
-    superseded = pa.table(
-        {
-            "trace_id": stored.column("want_trace_id"),
-            "span_id": stored.column("want_span_id"),
-            "start_ns": stored.column("p_start_ns"),
-        }
-    )
     bounds = pc.min_max(superseded.column("start_ns")).as_py()
     window = [bounds["min"], bounds["max"]]
     with _registered(con, "superseded", superseded):
@@ -105,12 +93,13 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> I
 
 
 def expire_pending(con: duckdb.DuckDBPyConnection, waited_since_ns: int) -> None:
-    """Children waiting since before `waited_since_ns` become entries from an unknown caller."""
-    con.execute(sql.CREATE_NEW_CALLS)
-    for statement in sql.EXPIRE_PENDING:
-        con.execute(statement, [waited_since_ns])
-    flush_calls(con, "new_calls")
-    con.execute(sql.DROP_NEW_CALLS)
+    """Children waiting since before `waited_since_ns` stop waiting; the linker says what they become."""
+    waited = con.sql(sql.EXPIRED_PENDING, params=[waited_since_ns]).to_arrow_table().cast(WANT_SCHEMA)
+    calls = expired_calls(waited)
+    if calls.num_rows:
+        with _registered(con, "expired_calls", calls):
+            flush_calls(con, "expired_calls")
+    con.execute(sql.DELETE_EXPIRED, [waited_since_ns])
 
 
 def roll_up(con: duckdb.DuckDBPyConnection, settled_before_ns: int) -> int:

@@ -32,6 +32,14 @@ MAX_UNLINKED_ROWS = 2_000_000  # spans kept for linking while it fails (~100 MiB
 DERIVED_RETENTION = (*calls_sql.DELETE_CALLS_OLDER_THAN, *rollup_sql.DELETE_OLDER_THAN)
 
 
+class UnlinkableSpans(StoreUnavailable):
+    """The linker (collector/service_map) failed on the values of the spans it was given."""
+
+
+# What the linker's Arrow and numpy work raises on values it cannot handle.
+LINKER_DATA_ERRORS = (pa.ArrowException, ValueError, ArithmeticError, IndexError)
+
+
 def caused_by_data(exc: BaseException) -> bool:
     """Whether a failure comes from the values linked (an overflow, a bad conversion), not from
     the store: DuckDB reports the first error as the cause or context of the abort it leads to."""
@@ -39,7 +47,7 @@ def caused_by_data(exc: BaseException) -> bool:
     for _ in range(10):
         if seen is None:
             return False
-        if isinstance(seen, duckdb.DataError):
+        if isinstance(seen, (duckdb.DataError, UnlinkableSpans)):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -84,10 +92,16 @@ class DuckDBMapTables:
                 result = work(self._con)
                 self._con.execute("COMMIT")
             except duckdb.Error as exc:
-                with contextlib.suppress(duckdb.Error):  # no transaction was open
-                    self._con.execute("ROLLBACK")
+                self._roll_back()
                 raise StoreUnavailable(f"{doing} failed: {exc}") from exc
+            except LINKER_DATA_ERRORS as exc:
+                self._roll_back()
+                raise UnlinkableSpans(f"{doing} failed: {type(exc).__name__}: {exc}") from exc
         return result
+
+    def _roll_back(self) -> None:
+        with contextlib.suppress(duckdb.Error):  # no transaction was open
+            self._con.execute("ROLLBACK")
 
     def link_new_spans(self, now_ns: int | None = None) -> int:
         """Resolve the calls of every span queued since the last run; how many spans."""

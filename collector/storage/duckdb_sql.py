@@ -86,6 +86,7 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             "ALTER TABLE spans_v5 RENAME TO spans",
         ),
     ),
+    (6, calls_sql.PENDING_INIT_MIGRATION),
 )
 
 CREATE_VERSION_TABLE: Final = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"

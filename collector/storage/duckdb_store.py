@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from collector.model import LINK_SCHEMA, SPAN_COLUMNS, STORED_SPAN_SCHEMA, SpanBatch
-from collector.storage import calls_sql
+from collector.service_map.roles import LINKED_SPAN_COLUMNS
 from collector.storage import duckdb_sql as sql
 from collector.storage.duckdb_map import DuckDBMapTables
 from collector.storage.duckdb_reader import DuckDBReader
@@ -31,7 +31,7 @@ from collector.storage.resource_keys import KnownResources, key_resources
 _logger = logging.getLogger(__name__)
 CHECKPOINT_THRESHOLD = "128MB"
 ENGINE_THREADS = 1
-LINKED_SPAN_SCHEMA = pa.schema([STORED_SPAN_SCHEMA.field(name) for name in calls_sql.LINKED_SPAN_COLUMNS])
+LINKED_SPAN_SCHEMA = pa.schema([STORED_SPAN_SCHEMA.field(name) for name in LINKED_SPAN_COLUMNS])
 
 
 class StoreLocked(StoreUnavailable):
@@ -136,7 +136,7 @@ class DuckDBStore:
                     con.execute(sql.INSERT_RESOURCES)
                 if self._surely_new(spans):
                     stored = self._append(spans, annotations, links)
-                    to_link = (spans.select(calls_sql.LINKED_SPAN_COLUMNS), links)
+                    to_link = (spans.select(LINKED_SPAN_COLUMNS), links)
                 else:
                     stored, to_link = self._insert_checked(spans, annotations, links, window)
                 con.execute("COMMIT")
@@ -166,7 +166,7 @@ class DuckDBStore:
             self._delete_completed_in_progress(window)
         resent = con.execute(sql.COUNT_ALREADY_STORED, window).fetchall()[0][0]
         if resent == 0 and keys_unique(spans):
-            return self._append(spans, annotations, links), (spans.select(calls_sql.LINKED_SPAN_COLUMNS), links)
+            return self._append(spans, annotations, links), (spans.select(LINKED_SPAN_COLUMNS), links)
         return self._insert_new_only(annotations, window), self._fresh_rows()
 
     def _append(self, spans: pa.Table, annotations: pa.Table, links: pa.Table) -> int:
@@ -192,7 +192,7 @@ class DuckDBStore:
 
     def _fresh_rows(self) -> tuple[pa.Table, pa.Table]:
         """The slow path's new spans and links, for linking, before their temporary tables go."""
-        columns = ", ".join(calls_sql.LINKED_SPAN_COLUMNS)
+        columns = ", ".join(LINKED_SPAN_COLUMNS)
         # As the fast path hands them over: DuckDB's lossless Arrow has BOOLEAN as bool8.
         spans = self._con.sql(f"SELECT {columns} FROM fresh").to_arrow_table().cast(LINKED_SPAN_SCHEMA)
         links = self._con.sql("SELECT * FROM fresh_links").to_arrow_table().cast(LINK_SCHEMA)

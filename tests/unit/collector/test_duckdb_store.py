@@ -137,3 +137,36 @@ def test_a_file_held_by_another_process_is_reported(tmp_path: Path) -> None:
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(10)
+
+
+def test_children_waiting_in_an_older_pending_table_keep_waiting_after_the_migration(tmp_path: Path) -> None:
+    path = str(tmp_path / "pending.duckdb")
+    DuckDBStore(path).close()
+    con = duckdb.connect(path)  # back to schema version 5: pending without init durations
+    con.execute("DROP TABLE pending")
+    con.execute(
+        """CREATE TABLE pending (trace_id UUID NOT NULL, span_id UBIGINT NOT NULL, parent_span_id UBIGINT,
+        start_ns BIGINT NOT NULL, service VARCHAR NOT NULL, origin VARCHAR, duration_ns BIGINT NOT NULL,
+        error BOOLEAN NOT NULL, fault BOOLEAN NOT NULL, throttle BOOLEAN NOT NULL, cold_start BOOLEAN NOT NULL,
+        function_version VARCHAR, linked BOOLEAN NOT NULL, want_trace_id UUID NOT NULL,
+        want_span_id UBIGINT NOT NULL, relation VARCHAR NOT NULL, since_ns BIGINT NOT NULL)"""
+    )
+    waiting = uuid.UUID(bytes=trace_bytes(5))
+    con.execute(
+        "INSERT INTO pending VALUES "
+        "(?, 2, 1, ?, 'b', NULL, 10, false, false, false, true, NULL, false, ?, 1, 'parent', ?)",
+        [waiting, T0, waiting, T0],
+    )
+    con.execute("DELETE FROM schema_version")
+    con.execute(duckdb_sql.WRITE_VERSION, [5])
+    con.close()
+    store = DuckDBStore(path)
+    try:
+        assert store.schema_version == 6
+        rows = store.reader.rows(Statement("SELECT service, cold_start, init_ns, relation FROM pending"))
+        assert rows == [("b", True, None, "parent")]
+        store.write([batch(span(5, 1, None, 0, service="a"))])  # its parent comes: the child stops waiting
+        store.link_new_spans(T0 + SECOND)
+        assert store.reader.rows(Statement("SELECT count(*) FROM pending")) == [(0,)]
+    finally:
+        store.close()

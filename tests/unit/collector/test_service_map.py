@@ -7,11 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from collector.filters.filter_parser import parse_filter
 from collector.model import SpanBatch
 from collector.query.service_map import MapQuery, node_id, service_map
+from collector.service_map.linker import PreparedRun, prepare
+from collector.storage import duckdb_calls
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.protocols import TimeWindow
 from tests.factories import SECOND, T0, at, spans_batch
@@ -355,12 +358,10 @@ def test_spans_stored_down_the_resend_path_are_linked_too(store: DuckDBStore) ->
     assert edges["client", "a"]["figures"]["requests"] == 1  # the resend counted once
 
 
-def test_spans_whose_values_break_linking_are_quarantined_and_the_map_goes_on(store: DuckDBStore) -> None:
-    # Before: an INT64 overflow in linking failed every run, the batch went back to the front of
-    # the queue, and nothing stored after it was ever linked.
-    near_max = 2**63 - 10
-    poison = spans_batch(
-        at(1, 11, None, 0, service="evil", start_ns=near_max, duration_ns=5),
+def poison_at(start_ns: int) -> SpanBatch:
+    """A root and its client child of service "evil", starting at `start_ns`."""
+    return spans_batch(
+        at(1, 11, None, 0, service="evil", start_ns=start_ns, duration_ns=5),
         at(
             1,
             12,
@@ -368,21 +369,45 @@ def test_spans_whose_values_break_linking_are_quarantined_and_the_map_goes_on(st
             0,
             service="evil",
             kind="CLIENT",
-            start_ns=near_max + 5,
+            start_ns=start_ns + 5,
             duration_ns=4,
             target_type="remote",
             target_name="x",
         ),
     )
-    store.write([poison])
+
+
+def test_spans_whose_values_break_linking_are_quarantined_and_the_map_goes_on(
+    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: an INT64 overflow in linking failed every run, the batch went back to the front of
+    # the queue, and nothing stored after it was ever linked. Here the linker fails on any span
+    # of service "evil", as a bug in its rules would on some values.
+    def failing_on_evil(spans: pa.Table, links: pa.Table) -> PreparedRun:
+        if "evil" in spans.column("service").to_pylist():
+            raise ValueError("cannot link these values")
+        return prepare(spans, links)
+
+    monkeypatch.setattr(duckdb_calls, "prepare", failing_on_evil)
+    store.write([poison_at(T0)])
     store.write(chain_batches(2, 1.0, fault_in_c=False))
     store.link_new_spans()
-    assert 1 <= store.map_tables.quarantined_spans <= 2
+    assert store.map_tables.quarantined_spans == 2
     store.write(chain_batches(3, 2.0, fault_in_c=False))
     store.link_new_spans()  # later runs link as usual
     nodes, edges = by_name(service_map(store.reader, MapQuery(TimeWindow(T0, T0 + 10 * SECOND))))
-    assert {"a", "b", "c"} <= set(nodes)
+    assert {"a", "b", "c"} <= set(nodes) and "evil" not in nodes
     assert edges["a", "b"]["figures"]["requests"] == 2
+
+
+def test_times_near_the_end_of_int64_do_not_break_linking(store: DuckDBStore) -> None:
+    # Admission refuses such times at the door; the linker must not fail on them either.
+    store.write([poison_at(2**63 - 10)])
+    store.write(chain_batches(2, 1.0, fault_in_c=False))
+    store.link_new_spans()
+    assert store.map_tables.quarantined_spans == 0
+    _, edges = by_name(service_map(store.reader, MapQuery(TimeWindow(T0, T0 + 10 * SECOND))))
+    assert edges["a", "b"]["figures"]["requests"] == 1
 
 
 def test_a_window_of_thousands_of_services_folds_all_but_the_busiest(store: DuckDBStore) -> None:

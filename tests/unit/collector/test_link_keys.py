@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from collector.storage.call_rows import CALL_SCHEMA
+from collector.service_map.keys import _MIX_A, KeyIndex, trace_words
+from collector.service_map.roles import CALL_SCHEMA, WANT_COLUMNS
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.protocols import Statement
-from collector.storage.run_links import _MIX_A, WANT_COLUMNS, KeyIndex, trace_words
 
 
 def traces(*words: tuple[int, int]) -> pa.Array:

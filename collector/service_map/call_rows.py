@@ -1,45 +1,19 @@
 """The rows of ``calls`` a link run adds: entries, links, inferred targets and inits, in Arrow.
 
-calls_sql.py describes the roles; this computes their columns from a run's spans and its pairs
+roles.py describes the roles; this computes their columns from a run's spans and its pairs
 (child + partner, wherever the partner was found) with vectorized Arrow kernels, SQL's
-three-valued logic kept where a column may be NULL (run_links.py says why not in DuckDB).
+three-valued logic kept where a column may be NULL (the ``calls`` table's semantics).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collector.storage.calls_sql import ASYNC_TYPES, VIA_TYPES
-from collector.storage.run_links import RunSpans, to_numpy_u64
-
-# The columns of `calls` (calls_sql.CALL_COLUMNS), in its order.
-CALL_SCHEMA = pa.schema(
-    [
-        ("trace_id", pa.uuid()),
-        ("span_id", pa.uint64()),
-        ("parent_span_id", pa.uint64()),
-        ("start_ns", pa.int64()),
-        ("role", pa.string()),
-        ("caller", pa.string()),
-        ("caller_type", pa.string()),
-        ("callee", pa.string()),
-        ("callee_type", pa.string()),
-        ("async", pa.bool_()),
-        ("duration_ns", pa.int64()),
-        ("error", pa.bool_()),
-        ("fault", pa.bool_()),
-        ("throttle", pa.bool_()),
-        ("cold_start", pa.bool_()),
-        ("init_ns", pa.int64()),
-        ("dwell_ns", pa.int64()),
-        ("linked", pa.bool_()),
-        ("function_version", pa.string()),
-    ]
-)
+from collector.service_map.keys import to_numpy_u64
+from collector.service_map.roles import ASYNC_TYPES, CALL_SCHEMA, VIA_TYPES
+from collector.service_map.run_spans import RunSpans
 
 _VIA = pa.array(VIA_TYPES)
 _ASYNC = pa.array(ASYNC_TYPES)
@@ -78,15 +52,13 @@ def superseding(pairs: pa.Table) -> pa.ChunkedArray:
 def run_calls(run: RunSpans, pairs: pa.Table) -> pa.Table:
     """Every call of the run (CALL_SCHEMA), the inferred ones its pairs supersede left out."""
     inits = run.spans.filter(run.is_init())
-    entries = pa.concat_tables([_root_entries(run), _pair_entries(pairs)])
-    entries = _with_init_durations(inits, entries)
-    return pa.concat_tables([entries, _inits(inits), _inferred(run, pairs)])
+    return pa.concat_tables([_root_entries(run), _pair_entries(pairs), _inits(inits), _inferred(run, pairs)])
 
 
 def _root_entries(run: RunSpans) -> pa.Table:
     spans = run.spans
     roots = spans.filter(pc.and_(pc.is_null(spans.column("parent_span_id")), run.not_init()))
-    return _calls(
+    return calls_of(
         roots,
         role="entry",
         caller=None,
@@ -95,6 +67,7 @@ def _root_entries(run: RunSpans) -> pa.Table:
         callee_type=roots.column("origin"),
         is_async=False,
         dwell_ns=None,
+        init_ns=run.init_ns_of(roots),
     )
 
 
@@ -104,7 +77,7 @@ def _pair_entries(pairs: pa.Table) -> pa.Table:
     is_link = pc.equal(pairs.column("relation"), "link")
     via = via_target(pairs)
     dwell = pc.subtract(pairs.column("start_ns"), pc.add(pairs.column("p_start_ns"), pairs.column("p_duration_ns")))
-    return _calls(
+    return calls_of(
         pairs,
         role=pc.if_else(is_link, "link", "entry"),
         caller=pc.if_else(via, pairs.column("p_target_name"), pairs.column("p_service")),
@@ -113,11 +86,12 @@ def _pair_entries(pairs: pa.Table) -> pa.Table:
         callee_type=pairs.column("origin"),
         is_async=pc.or_(is_link, pc.fill_null(pc.is_in(pairs.column("p_target_type"), _VIA), False)),
         dwell_ns=pc.if_else(pc.or_(is_link, via), dwell, pa.scalar(None, pa.int64())),
+        init_ns=pc.if_else(is_link, pa.scalar(None, pa.int64()), pairs.column("init_ns")),
     )
 
 
 def _inits(inits: pa.Table) -> pa.Table:
-    return _calls(
+    return calls_of(
         inits,
         role="init",
         caller=None,
@@ -142,7 +116,7 @@ def _inferred(run: RunSpans, pairs: pa.Table) -> pa.Table:
         guessed = pc.and_(guessed, pa.array(kept))
     targets = spans.filter(guessed)
     is_producer = pc.equal(targets.column("kind"), "PRODUCER")
-    return _calls(
+    return calls_of(
         targets,
         role="inferred",
         caller=targets.column("service"),
@@ -154,29 +128,7 @@ def _inferred(run: RunSpans, pairs: pa.Table) -> pa.Table:
     )
 
 
-def _with_init_durations(inits: pa.Table, entries: pa.Table) -> pa.Table:
-    """A cold start's init duration: the Initialization span (of `inits`, this run's) beside the
-    handler span (same parent: OpenTelemetry) or under it (X-Ray's subsegment)."""
-    cold = pc.and_(entries.column("cold_start"), pc.equal(entries.column("role"), "entry"))
-    if not inits.num_rows or not pc.any(cold).as_py():
-        return entries
-    longest: dict[tuple[Any, Any, Any], int] = {}
-    for trace, service, parent, duration in zip(
-        *(inits.column(c).to_pylist() for c in ("trace_id", "service", "parent_span_id", "duration_ns")), strict=True
-    ):
-        key = (trace, service, parent)
-        longest[key] = max(duration, longest.get(key, duration))
-    init_ns: list[int | None] = [None] * entries.num_rows
-    for row in np.nonzero(cold.to_numpy(zero_copy_only=False))[0]:
-        trace, callee = entries.column("trace_id")[row].as_py(), entries.column("callee")[row].as_py()
-        beside = longest.get((trace, callee, entries.column("parent_span_id")[row].as_py()))
-        under = longest.get((trace, callee, entries.column("span_id")[row].as_py()))
-        init_ns[row] = beside if beside is not None else under
-    index = CALL_SCHEMA.get_field_index("init_ns")
-    return entries.set_column(index, CALL_SCHEMA.field(index), pa.array(init_ns, pa.int64()))
-
-
-def _calls(
+def calls_of(
     rows: pa.Table,
     *,
     role: str | pa.ChunkedArray,
@@ -186,9 +138,10 @@ def _calls(
     callee_type: pa.ChunkedArray,
     is_async: bool | pa.ChunkedArray,
     dwell_ns: pa.ChunkedArray | None,
-    init_ns: pa.ChunkedArray | None = None,
+    init_ns: pa.ChunkedArray | pa.Array | None = None,
     linked: bool | None = None,
 ) -> pa.Table:
+    """Calls of `rows` (spans or wants) in one role; the other columns are the rows' own."""
     count = rows.num_rows
 
     def const(value: object, type_: pa.DataType) -> pa.Array:
