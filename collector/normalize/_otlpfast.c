@@ -12,7 +12,7 @@
  * paths over the same requests and compare every row. Field numbers are those of
  * opentelemetry-proto's trace.proto and common.proto. bench/ingest.py shows the difference.
  * Its concerns live in the headers of otlpfast/ (wire, JSON buffer, values, UTF-8, columns, Arrow export,
- * meanings, span, resource), each included once below into this one translation unit.
+ * meanings, a span off the wire, a span validated and appended, resource), each included once below.
  *
  * decode(body: bytes) -> (spans, annotations, links, rejected: int, reasons: list of str, bytes held: int)
  * Each table is a PyCapsule of an Arrow C data interface struct array (29 columns in SPAN_SCHEMA
@@ -87,6 +87,7 @@ static int defer(void) {
 #include "otlpfast/columns.h"
 #include "otlpfast/arrow_export.h"
 #include "otlpfast/meanings.h"
+#include "otlpfast/span_wire.h"
 #include "otlpfast/span.h"
 #include "otlpfast/resource.h"
 

@@ -67,7 +67,6 @@ def create_app(collector: Collector, *, token: str | None = None, session: Sessi
 
     app = create_query_app(collector, token=token, authorized=has_session if token is not None else None)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    throttle = LoginThrottle()
 
     def require_session(request: Request) -> None:
         if not has_session(request):
@@ -100,6 +99,20 @@ def create_app(collector: Collector, *, token: str | None = None, session: Sessi
     def trace_page(request: Request, trace_id: str) -> Response:
         return page(request, "trace.html", "Trace", trace_id=trace_id)
 
+    _add_login_routes(app, templates, token, policy)
+    _add_static_routes(app)
+    # Level 1, not Starlette's 9: on the map's ~765 KB of JSON, 9 took ~30 ms, 6 ~17 ms and 1 ~5 ms
+    # here, for a body 1.5x the size of level 6's: nothing on a loopback link, little on a LAN.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
+    app.add_middleware(SecurityHeaders, policy=content_security_policy((FIRST_PAINT_JS,)))
+    app.add_middleware(SessionRenewal, token=token, policy=policy)
+    return app
+
+
+def _add_login_routes(app: FastAPI, templates: Jinja2Templates, token: str | None, policy: SessionPolicy) -> None:
+    """The login form and its post: a right token gets a session cookie, wrong ones are slowed per client."""
+    throttle = LoginThrottle()
+
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_form(request: Request, next: str = "/") -> Response:
         return templates.TemplateResponse(request, "login.html", {"title": "Log in", "next": safe_next(next)})
@@ -124,6 +137,10 @@ def create_app(collector: Collector, *, token: str | None = None, session: Sessi
         response.headers.append("Set-Cookie", session_cookie_header(token, policy, time.time()))
         return response
 
+
+def _add_static_routes(app: FastAPI) -> None:
+    """Plotly (compressed once) and the pages' own scripts and styles."""
+
     @app.get("/static/plotly.min.js", include_in_schema=False)
     def plotly_js(request: Request) -> Response:
         # 4.6 MB: compressed once, not per request (on the fly that cost ~300 ms a load here).
@@ -134,9 +151,3 @@ def create_app(collector: Collector, *, token: str | None = None, session: Sessi
         return Response(compressed_plotly(), media_type="text/javascript", headers=headers)
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    # Level 1, not Starlette's 9: on the map's ~765 KB of JSON, 9 took ~30 ms, 6 ~17 ms and 1 ~5 ms
-    # here, for a body 1.5x the size of level 6's: nothing on a loopback link, little on a LAN.
-    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
-    app.add_middleware(SecurityHeaders, policy=content_security_policy((FIRST_PAINT_JS,)))
-    app.add_middleware(SessionRenewal, token=token, policy=policy)
-    return app

@@ -16,10 +16,11 @@ from fastapi.responses import ORJSONResponse as JSONResponse
 from collector.api.params import MAX_WINDOW_S, parse_optional_filter, parse_trace_id, parse_window
 from collector.api.span_json import span_json
 from collector.engine import Collector
+from collector.filters.filter_ast import Expr
 from collector.query.analytics import compare_values, compare_windows, time_series
 from collector.query.critical_path import critical_path, trace_with_consumers
 from collector.query.service_map import MapQuery, service_map
-from collector.storage.protocols import Subject
+from collector.storage.protocols import SpanReader, Subject, TimeWindow
 from ui.web.charts import bucket_histogram, log_buckets, series_figures
 from ui.web.map_figure import map_figure
 from ui.web.map_prefetch import MapPrefetch
@@ -87,22 +88,10 @@ def data_router(collector: Collector, prefetch: MapPrefetch | None = None) -> AP
     @router.get("/trace/{trace_id}")
     def trace_data(trace_id: str) -> JSONResponse:
         key = parse_trace_id(trace_id)
-        stored = trace_with_consumers(reader, key)
-        if not stored:
+        body = trace_body(reader, key)
+        if body is None:
             raise HTTPException(404, f"no trace {trace_id}")
-        # The spans on the path, in the order the path reaches them.
-        path = list(dict.fromkeys(segment.span_id for segment in critical_path(stored)))
-        spans = [span_json(span) for span in stored]
-        own = [s for s in stored if s.trace_id == key.hex()]
-        return JSONResponse(
-            {
-                "trace_id": key.hex(),
-                "spans": spans,
-                "own_span_count": len(own),
-                "critical_path": path,
-                "figure": waterfall_figure(spans, set(path)),
-            }
-        )
+        return JSONResponse(body)
 
     @router.get("/analytics")
     def analytics_data(
@@ -115,27 +104,54 @@ def data_router(collector: Collector, prefetch: MapPrefetch | None = None) -> AP
         compare: Annotated[str, Query(pattern="^(previous|function_version|cold_start)$")] = "previous",
     ) -> JSONResponse:
         window = parse_window(start, end)
-        expr = parse_optional_filter(filter)
         subject = Subject(node or None, node_type or None)
-        series = time_series(reader, window, expr, subject, step)
-        if compare == "previous":
-            length_ns = window.end_ns - window.start_ns
-            baseline = parse_window(str((window.start_ns - length_ns) / 1e9), str(window.start_ns / 1e9))
-            comparison = compare_windows(reader, window, baseline, expr, subject)
-        else:
-            comparison = compare_values(reader, window, expr, subject, compare)  # type: ignore[arg-type]
-        graph = service_map(reader, MapQuery(window, expr))
-        return JSONResponse(
-            {
-                "figures": {k: f for k, f in series_figures(series["points"]).items()},
-                "step_s": series["step_s"],
-                "comparison": comparison,
-                "nodes": [
-                    {"name": n["name"], "type": n["type"], "figures": n["figures"], "cold_start": n["cold_start"]}
-                    for n in graph["nodes"]
-                ],
-                "throttle_sources": graph["throttle_sources"],
-            }
-        )
+        return JSONResponse(analytics_body(reader, window, parse_optional_filter(filter), subject, step, compare))
 
     return router
+
+
+def trace_body(reader: SpanReader, key: bytes) -> dict[str, Any] | None:
+    """The trace page's data: its spans (and linked consumers'), critical path and waterfall."""
+    stored = trace_with_consumers(reader, key)
+    if not stored:
+        return None
+    # The spans on the path, in the order the path reaches them.
+    path = list(dict.fromkeys(segment.span_id for segment in critical_path(stored)))
+    spans = [span_json(span) for span in stored]
+    own = [s for s in stored if s.trace_id == key.hex()]
+    return {
+        "trace_id": key.hex(),
+        "spans": spans,
+        "own_span_count": len(own),
+        "critical_path": path,
+        "figure": waterfall_figure(spans, set(path)),
+    }
+
+
+def analytics_body(
+    reader: SpanReader,
+    window: TimeWindow,
+    expr: Expr | None,
+    subject: Subject,
+    step: float | None,
+    compare: str,
+) -> dict[str, Any]:
+    """The analytics page's data: the series, a comparison, and the nodes to pick from."""
+    series = time_series(reader, window, expr, subject, step)
+    if compare == "previous":
+        length_ns = window.end_ns - window.start_ns
+        baseline = parse_window(str((window.start_ns - length_ns) / 1e9), str(window.start_ns / 1e9))
+        comparison = compare_windows(reader, window, baseline, expr, subject)
+    else:
+        comparison = compare_values(reader, window, expr, subject, compare)  # type: ignore[arg-type]
+    graph = service_map(reader, MapQuery(window, expr))
+    return {
+        "figures": dict(series_figures(series["points"])),
+        "step_s": series["step_s"],
+        "comparison": comparison,
+        "nodes": [
+            {"name": n["name"], "type": n["type"], "figures": n["figures"], "cold_start": n["cold_start"]}
+            for n in graph["nodes"]
+        ],
+        "throttle_sources": graph["throttle_sources"],
+    }

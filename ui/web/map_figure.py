@@ -246,6 +246,15 @@ def map_figure(body: Mapping[str, Any]) -> dict[str, Any]:
         for health, paths in _ring_polygons(cx, cy, radius[node["id"]], health_shares(node["figures"])).items():
             rings.setdefault(health, []).extend(paths)
     data = _edge_traces(edges, where, radius) + _ring_traces(rings)
+    data += _node_traces(nodes, where, radius) + _legend_traces()
+    return {"data": data, "layout": _layout(where)}
+
+
+def _node_traces(
+    nodes: list[dict[str, Any]], where: dict[str, tuple[float, float]], radius: dict[str, float]
+) -> list[dict[str, Any]]:
+    """The nodes' labels, and the invisible markers that carry their hover text and clicks."""
+    data: list[dict[str, Any]] = []
     data.append(
         _scatter(
             x=[where[n["id"]][0] for n in nodes],
@@ -275,7 +284,13 @@ def map_figure(body: Mapping[str, Any]) -> dict[str, Any]:
             name="nodes",
         )
     )
-    for health, colour in HEALTH_COLOURS.items():  # a legend for the ring colours
+    return data
+
+
+def _legend_traces() -> list[dict[str, Any]]:
+    """A legend for the ring colours."""
+    data: list[dict[str, Any]] = []
+    for health, colour in HEALTH_COLOURS.items():
         data.append(
             {
                 "type": "scatter",
@@ -286,7 +301,11 @@ def map_figure(body: Mapping[str, Any]) -> dict[str, Any]:
                 "name": HEALTH_NAMES[health],
             }
         )
-    layout = {
+    return data
+
+
+def _layout(where: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    return {
         "uirevision": "map",
         "dragmode": "pan",
         "hovermode": "closest",
@@ -302,7 +321,6 @@ def map_figure(body: Mapping[str, Any]) -> dict[str, Any]:
             "range": _range([p[1] for p in where.values()]),
         },
     }
-    return {"data": data, "layout": layout}
 
 
 def _range(values: list[float]) -> list[float]:

@@ -62,14 +62,23 @@ def ordered_spans(spans: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str,
 def waterfall_figure(spans: Sequence[Mapping[str, Any]], critical: set[str]) -> dict[str, Any]:
     """The waterfall for a trace's spans (and linked consumers'); `critical`: span ids on the path."""
     rows = ordered_spans(spans)
-    data: list[dict[str, Any]] = []
     if not rows:
-        return {"data": data, "layout": {}}
+        return {"data": [], "layout": {}}
     origin_ns = min(s["start_ns"] for s, _ in rows)
     services = sorted({s["service"] for s, _ in rows})
-    colour = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(services)}
     labels = [f"{'  ' * depth}{inert(span['service'])} · {inert(span['name'])}" for span, depth in rows]
     starts = [(span["start_ns"] - origin_ns) / 1e6 for span, _ in rows]
+    data = _bar_traces(rows, starts, services, critical) + _flag_traces(rows, starts) + _async_connectors(rows, starts)
+    return {"data": data, "layout": _waterfall_layout(rows, labels)}
+
+
+Rows = list[tuple[Mapping[str, Any], int]]
+
+
+def _bar_traces(rows: Rows, starts: list[float], services: list[str], critical: set[str]) -> list[dict[str, Any]]:
+    """One bar trace per service; spans on the critical path outlined."""
+    colour = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(services)}
+    data: list[dict[str, Any]] = []
     for service in services:
         picked = [i for i, (span, _) in enumerate(rows) if span["service"] == service]
         data.append(
@@ -93,6 +102,12 @@ def waterfall_figure(spans: Sequence[Mapping[str, Any]], critical: set[str]) -> 
                 name=inert(service),
             )
         )
+    return data
+
+
+def _flag_traces(rows: Rows, starts: list[float]) -> list[dict[str, Any]]:
+    """A marker at the end of each span with an error, fault, throttle or cold start."""
+    data: list[dict[str, Any]] = []
     for flag, symbol, flag_colour, name in FLAG_MARKERS:
         picked = [i for i, (span, _) in enumerate(rows) if span.get(flag)]
         if picked:
@@ -108,8 +123,11 @@ def waterfall_figure(spans: Sequence[Mapping[str, Any]], critical: set[str]) -> 
                     customdata=[rows[i][0]["span_id"] for i in picked],
                 )
             )
-    data += _async_connectors(rows, starts)
-    layout = dict(
+    return data
+
+
+def _waterfall_layout(rows: Rows, labels: list[str]) -> dict[str, Any]:
+    return dict(
         barmode="overlay",
         uirevision="trace",
         hovermode="closest",
@@ -125,7 +143,6 @@ def waterfall_figure(spans: Sequence[Mapping[str, Any]], critical: set[str]) -> 
             "automargin": True,
         },
     )
-    return {"data": data, "layout": layout}
 
 
 def _async_connectors(rows: list[tuple[Mapping[str, Any], int]], starts: list[float]) -> list[dict[str, Any]]:

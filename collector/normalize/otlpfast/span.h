@@ -1,19 +1,8 @@
-/* One Span: walked, validated, its facts scanned, its meaning applied, appended to the columns.
+/* One Span validated, its facts scanned, its meaning applied, appended to the columns (span_wire.h reads it).
  *
  * Part of _otlpfast.c's one translation unit (see its header): included there, in order. */
 #ifndef OTLPFAST_SPAN_H
 #define OTLPFAST_SPAN_H
-
-typedef struct { const uint8_t *trace; uint64_t span; } LinkRef;
-
-/* A span's working buffers, kept from span to span of a request (emptied, not freed). */
-typedef struct {
-    KvSet attrs, event_attrs, scratch_attrs;
-    LinkRef *links;
-    size_t link_cap;
-    Buf events, attrs_json, scratch;
-    Meaning asked;  /* a meaning asked for but not kept */
-} SpanScratch;
 
 typedef struct {
     SpanScratch work;
@@ -58,11 +47,6 @@ static int all_zero(const uint8_t *p, size_t n) {
     return 1;
 }
 
-static uint64_t be64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
-    return v;
-}
 
 
 static int scan_attributes(KV *kvs, size_t count, Hot *hot, uint64_t *present, Buf *json, int *annotations) {
@@ -142,189 +126,81 @@ static int append_span(Out *out, const Resource *res, const uint8_t *trace, cons
     return rc ? -1 : 0;
 }
 
-/* A string field the rows never show, checked as upb checks every string field it parses. */
-static int text_ok(Reader s) {
-    return utf8_ok(s.p, (size_t)(s.end - s.p)) ? 0 : fail("string is not valid UTF-8");
+/* Validation, in otel.invalid_ids' order and words: NULL when the span may be stored. */
+static const char *span_problem(const SpanFields *f) {
+    if (f->trace_len != 16 || all_zero(f->trace, 16)) return "trace_id must be 16 non-zero bytes";
+    if (f->span_len != 8 || all_zero(f->span, 8)) return "span_id must be 8 non-zero bytes";
+    if (f->parent_len != 0 && f->parent_len != 8) return "parent_span_id must be empty or 8 bytes";
+    if (f->start > INT64_MAX || f->end > INT64_MAX) return "start and end times must be nanoseconds within int64";
+    if (f->end < f->start) return "a span must not end before it starts";
+    return NULL;
 }
 
-/* One KeyValue the rows never show (a link's or a scope's attribute), checked as upb would:
- * its key and every string inside its value, by writing it as JSON into `scratch`. */
-static int attributes_ok(Reader *kv, KvSet *set, Buf *scratch) {
-    KV item;
-    if (read_kv(*kv, &item) < 0) return -1;
-    kvset_clear(set);
-    if (kvset_put(set, item) < 0) return -1;
-    size_t mark = scratch->len;
-    int rc = kvs_json(set->items, set->count, scratch, 0);
-    scratch->len = mark;
-    return rc;
+/* A span refused alone. Its attributes are checked still (UTF-8, depth): the Python path's
+ * parse refuses the whole request over them, rejected span or not. */
+static int reject_span(Out *out, SpanScratch *work, SpanFields *f, const char *problem) {
+    if (work->attrs.count && kvs_json(work->attrs.items, work->attrs.count, &f->attrs_json, 0) < 0) return -1;
+    if (!utf8_ok(f->name, f->name_len) || !utf8_ok(f->status_msg, f->status_msg_len))
+        return fail("string is not valid UTF-8");
+    reject(out, problem);
+    return 0;
 }
 
-static int walk_span(Reader *r, const Resource *res, Out *out) {
-    const uint8_t *trace = NULL, *span = NULL, *parent = NULL, *name = (const uint8_t *)"", *status_msg = NULL;
-    size_t trace_len = 0, span_len = 0, parent_len = 0, name_len = 0, status_msg_len = 0;
-    uint64_t kind = 0, start = 0, end = 0, status_code = 0;
-    SpanScratch *work = &out->work;
-    kvset_clear(&work->attrs);
-    LinkRef *link_refs = work->links; size_t link_count = 0, link_cap = work->link_cap;
-    int rc = -1;
-    Buf events = work->events, attrs_json = work->attrs_json, scratch = work->scratch;
-    events.len = attrs_json.len = scratch.len = 0;
-    int event_count = 0, has_exception = 0;
-
-    while (r->p < r->end) {
-        uint32_t field; int wire; Reader sub; uint64_t v;
-        if (read_tag(r, &field, &wire) < 0) goto malformed;
-        switch (field) {
-        case 1: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; trace = sub.p; trace_len = (size_t)(sub.end - sub.p); break;
-        case 2: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; span = sub.p; span_len = (size_t)(sub.end - sub.p); break;
-        case 3: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; if (text_ok(sub) < 0) goto fail; break;
-        case 4: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; parent = sub.p; parent_len = (size_t)(sub.end - sub.p); break;
-        case 5: if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_bytes(r, &sub) < 0) goto malformed; if (replaced_text_ok(name, name_len) < 0) goto fail; name = sub.p; name_len = (size_t)(sub.end - sub.p); break;
-        case 6: if (wire != 0) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_varint(r, &kind) < 0) goto malformed; break;
-        case 7: if (wire != 1) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_fixed64(r, &start) < 0) goto malformed; break;
-        case 8: if (wire != 1) { if (skip_field(r, wire) < 0) goto malformed; break; } if (read_fixed64(r, &end) < 0) goto malformed; break;
-        case 9: {
-            if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; }
-            KV item;
-            if (read_bytes(r, &sub) < 0 || read_kv(sub, &item) < 0) goto malformed;
-            if (kvset_put(&work->attrs, item) < 0) goto fail;
-            break;
-        }
-        case 11: {
-            if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; }
-            if (read_bytes(r, &sub) < 0) goto malformed;
-            uint64_t when = 0; const uint8_t *ename = (const uint8_t *)""; size_t ename_len = 0;
-            Reader eattrs = {sub.p, sub.p};
-            Reader scan = sub;
-            while (scan.p < scan.end) {
-                uint32_t f2; int w2; Reader s2;
-                if (read_tag(&scan, &f2, &w2) < 0) goto malformed;
-                if (f2 == 1 && w2 == 1) { if (read_fixed64(&scan, &when) < 0) goto malformed; }
-                else if (f2 == 2 && w2 == 2) { if (read_bytes(&scan, &s2) < 0) goto malformed; if (replaced_text_ok(ename, ename_len) < 0) goto fail; ename = s2.p; ename_len = (size_t)(s2.end - s2.p); }
-                else if (skip_field(&scan, w2) < 0) goto malformed;
-            }
-            eattrs = sub;
-            if (collect_kvs(&eattrs, 3, &work->event_attrs) < 0) goto malformed;
-            if (ename_len == 9 && memcmp(ename, "exception", 9) == 0) has_exception = 1;
-            int erc = buf_putc(&events, event_count ? ',' : '[');
-            if (erc == 0) erc = buf_put(&events, "{\"name\":", 8);
-            if (erc == 0) erc = buf_json_string(&events, ename, ename_len);
-            if (erc == 0) erc = buf_put(&events, ",\"time_ns\":", 11);
-            if (erc == 0) erc = buf_uint(&events, when);
-            if (erc == 0) erc = buf_put(&events, ",\"attributes\":", 14);
-            if (erc == 0) erc = kvs_json(work->event_attrs.items, work->event_attrs.count, &events, 0);
-            if (erc == 0) erc = buf_putc(&events, '}');
-            if (erc < 0) goto fail;
-            event_count++;
-            break;
-        }
-        case 13: {
-            if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; }
-            if (read_bytes(r, &sub) < 0) goto malformed;
-            const uint8_t *lt = NULL, *ls = NULL; size_t lt_len = 0, ls_len = 0;
-            while (sub.p < sub.end) {
-                uint32_t f2; int w2; Reader s2;
-                if (read_tag(&sub, &f2, &w2) < 0) goto malformed;
-                if (f2 == 1 && w2 == 2) { if (read_bytes(&sub, &s2) < 0) goto malformed; lt = s2.p; lt_len = (size_t)(s2.end - s2.p); }
-                else if (f2 == 2 && w2 == 2) { if (read_bytes(&sub, &s2) < 0) goto malformed; ls = s2.p; ls_len = (size_t)(s2.end - s2.p); }
-                else if (f2 == 3 && w2 == 2) { if (read_bytes(&sub, &s2) < 0) goto malformed; if (text_ok(s2) < 0) goto fail; }
-                else if (f2 == 4 && w2 == 2) {
-                    Reader one;
-                    if (read_bytes(&sub, &one) < 0) goto malformed;
-                    if (attributes_ok(&one, &work->scratch_attrs, &scratch) < 0) goto fail;
-                }
-                else if (skip_field(&sub, w2) < 0) goto malformed;
-            }
-            if (lt_len == 16 && ls_len == 8) {
-                if (link_count == link_cap) {
-                    link_cap = link_cap ? link_cap * 2 : 4;
-                    LinkRef *grown = PyMem_RawRealloc(link_refs, link_cap * sizeof(LinkRef));
-                    if (!grown) { oom(); goto fail; }
-                    link_refs = grown;
-                }
-                link_refs[link_count].trace = lt;
-                link_refs[link_count].span = be64(ls);
-                link_count++;
-            }
-            break;
-        }
-        case 15: {
-            if (wire != 2) { if (skip_field(r, wire) < 0) goto malformed; break; }
-            if (read_bytes(r, &sub) < 0) goto malformed;
-            while (sub.p < sub.end) {
-                uint32_t f2; int w2; Reader s2;
-                if (read_tag(&sub, &f2, &w2) < 0) goto malformed;
-                if (f2 == 2 && w2 == 2) { if (read_bytes(&sub, &s2) < 0) goto malformed; if (replaced_text_ok(status_msg, status_msg_len) < 0) goto fail; status_msg = s2.p; status_msg_len = (size_t)(s2.end - s2.p); }
-                else if (f2 == 3 && w2 == 0) { if (read_varint(&sub, &v) < 0) goto malformed; status_code = v; }
-                else if (skip_field(&sub, w2) < 0) goto malformed;
-            }
-            break;
-        }
-        default:
-            if (skip_field(r, wire) < 0) goto malformed;
-        }
+static int append_links(Out *out, const SpanFields *f, uint64_t span_id) {
+    for (size_t i = 0; i < f->link_count; i++) {
+        Col *l = out->links;
+        if (col_fixed(&l[0], f->trace) | col_u64(&l[1], span_id) | col_i64(&l[2], (int64_t)f->start)
+            | col_fixed(&l[3], f->link_refs[i].trace) | col_u64(&l[4], f->link_refs[i].span))
+            return -1;
     }
+    return 0;
+}
 
-    /* Validation, in otel.invalid_ids' order and words. */
-    const char *problem = NULL;
-    if (trace_len != 16 || all_zero(trace, 16)) problem = "trace_id must be 16 non-zero bytes";
-    else if (span_len != 8 || all_zero(span, 8)) problem = "span_id must be 8 non-zero bytes";
-    else if (parent_len != 0 && parent_len != 8) problem = "parent_span_id must be empty or 8 bytes";
-    else if (start > INT64_MAX || end > INT64_MAX) problem = "start and end times must be nanoseconds within int64";
-    else if (end < start) problem = "a span must not end before it starts";
-    if (problem) {
-        /* The rejected span's attributes are checked still (UTF-8, depth): the Python path's
-         * parse refuses the whole request over them, rejected span or not. */
-        if (work->attrs.count && kvs_json(work->attrs.items, work->attrs.count, &attrs_json, 0) < 0) goto fail;
-        if (!utf8_ok(name, name_len) || !utf8_ok(status_msg, status_msg_len)) { fail("string is not valid UTF-8"); goto fail; }
-        reject(out, problem);
-        rc = 0;
-        goto cleanup;
-    }
-
+/* A valid span's facts scanned, its meaning asked, its row, annotations and links appended. */
+static int emit_span(Out *out, const Resource *res, SpanScratch *work, SpanFields *f) {
     Hot hot[MAX_FACT_KEYS];  /* only the keys in `present` are set */
     uint64_t present = 0;
     int annotation_count = 0;
     KV *kvs = work->attrs.items;
     size_t kv_count = work->attrs.count;
-    int scanned = scan_attributes(kvs, kv_count, hot, &present, kv_count ? &attrs_json : NULL, &annotation_count);
-    if (scanned < 0) goto fail;
-    if (scanned == 1) { out->needs_python = 1; rc = 0; goto cleanup; }
+    int scanned = scan_attributes(kvs, kv_count, hot, &present, kv_count ? &f->attrs_json : NULL, &annotation_count);
+    if (scanned < 0) return -1;
+    if (scanned == 1) { out->needs_python = 1; return 0; }
 
     /* Enums are int32 on the wire: upb keeps the low 32 bits of a longer varint. */
-    int32_t kind32 = (int32_t)(uint32_t)kind, code32 = (int32_t)(uint32_t)status_code;
+    int32_t kind32 = (int32_t)(uint32_t)f->kind, code32 = (int32_t)(uint32_t)f->status_code;
     const char *kind_name = kind32 >= 0 && kind32 < 6 ? KIND_NAMES[kind32] : "UNSPECIFIED";
     uint64_t code = code32 >= 0 && code32 <= 2 ? (uint64_t)code32 : 0;
     const Meaning *meaning;
-    int asked = meaning_of(hot, present, kind_name, kind32, code32, has_exception, res->function_version, &scratch,
-                           &work->asked, &meaning);
-    if (asked < 0) goto fail;
-    if (event_count && buf_putc(&events, ']') < 0) goto fail;
+    if (meaning_of(hot, present, kind_name, kind32, code32, f->has_exception, res->function_version, &f->scratch,
+                   &work->asked, &meaning) < 0)
+        return -1;
+    if (f->event_count && buf_putc(&f->events, ']') < 0) return -1;
 
-    Text name_text = {name, name_len, 1};
-    Text status_text = {status_msg, status_msg_len, status_msg_len > 0};
-    if (append_span(out, res, trace, span, parent, parent_len, name_text, kind_name, start, end, code, status_text, hot,
-                    meaning, &attrs_json, kv_count, &events, event_count) < 0)
-        goto fail;
-    uint64_t span_id = be64(span);
-    if (annotation_count && add_annotations(out, kvs, kv_count, trace, span_id, (int64_t)start) < 0) goto fail;
-    for (size_t i = 0; i < link_count; i++) {
-        Col *l = out->links;
-        if (col_fixed(&l[0], trace) | col_u64(&l[1], span_id) | col_i64(&l[2], (int64_t)start)
-            | col_fixed(&l[3], link_refs[i].trace) | col_u64(&l[4], link_refs[i].span))
-            goto fail;
+    Text name_text = {f->name, f->name_len, 1};
+    Text status_text = {f->status_msg, f->status_msg_len, f->status_msg_len > 0};
+    if (append_span(out, res, f->trace, f->span, f->parent, f->parent_len, name_text, kind_name, f->start, f->end, code,
+                    status_text, hot, meaning, &f->attrs_json, kv_count, &f->events, f->event_count) < 0)
+        return -1;
+    uint64_t span_id = be64(f->span);
+    if (annotation_count && add_annotations(out, kvs, kv_count, f->trace, span_id, (int64_t)f->start) < 0) return -1;
+    return append_links(out, f, span_id);
+}
+
+static int walk_span(Reader *r, const Resource *res, Out *out) {
+    SpanScratch *work = &out->work;
+    kvset_clear(&work->attrs);
+    SpanFields f = {.name = (const uint8_t *)"", .link_refs = work->links, .link_cap = work->link_cap,
+                    .events = work->events, .attrs_json = work->attrs_json, .scratch = work->scratch};
+    f.events.len = f.attrs_json.len = f.scratch.len = 0;
+    int rc = read_span_fields(r, work, &f);
+    if (rc == SPAN_MALFORMED) rc = fail("malformed span");
+    if (rc == 0) {
+        const char *problem = span_problem(&f);
+        rc = problem ? reject_span(out, work, &f, problem) : emit_span(out, res, work, &f);
     }
-    rc = 0;
-    goto cleanup;
-
-malformed:
-    fail("malformed span");
-fail:
-    rc = -1;
-cleanup:
-    work->links = link_refs; work->link_cap = link_cap;
-    work->events = events; work->attrs_json = attrs_json; work->scratch = scratch;
+    work->links = f.link_refs; work->link_cap = f.link_cap;  /* grown buffers are kept for the next span */
+    work->events = f.events; work->attrs_json = f.attrs_json; work->scratch = f.scratch;
     return rc;
 }
 

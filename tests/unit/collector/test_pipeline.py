@@ -10,104 +10,29 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from collector.ingest.ack_writer import AckWriter
-from collector.ingest.clock import SystemClock
-from collector.ingest.health import Health
 from collector.ingest.held_budget import HeldBudget
 from collector.ingest.ingest_log import IngestLog
-from collector.ingest.ledger import Ledger
 from collector.ingest.limits import PipelineLimits
-from collector.ingest.pending import Pending, WriteOutcome
+from collector.ingest.pending import WriteOutcome
 from collector.ingest.periodic import PeriodicTask
 from collector.ingest.pipeline import IngestPipeline
 from collector.metrics import CollectorMetrics
-from collector.model import SpanBatch, SpanBatchBuilder
-from collector.storage.protocols import StoreUnavailable
 from tests.clocks import ManualClock
-from tests.factories import span_row
+from tests.unit.collector.pipeline_support import (
+    PROMPT,
+    FakeWriter,
+    RecordingLog,
+    batch_of,
+    decode_record,
+    record_of,
+    started,
+    submit,
+)
 from tests.waiting import wait_until
-
-# Groups are logged at once unless a test is about lingering; folds wait for a reason.
-PROMPT = PipelineLimits(linger_s=0.0, bulk_linger_s=0.0, fold_interval_s=60.0)
-
-
-def batch_of(spans: int, first_span_id: int = 1) -> SpanBatch:
-    builder = SpanBatchBuilder()
-    for i in range(spans):
-        builder.add_span(span_row(trace_id=bytes(15) + b"\x01", span_id=first_span_id + i))
-    return builder.build()
-
-
-def record_of(spans: int, first_span_id: int = 1) -> bytes:
-    """The log's record of batch_of(spans, first_span_id), as a request's body is the receiver's."""
-    return f"{spans}:{first_span_id}".encode()
-
-
-def decode_record(record: bytes) -> SpanBatch:
-    spans, first_span_id = record.split(b":")
-    return batch_of(int(spans), int(first_span_id))
-
-
-def submit(  # type: ignore[no-untyped-def]
-    pipeline: IngestPipeline, spans: int, outcomes, first_span_id: int = 1, byte_size: int = 1, sender=None
-) -> bool:
-    record = record_of(spans, first_span_id)
-    return pipeline.submit(batch_of(spans, first_span_id), byte_size, outcomes.append, sender, record)
-
-
-class FakeWriter:
-    """Records the spans of each write it is given; can be told to fail, or to block until released."""
-
-    def __init__(self) -> None:
-        self.writes: list[int] = []
-        self.failing = False
-        self.gate = threading.Event()
-        self.gate.set()
-
-    def write(self, batches: Sequence[SpanBatch]) -> int:
-        self.gate.wait(5)
-        if self.failing:
-            raise StoreUnavailable("disk full")
-        self.writes.append(sum(b.span_count for b in batches))
-        return sum(b.span_count for b in batches)
-
-
-class RecordingLog(IngestLog):
-    """The real log, recording how many records each append carried; can be told to fail."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
-        self.appends: list[int] = []
-        self.failing = False
-
-    def append(self, records: Sequence[bytes]) -> None:
-        if self.failing:
-            raise StoreUnavailable("appending to the ingest log failed: No space left on device")
-        super().append(records)
-        self.appends.append(len(records))
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> RecordingLog:
-    return RecordingLog(str(tmp_path / "spans.ingest"))
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-def started(  # type: ignore[no-untyped-def]
-    writer, log: IngestLog, clock: ManualClock, limits: PipelineLimits = PROMPT, periodic=()
-) -> IngestPipeline:
-    pipeline = IngestPipeline(writer, log, decode_record, CollectorMetrics(), limits, periodic, clock)
-    pipeline.start()
-    return pipeline
 
 
 def test_a_batch_is_acknowledged_once_logged_and_folded_into_the_store_after_the_interval(
@@ -363,82 +288,3 @@ def test_a_pipeline_on_the_system_clock_acknowledges_and_folds(log: RecordingLog
     assert outcome is not None and outcome.ok
     wait_until(lambda: writer.writes == [3])
     assert pipeline.stop()
-
-
-# ---------------------------------------------------------------- the writer's linger, asked directly
-
-
-def writer_of(log: IngestLog, clock: ManualClock, limits: PipelineLimits) -> AckWriter:
-    """An acknowledging writer whose thread is never started: its rule is asked directly."""
-    budget = HeldBudget(limits.max_queue_spans, limits.max_queue_bytes)
-    return AckWriter(Ledger(log, clock), budget, Health(), limits, clock)
-
-
-def pending(spans: int, sender: object = None, record: bytes = b"r") -> Pending:
-    return Pending(batch_of(spans), 1, lambda outcome: None, sender, record)
-
-
-def test_a_small_group_lingers_for_company_and_a_large_one_does_not(log: RecordingLog, clock: ManualClock) -> None:
-    writer = writer_of(log, clock, PipelineLimits(linger_s=0.3, bulk_linger_s=0.5, linger_until_spans=1000))
-    start = clock.monotonic()
-    assert writer.submit(pending(1))
-    assert writer.linger_left_s(start + 0.1) == pytest.approx(0.2)
-    assert writer.linger_left_s(start + 0.3) <= 0
-    assert writer.submit(pending(600))  # a bulk exporter's batch: waits longer for company
-    assert writer.linger_left_s(start + 0.3) == pytest.approx(0.2)
-    assert writer.submit(pending(500))  # past linger_until_spans: no waiting at all
-    assert writer.linger_left_s(start) <= 0
-
-
-def test_small_groups_that_linger_share_one_append(log: RecordingLog, clock: ManualClock) -> None:
-    pipeline = started(FakeWriter(), log, clock, PipelineLimits(linger_s=0.3, linger_until_spans=100))
-    outcomes: list[WriteOutcome] = []
-    submit(pipeline, 1, outcomes)
-    submit(pipeline, 1, outcomes)
-    clock.advance(0.3)
-    wait_until(lambda: len(outcomes) == 2)
-    assert log.appends == [2]  # one append (one fsync) for both
-    submit(pipeline, 150, outcomes)  # past linger_until_spans: logged with no time passing
-    wait_until(lambda: len(outcomes) == 3)
-    assert pipeline.stop()
-
-
-def test_a_lone_closed_loop_sender_is_not_kept_waiting_for_company(log: RecordingLog, clock: ManualClock) -> None:
-    pipeline = started(FakeWriter(), log, clock, PipelineLimits(linger_s=2.0, bulk_linger_s=2.0))
-    outcomes: list[WriteOutcome] = []
-    for sent in range(1, 4):  # each waits for its answer before sending again, as an exporter does
-        submit(pipeline, 600, outcomes, sender=("127.0.0.1", 5000))
-        wait_until(lambda sent=sent: len(outcomes) == sent)  # no time passes: it did not linger
-    assert log.appends == [1, 1, 1]
-    assert pipeline.stop()
-
-
-def test_the_writer_waits_for_a_sender_active_a_moment_ago_but_not_once_all_are_waiting(
-    log: RecordingLog, clock: ManualClock
-) -> None:
-    writer = writer_of(log, clock, PipelineLimits(linger_s=0.05, bulk_linger_s=1.0, active_sender_s=10.0))
-    a, b = ("127.0.0.1", 1), ("127.0.0.1", 2)
-    start = clock.monotonic()
-    assert writer.submit(pending(600, a)) and writer.submit(pending(600, b))
-    assert writer.linger_left_s(start) <= 0  # both waiting: nothing more can come
-    writer.pop_group()  # as the thread takes a group
-    assert writer.submit(pending(600, a))
-    assert writer.linger_left_s(start + 0.3) == pytest.approx(0.7)  # b sent a moment ago
-    assert writer.submit(pending(600, b))
-    assert writer.linger_left_s(start + 0.3) <= 0
-
-
-def test_a_sender_silent_past_the_active_window_is_not_waited_for(log: RecordingLog, clock: ManualClock) -> None:
-    writer = writer_of(log, clock, PipelineLimits(linger_s=0.05, bulk_linger_s=30.0, active_sender_s=10.0))
-    assert writer.submit(pending(600, "quiet"))
-    writer.pop_group()
-    clock.advance(11.0)
-    start = clock.monotonic()
-    assert writer.submit(pending(600, "busy"))
-    assert writer.linger_left_s(start) <= 0  # "quiet" sent 11 s ago: not coming back in a linger
-
-
-def test_the_system_clock_reads_monotonic_time() -> None:
-    clock = SystemClock()
-    first = clock.monotonic()
-    assert clock.monotonic() >= first

@@ -5,19 +5,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pyarrow as pa
 import pytest
 
 from collector.filters.filter_parser import parse_filter
-from collector.model import SpanBatch
-from collector.query.service_map import MapQuery, node_id, service_map
-from collector.service_map.linker import PreparedRun, prepare
-from collector.storage import duckdb_calls
+from collector.query.service_map import MapQuery
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.protocols import TimeWindow
 from tests.factories import SECOND, T0, at, spans_batch
+from tests.unit.collector.map_support import by_name, chain_batches, linked_map
 
 WINDOW = TimeWindow(T0 - 60 * SECOND, T0 + 600 * SECOND)
 
@@ -27,55 +23,6 @@ def store(tmp_path: Path) -> Iterator[DuckDBStore]:
     instance = DuckDBStore(str(tmp_path / "map.duckdb"))
     yield instance
     instance.close()
-
-
-def linked_map(store: DuckDBStore, query: MapQuery) -> dict[str, Any]:
-    """The map once the writer has linked what was stored (the daemon does it every 2 s)."""
-    store.link_new_spans()
-    return service_map(store.reader, query)
-
-
-def chain_batches(trace: int, start_s: float, fault_in_c: bool) -> list[SpanBatch]:
-    """client -> a -> b -> c, one batch per service as three processes would export them."""
-    base = trace * 100
-    return [
-        spans_batch(
-            at(trace, base + 1, None, start_s, 0.3, service="a", kind="SERVER"),
-            at(
-                trace,
-                base + 2,
-                base + 1,
-                start_s + 0.01,
-                0.25,
-                service="a",
-                kind="CLIENT",
-                target_type="remote",
-                target_name="b.local:80",
-            ),
-        ),
-        spans_batch(
-            at(trace, base + 3, base + 2, start_s + 0.02, 0.2, service="b", kind="SERVER"),
-            at(
-                trace,
-                base + 4,
-                base + 3,
-                start_s + 0.03,
-                0.1,
-                service="b",
-                kind="CLIENT",
-                target_type="remote",
-                target_name="c.local:80",
-            ),
-        ),
-        spans_batch(at(trace, base + 5, base + 4, start_s + 0.04, 0.05, service="c", kind="SERVER", fault=fault_in_c)),
-    ]
-
-
-def by_name(body: dict[str, Any]) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
-    nodes = {n["name"]: n for n in body["nodes"]}
-    names = {n["id"]: n["name"] for n in body["nodes"]}
-    edges = {(names[e["source"]], names[e["target"]]): e for e in body["edges"]}
-    return nodes, edges
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
@@ -326,27 +273,6 @@ def test_filters_restrict_the_map_to_matching_traces(store: DuckDBStore) -> None
     assert edges["a", "b"]["figures"]["requests"] == 1
 
 
-def test_many_nodes_fold_and_the_response_says_so(store: DuckDBStore) -> None:
-    rows = [at(1, 1, None, 0, 1.0, service="hub")]
-    rows += [
-        at(1, 10 + i, 1, 0.01, 0.01, service="hub", kind="CLIENT", target_type="remote", target_name=f"host{i}")
-        for i in range(30)
-    ]
-    store.write([spans_batch(*rows)])
-    body = linked_map(store, MapQuery(WINDOW, max_nodes=10))
-    assert len(body["nodes"]) == 10 and body["folded_nodes"] == 32 - 9
-    folded = next(n for n in body["nodes"] if n["type"] == "folded")
-    assert len(folded["members"]) == 23
-    assert node_id(("hub", "service")) in {n["id"] for n in body["nodes"]}
-
-
-def test_node_ids_are_stable_across_queries(store: DuckDBStore) -> None:
-    store.write(chain_batches(1, 1, fault_in_c=False))
-    first = {n["id"] for n in linked_map(store, MapQuery(WINDOW))["nodes"]}
-    store.write(chain_batches(2, 2, fault_in_c=False))
-    assert {n["id"] for n in linked_map(store, MapQuery(WINDOW))["nodes"]} == first
-
-
 def test_spans_stored_down_the_resend_path_are_linked_too(store: DuckDBStore) -> None:
     store.write([spans_batch(at(1, 1, None, 0, 0.3, service="a"))])
     store.link_new_spans()
@@ -356,90 +282,3 @@ def test_spans_stored_down_the_resend_path_are_linked_too(store: DuckDBStore) ->
     assert set(edges) == {("client", "a"), ("a", "b")}
     assert edges["a", "b"]["figures"]["requests"] == 1
     assert edges["client", "a"]["figures"]["requests"] == 1  # the resend counted once
-
-
-def poison_at(start_ns: int) -> SpanBatch:
-    """A root and its client child of service "evil", starting at `start_ns`."""
-    return spans_batch(
-        at(1, 11, None, 0, service="evil", start_ns=start_ns, duration_ns=5),
-        at(
-            1,
-            12,
-            11,
-            0,
-            service="evil",
-            kind="CLIENT",
-            start_ns=start_ns + 5,
-            duration_ns=4,
-            target_type="remote",
-            target_name="x",
-        ),
-    )
-
-
-def test_spans_whose_values_break_linking_are_quarantined_and_the_map_goes_on(
-    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Before: an INT64 overflow in linking failed every run, the batch went back to the front of
-    # the queue, and nothing stored after it was ever linked. Here the linker fails on any span
-    # of service "evil", as a bug in its rules would on some values.
-    def failing_on_evil(spans: pa.Table, links: pa.Table) -> PreparedRun:
-        if "evil" in spans.column("service").to_pylist():
-            raise ValueError("cannot link these values")
-        return prepare(spans, links)
-
-    monkeypatch.setattr(duckdb_calls, "prepare", failing_on_evil)
-    store.write([poison_at(T0)])
-    store.write(chain_batches(2, 1.0, fault_in_c=False))
-    store.link_new_spans()
-    assert store.map_tables.quarantined_spans == 2
-    store.write(chain_batches(3, 2.0, fault_in_c=False))
-    store.link_new_spans()  # later runs link as usual
-    nodes, edges = by_name(service_map(store.reader, MapQuery(TimeWindow(T0, T0 + 10 * SECOND))))
-    assert {"a", "b", "c"} <= set(nodes) and "evil" not in nodes
-    assert edges["a", "b"]["figures"]["requests"] == 2
-
-
-def test_times_near_the_end_of_int64_do_not_break_linking(store: DuckDBStore) -> None:
-    # Admission refuses such times at the door; the linker must not fail on them either.
-    store.write([poison_at(2**63 - 10)])
-    store.write(chain_batches(2, 1.0, fault_in_c=False))
-    store.link_new_spans()
-    assert store.map_tables.quarantined_spans == 0
-    _, edges = by_name(service_map(store.reader, MapQuery(TimeWindow(T0, T0 + 10 * SECOND))))
-    assert edges["a", "b"]["figures"]["requests"] == 1
-
-
-def test_a_window_of_thousands_of_services_folds_all_but_the_busiest(store: DuckDBStore) -> None:
-    # Before: every node's figures were computed, then all but the busiest folded (50k services:
-    # 4.8 s), and the folded node listed every member.
-    rows = []
-    for i in range(2000):
-        calls = 5 if i < 3 else 1  # three busy services, then a long tail
-        for c in range(calls):
-            trace = i * 10 + c + 1
-            rows.append(at(trace, trace * 2, None, i * 0.001, service=f"svc-{i:04}", kind="SERVER"))
-            rows.append(
-                at(
-                    trace,
-                    trace * 2 + 1,
-                    trace * 2,
-                    i * 0.001,
-                    service=f"svc-{i:04}",
-                    kind="CLIENT",
-                    target_type="remote",
-                    target_name=f"host-{i:04}",
-                )
-            )
-    store.write([spans_batch(*rows)])
-    found = linked_map(store, MapQuery(TimeWindow(T0 - SECOND, T0 + 100 * SECOND), max_nodes=20))
-    nodes, edges = by_name(found)
-    assert len(nodes) == 20
-    assert {"svc-0000", "svc-0001", "svc-0002", "client"} <= set(nodes)
-    folded = next(n for n in found["nodes"] if n["type"] == "folded")
-    total = 1 + 2000 + 2000  # the client, the services, the hosts they call
-    assert found["folded_nodes"] == total - 19 and folded["name"] == f"({total - 19} more)"
-    assert len(folded["members"]) == 100
-    assert nodes["svc-0000"]["figures"]["requests"] == 5
-    assert edges["client", "svc-0000"]["figures"]["requests"] == 5
-    assert ("client", folded["name"]) in edges

@@ -1,0 +1,59 @@
+"""What the service map's tests share: a chain of services, the map once linked, names for ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collector.model import SpanBatch
+from collector.query.service_map import MapQuery, service_map
+from collector.storage.duckdb_store import DuckDBStore
+from tests.factories import at, spans_batch
+
+
+def linked_map(store: DuckDBStore, query: MapQuery) -> dict[str, Any]:
+    """The map once the writer has linked what was stored (the daemon does it every 2 s)."""
+    store.link_new_spans()
+    return service_map(store.reader, query)
+
+
+def chain_batches(trace: int, start_s: float, fault_in_c: bool) -> list[SpanBatch]:
+    """client -> a -> b -> c, one batch per service as three processes would export them."""
+    base = trace * 100
+    return [
+        spans_batch(
+            at(trace, base + 1, None, start_s, 0.3, service="a", kind="SERVER"),
+            at(
+                trace,
+                base + 2,
+                base + 1,
+                start_s + 0.01,
+                0.25,
+                service="a",
+                kind="CLIENT",
+                target_type="remote",
+                target_name="b.local:80",
+            ),
+        ),
+        spans_batch(
+            at(trace, base + 3, base + 2, start_s + 0.02, 0.2, service="b", kind="SERVER"),
+            at(
+                trace,
+                base + 4,
+                base + 3,
+                start_s + 0.03,
+                0.1,
+                service="b",
+                kind="CLIENT",
+                target_type="remote",
+                target_name="c.local:80",
+            ),
+        ),
+        spans_batch(at(trace, base + 5, base + 4, start_s + 0.04, 0.05, service="c", kind="SERVER", fault=fault_in_c)),
+    ]
+
+
+def by_name(body: dict[str, Any]) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
+    nodes = {n["name"]: n for n in body["nodes"]}
+    names = {n["id"]: n["name"] for n in body["nodes"]}
+    edges = {(names[e["source"]], names[e["target"]]): e for e in body["edges"]}
+    return nodes, edges
