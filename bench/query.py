@@ -73,34 +73,20 @@ def batch_of(
 
     A fifth of the services are gateway stages, two fifths first functions, two fifths second ones."""
     n = traces * SPANS_PER_TRACE
-    trace_bytes = rng.bytes(16 * traces)
-    trace_ids = np.repeat(np.frombuffer(trace_bytes, dtype=np.uint8).reshape(traces, 16), SPANS_PER_TRACE, axis=0)
-    span_ids = rng.integers(1, 2**63, size=n, dtype=np.uint64)
+    trace_ids, span_ids, parents, has_parent = _identities(rng, traces)
     position = np.tile(np.arange(SPANS_PER_TRACE), traces)
-    base = np.arange(traces) * SPANS_PER_TRACE
-    parent_pos = np.array([p for p, *_ in TEMPLATE])
-    parent_index = (np.repeat(base, SPANS_PER_TRACE) + np.tile(parent_pos, traces)).astype(np.int64)
-    has_parent = np.tile(parent_pos >= 0, traces)
-    parents = np.where(has_parent, span_ids[np.clip(parent_index, 0, n - 1)], 0)
-    first, second = services // 5, services * 3 // 5
-    tier_service = np.stack(
-        [rng.integers(0, first, traces), rng.integers(first, second, traces), rng.integers(second, services, traces)]
-    )
-    names = np.array([f"svc-{i:02d}" for i in range(services)], dtype=object)
-    tiers = np.array([t for _, t, *_ in TEMPLATE])
-    service = names[tier_service[np.tile(tiers, traces), np.repeat(np.arange(traces), SPANS_PER_TRACE)]]
+    tiers = np.tile(np.array([t for _, t, *_ in TEMPLATE]), traces)
+    service = _services(rng, traces, services)
     start = np.repeat(t0_ns + np.sort(rng.integers(0, span_ns, traces)), SPANS_PER_TRACE) + position * 2_000_000
     duration = rng.lognormal(np.log(20e6), 0.8, n).astype(np.int64) + (SPANS_PER_TRACE - position) * 3_000_000
     roles = np.tile(np.array([r for *_, r in TEMPLATE], dtype=object), traces)
     fault = rng.random(n) < 0.01
     throttle = (rng.random(n) < 0.005) & ~fault
     entry = roles == "entry"
-    cold = entry & (np.tile(tiers, traces) > 0) & (rng.random(n) < 0.02)
+    cold = entry & (tiers > 0) & (rng.random(n) < 0.02)
     target_type = np.select([roles == "dynamodb", roles == "s3"], ["AWS::DynamoDB::Table", "AWS::S3::Bucket"], None)
     target_name = np.select([roles == "dynamodb", roles == "s3"], ["accounts", "thumbnails"], None)
-    origin = np.where(
-        entry, np.where(np.tile(tiers, traces) == 0, "AWS::ApiGateway::Stage", "AWS::Lambda::Function"), None
-    )
+    origin = np.where(entry, np.where(tiers == 0, "AWS::ApiGateway::Stage", "AWS::Lambda::Function"), None)
     kinds = np.tile(np.array([k for _, _, k, _ in TEMPLATE], dtype=object), traces)
     columns: dict[str, Any] = {
         "trace_id": pa.Array.from_buffers(pa.binary(16), n, [None, pa.py_buffer(trace_ids.tobytes())]),
@@ -124,6 +110,37 @@ def batch_of(
         "source": pa.array(["otlp"] * n, pa.string()),
         "attributes": pa.array(['{"http.route":"/withdraw","faas.trigger":"http"}'] * n, pa.string()),
     }
+    spans = _span_table(columns, n)
+    return SpanBatch(spans, _customer_annotations(rng, spans, position), LINK_SCHEMA.empty_table())
+
+
+def _identities(rng: np.random.Generator, traces: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Trace ids (n x 16 bytes), span ids, parent span ids and which spans have a parent."""
+    n = traces * SPANS_PER_TRACE
+    trace_bytes = rng.bytes(16 * traces)
+    trace_ids = np.repeat(np.frombuffer(trace_bytes, dtype=np.uint8).reshape(traces, 16), SPANS_PER_TRACE, axis=0)
+    span_ids = rng.integers(1, 2**63, size=n, dtype=np.uint64)
+    base = np.arange(traces) * SPANS_PER_TRACE
+    parent_pos = np.array([p for p, *_ in TEMPLATE])
+    parent_index = (np.repeat(base, SPANS_PER_TRACE) + np.tile(parent_pos, traces)).astype(np.int64)
+    has_parent = np.tile(parent_pos >= 0, traces)
+    parents = np.where(has_parent, span_ids[np.clip(parent_index, 0, n - 1)], 0)
+    return trace_ids, span_ids, parents, has_parent
+
+
+def _services(rng: np.random.Generator, traces: int, services: int) -> np.ndarray:
+    """Each span's service: each trace picks one service per tier."""
+    first, second = services // 5, services * 3 // 5
+    tier_service = np.stack(
+        [rng.integers(0, first, traces), rng.integers(first, second, traces), rng.integers(second, services, traces)]
+    )
+    names = np.array([f"svc-{i:02d}" for i in range(services)], dtype=object)
+    tiers = np.array([t for _, t, *_ in TEMPLATE])
+    return names[tier_service[np.tile(tiers, traces), np.repeat(np.arange(traces), SPANS_PER_TRACE)]]
+
+
+def _span_table(columns: dict[str, Any], n: int) -> pa.Table:
+    """The columns as SPAN_SCHEMA's table, the ones not given all NULL."""
     arrays = []
     for field in SPAN_SCHEMA:
         if field.name in columns:
@@ -133,10 +150,15 @@ def batch_of(
             arrays.append(array)
         else:
             arrays.append(pa.nulls(n, field.type))
-    spans = pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)
+    return pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)
+
+
+def _customer_annotations(rng: np.random.Generator, spans: pa.Table, position: np.ndarray) -> pa.Table:
+    """One `customer` annotation (of 100 customers) on each trace's root."""
     roots = np.flatnonzero(position == 0)
+    traces = len(roots)
     customers = [f"c{i}" for i in rng.integers(0, 100, traces)]
-    annotations = pa.Table.from_arrays(
+    return pa.Table.from_arrays(
         [
             spans.column("trace_id").take(roots),
             spans.column("span_id").take(roots),
@@ -148,7 +170,6 @@ def batch_of(
         ],
         schema=ANNOTATION_SCHEMA,
     )
-    return SpanBatch(spans, annotations, LINK_SCHEMA.empty_table())
 
 
 def median_ms(run: Callable[[], object], runs: int) -> tuple[float, object]:

@@ -267,7 +267,11 @@ def main() -> None:
     print(f"  traced_child / otel           {med['traced_child'] / med['otel']:.3f}")
     print(f"  traced_unsampled / otel_off   {med['traced_unsampled'] / med['otel_off']:.3f}   [<= 0.2]")
 
-    runs = max(3, args.runs)
+    print_import_costs(max(3, args.runs))
+
+
+def print_import_costs(runs: int) -> None:
+    """Cold-start cost: wall time of imports and set-up in fresh processes."""
     sdk_ms = wall_ms("import opentelemetry.sdk.trace", runs)
     ours_ms = wall_ms("import tracer; tracer.configure('bench')", runs)
     stock_ms = wall_ms(
@@ -286,7 +290,3 @@ def main() -> None:
     print(f"  stock SDK + OTLP/HTTP exporter set up      {stock_ms:8.1f} ms   ({stock_ms / sdk_ms:.2f}x)")
     print(f"  import boto3                               {plain_boto_ms:8.1f} ms")
     print(f"  import boto3 under track_imports()         {hooked_boto_ms:8.1f} ms   ({hook_ratio:.2f}x)")
-
-
-if __name__ == "__main__":
-    main()

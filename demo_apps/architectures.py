@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Final
 
 from demo_apps.banking.traffic import BankingTraffic
-from demo_apps.cloud.lambda_async import AsyncSettings
-from demo_apps.cloud.lambda_service import LambdaSettings
+from demo_apps.cloud.lambdas.lambda_async import AsyncSettings
+from demo_apps.cloud.lambdas.lambda_service import LambdaSettings
 from demo_apps.cloud.local_cloud import CloudSettings, LocalCloud
-from demo_apps.cloud.sam_deploy import Stack, deploy_template
-from demo_apps.cloud.sam_template import load_template
+from demo_apps.cloud.sam.sam_deploy import Stack, deploy_template
+from demo_apps.cloud.sam.sam_template import load_template
 from demo_apps.images.traffic import ImagesTraffic
 from demo_apps.load import CYCLE, LoadDriver, LoadSettings, Phase, Traffic
 from demo_apps.social.traffic import SocialTraffic

@@ -29,23 +29,33 @@ from tracer.annotations import annotate_span, put_span_metadata
 from tracer.asgi import TracingMiddleware
 from tracer.coldstart import track_imports
 from tracer.decorator import traced
+from tracer.events import EVENTBRIDGE_CARRIER_KEY, message_carriers
+from tracer.exporter import OtlpHttpExporter
+from tracer.propagation import extract_from, xray_header
 from tracer.runtime import ACTIVE, Tracing, active, configure, flush, shutdown
 from tracer.sampling import XRayRulesSampler
+from tracer.settings import resolve_settings
 
 __all__ = [
+    "EVENTBRIDGE_CARRIER_KEY",
+    "OtlpHttpExporter",
     "Tracing",
     "TracingMiddleware",
     "XRayRulesSampler",
     "active",
     "annotate",
     "configure",
+    "extract_from",
     "flush",
     "instrument_aws",
     "instrument_http",
+    "message_carriers",
     "put_metadata",
+    "resolve_settings",
     "shutdown",
     "traced",
     "track_imports",
+    "xray_header",
 ]
 
 _logger = logging.getLogger(__name__)

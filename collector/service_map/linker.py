@@ -90,7 +90,9 @@ def link(prepared: PreparedRun, stored_partners: pa.Table, waiting: pa.Table) ->
     # A waiting child met its partner: however long it waited, the key says it is the one.
     run = prepared.run
     met, _ = pair_wants(waiting, run.partners(), run.index, stored=False, within_lookback=False)
-    pairs = pa.concat_tables([prepared.pairs, met, from_stored]).combine_chunks()
+    pairs = prepared.pairs
+    if met.num_rows or from_stored.num_rows:  # a copy of every pair: only when there is more to add
+        pairs = pa.concat_tables([pairs, met, from_stored]).combine_chunks()
     given_up = pairs.filter(pc.and_(pairs.column("p_stored"), superseding(pairs)))
     superseded = pa.table(
         {

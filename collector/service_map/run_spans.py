@@ -71,11 +71,11 @@ class RunSpans:
         """Each cold-start row's init duration (None for the rest, or when the run has no
         Initialization span of it): the longest Initialization span of the run beside it (same
         trace, service and parent: OpenTelemetry) or under it (X-Ray's subsegment)."""
-        init_ns: list[int | None] = [None] * rows.num_rows
         cold = pc.fill_null(rows.column("cold_start"), False)
         inits = self.spans.filter(self.is_init())
         if not inits.num_rows or not pc.any(cold).as_py():
-            return pa.array(init_ns, pa.int64())
+            return pa.nulls(rows.num_rows, pa.int64())
+        init_ns: list[int | None] = [None] * rows.num_rows
         longest: dict[tuple[object, object, object], int] = {}
         columns = ("trace_id", "service", "parent_span_id", "duration_ns")
         for trace, service, parent, duration in zip(*(inits.column(c).to_pylist() for c in columns), strict=True):

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from demo_apps.cloud.local_cloud import LocalCloud
-from demo_apps.cloud.sam_deploy import Stack
+from demo_apps.cloud.sam.sam_deploy import Stack
 
 ACCOUNTS = 60
 

@@ -14,22 +14,22 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from demo_apps.cloud.aws_services import AwsServices
-from demo_apps.cloud.cdn import Cdn, Distribution
-from demo_apps.cloud.eventbridge import EventBridge
-from demo_apps.cloud.eventbridge_api import create_events_api
-from demo_apps.cloud.kinesis_source import KinesisEventSource, KinesisMapping
-from demo_apps.cloud.lambda_api import LambdaApiServer
-from demo_apps.cloud.lambda_async import AsyncInvoker, AsyncSettings
-from demo_apps.cloud.lambda_config import FunctionConfig
-from demo_apps.cloud.lambda_service import LambdaService, LambdaSettings
-from demo_apps.cloud.s3_events import Notification, S3Events
-from demo_apps.cloud.sfn_tasks import CloudTasks
-from demo_apps.cloud.sqs_source import SqsEventSource, SqsMapping
-from demo_apps.cloud.stepfunctions import StepFunctions, StepFunctionsSettings
-from demo_apps.cloud.stepfunctions_api import create_stepfunctions_api
-from demo_apps.cloud.targets import TargetRouter
+from demo_apps.cloud.cdn.cdn import Cdn, Distribution
+from demo_apps.cloud.events.eventbridge import EventBridge
+from demo_apps.cloud.events.eventbridge_api import create_events_api
+from demo_apps.cloud.events.kinesis_source import KinesisEventSource, KinesisMapping
+from demo_apps.cloud.events.s3_events import Notification, S3Events
+from demo_apps.cloud.events.sqs_source import SqsEventSource, SqsMapping
+from demo_apps.cloud.events.targets import TargetRouter
+from demo_apps.cloud.lambdas.lambda_api import LambdaApiServer
+from demo_apps.cloud.lambdas.lambda_async import AsyncInvoker, AsyncSettings
+from demo_apps.cloud.lambdas.lambda_config import FunctionConfig
+from demo_apps.cloud.lambdas.lambda_service import LambdaService, LambdaSettings
+from demo_apps.cloud.lambdas.vpc import Vpc
+from demo_apps.cloud.stepfunctions.sfn_tasks import CloudTasks
+from demo_apps.cloud.stepfunctions.stepfunctions import StepFunctions, StepFunctionsSettings
+from demo_apps.cloud.stepfunctions.stepfunctions_api import create_stepfunctions_api
 from demo_apps.cloud.threaded_server import ThreadedServer
-from demo_apps.cloud.vpc import Vpc
 
 _logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from tracer.exporter import OtlpHttpExporter
+from tracer import OtlpHttpExporter
 
 
 class ServiceTracers:

@@ -13,7 +13,7 @@ import httpx
 from PIL import Image
 
 from demo_apps.cloud.local_cloud import LocalCloud
-from demo_apps.cloud.sam_deploy import Stack
+from demo_apps.cloud.sam.sam_deploy import Stack
 
 
 def picture(rng: random.Random) -> bytes:

@@ -10,7 +10,7 @@ import random
 import httpx
 
 from demo_apps.cloud.local_cloud import LocalCloud
-from demo_apps.cloud.sam_deploy import Stack
+from demo_apps.cloud.sam.sam_deploy import Stack
 
 AUTHORS = [f"user{n:02d}" for n in range(25)]
 TAGS = ["python", "serverless", "aws", "opentelemetry", "xray", "duckdb", "cats", "coffee"]

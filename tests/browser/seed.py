@@ -49,32 +49,7 @@ def seed(traces_url: str) -> dict[str, str]:
                 with fn.start_as_current_span("Initialization") as init:
                     init.set_attribute("fluoro.origin", "AWS::Lambda::Function")
                     time.sleep(0.03)
-            with fn.start_as_current_span("withdraw", kind=SpanKind.SERVER) as handler:
-                handler.set_attributes(
-                    {
-                        "fluoro.origin": "AWS::Lambda::Function",
-                        "faas.coldstart": cold,
-                        "faas.trigger": "http",
-                        "fluoro.annotation.customer": f"c{i}",
-                    }
-                )
-                with fn.start_as_current_span("DynamoDB.UpdateItem", kind=SpanKind.CLIENT) as ddb:
-                    ddb.set_attributes({"fluoro.target.type": "AWS::DynamoDB::Table", "fluoro.target.name": "accounts"})
-                    if throttled:
-                        ddb.set_attributes({"fluoro.throttle": True, "fluoro.error": True})
-                        handler.set_attributes({"fluoro.throttle": True, "fluoro.error": True})
-                if fault:
-                    handler.set_attribute("fluoro.fault", True)
-                    handler.add_event(
-                        "exception",
-                        {
-                            "exception.type": "LedgerError",
-                            "exception.message": "ledger unavailable",
-                            "exception.stacktrace": "Traceback: ledger.py line 7",
-                        },
-                    )
-                with fn.start_as_current_span("notify", kind=SpanKind.PRODUCER) as send:
-                    send.set_attributes({"fluoro.target.type": "AWS::SQS::Queue", "fluoro.target.name": "alerts"})
+            send = _handler(fn, i, cold=cold, throttled=throttled, fault=fault)
         with notify.start_as_current_span(
             "deliver",
             kind=SpanKind.CONSUMER,
@@ -90,3 +65,34 @@ def seed(traces_url: str) -> dict[str, str]:
     for provider, _ in providers.values():
         provider.shutdown()
     return ids
+
+
+def _handler(fn: trace.Tracer, i: int, *, cold: bool, throttled: bool, fault: bool) -> trace.Span:
+    """The function's span and its calls (DynamoDB, an SQS message); returns the producer span."""
+    with fn.start_as_current_span("withdraw", kind=SpanKind.SERVER) as handler:
+        handler.set_attributes(
+            {
+                "fluoro.origin": "AWS::Lambda::Function",
+                "faas.coldstart": cold,
+                "faas.trigger": "http",
+                "fluoro.annotation.customer": f"c{i}",
+            }
+        )
+        with fn.start_as_current_span("DynamoDB.UpdateItem", kind=SpanKind.CLIENT) as ddb:
+            ddb.set_attributes({"fluoro.target.type": "AWS::DynamoDB::Table", "fluoro.target.name": "accounts"})
+            if throttled:
+                ddb.set_attributes({"fluoro.throttle": True, "fluoro.error": True})
+                handler.set_attributes({"fluoro.throttle": True, "fluoro.error": True})
+        if fault:
+            handler.set_attribute("fluoro.fault", True)
+            handler.add_event(
+                "exception",
+                {
+                    "exception.type": "LedgerError",
+                    "exception.message": "ledger unavailable",
+                    "exception.stacktrace": "Traceback: ledger.py line 7",
+                },
+            )
+        with fn.start_as_current_span("notify", kind=SpanKind.PRODUCER) as send:
+            send.set_attributes({"fluoro.target.type": "AWS::SQS::Queue", "fluoro.target.name": "alerts"})
+    return send

@@ -178,12 +178,6 @@ def test_analytics_shows_series_cold_starts_and_throttles(page: Any, daemon: Dae
     screenshot(page, "analytics")
 
 
-def test_pages_carry_a_strict_content_security_policy(daemon: Daemon) -> None:
-    for path in ("/", "/traces", "/analytics", "/ui/data/map", "/api/services"):
-        policy = httpx.get(f"{daemon.api_url}{path}", timeout=10).headers["content-security-policy"]
-        assert "script-src 'self'" in policy and "default-src 'none'" in policy and "unsafe-eval" not in policy
-
-
 @pytest.fixture(scope="module")
 def guarded_daemon(tmp_path_factory: pytest.TempPathFactory) -> Any:
     running = Daemon(tmp_path_factory.mktemp("guarded") / "spans.duckdb", token="s3cret-token").start()

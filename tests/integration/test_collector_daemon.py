@@ -9,7 +9,6 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -26,14 +25,6 @@ from tests.integration.daemon import FLUORO, ROOT, Daemon
 from tracer.otlp_encoder import OtlpEncoder
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    running = Daemon(tmp_path_factory.mktemp("daemon") / "spans.duckdb").start()
-    yield running
-    code, output = running.stop()
-    assert code == 0, output
 
 
 def otel_spans(service: str, count: int = 3) -> tuple[str, bytes]:

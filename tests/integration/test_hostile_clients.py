@@ -24,15 +24,6 @@ PROTOBUF = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    running = Daemon(tmp_path_factory.mktemp("hostile") / "spans.duckdb").start()
-    yield running
-    code, output = running.stop()
-    assert code == 0, output
-    assert "Traceback" not in output, output
-
-
 def post(daemon: Daemon, body: bytes, headers: dict[str, str]) -> httpx.Response:
     return httpx.post(daemon.traces_url, content=body, headers=headers, timeout=30)
 

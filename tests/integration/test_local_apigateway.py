@@ -13,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from demo_apps.cloud.apigateway import ApiGateway
-from demo_apps.cloud.apigw_definition import DefinitionError, parse_definition
-from demo_apps.cloud.apigw_stage import StageSettings
-from demo_apps.cloud.lambda_config import FunctionConfig
-from demo_apps.cloud.lambda_service import LambdaService, LambdaSettings
+from demo_apps.cloud.apigateway.apigw_definition import DefinitionError, parse_definition
+from demo_apps.cloud.apigateway.apigw_stage import StageSettings
+from demo_apps.cloud.apigateway.gateway import ApiGateway
+from demo_apps.cloud.lambdas.lambda_config import FunctionConfig
+from demo_apps.cloud.lambdas.lambda_service import LambdaService, LambdaSettings
 from demo_apps.cloud.threaded_server import ThreadedServer
 from demo_apps.otlp_sink import OtlpSink
 
@@ -93,12 +93,6 @@ def legacy_backend() -> Starlette:
         return Response('{"eur": 0.92}', media_type="application/json")
 
     return Starlette(routes=[Route("/legacy/{id}.xml", statement), Route("/rates", rates)])
-
-
-@pytest.fixture
-def sink() -> Iterator[OtlpSink]:
-    with OtlpSink() as running:
-        yield running
 
 
 @pytest.fixture

@@ -12,15 +12,15 @@ from typing import Any
 import httpx
 import pytest
 
-from demo_apps.cloud.cdn import HIT, MISS, Distribution
-from demo_apps.cloud.eventbridge import InputTransformer, Target
-from demo_apps.cloud.kinesis_source import KinesisMapping
-from demo_apps.cloud.lambda_async import AsyncSettings
-from demo_apps.cloud.lambda_config import FunctionConfig
-from demo_apps.cloud.lambda_service import LambdaSettings
+from demo_apps.cloud.cdn.cdn import HIT, MISS, Distribution
+from demo_apps.cloud.events.eventbridge import InputTransformer, Target
+from demo_apps.cloud.events.kinesis_source import KinesisMapping
+from demo_apps.cloud.events.s3_events import Notification
+from demo_apps.cloud.events.sqs_source import SqsMapping
+from demo_apps.cloud.lambdas.lambda_async import AsyncSettings
+from demo_apps.cloud.lambdas.lambda_config import FunctionConfig
+from demo_apps.cloud.lambdas.lambda_service import LambdaSettings
 from demo_apps.cloud.local_cloud import CloudSettings, LocalCloud
-from demo_apps.cloud.s3_events import Notification
-from demo_apps.cloud.sqs_source import SqsMapping
 from demo_apps.otlp_sink import OtlpSink, ReceivedSpan
 from tests.waiting import wait_until
 

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from demo_apps.cloud.lambda_config import FunctionConfig
-from demo_apps.cloud.lambda_service import LambdaSettings
+from demo_apps.cloud.lambdas.lambda_config import FunctionConfig
+from demo_apps.cloud.lambdas.lambda_service import LambdaSettings
 from demo_apps.cloud.local_cloud import CloudSettings, LocalCloud
-from demo_apps.cloud.sfn_tasks import CloudTasks
-from demo_apps.cloud.stepfunctions import StepFunctions, StepFunctionsSettings
+from demo_apps.cloud.stepfunctions.sfn_tasks import CloudTasks
+from demo_apps.cloud.stepfunctions.stepfunctions import StepFunctions, StepFunctionsSettings
 from demo_apps.otlp_sink import OtlpSink
 
 CODE = Path(__file__).parent / "lambda_code"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,14 +18,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Link, SpanKind
 
 from tests.integration.daemon import FLUORO, ROOT, Daemon
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    running = Daemon(tmp_path_factory.mktemp("query") / "spans.duckdb").start()
-    yield running
-    code, output = running.stop()
-    assert code == 0, output
 
 
 def tracer_for(daemon: Daemon, service: str) -> tuple[TracerProvider, trace.Tracer]:

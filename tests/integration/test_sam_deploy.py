@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from demo_apps.cloud.lambda_config import DeployError
-from demo_apps.cloud.lambda_service import LambdaSettings
+from demo_apps.cloud.lambdas.lambda_config import DeployError
+from demo_apps.cloud.lambdas.lambda_service import LambdaSettings
 from demo_apps.cloud.local_cloud import CloudSettings, LocalCloud
-from demo_apps.cloud.sam_deploy import deploy_template
-from demo_apps.cloud.sam_template import load_template
+from demo_apps.cloud.sam.sam_deploy import deploy_template
+from demo_apps.cloud.sam.sam_template import load_template
 from demo_apps.otlp_sink import OtlpSink
 
 CODE = Path(__file__).parent / "lambda_code"

@@ -79,6 +79,68 @@ static int array_value(Reader *r, Buf *json, Hot *hot, int depth) {
     return json ? buf_putc(json, ']') : 0;
 }
 
+/* One member of an AnyValue: a scalar read into `h`, or an array (5) or key/value list (6)
+ * kept in `container` to be read once the value's last member is known. */
+static int any_value_member(Reader *r, uint32_t field, int wire, Hot *h, Reader *container, int *container_field) {
+    uint64_t v; Reader sub;
+    if (field == 1 && wire == 2) {
+        if (read_bytes(r, &sub) < 0) return -1;
+        h->type = V_STR; h->s = sub.p; h->slen = (size_t)(sub.end - sub.p); h->truthy = h->slen > 0;
+    } else if (field == 2 && wire == 0) {
+        if (read_varint(r, &v) < 0) return -1;
+        h->type = V_BOOL; h->b = v != 0; h->truthy = h->b;
+    } else if (field == 3 && wire == 0) {
+        if (read_varint(r, &v) < 0) return -1;
+        h->type = V_INT; h->i = (int64_t)v; h->truthy = v != 0;
+    } else if (field == 4 && wire == 1) {
+        if (read_fixed64(r, &v) < 0) return -1;
+        memcpy(&h->d, &v, 8); h->type = V_DOUBLE; h->truthy = h->d != 0.0;
+    } else if ((field == 5 || field == 6) && wire == 2) {
+        if (read_bytes(r, container) < 0) return -1;
+        *container_field = (int)field;
+    } else if (field == 7 && wire == 2) {
+        if (read_bytes(r, &sub) < 0) return -1;
+        h->type = V_BYTES; h->s = sub.p; h->slen = (size_t)(sub.end - sub.p); h->truthy = h->slen > 0;
+    } else {
+        /* string_value_strindex (8) is a member the Python path reads as no value */
+        if (skip_field(r, wire) < 0) return -1;
+    }
+    return 0;
+}
+
+/* A KeyValueList value: its JSON object (when `json`), truthy when it has an entry. */
+static int kvlist_value(Reader container, Buf *json, Hot *h, int depth) {
+    Reader probe = container;
+    int entries = 0;
+    if (json && kv_list(&container, json, depth) < 0) return -1;
+    while (probe.p < probe.end) {  /* count entries for truthiness */
+        uint32_t field; int wire;
+        if (read_tag(&probe, &field, &wire) < 0 || skip_field(&probe, wire) < 0) break;
+        if (field == 1) entries++;
+    }
+    h->type = V_KVLIST; h->truthy = entries > 0;
+    return 0;
+}
+
+/* The JSON of a scalar value read into `h` (bytes as lowercase hex, as the Python path writes them). */
+static int scalar_json(Buf *json, const Hot *h) {
+    static const char hex[] = "0123456789abcdef";
+    switch (h->type) {
+    case V_STR: return buf_json_string(json, h->s, h->slen);
+    case V_BOOL: return h->b ? buf_put(json, "true", 4) : buf_put(json, "false", 5);
+    case V_INT: return buf_int(json, h->i);
+    case V_DOUBLE: return buf_double(json, h->d);
+    case V_BYTES:
+        if (buf_reserve(json, h->slen * 2 + 2) < 0 || buf_putc(json, '"') < 0) return -1;
+        for (size_t i = 0; i < h->slen; i++) {
+            char pair[2] = {hex[h->s[i] >> 4], hex[h->s[i] & 15]};
+            if (buf_put(json, pair, 2) < 0) return -1;
+        }
+        return buf_putc(json, '"');
+    default: return buf_put(json, "null", 4);
+    }
+}
+
 static int any_value(Reader *r, Buf *json, Hot *hot, int depth) {
     Hot local = {0};
     Hot *h = hot ? hot : &local;
@@ -97,63 +159,11 @@ static int any_value(Reader *r, Buf *json, Hot *hot, int depth) {
         /* Any member's field number counts, whatever its wire type: a second one, even one upb
          * would skip as unknown, only sends the value to the Python path, which is always right. */
         if (field - 1u < 8u && ++members > 1) return defer();
-        uint64_t v; Reader sub;
-        if (field == 1 && wire == 2) {
-            if (read_bytes(r, &sub) < 0) return -1;
-            h->type = V_STR; h->s = sub.p; h->slen = (size_t)(sub.end - sub.p); h->truthy = h->slen > 0;
-        } else if (field == 2 && wire == 0) {
-            if (read_varint(r, &v) < 0) return -1;
-            h->type = V_BOOL; h->b = v != 0; h->truthy = h->b;
-        } else if (field == 3 && wire == 0) {
-            if (read_varint(r, &v) < 0) return -1;
-            h->type = V_INT; h->i = (int64_t)v; h->truthy = v != 0;
-        } else if (field == 4 && wire == 1) {
-            if (read_fixed64(r, &v) < 0) return -1;
-            memcpy(&h->d, &v, 8); h->type = V_DOUBLE; h->truthy = h->d != 0.0;
-        } else if ((field == 5 || field == 6) && wire == 2) {
-            if (read_bytes(r, &container) < 0) return -1;
-            container_field = (int)field;
-        } else if (field == 7 && wire == 2) {
-            if (read_bytes(r, &sub) < 0) return -1;
-            h->type = V_BYTES; h->s = sub.p; h->slen = (size_t)(sub.end - sub.p); h->truthy = h->slen > 0;
-        } else {
-            /* string_value_strindex (8) is a member the Python path reads as no value */
-            if (skip_field(r, wire) < 0) return -1;
-        }
+        if (any_value_member(r, field, wire, h, &container, &container_field) < 0) return -1;
     }
-    if (container_field == 5) {
-        if (array_value(&container, json, h, depth) < 0) return -1;
-        return 0;
-    }
-    if (container_field == 6) {
-        Reader probe = container;
-        int entries = 0;
-        if (json && kv_list(&container, json, depth) < 0) return -1;
-        while (probe.p < probe.end) {  /* count entries for truthiness */
-            uint32_t f2; int w2;
-            if (read_tag(&probe, &f2, &w2) < 0 || skip_field(&probe, w2) < 0) break;
-            if (f2 == 1) entries++;
-        }
-        h->type = V_KVLIST; h->truthy = entries > 0;
-        return 0;
-    }
-    if (!json) return 0;
-    switch (h->type) {
-    case V_STR: return buf_json_string(json, h->s, h->slen);
-    case V_BOOL: return h->b ? buf_put(json, "true", 4) : buf_put(json, "false", 5);
-    case V_INT: return buf_int(json, h->i);
-    case V_DOUBLE: return buf_double(json, h->d);
-    case V_BYTES: {
-        static const char hex[] = "0123456789abcdef";
-        if (buf_reserve(json, h->slen * 2 + 2) < 0 || buf_putc(json, '"') < 0) return -1;
-        for (size_t i = 0; i < h->slen; i++) {
-            char pair[2] = {hex[h->s[i] >> 4], hex[h->s[i] & 15]};
-            if (buf_put(json, pair, 2) < 0) return -1;
-        }
-        return buf_putc(json, '"');
-    }
-    default: return buf_put(json, "null", 4);
-    }
+    if (container_field == 5) return array_value(&container, json, h, depth) < 0 ? -1 : 0;
+    if (container_field == 6) return kvlist_value(container, json, h, depth);
+    return json ? scalar_json(json, h) : 0;
 }
 
 /* A KeyValueList or repeated KeyValue as a JSON object (later duplicates win, as in Python). */

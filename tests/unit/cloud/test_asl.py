@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from demo_apps.cloud.asl_choice import evaluate
-from demo_apps.cloud.asl_definition import InvalidDefinition, check_definition
-from demo_apps.cloud.asl_interpreter import Interpreter, RunLimits, StatesError
-from demo_apps.cloud.asl_paths import PathError, fill_template, select, with_result
+from demo_apps.cloud.stepfunctions.asl_choice import evaluate
+from demo_apps.cloud.stepfunctions.asl_definition import InvalidDefinition, check_definition
+from demo_apps.cloud.stepfunctions.asl_interpreter import Interpreter, RunLimits, StatesError
+from demo_apps.cloud.stepfunctions.asl_paths import PathError, fill_template, select, with_result
 
 DOC = {"order": {"id": "o-1", "items": [{"sku": "a", "n": 2}, {"sku": "b", "n": 3}]}, "total": 12.5, "vip": True}
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from demo_apps.cloud.event_patterns import InvalidEventPattern, check_pattern, matches
-from demo_apps.cloud.eventbridge import render_template
+from demo_apps.cloud.events.event_patterns import InvalidEventPattern, check_pattern, matches
+from demo_apps.cloud.events.eventbridge import render_template
 
 EVENT: dict[str, Any] = {
     "source": "bank.ledger",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from demo_apps.cloud.lambda_config import DeployError
-from demo_apps.cloud.sam_template import load_template
+from demo_apps.cloud.lambdas.lambda_config import DeployError
+from demo_apps.cloud.sam.sam_template import load_template
 
 QUEUES = "http://127.0.0.1:5000"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,10 @@ from tests.unit.collector.pipeline_support import RecordingLog
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> RecordingLog:
-    return RecordingLog(str(tmp_path / "spans.ingest"))
+def log(tmp_path: Path) -> Iterator[RecordingLog]:
+    opened = RecordingLog(str(tmp_path / "spans.ingest"))
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

@@ -78,19 +78,25 @@ def test_configure_twice_is_safe(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_public_api_is_pinned() -> None:
     assert sorted(tracer.__all__) == [
+        "EVENTBRIDGE_CARRIER_KEY",
+        "OtlpHttpExporter",
         "Tracing",
         "TracingMiddleware",
         "XRayRulesSampler",
         "active",
         "annotate",
         "configure",
+        "extract_from",
         "flush",
         "instrument_aws",
         "instrument_http",
+        "message_carriers",
         "put_metadata",
+        "resolve_settings",
         "shutdown",
         "traced",
         "track_imports",
+        "xray_header",
     ]
     for name in tracer.__all__:
         assert hasattr(tracer, name)

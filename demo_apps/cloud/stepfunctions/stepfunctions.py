@@ -29,13 +29,12 @@ from typing import Any, Final, Literal
 from opentelemetry.propagators.aws import AwsXRayPropagator
 from opentelemetry.trace import SpanKind
 
-from demo_apps.cloud.asl_definition import InvalidDefinition, check_definition
-from demo_apps.cloud.asl_interpreter import Interpreter, RunLimits, StatesError, TaskRunner
 from demo_apps.cloud.aws_json_api import AwsApiError
 from demo_apps.cloud.service_tracers import ServiceTracers
-from demo_apps.cloud.sfn_store import Execution, ExecutionStore
-from tracer import semconv
-from tracer.propagation import extract_from
+from demo_apps.cloud.stepfunctions.asl_definition import InvalidDefinition, check_definition
+from demo_apps.cloud.stepfunctions.asl_interpreter import Interpreter, RunLimits, StatesError, TaskRunner
+from demo_apps.cloud.stepfunctions.sfn_store import Execution, ExecutionStore
+from tracer import extract_from, semconv
 
 _logger = logging.getLogger(__name__)
 _XRAY = AwsXRayPropagator()

@@ -27,10 +27,9 @@ from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import SpanKind
 
-from demo_apps.cloud.asl_choice import evaluate
-from demo_apps.cloud.asl_paths import PathError, fill_template, select, with_result
-from tracer import semconv
-from tracer.propagation import xray_header
+from demo_apps.cloud.stepfunctions.asl_choice import evaluate
+from demo_apps.cloud.stepfunctions.asl_paths import PathError, fill_template, select, with_result
+from tracer import semconv, xray_header
 
 
 class StatesError(Exception):

@@ -19,20 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from demo_apps.cloud.apigateway import ApiGateway
-from demo_apps.cloud.apigw_definition import DefinitionError, parse_definition
-from demo_apps.cloud.apigw_stage import StageSettings
+from demo_apps.cloud.apigateway.apigw_definition import DefinitionError, parse_definition
+from demo_apps.cloud.apigateway.apigw_stage import StageSettings
+from demo_apps.cloud.apigateway.gateway import ApiGateway
 from demo_apps.cloud.aws_json_api import AwsApiError
-from demo_apps.cloud.cdn import Cdn, Distribution
-from demo_apps.cloud.eventbridge import InputTransformer, Target
-from demo_apps.cloud.kinesis_source import KinesisMapping
-from demo_apps.cloud.lambda_config import DeployError, FunctionConfig
+from demo_apps.cloud.cdn.cdn import Cdn
+from demo_apps.cloud.events.eventbridge import InputTransformer, Target
+from demo_apps.cloud.lambdas.lambda_config import DeployError, FunctionConfig
+from demo_apps.cloud.lambdas.vpc import PrivateResource, VpcConfig
 from demo_apps.cloud.local_cloud import LocalCloud
-from demo_apps.cloud.s3_events import Notification
-from demo_apps.cloud.sam_template import ACCOUNT, Resource, Template
-from demo_apps.cloud.sqs_source import SqsMapping
+from demo_apps.cloud.sam.sam_event_sources import distribution, event_sources, queue_url
+from demo_apps.cloud.sam.sam_template import ACCOUNT, Resource, Template
 from demo_apps.cloud.threaded_server import ThreadedServer
-from demo_apps.cloud.vpc import PrivateResource, VpcConfig
 
 IMPLICIT_API: Final = "ServerlessRestApi"
 _LAMBDA_URI: Final = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{arn}/invocations"
@@ -80,9 +78,9 @@ def deploy_template(cloud: LocalCloud, template: Template) -> Stack:
             _state_machine(cloud, template, resource, stack)
         _rules(cloud, template)
         for resource in template.of_type("AWS::Serverless::Function"):
-            _event_sources(cloud, resource, resource.properties.get("Events") or {}, stack)
+            event_sources(cloud, resource, resource.properties.get("Events") or {})
         for resource in template.of_type("AWS::CloudFront::Distribution"):
-            _distribution(cloud, resource, stack)
+            stack.cdns[resource.logical_id] = cloud.add_cdn(distribution(resource))
     except BaseException:
         stack.close()
         raise
@@ -201,10 +199,6 @@ def _rules(cloud: LocalCloud, template: Template) -> None:
 
 
 # ---------------------------------------------------------------------- functions
-
-
-def queue_url(cloud: LocalCloud, arn: str) -> str:
-    return f"{cloud.aws.endpoint}/{ACCOUNT}/{arn.rsplit(':', 1)[-1]}"
 
 
 def _destination(cloud: LocalCloud, spec: Any, where: str) -> str | None:
@@ -351,99 +345,4 @@ def _state_machine(cloud: LocalCloud, template: Template, resource: Resource, st
     except AwsApiError as exc:
         raise DeployError(f"{resource.where('Definition')}: {exc.message}") from None
     stack.machines[resource.logical_id] = arn
-    _event_sources(cloud, resource, props.get("Events") or {}, stack, target_arn=arn)
-
-
-# ---------------------------------------------------------------------- event sources, CDN
-
-
-def _event_sources(
-    cloud: LocalCloud, resource: Resource, events: Mapping[str, Any], stack: Stack, target_arn: str | None = None
-) -> None:
-    name = resource.physical_name
-    arn = target_arn or f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"
-    for event_id, event in events.items():
-        kind, spec, where = event.get("Type"), event.get("Properties") or {}, f"{resource.where('Events')}.{event_id}"
-        if kind == "Api":
-            continue
-        if target_arn is not None and kind != "EventBridgeRule":
-            raise DeployError(f"{where}: a state machine supports EventBridgeRule events only")
-        if kind == "S3":
-            rules = ((spec.get("Filter") or {}).get("S3Key") or {}).get("Rules") or []
-            filters = {str(r["Name"]).lower(): str(r["Value"]) for r in rules}
-            events_of = spec.get("Events", "s3:ObjectCreated:*")
-            cloud.add_s3_notification(
-                Notification(
-                    str(spec["Bucket"]),
-                    arn,
-                    tuple(events_of) if isinstance(events_of, list) else (str(events_of),),
-                    filters.get("prefix", ""),
-                    filters.get("suffix", ""),
-                    id=event_id,
-                )
-            )
-        elif kind == "SQS":
-            cloud.add_sqs_mapping(
-                SqsMapping(
-                    name,
-                    queue_url(cloud, str(spec["Queue"])),
-                    batch_size=int(spec.get("BatchSize", 10)),
-                    batching_window_s=float(spec.get("MaximumBatchingWindowInSeconds", 0)),
-                    report_batch_item_failures="ReportBatchItemFailures" in (spec.get("FunctionResponseTypes") or []),
-                )
-            )
-        elif kind == "Kinesis":
-            on_failure = ((spec.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-            cloud.add_kinesis_mapping(
-                KinesisMapping(
-                    name,
-                    str(spec["Stream"]).rsplit("/", 1)[-1],
-                    batch_size=int(spec.get("BatchSize", 100)),
-                    starting_position=spec.get("StartingPosition", "TRIM_HORIZON"),
-                    max_retry_attempts=int(spec.get("MaximumRetryAttempts", -1)),
-                    bisect_on_error=bool(spec.get("BisectBatchOnFunctionError", False)),
-                    on_failure=str(on_failure) if on_failure else None,
-                )
-            )
-        elif kind == "EventBridgeRule":
-            bus = str(spec.get("EventBusName", "default"))
-            rule = f"{name}-{event_id}"
-            transformer = spec.get("InputTransformer")
-            try:
-                cloud.events.put_rule(rule, spec["Pattern"], bus=bus)
-                cloud.events.put_targets(
-                    rule,
-                    [
-                        Target(
-                            event_id,
-                            arn,
-                            input_path=spec.get("InputPath"),
-                            transformer=InputTransformer(
-                                dict(transformer["InputPathsMap"]), str(transformer["InputTemplate"])
-                            )
-                            if transformer
-                            else None,
-                        )
-                    ],
-                    bus=bus,
-                )
-            except AwsApiError as exc:
-                raise DeployError(f"{where}: {exc.message}") from None
-        else:
-            raise DeployError(f"{where}.Type: {kind!r} is not supported (Api, S3, SQS, Kinesis, EventBridgeRule)")
-
-
-def _distribution(cloud: LocalCloud, resource: Resource, stack: Stack) -> None:
-    config = resource.properties.get("DistributionConfig") or {}
-    origins = config.get("Origins") or []
-    if len(origins) != 1 or ".s3" not in str(origins[0].get("DomainName", "")):
-        raise DeployError(f"{resource.where('DistributionConfig')}.Origins: exactly one S3 bucket origin is supported")
-    behaviour = config.get("DefaultCacheBehavior") or {}
-    distribution = Distribution(
-        str(config.get("Comment") or resource.physical_name),  # the service name on the map
-        str(origins[0]["DomainName"]).split(".s3", 1)[0],
-        default_ttl_s=float(behaviour.get("DefaultTTL", 86_400)),
-        min_ttl_s=float(behaviour.get("MinTTL", 0)),
-        max_ttl_s=float(behaviour.get("MaxTTL", 31_536_000)),
-    )
-    stack.cdns[resource.logical_id] = cloud.add_cdn(distribution)
+    event_sources(cloud, resource, props.get("Events") or {}, target_arn=arn)

@@ -29,7 +29,7 @@ from typing import Any, Final
 
 import yaml
 
-from demo_apps.cloud.lambda_config import DeployError
+from demo_apps.cloud.lambdas.lambda_config import DeployError
 from demo_apps.local_collector import free_port
 
 REGION: Final = "us-east-1"

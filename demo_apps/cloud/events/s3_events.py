@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from demo_apps.cloud.targets import TargetRouter
+from demo_apps.cloud.events.targets import TargetRouter
 
 _logger = logging.getLogger(__name__)
 REGION: Final = "us-east-1"

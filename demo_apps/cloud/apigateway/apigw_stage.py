@@ -29,14 +29,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
 from starlette.types import ASGIApp
 
-from demo_apps.cloud.apigw_definition import ApiDefinition, Integration, Route
-from demo_apps.cloud.lambda_service import FunctionError, LambdaService, TooManyRequests
-from demo_apps.cloud.response_cache import ResponseCache
-from tracer import semconv
-from tracer.asgi import TracingMiddleware
-from tracer.propagation import xray_header
-from tracer.runtime import Tracing
-from tracer.settings import resolve_settings
+from demo_apps.cloud.apigateway.apigw_definition import ApiDefinition, Integration, Route
+from demo_apps.cloud.apigateway.response_cache import ResponseCache
+from demo_apps.cloud.lambdas.lambda_errors import FunctionError, TooManyRequests
+from demo_apps.cloud.lambdas.lambda_service import LambdaService
+from tracer import Tracing, TracingMiddleware, resolve_settings, semconv, xray_header
 
 _access = logging.getLogger("demo_apps.cloud.apigateway.access")
 _logger = logging.getLogger(__name__)

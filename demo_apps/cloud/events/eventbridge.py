@@ -27,9 +27,9 @@ from jsonpath_ng import parse as parse_path
 from jsonpath_ng.exceptions import JSONPathError
 
 from demo_apps.cloud.aws_json_api import AwsApiError
-from demo_apps.cloud.event_patterns import InvalidEventPattern, check_pattern, matches
-from demo_apps.cloud.targets import TargetRouter, UnknownTarget
-from tracer.events import EVENTBRIDGE_CARRIER_KEY
+from demo_apps.cloud.events.event_patterns import InvalidEventPattern, check_pattern, matches
+from demo_apps.cloud.events.targets import TargetRouter, UnknownTarget
+from tracer import EVENTBRIDGE_CARRIER_KEY
 
 ACCOUNT: Final = "123456789012"
 REGION: Final = "us-east-1"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from demo_apps.cloud.vpc import VpcConfig
+from demo_apps.cloud.lambdas.vpc import VpcConfig
 
 MIN_MEMORY_MB: Final = 128
 MAX_MEMORY_MB: Final = 10_240

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from demo_apps.cloud.apigw_definition import ApiDefinition
-from demo_apps.cloud.apigw_stage import Stage, StageSettings
-from demo_apps.cloud.lambda_service import LambdaService
+from demo_apps.cloud.apigateway.apigw_definition import ApiDefinition
+from demo_apps.cloud.apigateway.apigw_stage import Stage, StageSettings
+from demo_apps.cloud.lambdas.lambda_service import LambdaService
 from demo_apps.cloud.threaded_server import ThreadedServer
 
 

@@ -14,8 +14,9 @@ from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from demo_apps.cloud.asl_interpreter import StatesError
-from demo_apps.cloud.lambda_service import FunctionError, LambdaService, ResourceNotFound, TooManyRequests
+from demo_apps.cloud.lambdas.lambda_errors import FunctionError, ResourceNotFound, TooManyRequests
+from demo_apps.cloud.lambdas.lambda_service import LambdaService
+from demo_apps.cloud.stepfunctions.asl_interpreter import StatesError
 from tracer import semconv
 
 LAMBDA_INVOKE: Final = "arn:aws:states:::lambda:invoke"

@@ -27,7 +27,7 @@ import time
 import traceback
 from typing import Any
 
-from demo_apps.cloud.lambda_xray import from_environment
+from demo_apps.cloud.lambdas.lambda_xray import from_environment
 
 
 class LambdaContext:

@@ -28,10 +28,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from demo_apps.cloud.response_cache import ResponseCache
+from demo_apps.cloud.apigateway.response_cache import ResponseCache
 from demo_apps.cloud.service_tracers import ServiceTracers
-from tracer import semconv
-from tracer.propagation import extract_from
+from tracer import extract_from, semconv
 
 HIT: Final = "Hit from cloudfront"
 MISS: Final = "Miss from cloudfront"

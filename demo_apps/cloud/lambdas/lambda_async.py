@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from demo_apps.cloud.lambda_service import FunctionError, LambdaService, TooManyRequests
+from demo_apps.cloud.lambdas.lambda_errors import FunctionError, TooManyRequests
+from demo_apps.cloud.lambdas.lambda_service import LambdaService
 
 _logger = logging.getLogger(__name__)
 SendToQueue = Callable[[str, str], None]  # (queue url, message body)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from demo_apps.cloud.asl_choice import check_rule
-from demo_apps.cloud.asl_paths import PathError, check_path, reference_steps
+from demo_apps.cloud.stepfunctions.asl_choice import check_rule
+from demo_apps.cloud.stepfunctions.asl_paths import PathError, check_path, reference_steps
 
 STATE_TYPES: Final = frozenset({"Pass", "Task", "Choice", "Wait", "Parallel", "Map", "Succeed", "Fail"})
 SERVICE_RESOURCES: Final = frozenset(

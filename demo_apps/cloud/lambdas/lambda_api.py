@@ -23,10 +23,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from demo_apps.cloud.lambda_async import AsyncInvoker, EventQueueFull
-from demo_apps.cloud.lambda_service import FunctionError, LambdaService, ResourceNotFound, TooManyRequests
+from demo_apps.cloud.lambdas.lambda_async import AsyncInvoker, EventQueueFull
+from demo_apps.cloud.lambdas.lambda_errors import FunctionError, ResourceNotFound, TooManyRequests
+from demo_apps.cloud.lambdas.lambda_service import LambdaService
 from demo_apps.cloud.threaded_server import ThreadedServer
-from tracer.propagation import extract_from, xray_header
+from tracer import extract_from, xray_header
 
 _PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), AwsXRayPropagator()])
 

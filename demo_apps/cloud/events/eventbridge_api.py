@@ -7,7 +7,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from demo_apps.cloud.aws_json_api import AwsApiError, create_json_api
-from demo_apps.cloud.eventbridge import EventBridge, InputTransformer, Target
+from demo_apps.cloud.events.eventbridge import EventBridge, InputTransformer, Target
 
 
 def _target(document: dict[str, Any]) -> Target:

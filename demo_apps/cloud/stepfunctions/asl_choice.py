@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from demo_apps.cloud.asl_paths import PathError, check_path, select
+from demo_apps.cloud.stepfunctions.asl_paths import PathError, check_path, select
 
 _ORDER: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "Equals": operator.eq,

@@ -34,18 +34,17 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from demo_apps.cloud.lambda_config import DeployError, FunctionConfig, validate
-from demo_apps.cloud.lambda_environment import (
+from demo_apps.cloud.lambdas.lambda_config import DeployError, FunctionConfig, validate
+from demo_apps.cloud.lambdas.lambda_environment import (
     EnvironmentFailed,
     ExecutionEnvironment,
     InvocationTimedOut,
     Outcome,
 )
+from demo_apps.cloud.lambdas.lambda_errors import FunctionError, ResourceNotFound, TooManyRequests
+from demo_apps.cloud.lambdas.vpc import Vpc, VpcError
 from demo_apps.cloud.service_tracers import ServiceTracers
-from demo_apps.cloud.vpc import Vpc, VpcError
-from tracer import semconv
-from tracer.events import message_carriers
-from tracer.propagation import extract_from, xray_header
+from tracer import extract_from, message_carriers, semconv, xray_header
 
 _logger = logging.getLogger(__name__)
 _XRAY = AwsXRayPropagator()
@@ -56,18 +55,6 @@ LATEST: Final = "$LATEST"
 ACCOUNT: Final = "123456789012"
 
 
-class TooManyRequests(RuntimeError):
-    """TooManyRequestsException: the function's or the account's concurrency is used up."""
-
-    status = 429
-
-
-class ResourceNotFound(KeyError):
-    """ResourceNotFoundException: no such function, version or alias (HTTP 404)."""
-
-    status = 404
-
-
 @dataclass(frozen=True)
 class Alias:
     """A name for a version, optionally sending `weight` of the invocations to a second one."""
@@ -75,14 +62,6 @@ class Alias:
     version: str
     additional_version: str | None = None
     weight: float = 0.0
-
-
-class FunctionError(RuntimeError):
-    """The handler raised (or its environment failed): AWS's Unhandled function error."""
-
-    def __init__(self, payload: dict[str, Any]) -> None:
-        super().__init__(payload.get("errorMessage", "function error"))
-        self.payload = payload
 
 
 @dataclass

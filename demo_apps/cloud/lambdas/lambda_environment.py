@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from demo_apps.cloud.lambda_config import FunctionConfig
-from demo_apps.cloud.vpc import ENI_ATTACH_S, Vpc
+from demo_apps.cloud.lambdas.lambda_config import FunctionConfig
+from demo_apps.cloud.lambdas.vpc import ENI_ATTACH_S, Vpc
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,7 +95,7 @@ class ExecutionEnvironment:
             time.sleep(ENI_ATTACH_S)  # attaching the interface is part of a VPC function's init
             env.update(FLUORO_VPC_ADDRESS=loopback, FLUORO_VPC_PRIVATE_IP=address)
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "demo_apps.cloud.lambda_worker", self.config.module, self.config.function],
+            [sys.executable, "-m", "demo_apps.cloud.lambdas.lambda_worker", self.config.module, self.config.function],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=None,

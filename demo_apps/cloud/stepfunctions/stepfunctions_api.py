@@ -11,7 +11,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from demo_apps.cloud.aws_json_api import AwsApiError, create_json_api
-from demo_apps.cloud.stepfunctions import StepFunctions
+from demo_apps.cloud.stepfunctions.stepfunctions import StepFunctions
 
 
 def _required(request: dict[str, Any], field: str) -> str:

@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
-from demo_apps.cloud.lambda_service import FunctionError, LambdaService, TooManyRequests, producer_links
+from demo_apps.cloud.lambdas.lambda_errors import FunctionError, TooManyRequests
+from demo_apps.cloud.lambdas.lambda_service import LambdaService, producer_links
 
 _logger = logging.getLogger(__name__)
 REGION: Final = "us-east-1"

@@ -1,0 +1,1 @@
+"""API Gateway: REST and HTTP API stages (throttling, caching, mapping), from their definitions."""

@@ -1,0 +1,1 @@
+"""A CDN in front of the local cloud's origins."""

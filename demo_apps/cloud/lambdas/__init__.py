@@ -1,0 +1,1 @@
+"""Lambda: functions in real processes (environments, cold starts, concurrency, async invokes, VPC), its API."""

@@ -1,0 +1,1 @@
+"""SAM: templates read and stacks deployed into the local cloud."""
