@@ -58,16 +58,22 @@ def run_calls(run: RunSpans, pairs: pa.Table) -> pa.Table:
 def _root_entries(run: RunSpans) -> pa.Table:
     spans = run.spans
     roots = spans.filter(pc.and_(pc.is_null(spans.column("parent_span_id")), run.not_init()))
+    return entries_from_outside(roots, run.init_ns_of(roots))
+
+
+def entries_from_outside(rows: pa.Table, init_ns: pa.ChunkedArray | pa.Array) -> pa.Table:
+    """Requests into the rows' nodes from a caller the map does not know (a client): roots, and
+    children whose parent never came."""
     return calls_of(
-        roots,
+        rows,
         role="entry",
         caller=None,
         caller_type=None,
-        callee=roots.column("service"),
-        callee_type=roots.column("origin"),
+        callee=rows.column("service"),
+        callee_type=rows.column("origin"),
         is_async=False,
         dwell_ns=None,
-        init_ns=run.init_ns_of(roots),
+        init_ns=init_ns,
     )
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collector.service_map.call_rows import calls_of, run_calls, superseding
+from collector.service_map.call_rows import entries_from_outside, run_calls, superseding
 from collector.service_map.keys import KeyIndex, to_numpy_u64
 from collector.service_map.roles import LOOKBACK_NS, PARTNER_COLUMNS, PARTNER_SCHEMA, SKEW_NS, WANT_SCHEMA
 from collector.service_map.run_spans import RunSpans
@@ -108,17 +108,7 @@ def expired_calls(waiting: pa.Table) -> pa.Table:
     """Children that waited past the parent wait (WANT_SCHEMA) as entries from an unknown caller;
     a consumer whose message's producer never came has no call (it is an entry of its own)."""
     orphans = waiting.filter(pc.equal(waiting.column("relation"), "parent"))
-    return calls_of(
-        orphans,
-        role="entry",
-        caller=None,
-        caller_type=None,
-        callee=orphans.column("service"),
-        callee_type=orphans.column("origin"),
-        is_async=False,
-        dwell_ns=None,
-        init_ns=orphans.column("init_ns"),
-    )
+    return entries_from_outside(orphans, orphans.column("init_ns"))
 
 
 def pair_wants(

@@ -81,7 +81,7 @@ static int array_value(Reader *r, Buf *json, Hot *hot, int depth) {
 
 /* One member of an AnyValue: a scalar read into `h`, or an array (5) or key/value list (6)
  * kept in `container` to be read once the value's last member is known. */
-static int any_value_member(Reader *r, uint32_t field, int wire, Hot *h, Reader *container, int *container_field) {
+static inline int any_value_member(Reader *r, uint32_t field, int wire, Hot *h, Reader *container, int *container_field) {
     uint64_t v; Reader sub;
     if (field == 1 && wire == 2) {
         if (read_bytes(r, &sub) < 0) return -1;
@@ -123,7 +123,7 @@ static int kvlist_value(Reader container, Buf *json, Hot *h, int depth) {
 }
 
 /* The JSON of a scalar value read into `h` (bytes as lowercase hex, as the Python path writes them). */
-static int scalar_json(Buf *json, const Hot *h) {
+static inline int scalar_json(Buf *json, const Hot *h) {
     static const char hex[] = "0123456789abcdef";
     switch (h->type) {
     case V_STR: return buf_json_string(json, h->s, h->slen);

@@ -1,4 +1,4 @@
-"""Fixtures of the collector's unit tests: the ingest pipeline's log and manual clock."""
+"""Fixtures of the collector's unit tests: a DuckDB store, the ingest pipeline's log and manual clock."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.storage.duckdb_store import DuckDBStore
 from tests.clocks import ManualClock
 from tests.unit.collector.pipeline_support import RecordingLog
 
@@ -21,3 +22,11 @@ def log(tmp_path: Path) -> Iterator[RecordingLog]:
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[DuckDBStore]:
+    """A DuckDB store on a file of the test's own (tests that need another define their own)."""
+    instance = DuckDBStore(str(tmp_path / "map.duckdb"))
+    yield instance
+    instance.close()

@@ -7,7 +7,10 @@ from typing import Any
 from collector.model import SpanBatch
 from collector.query.service_map import MapQuery, service_map
 from collector.storage.duckdb_store import DuckDBStore
-from tests.factories import at, spans_batch
+from collector.storage.protocols import TimeWindow
+from tests.factories import SECOND, T0, at, spans_batch
+
+WINDOW = TimeWindow(T0 - 60 * SECOND, T0 + 600 * SECOND)
 
 
 def linked_map(store: DuckDBStore, query: MapQuery) -> dict[str, Any]:

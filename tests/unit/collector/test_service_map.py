@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from collector.filters.filter_parser import parse_filter
 from collector.query.service_map import MapQuery
 from collector.storage.duckdb_store import DuckDBStore
-from collector.storage.protocols import TimeWindow
-from tests.factories import SECOND, T0, at, spans_batch
-from tests.unit.collector.map_support import by_name, chain_batches, linked_map
-
-WINDOW = TimeWindow(T0 - 60 * SECOND, T0 + 600 * SECOND)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[DuckDBStore]:
-    instance = DuckDBStore(str(tmp_path / "map.duckdb"))
-    yield instance
-    instance.close()
+from tests.factories import at, spans_batch
+from tests.unit.collector.map_support import WINDOW, by_name, chain_batches, linked_map
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))

@@ -3,9 +3,6 @@ values break linking, times at the end of int64."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pyarrow as pa
 import pytest
 
@@ -16,16 +13,7 @@ from collector.storage import duckdb_calls
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.protocols import TimeWindow
 from tests.factories import SECOND, T0, at, spans_batch
-from tests.unit.collector.map_support import by_name, chain_batches, linked_map
-
-WINDOW = TimeWindow(T0 - 60 * SECOND, T0 + 600 * SECOND)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[DuckDBStore]:
-    instance = DuckDBStore(str(tmp_path / "map.duckdb"))
-    yield instance
-    instance.close()
+from tests.unit.collector.map_support import WINDOW, by_name, chain_batches, linked_map
 
 
 def test_many_nodes_fold_and_the_response_says_so(store: DuckDBStore) -> None:
