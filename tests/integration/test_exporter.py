@@ -65,6 +65,7 @@ def test_posts_protobuf_with_headers_and_gzip(server: tuple[ThreadingHTTPServer,
     httpd, script = server
     exporter = OtlpHttpExporter(endpoint(httpd), headers={"authorization": "Bearer t"}, compression="gzip")
     assert exporter.export(one_span()).name == "SUCCESS"
+    exporter.shutdown()
     ((headers, body),) = script.requests
     assert headers["content-type"] == "application/x-protobuf"
     assert headers["content-encoding"] == "gzip"
@@ -75,14 +76,18 @@ def test_posts_protobuf_with_headers_and_gzip(server: tuple[ThreadingHTTPServer,
 def test_retries_retryable_statuses_honouring_retry_after(server: tuple[ThreadingHTTPServer, Script]) -> None:
     httpd, script = server
     script.statuses = [(503, {"Retry-After": "0"}), (429, {"Retry-After": "0"})]
-    assert OtlpHttpExporter(endpoint(httpd)).export(one_span()).name == "SUCCESS"
+    exporter = OtlpHttpExporter(endpoint(httpd))
+    assert exporter.export(one_span()).name == "SUCCESS"
+    exporter.shutdown()
     assert len(script.requests) == 3
 
 
 def test_gives_up_on_a_non_retryable_status(server: tuple[ThreadingHTTPServer, Script]) -> None:
     httpd, script = server
     script.statuses = [(400, {})]
-    assert OtlpHttpExporter(endpoint(httpd)).export(one_span()).name == "FAILURE"
+    exporter = OtlpHttpExporter(endpoint(httpd))
+    assert exporter.export(one_span()).name == "FAILURE"
+    exporter.shutdown()
     assert len(script.requests) == 1
 
 

@@ -10,6 +10,7 @@ discarded, as AWS discards a timed-out sandbox. The memory model: a function get
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -164,7 +165,14 @@ class ExecutionEnvironment:
         return self._process is not None and self._process.poll() is None
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait(timeout=5)
+        """End the environment's process (if it still runs), close its pipes, remove its /tmp."""
+        process = self._process
+        if process is not None:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=5)
+            for pipe in (process.stdin, process.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):  # a killed worker's stdin may refuse the flush
+                        pipe.close()
         shutil.rmtree(self.tmp_dir, ignore_errors=True)

@@ -147,8 +147,12 @@ class PrivateResource:
                     with contextlib.suppress(OSError):
                         end.shutdown(socket.SHUT_RDWR)
 
-        threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+        forward = threading.Thread(target=pipe, args=(client, upstream), daemon=True)
+        forward.start()
         pipe(upstream, client)
+        forward.join(10)  # either direction's end shuts both sockets down, so the other ends too
+        client.close()
+        upstream.close()
 
     def stop(self) -> None:
         self._stopping.set()

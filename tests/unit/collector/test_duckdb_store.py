@@ -134,9 +134,10 @@ def test_a_file_held_by_another_process_is_reported(tmp_path: Path) -> None:
         with pytest.raises(StoreLocked, match="in use by another process"):
             DuckDBStore(str(path))
     finally:
-        assert holder.stdin is not None
+        assert holder.stdin is not None and holder.stdout is not None
         holder.stdin.close()
         holder.wait(10)
+        holder.stdout.close()
 
 
 def test_children_waiting_in_an_older_pending_table_keep_waiting_after_the_migration(tmp_path: Path) -> None:

@@ -15,13 +15,22 @@ FIRST = b"P" + bytes(range(256)) * 40
 SECOND = b"J" + b'{"resourceSpans": []}' * 30
 
 
+def replayed(path: str) -> list[bytes]:
+    """What a fresh start would replay from the log at `path` (opened and closed again)."""
+    log = IngestLog(path)
+    try:
+        return log.replay()
+    finally:
+        log.close()
+
+
 def test_records_come_back_whole_and_in_order_after_a_reopen(tmp_path: Path) -> None:
     path = str(tmp_path / "spans.ingest")
     log = IngestLog(path)
     log.append([FIRST])
     log.append([SECOND, b""])
     log.close()
-    assert IngestLog(path).replay() == [FIRST, SECOND, b""]
+    assert replayed(path) == [FIRST, SECOND, b""]
 
 
 def test_sealed_segments_replay_before_the_open_one_until_dropped(tmp_path: Path) -> None:
@@ -41,7 +50,8 @@ def test_sealed_segments_replay_before_the_open_one_until_dropped(tmp_path: Path
     assert not os.path.exists(f"{log.path}.1") and reopened.replay() == [SECOND, b"third"]
     assert reopened.seal() == [2, 3]  # numbering goes on after the segments found at start
     reopened.drop([2, 3])
-    assert reopened.size_bytes == 0 and IngestLog(log.path).replay() == []
+    assert reopened.size_bytes == 0 and replayed(log.path) == []
+    reopened.close()
 
 
 def test_a_seal_that_cannot_open_a_new_segment_keeps_appending_to_the_old(
@@ -59,7 +69,8 @@ def test_a_seal_that_cannot_open_a_new_segment_keeps_appending_to_the_old(
     monkeypatch.undo()
     log.append([SECOND])
     assert os.listdir(tmp_path) == ["spans.ingest"]
-    assert IngestLog(log.path).replay() == [FIRST, SECOND]
+    assert replayed(log.path) == [FIRST, SECOND]
+    log.close()
 
 
 @pytest.mark.parametrize("cut_bytes", [1, 7, 500])
@@ -74,7 +85,8 @@ def test_a_torn_last_record_is_dropped_and_cut_off(tmp_path: Path, cut_bytes: in
     assert reopened.replay() == [FIRST]
     assert os.path.getsize(log.path) == whole == reopened.size_bytes
     reopened.append([b"third"])  # goes after the last whole record, not after the torn bytes
-    assert IngestLog(log.path).replay() == [FIRST, b"third"]
+    assert replayed(log.path) == [FIRST, b"third"]
+    reopened.close()
 
 
 def test_a_record_that_fails_its_checksum_ends_the_replay(tmp_path: Path) -> None:
@@ -88,7 +100,7 @@ def test_a_record_that_fails_its_checksum_ends_the_replay(tmp_path: Path) -> Non
         byte = raw.read(1)
         raw.seek(start_of_second + 40)
         raw.write(bytes([byte[0] ^ 0xFF]))
-    assert IngestLog(log.path).replay() == [FIRST]
+    assert replayed(log.path) == [FIRST]
 
 
 def test_a_failed_append_leaves_no_partial_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,7 +116,8 @@ def test_a_failed_append_leaves_no_partial_record(tmp_path: Path, monkeypatch: p
     with pytest.raises(StoreUnavailable, match="No space left"):
         log.append([SECOND])
     log.append([b"third"])
-    assert IngestLog(log.path).replay() == [FIRST, b"third"]
+    assert replayed(log.path) == [FIRST, b"third"]
+    log.close()
 
 
 def test_an_unopenable_log_is_a_store_error(tmp_path: Path) -> None:

@@ -232,6 +232,7 @@ def test_what_the_log_holds_at_start_is_folded_first(tmp_path: Path, clock: Manu
     pipeline = started(writer, log, clock)
     wait_until(lambda: writer.writes == [5] and log.size_bytes == 0)
     assert pipeline.stop()
+    log.close()
 
 
 def test_a_crash_in_the_middle_of_a_fold_leaves_its_sealed_segment_to_the_next_start(
@@ -248,6 +249,7 @@ def test_a_crash_in_the_middle_of_a_fold_leaves_its_sealed_segment_to_the_next_s
     wait_until(lambda: writer.writes == [5] and log.size_bytes == 0)
     assert sorted(os.listdir(tmp_path)) == ["spans.ingest"]
     assert pipeline.stop()
+    log.close()
 
 
 def test_a_store_failing_at_stop_leaves_the_batches_in_the_log_for_the_next_start(
@@ -259,7 +261,9 @@ def test_a_store_failing_at_stop_leaves_the_batches_in_the_log_for_the_next_star
     writer.failing = True
     assert pipeline.stop()
     log.close()
-    assert IngestLog(log.path).replay() == [record_of(4)]
+    again = IngestLog(log.path)
+    assert again.replay() == [record_of(4)]
+    again.close()
 
 
 def test_periodic_tasks_run_on_the_folder_thread_between_folds(log: RecordingLog, clock: ManualClock) -> None:
