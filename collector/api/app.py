@@ -9,10 +9,9 @@ gets 503 with Retry-After.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -81,7 +80,7 @@ def create_query_app(
     return app
 
 
-def _add_document_routes(app: FastAPI, guarded: list[Any]) -> None:
+def _add_document_routes(app: FastAPI, guarded: Sequence[params.Depends]) -> None:
     """The OpenAPI document and its two pages, guarded like the API."""
 
     @app.get("/openapi.json", dependencies=guarded, include_in_schema=False)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.params import Depends as DependsParam
+from fastapi import APIRouter, Depends, Query, params
 
 from collector.api.params import MAX_WINDOW_S, BadParameter, parse_optional_filter, parse_window
 from collector.api.trace_routes import FILTER_HELP
@@ -26,7 +26,7 @@ def subject_of(
     return Subject(node, node_type, caller, caller_type)
 
 
-def map_routes(collector: Collector, guarded: list[DependsParam]) -> APIRouter:
+def map_routes(collector: Collector, guarded: Sequence[params.Depends]) -> APIRouter:
     router = APIRouter(dependencies=guarded)
 
     @router.get("/api/service-map", summary="Nodes, edges, health and throttle sources")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
-from fastapi.params import Depends
+from fastapi import APIRouter, HTTPException, Query, params
 
 from collector.api.params import parse_optional_filter, parse_trace_id, parse_window
 from collector.api.span_json import span_json
@@ -18,7 +18,7 @@ MAX_SERVICES = 10_000
 FILTER_HELP = 'an X-Ray filter expression, e.g. service("orders") { fault } AND annotation.customer = "c1"'
 
 
-def trace_routes(collector: Collector, guarded: list[Depends]) -> APIRouter:
+def trace_routes(collector: Collector, guarded: Sequence[params.Depends]) -> APIRouter:
     router = APIRouter(dependencies=guarded)
 
     @router.get("/api/services", summary="Services seen in the window, with span counts")

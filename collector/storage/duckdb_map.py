@@ -94,9 +94,9 @@ class DuckDBMapTables:
             except duckdb.Error as exc:
                 self._roll_back()
                 raise StoreUnavailable(f"{doing} failed: {exc}") from exc
-            except LINKER_DATA_ERRORS as exc:
+            except BaseException:  # never leave the transaction open behind a failure
                 self._roll_back()
-                raise UnlinkableSpans(f"{doing} failed: {type(exc).__name__}: {exc}") from exc
+                raise
         return result
 
     def _roll_back(self) -> None:
@@ -122,7 +122,10 @@ class DuckDBMapTables:
         return int(spans.num_rows)
 
     def _link(self, spans: pa.Table, links: pa.Table, at_ns: int) -> None:
-        self._in_transaction("linking spans", lambda con: link_calls(con, spans, links, at_ns))
+        try:
+            self._in_transaction("linking spans", lambda con: link_calls(con, spans, links, at_ns))
+        except LINKER_DATA_ERRORS as exc:  # the linker's own failure on these values: quarantined as data
+            raise UnlinkableSpans(f"linking spans failed: {type(exc).__name__}: {exc}") from exc
 
     def _quarantine_failing(self, spans: pa.Table, links: pa.Table, at_ns: int) -> None:
         """Link the run in halves, and halves of the halves that fail, down to the spans whose
