@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import re
 from collections.abc import Callable
 from typing import Any
 
 import click
+import pydantic
 from rich.table import Table
 
 from collector.allowed_hosts import HostPolicy
 from collector.engine import Collector, CollectorSettings
+from collector.query.map_view import ServiceMap
+from collector.query.trace_view import TracesPage
 from collector.storage.protocols import StoreUnavailable
 from ui.serve import Listeners, PortBusy, bind_all, serve
-from ui.terminal import ApiError, fetch, map_tables, print_tables, traces_table, window_params
+from ui.terminal import Answer, ApiError, fetch, map_tables, print_tables, traces_table, window_params
 from ui.web.app import create_app
 from ui.web.security import SessionPolicy
 
@@ -37,7 +39,7 @@ def parse_duration_s(text: str) -> float:
     return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType[float, object]):
     name = "duration"
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
@@ -218,8 +220,8 @@ def traces_command(expression: str, api_url: str, token: str | None, since: floa
     params = {**window_params(since), "limit": str(limit)}
     if expression.strip():
         params["filter"] = expression
-    body = _ask(api_url, "/api/traces", params, token)
-    _show(body, output, lambda: ([traces_table(body)], []))
+    page = _ask(api_url, "/api/traces", params, token, TracesPage)
+    _show(page, output, lambda: ([traces_table(page)], []))
 
 
 @main.command("map")
@@ -231,20 +233,20 @@ def map_command(api_url: str, token: str | None, since: float, expression: str, 
     params = window_params(since)
     if expression.strip():
         params["filter"] = expression
-    body = _ask(api_url, "/api/service-map", params, token)
-    notes = [f"{body['folded_nodes']} quieter nodes folded into one"] if body["folded_nodes"] else []
-    _show(body, output, lambda: (map_tables(body), notes))
+    found = _ask(api_url, "/api/service-map", params, token, ServiceMap)
+    notes = [f"{found.folded_nodes} quieter nodes folded into one"] if found.folded_nodes else []
+    _show(found, output, lambda: (map_tables(found), notes))
 
 
-def _show(body: Any, output: str, tables: Callable[[], tuple[list[Table], list[str]]]) -> None:
+def _show(answer: object, output: str, tables: Callable[[], tuple[list[Table], list[str]]]) -> None:
     if output == "json":
-        click.echo(json.dumps(body, indent=2))
+        click.echo(pydantic.TypeAdapter(type(answer)).dump_json(answer, indent=2).decode())
     else:
         print_tables(*tables())
 
 
-def _ask(api_url: str, path: str, params: dict[str, str], token: str | None) -> Any:
+def _ask(api_url: str, path: str, params: dict[str, str], token: str | None, answer: type[Answer]) -> Answer:
     try:
-        return fetch(api_url, path, params, token)
+        return fetch(api_url, path, params, token, answer)
     except ApiError as exc:
         raise click.ClickException(str(exc)) from None

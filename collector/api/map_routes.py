@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, params
 
 from collector.api.params import MAX_WINDOW_S, BadParameter, parse_optional_filter, parse_window
 from collector.api.trace_routes import FILTER_HELP
 from collector.engine import Collector
-from collector.query.analytics import compare_values, compare_windows, time_series
+from collector.query.analytics import (
+    TimeSeries,
+    ValueComparison,
+    WindowComparison,
+    compare_values,
+    compare_windows,
+    time_series,
+)
+from collector.query.map_view import ServiceMap
 from collector.query.service_map import MapQuery, service_map
 from collector.storage.protocols import CompareField, Subject
 
@@ -35,7 +43,7 @@ def map_routes(collector: Collector, guarded: Sequence[params.Depends]) -> APIRo
         end: str | None = None,
         filter: Annotated[str | None, Query(description=FILTER_HELP)] = None,
         max_nodes: Annotated[int, Query(ge=2, le=1000)] = 100,
-    ) -> dict[str, Any]:
+    ) -> ServiceMap:
         query = MapQuery(parse_window(start, end), parse_optional_filter(filter), max_nodes)
         return service_map(collector.reader, query)
 
@@ -46,7 +54,7 @@ def map_routes(collector: Collector, guarded: Sequence[params.Depends]) -> APIRo
         end: str | None = None,
         filter: Annotated[str | None, Query(description=FILTER_HELP)] = None,
         step: Annotated[float | None, Query(gt=0, le=MAX_WINDOW_S, description="bucket width in seconds")] = None,
-    ) -> dict[str, Any]:
+    ) -> TimeSeries:
         window = parse_window(start, end)
         return time_series(collector.reader, window, parse_optional_filter(filter), subject, step)
 
@@ -59,7 +67,7 @@ def map_routes(collector: Collector, guarded: Sequence[params.Depends]) -> APIRo
         baseline_end: str | None = None,
         by: Annotated[CompareField | None, Query(description="compare values of a field instead")] = None,
         filter: Annotated[str | None, Query(description=FILTER_HELP)] = None,
-    ) -> dict[str, Any]:
+    ) -> WindowComparison | ValueComparison:
         window = parse_window(start, end)
         expr = parse_optional_filter(filter)
         if by is not None:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, params
 
 from collector.api.params import parse_optional_filter, parse_trace_id, parse_window
-from collector.api.span_json import span_json
 from collector.engine import Collector
-from collector.query.critical_path import critical_path_json, trace_with_consumers
+from collector.query.critical_path import CriticalPath, critical_path_of, trace_with_consumers
+from collector.query.trace_view import ServicesPage, TracesPage, TraceView
 
 MAX_TRACES = 1000
 MAX_SERVICES = 10_000
@@ -26,12 +25,8 @@ def trace_routes(collector: Collector, guarded: Sequence[params.Depends]) -> API
         start: str | None = None,
         end: str | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_SERVICES, description="most services listed, busiest first")] = 1000,
-    ) -> dict[str, Any]:
-        window = parse_window(start, end)
-        found = collector.reader.services(window)
-        shown = found if len(found) <= limit else sorted(found, key=lambda s: (-s.spans, s.name))[:limit]
-        listed = sorted(shown, key=lambda s: s.name)
-        return {"services": [asdict(s) for s in listed], "total": len(found), "truncated": len(found) > limit}
+    ) -> ServicesPage:
+        return ServicesPage.of(collector.reader.services(parse_window(start, end)), limit)
 
     @router.get("/api/traces", summary="Traces in the window matching a filter, newest first")
     def traces(
@@ -39,25 +34,24 @@ def trace_routes(collector: Collector, guarded: Sequence[params.Depends]) -> API
         end: str | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_TRACES)] = 100,
         filter: Annotated[str | None, Query(description=FILTER_HELP)] = None,
-    ) -> dict[str, Any]:
+    ) -> TracesPage:
         window = parse_window(start, end)
-        found = collector.reader.search_traces(window, parse_optional_filter(filter), limit)
-        return {"traces": [asdict(t) for t in found], "start_ns": window.start_ns, "end_ns": window.end_ns}
+        return TracesPage.of(collector.reader.search_traces(window, parse_optional_filter(filter), limit), window)
 
     @router.get("/api/traces/{trace_id}", summary="Every span of one trace")
-    def trace(trace_id: str) -> dict[str, Any]:
+    def trace(trace_id: str) -> TraceView:
         key = parse_trace_id(trace_id)
         spans = collector.reader.trace_spans(key)
         if not spans:
             raise HTTPException(404, f"no trace {trace_id}")
-        return {"trace_id": key.hex(), "spans": [span_json(span) for span in spans]}
+        return TraceView.of(key, spans)
 
     @router.get("/api/traces/{trace_id}/critical-path", summary="What set the trace's duration")
-    def trace_critical_path(trace_id: str) -> dict[str, Any]:
+    def trace_critical_path(trace_id: str) -> CriticalPath:
         key = parse_trace_id(trace_id)
         spans = trace_with_consumers(collector.reader, key)
         if not spans:
             raise HTTPException(404, f"no trace {trace_id}")
-        return {"trace_id": key.hex(), **critical_path_json(spans)}
+        return critical_path_of(key, spans)
 
     return router

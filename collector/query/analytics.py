@@ -6,9 +6,11 @@ one edge; the figures are those of the map (collector.query.figures), per step b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 from collector.filters import filter_ast as ast
+from collector.query.figure_view import RequestFigures, figure_fields
 from collector.query.figures import FigureAccumulator, Figures
 from collector.storage.protocols import (
     ByField,
@@ -43,53 +45,116 @@ def _by_key(
     return {k: acc.figures() for k, acc in found.items()}
 
 
+@dataclass(frozen=True, slots=True)
+class SeriesPoint(RequestFigures):
+    """One step bucket's figures; ``start_ns``: where the bucket starts."""
+
+    start_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class TimeSeries:
+    """One point per step bucket (buckets without requests are left out)."""
+
+    start_ns: int
+    end_ns: int
+    step_s: float
+    points: tuple[SeriesPoint, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ComparedSide(RequestFigures):
+    """One side of a comparison: a window (``baseline``, ``current``) or a field's value."""
+
+    label: str
+
+    @classmethod
+    def labelled(cls, label: str, figures: Figures | None, window_s: float) -> ComparedSide:
+        shown = figures if figures is not None else FigureAccumulator().figures()
+        return cls(**figure_fields(shown, window_s), label=label)
+
+
+@dataclass(frozen=True, slots=True)
+class Deltas:
+    """b - a for each compared figure (None where either side has none)."""
+
+    requests: int
+    error_rate: float
+    fault_rate: float
+    throttle_rate: float
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+
+    @classmethod
+    def between(cls, a: RequestFigures, b: RequestFigures) -> Deltas:
+        def minus(x: float | None, y: float | None) -> float | None:
+            return y - x if x is not None and y is not None else None
+
+        return cls(
+            requests=b.requests - a.requests,
+            error_rate=b.error_rate - a.error_rate,
+            fault_rate=b.fault_rate - a.fault_rate,
+            throttle_rate=b.throttle_rate - a.throttle_rate,
+            p50_ms=minus(a.p50_ms, b.p50_ms),
+            p90_ms=minus(a.p90_ms, b.p90_ms),
+            p99_ms=minus(a.p99_ms, b.p99_ms),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WindowComparison:
+    """A baseline window (``a``) against the current one (``b``)."""
+
+    a: ComparedSide
+    b: ComparedSide
+    delta: Deltas
+
+
+@dataclass(frozen=True, slots=True)
+class ValueComparison:
+    """Figures per value of ``field``; ``a``, ``b`` and ``delta`` for the two busiest, if two."""
+
+    field: CompareField
+    groups: tuple[ComparedSide, ...]
+    a: ComparedSide | None
+    b: ComparedSide | None
+    delta: Deltas | None
+
+
 def time_series(
     reader: SpanReader, window: TimeWindow, expr: ast.Expr | None, subject: Subject, step_s: float | None
-) -> dict[str, Any]:
-    """One point per step bucket (buckets without requests are left out)."""
+) -> TimeSeries:
+    """The subject's figures per step bucket."""
     step_ns = step_ns_for(window, step_s)
     by_bucket = _by_key(reader, window, expr, subject, ByTimeBucket(window.start_ns, step_ns))
-    points = [
-        {"start_ns": window.start_ns + int(bucket) * step_ns, **figures.as_json(step_ns / 1e9, with_histogram=False)}
+    points = tuple(
+        SeriesPoint(**figure_fields(figures, step_ns / 1e9), start_ns=window.start_ns + int(bucket) * step_ns)
         for bucket, figures in sorted(by_bucket.items())
-    ]
-    return {"start_ns": window.start_ns, "end_ns": window.end_ns, "step_s": step_ns / 1e9, "points": points}
-
-
-_DELTA_FIELDS: Final = ("requests", "error_rate", "fault_rate", "throttle_rate", "p50_ms", "p90_ms", "p99_ms")
-
-
-def deltas(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float | None]:
-    """b - a for each compared figure (None where either side has none)."""
-    return {k: (b[k] - a[k]) if a.get(k) is not None and b.get(k) is not None else None for k in _DELTA_FIELDS}
-
-
-def _side(label: str, figures: Figures | None, window_s: float) -> dict[str, Any]:
-    body = figures.as_json(window_s) if figures is not None else {"requests": 0}
-    return {"label": label, **body}
+    )
+    return TimeSeries(window.start_ns, window.end_ns, step_ns / 1e9, points)
 
 
 def compare_windows(
     reader: SpanReader, current: TimeWindow, baseline: TimeWindow, expr: ast.Expr | None, subject: Subject
-) -> dict[str, Any]:
+) -> WindowComparison:
     """The subject's figures in a baseline window and the current one, with current - baseline."""
     sides = []
     for label, window in (("baseline", baseline), ("current", current)):
         found = _by_key(reader, window, expr, subject, None)
-        sides.append(_side(label, found.get(True), (window.end_ns - window.start_ns) / 1e9))
-    return {"a": sides[0], "b": sides[1], "delta": deltas(sides[0], sides[1])}
+        sides.append(ComparedSide.labelled(label, found.get(True), (window.end_ns - window.start_ns) / 1e9))
+    return WindowComparison(sides[0], sides[1], Deltas.between(sides[0], sides[1]))
 
 
 def compare_values(
     reader: SpanReader, window: TimeWindow, expr: ast.Expr | None, subject: Subject, field: CompareField
-) -> dict[str, Any]:
+) -> ValueComparison:
     """The subject's figures per value of `field` (all values), and b - a for the two busiest."""
     found = _by_key(reader, window, expr, subject, ByField(field))
     window_s = (window.end_ns - window.start_ns) / 1e9
-    groups = [_side(str(key), figures, window_s) for key, figures in found.items()]
-    busiest = sorted(groups, key=lambda g: -int(g["requests"]))[:2]
-    body: dict[str, Any] = {"field": field, "groups": groups}
-    if len(busiest) == 2:
-        a, b = sorted(busiest, key=lambda g: str(g["label"]))
-        body.update(a=a, b=b, delta=deltas(a, b))
-    return body
+    groups = tuple(ComparedSide.labelled(str(key), figures, window_s) for key, figures in found.items())
+    busiest = sorted(groups, key=lambda g: -g.requests)[:2]
+    if len(busiest) < 2:
+        return ValueComparison(field, groups, None, None, None)
+    a, b = sorted(busiest, key=lambda g: g.label)
+    return ValueComparison(field, groups, a, b, Deltas.between(a, b))

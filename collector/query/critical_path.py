@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from collector.storage.protocols import SpanReader, StoredSpan
 
@@ -32,15 +32,32 @@ class Segment:
     start_ns: int
     end_ns: int
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "span_id": self.span_id,
-            "trace_id": self.trace_id,
-            "service": self.service,
-            "name": self.name,
-            "start_ns": self.start_ns,
-            "duration_ms": (self.end_ns - self.start_ns) / 1e6,
-        }
+
+@dataclass(frozen=True, slots=True)
+class PathSegment:
+    """A segment as readers see it: the span's own time on the path, from ``start_ns``."""
+
+    span_id: str
+    trace_id: str
+    service: str
+    name: str
+    start_ns: int
+    duration_ms: float
+
+    @classmethod
+    def of(cls, segment: Segment) -> PathSegment:
+        duration_ms = (segment.end_ns - segment.start_ns) / 1e6
+        return cls(segment.span_id, segment.trace_id, segment.service, segment.name, segment.start_ns, duration_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class CriticalPath:
+    """What set a trace's duration: its segments in time order, their extent, the spans on it."""
+
+    trace_id: str
+    segments: tuple[PathSegment, ...]
+    duration_ms: float
+    span_ids: tuple[str, ...]
 
 
 class _Tree:
@@ -112,12 +129,14 @@ def trace_with_consumers(reader: SpanReader, trace_id: bytes) -> list[StoredSpan
     return spans
 
 
-def critical_path_json(spans: Sequence[StoredSpan]) -> dict[str, Any]:
+def critical_path_of(trace_id: bytes, spans: Sequence[StoredSpan]) -> CriticalPath:
+    """The critical path of the trace whose spans (and linked consumers') these are."""
     segments = critical_path(spans)
     if not segments:
-        return {"segments": [], "duration_ms": 0.0, "span_ids": []}
-    return {
-        "segments": [s.as_json() for s in segments],
-        "duration_ms": (segments[-1].end_ns - segments[0].start_ns) / 1e6,
-        "span_ids": sorted({s.span_id for s in segments}),
-    }
+        return CriticalPath(trace_id.hex(), (), 0.0, ())
+    return CriticalPath(
+        trace_id=trace_id.hex(),
+        segments=tuple(PathSegment.of(s) for s in segments),
+        duration_ms=(segments[-1].end_ns - segments[0].start_ns) / 1e6,
+        span_ids=tuple(sorted({s.span_id for s in segments})),
+    )

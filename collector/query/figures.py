@@ -12,12 +12,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from collector.storage.map_sql import BUCKETS_PER_DECADE
 
 # A map histogram is coarser than the buckets percentiles come from: 4 per decade.
 HISTOGRAM_MERGE: Final = BUCKETS_PER_DECADE // 4
+Health = Literal["ok", "error", "fault", "throttle"]
 
 
 @functools.cache
@@ -71,7 +72,7 @@ class Figures:
         return count / self.requests if self.requests else 0.0
 
     @property
-    def health(self) -> str:
+    def health(self) -> Health:
         """X-Ray's colour: fault (5xx) over throttle (429) over error (4xx) over ok."""
         if self.faults:
             return "fault"
@@ -80,30 +81,6 @@ class Figures:
         if self.errors:
             return "error"
         return "ok"
-
-    def as_json(self, window_s: float, with_histogram: bool = True) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "requests": self.requests,
-            "requests_per_s": self.requests / window_s if window_s > 0 else 0.0,
-            "ok": self.ok,
-            "errors": self.errors,
-            "faults": self.faults,
-            "throttles": self.throttles,
-            "ok_rate": self.rate(self.ok),
-            "error_rate": self.rate(self.errors),
-            "fault_rate": self.rate(self.faults),
-            "throttle_rate": self.rate(self.throttles),
-            "health": self.health,
-            "p50_ms": self.p50_ms,
-            "p90_ms": self.p90_ms,
-            "p99_ms": self.p99_ms,
-            "cold_starts": self.cold_starts,
-            "cold_start_rate": self.rate(self.cold_starts),
-            "p99_cold_start_share": self.p99_cold_share,
-        }
-        if with_histogram:
-            body["histogram"] = [{"low_ms": lo, "high_ms": hi, "count": n} for lo, hi, n in self.histogram]
-        return body
 
 
 def _ms(value_ns: float | None) -> float | None:

@@ -1,39 +1,33 @@
-"""The service map: a networkx DiGraph built from the store's figures per hop; JSON from it.
+"""The service map: a networkx DiGraph built from the store's figures per hop.
 
 Nodes are (name, type): services typed by their origin (AWS::ApiGateway::Stage,
 AWS::Lambda, AWS::Lambda::Function, AWS::StepFunctions::StateMachine, or plain ``service``),
 inferred nodes for what is called but not instrumented (typed by the target: DynamoDB table,
-S3 bucket, SQS queue, ...), and ``client`` for requests from outside. Node ids are stable
-hashes of (name, type). Past ``max_nodes`` the quietest nodes fold into one ``(N more)`` node
-and the response says so.
+S3 bucket, SQS queue, ...), and ``client`` for requests from outside. Past ``max_nodes`` the
+quietest nodes fold into one ``(N more)`` node and the response says so. The read model the
+API and UI get is collector.query.map_view's.
 """
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple, TypeAlias
+from typing import Any, Final, NamedTuple
 
 import networkx as nx
 
 from collector.filters import filter_ast as ast
-from collector.query.figures import FigureAccumulator, Figures
-from collector.storage.protocols import SpanReader, TimeWindow
+from collector.query.figures import FigureAccumulator
+from collector.query.map_view import MapGraph, NodeKey, ServiceMap, map_view
+from collector.storage.protocols import HOP_KEY_COLUMNS, HopKey, SpanReader, TimeWindow
 
 CLIENT: Final = ("client", "client")
 FOLDED_TYPE: Final = "folded"
 MAX_FOLDED_NAMES: Final = 100  # members a folded node names; the response counts them all
 PREFOLD_NAMES_PER_NODE: Final = 4  # names ranked exactly per node shown, when a window has many more
 MAX_GROUPS: Final = 200_000  # SQL rows per aggregate: a guard against unbounded cardinality
-NodeKey = tuple[str, str]
-MapGraph: TypeAlias = "nx.DiGraph[NodeKey]"  # networkx is generic only in its stubs
-
-
-def node_id(key: NodeKey) -> str:
-    """A stable id for a node: the same name and type give the same id in every response."""
-    return hashlib.blake2b(f"{key[1]}\x00{key[0]}".encode(), digest_size=8).hexdigest()
+K: Final = HOP_KEY_COLUMNS  # a row's key columns are row[:K]; counts and latency follow
 
 
 @dataclass(frozen=True)
@@ -50,7 +44,7 @@ class _Hop:
     is_async: bool = False
 
 
-HopKey = tuple[Any, ...]  # caller, caller_type, callee, callee_type, role, async, consumed
+Row = tuple[Any, ...]  # a HopRows row: its HopKey's columns, then figures
 Route = tuple[list[FigureAccumulator], _Hop | None]
 NOWHERE: Final[Route] = ([], None)  # a folded node's hops: nothing is added up
 
@@ -69,12 +63,21 @@ class Accumulated:
     folded_hops: set[tuple[NodeKey, NodeKey | None, bool]] = field(default_factory=set)
 
 
+def requests_by_key(count_rows: Sequence[Row]) -> dict[HopKey, int]:
+    """Each distinct hop's requests; a key is typed once here, not once per row."""
+    raw: dict[Row, int] = {}
+    for row in count_rows:
+        key = row[:K]
+        raw[key] = raw.get(key, 0) + int(row[K])
+    return {HopKey._make(key): requests for key, requests in raw.items()}
+
+
 def preferred_types(keys: Iterable[HopKey]) -> dict[str, str]:
     """Each service's node type: its entries' origin, the function's own view over AWS::Lambda."""
     seen: dict[str, set[str]] = {}
     for key in keys:
-        if key[4] == "entry" and key[3] is not None:
-            seen.setdefault(key[2], set()).add(key[3])
+        if key.role == "entry" and key.callee_type is not None:
+            seen.setdefault(key.callee, set()).add(key.callee_type)
     return {name: sorted(types, key=lambda t: (t == "AWS::Lambda", t))[0] for name, types in seen.items()}
 
 
@@ -88,51 +91,51 @@ class HopEnds(NamedTuple):
 
 
 def hop_ends(key: HopKey, types: dict[str, str]) -> HopEnds:
-    caller, caller_type, callee, callee_type, role, _, consumed = key
-    node = (callee, callee_type or types.get(callee, "service"))
-    served = role in ("entry", "inferred")
-    if role == "init" or consumed:  # no edge: an init is the node's own; a consumer's root is its queue's link's
+    node = (key.callee, key.callee_type or types.get(key.callee, "service"))
+    served = key.role in ("entry", "inferred")
+    # No edge for an init (the node's own) or a consumer's entry (its queue's link is the edge).
+    if key.role == "init" or key.consumed:
         return HopEnds(node, None, served)
-    source = CLIENT if caller is None else (caller, caller_type or types.get(caller, "service"))
+    caller = key.caller
+    source = CLIENT if caller is None else (caller, key.caller_type or types.get(caller, "service"))
     return HopEnds(node, source, served)
 
 
-def busiest_names(count_rows: Sequence[tuple[Any, ...]], max_names: int) -> set[str] | None:
+def busiest_names(requests: dict[HopKey, int], max_names: int) -> set[str] | None:
     """With far more names than a map shows, the busiest `max_names` by name alone (requests
     served plus calls made), or None: the rows of the rest are set aside before the exact, and
     costlier, ranking by node (so 50k services cost a map of a few hundred)."""
     traffic: dict[str, int] = {}
-    for row in count_rows:
-        caller, callee, role, consumed, requests = row[0], row[2], row[4], row[6], row[7]
-        if role in ("entry", "inferred"):
-            traffic[callee] = traffic.get(callee, 0) + requests
-        if caller is not None and role != "init" and not consumed:
-            traffic[caller] = traffic.get(caller, 0) + requests
+    for key, count in requests.items():
+        if key.role in ("entry", "inferred"):
+            traffic[key.callee] = traffic.get(key.callee, 0) + count
+        if key.caller is not None and key.role != "init" and not key.consumed:
+            traffic[key.caller] = traffic.get(key.caller, 0) + count
     if len(traffic) <= max_names:
         return None
     return set(heapq.nsmallest(max_names, traffic, key=lambda name: (-traffic[name], name)))
 
 
-def node_keys(count_rows: Sequence[tuple[Any, ...]], types: dict[str, str]) -> set[NodeKey]:
-    """Every node the rows name, callers and callees."""
-    callees = {(r[2], r[3] or types.get(r[2], "service")) for r in count_rows}
-    callers = {(r[0], r[1] or types.get(r[0], "service")) for r in count_rows if r[0] is not None}
-    return callees | callers | ({CLIENT} if any(r[0] is None for r in count_rows) else set())
+def node_keys(keys: Iterable[HopKey], types: dict[str, str]) -> set[NodeKey]:
+    """Every node the hops name, callers and callees."""
+    found: set[NodeKey] = set()
+    for key in keys:
+        found.add((key.callee, key.callee_type or types.get(key.callee, "service")))
+        caller = key.caller
+        found.add(CLIENT if caller is None else (caller, key.caller_type or types.get(caller, "service")))
+    return found
 
 
-def busiest_nodes(
-    count_rows: Sequence[tuple[Any, ...]], ends_of: dict[HopKey, HopEnds], max_nodes: int
-) -> set[NodeKey] | None:
+def busiest_nodes(requests: dict[HopKey, int], ends_of: dict[HopKey, HopEnds], max_nodes: int) -> set[NodeKey] | None:
     """The max_nodes - 1 busiest nodes (requests served plus calls made: hubs outrank the leaves
     they call), or None when there are no more than max_nodes. Told from the counts alone, so a
     window of 50k services costs figures for the kept few only."""
     traffic: dict[NodeKey, int] = {}
-    for row in count_rows:
-        ends = ends_of[row[:7]]
-        requests = int(row[7])
-        traffic[ends.node] = traffic.get(ends.node, 0) + (requests if ends.served else 0)
+    for key, count in requests.items():
+        ends = ends_of[key]
+        traffic[ends.node] = traffic.get(ends.node, 0) + (count if ends.served else 0)
         if ends.source is not None:
-            traffic[ends.source] = traffic.get(ends.source, 0) + requests
+            traffic[ends.source] = traffic.get(ends.source, 0) + count
     if len(traffic) <= max_nodes:
         return None
     return set(heapq.nsmallest(max_nodes - 1, traffic, key=lambda k: (k != CLIENT, -traffic[k], k)))
@@ -141,8 +144,7 @@ def busiest_nodes(
 def _route(key: HopKey, ends: HopEnds, found: Accumulated) -> Route:
     """Where one hop key's figures go: the callee's served or init figures, and its edge (nowhere
     when the hop touches a folded node: folded nodes have no figures)."""
-    role = key[4]
-    is_async = bool(key[5]) or role == "link"
+    is_async = bool(key.is_async) or key.role == "link"
     keep = found.kept
     folded_node = keep is not None and ends.node not in keep
     folded_edge = folded_node or (keep is not None and ends.source is not None and ends.source not in keep)
@@ -150,12 +152,12 @@ def _route(key: HopKey, ends: HopEnds, found: Accumulated) -> Route:
         found.folded_hops.add((ends.node, ends.source, is_async))
     if folded_node:
         return NOWHERE
-    if role == "init":
+    if key.role == "init":
         return [found.inits.setdefault(ends.node, FigureAccumulator())], None
     targets = []
     if ends.served:
         targets.append(found.served.setdefault(ends.node, FigureAccumulator()))
-    if role == "inferred":
+    if key.role == "inferred":
         found.inferred.add(ends.node)
     if ends.source is None or folded_edge:
         return targets, None
@@ -165,45 +167,45 @@ def _route(key: HopKey, ends: HopEnds, found: Accumulated) -> Route:
     return targets, hop
 
 
-def accumulate(
-    count_rows: Sequence[tuple[Any, ...]], latency_rows: Sequence[tuple[Any, ...]], max_nodes: int | None = None
-) -> Accumulated:
-    """Adds up HOP_COUNTS and HOP_LATENCY rows (the rollup's and the raw calls') per node and
-    edge; past `max_nodes`, for the busiest max_nodes - 1 only (the rest are only named)."""
-    types = preferred_types(r[:7] for r in count_rows)
+def _kept_by_name(
+    requests: dict[HopKey, int], types: dict[str, str], max_nodes: int
+) -> tuple[dict[HopKey, int], set[NodeKey] | None]:
+    """The hops worth ranking exactly (all, unless names far outnumber what a map shows), and
+    every node of the window when some were set aside."""
+    names = busiest_names(requests, PREFOLD_NAMES_PER_NODE * max_nodes)
+    if names is None:
+        return requests, None
+    kept = {k: n for k, n in requests.items() if k.callee in names or k.caller in names}
+    return kept, node_keys(requests, types)
+
+
+def accumulate(count_rows: Sequence[Row], latency_rows: Sequence[Row], max_nodes: int | None = None) -> Accumulated:
+    """Adds up HopRows per node and edge; past `max_nodes`, for the busiest max_nodes - 1 only
+    (the rest are only named)."""
+    requests = requests_by_key(count_rows)
+    types = preferred_types(requests)
     every_node: set[NodeKey] | None = None
-    names = busiest_names(count_rows, PREFOLD_NAMES_PER_NODE * max_nodes) if max_nodes is not None else None
-    if names is not None:
-        every_node = node_keys(count_rows, types)
-        count_rows = [r for r in count_rows if r[2] in names or r[0] in names]
-        latency_rows = [r for r in latency_rows if r[2] in names or r[0] in names]
-    ends_of = {key: hop_ends(key, types) for key in {r[:7] for r in count_rows}}
-    kept = busiest_nodes(count_rows, ends_of, max_nodes) if max_nodes is not None else None
+    if max_nodes is not None:
+        requests, every_node = _kept_by_name(requests, types, max_nodes)
+    ends_of = {key: hop_ends(key, types) for key in requests}
+    kept = busiest_nodes(requests, ends_of, max_nodes) if max_nodes is not None else None
     if every_node is not None and kept is None:
         kept = {key for ends in ends_of.values() for key in (ends.node, ends.source) if key is not None}
     found = Accumulated(kept=kept, every_node=every_node)
-    routes: dict[HopKey, Route] = {}
-
-    def route_of(key: HopKey) -> Route:
-        route = routes.get(key)
-        if route is None:
-            route = routes[key] = _route(key, ends_of.get(key) or hop_ends(key, types), found)
-        return route
-
+    # Keyed by the rows' own key columns: a HopKey equals (and hashes as) its plain tuple.
+    routes: dict[Row, Route] = {key: _route(key, ends, found) for key, ends in ends_of.items()}
     for row in count_rows:
-        for target in route_of(row[:7])[0]:
-            target.add_counts(*row[7:13])
+        for target in routes.get(row[:K], NOWHERE)[0]:
+            target.add_counts(*row[K : K + 6])
     for row in latency_rows:
-        targets, hop = route_of(row[:7])
-        if not targets and hop is None:
-            continue  # a folded node's: no figures
-        kind, bucket, count, init_ns, waited_ns, low_ns, high_ns = row[7:14]
+        targets, hop = routes.get(row[:K], NOWHERE)
+        kind, bucket, count, init_ns, waited_ns, low_ns, high_ns = row[K : K + 7]
         if kind == 0:
             for target in targets:
                 target.add_bucket(bucket, count, init_ns, waited_ns, low_ns, high_ns)
         elif hop is not None:
             hop.dwell.add_bucket(bucket, count, 0, 0, low_ns, high_ns)
-    found.inferred -= {(r[2], r[3]) for r in count_rows if r[4] == "entry"}
+    found.inferred -= {(k.callee, k.callee_type) for k in requests if k.role == "entry"}
     return found
 
 
@@ -213,24 +215,18 @@ def build_graph(reader: SpanReader, query: MapQuery) -> MapGraph:
     found = accumulate(hops.counts, hops.latency, query.max_nodes)
     graph: MapGraph = nx.DiGraph()
     for key, figures in found.served.items():
-        init = found.inits.get(key)
-        cold = {
-            "inits": init.requests if init else 0,
-            "init_p50_ms": init.percentile_ms(0.5) if init else None,
-            "init_p99_ms": init.percentile_ms(0.99) if init else None,
-        }
-        graph.add_node(key, figures=figures.figures(), cold=cold, inferred=key in found.inferred)
+        graph.add_node(key, figures=figures.figures(), init=found.inits.get(key), inferred=key in found.inferred)
     for (source, target), hop in found.hops.items():
         for key in (source, target):
             if key not in graph:
-                graph.add_node(key, figures=None, cold=None, inferred=False)
+                graph.add_node(key, figures=None, inferred=False)
         dwell = [hop.dwell.percentile_ms(q) for q in (0.5, 0.9, 0.99)]
         graph.add_edge(source, target, figures=hop.figures.figures(), is_async=hop.is_async, dwell=dwell)
     sources = reader.throttle_sources(query.window, query.expr, MAX_GROUPS)
     graph.graph.update(
         window=query.window,
         truncated=hops.truncated,
-        throttle_sources=[{"node": (s.name, s.node_type or "service"), "traces": s.traces} for s in sources],
+        throttle_sources=[((s.name, s.node_type or "service"), s.traces) for s in sources],
     )
     graph.graph["folded"] = 0
     return fold_quiet_nodes(graph, found) if found.kept is not None else graph
@@ -247,7 +243,7 @@ def fold_quiet_nodes(graph: MapGraph, found: Accumulated) -> MapGraph:
             folded.add(key)
             graph.remove_node(key)
     target: NodeKey = (f"({len(folded)} more)", FOLDED_TYPE)
-    graph.add_node(target, figures=None, cold=None, members=heapq.nsmallest(MAX_FOLDED_NAMES, folded))
+    graph.add_node(target, figures=None, members=heapq.nsmallest(MAX_FOLDED_NAMES, folded))
     for node, source, is_async in sorted(found.folded_hops, key=lambda hop: not hop[2]):
         if source is None:
             continue
@@ -259,74 +255,6 @@ def fold_quiet_nodes(graph: MapGraph, found: Accumulated) -> MapGraph:
     return graph
 
 
-def _node_json(graph: MapGraph, key: NodeKey, window_s: float) -> dict[str, Any]:
-    data = graph.nodes[key]
-    figures: Figures | None = data.get("figures")
-    cold = data.get("cold")
-    if cold is not None and figures is not None:
-        cold = {**cold, "p99_share": figures.p99_cold_share}
-    body: dict[str, Any] = {
-        "id": node_id(key),
-        "name": key[0],
-        "type": key[1],
-        "depth": data.get("depth", 0),
-        "figures": figures.as_json(window_s) if figures is not None else None,
-        "cold_start": cold,
-        "health": figures.health if figures is not None else "ok",
-        "inferred": bool(data.get("inferred", False)),
-    }
-    if "members" in data:
-        body["members"] = [{"name": n, "type": t} for n, t in data["members"]]
-    return body
-
-
-def map_json(graph: MapGraph) -> dict[str, Any]:
-    """The API's JSON view of a map graph."""
-    window: TimeWindow = graph.graph["window"]
-    window_s = (window.end_ns - window.start_ns) / 1e9
-    _annotate_depth(graph)
-    nodes = [_node_json(graph, key, window_s) for key in sorted(graph.nodes, key=lambda k: (k[1], k[0]))]
-    edges = []
-    for caller, callee, data in sorted(graph.edges(data=True), key=lambda e: (e[0], e[1])):
-        figures: Figures | None = data["figures"]
-        p50, p90, p99 = data["dwell"]
-        edges.append(
-            {
-                "id": f"{node_id(caller)}-{node_id(callee)}",
-                "source": node_id(caller),
-                "target": node_id(callee),
-                "async": data["is_async"],
-                "figures": figures.as_json(window_s) if figures is not None else None,
-                "event_age": {"p50_ms": p50, "p90_ms": p90, "p99_ms": p99} if p50 is not None else None,
-            }
-        )
-    sources = [
-        {"node": node_id(tuple(s["node"])), "name": s["node"][0], "type": s["node"][1], "traces": s["traces"]}
-        for s in graph.graph["throttle_sources"]
-    ]
-    return {
-        "start_ns": window.start_ns,
-        "end_ns": window.end_ns,
-        "nodes": nodes,
-        "edges": edges,
-        "throttle_sources": sources,
-        "folded_nodes": graph.graph.get("folded", 0),
-        "truncated": graph.graph.get("truncated", False),
-    }
-
-
-def _annotate_depth(graph: MapGraph) -> None:
-    """Call depth from the entry points (longest path over a DAG view), for left-to-right layout."""
-    dag: MapGraph = nx.DiGraph(graph)
-    dag.remove_edges_from(list(nx.selfloop_edges(dag)))
-    while not nx.is_directed_acyclic_graph(dag):
-        cycle = nx.find_cycle(dag)
-        dag.remove_edge(*cycle[-1][:2])
-    for key in nx.topological_sort(dag):
-        preds = [graph.nodes[p].get("depth", 0) + 1 for p in dag.predecessors(key)]
-        graph.nodes[key]["depth"] = max(preds, default=0)
-
-
-def service_map(reader: SpanReader, query: MapQuery) -> dict[str, Any]:
-    """The map for a window (and filter) as JSON."""
-    return map_json(build_graph(reader, query))
+def service_map(reader: SpanReader, query: MapQuery) -> ServiceMap:
+    """The map for a window (and filter)."""
+    return map_view(build_graph(reader, query))

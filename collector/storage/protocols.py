@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, NamedTuple, Protocol
 
 from collector.filters import filter_ast as ast
 from collector.model import SpanBatch
@@ -136,13 +136,31 @@ class ByField:
 Grouping = ByTimeBucket | ByField | None
 
 
+class HopKey(NamedTuple):
+    """The first HOP_KEY_COLUMNS columns of every hop row: who called whom, in what role
+    (entry, call, inferred, link or init), asynchronously or not, and whether the callee's
+    entry was a consumer's (its edge is its queue's link, not a call)."""
+
+    caller: str | None
+    caller_type: str | None
+    callee: str
+    callee_type: str | None
+    role: str
+    is_async: bool
+    consumed: bool
+
+
+HOP_KEY_COLUMNS: Final = len(HopKey._fields)
+
+
 @dataclass(frozen=True)
 class HopRows:
     """The map's figures per hop of a window, as the map adds them up (collector.query.service_map).
 
-    ``counts``: the hop key (caller, caller type, callee, callee type, role, async, consumed),
-    requests, ok, errors, faults, throttles, cold starts. ``latency``: the hop key, kind (0 the
-    caller's wait, 1 the message's dwell), latency bucket, count, init ns, waited ns, min, max.
+    ``counts``: a HopKey's columns, then requests, ok, errors, faults, throttles, cold starts.
+    ``latency``: a HopKey's columns, then kind (0 the caller's wait, 1 the message's dwell),
+    latency bucket, count, init ns, waited ns, min, max. Rows are plain tuples (a map reads
+    ~16k: a typed row each would cost more than adding them up); a HopKey equals its columns.
     A hop may have several rows of each (parts of the window read apart); they add up exactly.
     """
 

@@ -176,7 +176,7 @@ def test_banking(collector: LocalCollector) -> None:
     ]
     found = service_map(collector, has_edges(*wanted))
     assert set(wanted) <= set(edges(found)), sorted(edges(found))
-    assert edges(found)["withdraw", "bank"]["async"] and edges(found)["bank", "notify-customer"]["async"]
+    assert edges(found)["withdraw", "bank"]["is_async"] and edges(found)["bank", "notify-customer"]["is_async"]
     consumers_are_linked(found, ["notify-customer", "start-overdraft-workflow"])
     # throttles at their true source: reserved concurrency on the Lambda nodes (withdraw's, the
     # fee functions'), the stage's own limit; never a node that only passed a 429 on
@@ -210,7 +210,7 @@ def test_images(collector: LocalCollector) -> None:
     ]
     found = service_map(collector, has_edges(*wanted))
     assert set(wanted) <= set(edges(found)), sorted(edges(found))
-    assert edges(found)["image-uploads", "resize-image"]["async"]
+    assert edges(found)["image-uploads", "resize-image"]["is_async"]
     consumers_are_linked(found, ["resize-image"])
     assert figures(found, "resize-image", "AWS::Lambda::Function")["faults"] > 0  # the corrupt uploads
     assert ran.cdn_hits > 0 and figures(found, "thumbnails-cdn", "AWS::CloudFront::Distribution")["requests"] > 0
@@ -233,7 +233,7 @@ def test_social(collector: LocalCollector) -> None:
     ]
     found = service_map(collector, has_edges(*wanted))
     assert set(wanted) <= set(edges(found)), sorted(edges(found))
-    assert edges(found)["posts", "analyze-posts"]["async"]
+    assert edges(found)["posts", "analyze-posts"]["is_async"]
     consumers_are_linked(found, ["analyze-posts"])
     assert figures(found, "analyze-posts", "AWS::Lambda::Function")["faults"] > 0  # the poison records
     assert any("KinesisBatchInfo" in letter for letter in ran.dead_letters), "no poison record was set aside"

@@ -1,5 +1,6 @@
 """Schemathesis against the daemon's own /openapi.json: every route, with valid and invalid
-parameters generated from the schema, answers with a documented status and never a 5xx.
+parameters generated from the schema, answers with a documented status and never a 5xx, and
+every answer it gives matches the response schema the document declares for it.
 
 A bounded number of examples per route (derandomized, so a run is repeatable); `make fuzz`
 is where longer runs go.
@@ -17,6 +18,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.integration.daemon import Daemon
 
@@ -72,6 +74,8 @@ def test_no_parameter_makes_a_route_fail(api_schema: Any, mode: GenerationMode) 
             assert response.status_code < 500, f"{where}: {response.text[:500]}"
             if response.status_code == 400:
                 assert response.json()["detail"], f"{where}: a 400 says what is wrong"
+            if response.status_code == 200:
+                case.validate_response(response, checks=[response_schema_conformance])
 
         try:
             call()
@@ -79,3 +83,18 @@ def test_no_parameter_makes_a_route_fail(api_schema: Any, mode: GenerationMode) 
             continue
         tried.append(operation.label)
     assert len(tried) >= 6, tried  # the routes with parameters, at least
+
+
+def test_every_query_route_documents_its_answer(api_schema: Any) -> None:
+    """Each /api route's 200 answer is a named schema (a read model), not a free-form object."""
+    paths = api_schema.raw_schema["paths"]
+    api_routes = [path for path in paths if path.startswith("/api/")]
+    assert len(api_routes) >= 7, api_routes
+    components = api_schema.raw_schema["components"]["schemas"]
+    for path in api_routes:
+        answer = paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        refs = [answer["$ref"]] if "$ref" in answer else [option["$ref"] for option in answer.get("anyOf", [])]
+        assert refs, f"{path}: {answer}"
+        for ref in refs:
+            name = ref.rsplit("/", 1)[-1]
+            assert components[name]["properties"], f"{path}: {name} has no properties"

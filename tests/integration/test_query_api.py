@@ -86,7 +86,7 @@ def test_the_map_shows_the_chain_and_the_async_hop(traffic: dict[str, Any]) -> N
         ("invoices", "billing"),
     }
     assert edges["orders", "ledger"]["figures"]["faults"] == 1
-    assert edges["invoices", "billing"]["async"] is True
+    assert edges["invoices", "billing"]["is_async"] is True
     assert edges["invoices", "billing"]["event_age"]["p50_ms"] >= 40
     nodes = {n["name"]: n for n in traffic["map"]["nodes"]}
     assert nodes["invoices"]["type"] == "queue" and nodes["invoices"]["inferred"] is True

@@ -7,9 +7,12 @@ each property at a cost that dominated the map endpoint (bench/ui.py).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
+
+from collector.query.analytics import SeriesPoint
+from collector.query.figure_view import HistogramBar
 
 HEALTH_LINES: Final = (
     ("error_rate", "error", "#f0a30a"),
@@ -31,14 +34,14 @@ def _layout(title: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def bucket_histogram(buckets: Sequence[Mapping[str, Any]], title: str) -> Figure:
+def bucket_histogram(buckets: Sequence[HistogramBar], title: str) -> Figure:
     """Response-time buckets (low_ms, high_ms, count) as bars on a log axis; a box-select gives a range."""
     bar = {
         "type": "bar",
-        "x": [math.sqrt(b["low_ms"] * b["high_ms"]) for b in buckets],
-        "y": [b["count"] for b in buckets],
-        "width": [b["high_ms"] - b["low_ms"] for b in buckets],
-        "customdata": [[b["low_ms"], b["high_ms"]] for b in buckets],
+        "x": [math.sqrt(b.low_ms * b.high_ms) for b in buckets],
+        "y": [b.count for b in buckets],
+        "width": [b.high_ms - b.low_ms for b in buckets],
+        "customdata": [[b.low_ms, b.high_ms] for b in buckets],
         "hovertemplate": "%{customdata[0]:.1f}-%{customdata[1]:.1f} ms: %{y}<extra></extra>",
         "marker": {"color": "#4c78a8"},
     }
@@ -47,23 +50,20 @@ def bucket_histogram(buckets: Sequence[Mapping[str, Any]], title: str) -> Figure
     return {"data": [bar], "layout": layout}
 
 
-def log_buckets(durations_ms: Sequence[float], per_decade: int = 4) -> list[dict[str, Any]]:
+def log_buckets(durations_ms: Sequence[float], per_decade: int = 4) -> list[HistogramBar]:
     """Durations into log-spaced buckets, as the map's histograms are."""
     counts: dict[int, int] = {}
     for value in durations_ms:
         key = math.floor(math.log10(max(value, 0.001)) * per_decade)
         counts[key] = counts.get(key, 0) + 1
-    return [
-        {"low_ms": 10 ** (k / per_decade), "high_ms": 10 ** ((k + 1) / per_decade), "count": n}
-        for k, n in sorted(counts.items())
-    ]
+    return [HistogramBar(10 ** (k / per_decade), 10 ** ((k + 1) / per_decade), n) for k, n in sorted(counts.items())]
 
 
-def _times(points: Sequence[Mapping[str, Any]]) -> list[str]:
-    return [datetime.fromtimestamp(p["start_ns"] / 1e9, tz=UTC).isoformat() for p in points]
+def _times(points: Sequence[SeriesPoint]) -> list[str]:
+    return [datetime.fromtimestamp(p.start_ns / 1e9, tz=UTC).isoformat() for p in points]
 
 
-def series_figures(points: Sequence[Mapping[str, Any]]) -> dict[str, Figure]:
+def series_figures(points: Sequence[SeriesPoint]) -> dict[str, Figure]:
     """Requests, error/fault/throttle rates, p50/p90/p99 and cold starts over time, one figure each."""
     times = _times(points)
 
@@ -73,7 +73,7 @@ def series_figures(points: Sequence[Mapping[str, Any]]) -> dict[str, Figure]:
                 "type": "scatter",
                 "mode": "lines",
                 "x": times,
-                "y": [p[key] for p in points],
+                "y": [getattr(p, key) for p in points],
                 "name": name,
                 "line": {"color": colour},
             }
@@ -81,7 +81,8 @@ def series_figures(points: Sequence[Mapping[str, Any]]) -> dict[str, Figure]:
         ]
 
     def bars(key: str, name: str, colour: str) -> list[dict[str, Any]]:
-        return [{"type": "bar", "x": times, "y": [p[key] for p in points], "name": name, "marker": {"color": colour}}]
+        heights = [getattr(p, key) for p in points]
+        return [{"type": "bar", "x": times, "y": heights, "name": name, "marker": {"color": colour}}]
 
     return {
         "requests": {"data": bars("requests", "requests", "#4c78a8"), "layout": _layout("requests per step")},

@@ -1,4 +1,4 @@
-"""The service map as a plotly figure, built from the query API's map JSON.
+"""The service map as a plotly figure, built from the query layer's map (collector.query.map_view).
 
 Left to right by call depth (networkx's multipartite layout over the depth the collector
 computed); each node is a ring whose arcs show its ok / error (4xx) / fault (5xx) / throttle
@@ -16,6 +16,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import networkx as nx
+
+from collector.query.figure_view import RequestFigures
+from collector.query.map_view import MapEdge, MapNode, ServiceMap
 
 HEALTH_COLOURS: Final = {"ok": "#2ca02c", "error": "#f0a30a", "fault": "#d62728", "throttle": "#8e44ad"}
 NEUTRAL: Final = "#9aa5b1"
@@ -54,17 +57,17 @@ def type_tag(node_type: str) -> str:
     return TYPE_TAGS.get(node_type, node_type.split("::")[-1] if "::" in node_type else node_type)
 
 
-def positions(nodes: Sequence[Mapping[str, Any]], edges: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, float]]:
+def positions(nodes: Sequence[MapNode], edges: Sequence[MapEdge]) -> dict[str, tuple[float, float]]:
     """Node id -> (x, y): one column per call depth, nodes spread evenly in their column."""
     graph: nx.DiGraph[str] = nx.DiGraph()
-    for node in sorted(nodes, key=lambda n: (n["depth"], n["type"], n["name"])):
-        graph.add_node(node["id"], depth=node["depth"])
-    graph.add_edges_from((e["source"], e["target"]) for e in edges)
+    for node in sorted(nodes, key=lambda n: (n.depth, n.type, n.name)):
+        graph.add_node(node.id, depth=node.depth)
+    graph.add_edges_from((e.source, e.target) for e in edges)
     if graph.number_of_nodes() == 0:
         return {}
     laid_out = nx.multipartite_layout(graph, subset_key="depth", align="vertical", scale=1.0)
-    columns = max(1, len({n["depth"] for n in nodes}))
-    tallest = max(sum(1 for n in nodes if n["depth"] == d) for d in {n["depth"] for n in nodes})
+    columns = max(1, len({n.depth for n in nodes}))
+    tallest = max(sum(1 for n in nodes if n.depth == d) for d in {n.depth for n in nodes})
     # Unit spacing between columns and rows, whatever the graph's shape.
     width, height = max(columns - 1, 1), max(tallest - 1, 1)
     xs = [float(p[0]) for p in laid_out.values()]  # numpy scalars are not JSON
@@ -83,15 +86,15 @@ def _radius(requests: int, busiest: int) -> float:
     return MIN_RADIUS + (MAX_RADIUS - MIN_RADIUS) * math.sqrt(requests / busiest)
 
 
-def health_shares(figures: Mapping[str, Any] | None) -> list[tuple[str, float]]:
+def health_shares(figures: RequestFigures | None) -> list[tuple[str, float]]:
     """(health, share) arcs of a node's ring; a node without figures is one neutral ring."""
-    if not figures or not figures.get("requests"):
+    if figures is None or not figures.requests:
         return [("none", 1.0)]
-    total = figures["requests"]
+    total = figures.requests
     shares = [
-        ("fault", figures["faults"] / total),
-        ("throttle", figures["throttles"] / total),
-        ("error", max(0, figures["errors"] - figures["throttles"]) / total),
+        ("fault", figures.faults / total),
+        ("throttle", figures.throttles / total),
+        ("error", max(0, figures.errors - figures.throttles) / total),
     ]
     used = sum(share for _, share in shares)
     return [("ok", max(0.0, 1.0 - used)), *[(h, s) for h, s in shares if s > 0]]
@@ -161,11 +164,10 @@ def _between_rings(
     )
 
 
-def _edge_label(figures: Mapping[str, Any] | None) -> str:
-    if not figures:
+def _edge_label(figures: RequestFigures | None) -> str:
+    if figures is None or figures.p99_ms is None:
         return ""
-    p99 = figures.get("p99_ms")
-    return f"{figures['requests_per_s']:.2f}/s · p99 {p99:,.0f} ms" if p99 is not None else ""
+    return f"{figures.requests_per_s:.2f}/s · p99 {figures.p99_ms:,.0f} ms"
 
 
 def _scatter(**fields: Any) -> dict[str, Any]:
@@ -173,7 +175,7 @@ def _scatter(**fields: Any) -> dict[str, Any]:
 
 
 def _edge_traces(
-    edges: Sequence[Mapping[str, Any]], where: Mapping[str, tuple[float, float]], radius: Mapping[str, float]
+    edges: Sequence[MapEdge], where: Mapping[str, tuple[float, float]], radius: Mapping[str, float]
 ) -> list[dict[str, Any]]:
     """Sync and async lines, arrowheads as one marker trace, and the edges' click targets."""
     traces = []
@@ -181,9 +183,9 @@ def _edge_traces(
     for is_async in (False, True):
         xs: list[float | None] = []
         ys: list[float | None] = []
-        for edge in (e for e in edges if bool(e["async"]) == is_async):
+        for edge in (e for e in edges if e.is_async == is_async):
             (x0, y0), (x1, y1) = _between_rings(
-                where[edge["source"]], where[edge["target"]], radius[edge["source"]], radius[edge["target"]]
+                where[edge.source], where[edge.target], radius[edge.source], radius[edge.target]
             )
             xs += [x0, x1, None]
             ys += [y0, y1, None]
@@ -214,53 +216,57 @@ def _edge_traces(
     labelled = len(edges) <= LABELLED_EDGES
     traces.append(
         _scatter(
-            x=[(where[e["source"]][0] + where[e["target"]][0]) / 2 for e in edges],
-            y=[(where[e["source"]][1] + where[e["target"]][1]) / 2 for e in edges],
+            x=[(where[e.source][0] + where[e.target][0]) / 2 for e in edges],
+            y=[(where[e.source][1] + where[e.target][1]) / 2 for e in edges],
             mode="markers+text" if labelled else "markers",
-            text=[_edge_label(e["figures"]) for e in edges] if labelled else None,
+            text=[_edge_label(e.figures) for e in edges] if labelled else None,
             textposition="top center",
             textfont={"size": 10, "color": "#3d4752"},
             marker={"size": 9, "color": "#5f6b7a", "symbol": "diamond"},
-            customdata=[["edge", e["id"]] for e in edges],
+            customdata=[["edge", e.id] for e in edges],
             hoverinfo="text",
-            hovertext=[_edge_label(e["figures"]) or "no traffic" for e in edges],
+            hovertext=[_edge_label(e.figures) or "no traffic" for e in edges],
             name="edges",
         )
     )
     return traces
 
 
-def map_figure(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The plotly figure (data and layout, plain JSON) for a service-map JSON body.
+def map_figure(service_map: ServiceMap) -> dict[str, Any]:
+    """The plotly figure (data and layout, plain JSON) for a service map.
 
     Built as plain dicts: plotly's graph objects validate every property, which cost ~0.7 s
     for a 50-node, 650-edge map here (bench/ui.py); the output is the same figure JSON.
     """
-    nodes, edges = body["nodes"], body["edges"]
+    nodes, edges = service_map.nodes, service_map.edges
     where = positions(nodes, edges)
-    busiest = max([(n["figures"] or {}).get("requests", 0) for n in nodes] + [0])
-    radius = {n["id"]: _radius((n["figures"] or {}).get("requests", 0), busiest) for n in nodes}
+    busiest = max([_requests(n) for n in nodes] + [0])
+    radius = {n.id: _radius(_requests(n), busiest) for n in nodes}
     rings: dict[str, list[Polygon]] = {}
     for node in nodes:
-        cx, cy = where[node["id"]]
-        for health, paths in _ring_polygons(cx, cy, radius[node["id"]], health_shares(node["figures"])).items():
+        cx, cy = where[node.id]
+        for health, paths in _ring_polygons(cx, cy, radius[node.id], health_shares(node.figures)).items():
             rings.setdefault(health, []).extend(paths)
     data = _edge_traces(edges, where, radius) + _ring_traces(rings)
     data += _node_traces(nodes, where, radius) + _legend_traces()
     return {"data": data, "layout": _layout(where)}
 
 
+def _requests(node: MapNode) -> int:
+    return node.figures.requests if node.figures is not None else 0
+
+
 def _node_traces(
-    nodes: list[dict[str, Any]], where: dict[str, tuple[float, float]], radius: dict[str, float]
+    nodes: Sequence[MapNode], where: dict[str, tuple[float, float]], radius: dict[str, float]
 ) -> list[dict[str, Any]]:
     """The nodes' labels, and the invisible markers that carry their hover text and clicks."""
     data: list[dict[str, Any]] = []
     data.append(
         _scatter(
-            x=[where[n["id"]][0] for n in nodes],
-            y=[where[n["id"]][1] - radius[n["id"]] * 1.15 - 0.12 for n in nodes],
+            x=[where[n.id][0] for n in nodes],
+            y=[where[n.id][1] - radius[n.id] * 1.15 - 0.12 for n in nodes],
             mode="text",
-            text=[f"{inert(n['name'])}<br>[{inert(type_tag(n['type']))}]" for n in nodes],
+            text=[f"{inert(n.name)}<br>[{inert(type_tag(n.type))}]" for n in nodes],
             textposition="bottom center",
             textfont={"size": 11, "color": "#1f2933"},
             hoverinfo="skip",
@@ -269,16 +275,16 @@ def _node_traces(
     )
     data.append(
         _scatter(
-            x=[where[n["id"]][0] for n in nodes],
-            y=[where[n["id"]][1] for n in nodes],
+            x=[where[n.id][0] for n in nodes],
+            y=[where[n.id][1] for n in nodes],
             mode="markers",
-            text=[inert(n["name"]) for n in nodes],
+            text=[inert(n.name) for n in nodes],
             marker={
-                "size": [radius[n["id"]] * 160 for n in nodes],
+                "size": [radius[n.id] * 160 for n in nodes],
                 "color": "rgba(255,255,255,0.01)",
                 "line": {"width": 0},
             },
-            customdata=[["node", n["id"]] for n in nodes],
+            customdata=[["node", n.id] for n in nodes],
             hovertext=[_node_hover(n) for n in nodes],
             hoverinfo="text",
             name="nodes",
@@ -329,19 +335,16 @@ def _range(values: list[float]) -> list[float]:
     return [min(values) - 0.5, max(values) + 0.5]
 
 
-def _node_hover(node: Mapping[str, Any]) -> str:
-    figures = node["figures"]
-    lines = [f"<b>{inert(node['name'])}</b> ({inert(type_tag(node['type']))})"]
-    if figures:
-        lines.append(f"{figures['requests']:,} requests · {figures['requests_per_s']:.2f}/s")
+def _node_hover(node: MapNode) -> str:
+    figures = node.figures
+    lines = [f"<b>{inert(node.name)}</b> ({inert(type_tag(node.type))})"]
+    if figures is not None:
+        lines.append(f"{figures.requests:,} requests · {figures.requests_per_s:.2f}/s")
         lines.append(
-            f"error {figures['error_rate']:.1%} · fault {figures['fault_rate']:.1%} · "
-            f"throttle {figures['throttle_rate']:.1%}"
+            f"error {figures.error_rate:.1%} · fault {figures.fault_rate:.1%} · throttle {figures.throttle_rate:.1%}"
         )
-        if figures["p99_ms"] is not None:
-            lines.append(
-                f"p50 {figures['p50_ms']:,.1f} · p90 {figures['p90_ms']:,.1f} · p99 {figures['p99_ms']:,.1f} ms"
-            )
-        if figures["cold_starts"]:
-            lines.append(f"cold starts {figures['cold_starts']:,} ({figures['cold_start_rate']:.1%})")
+        if figures.p50_ms is not None and figures.p90_ms is not None and figures.p99_ms is not None:
+            lines.append(f"p50 {figures.p50_ms:,.1f} · p90 {figures.p90_ms:,.1f} · p99 {figures.p99_ms:,.1f} ms")
+        if figures.cold_starts:
+            lines.append(f"cold starts {figures.cold_starts:,} ({figures.cold_start_rate:.1%})")
     return "<br>".join(lines)

@@ -15,29 +15,30 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final, Generic, TypeVar
 
 DEFAULT_RANGE_S: Final = 900.0
 # How far the browser's `now` may be from the server's when the page was served.
 MAX_END_SKEW_S: Final = 5.0
 MAX_WAIT_S: Final = 30.0
+Page = TypeVar("Page")
 
 
 @dataclass(frozen=True)
-class _Prefetched:
+class _Prefetched(Generic[Page]):
     range_s: float
     end_s: float
-    result: concurrent.futures.Future[dict[str, Any]]
+    result: concurrent.futures.Future[Page]
 
 
-class MapPrefetch:
+class MapPrefetch(Generic[Page]):
     """Builds the map for a page being served; hands it to the page's own request for it."""
 
-    def __init__(self, build: Callable[[float, float], dict[str, Any]]) -> None:
+    def __init__(self, build: Callable[[float, float], Page]) -> None:
         """`build(start_s, end_s)`: the map data endpoint's body for that window, no filter."""
         self._build = build
         self._lock = threading.Lock()
-        self._slot: _Prefetched | None = None
+        self._slot: _Prefetched[Page] | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fluoro-map-prefetch")
 
     def start(self, range_param: str | None, filter_param: str | None) -> None:
@@ -56,7 +57,7 @@ class MapPrefetch:
             end_s = time.time()
             self._slot = _Prefetched(range_s, end_s, self._pool.submit(self._build, end_s - range_s, end_s))
 
-    def take(self, start: str | None, end: str | None) -> dict[str, Any] | None:
+    def take(self, start: str | None, end: str | None) -> Page | None:
         """The prefetched body when it answers this request's window; None: build it as usual."""
         try:
             start_s, end_s = float(start or ""), float(end or "")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from collector.model import SpanBatch
+from collector.query.figure_view import NodeFigures
+from collector.query.map_view import EventAge, MapEdge, MapNode, ServiceMap
 from collector.query.service_map import MapQuery, service_map
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.protocols import TimeWindow
@@ -13,7 +13,7 @@ from tests.factories import SECOND, T0, at, spans_batch
 WINDOW = TimeWindow(T0 - 60 * SECOND, T0 + 600 * SECOND)
 
 
-def linked_map(store: DuckDBStore, query: MapQuery) -> dict[str, Any]:
+def linked_map(store: DuckDBStore, query: MapQuery) -> ServiceMap:
     """The map once the writer has linked what was stored (the daemon does it every 2 s)."""
     store.link_new_spans()
     return service_map(store.reader, query)
@@ -55,8 +55,19 @@ def chain_batches(trace: int, start_s: float, fault_in_c: bool) -> list[SpanBatc
     ]
 
 
-def by_name(body: dict[str, Any]) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
-    nodes = {n["name"]: n for n in body["nodes"]}
-    names = {n["id"]: n["name"] for n in body["nodes"]}
-    edges = {(names[e["source"]], names[e["target"]]): e for e in body["edges"]}
+def by_name(found: ServiceMap) -> tuple[dict[str, MapNode], dict[tuple[str, str], MapEdge]]:
+    nodes = {n.name: n for n in found.nodes}
+    names = {n.id: n.name for n in found.nodes}
+    edges = {(names[e.source], names[e.target]): e for e in found.edges}
     return nodes, edges
+
+
+def figures(item: MapNode | MapEdge) -> NodeFigures:
+    """A node's or edge's figures, which the test expects it to have."""
+    assert item.figures is not None, f"{item.id} has no figures"
+    return item.figures
+
+
+def event_age(edge: MapEdge) -> EventAge:
+    assert edge.event_age is not None, f"{edge.id} has no event age"
+    return edge.event_age

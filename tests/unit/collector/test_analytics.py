@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from collector.query.analytics import compare_values, compare_windows, step_ns_for, time_series
-from collector.query.critical_path import critical_path, critical_path_json, trace_with_consumers
+from collector.query.critical_path import critical_path, critical_path_of, trace_with_consumers
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.protocols import SpanLink, StoredSpan, Subject, TimeWindow
 from tests.factories import SECOND, T0, at, spans_batch, stored_span, trace_key
@@ -50,23 +50,23 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
 
 def test_time_series_of_all_incoming_requests(store: DuckDBStore) -> None:
     body = time_series(store.reader, WINDOW, None, Subject(), step_s=30)
-    assert body["step_s"] == 30.0
-    assert [p["requests"] for p in body["points"]] == [10, 10]
-    assert [p["start_ns"] for p in body["points"]] == [T0, T0 + 30 * SECOND]
+    assert body.step_s == 30.0
+    assert [p.requests for p in body.points] == [10, 10]
+    assert [p.start_ns for p in body.points] == [T0, T0 + 30 * SECOND]
 
 
 def test_time_series_of_one_node(store: DuckDBStore) -> None:
     body = time_series(store.reader, WINDOW, None, Subject("fn", "AWS::Lambda::Function"), step_s=30)
-    first, second = body["points"]
-    assert (first["requests"], first["faults"], first["fault_rate"]) == (10, 1, 0.1)
-    assert first["p50_ms"] == pytest.approx(100.0) and second["p99_ms"] == pytest.approx(300.0)
-    assert first["cold_starts"] == 1 and first["requests_per_s"] == pytest.approx(10 / 30)
+    first, second = body.points
+    assert (first.requests, first.faults, first.fault_rate) == (10, 1, 0.1)
+    assert first.p50_ms == pytest.approx(100.0) and second.p99_ms == pytest.approx(300.0)
+    assert first.cold_starts == 1 and first.requests_per_s == pytest.approx(10 / 30)
 
 
 def test_time_series_of_one_edge(store: DuckDBStore) -> None:
     body = time_series(store.reader, WINDOW, None, Subject("fn", caller="api"), step_s=60)
-    assert [p["requests"] for p in body["points"]] == [20]
-    assert time_series(store.reader, WINDOW, None, Subject("fn", caller="nobody"), step_s=60)["points"] == []
+    assert [p.requests for p in body.points] == [20]
+    assert time_series(store.reader, WINDOW, None, Subject("fn", caller="nobody"), step_s=60).points == ()
 
 
 def test_steps_are_bounded() -> None:
@@ -78,17 +78,18 @@ def test_compare_two_windows(store: DuckDBStore) -> None:
     current = TimeWindow(T0 + 30 * SECOND, T0 + 60 * SECOND)
     baseline = TimeWindow(T0, T0 + 30 * SECOND)
     body = compare_windows(store.reader, current, baseline, None, Subject("fn"))
-    assert body["a"]["p50_ms"] == pytest.approx(100.0) and body["b"]["p50_ms"] == pytest.approx(300.0)
-    assert body["delta"]["p50_ms"] == pytest.approx(200.0)
-    assert body["delta"]["fault_rate"] == pytest.approx(-0.1)
+    assert body.a.p50_ms == pytest.approx(100.0) and body.b.p50_ms == pytest.approx(300.0)
+    assert body.delta.p50_ms == pytest.approx(200.0)
+    assert body.delta.fault_rate == pytest.approx(-0.1)
 
 
 def test_compare_function_versions_and_cold_vs_warm(store: DuckDBStore) -> None:
     versions = compare_values(store.reader, WINDOW, None, Subject("fn"), "function_version")
-    assert (versions["a"]["label"], versions["b"]["label"]) == ("1", "2")
-    assert versions["delta"]["p90_ms"] == pytest.approx(200.0)
+    assert versions.a is not None and versions.b is not None and versions.delta is not None
+    assert (versions.a.label, versions.b.label) == ("1", "2")
+    assert versions.delta.p90_ms == pytest.approx(200.0)
     cold = compare_values(store.reader, WINDOW, None, Subject("fn"), "cold_start")
-    assert {g["label"]: g["requests"] for g in cold["groups"]} == {"False": 18, "True": 2}
+    assert {g.label: g.requests for g in cold.groups} == {"False": 18, "True": 2}
 
 
 def span(span_id: str, parent: str | None, start_ms: float, duration_ms: float, **extra: Any) -> StoredSpan:
@@ -132,10 +133,10 @@ def test_critical_path_follows_async_links_past_the_producer() -> None:
         span("consume", None, 2000, 300, trace="t2", links=[{"trace_id": "t1", "span_id": "send"}]),
         span("write", "consume", 2100, 150, trace="t2"),
     ]
-    body = critical_path_json(spans)
-    ids = [s["span_id"] for s in body["segments"]]
+    body = critical_path_of(b"t1", spans)
+    ids = [s.span_id for s in body.segments]
     assert ids[-3:] == ["consume", "write", "consume"]
-    assert "send" in ids and body["duration_ms"] == pytest.approx(2300.0)
+    assert "send" in ids and body.duration_ms == pytest.approx(2300.0)
 
 
 def test_critical_path_loads_consumer_traces_from_the_store(tmp_path: Path) -> None:
@@ -149,9 +150,9 @@ def test_critical_path_loads_consumer_traces_from_the_store(tmp_path: Path) -> N
         )
         store.link_new_spans()
         spans = trace_with_consumers(store.reader, trace_key(1))
-        body = critical_path_json(spans)
-        assert body["segments"][-1]["service"] == "billing"
-        assert body["duration_ms"] == pytest.approx(2300.0)
+        body = critical_path_of(trace_key(1), spans)
+        assert body.segments[-1].service == "billing"
+        assert body.duration_ms == pytest.approx(2300.0)
     finally:
         store.close()
 

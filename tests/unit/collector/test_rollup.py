@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from collector.model import SpanBatch
+from collector.query.map_view import ServiceMap
 from collector.query.service_map import MapQuery, service_map
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.protocols import Statement, TimeWindow
 from tests.factories import SECOND, T0, at, spans_batch
-from tests.unit.collector.test_service_map import chain_batches
+from tests.unit.collector.map_support import chain_batches
 
 
 @pytest.fixture
@@ -32,8 +33,8 @@ def write_both(stores: tuple[DuckDBStore, DuckDBStore], batches: list[SpanBatch]
         store.link_new_spans()
 
 
-def comparable(body: dict[str, Any]) -> dict[str, Any]:
-    return {"nodes": body["nodes"], "edges": body["edges"], "throttle_sources": body["throttle_sources"]}
+def comparable(body: ServiceMap) -> dict[str, Any]:
+    return {"nodes": body.nodes, "edges": body.edges, "throttle_sources": body.throttle_sources}
 
 
 def early_traffic() -> list[SpanBatch]:
@@ -79,7 +80,7 @@ def test_late_spans_and_superseded_guesses_after_the_roll_up(stores: tuple[DuckD
     window = TimeWindow(T0 - 60 * SECOND, T0 + 3600 * SECOND)
     after = service_map(rolled.reader, MapQuery(window))
     assert comparable(after) == comparable(service_map(raw.reader, MapQuery(window)))
-    names = {n["name"] for n in after["nodes"]}
+    names = {n.name for n in after.nodes}
     assert "b.local:80" not in names  # the retracted guess left no trace
 
 

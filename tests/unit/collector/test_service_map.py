@@ -10,7 +10,7 @@ from collector.filters.filter_parser import parse_filter
 from collector.query.service_map import MapQuery
 from collector.storage.duckdb_store import DuckDBStore
 from tests.factories import at, spans_batch
-from tests.unit.collector.map_support import WINDOW, by_name, chain_batches, linked_map
+from tests.unit.collector.map_support import WINDOW, by_name, chain_batches, event_age, figures, linked_map
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
@@ -29,13 +29,13 @@ def test_a_three_service_chain_gives_exactly_its_two_edges(
     assert set(nodes) == {"client", "a", "b", "c"}
     service_edges = {k: v for k, v in edges.items() if k[0] != "client"}
     assert len(service_edges) == 2
-    assert edges["a", "b"]["figures"]["requests"] == 3 and edges["a", "b"]["figures"]["faults"] == 0
-    assert edges["b", "c"]["figures"]["requests"] == 3 and edges["b", "c"]["figures"]["faults"] == 1
-    assert edges["b", "c"]["async"] is False
-    assert nodes["c"]["health"] == "fault" and nodes["a"]["health"] == "ok"
-    assert nodes["c"]["figures"]["fault_rate"] == pytest.approx(1 / 3)
-    assert nodes["b"]["figures"]["p50_ms"] == pytest.approx(200.0)
-    assert [nodes[n]["depth"] for n in ("client", "a", "b", "c")] == [0, 1, 2, 3]
+    assert figures(edges["a", "b"]).requests == 3 and figures(edges["a", "b"]).faults == 0
+    assert figures(edges["b", "c"]).requests == 3 and figures(edges["b", "c"]).faults == 1
+    assert edges["b", "c"].is_async is False
+    assert nodes["c"].health == "fault" and nodes["a"].health == "ok"
+    assert figures(nodes["c"]).fault_rate == pytest.approx(1 / 3)
+    assert figures(nodes["b"]).p50_ms == pytest.approx(200.0)
+    assert [nodes[n].depth for n in ("client", "a", "b", "c")] == [0, 1, 2, 3]
 
 
 def test_an_uninstrumented_target_is_an_inferred_node(store: DuckDBStore) -> None:
@@ -60,10 +60,10 @@ def test_an_uninstrumented_target_is_an_inferred_node(store: DuckDBStore) -> Non
         ]
     )
     nodes, edges = by_name(linked_map(store, MapQuery(WINDOW)))
-    assert nodes["accounts"]["type"] == "AWS::DynamoDB::Table" and nodes["accounts"]["inferred"] is True
-    assert nodes["fn"]["type"] == "AWS::Lambda::Function" and nodes["fn"]["inferred"] is False
-    assert edges["fn", "accounts"]["figures"]["throttles"] == 1
-    assert nodes["accounts"]["health"] == "throttle"
+    assert nodes["accounts"].type == "AWS::DynamoDB::Table" and nodes["accounts"].inferred is True
+    assert nodes["fn"].type == "AWS::Lambda::Function" and nodes["fn"].inferred is False
+    assert figures(edges["fn", "accounts"]).throttles == 1
+    assert nodes["accounts"].health == "throttle"
 
 
 @pytest.mark.parametrize("consumer_first", [False, True])
@@ -81,10 +81,10 @@ def test_an_async_sqs_hop_gives_producer_queue_consumer(store: DuckDBStore, cons
     store.write([producer] if consumer_first else [consumer])
     nodes, edges = by_name(linked_map(store, MapQuery(WINDOW)))
     assert set(edges) == {("client", "shop"), ("shop", "orders-q"), ("orders-q", "billing")}
-    assert edges["shop", "orders-q"]["async"] and edges["orders-q", "billing"]["async"]
-    assert edges["orders-q", "billing"]["event_age"]["p50_ms"] == pytest.approx(2000.0)
-    assert nodes["orders-q"]["type"] == "AWS::SQS::Queue"
-    assert nodes["billing"]["figures"]["requests"] == 1
+    assert edges["shop", "orders-q"].is_async and edges["orders-q", "billing"].is_async
+    assert event_age(edges["orders-q", "billing"]).p50_ms == pytest.approx(2000.0)
+    assert nodes["orders-q"].type == "AWS::SQS::Queue"
+    assert figures(nodes["billing"]).requests == 1
 
 
 def test_xray_style_queue_parenting_keeps_the_queue_between(store: DuckDBStore) -> None:
@@ -110,7 +110,7 @@ def test_xray_style_queue_parenting_keeps_the_queue_between(store: DuckDBStore) 
     )
     _, edges = by_name(linked_map(store, MapQuery(WINDOW)))
     assert set(edges) == {("client", "shop"), ("shop", "orders-q"), ("orders-q", "billing")}
-    assert edges["orders-q", "billing"]["event_age"]["p50_ms"] == pytest.approx(1000.0)
+    assert event_age(edges["orders-q", "billing"]).p50_ms == pytest.approx(1000.0)
 
 
 def test_an_s3_notification_keeps_the_bucket_between_uploader_and_function(store: DuckDBStore) -> None:
@@ -146,9 +146,9 @@ def test_an_s3_notification_keeps_the_bucket_between_uploader_and_function(store
     )
     _, edges = by_name(linked_map(store, MapQuery(WINDOW)))
     assert set(edges) == {("client", "upload"), ("upload", "pics"), ("pics", "resize"), ("upload", "logs")}
-    assert not edges["upload", "pics"]["async"] and not edges["upload", "logs"]["async"]  # the writes are calls
-    assert edges["pics", "resize"]["async"]  # the notification is an event
-    assert edges["pics", "resize"]["event_age"]["p50_ms"] == pytest.approx(500.0)
+    assert not edges["upload", "pics"].is_async and not edges["upload", "logs"].is_async  # the writes are calls
+    assert edges["pics", "resize"].is_async  # the notification is an event
+    assert event_age(edges["pics", "resize"]).p50_ms == pytest.approx(500.0)
 
 
 def test_lambda_service_and_function_views_are_two_nodes(store: DuckDBStore) -> None:
@@ -173,15 +173,15 @@ def test_lambda_service_and_function_views_are_two_nodes(store: DuckDBStore) -> 
         ]
     )
     body = linked_map(store, MapQuery(WINDOW))
-    keys = {(n["name"], n["type"]) for n in body["nodes"]}
+    keys = {(n.name, n.type) for n in body.nodes}
     assert keys == {
         ("client", "client"),
         ("withdraw", "AWS::Lambda"),
         ("withdraw", "AWS::Lambda::Function"),
         ("accounts", "AWS::DynamoDB::Table"),
     }
-    ids = {(n["name"], n["type"]): n["id"] for n in body["nodes"]}
-    pairs = {(e["source"], e["target"]) for e in body["edges"]}
+    ids = {(n.name, n.type): n.id for n in body.nodes}
+    pairs = {(e.source, e.target) for e in body.edges}
     assert (ids["withdraw", "AWS::Lambda"], ids["withdraw", "AWS::Lambda::Function"]) in pairs
     assert (ids["withdraw", "AWS::Lambda::Function"], ids["accounts", "AWS::DynamoDB::Table"]) in pairs
 
@@ -196,11 +196,12 @@ def test_cold_starts_and_init_durations(store: DuckDBStore) -> None:
             )
         store.write([spans_batch(*rows)])
     nodes, _ = by_name(linked_map(store, MapQuery(WINDOW)))
-    cold = nodes["resize"]["cold_start"]
-    assert nodes["resize"]["figures"]["requests"] == 4  # the Initialization spans are not requests
-    assert nodes["resize"]["figures"]["cold_starts"] == 2
-    assert cold["inits"] == 2 and cold["init_p50_ms"] == pytest.approx(500.0)
-    assert cold["p99_share"] == pytest.approx(0.6 / 0.8)  # the slowest request: 0.6 s init + 0.2 s handler
+    starts = nodes["resize"].cold_start
+    assert starts is not None
+    assert figures(nodes["resize"]).requests == 4  # the Initialization spans are not requests
+    assert figures(nodes["resize"]).cold_starts == 2
+    assert starts.inits == 2 and starts.init_p50_ms == pytest.approx(500.0)
+    assert starts.p99_share == pytest.approx(0.6 / 0.8)  # the slowest request: 0.6 s init + 0.2 s handler
 
 
 def test_throttle_sources_are_counted_where_the_429_started(store: DuckDBStore) -> None:
@@ -235,7 +236,7 @@ def test_throttle_sources_are_counted_where_the_429_started(store: DuckDBStore) 
         ]
     )
     body = linked_map(store, MapQuery(WINDOW))
-    sources = {(s["name"], s["type"]): s["traces"] for s in body["throttle_sources"]}
+    sources = {(s.name, s.type): s.traces for s in body.throttle_sources}
     assert sources == {
         ("bank-api", "AWS::ApiGateway::Stage"): 1,
         ("withdraw", "AWS::Lambda"): 1,
@@ -245,10 +246,10 @@ def test_throttle_sources_are_counted_where_the_429_started(store: DuckDBStore) 
 
 def test_a_child_whose_parent_never_comes_joins_as_called_by_a_client(store: DuckDBStore) -> None:
     store.write([spans_batch(at(1, 2, 999, 0, 0.1, service="orphan"))])
-    assert linked_map(store, MapQuery(WINDOW))["nodes"] == []  # still waiting for its parent
+    assert linked_map(store, MapQuery(WINDOW)).nodes == ()  # still waiting for its parent
     store.expire_pending_calls(waited_since_ns=2**62)
     nodes, edges = by_name(linked_map(store, MapQuery(WINDOW)))
-    assert nodes["orphan"]["figures"]["requests"] == 1
+    assert figures(nodes["orphan"]).requests == 1
     assert set(edges) == {("client", "orphan")}
 
 
@@ -258,7 +259,7 @@ def test_filters_restrict_the_map_to_matching_traces(store: DuckDBStore) -> None
             store.write([batch])
     body = linked_map(store, MapQuery(WINDOW, parse_filter('service("c") { fault }')))
     _, edges = by_name(body)
-    assert edges["a", "b"]["figures"]["requests"] == 1
+    assert figures(edges["a", "b"]).requests == 1
 
 
 def test_spans_stored_down_the_resend_path_are_linked_too(store: DuckDBStore) -> None:
@@ -268,5 +269,5 @@ def test_spans_stored_down_the_resend_path_are_linked_too(store: DuckDBStore) ->
     store.write([spans_batch(at(1, 1, None, 0, 0.3, service="a"), at(1, 2, 1, 0.01, 0.1, service="b"))])
     _, edges = by_name(linked_map(store, MapQuery(WINDOW)))
     assert set(edges) == {("client", "a"), ("a", "b")}
-    assert edges["a", "b"]["figures"]["requests"] == 1
-    assert edges["client", "a"]["figures"]["requests"] == 1  # the resend counted once
+    assert figures(edges["a", "b"]).requests == 1
+    assert figures(edges["client", "a"]).requests == 1  # the resend counted once

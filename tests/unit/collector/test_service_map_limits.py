@@ -7,13 +7,14 @@ import pyarrow as pa
 import pytest
 
 from collector.model import SpanBatch
-from collector.query.service_map import MapQuery, node_id, service_map
+from collector.query.map_view import node_id
+from collector.query.service_map import MapQuery, service_map
 from collector.service_map.linker import PreparedRun, prepare
 from collector.storage import duckdb_calls
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.protocols import TimeWindow
 from tests.factories import SECOND, T0, at, spans_batch
-from tests.unit.collector.map_support import WINDOW, by_name, chain_batches, linked_map
+from tests.unit.collector.map_support import WINDOW, by_name, chain_batches, figures, linked_map
 
 
 def test_many_nodes_fold_and_the_response_says_so(store: DuckDBStore) -> None:
@@ -24,17 +25,17 @@ def test_many_nodes_fold_and_the_response_says_so(store: DuckDBStore) -> None:
     ]
     store.write([spans_batch(*rows)])
     body = linked_map(store, MapQuery(WINDOW, max_nodes=10))
-    assert len(body["nodes"]) == 10 and body["folded_nodes"] == 32 - 9
-    folded = next(n for n in body["nodes"] if n["type"] == "folded")
-    assert len(folded["members"]) == 23
-    assert node_id(("hub", "service")) in {n["id"] for n in body["nodes"]}
+    assert len(body.nodes) == 10 and body.folded_nodes == 32 - 9
+    folded = next(n for n in body.nodes if n.type == "folded")
+    assert folded.members is not None and len(folded.members) == 23
+    assert node_id(("hub", "service")) in {n.id for n in body.nodes}
 
 
 def test_node_ids_are_stable_across_queries(store: DuckDBStore) -> None:
     store.write(chain_batches(1, 1, fault_in_c=False))
-    first = {n["id"] for n in linked_map(store, MapQuery(WINDOW))["nodes"]}
+    first = {n.id for n in linked_map(store, MapQuery(WINDOW)).nodes}
     store.write(chain_batches(2, 2, fault_in_c=False))
-    assert {n["id"] for n in linked_map(store, MapQuery(WINDOW))["nodes"]} == first
+    assert {n.id for n in linked_map(store, MapQuery(WINDOW)).nodes} == first
 
 
 def poison_at(start_ns: int) -> SpanBatch:
@@ -76,7 +77,7 @@ def test_spans_whose_values_break_linking_are_quarantined_and_the_map_goes_on(
     store.link_new_spans()  # later runs link as usual
     nodes, edges = by_name(service_map(store.reader, MapQuery(TimeWindow(T0, T0 + 10 * SECOND))))
     assert {"a", "b", "c"} <= set(nodes) and "evil" not in nodes
-    assert edges["a", "b"]["figures"]["requests"] == 2
+    assert figures(edges["a", "b"]).requests == 2
 
 
 def test_times_near_the_end_of_int64_do_not_break_linking(store: DuckDBStore) -> None:
@@ -86,7 +87,7 @@ def test_times_near_the_end_of_int64_do_not_break_linking(store: DuckDBStore) ->
     store.link_new_spans()
     assert store.map_tables.quarantined_spans == 0
     _, edges = by_name(service_map(store.reader, MapQuery(TimeWindow(T0, T0 + 10 * SECOND))))
-    assert edges["a", "b"]["figures"]["requests"] == 1
+    assert figures(edges["a", "b"]).requests == 1
 
 
 def test_a_window_of_thousands_of_services_folds_all_but_the_busiest(store: DuckDBStore) -> None:
@@ -115,10 +116,10 @@ def test_a_window_of_thousands_of_services_folds_all_but_the_busiest(store: Duck
     nodes, edges = by_name(found)
     assert len(nodes) == 20
     assert {"svc-0000", "svc-0001", "svc-0002", "client"} <= set(nodes)
-    folded = next(n for n in found["nodes"] if n["type"] == "folded")
+    folded = next(n for n in found.nodes if n.type == "folded")
     total = 1 + 2000 + 2000  # the client, the services, the hosts they call
-    assert found["folded_nodes"] == total - 19 and folded["name"] == f"({total - 19} more)"
-    assert len(folded["members"]) == 100
-    assert nodes["svc-0000"]["figures"]["requests"] == 5
-    assert edges["client", "svc-0000"]["figures"]["requests"] == 5
-    assert ("client", folded["name"]) in edges
+    assert found.folded_nodes == total - 19 and folded.name == f"({total - 19} more)"
+    assert folded.members is not None and len(folded.members) == 100
+    assert figures(nodes["svc-0000"]).requests == 5
+    assert figures(edges["client", "svc-0000"]).requests == 5
+    assert ("client", folded.name) in edges

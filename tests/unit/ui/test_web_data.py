@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from collector.query.analytics import ValueComparison, WindowComparison
 from collector.query.service_map import MapQuery
+from collector.query.trace_view import SpanView
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.protocols import Subject, TimeWindow
-from tests.factories import SECOND, T0, at, spans_batch, trace_key
+from tests.factories import SECOND, T0, at, spans_batch, stored_span, trace_key
 from ui.web.data import analytics_body, map_body, trace_body
 from ui.web.trace_figure import waterfall_figure
 
@@ -42,45 +44,43 @@ def store(tmp_path: Path) -> Iterator[DuckDBStore]:
 def test_a_trace_page_holds_its_spans_its_consumers_and_the_critical_path(store: DuckDBStore) -> None:
     body = trace_body(store.reader, trace_key(1))
     assert body is not None
-    assert body["own_span_count"] == 4 and len(body["spans"]) == 5  # the linked consumer's span too
-    assert body["critical_path"][-1] == f"{5:016x}"  # the consumer finished last
-    assert {s["service"] for s in body["spans"]} == {"api", "fn", "worker"}
-    bars = [trace for trace in body["figure"]["data"] if trace["type"] == "bar"]
+    assert body.own_span_count == 4 and len(body.spans) == 5  # the linked consumer's span too
+    assert body.critical_path[-1] == f"{5:016x}"  # the consumer finished last
+    assert {s.service for s in body.spans} == {"api", "fn", "worker"}
+    bars = [trace for trace in body.figure["data"] if trace["type"] == "bar"]
     assert sorted(trace["name"] for trace in bars) == ["api", "fn", "worker"]
     assert trace_body(store.reader, trace_key(404)) is None
 
 
 def test_the_map_page_draws_every_node_with_inert_labels(store: DuckDBStore) -> None:
     body = map_body(store.reader, MapQuery(WINDOW))
-    names = {node["name"] for node in body["map"]["nodes"]}
+    names = {node.name for node in body.map.nodes}
     assert {"api", "fn", "q", "worker", HOSTILE} <= names
-    labels = next(trace for trace in body["figure"]["data"] if trace.get("name") == "labels")
+    assert set(body.histograms) == {node.id for node in body.map.nodes if node.figures is not None}
+    labels = next(trace for trace in body.figure["data"] if trace.get("name") == "labels")
     assert not any("<img" in text for text in labels["text"])  # markup shown as text, never as HTML
     assert any("&lt;img" in text for text in labels["text"])
 
 
 def test_the_analytics_page_has_series_a_comparison_and_the_nodes_to_pick(store: DuckDBStore) -> None:
     body = analytics_body(store.reader, WINDOW, None, Subject(), None, "previous")
-    assert set(body) == {"figures", "step_s", "comparison", "nodes", "throttle_sources"}
-    assert body["comparison"]["b"]["requests"] == 3  # three traces entered from outside
-    assert {"api", "worker"} <= {node["name"] for node in body["nodes"]}
+    assert set(body.figures) == {"requests", "rates", "latency", "cold"}
+    assert isinstance(body.comparison, WindowComparison)
+    assert body.comparison.b.requests == 3  # three traces entered from outside
+    assert {"api", "worker"} <= {node.name for node in body.nodes}
     by_version = analytics_body(store.reader, WINDOW, None, Subject("fn"), None, "function_version")
-    assert by_version["comparison"]["field"] == "function_version"
+    assert isinstance(by_version.comparison, ValueComparison)
+    assert by_version.comparison.field == "function_version"
 
 
 def test_the_waterfall_outlines_the_critical_path_and_marks_flags() -> None:
-    spans: list[dict[str, Any]] = [
-        {"span_id": "a", "parent_span_id": None, "service": "api", "name": "GET", "start_ns": 0, "duration_ms": 10.0},
-        {
-            "span_id": "b",
-            "parent_span_id": "a",
-            "service": "db",
-            "name": "q",
-            "start_ns": 1_000_000,
-            "duration_ms": 5.0,
-            "fault": True,
-        },
+    spans = [
+        SpanView.of(stored_span(span_id="a", service="api", name="GET", start_ns=0, duration_ns=10_000_000)),
+        SpanView.of(
+            stored_span(span_id="b", parent_span_id="a", service="db", name="q", start_ns=10**6, duration_ns=5 * 10**6)
+        ),
     ]
+    spans[1] = dataclasses.replace(spans[1], fault=True)
     figure = waterfall_figure(spans, {"b"})
     bars = {trace["name"]: trace for trace in figure["data"] if trace["type"] == "bar"}
     assert bars["db"]["marker"]["line"]["width"] == [2.5]  # on the path

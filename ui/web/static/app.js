@@ -199,11 +199,12 @@ function mapPage() {
       link.id = "node-traces";
       panel.appendChild(link);
     }
-    if (node.histogram_figure) {
+    const histogram = body.histograms[node.id];
+    if (histogram) {
       const chart = el("div", null, "chart");
       chart.id = "node-histogram";
       panel.appendChild(chart);
-      render(chart, node.histogram_figure).then(() => {
+      render(chart, histogram).then(() => {
         chart.on("plotly_selected", (event) => {
           if (!event || !event.range || !filter) return;
           const [low, high] = event.range.x;
@@ -219,7 +220,7 @@ function mapPage() {
     const names = Object.fromEntries(body.map.nodes.map((n) => [n.id, n.name]));
     clear(panel);
     panel.appendChild(el("h2", `${names[edge.source]} → ${names[edge.target]}`));
-    panel.appendChild(el("p", edge.async ? "asynchronous" : "synchronous", "note"));
+    panel.appendChild(el("p", edge.is_async ? "asynchronous" : "synchronous", "note"));
     panel.appendChild(kvTable(figureRows(edge.figures)));
     if (edge.event_age) {
       panel.appendChild(el("h3", "Event age (time in the queue)"));
