@@ -27,7 +27,7 @@ REQUIRED_DEFAULTS: dict[str, Any] = {
 def span_row(**fields: Any) -> SpanRow:
     """A SpanRow from the given fields; required ones get defaults, the rest are NULL."""
     values = {**REQUIRED_DEFAULTS, **fields}
-    return SpanRow(**{name: values.get(name) for name in SpanRow._fields})
+    return SpanRow._make(values.get(name) for name in SpanRow._fields)
 
 
 SECOND = 1_000_000_000

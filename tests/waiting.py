@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import TypeVar
 
 T = TypeVar("T")
+
+
+def has_length(items: Sized, length: int) -> Callable[[], bool]:
+    """A check for wait_until: `items` holds `length` items (bound now, not when a loop moves on)."""
+    return lambda: len(items) == length
 
 
 def wait_until(check: Callable[[], T], timeout_s: float = 10.0, poll_s: float = 0.01) -> T:

@@ -38,9 +38,9 @@ from collector.normalize.otel import add_otel_span, resource_info
 from tracer import semconv
 
 try:
-    from collector.normalize import _otlpfast  # type: ignore[attr-defined]
+    from collector.normalize import _otlpfast as _otlpfast  # tests reach it here, as decoding does
 except ImportError:  # not compiled here: the Python path does the same work, slower
-    _otlpfast = None
+    _otlpfast = None  # type: ignore[assignment]
 
 FAST_DECODER_AVAILABLE = _otlpfast is not None
 if _otlpfast is not None:  # the extension decodes; what a span means it asks derive.py

@@ -18,10 +18,10 @@ from demo_apps.cloud.sam.sam_deploy import Stack
 
 def picture(rng: random.Random) -> bytes:
     width, height = rng.choice([(480, 360), (640, 480), (800, 600)])
-    image = Image.new("RGB", (width, height), tuple(rng.randrange(256) for _ in range(3)))  # type: ignore[arg-type]
+    image = Image.new("RGB", (width, height), tuple(rng.randrange(256) for _ in range(3)))
     for _ in range(6):
         x, y = rng.randrange(width - 40), rng.randrange(height - 40)
-        image.paste(tuple(rng.randrange(256) for _ in range(3)), (x, y, x + 40, y + 40))  # type: ignore[arg-type]
+        image.paste(tuple(rng.randrange(256) for _ in range(3)), (x, y, x + 40, y + 40))
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()

@@ -28,7 +28,8 @@ def open_map(page: Any, daemon: Daemon) -> None:
 
 
 def node_names(page: Any) -> list[str]:
-    return page.evaluate("() => document.getElementById('map').data.find(t => t.name === 'nodes').text")
+    names: list[str] = page.evaluate("() => document.getElementById('map').data.find(t => t.name === 'nodes').text")
+    return names
 
 
 def test_the_map_shows_the_architecture_with_its_health(page: Any, daemon: Daemon, seeded: dict[str, str]) -> None:

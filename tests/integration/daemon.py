@@ -14,6 +14,8 @@ import httpx
 
 from demo_apps.local_collector import FLUORO, ROOT, free_port
 
+__all__ = ["FLUORO", "ROOT", "Daemon", "free_port"]
+
 
 @dataclass
 class Daemon:
@@ -91,7 +93,8 @@ class Daemon:
 
     def trace(self, trace_id: str) -> list[dict[str, object]]:
         response = self.get(f"/api/traces/{trace_id}")
-        return response.json()["spans"] if response.status_code == 200 else []  # type: ignore[no-any-return]
+        spans: list[dict[str, object]] = response.json()["spans"] if response.status_code == 200 else []
+        return spans
 
     def wait_for_trace(self, trace_id: str, spans: int, timeout_s: float = 10.0) -> list[dict[str, object]]:
         deadline = time.monotonic() + timeout_s

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
 
 from demo_apps.otlp_sink import decode_request
 from tests.conftest import make_recorder
@@ -54,7 +55,7 @@ def endpoint(httpd: ThreadingHTTPServer) -> str:
     return f"http://127.0.0.1:{httpd.server_address[1]}/v1/traces"
 
 
-def one_span():  # type: ignore[no-untyped-def]
+def one_span() -> list[ReadableSpan]:
     tracing, exporter = make_recorder()
     span = tracing.spans.start("exported")
     span.end()

@@ -12,6 +12,7 @@ import requests
 from opentelemetry.trace import SpanKind
 
 from tests.conftest import Recorder
+from tests.recorded import attributes_of
 from tracer import semconv
 from tracer.http_clients import instrument_http, uninstrument_http
 
@@ -60,8 +61,8 @@ def test_client_span_with_target_flags_and_propagation(
     url = f"http://{upstream}/{status}"
     body = requests.get(url, timeout=5).text if client == "requests" else httpx.get(url, timeout=5).text
     (span,) = [s for s in instrumented.spans() if s.kind is SpanKind.CLIENT]
-    assert span.attributes[semconv.TARGET_TYPE] == "remote"
-    assert span.attributes[semconv.TARGET_NAME] == upstream
-    assert span.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == status
-    assert {f for f in (semconv.ERROR, semconv.THROTTLE, semconv.FAULT) if span.attributes.get(f)} == flags
+    assert attributes_of(span)[semconv.TARGET_TYPE] == "remote"
+    assert attributes_of(span)[semconv.TARGET_NAME] == upstream
+    assert attributes_of(span)[semconv.HTTP_RESPONSE_STATUS_CODE] == status
+    assert {f for f in (semconv.ERROR, semconv.THROTTLE, semconv.FAULT) if attributes_of(span).get(f)} == flags
     assert body.split("-")[2] == f"{span.context.span_id:016x}"  # the server saw this span as its parent

@@ -70,9 +70,11 @@ def logged(records: Path, name: str) -> list[Any]:
 
 
 def spans_where(sink: OtlpSink, check: Callable[[ReceivedSpan], bool], count: int = 1) -> list[ReceivedSpan]:
-    return wait_until(
-        lambda: (found := [s for s in list(sink.spans) if check(s)]) and len(found) >= count and found, **EVENTS
-    )
+    def enough() -> list[ReceivedSpan]:
+        found = [s for s in list(sink.spans) if check(s)]
+        return found if len(found) >= count else []
+
+    return wait_until(enough, **EVENTS)
 
 
 def function_spans(sink: OtlpSink, name: str, count: int = 1) -> list[ReceivedSpan]:

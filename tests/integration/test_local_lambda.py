@@ -295,7 +295,7 @@ def test_x_ray_sdk_handlers_report_inside_the_function_segment(
         same_trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
         for _ in range(2):  # one trace invoking the function twice (a workflow's Map, a batch)
             assert lambdas.invoke("legacy", event, same_trace) == answer
-        segments = []
+        segments: list[dict[str, Any]] = []
         while len(segments) < 4:
             header, _, body = daemon.recv(65536).partition(b"\n")
             assert json.loads(header) == {"format": "json", "version": 1}

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from jsonpath_ng import parse as parse_path
 from jsonpath_ng.exceptions import JSONPathError
+from jsonpath_ng.parser import parse as parse_path
 
 from demo_apps.cloud.aws_json_api import AwsApiError
 from demo_apps.cloud.events.event_patterns import InvalidEventPattern, check_pattern, matches

@@ -298,8 +298,7 @@ def _apis(cloud: LocalCloud, template: Template, stack: Stack) -> None:
             definition = parse_definition(document, name)
         except DefinitionError as exc:
             raise DeployError(f"Resources.{logical[name]}.Properties.DefinitionBody: {exc}") from None
-        api = ApiGateway(definition, [settings[name]], cloud.lambdas, cloud.otlp_endpoint).start()
-        stack.apis[logical[name]] = api
+        stack.apis[logical[name]] = ApiGateway(definition, [settings[name]], cloud.lambdas, cloud.otlp_endpoint).start()
         stack.stages[logical[name]] = settings[name].name
 
 

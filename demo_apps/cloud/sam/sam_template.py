@@ -104,7 +104,7 @@ NAME_PROPERTY: Final = {
 _SUB = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
     """YAML with CloudFormation's short-form tags."""
 
 
@@ -117,7 +117,7 @@ def _tag(name: str, split_dots: bool = False) -> None:
         elif isinstance(node, yaml.SequenceNode):
             value = loader.construct_sequence(node, deep=True)
         else:
-            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+            value = loader.construct_mapping(node, deep=True)
         return {name: value}
 
     _Loader.add_constructor(f"!{name.removeprefix('Fn::')}", construct)
@@ -198,7 +198,7 @@ def _with_globals(document: dict[str, Any]) -> dict[str, Any]:
     unknown = set(document.get("Globals") or {}) - {"Function", "Api"}
     if unknown:
         raise DeployError(f"Globals.{sorted(unknown)[0]}: not supported")
-    resources = copy.deepcopy(document["Resources"])
+    resources: dict[str, Any] = copy.deepcopy(document["Resources"])
     for logical_id, body in resources.items():
         if not isinstance(body, dict):
             raise DeployError(f"Resources.{logical_id}: a resource must be a mapping")

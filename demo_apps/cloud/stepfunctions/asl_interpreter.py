@@ -46,7 +46,7 @@ class TaskRunner(Protocol):
     def run(self, resource: str, parameters: Any, trace_header: str | None) -> Any: ...
 
 
-AddEvent = Callable[[str, dict[str, Any]], None]  # (history event type, its details)
+AddEvent = Callable[[str, dict[str, Any]], object]  # (history event type, its details); the result is unused
 StateExited = Callable[[str, Any, str | None], None]  # (state, output, next state) for checkpoints
 
 

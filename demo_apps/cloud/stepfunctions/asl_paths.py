@@ -18,8 +18,8 @@ import re
 import uuid
 from typing import Any
 
-from jsonpath_ng import parse as parse_path
 from jsonpath_ng.exceptions import JSONPathError
+from jsonpath_ng.parser import parse as parse_path
 
 _REFERENCE_STEP = re.compile(r"\.([A-Za-z_$][\w$-]*)|\[(\d+)\]|\['([^']*)'\]")
 _INTRINSIC = re.compile(r"^(States\.[A-Za-z]+)\((.*)\)$", re.DOTALL)
@@ -140,7 +140,8 @@ def _call(name: str, arguments: list[Any]) -> Any:
 def _split_arguments(text: str) -> list[str]:
     """Top-level comma-separated arguments, respecting quotes and nested calls."""
     parts: list[str] = []
-    depth, quoted, current = 0, False, []
+    depth, quoted = 0, False
+    current: list[str] = []
     for index, char in enumerate(text):
         if char == "'" and (index == 0 or text[index - 1] != "\\"):
             quoted = not quoted

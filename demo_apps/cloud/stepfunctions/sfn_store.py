@@ -67,7 +67,7 @@ class ExecutionStore:
         """(arn, name, definition, type) of every machine."""
         with self._lock:
             rows = self._db.execute("SELECT arn, name, definition, type FROM machines").fetchall()
-        return [tuple(row) for row in rows]  # type: ignore[misc]
+        return [tuple(row) for row in rows]
 
     def create(self, execution: Execution) -> None:
         self._write(

@@ -1,6 +1,7 @@
 """A Lambda proxy handler for the API Gateway tests."""
 
 import json
+from typing import Any
 
 import tracer
 
@@ -8,7 +9,7 @@ tracer.configure()
 
 
 @tracer.traced.handler
-def handler(event, context):
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     body = {
         "path": event["path"],
         "resource": event["resource"],

@@ -4,6 +4,7 @@ import base64
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -13,13 +14,13 @@ tracer.configure()
 tracer.instrument_aws()
 
 
-def _log(name, item):
+def _log(name: str, item: object) -> None:
     with (Path(os.environ["RECORD_DIR"]) / f"{name}.jsonl").open("a") as out:
         out.write(json.dumps(item) + "\n")
 
 
 @tracer.traced.handler
-def produce(event, context):
+def produce(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Send what the event says through boto3, as application code does."""
     kind = event["kind"]
     if kind == "events":
@@ -37,13 +38,13 @@ def produce(event, context):
 
 
 @tracer.traced.handler
-def record(event, context):
+def record(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _log(context.function_name, event)
     return {"ok": True}
 
 
 @tracer.traced.handler
-def sqs_batch(event, context):
+def sqs_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Report poison messages as failed items; record the good ones."""
     failures = []
     for message in event["Records"]:
@@ -55,7 +56,7 @@ def sqs_batch(event, context):
 
 
 @tracer.traced.handler
-def kinesis_batch(event, context):
+def kinesis_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Fail a batch holding a poison record; record good batches in the order they succeed."""
     items = [json.loads(base64.b64decode(r["kinesis"]["data"])) for r in event["Records"]]
     _log(context.function_name + "-attempts", [item["n"] for item in items])

@@ -3,6 +3,7 @@
 import hashlib
 import os
 import time
+from typing import Any
 
 import tracer
 
@@ -12,7 +13,7 @@ tracer.configure()  # OTEL_SERVICE_NAME and the endpoint come from the environme
 
 
 @tracer.traced.handler
-def echo(event, context):
+def echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {
         "event": event,
         "request_id": context.aws_request_id,
@@ -25,13 +26,13 @@ def echo(event, context):
 
 
 @tracer.traced.handler
-def slow(event, context):
+def slow(event: dict[str, Any], context: Any) -> dict[str, Any]:
     time.sleep(float(event.get("sleep_s", 0.5)))
     return {"slept": event.get("sleep_s", 0.5)}
 
 
 @tracer.traced.handler
-def burn(event, context):
+def burn(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """CPU-bound: hashes for a fixed amount of work."""
     digest = b"x"
     for _ in range(int(event.get("rounds", 200_000))):
@@ -40,12 +41,12 @@ def burn(event, context):
 
 
 @tracer.traced.handler
-def fail(event, context):
+def fail(event: dict[str, Any], context: Any) -> dict[str, Any]:
     raise ValueError("bad input")
 
 
 @tracer.traced.handler
-def fill_tmp(event, context):
+def fill_tmp(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Writes `mb` megabytes into the environment's /tmp (TMPDIR)."""
     import tempfile
 
@@ -55,7 +56,7 @@ def fill_tmp(event, context):
 
 
 @tracer.traced.handler
-def reach(event, context):
+def reach(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """GET a private resource; a connection nobody answers raises (a timeout)."""
     import httpx
 

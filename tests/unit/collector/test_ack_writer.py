@@ -14,7 +14,7 @@ from collector.ingest.limits import PipelineLimits
 from collector.ingest.pending import Pending, WriteOutcome
 from tests.clocks import ManualClock
 from tests.unit.collector.pipeline_support import FakeWriter, RecordingLog, batch_of, started, submit
-from tests.waiting import wait_until
+from tests.waiting import has_length, wait_until
 
 
 def writer_of(log: IngestLog, clock: ManualClock, limits: PipelineLimits) -> AckWriter:
@@ -57,7 +57,7 @@ def test_a_lone_closed_loop_sender_is_not_kept_waiting_for_company(log: Recordin
     outcomes: list[WriteOutcome] = []
     for sent in range(1, 4):  # each waits for its answer before sending again, as an exporter does
         submit(pipeline, 600, outcomes, sender=("127.0.0.1", 5000))
-        wait_until(lambda sent=sent: len(outcomes) == sent)  # no time passes: it did not linger
+        wait_until(has_length(outcomes, sent))  # no time passes: it did not linger
     assert log.appends == [1, 1, 1]
     assert pipeline.stop()
 

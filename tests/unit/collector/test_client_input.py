@@ -9,9 +9,9 @@ import logging
 import pytest
 from starlette.requests import Request
 
-from collector.capped_body import Busy, InflightBytes, read_capped
+from collector.capped_body import BodyTooLarge, Busy, InflightBytes, read_capped
 from collector.client_errors import RateLimitedLog
-from collector.receivers.otlp_http import MAX_GZIP_MEMBERS, BodyTooLarge, inflate_capped
+from collector.receivers.otlp_http import MAX_GZIP_MEMBERS, inflate_capped
 
 
 def test_every_gzip_member_is_inflated_in_order() -> None:

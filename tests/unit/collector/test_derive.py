@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -21,7 +21,12 @@ from tests.factories import otlp_value
 
 TRACE = bytes.fromhex("5759e988bd862e3fe1be46a994272793")
 START_NS = 1_700_000_000_000_000_000
-KINDS = {"INTERNAL": 1, "SERVER": 2, "CLIENT": 3, "PRODUCER": 4}
+KINDS = {
+    "INTERNAL": Span.SPAN_KIND_INTERNAL,
+    "SERVER": Span.SPAN_KIND_SERVER,
+    "CLIENT": Span.SPAN_KIND_CLIENT,
+    "PRODUCER": Span.SPAN_KIND_PRODUCER,
+}
 
 
 def request(
@@ -46,18 +51,20 @@ def span_message(
         start_time_unix_nano=START_NS,
         end_time_unix_nano=START_NS + 1000,
         attributes=[KeyValue(key=k, value=otlp_value(v)) for k, v in attributes.items()],
-        status=Status(code=status_code),
+        status=Status(code=cast("Status.StatusCode.ValueType", status_code)),
         events=[Span.Event(name="exception", time_unix_nano=START_NS)] if exception else [],
     )
 
 
 def spans_request(spans: list[Span], resource: dict[str, Any] | None = None) -> bytes:
     resource_attributes = [KeyValue(key=k, value=otlp_value(v)) for k, v in (resource or {}).items()]
-    return ExportTraceServiceRequest(
+    request = ExportTraceServiceRequest(
         resource_spans=[
             ResourceSpans(resource=Resource(attributes=resource_attributes), scope_spans=[ScopeSpans(spans=spans)])
         ]
-    ).SerializeToString()
+    )
+    body: bytes = request.SerializeToString()
+    return body
 
 
 def derived(body: bytes) -> dict[str, Any]:
@@ -66,6 +73,7 @@ def derived(body: bytes) -> dict[str, Any]:
     fast, reference = decode_protobuf(body), decode_protobuf_python(body)
     assert fast.spans.to_pylist() == reference.spans.to_pylist()
     assert fast.annotations.to_pylist() == reference.annotations.to_pylist()
+    row: dict[str, Any]
     (row,) = fast.spans.to_pylist()
     row["annotations"] = {
         a["key"]: a["str_value"] or a["num_value"] or a["bool_value"] for a in fast.annotations.to_pylist()

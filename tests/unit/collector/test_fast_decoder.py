@@ -10,10 +10,11 @@ from typing import Any
 import orjson
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from collector.model import SpanBatch
+from collector.model import SPAN_SCHEMA, SpanBatch
 from collector.normalize import otlp_proto
 from collector.normalize.otlp_proto import UndecodableBody, decode_protobuf, decode_protobuf_python
 from tests.factories import otlp_value
@@ -26,6 +27,9 @@ TRACE = bytes.fromhex("5759e988bd862e3fe1be46a994272793")
 
 def kvs(attributes: list[tuple[str, Any]]) -> list[KeyValue]:
     return [KeyValue(key=k, value=otlp_value(v)) for k, v in attributes]
+
+
+STATUS_CODES = (Status.STATUS_CODE_UNSET, Status.STATUS_CODE_OK, Status.STATUS_CODE_ERROR)
 
 
 def span(n: int, attributes: list[tuple[str, Any]], **fields: Any) -> Span:
@@ -92,7 +96,7 @@ ATTRIBUTE_SETS: list[list[tuple[str, Any]]] = [
 def corpus() -> list[bytes]:
     spans = []
     for n, attributes in enumerate(ATTRIBUTE_SETS):
-        status = Status(code=[0, 1, 2][n % 3], message="broken" if n % 3 == 2 else "")
+        status = Status(code=STATUS_CODES[n % 3], message="broken" if n % 3 == 2 else "")
         # Every set twice, as a CLIENT span and as another kind, in both halves of the corpus.
         for copy, kind in enumerate((3, [1, 2, 4, 5][n % 4])):
             spans.append(span(2 * n + copy + 1000 * copy, attributes, kind=kind, status=status))
@@ -106,10 +110,10 @@ def corpus() -> list[bytes]:
                 Span.Event(time_unix_nano=6, name="retry"),
             ],
             links=[Span.Link(trace_id=b"\x02" * 16, span_id=b"\x03" * 8), Span.Link(trace_id=b"\x04" * 3, span_id=b"")],
-            status=Status(code=2),
+            status=Status(code=Status.STATUS_CODE_ERROR),
         )
     )
-    spans.append(span(101, [], kind=2, status=Status(code=2)))
+    spans.append(span(101, [], kind=2, status=Status(code=Status.STATUS_CODE_ERROR)))
     invalid = [
         span(200, [], trace_id=bytes(16)),
         span(201, [], span_id=b"\x01\x02"),
@@ -126,9 +130,9 @@ def corpus() -> list[bytes]:
         request = ExportTraceServiceRequest(
             resource_spans=[
                 ResourceSpans(
-                    resource={"attributes": resource},
+                    resource=Resource(attributes=resource),
                     scope_spans=[
-                        ScopeSpans(scope={"name": "s"}, spans=spans),
+                        ScopeSpans(scope=InstrumentationScope(name="s"), spans=spans),
                         ScopeSpans(spans=invalid if i == 0 else []),
                     ],
                 )
@@ -139,7 +143,7 @@ def corpus() -> list[bytes]:
 
 
 def rows_of(batch: SpanBatch) -> list[dict[str, Any]]:
-    rows = batch.spans.to_pylist()
+    rows: list[dict[str, Any]] = batch.spans.to_pylist()
     for row in rows:
         for column in JSON_COLUMNS:
             if row[column] is not None:
@@ -248,7 +252,7 @@ def test_strings_that_are_not_utf8_are_refused_like_the_python_path(bad: bytes, 
     resource = kvs([("service.name", marker if where == "resource" else "svc")])
     one = span(1, attributes, name=marker if where == "name" else "op")
     request = ExportTraceServiceRequest(
-        resource_spans=[ResourceSpans(resource={"attributes": resource}, scope_spans=[ScopeSpans(spans=[one])])]
+        resource_spans=[ResourceSpans(resource=Resource(attributes=resource), scope_spans=[ScopeSpans(spans=[one])])]
     )
     body = request.SerializeToString().replace(marker.encode(), b"a" * ascii_before + bad)
     with pytest.raises(UndecodableBody):
@@ -288,4 +292,4 @@ def test_tables_outlive_the_decoder_result_and_unimported_ones_are_freed() -> No
     batches = [decode_protobuf(body) for _ in range(3)]
     gc.collect()
     assert all(rows_of(b) == expected for b in batches)  # the buffers now belong to pyarrow
-    assert all(b.spans.schema == otlp_proto.SPAN_SCHEMA for b in batches)
+    assert all(b.spans.schema == SPAN_SCHEMA for b in batches)

@@ -40,7 +40,7 @@ class HeldInMemory:
         partners = [
             s
             for s in self.spans
-            if (s["trace_id"], s["span_id"]) in wanted and earliest_ns <= s["start_ns"] <= latest_ns
+            if (s["trace_id"], s["span_id"]) in wanted and earliest_ns <= int(str(s["start_ns"])) <= latest_ns
         ]
         rows = self.waiting.to_pylist()
         wanting = [r for r in rows if (r["want_trace_id"], r["want_span_id"]) in own]

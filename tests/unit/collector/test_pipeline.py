@@ -32,7 +32,7 @@ from tests.unit.collector.pipeline_support import (
     started,
     submit,
 )
-from tests.waiting import wait_until
+from tests.waiting import has_length, wait_until
 
 
 def test_a_batch_is_acknowledged_once_logged_and_folded_into_the_store_after_the_interval(
@@ -119,7 +119,7 @@ def test_enough_logged_spans_are_folded_without_waiting_for_the_interval(log: Re
     outcomes: list[WriteOutcome] = []
     for n in range(3):
         submit(pipeline, 2, outcomes, first_span_id=10 * n)
-        wait_until(lambda n=n: len(outcomes) == n + 1)  # one append each, so the third passes fold_spans
+        wait_until(has_length(outcomes, n + 1))  # one append each, so the third passes fold_spans
     wait_until(lambda: sum(writer.writes) == 6)
     assert pipeline.stop()
 
@@ -272,7 +272,7 @@ def test_periodic_tasks_run_on_the_folder_thread_between_folds(log: RecordingLog
     pipeline = started(FakeWriter(), log, clock, periodic=(task,))
     for runs in (1, 2):
         clock.advance(5.0)
-        wait_until(lambda runs=runs: len(ran) == runs)
+        wait_until(has_length(ran, runs))
     assert set(ran) == {"fluoro-folder"}  # where the store is written: retention never races a fold
     assert pipeline.stop()
 

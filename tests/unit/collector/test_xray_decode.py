@@ -74,11 +74,11 @@ def segment() -> dict[str, Any]:
     }
 
 
-def walk(*documents: dict[str, Any]) -> list[dict[str, Any]]:
+def walk(*documents: dict[str, Any]) -> dict[str, dict[str, Any]]:
     builder = SpanBatchBuilder()
     for document in documents:
         SegmentWalker(builder).add_document(parse_datagram(datagram(document)))
-    return {f"{r['span_id']:016x}": r for r in builder.build().spans.to_pylist()}  # type: ignore[return-value]
+    return {f"{r['span_id']:016x}": r for r in builder.build().spans.to_pylist()}
 
 
 def test_segment_with_nested_subsegments() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 import tracer
 from tests.conftest import Recorder
+from tests.recorded import attributes_of
 from tracer import semconv
 from tracer.annotations import MAX_METADATA_BYTES, AnnotationBudget
 
@@ -22,7 +23,7 @@ def test_valid_annotations_become_indexed_attributes(recorder: Recorder) -> None
         tracer.annotate("vip", True)
 
     op()
-    attrs = recorder.by_name("op").attributes
+    attrs = attributes_of(recorder.by_name("op"))
     assert attrs[semconv.ANNOTATION_PREFIX + "customer_id"] == "c1"
     assert attrs[semconv.ANNOTATION_PREFIX + "amount"] == 12.5
     assert attrs[semconv.ANNOTATION_PREFIX + "retries"] == 3
@@ -42,7 +43,7 @@ def test_bad_annotations_are_dropped_with_a_warning(
 
     with caplog.at_level(logging.WARNING):
         op()
-    assert not any(k.startswith(semconv.ANNOTATION_PREFIX) for k in recorder.by_name("op").attributes)
+    assert not any(k.startswith(semconv.ANNOTATION_PREFIX) for k in attributes_of(recorder.by_name("op")))
     assert "dropped annotation" in caplog.text
 
 
@@ -58,7 +59,7 @@ def test_at_most_fifty_annotations_per_trace(recorder: Recorder) -> None:
         child(30)
 
     root()
-    count = sum(1 for span in recorder.spans() for k in span.attributes if k.startswith(semconv.ANNOTATION_PREFIX))
+    count = sum(1 for span in recorder.spans() for k in attributes_of(span) if k.startswith(semconv.ANNOTATION_PREFIX))
     assert count == 50
 
 
@@ -82,7 +83,7 @@ def test_metadata_is_json_redacted_and_capped(recorder: Recorder) -> None:
         tracer.put_metadata("reserved", 1, namespace="AWS.lambda")
 
     op()
-    attrs = recorder.by_name("op").attributes
+    attrs = attributes_of(recorder.by_name("op"))
     request = json.loads(str(attrs[semconv.METADATA_PREFIX + "default.request"]))
     assert request == {"user": "u1", "Password": "[REDACTED]", "nested": [{"api_key": "[REDACTED]"}]}
     assert json.loads(str(attrs[semconv.METADATA_PREFIX + "http.authorization"])) == "[REDACTED]"

@@ -14,6 +14,7 @@ from moto import mock_aws
 from opentelemetry.trace import SpanKind, TraceFlags
 
 from tests.conftest import Recorder
+from tests.recorded import attributes_of
 from tracer import semconv
 from tracer.aws import aws_target, inject_into_messages, instrument_aws, uninstrument_aws
 from tracer.events import message_carriers
@@ -35,7 +36,7 @@ def aws(recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorde
 
 
 def client_span(recorder: Recorder, operation: str) -> Any:
-    matches = [s for s in recorder.spans() if s.attributes.get(semconv.RPC_METHOD) == operation]
+    matches = [s for s in recorder.spans() if attributes_of(s).get(semconv.RPC_METHOD) == operation]
     assert matches, f"no span for {operation}: {[s.name for s in recorder.spans()]}"
     return matches[-1]
 
@@ -135,7 +136,7 @@ def test_kinesis_json_records_carry_the_producer_span(aws: Recorder) -> None:
         ]
     }
     (carrier,) = message_carriers(event)
-    producer = next(s for s in aws.spans() if s.attributes.get(semconv.RPC_METHOD) == "PutRecord")
+    producer = next(s for s in aws.spans() if attributes_of(s).get(semconv.RPC_METHOD) == "PutRecord")
     assert carrier["traceparent"].split("-")[2] == f"{producer.context.span_id:016x}"
     assert json.loads(records[0]["Data"])["text"] == "hi"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+from collections.abc import Generator, Iterator
 
 import pytest
 from opentelemetry import context as context_api
@@ -14,6 +15,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import tracer
 from tests.conftest import Recorder
+from tests.recorded import attributes_of
 from tracer import semconv
 
 
@@ -64,8 +66,8 @@ def test_methods_and_options(recorder: Recorder) -> None:
     assert Account().debit(30) == {"balance": 70, "password": 1}
     span = recorder.by_name("Account.debit")
     assert span.kind is SpanKind.CLIENT
-    assert span.attributes[semconv.ANNOTATION_PREFIX + "tier"] == "gold"
-    assert json.loads(str(span.attributes[semconv.RESPONSE])) == {"balance": 70, "password": "[REDACTED]"}
+    assert attributes_of(span)[semconv.ANNOTATION_PREFIX + "tier"] == "gold"
+    assert json.loads(str(attributes_of(span)[semconv.RESPONSE])) == {"balance": 70, "password": "[REDACTED]"}
 
 
 def test_exception_is_recorded_as_fault_and_reraised_unchanged(recorder: Recorder) -> None:
@@ -79,13 +81,13 @@ def test_exception_is_recorded_as_fault_and_reraised_unchanged(recorder: Recorde
         fails()
     assert caught.value is error
     span = recorder.by_name("fails")
-    assert span.attributes[semconv.FAULT] is True
-    assert semconv.THROTTLE not in span.attributes
+    assert attributes_of(span)[semconv.FAULT] is True
+    assert semconv.THROTTLE not in attributes_of(span)
     assert span.status.status_code is StatusCode.ERROR
     (event,) = span.events
     assert event.name == "exception"
-    assert event.attributes["exception.type"] == "Boom"
-    assert "no funds" in str(event.attributes["exception.stacktrace"])
+    assert attributes_of(event)["exception.type"] == "Boom"
+    assert "no funds" in str(attributes_of(event)["exception.stacktrace"])
 
 
 def test_capture_error_false_keeps_the_fault_but_not_the_details(recorder: Recorder) -> None:
@@ -96,7 +98,7 @@ def test_capture_error_false_keeps_the_fault_but_not_the_details(recorder: Recor
     with pytest.raises(Boom):
         quiet()
     span = recorder.by_name("quiet")
-    assert span.attributes[semconv.FAULT] is True
+    assert attributes_of(span)[semconv.FAULT] is True
     assert span.events == ()
 
 
@@ -111,8 +113,8 @@ def test_throttling_exception_is_fault_and_throttle(recorder: Recorder) -> None:
     with pytest.raises(ThrottlingException):
         throttled()
     span = recorder.by_name("throttled")
-    assert span.attributes[semconv.THROTTLE] is True
-    assert span.attributes[semconv.FAULT] is True
+    assert attributes_of(span)[semconv.THROTTLE] is True
+    assert attributes_of(span)[semconv.FAULT] is True
 
 
 def test_coroutine(recorder: Recorder) -> None:
@@ -159,7 +161,7 @@ def test_generator_span_covers_the_iteration_and_is_current_only_inside(recorder
 
 def test_generator_closed_early_still_ends_its_span(recorder: Recorder) -> None:
     @tracer.traced(name="endless")
-    def endless():  # type: ignore[no-untyped-def]
+    def endless() -> Generator[int, None, None]:
         i = 0
         while True:
             yield i
@@ -169,18 +171,18 @@ def test_generator_closed_early_still_ends_its_span(recorder: Recorder) -> None:
     assert next(gen) == 0
     gen.close()
     span = recorder.by_name("endless")
-    assert semconv.FAULT not in span.attributes
+    assert semconv.FAULT not in attributes_of(span)
 
 
 def test_generator_exception_is_a_fault(recorder: Recorder) -> None:
     @tracer.traced(name="bad_gen")
-    def bad_gen():  # type: ignore[no-untyped-def]
+    def bad_gen() -> Iterator[int]:
         yield 1
         raise Boom("mid-stream")
 
     with pytest.raises(Boom):
         list(bad_gen())
-    assert recorder.by_name("bad_gen").attributes[semconv.FAULT] is True
+    assert attributes_of(recorder.by_name("bad_gen"))[semconv.FAULT] is True
 
 
 def test_async_generator(recorder: Recorder) -> None:

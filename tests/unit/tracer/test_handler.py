@@ -18,6 +18,7 @@ from opentelemetry.trace import SpanKind
 
 import tracer
 from tests.conftest import Recorder, make_recorder
+from tests.recorded import attributes_of, times_of
 from tracer import semconv
 from tracer.events import detect_trigger
 from tracer.imports import ImportTracker
@@ -77,7 +78,7 @@ def test_http_invocation_attributes_and_flags(recorder: Recorder, lambda_env: No
 
     assert handler(API_EVENT, Context())["statusCode"] == 429
     span = recorder.by_name("withdraw")
-    attrs = span.attributes
+    attrs = attributes_of(span)
     assert span.kind is SpanKind.SERVER
     assert attrs[semconv.FAAS_TRIGGER] == "http"
     assert attrs[semconv.FAAS_INVOCATION_ID] == "req-1"
@@ -100,7 +101,7 @@ def test_cold_start_only_on_first_invocation(recorder: Recorder, lambda_env: Non
     for _ in range(3):
         handler(SCHEDULE_EVENT, Context())
     spans = [s for s in recorder.spans() if s.name == "fn"]
-    assert [s.attributes[semconv.FAAS_COLDSTART] for s in spans] == [True, False, False]
+    assert [attributes_of(s)[semconv.FAAS_COLDSTART] for s in spans] == [True, False, False]
     inits = [s for s in recorder.spans() if s.name == semconv.INITIALIZATION_SPAN_NAME]
     assert len(inits) == 1
     assert inits[0].parent is not None and inits[0].parent.span_id == spans[0].context.span_id
@@ -131,10 +132,12 @@ def test_phases_split_the_function_span_only_when_asked(lambda_env: None) -> Non
                 continue
             invocation, overhead = children["Invocation"], children["Overhead"]
             assert sorted(children) == ["Invocation", "Overhead"]
-            assert invocation.start_time == fn.start_time and invocation.end_time <= overhead.start_time
-            assert invocation.end_time - invocation.start_time >= 10_000_000  # the handler's run
-            assert overhead.end_time <= fn.end_time
-            assert invocation.attributes[semconv.ORIGIN] == semconv.ORIGIN_LAMBDA_FUNCTION
+            (fn_start, fn_end), (started, ended) = times_of(fn), times_of(invocation)
+            overhead_start, overhead_end = times_of(overhead)
+            assert started == fn_start and ended <= overhead_start
+            assert ended - started >= 10_000_000  # the handler's run
+            assert overhead_end <= fn_end
+            assert attributes_of(invocation)[semconv.ORIGIN] == semconv.ORIGIN_LAMBDA_FUNCTION
 
 
 def test_init_spans_and_imports_join_the_first_invocation(
@@ -148,7 +151,7 @@ def test_init_spans_and_imports_join_the_first_invocation(
     imports.install()
     try:
         with tracing.activated():
-            import slow_dependency  # noqa: F401
+            import slow_dependency  # type: ignore[import-not-found]  # noqa: F401
 
             @tracer.traced(name="load config")
             def load_config() -> None:
@@ -173,7 +176,7 @@ def test_init_spans_and_imports_join_the_first_invocation(
     assert load.parent is not None and load.parent.span_id == init.context.span_id
     assert imported.parent is not None and imported.parent.span_id == init.context.span_id
     assert (imported.end_time or 0) - (imported.start_time or 0) >= 15_000_000
-    assert imported.attributes[semconv.IMPORT_MODULE] == "slow_dependency"
+    assert attributes_of(imported)[semconv.IMPORT_MODULE] == "slow_dependency"
     assert imports not in sys.meta_path
 
 
@@ -274,7 +277,7 @@ def test_handler_exception_is_fault_and_spans_are_flushed_before_return(lambda_e
         # No flush here: the handler itself must have exported before returning.
         (span,) = [s for s in exporter.get_finished_spans() if s.name == "fn"]
     tracing.shutdown()
-    assert span.attributes[semconv.FAULT] is True
+    assert attributes_of(span)[semconv.FAULT] is True
 
 
 def test_async_handler(recorder: Recorder, lambda_env: None) -> None:
@@ -284,7 +287,7 @@ def test_async_handler(recorder: Recorder, lambda_env: None) -> None:
         return {"statusCode": 503}
 
     assert asyncio.run(handler(API_EVENT, Context())) == {"statusCode": 503}
-    assert recorder.by_name("async_fn").attributes[semconv.FAULT] is True
+    assert attributes_of(recorder.by_name("async_fn"))[semconv.FAULT] is True
 
 
 def test_import_tracker_keeps_only_outermost_imports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -294,7 +297,7 @@ def test_import_tracker_keeps_only_outermost_imports(tmp_path: Path, monkeypatch
     imports = ImportTracker()
     imports.install()
     try:
-        import outer_mod  # noqa: F401
+        import outer_mod  # type: ignore[import-not-found]  # noqa: F401
     finally:
         imports.uninstall()
         sys.modules.pop("outer_mod", None)

@@ -55,7 +55,8 @@ def sdk_spans() -> list[ReadableSpan]:
 
 
 def parse(body: bytes) -> ExportTraceServiceRequest:
-    return ExportTraceServiceRequest.FromString(body)
+    request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(body)
+    return request
 
 
 def test_sdk_spans_encode_to_the_stock_message() -> None:

@@ -6,6 +6,7 @@ import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.conftest import Recorder
+from tests.recorded import attributes_of
 from tracer import semconv
 from tracer.taxonomy import is_throttling_exception, mark_client_error, mark_http_status
 
@@ -34,11 +35,11 @@ def test_flags_from_http_status(
     mark_http_status(span, status, kind)
     span.end()
     (done,) = recorder.spans()
-    assert done.attributes.get(semconv.ERROR, False) is error
-    assert done.attributes.get(semconv.THROTTLE, False) is throttle
-    assert done.attributes.get(semconv.FAULT, False) is fault
+    assert attributes_of(done).get(semconv.ERROR, False) is error
+    assert attributes_of(done).get(semconv.THROTTLE, False) is throttle
+    assert attributes_of(done).get(semconv.FAULT, False) is fault
     assert (done.status.status_code is StatusCode.ERROR) is otel_error
-    assert done.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == status
+    assert attributes_of(done)[semconv.HTTP_RESPONSE_STATUS_CODE] == status
 
 
 @pytest.mark.parametrize(
@@ -67,6 +68,6 @@ def test_client_error_marks(recorder: Recorder) -> None:
     refused = recorder.tracing.spans.start("refused", kind=SpanKind.CLIENT)
     mark_client_error(refused, ConnectionRefusedError("no"))
     refused.end()
-    assert recorder.by_name("throttled").attributes[semconv.THROTTLE] is True
-    assert recorder.by_name("throttled").attributes[semconv.ERROR] is True
-    assert recorder.by_name("refused").attributes[semconv.FAULT] is True
+    assert attributes_of(recorder.by_name("throttled"))[semconv.THROTTLE] is True
+    assert attributes_of(recorder.by_name("throttled"))[semconv.ERROR] is True
+    assert attributes_of(recorder.by_name("refused"))[semconv.FAULT] is True
