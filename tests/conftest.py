@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 
@@ -55,3 +56,10 @@ def recorder() -> Iterator[Recorder]:
     with tracing.activated():
         yield Recorder(tracing, exporter)
     tracing.shutdown()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The X-Ray SDK opens a UDP socket for its global recorder at import and never closes it."""
+    xray = sys.modules.get("aws_xray_sdk.core")
+    if xray is not None:
+        xray.xray_recorder.emitter._socket.close()

@@ -26,6 +26,7 @@ class AwsServices:
         self.port = port or free_port()
         self._server = ThreadedMotoServer(ip_address=host, port=self.port, verbose=False)
         self._started = False
+        self._clients: list[Any] = []
 
     @property
     def endpoint(self) -> str:
@@ -44,6 +45,9 @@ class AwsServices:
         return self
 
     def stop(self) -> None:
+        for client in self._clients:  # first: their kept-alive connections hold the server's handlers
+            client.close()
+        self._clients.clear()
         if self._started:
             self._server.stop()
             self._started = False
@@ -59,16 +63,19 @@ class AwsServices:
         }
 
     def client(self, service: str) -> Any:
-        """A boto3 client against this server (for the emulator's own calls: DLQs, destinations)."""
+        """A boto3 client against this server (for the emulator's own calls: DLQs, destinations),
+        closed when the server stops."""
         import boto3
 
-        return boto3.client(
+        client = boto3.client(
             service,
             endpoint_url=self.endpoint,
             region_name=REGION,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
+        self._clients.append(client)
+        return client
 
     def __enter__(self) -> AwsServices:
         return self.start()

@@ -49,6 +49,7 @@ class LocalCloud:
         self.settings = settings
         self.otlp_endpoint = settings.lambdas.otlp_endpoint
         self.aws = AwsServices()
+        self._clients: list[Any] = []
         self.vpc = Vpc() if settings.with_vpc else None
         self.lambdas = LambdaService(settings.lambdas, self.vpc)
         self._sqs = self.aws.client("sqs")
@@ -85,6 +86,8 @@ class LocalCloud:
         return (self._events_server, self._s3_server, self._lambda_server, self._sfn_server)
 
     def close(self) -> None:
+        for client in self._clients:  # first: a kept-alive connection holds a server's handler
+            client.close()
         for source in self._sources:
             source.stop()
         self.invoker.close()
@@ -120,7 +123,7 @@ class LocalCloud:
         }
 
     def client(self, service: str) -> Any:
-        """A boto3 client for `service` against the local cloud."""
+        """A boto3 client for `service` against the local cloud, closed with the cloud."""
         import boto3
 
         endpoint = {
@@ -129,7 +132,9 @@ class LocalCloud:
             "lambda": self._lambda_server.endpoint,
             "stepfunctions": self._sfn_server.endpoint,
         }.get(service, self.aws.endpoint)
-        return boto3.client(service, endpoint_url=endpoint, **_CREDENTIALS)
+        client = boto3.client(service, endpoint_url=endpoint, **_CREDENTIALS)
+        self._clients.append(client)
+        return client
 
     # ------------------------------------------------------------------ resources
 

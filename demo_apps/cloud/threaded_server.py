@@ -3,13 +3,31 @@ HTTP faces: the Lambda Invoke API, API Gateway stages)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
+import httpx
 import uvicorn
+from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from demo_apps.local_collector import free_port
+
+
+def closing_at_shutdown(*clients: httpx.AsyncClient) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """A lifespan that closes `clients` when the server stops, on the loop their connections
+    live on (closed later, or never, they are sockets the loop leaks as it closes)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        for client in clients:
+            await client.aclose()
+
+    return lifespan
 
 
 class ThreadedServer:

@@ -120,6 +120,7 @@ def test_aws_xray_sdk_over_udp(daemon: Daemon) -> None:
             pass
     segment.add_fault_flag()
     recorder.end_segment()
+    recorder.emitter._socket.close()  # sent; the SDK itself never closes its socket
     trace_id = segment.trace_id
     spans = daemon.wait_for_trace(trace_id, 3)
     by_name = {s["name"]: s for s in spans}

@@ -182,14 +182,10 @@ def test_boto3_invokes_through_the_rest_api(service: LambdaService, aws: AwsServ
     service.deploy(config("slow", "slow", reserved_concurrency=0))
     invoker = AsyncInvoker(service, lambda url, body: None)
     api = LambdaApiServer(service, invoker).start()
+    client = boto3.client(
+        "lambda", endpoint_url=api.endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     try:
-        client = boto3.client(
-            "lambda",
-            endpoint_url=api.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-        )
         answer = client.invoke(FunctionName="echo", Payload=json.dumps({"via": "boto3"}))
         assert answer["StatusCode"] == 200 and json.loads(answer["Payload"].read())["event"] == {"via": "boto3"}
         failed = client.invoke(FunctionName="fail", Payload=b"{}")
@@ -213,6 +209,7 @@ def test_boto3_invokes_through_the_rest_api(service: LambdaService, aws: AwsServ
         assert traced["trace_header"].startswith("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=")
         assert "53995c3f42cd8ad8" not in traced["trace_header"]  # the service's own span is the parent now
     finally:
+        client.close()
         api.stop()
         invoker.close()
 

@@ -111,7 +111,7 @@ class Stage:
         self._bucket = TokenBucket(settings.rate_per_s, settings.burst)
         self._route_buckets = {r: TokenBucket(*r.throttle) for r in api.routes if r.throttle}
         self._cache = ResponseCache(settings.cache_ttl_s) if settings.cache_enabled else None
-        self._http = httpx.AsyncClient(timeout=29.0)  # API Gateway's integration timeout
+        self.http = httpx.AsyncClient(timeout=29.0)  # API Gateway's integration timeout
         app = Starlette(routes=[StarletteRoute("/{path:path}", self._handle, methods=ALL_METHODS)])
         self.tracing = Tracing(resolve_settings({}, service_name=self.name, endpoint=otlp_endpoint))
         self.app: ASGIApp = TracingMiddleware(
@@ -221,7 +221,7 @@ class Stage:
             **mapped["header"],
         }
         try:
-            answer = await self._http.request(
+            answer = await self.http.request(
                 method, url, params=mapped["querystring"], headers=headers, content=await request.body()
             )
         except httpx.HTTPError:

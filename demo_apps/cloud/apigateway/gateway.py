@@ -14,7 +14,7 @@ from starlette.routing import Mount
 from demo_apps.cloud.apigateway.apigw_definition import ApiDefinition
 from demo_apps.cloud.apigateway.apigw_stage import Stage, StageSettings
 from demo_apps.cloud.lambdas.lambda_service import LambdaService
-from demo_apps.cloud.threaded_server import ThreadedServer
+from demo_apps.cloud.threaded_server import ThreadedServer, closing_at_shutdown
 
 
 class ApiGateway:
@@ -29,7 +29,10 @@ class ApiGateway:
     ) -> None:
         self.api = api
         self.stages = {s.name: Stage(api, s, lambdas, otlp_endpoint) for s in stages}
-        app = Starlette(routes=[Mount(f"/{name}", app=stage.app) for name, stage in self.stages.items()])
+        app = Starlette(
+            routes=[Mount(f"/{name}", app=stage.app) for name, stage in self.stages.items()],
+            lifespan=closing_at_shutdown(*(stage.http for stage in self.stages.values())),
+        )
         self._server = ThreadedServer(app, name=f"apigw-{api.name}")
 
     def url(self, stage: str) -> str:

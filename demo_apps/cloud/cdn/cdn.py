@@ -30,6 +30,7 @@ from starlette.routing import Route
 
 from demo_apps.cloud.apigateway.response_cache import ResponseCache
 from demo_apps.cloud.service_tracers import ServiceTracers
+from demo_apps.cloud.threaded_server import closing_at_shutdown
 from tracer import extract_from, semconv
 
 HIT: Final = "Hit from cloudfront"
@@ -118,7 +119,8 @@ class Cdn:
             routes=[
                 Route("/_invalidations", invalidations, methods=["POST"]),
                 Route("/{key:path}", serve, methods=["GET"]),
-            ]
+            ],
+            lifespan=closing_at_shutdown(self._origin),
         )
 
     async def _serve(self, path: str, span: trace_api.Span) -> Response:

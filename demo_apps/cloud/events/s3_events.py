@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from demo_apps.cloud.events.targets import TargetRouter
+from demo_apps.cloud.threaded_server import closing_at_shutdown
 
 _logger = logging.getLogger(__name__)
 REGION: Final = "us-east-1"
@@ -137,7 +138,8 @@ class S3Events:
             kept = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS}
             return Response(content, status_code=upstream.status_code, headers=kept)
 
-        return Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "PUT", "POST", "DELETE", "HEAD"])])
+        routes = [Route("/{path:path}", forward, methods=["GET", "PUT", "POST", "DELETE", "HEAD"])]
+        return Starlette(routes=routes, lifespan=closing_at_shutdown(client))
 
     async def _after(self, request: Request, headers: httpx.Headers) -> None:
         bucket, _, key = unquote(request.url.path).lstrip("/").partition("/")
