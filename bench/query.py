@@ -36,7 +36,8 @@ sys.path.insert(0, ROOT)
 
 from collector.filters.filter_parser import parse_filter  # noqa: E402
 from collector.model import ANNOTATION_SCHEMA, LINK_SCHEMA, SPAN_SCHEMA, SpanBatch  # noqa: E402
-from collector.query.analytics import time_series  # noqa: E402
+from collector.query.analytics import TimeSeries, time_series  # noqa: E402
+from collector.query.map_view import ServiceMap  # noqa: E402
 from collector.query.service_map import MapQuery, service_map  # noqa: E402
 from collector.storage import rollup_sql  # noqa: E402
 from collector.storage.duckdb_store import DuckDBStore  # noqa: E402
@@ -172,6 +173,15 @@ def _customer_annotations(rng: np.random.Generator, spans: pa.Table, position: n
     )
 
 
+def size_of(result: object) -> str:
+    """What a query answered, in a few words."""
+    if isinstance(result, ServiceMap):
+        return f"{len(result.nodes)} nodes/{len(result.edges)} edges"
+    if isinstance(result, TimeSeries):
+        return f"{len(result.points)} points"
+    return str(len(result)) if isinstance(result, list) else "?"
+
+
 def median_ms(run: Callable[[], object], runs: int) -> tuple[float, object]:
     timings, result = [], None
     for _ in range(runs):
@@ -220,16 +230,7 @@ def bench(total_spans: int, runs: int, workdir: str) -> None:
     print(f"  {'query':<18}{'median ms':>10}{'target':>9}{'vs self-join':>14}  result")
     for name, run, target in queries:
         took, result = median_ms(run, runs)
-        size = (
-            len(result)
-            if isinstance(result, list)
-            else (
-                f"{len(result['nodes'])} nodes/{len(result['edges'])} edges"
-                if "nodes" in result  # type: ignore[operator]
-                else f"{len(result['points'])} points"  # type: ignore[index]
-            )
-        )
-        print(f"  {name:<18}{took:>10.1f}{target:>9}{took / baseline_ms:>13.2f}x  {size}")
+        print(f"  {name:<18}{took:>10.1f}{target:>9}{took / baseline_ms:>13.2f}x  {size_of(result)}")
     print(f"  {'raw self-join edges':<18}{baseline_ms:>10.1f}{'':>9}{1:>13.2f}x  (baseline, same process)")
     store.close()
 

@@ -14,13 +14,20 @@ def has_length(items: Sized, length: int) -> Callable[[], bool]:
     return lambda: len(items) == length
 
 
-def wait_until(check: Callable[[], T], timeout_s: float = 10.0, poll_s: float = 0.01) -> T:
-    """The first truthy value `check` returns, polling every `poll_s`; AssertionError after `timeout_s`."""
+def wait_until(
+    check: Callable[[], T],
+    timeout_s: float = 10.0,
+    poll_s: float = 0.01,
+    describe: Callable[[], str] | None = None,
+) -> T:
+    """The first truthy value `check` returns, polling every `poll_s`; AssertionError after
+    `timeout_s`, saying what `describe` tells of the state it gave up in (else the check's name)."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = check()
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(f"not true within {timeout_s} s: {getattr(check, '__qualname__', check)}")
+            what = describe() if describe is not None else getattr(check, "__qualname__", str(check))
+            raise AssertionError(f"not true within {timeout_s} s: {what}")
         time.sleep(poll_s)

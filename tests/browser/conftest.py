@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.seed import XSS, seed
 from tests.integration.daemon import ROOT, Daemon
+from tests.waiting import wait_until
 
 ARTIFACTS = Path(ROOT) / "test-artifacts" / "screenshots"
 
@@ -34,13 +34,15 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 @pytest.fixture(scope="session")
 def seeded(daemon: Daemon) -> dict[str, str]:
     ids = seed(daemon.traces_url)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # the writer links new spans into the map every 2 s
+
+    def mapped() -> bool:
         body = httpx.get(f"{daemon.api_url}/api/service-map", timeout=10).json()
         names = {n["name"] for n in body["nodes"]}
-        if {"bank-api", "withdraw", "accounts", "alerts", "notify", "client", XSS} <= names and len(body["edges"]) >= 5:
-            break
-        time.sleep(0.3)
+        return {"bank-api", "withdraw", "accounts", "alerts", "notify", "client", XSS} <= names and len(
+            body["edges"]
+        ) >= 5
+
+    wait_until(mapped, timeout_s=20, poll_s=0.3)  # the writer links new spans into the map every 2 s
     return ids
 
 

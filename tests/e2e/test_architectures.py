@@ -19,6 +19,7 @@ import pytest
 
 from demo_apps.architectures import Demo, DemoSettings
 from demo_apps.local_collector import LocalCollector, get_json, run_collector
+from tests.waiting import wait_until
 
 # A compressed cycle: the idle gap outlasts the environments' idle timeout, so cold starts recur.
 CYCLE = (("steady", 6.0, 1.0), ("burst", 3.0, 6.0), ("idle", 6.0, 0.0), ("steady", 5.0, 1.0))
@@ -95,13 +96,16 @@ def inspect(demo: Demo, name: str, dead_letters_expected: bool) -> Ran:
 
 
 def service_map(collector: LocalCollector, check: Callable[[Map], bool], timeout_s: float = 30.0) -> Map:
-    """The map once `check` holds (the collector links hops every 2 s), else the last one."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    """The map once `check` holds (the collector links hops every 2 s)."""
+
+    def ready() -> Map:
         found: Map = get_json(f"{collector.api_url}/api/service-map")
-        if check(found) or time.monotonic() > deadline:
-            return found
-        time.sleep(1.0)
+        return found if check(found) else {}
+
+    def describe() -> str:
+        return f"the map's edges: {sorted(edges(get_json(f'{collector.api_url}/api/service-map')))}"
+
+    return wait_until(ready, timeout_s, poll_s=1.0, describe=describe)
 
 
 def nodes(found: Map) -> dict[tuple[str, str], Map]:

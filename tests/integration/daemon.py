@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from demo_apps.local_collector import FLUORO, ROOT, free_port
+from tests.waiting import wait_until
 
 __all__ = ["FLUORO", "ROOT", "Daemon", "free_port"]
 
@@ -70,16 +71,17 @@ class Daemon:
                 text=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"daemon exited: {self.log_path.read_text()}")
-            try:
-                if httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise AssertionError("daemon did not become healthy")
+        wait_until(self._healthy, timeout_s, poll_s=0.1, describe=lambda: "daemon did not become healthy")
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"daemon exited: {self.log_path.read_text()}")
+        try:
+            return httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> tuple[int, str]:
         assert self.process is not None
@@ -97,11 +99,13 @@ class Daemon:
         return spans
 
     def wait_for_trace(self, trace_id: str, spans: int, timeout_s: float = 10.0) -> list[dict[str, object]]:
-        deadline = time.monotonic() + timeout_s
-        found: list[dict[str, object]] = []
-        while time.monotonic() < deadline:
+        def enough() -> list[dict[str, object]]:
             found = self.trace(trace_id)
-            if len(found) >= spans:
-                return found
-            time.sleep(0.1)
-        raise AssertionError(f"trace {trace_id} has {len(found)} spans, expected {spans}")
+            return found if len(found) >= spans else []
+
+        return wait_until(
+            enough,
+            timeout_s,
+            poll_s=0.1,
+            describe=lambda: f"trace {trace_id} has {len(self.trace(trace_id))} spans, expected {spans}",
+        )

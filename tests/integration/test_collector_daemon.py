@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from tests.integration.daemon import FLUORO, ROOT, Daemon
+from tests.waiting import wait_until
 from tracer.otlp_encoder import OtlpEncoder
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -137,13 +138,7 @@ def test_bad_datagrams_are_counted_and_dropped(daemon: Daemon) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         for payload in (b"junk", b'{"format":"json"}\n{"broken', b'{"format":"json","version":1}\n[]'):
             sock.sendto(payload, ("127.0.0.1", daemon.xray_port))
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        metrics = daemon.get("/metrics").text
-        if "fluoro_xray_bad_datagrams_total 3.0" in metrics:
-            break
-        time.sleep(0.1)
-    assert "fluoro_xray_bad_datagrams_total 3.0" in metrics
+    wait_until(lambda: "fluoro_xray_bad_datagrams_total 3.0" in daemon.get("/metrics").text, timeout_s=5, poll_s=0.1)
 
 
 def gzip_bomb(decompressed_bytes: int) -> bytes:
@@ -260,10 +255,10 @@ def test_no_acknowledged_span_is_lost(tmp_path: Path, sig: int) -> None:
     senders = [threading.Thread(target=send_until_stopped, args=(first, acked, stop)) for _ in range(3)]
     for sender in senders:
         sender.start()
-    deadline = time.monotonic() + 20
-    while len(acked) < 40 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    code, output = first.stop(sig)
+    try:
+        wait_until(lambda: len(acked) >= 40, timeout_s=20, poll_s=0.05)
+    finally:
+        code, output = first.stop(sig)
     stop.set()
     for sender in senders:
         sender.join(10)

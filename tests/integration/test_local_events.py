@@ -25,7 +25,7 @@ from demo_apps.otlp_sink import OtlpSink, ReceivedSpan
 from tests.waiting import wait_until
 
 # Events cross processes and queues in the local cloud: generous, and polled gently.
-EVENTS: dict[str, float] = {"timeout_s": 30.0, "poll_s": 0.1}
+EVENT_TIMEOUT_S, EVENT_POLL_S = 30.0, 0.1  # how long an event may take to arrive, how often to look
 
 CODE = Path(__file__).parent / "lambda_code"
 ACCOUNT = "123456789012"
@@ -74,7 +74,7 @@ def spans_where(sink: OtlpSink, check: Callable[[ReceivedSpan], bool], count: in
         found = [s for s in list(sink.spans) if check(s)]
         return found if len(found) >= count else []
 
-    return wait_until(enough, **EVENTS)
+    return wait_until(enough, timeout_s=EVENT_TIMEOUT_S, poll_s=EVENT_POLL_S)
 
 
 def function_spans(sink: OtlpSink, name: str, count: int = 1) -> list[ReceivedSpan]:
@@ -137,10 +137,12 @@ def test_put_events_reaches_every_matching_rule_and_nothing_else(
         }
     )
     (message,) = wait_until(
-        lambda: sqs.receive_message(QueueUrl=queue, MessageSystemAttributeNames=["All"]).get("Messages"), **EVENTS
+        lambda: sqs.receive_message(QueueUrl=queue, MessageSystemAttributeNames=["All"]).get("Messages"),
+        timeout_s=EVENT_TIMEOUT_S,
+        poll_s=EVENT_POLL_S,
     )
     assert json.loads(message["Body"]) == {"account": "A-1", "owed": 250}  # the input transformer's rendering
-    (event,) = wait_until(lambda: logged(records, "notify"), **EVENTS)
+    (event,) = wait_until(lambda: logged(records, "notify"), timeout_s=EVENT_TIMEOUT_S, poll_s=EVENT_POLL_S)
     assert (event["source"], event["detail-type"], event["detail"]) == (
         "bank.ledger",
         "Overdraft",
@@ -181,7 +183,7 @@ def test_an_s3_upload_invokes_its_function_once_with_the_object(
     trace_id = producer({"kind": "s3", "bucket": "uploads", "key": "in/a b.txt", "body": "hello world"})
     producer({"kind": "s3", "bucket": "uploads", "key": "out/b.txt", "body": "filtered by prefix"})
     producer({"kind": "s3", "bucket": "uploads", "key": "in/c.png", "body": "filtered by suffix"})
-    (event,) = wait_until(lambda: logged(records, "on-upload"), **EVENTS)
+    (event,) = wait_until(lambda: logged(records, "on-upload"), timeout_s=EVENT_TIMEOUT_S, poll_s=EVENT_POLL_S)
     (record,) = event["Records"]
     assert record["eventSource"] == "aws:s3" and record["eventName"] == "ObjectCreated:Put"
     s3_object = record["s3"]["object"]
@@ -243,7 +245,7 @@ def test_a_kinesis_batch_with_a_bad_record_is_bisected_and_the_shard_keeps_its_o
     (failure,) = wait_until(lambda: sqs.receive_message(QueueUrl=failures).get("Messages"), timeout_s=40, poll_s=0.1)
     info = json.loads(failure["Body"])["KinesisBatchInfo"]
     assert info["batchSize"] == 1 and info["shardId"] == "shardId-000000000000"
-    assert wait_until(lambda: len(logged(records, "analyze")) == 7, **EVENTS)
+    assert wait_until(lambda: len(logged(records, "analyze")) == 7, timeout_s=EVENT_TIMEOUT_S, poll_s=EVENT_POLL_S)
     assert logged(records, "analyze") == [0, 1, 2, 3, 4, 6, 7]  # every good record once, in order
     attempts = logged(records, "analyze-attempts")
     assert attempts[0] == list(range(8)) and [5] in attempts  # the whole batch, then bisected down to the bad one

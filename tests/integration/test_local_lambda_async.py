@@ -10,6 +10,7 @@ from demo_apps.cloud.aws_services import AwsServices
 from demo_apps.cloud.lambdas.lambda_async import AsyncInvoker, AsyncSettings
 from demo_apps.cloud.lambdas.lambda_service import LambdaService
 from tests.integration.lambda_functions import config
+from tests.waiting import wait_until
 
 
 def receive_all(sqs: Any, url: str, wanted: int, timeout_s: float = 20.0) -> list[str]:
@@ -68,9 +69,7 @@ def test_a_throttled_async_event_is_retried_until_it_runs(service: LambdaService
     try:
         for _ in range(3):
             invoker.submit("slow", {"sleep_s": 0.3})
-        deadline = time.monotonic() + 15
-        while len(invoker.delivered) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: len(invoker.delivered) >= 3, timeout_s=15, poll_s=0.05)
         assert list(invoker.delivered) == [("Success", "slow")] * 3  # each waited its turn, none was lost
     finally:
         invoker.close()

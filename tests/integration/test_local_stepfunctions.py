@@ -4,7 +4,6 @@ histories, a restart mid-execution, the express time limit, and the spans of eac
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,8 @@ from demo_apps.cloud.lambdas.lambda_service import LambdaSettings
 from demo_apps.cloud.local_cloud import CloudSettings, LocalCloud
 from demo_apps.cloud.stepfunctions.sfn_tasks import CloudTasks
 from demo_apps.cloud.stepfunctions.stepfunctions import StepFunctions, StepFunctionsSettings
-from demo_apps.otlp_sink import OtlpSink
+from demo_apps.otlp_sink import OtlpSink, ReceivedSpan
+from tests.waiting import wait_until
 
 CODE = Path(__file__).parent / "lambda_code"
 FN = "arn:aws:lambda:us-east-1:123456789012:function:"
@@ -224,10 +224,7 @@ def test_a_standard_execution_resumes_after_a_restart_without_running_a_state_tw
     first = StepFunctions(tasks, StepFunctionsSettings(store_path=store, time_scale=0.1))
     first.create_state_machine("steps", STEPS)
     arn = first.start_execution("steps", {"run": 1})
-    deadline = time.monotonic() + 30
-    while "WaitStateEntered" not in [e["type"] for e in first.get_execution_history(arn)["events"]]:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: "WaitStateEntered" in [e["type"] for e in first.get_execution_history(arn)["events"]], 30, 0.05)
     first.close()  # the emulator goes down in the middle of the Wait
     second = StepFunctions(tasks, StepFunctionsSettings(store_path=store, time_scale=0.1))
     try:
@@ -264,15 +261,19 @@ def test_each_execution_and_state_is_a_span_and_tasks_parent_their_functions(clo
     cloud.stepfunctions.create_state_machine("traced", machine)
     arn = cloud.stepfunctions.start_execution("traced", {})
     assert cloud.stepfunctions.wait(arn, 30) == "SUCCEEDED"
-    deadline = time.monotonic() + 20
-    while True:
+
+    def is_function(span: ReceivedSpan) -> bool:
+        return span.service == "record" and bool(span.attributes.get("fluoro.origin") == "AWS::Lambda")
+
+    def arrived() -> bool:
         spans = list(sink.spans)
         executions = [s for s in spans if s.service == "traced" and s.kind == "SERVER"]
-        function = [s for s in spans if s.service == "record" and s.attributes.get("fluoro.origin") == "AWS::Lambda"]
-        if executions and function and any(s.trace_id == executions[0].trace_id for s in function):
-            break
-        assert time.monotonic() < deadline, "the execution's spans did not arrive"
-        time.sleep(0.2)
+        return any(s.trace_id == executions[0].trace_id for s in spans if is_function(s)) if executions else False
+
+    wait_until(arrived, 20, poll_s=0.2, describe=lambda: "the execution's spans did not arrive")
+    spans = list(sink.spans)
+    executions = [s for s in spans if s.service == "traced" and s.kind == "SERVER"]
+    function = [s for s in spans if is_function(s)]
     (execution,) = executions
     assert execution.attributes["fluoro.origin"] == "AWS::StepFunctions::StateMachine"
     (state,) = [s for s in spans if s.parent_span_id == execution.span_id]

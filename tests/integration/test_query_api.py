@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Link, SpanKind
 
 from tests.integration.daemon import FLUORO, ROOT, Daemon
+from tests.waiting import wait_until
 
 
 def tracer_for(daemon: Daemon, service: str) -> tuple[TracerProvider, trace.Tracer]:
@@ -62,13 +63,12 @@ def one_request(daemon: Daemon, fail_ledger: bool, customer: str) -> tuple[str, 
 def traffic(daemon: Daemon) -> dict[str, Any]:
     first = one_request(daemon, fail_ledger=False, customer="c1")
     second = one_request(daemon, fail_ledger=True, customer="c2")
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        body = daemon.get("/api/service-map").json()
-        if len(body["edges"]) >= 5 and all(e["figures"]["requests"] == 2 for e in body["edges"]):
-            break
-        time.sleep(0.2)
-    return {"ok": first, "failed": second, "map": body}
+
+    def settled() -> dict[str, Any]:
+        body: dict[str, Any] = daemon.get("/api/service-map").json()
+        return body if len(body["edges"]) >= 5 and all(e["figures"]["requests"] == 2 for e in body["edges"]) else {}
+
+    return {"ok": first, "failed": second, "map": wait_until(settled, timeout_s=15, poll_s=0.2)}
 
 
 def edges_by_name(body: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:

@@ -15,6 +15,7 @@ import pytest
 
 from demo_apps.local_collector import free_port
 from demo_apps.otlp_sink import OtlpSink, ReceivedSpan
+from tests.waiting import wait_until
 from tracer import semconv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,15 +48,15 @@ def start_service(role: str, port: int, sink: OtlpSink, downstream: str = "") ->
     )
 
 
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def wait_healthy(url: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not become healthy")
+    wait_until(lambda: healthy(url), timeout_s, poll_s=0.1, describe=lambda: f"{url} is not healthy")
 
 
 @pytest.fixture(scope="module")
@@ -82,16 +83,19 @@ def trace_of(sink: OtlpSink, front_url: str, outcome: str, required: set[tuple[s
     response = httpx.get(f"{front_url}/checkout/{outcome}", timeout=10)
     header = response.headers["x-amzn-trace-id"]
     trace_id = header.split(";")[0].removeprefix("Root=1-").replace("-", "")
-    deadline = time.monotonic() + 10
-    spans: list[ReceivedSpan] = []
-    while time.monotonic() < deadline:
-        spans = [s for s in sink.wait_for(0, 0) if s.trace_id == trace_id]
-        present = {(s.service, s.kind) for s in spans} | {(s.service, s.name) for s in spans}
-        if required <= present:
-            time.sleep(0.3)  # both services flush every 100 ms: let stragglers of this trace land
-            return [s for s in sink.wait_for(0, 0) if s.trace_id == trace_id]
-        time.sleep(0.05)
-    raise AssertionError(f"trace {trace_id} incomplete: {[(s.service, s.name) for s in spans]}")
+
+    def spans() -> list[ReceivedSpan]:
+        return [s for s in sink.wait_for(0, 0) if s.trace_id == trace_id]
+
+    def complete() -> bool:
+        found = spans()
+        return required <= {(s.service, s.kind) for s in found} | {(s.service, s.name) for s in found}
+
+    wait_until(
+        complete, 10, poll_s=0.05, describe=lambda: f"trace {trace_id}: {[(s.service, s.name) for s in spans()]}"
+    )
+    time.sleep(0.3)  # both services flush every 100 ms: let stragglers of this trace land
+    return spans()
 
 
 def flags(span: ReceivedSpan) -> set[str]:

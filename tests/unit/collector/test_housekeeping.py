@@ -7,6 +7,7 @@ import time
 
 from collector.housekeeping import Housekeeper
 from collector.ingest.periodic import PeriodicTask
+from tests.waiting import wait_until
 
 
 def test_tasks_run_repeatedly_a_failure_is_retried_and_stop_ends_the_thread() -> None:
@@ -21,11 +22,8 @@ def test_tasks_run_repeatedly_a_failure_is_retried_and_stop_ends_the_thread() ->
 
     keeper = Housekeeper((PeriodicTask(0.02, lambda: runs.append("link")), PeriodicTask(0.03, flaky)))
     keeper.start()
-    deadline = time.monotonic() + 5
-    while (runs.count("link") < 3 or runs.count("flaky") < 2) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: runs.count("link") >= 3 and runs.count("flaky") >= 2, timeout_s=5)  # ran again after raising
     assert keeper.stop(timeout_s=5)
-    assert runs.count("link") >= 3 and runs.count("flaky") >= 2  # it ran again after raising
     settled = len(runs)
     time.sleep(0.1)
     assert len(runs) == settled  # nothing runs after stop

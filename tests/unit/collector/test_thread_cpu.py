@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from collector.thread_cpu import TASKS, ThreadCpuCollector, cpu_by_thread_name
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(not TASKS.exists(), reason="per-thread CPU is read from Linux's /proc")
 
@@ -26,9 +26,7 @@ def test_a_busy_thread_is_counted_under_its_name_and_an_idle_one_barely() -> Non
     busy.start()
     idle.start()
     try:
-        deadline = time.monotonic() + 10
-        while cpu_by_thread_name().get("spinner", 0.0) < 0.2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: cpu_by_thread_name().get("spinner", 0.0) >= 0.2, timeout_s=10, poll_s=0.05)
         cpu = cpu_by_thread_name()
     finally:
         stop.set()
