@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import base64
 import logging
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+from demo_apps.cloud.events.pollers import Pollers
 from demo_apps.cloud.events.targets import TargetRouter
 from demo_apps.cloud.lambdas.lambda_errors import FunctionError, TooManyRequests
 from demo_apps.cloud.lambdas.lambda_service import LambdaService, producer_links
@@ -85,20 +85,17 @@ class KinesisEventSource:
         description = kinesis_client.describe_stream(StreamName=mapping.stream)["StreamDescription"]
         self.stream_arn = str(description["StreamARN"])
         shards = [str(shard["ShardId"]) for shard in description["Shards"]]
-        self._stopping = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._read, args=(shard,), name=f"kinesis-{shard}", daemon=True) for shard in shards
-        ]
+        self._pollers = Pollers()
+        for shard in shards:
+            self._pollers.add(self._read, f"kinesis-{shard}", shard)
+        self._stopping = self._pollers.stopping
 
     def start(self) -> KinesisEventSource:
-        for thread in self._threads:
-            thread.start()
+        self._pollers.start()
         return self
 
     def stop(self) -> None:
-        self._stopping.set()
-        for thread in self._threads:
-            thread.join(10)
+        self._pollers.stop(join_timeout_s=10)
 
     def _read(self, shard: str) -> None:
         iterator: str | None = None

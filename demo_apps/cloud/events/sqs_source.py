@@ -13,11 +13,11 @@ function's span (one per batch) links to every producer.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Final
 
+from demo_apps.cloud.events.pollers import Pollers
 from demo_apps.cloud.lambdas.lambda_errors import FunctionError, TooManyRequests
 from demo_apps.cloud.lambdas.lambda_service import LambdaService, producer_links
 
@@ -78,21 +78,17 @@ class SqsEventSource:
         self.lambdas, self.sqs, self.mapping = lambdas, sqs_client, mapping
         attributes = sqs_client.get_queue_attributes(QueueUrl=mapping.queue_url, AttributeNames=["QueueArn"])
         self.queue_arn = str(attributes["Attributes"]["QueueArn"])
-        self._stopping = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._poll, name=f"sqs-poller-{mapping.function}-{i}", daemon=True)
-            for i in range(mapping.pollers)
-        ]
+        self._pollers = Pollers()
+        for i in range(mapping.pollers):
+            self._pollers.add(self._poll, f"sqs-poller-{mapping.function}-{i}")
+        self._stopping = self._pollers.stopping
 
     def start(self) -> SqsEventSource:
-        for thread in self._threads:
-            thread.start()
+        self._pollers.start()
         return self
 
     def stop(self) -> None:
-        self._stopping.set()
-        for thread in self._threads:
-            thread.join(self.mapping.wait_time_s + 10)
+        self._pollers.stop(join_timeout_s=self.mapping.wait_time_s + 10)
 
     def _poll(self) -> None:
         while not self._stopping.is_set():
