@@ -7,6 +7,7 @@ only at the HTTP edge (FastAPI for the API, orjson for the pages: both take data
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,12 +15,20 @@ from collector.query.figures import Figures, Health
 
 
 @dataclass(frozen=True, slots=True)
-class HistogramBar:
-    """Requests whose response time lies in [low_ms, high_ms)."""
+class Histogram:
+    """Response times in log-spaced buckets, as columns (as charts take them): bucket i holds
+    count[i] requests whose response time lies in [low_ms[i], high_ms[i])."""
 
-    low_ms: float
-    high_ms: float
-    count: int
+    low_ms: tuple[float, ...]
+    high_ms: tuple[float, ...]
+    count: tuple[int, ...]
+
+    @classmethod
+    def of(cls, buckets: Sequence[tuple[float, float, int]]) -> Histogram:
+        if not buckets:
+            return cls((), (), ())
+        low_ms, high_ms, count = zip(*buckets, strict=True)
+        return cls(low_ms, high_ms, count)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +64,11 @@ class RequestFigures:
 class NodeFigures(RequestFigures):
     """A node's or an edge's figures, with the response-time histogram."""
 
-    histogram: tuple[HistogramBar, ...]
+    histogram: Histogram
 
     @classmethod
     def of(cls, figures: Figures, window_s: float) -> NodeFigures:
-        bars = tuple(HistogramBar(low, high, count) for low, high, count in figures.histogram)
-        return cls(**figure_fields(figures, window_s), histogram=bars)
+        return cls(**figure_fields(figures, window_s), histogram=Histogram.of(figures.histogram))
 
 
 def figure_fields(figures: Figures, window_s: float) -> dict[str, Any]:

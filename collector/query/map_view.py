@@ -105,12 +105,8 @@ def _cold_starts(data: dict[str, Any], figures: Figures | None) -> ColdStarts | 
     if figures is None:
         return None
     init: FigureAccumulator | None = data.get("init")
-    return ColdStarts(
-        inits=init.requests if init else 0,
-        init_p50_ms=init.percentile_ms(0.5) if init else None,
-        init_p99_ms=init.percentile_ms(0.99) if init else None,
-        p99_share=figures.p99_cold_share,
-    )
+    p50_ms, p99_ms = init.percentiles_ms(0.5, 0.99) if init else (None, None)
+    return ColdStarts(init.requests if init else 0, p50_ms, p99_ms, figures.p99_cold_share)
 
 
 def _node(graph: MapGraph, key: NodeKey, window_s: float) -> MapNode:

@@ -220,7 +220,7 @@ def build_graph(reader: SpanReader, query: MapQuery) -> MapGraph:
         for key in (source, target):
             if key not in graph:
                 graph.add_node(key, figures=None, inferred=False)
-        dwell = [hop.dwell.percentile_ms(q) for q in (0.5, 0.9, 0.99)]
+        dwell = hop.dwell.percentiles_ms(0.5, 0.9, 0.99)
         graph.add_edge(source, target, figures=hop.figures.figures(), is_async=hop.is_async, dwell=dwell)
     sources = reader.throttle_sources(query.window, query.expr, MAX_GROUPS)
     graph.graph.update(

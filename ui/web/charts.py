@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from collector.query.analytics import SeriesPoint
-from collector.query.figure_view import HistogramBar
+from collector.query.figure_view import Histogram
 
 HEALTH_LINES: Final = (
     ("error_rate", "error", "#f0a30a"),
@@ -34,14 +34,14 @@ def _layout(title: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def bucket_histogram(buckets: Sequence[HistogramBar], title: str) -> Figure:
+def bucket_histogram(buckets: Histogram, title: str) -> Figure:
     """Response-time buckets (low_ms, high_ms, count) as bars on a log axis; a box-select gives a range."""
     bar = {
         "type": "bar",
-        "x": [math.sqrt(b.low_ms * b.high_ms) for b in buckets],
-        "y": [b.count for b in buckets],
-        "width": [b.high_ms - b.low_ms for b in buckets],
-        "customdata": [[b.low_ms, b.high_ms] for b in buckets],
+        "x": [math.sqrt(low * high) for low, high in zip(buckets.low_ms, buckets.high_ms, strict=True)],
+        "y": list(buckets.count),
+        "width": [high - low for low, high in zip(buckets.low_ms, buckets.high_ms, strict=True)],
+        "customdata": [[low, high] for low, high in zip(buckets.low_ms, buckets.high_ms, strict=True)],
         "hovertemplate": "%{customdata[0]:.1f}-%{customdata[1]:.1f} ms: %{y}<extra></extra>",
         "marker": {"color": "#4c78a8"},
     }
@@ -50,13 +50,13 @@ def bucket_histogram(buckets: Sequence[HistogramBar], title: str) -> Figure:
     return {"data": [bar], "layout": layout}
 
 
-def log_buckets(durations_ms: Sequence[float], per_decade: int = 4) -> list[HistogramBar]:
+def log_buckets(durations_ms: Sequence[float], per_decade: int = 4) -> Histogram:
     """Durations into log-spaced buckets, as the map's histograms are."""
     counts: dict[int, int] = {}
     for value in durations_ms:
         key = math.floor(math.log10(max(value, 0.001)) * per_decade)
         counts[key] = counts.get(key, 0) + 1
-    return [HistogramBar(10 ** (k / per_decade), 10 ** ((k + 1) / per_decade), n) for k, n in sorted(counts.items())]
+    return Histogram.of([(10 ** (k / per_decade), 10 ** ((k + 1) / per_decade), n) for k, n in sorted(counts.items())])
 
 
 def _times(points: Sequence[SeriesPoint]) -> list[str]:
