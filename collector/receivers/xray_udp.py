@@ -51,11 +51,12 @@ class XRayReceiverSettings:
     max_batch_spans: int = 2000
     # At most this share of a core for parsing datagrams, measured over each window: the rest of
     # a flood is dropped by the kernel (and counted), so OTLP and the pages keep their time. The
-    # share is spent in bursts of share x window holding the GIL, so the window is short: 1 ms
-    # in 10 (bench/hostile.py, against a flood of a socket nobody reads: acknowledgement p99
-    # 1.36-1.76x, where 10 ms in 100 gave 2.1-2.5x).
+    # share is spent in bursts of share x window holding the GIL, so the window is short: 0.2 ms
+    # in 2 (bench/hostile.py against a flood of a socket nobody reads, medians of 3 interleaved
+    # runs: acknowledgement p99 1.05x and page p99 1.37x, where 1 ms in 10 gave 1.27x and 1.46x,
+    # and 10 ms in 100 gave 2.1-2.5x; 0.1 ms in 2 gave 0.92x and 1.29x at half the capacity).
     max_cpu_share: float = 0.1
-    budget_window_s: float = 0.01
+    budget_window_s: float = 0.002
     time_bounds: TimeBounds = field(default_factory=TimeBounds)
 
 
