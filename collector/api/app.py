@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from collector.allowed_hosts import AllowedHosts
 from collector.api.map_routes import map_routes
 from collector.api.params import BadParameter
+from collector.api.problems import EVERY_ROUTE, document_without_422
 from collector.api.trace_routes import trace_routes
 from collector.auth import bearer_token_matches
 from collector.engine import Collector
@@ -45,7 +46,7 @@ def create_query_app(
         title="Fluoro query API",
         version="1",
         description="Traces, services and health of the Fluoro collector.",
-        responses={400: {"description": "A bad parameter: `detail` names it and says why"}},
+        responses=EVERY_ROUTE,
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -85,7 +86,7 @@ def _add_document_routes(app: FastAPI, guarded: Sequence[params.Depends]) -> Non
 
     @app.get("/openapi.json", dependencies=guarded, include_in_schema=False)
     def openapi_document() -> JSONResponse:
-        return JSONResponse(app.openapi())
+        return JSONResponse(document_without_422(app))
 
     @app.get("/docs", dependencies=guarded, include_in_schema=False)
     def swagger_page() -> HTMLResponse:

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, params
 
 from collector.api.params import parse_optional_filter, parse_trace_id, parse_window
+from collector.api.problems import UNKNOWN_TRACE
 from collector.engine import Collector
 from collector.query.critical_path import CriticalPath, critical_path_of, trace_with_consumers
 from collector.query.trace_view import ServicesPage, TracesPage, TraceView
@@ -38,7 +39,7 @@ def trace_routes(collector: Collector, guarded: Sequence[params.Depends]) -> API
         window = parse_window(start, end)
         return TracesPage.of(collector.reader.search_traces(window, parse_optional_filter(filter), limit), window)
 
-    @router.get("/api/traces/{trace_id}", summary="Every span of one trace")
+    @router.get("/api/traces/{trace_id}", summary="Every span of one trace", responses=UNKNOWN_TRACE)
     def trace(trace_id: str) -> TraceView:
         key = parse_trace_id(trace_id)
         spans = collector.reader.trace_spans(key)
@@ -46,7 +47,9 @@ def trace_routes(collector: Collector, guarded: Sequence[params.Depends]) -> API
             raise HTTPException(404, f"no trace {trace_id}")
         return TraceView.of(key, spans)
 
-    @router.get("/api/traces/{trace_id}/critical-path", summary="What set the trace's duration")
+    @router.get(
+        "/api/traces/{trace_id}/critical-path", summary="What set the trace's duration", responses=UNKNOWN_TRACE
+    )
     def trace_critical_path(trace_id: str) -> CriticalPath:
         key = parse_trace_id(trace_id)
         spans = trace_with_consumers(collector.reader, key)
