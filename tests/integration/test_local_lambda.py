@@ -192,7 +192,7 @@ def test_boto3_invokes_through_the_rest_api(service: LambdaService, aws: AwsServ
         assert failed["FunctionError"] == "Unhandled"
         assert json.loads(failed["Payload"].read())["errorType"] == "ValueError"
         queued = client.invoke(FunctionName="echo", InvocationType="Event", Payload=b"{}")
-        assert queued["StatusCode"] == 202
+        assert queued["StatusCode"] == 202 and queued["Payload"].read() == b""  # read: its connection goes back
         with pytest.raises(ClientError) as throttled:
             client.invoke(FunctionName="slow", Payload=b"{}")
         assert throttled.value.response["Error"]["Code"] == "TooManyRequestsException"
