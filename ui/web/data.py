@@ -8,7 +8,7 @@ Python, so the browser only renders them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import ORJSONResponse as JSONResponse
@@ -22,14 +22,13 @@ from collector.query.map_view import MapNode, ServiceMap, ThrottleSourceNode
 from collector.query.service_map import MapQuery, service_map
 from collector.query.trace_view import SpanView
 from collector.storage.protocols import SpanReader, Subject, TimeWindow, TraceSummary
-from ui.web.charts import bucket_histogram, log_buckets, series_figures
+from ui.web.charts import Figure, bucket_histogram, log_buckets, series_figures
 from ui.web.map_figure import map_figure
 from ui.web.map_prefetch import MapPrefetch
 from ui.web.trace_figure import waterfall_figure
 
 MAX_TRACES = 1000
 DEFAULT_MAX_NODES = 60
-Figure = dict[str, Any]  # a plotly figure's JSON: data and layout
 Compared = Literal["previous", "function_version", "cold_start"]
 
 
