@@ -7,7 +7,9 @@ Starts ``fluoro serve`` on a temporary database, then:
    span, values nested to the limit, a huge resource over many tiny spans, many tiny spans;
    prints the status, the time to the answer and the peak RSS above the idle daemon;
 2. floods: a normal client (requests of 64 spans, one at a time, and a GET of /api/services
-   between them) measured quiet; during a flood of X-Ray UDP datagrams from another process to
+   between them, over a window of spans written before the phases, so every phase's page reads
+   the same rows: the flood's own spans and the client's later ones do not make it slower)
+   measured quiet; during a flood of X-Ray UDP datagrams from another process to
    a socket nobody reads (the control: what the flooder and the kernel cost this 2-core machine
    whoever the target); during the same flood to the daemon; then during a flood of hostile
    OTLP requests (nested values and many keys, 1 MiB each, from two processes); prints p50/p99
@@ -153,7 +155,19 @@ def normal_body(n: int) -> bytes:
     return request(spans, resource=delimited(1, key_value("service.name", string_value("normal"))))
 
 
-def normal_client(otlp: int, api: str, seconds: float) -> tuple[list[float], list[float]]:
+def seed(otlp: int, requests: int) -> tuple[float, float]:
+    """Spans the page reads in every phase: the same rows, so a phase's page differs by contention alone."""
+    started = time.time()
+    connection = http.client.HTTPConnection("127.0.0.1", otlp, timeout=30)
+    for n in range(requests):
+        post(otlp, normal_body(1_000_000 + n), connection)
+    connection.close()
+    ended = time.time()
+    time.sleep(1.5)  # the seeding connection leaves the writer's active senders (1 s), else it lingers for it
+    return started - 1, ended + 1
+
+
+def normal_client(otlp: int, page_url: str, seconds: float) -> tuple[list[float], list[float]]:
     acks, pages = [], []
     connection = http.client.HTTPConnection("127.0.0.1", otlp, timeout=30)
     deadline, n = time.monotonic() + seconds, 0
@@ -163,7 +177,7 @@ def normal_client(otlp: int, api: str, seconds: float) -> tuple[list[float], lis
         if status == 200:
             acks.append(took)
         started = time.perf_counter()
-        with urllib.request.urlopen(f"{api}/api/services?start={time.time() - 60}", timeout=30) as response:
+        with urllib.request.urlopen(page_url, timeout=30) as response:
             response.read()
         pages.append(time.perf_counter() - started)
         time.sleep(0.01)
@@ -204,7 +218,12 @@ def p(values: list[float], q: float) -> float:
 
 
 def floods(collector: Any, otlp: int, phase_s: float) -> None:
-    print(f"\n2. a normal client (64 spans a request, then GET /api/services), {phase_s:.0f} s a phase")
+    window_start, window_end = seed(otlp, 200)
+    page_url = f"{collector.api_url}/api/services?start={window_start}&end={window_end}"
+    print(
+        f"\n2. a normal client (64 spans a request, then GET /api/services of 12,800 seeded spans),"
+        f" {phase_s:.0f} s a phase"
+    )
     quiet: tuple[list[float], list[float]] | None = None
     control: tuple[list[float], list[float]] | None = None
     bystander = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # bound, never read
@@ -220,7 +239,7 @@ def floods(collector: Any, otlp: int, phase_s: float) -> None:
         for process in attackers:
             process.start()
         time.sleep(1.0 if attackers else 0)
-        acks, pages = normal_client(otlp, collector.api_url, phase_s)
+        acks, pages = normal_client(otlp, page_url, phase_s)
         for process in attackers:
             process.join(timeout=phase_s + 30)
         quiet = quiet or (acks, pages)
@@ -241,8 +260,10 @@ def floods(collector: Any, otlp: int, phase_s: float) -> None:
     bystander.close()
     with urllib.request.urlopen(f"{collector.api_url}/metrics", timeout=10) as response:
         metrics = response.read().decode()
-    dropped = [line for line in metrics.splitlines() if line.startswith("fluoro_xray_dropped_datagrams_total")]
-    print(f"   {dropped[0] if dropped else ''}")
+    wanted = ("fluoro_xray_dropped_datagrams_total", 'fluoro_spans_received_total{receiver="xray_udp"}')
+    for line in metrics.splitlines():
+        if line.startswith(wanted):
+            print(f"   {line}")
 
 
 def main() -> None:

@@ -65,6 +65,11 @@ class CollectorMetrics:
             "Stored spans left off the service map because their values broke linking",
             registry=self.registry,
         )
+        self.xray_cpu_share = Gauge(
+            "fluoro_xray_cpu_share",
+            "Share of a core the X-Ray receiver may take now (smaller while the kernel drops datagrams: a flood)",
+            registry=self.registry,
+        )
         self.db_bytes = Gauge("fluoro_db_file_bytes", "Size of the database file and its WAL", registry=self.registry)
         for receiver in RECEIVERS:
             for counter in (self.received, self.rejected, self.dropped):
@@ -72,6 +77,9 @@ class CollectorMetrics:
 
     def watch_database_size(self, size: Callable[[], int]) -> None:
         self.db_bytes.set_function(lambda: float(size()))
+
+    def watch_xray_share(self, share: Callable[[], float]) -> None:
+        self.xray_cpu_share.set_function(share)
 
     def watch_quarantined(self, spans: Callable[[], int]) -> None:
         self.quarantined.set_function(lambda: float(spans()))

@@ -8,11 +8,13 @@ submitted to the pipeline at most every `flush_interval_s` or every `max_batch_s
 datagram is taken whole or not at all: a bad subsegment or an unbelievable time anywhere in it
 refuses every span it holds.
 
-What the thread may cost is capped: within each `budget_window_s` it works at most
-`max_cpu_share` of the time, then sleeps (without the GIL) until the window ends, and the
-kernel's socket buffer drops what comes meanwhile. Those drops are counted exactly
-(``SO_RXQ_OVFL``: the kernel's count arrives with the next datagram read) as
-``fluoro_xray_dropped_datagrams_total``. UDP has no acknowledgement, so nothing waits on a
+What the thread may cost is capped: within each window it works at most a share of the time,
+then sleeps (without the GIL) until the window ends, and the kernel's socket buffer drops what
+comes meanwhile. Those drops are counted exactly (``SO_RXQ_OVFL``: the kernel's count arrives
+with the next datagram read) as ``fluoro_xray_dropped_datagrams_total``. While the kernel
+reports drops at a flood's rate the receiver takes a smaller share in longer windows: what
+it does not read is lost anyway, and each wake-up takes the GIL from the pages (500 wake-ups a
+second cost the page ~15% even with nothing parsed; bench/hostile.py). UDP has no acknowledgement, so nothing waits on a
 commit: a batch the pipeline refuses (full, stopping) is dropped and counted too.
 """
 
@@ -46,17 +48,34 @@ DROPS = struct.Struct("=I")
 
 
 @dataclass(frozen=True)
+class CpuShare:
+    """At most `share` of a core, measured over each `window_s`: spent in bursts of
+    share x window holding the GIL, then a sleep to the window's end."""
+
+    share: float
+    window_s: float
+
+
+@dataclass(frozen=True)
 class XRayReceiverSettings:
     flush_interval_s: float = 0.1
     max_batch_spans: int = 2000
-    # At most this share of a core for parsing datagrams, measured over each window: the rest of
-    # a flood is dropped by the kernel (and counted), so OTLP and the pages keep their time. The
-    # share is spent in bursts of share x window holding the GIL, so the window is short: 0.2 ms
-    # in 2 (bench/hostile.py against a flood of a socket nobody reads, medians of 3 interleaved
-    # runs: acknowledgement p99 1.05x and page p99 1.37x, where 1 ms in 10 gave 1.27x and 1.46x,
-    # and 10 ms in 100 gave 2.1-2.5x; 0.1 ms in 2 gave 0.92x and 1.29x at half the capacity).
-    max_cpu_share: float = 0.1
-    budget_window_s: float = 0.002
+    # Bursts hold the GIL, so they are short: 0.2 ms (bench/hostile.py against a flood of a
+    # socket nobody reads, medians of 3 interleaved runs: acknowledgement p99 1.05x of it with
+    # 0.2 ms in 2, 1.27x with 1 ms in 10, 2.1-2.5x with 10 ms in 100). 10% of a core parses
+    # ~3,200 datagrams/s.
+    calm_share: CpuShare = CpuShare(share=0.1, window_s=0.002)
+    # Under a flood (the kernel drops `flood_drops_per_s` within a second, and `calm_after_s`
+    # after), the same bursts ten times rarer: what is not read is lost anyway, and each wake-up
+    # takes the GIL from the pages (500 a second cost the page p50 ~1.15x with nothing parsed).
+    # bench/hostile.py, medians of 5 runs against the control: page p50 1.05x, p99 0.99x,
+    # acknowledgement p99 0.68x (0.2 ms in 10: page p50 1.10x, p99 1.18x, 7 runs); ~125
+    # datagrams of a flood parsed a second.
+    flood_share: CpuShare = CpuShare(share=0.01, window_s=0.02)
+    # A rate a client that merely outruns the calm share cannot reach (its drops stay below its
+    # own rate), so it is never pushed down to the flood share and kept there.
+    flood_drops_per_s: int = 10_000
+    calm_after_s: float = 1.0
     time_bounds: TimeBounds = field(default_factory=TimeBounds)
 
 
@@ -78,6 +97,8 @@ class XRayUdpReceiver:
         self._bytes = 0
         self._client_errors = RateLimitedLog(_logger)
         self._kernel_drops = 0
+        self._budget = WorkBudget(settings)
+        metrics.watch_xray_share(lambda: self._budget.current.share)
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -106,7 +127,7 @@ class XRayUdpReceiver:
         selector = selectors.DefaultSelector()
         selector.register(self._sock, selectors.EVENT_READ)
         selector.register(self._wake_reader, selectors.EVENT_READ)
-        budget = WorkBudget(self.settings.max_cpu_share, self.settings.budget_window_s)
+        budget = self._budget
         deadline: float | None = None
         stopping = False
         while not stopping:
@@ -137,17 +158,20 @@ class XRayUdpReceiver:
                 return
             except OSError:  # the socket was closed under us
                 return
-            self._count_kernel_drops(ancillary)
+            budget.dropped(self._count_kernel_drops(ancillary))
             self.receive(data)
             budget.spent(time.perf_counter() - started)
 
-    def _count_kernel_drops(self, ancillary: list[tuple[int, int, bytes]]) -> None:
+    def _count_kernel_drops(self, ancillary: list[tuple[int, int, bytes]]) -> int:
+        """Count what the kernel dropped since the last read, and say how many."""
+        dropped = 0
         for level, kind, data in ancillary:
             if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(data) >= DROPS.size:
                 total = DROPS.unpack_from(data)[0]
-                if total > self._kernel_drops:
-                    self.metrics.xray_dropped_datagrams.inc(total - self._kernel_drops)
+                dropped = max(0, total - self._kernel_drops)
+                self.metrics.xray_dropped_datagrams.inc(dropped)
                 self._kernel_drops = total
+        return dropped
 
     def receive(self, data: bytes) -> None:
         """One datagram: its spans all go into the batch, or none of them."""
@@ -208,23 +232,41 @@ class XRayUdpReceiver:
 
 
 class WorkBudget:
-    """At most `share` of each `window_s` of wall time spent working; wait_for_room sleeps out
-    the rest of a window whose share is used."""
+    """At most the current share of each window spent working; wait_for_room sleeps out the rest
+    of a window whose share is used. The flood share holds while the kernel's drops run at a
+    flood's rate, and for `calm_after_s` after."""
 
-    def __init__(self, share: float, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._allowed_s = share * window_s
-        self._window_s = window_s
+    def __init__(self, settings: XRayReceiverSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        self._calm, self._flood = settings.calm_share, settings.flood_share
+        self._flood_drops_per_s, self._calm_after_s = settings.flood_drops_per_s, settings.calm_after_s
         self._clock = clock
         self._window_start = clock()
         self._used_s = 0.0
+        self._drops_since, self._drops = self._window_start, 0
+        self._flooded_until = float("-inf")
+
+    @property
+    def current(self) -> CpuShare:
+        return self._flood if self._clock() < self._flooded_until else self._calm
+
+    def dropped(self, datagrams: int) -> None:
+        """The kernel dropped this many since the last read."""
+        if not datagrams:
+            return
+        now = self._clock()
+        if now - self._drops_since >= 1.0:
+            self._drops_since, self._drops = now, 0
+        self._drops += datagrams
+        if self._drops >= self._flood_drops_per_s:
+            self._flooded_until = now + self._calm_after_s
 
     def spent(self, seconds: float) -> None:
         self._used_s += seconds
 
     def wait_for_room(self) -> None:
-        now = self._clock()
-        if now - self._window_start >= self._window_s:
+        now, share = self._clock(), self.current
+        if now - self._window_start >= share.window_s:
             self._window_start, self._used_s = now, 0.0
-        elif self._used_s >= self._allowed_s:
-            time.sleep(self._window_start + self._window_s - now)
+        elif self._used_s >= share.share * share.window_s:
+            time.sleep(self._window_start + share.window_s - now)
             self._window_start, self._used_s = self._clock(), 0.0

@@ -16,7 +16,8 @@ from collector.ingest.pending import WriteOutcome
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch
 from collector.normalize.admission import TOO_NEW, TimeBounds
-from collector.receivers.xray_udp import WorkBudget, XRayReceiverSettings, XRayUdpReceiver
+from collector.receivers.xray_udp import CpuShare, WorkBudget, XRayReceiverSettings, XRayUdpReceiver
+from tests.waiting import wait_until
 
 HEADER = b'{"format": "json", "version": 1}\n'
 NOW_S = 1_800_000_000.0
@@ -118,7 +119,8 @@ def test_a_flood_past_the_budget_is_dropped_by_the_kernel_and_counted() -> None:
     # A budget of 0.1% of a core: the thread parses a datagram or two a window and sleeps out
     # the rest, while a small receive buffer overflows. Every datagram is either stored or
     # counted as dropped.
-    settings = XRayReceiverSettings(flush_interval_s=0.01, max_cpu_share=0.001, budget_window_s=0.05)
+    tiny = CpuShare(share=0.001, window_s=0.05)
+    settings = XRayReceiverSettings(flush_interval_s=0.01, calm_share=tiny, flood_share=tiny)
     flood = Running(settings, receive_buffer=16 * 1024)
     sent = 600
     for n in range(sent):
@@ -140,7 +142,7 @@ def test_a_flood_past_the_budget_is_dropped_by_the_kernel_and_counted() -> None:
 
 def test_the_budget_sleeps_out_a_window_whose_share_is_used() -> None:
     now = [0.0]
-    budget = WorkBudget(share=0.1, window_s=1.0, clock=lambda: now[0])
+    budget = WorkBudget(XRayReceiverSettings(calm_share=CpuShare(share=0.1, window_s=1.0)), clock=lambda: now[0])
     budget.spent(0.05)
     started = time.monotonic()
     budget.wait_for_room()  # 0.05 of 0.1 used: no wait
@@ -150,6 +152,64 @@ def test_the_budget_sleeps_out_a_window_whose_share_is_used() -> None:
     started = time.monotonic()
     budget.wait_for_room()
     assert time.monotonic() - started >= 0.09
+
+
+CALM, FLOOD = CpuShare(share=0.1, window_s=1.0), CpuShare(share=0.01, window_s=2.0)
+
+
+def test_the_budget_takes_the_flood_share_while_drops_run_at_a_floods_rate() -> None:
+    now = [0.0]
+    settings = XRayReceiverSettings(calm_share=CALM, flood_share=FLOOD, flood_drops_per_s=1000, calm_after_s=1.0)
+    budget = WorkBudget(settings, clock=lambda: now[0])
+    budget.dropped(999)  # a client a little past the calm share: its drops stay under a flood's rate
+    assert budget.current == CALM
+    now[0] = 1.0
+    budget.dropped(999)  # a new second
+    assert budget.current == CALM
+    budget.dropped(1)
+    assert budget.current == FLOOD
+    now[0] = 1.99
+    assert budget.current == FLOOD
+    budget.dropped(5000)  # the flood goes on: a second more
+    now[0] = 2.5
+    assert budget.current == FLOOD
+    now[0] = 3.0
+    assert budget.current == CALM
+
+
+def test_under_a_flood_the_budget_sleeps_after_the_flood_share() -> None:
+    now = [0.0]
+    settings = XRayReceiverSettings(
+        calm_share=CpuShare(share=0.5, window_s=0.2),
+        flood_share=CpuShare(share=0.05, window_s=0.2),
+        flood_drops_per_s=1,
+    )
+    budget = WorkBudget(settings, clock=lambda: now[0])
+    budget.dropped(1)
+    budget.spent(0.02)  # within the calm share (0.1 s), past the flood share (0.01 s)
+    started = time.monotonic()
+    budget.wait_for_room()
+    assert time.monotonic() - started >= 0.15
+
+
+def test_the_receiver_takes_the_flood_share_while_the_kernel_drops() -> None:
+    calm, flood_share = CpuShare(share=0.5, window_s=0.05), CpuShare(share=0.001, window_s=0.05)
+    settings = XRayReceiverSettings(
+        flush_interval_s=0.01, calm_share=calm, flood_share=flood_share, flood_drops_per_s=1, calm_after_s=0.5
+    )
+    flood = Running(settings, receive_buffer=16 * 1024)
+    try:
+        assert flood.counter("fluoro_xray_cpu_share") == 0.5
+        deadline, sent = time.monotonic() + 10, 0
+        while flood.counter("fluoro_xray_dropped_datagrams_total") == 0 and time.monotonic() < deadline:
+            for _ in range(200):
+                sent += 1
+                flood.send(datagram(id=f"{sent:016x}", subsegments=[]))
+            time.sleep(0.01)
+        wait_until(lambda: flood.counter("fluoro_xray_cpu_share") == 0.001, timeout_s=2)  # the drops' read marks it
+        wait_until(lambda: flood.counter("fluoro_xray_cpu_share") == 0.5, timeout_s=5)
+    finally:
+        flood.stop()
 
 
 def test_close_reads_what_the_socket_holds(running: Running) -> None:
