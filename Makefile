@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install browser clang demo test lint typecheck unit fuzz sanitized bench clean
+.PHONY: install browser clang postgres demo test lint typecheck unit fuzz sanitized bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ clang:
 	  echo "The fuzzer needs clang: run 'sudo apt-get install clang' (Debian)."; \
 	fi
 
+# Lake mode keeps its catalog in PostgreSQL: the tests start throwaway clusters from Debian's server.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's postgresql for the lake-mode tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else \
+	  echo "The lake-mode tests need PostgreSQL's server: run 'sudo apt-get install postgresql' (Debian)."; \
+	fi
+
 # A coverage-guided differential fuzzer of the OTLP decoders (ASan + UBSan); new finds go to tests/fuzz/corpus.
 FUZZ_SECONDS ?= 300
 fuzz: install clang
@@ -60,7 +70,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install browser clang
+unit: install browser clang postgres
 	$(BIN)/python -m pytest -q tests
 
 test: lint typecheck unit

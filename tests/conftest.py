@@ -10,6 +10,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.postgres_cluster import PostgresCluster
 from tracer.coldstart import ProcessFacts
 from tracer.runtime import Tracing
 from tracer.settings import Settings
@@ -56,6 +57,14 @@ def recorder() -> Iterator[Recorder]:
     with tracing.activated():
         yield Recorder(tracing, exporter)
     tracing.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL cluster for the session's lakes (each test takes a database)."""
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

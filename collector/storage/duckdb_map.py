@@ -22,12 +22,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from collector.model import STORED_SPAN_SCHEMA
+from collector.service_map.roles import LINKED_SPAN_COLUMNS
 from collector.storage import calls_sql, rollup_sql
 from collector.storage.duckdb_calls import expire_pending, link_calls, roll_up
 from collector.storage.protocols import StoreUnavailable
 
 _logger = logging.getLogger(__name__)
 T = TypeVar("T")
+# The stored span's columns linking reads, as the writer hands them over (and a lake reads them back).
+LINKED_SPAN_SCHEMA = pa.schema([STORED_SPAN_SCHEMA.field(name) for name in LINKED_SPAN_COLUMNS])
 MAX_UNLINKED_ROWS = 2_000_000  # spans kept for linking while it fails (~100 MiB of columns)
 DERIVED_RETENTION = (*calls_sql.DELETE_CALLS_OLDER_THAN, *rollup_sql.DELETE_OLDER_THAN)
 
@@ -108,10 +112,11 @@ class DuckDBMapTables:
         taken = self._take_queue()
         if not taken:
             return 0
+        return self._link_taken(taken, time.time_ns() if now_ns is None else now_ns)
+
+    def _link_taken(self, taken: list[tuple[pa.Table, pa.Table]], at_ns: int) -> int:
         spans = pa.concat_tables([s for s, _ in taken])
         links = pa.concat_tables([link for _, link in taken])
-        at_ns = time.time_ns() if now_ns is None else now_ns
-
         try:
             self._link(spans, links, at_ns)
         except StoreUnavailable as exc:
@@ -123,9 +128,13 @@ class DuckDBMapTables:
 
     def _link(self, spans: pa.Table, links: pa.Table, at_ns: int) -> None:
         try:
-            self._in_transaction("linking spans", lambda con: link_calls(con, spans, links, at_ns))
+            self._in_transaction("linking spans", lambda con: self._link_work(con, spans, links, at_ns))
         except LINKER_DATA_ERRORS as exc:  # the linker's own failure on these values: quarantined as data
             raise UnlinkableSpans(f"linking spans failed: {type(exc).__name__}: {exc}") from exc
+
+    def _link_work(self, con: duckdb.DuckDBPyConnection, spans: pa.Table, links: pa.Table, at_ns: int) -> None:
+        """One transaction's linking (a lake's leader records its progress beside it)."""
+        link_calls(con, spans, links, at_ns)
 
     def _quarantine_failing(self, spans: pa.Table, links: pa.Table, at_ns: int) -> None:
         """Link the run in halves, and halves of the halves that fail, down to the spans whose

@@ -43,9 +43,12 @@ SPAN_TABLE_COLUMNS: Final = """
 """
 
 # The table as it is now (migrations 1 and 4 made it; 5 fixed its attributes' compression).
+RESOURCE_COLUMN, RESOURCE_ID_COLUMN = ",\n    resource VARCHAR\n", ",\n    resource_id UBIGINT\n"
 SPAN_COLUMNS: Final = SPAN_TABLE_COLUMNS.replace(
     "attributes VARCHAR", "attributes VARCHAR USING COMPRESSION zstd"
-).replace(",\n    resource VARCHAR\n", ",\n    resource_id UBIGINT\n")
+).replace(RESOURCE_COLUMN, RESOURCE_ID_COLUMN)
+
+CREATE_RESOURCES: Final = "CREATE TABLE resources (resource_id UBIGINT PRIMARY KEY, resource VARCHAR NOT NULL)"
 
 MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     (
@@ -67,11 +70,13 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     (
         4,
         (
-            "CREATE TABLE resources (resource_id UBIGINT PRIMARY KEY, resource VARCHAR NOT NULL)",
+            CREATE_RESOURCES,
             "INSERT INTO resources SELECT DISTINCT hash(resource), resource FROM spans WHERE resource IS NOT NULL",
-            "ALTER TABLE spans ADD COLUMN resource_id UBIGINT",
-            "UPDATE spans SET resource_id = hash(resource) WHERE resource IS NOT NULL",
-            "ALTER TABLE spans DROP COLUMN resource",
+            # Rebuilt, not altered: DuckDB 1.5 refuses to alter a table and write it in one transaction.
+            f"CREATE TABLE spans_v4 ({SPAN_TABLE_COLUMNS.replace(RESOURCE_COLUMN, RESOURCE_ID_COLUMN)})",
+            "INSERT INTO spans_v4 SELECT * EXCLUDE (resource), hash(resource) FROM spans",
+            "DROP TABLE spans",
+            "ALTER TABLE spans_v4 RENAME TO spans",
         ),
     ),
     # The attributes' JSON compressed with zstd: DuckDB's own pick (dictionary + FSST) cost 1.6 us
@@ -162,7 +167,8 @@ SERVICES: Final = """
 """
 
 TRACE_SPANS: Final = """
-    SELECT s.* EXCLUDE (resource_id), r.resource FROM spans s LEFT JOIN resources r ON r.resource_id = s.resource_id
+    SELECT s.* EXCLUDE (resource_id), r.resource FROM spans s
+    LEFT JOIN (SELECT DISTINCT resource_id, resource FROM resources) r ON r.resource_id = s.resource_id
     WHERE s.trace_id = ? ORDER BY s.start_ns, s.span_id
 """
 TRACE_ANNOTATIONS: Final = (

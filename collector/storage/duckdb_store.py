@@ -14,16 +14,23 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from typing import Final
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collector.model import LINK_SCHEMA, SPAN_COLUMNS, STORED_SPAN_SCHEMA, SpanBatch
+from collector.model import LINK_SCHEMA, SPAN_COLUMNS, SpanBatch
 from collector.service_map.roles import LINKED_SPAN_COLUMNS
 from collector.storage import duckdb_sql as sql
-from collector.storage.duckdb_map import DuckDBMapTables
+from collector.storage import lake_sql
+from collector.storage.duckdb_map import LINKED_SPAN_SCHEMA, DuckDBMapTables
 from collector.storage.duckdb_reader import DuckDBReader
+from collector.storage.lake_location import LAKE_ALIAS, LakeLocation
+from collector.storage.lake_location import connect as lake_connect
+from collector.storage.lake_location import ensure_tables as ensure_lake_tables
+from collector.storage.lake_map import LakeMapTables
+from collector.storage.leader_lock import LeaderLock
 from collector.storage.protocols import StoreUnavailable
 from collector.storage.recent_keys import FUTURE_SLACK_NS, MAX_FUTURE_IDS, NEVER_NS, RecentSpanIds
 from collector.storage.resource_keys import KnownResources, key_resources
@@ -31,7 +38,6 @@ from collector.storage.resource_keys import KnownResources, key_resources
 _logger = logging.getLogger(__name__)
 CHECKPOINT_THRESHOLD = "128MB"
 ENGINE_THREADS = 1
-LINKED_SPAN_SCHEMA = pa.schema([STORED_SPAN_SCHEMA.field(name) for name in LINKED_SPAN_COLUMNS])
 
 
 class StoreLocked(StoreUnavailable):
@@ -45,29 +51,27 @@ def _translate(exc: duckdb.Error, doing: str) -> StoreUnavailable:
 SERVICE_INDEX = SPAN_COLUMNS.index("service")
 
 
+# New files in the storage format of the DuckDB Fluoro pins (1.5): the default stays readable by
+# DuckDB 1.0, which has no zstd for strings and would leave `attributes` uncompressed.
+FILE_CONFIG: Final[dict[str, str | bool | int | float | list[str]]] = {"storage_compatibility_version": "v1.5.0"}
+
+
 class DuckDBStore:
     """SpanWriter and StoreMaintenance over one DuckDB file; its SpanReader is ``reader``."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        try:
-            self._con = duckdb.connect(path)
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                raise StoreLocked(f"database {path} is in use by another process") from exc
-            raise StoreUnavailable(f"cannot open database {path}: {exc}") from exc
-        except duckdb.Error as exc:
-            raise StoreUnavailable(f"cannot open database {path}: {exc}") from exc
+    def __init__(self, path: str, lake: LakeLocation | None = None, *, read_only: bool = False) -> None:
+        """A DuckDB file at `path`, or with `lake` the lake's tables (`path` is then unused);
+        `read_only` (lake only: a file has one process) for readers beside the collectors."""
+        self.path = path if lake is None else lake.describe()
+        self.read_only = read_only
+        self._lake = lake
+        self._insert_resources = sql.INSERT_RESOURCES if lake is None else lake_sql.INSERT_RESOURCES
+        self._con = self._open_file(path) if lake is None else lake_connect(lake)
         self._write_lock = threading.Lock()
         self._known_resources = KnownResources()
         self._registered: list[str] = []
-        self._migrate()
         # A daemon has no terminal to draw DuckDB's progress bar on.
         self._con.execute("SET enable_progress_bar = false")
-        # Fewer, larger checkpoints: each rewrites the table's last row group, so at the default
-        # 16 MB of WAL the same rows were compressed again and again (bench/ingest.py).
-        self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
-        self._con.execute("SET enable_external_access = false")
         # One engine thread per statement: the statements here are small (a write, 2 s of
         # linking), and splitting them across both cores cost more CPU than it saved (~20% of a
         # write's, bench/ingest.py steady), while the writer, the linker and the query threads
@@ -77,10 +81,32 @@ class DuckDBStore:
         # Arrow read back (for linking) keeps UUIDs as UUIDs, as they went in (and BOOLEAN as
         # the bool8 extension: readers cast to the schemas in model.py).
         self._con.execute("SET arrow_lossless_conversion = true")
-        self.map_tables = DuckDBMapTables(self._con.cursor())
+        if lake is None:
+            self._migrate()
+            # Fewer, larger checkpoints: each rewrites the table's last row group, so at the default
+            # 16 MB of WAL the same rows were compressed again and again (bench/ingest.py).
+            self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+            # No SQL here reads files; a lake's Parquet files are read through this very access.
+            self._con.execute("SET enable_external_access = false")
+            self.map_tables: DuckDBMapTables = DuckDBMapTables(self._new_cursor())
+        else:
+            ensure_lake_tables(self._con, lake, read_only=read_only)
+            leader = LeaderLock(lake.libpq()) if not read_only else None
+            self.map_tables = LakeMapTables(self._new_cursor(), leader)
         self._recent = self._recent_span_ids()
         self._closed = False
         self.reader = DuckDBReader(self._cursor)
+
+    @staticmethod
+    def _open_file(path: str) -> duckdb.DuckDBPyConnection:
+        try:
+            return duckdb.connect(path, config=FILE_CONFIG)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreLocked(f"database {path} is in use by another process") from exc
+            raise StoreUnavailable(f"cannot open database {path}: {exc}") from exc
+        except duckdb.Error as exc:
+            raise StoreUnavailable(f"cannot open database {path}: {exc}") from exc
 
     def _recent_span_ids(self) -> RecentSpanIds:
         """After opening: the horizon past the newest stored span, spans from the future kept apart."""
@@ -115,6 +141,8 @@ class DuckDBStore:
 
     def write(self, batches: Sequence[SpanBatch]) -> int:
         """Store the batches in one transaction; returns how many new spans were stored."""
+        if self.read_only:
+            raise StoreUnavailable("this store was opened read-only")
         spans = pa.concat_tables([b.spans for b in batches])
         if spans.num_rows == 0:
             return 0
@@ -133,7 +161,7 @@ class DuckDBStore:
                 con.execute("BEGIN")
                 if new_resources.num_rows:
                     self._register("incoming_resources", new_resources)
-                    con.execute(sql.INSERT_RESOURCES)
+                    con.execute(self._insert_resources)
                 if self._surely_new(spans):
                     stored = self._append(spans, annotations, links)
                     to_link = (spans.select(LINKED_SPAN_COLUMNS), links)
@@ -249,7 +277,14 @@ class DuckDBStore:
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         if self._closed:
             raise StoreUnavailable("the store is closed")
-        return self._con.cursor()
+        return self._new_cursor()
+
+    def _new_cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to the same database (a lake's in use, as USE is per connection)."""
+        cursor = self._con.cursor()
+        if self._lake is not None:
+            cursor.execute(f"USE {LAKE_ALIAS}")
+        return cursor
 
     # ------------------------------------------------------------------ housekeeping
 

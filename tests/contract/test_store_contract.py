@@ -1,8 +1,9 @@
 """The storage contract: every backend passes the same tests, through the Store Protocol only.
 
-A backend adds its factory to BACKENDS (today the DuckDB file; next, the lake). Tests of one
-backend's own machinery (a DuckDB file's schema, locks, compression) live beside it, in
-tests/unit/collector/test_duckdb_store.py.
+A backend adds its factory to BACKENDS: the DuckDB file, and a DuckLake on a throwaway
+PostgreSQL catalog (tests/postgres_cluster.py). Tests of one backend's own machinery (a DuckDB
+file's schema, locks, compression; the lake's collectors and leader) live beside it, in
+tests/unit/collector/test_duckdb_store.py and tests/integration/test_lake.py.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from collector.filters.filter_parser import parse_filter
 from collector.model import SpanBatch, SpanBatchBuilder, SpanRow
 from collector.storage.duckdb_store import DuckDBStore
+from collector.storage.lake_location import LakeLocation
 from collector.storage.protocols import (
     ByField,
     ByTimeBucket,
@@ -26,15 +28,21 @@ from collector.storage.protocols import (
     TimeWindow,
 )
 from tests.factories import at as span
+from tests.postgres_cluster import PostgresCluster
 
 SECOND = 1_000_000_000
 T0 = 1_700_000_000 * SECOND
-BACKENDS: dict[str, Callable[[Path], Store]] = {"duckdb-file": lambda tmp: DuckDBStore(str(tmp / "spans.duckdb"))}
+BACKENDS: dict[str, Callable[[Path, Callable[[], PostgresCluster]], Store]] = {
+    "duckdb-file": lambda tmp, _: DuckDBStore(str(tmp / "spans.duckdb")),
+    "ducklake": lambda tmp, cluster: DuckDBStore(
+        "", LakeLocation.parse(cluster().new_database(), str(tmp / "lake-data"))
+    ),
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    instance = BACKENDS[request.param](tmp_path)
+    instance = BACKENDS[request.param](tmp_path, lambda: request.getfixturevalue("postgres"))
     yield instance
     instance.close()
 

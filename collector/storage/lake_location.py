@@ -1,0 +1,143 @@
+"""Where a lake is: its PostgreSQL catalog and its data path, and a DuckDB connection to it.
+
+The DuckLake, postgres and httpfs extensions are loaded from the wheels pip installed beside
+DuckDB (duckdb-extension-*, pinned to DuckDB's version), never downloaded: machines may be
+offline, and an extension of another DuckDB version refuses to load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import duckdb
+
+from collector.storage import lake_sql
+from collector.storage.leader_lock import SCHEMA_KEY, with_lock
+from collector.storage.protocols import StoreUnavailable
+
+LAKE_ALIAS = "lake"
+SCHEMES = ("postgresql", "postgres")
+
+
+class BadLakeLocation(ValueError):
+    """A --lake URL or --lake-data path that names no usable lake."""
+
+
+@dataclass(frozen=True)
+class LakeLocation:
+    """postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE and a data folder or s3:// URL."""
+
+    user: str
+    password: str | None
+    host: str
+    port: int
+    database: str
+    data_path: str
+
+    @classmethod
+    def parse(cls, catalog_url: str, data_path: str) -> LakeLocation:
+        parts = urlsplit(catalog_url)
+        if parts.scheme not in SCHEMES:
+            raise BadLakeLocation(f"--lake must be a postgresql:// URL, not {catalog_url!r}")
+        database = unquote(parts.path.lstrip("/"))
+        if not parts.hostname or not database or "/" in database:
+            raise BadLakeLocation(
+                f"--lake needs a host and a database: postgresql://USER@HOST:PORT/DB, not {catalog_url!r}"
+            )
+        try:
+            port = parts.port or 5432
+        except ValueError as exc:
+            raise BadLakeLocation(f"--lake has a bad port: {exc}") from exc
+        if not data_path:
+            raise BadLakeLocation("lake mode needs --lake-data: a folder or an s3:// URL for the Parquet files")
+        return cls(
+            user=unquote(parts.username or "postgres"),
+            password=unquote(parts.password) if parts.password is not None else None,
+            host=parts.hostname,
+            port=port,
+            database=database,
+            data_path=data_path,
+        )
+
+    def libpq(self) -> str:
+        """The catalog as a libpq keyword string (values quoted as libpq quotes them)."""
+        fields = {"dbname": self.database, "host": self.host, "port": str(self.port), "user": self.user}
+        if self.password is not None:
+            fields["password"] = self.password
+        return " ".join(f"{key}={_libpq_quote(value)}" for key, value in fields.items())
+
+    def describe(self) -> str:
+        """For logs and errors: no password."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database} with data in {self.data_path}"
+
+
+def _libpq_quote(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def extension_file(name: str) -> Path:
+    """The extension binary inside its installed wheel (duckdb_extension_<name>)."""
+    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
+    if spec is None or not spec.submodule_search_locations:
+        raise StoreUnavailable(f"lake mode needs the duckdb-extension-{name.replace('_', '-')} wheel (pip install)")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "extensions" / f"v{duckdb.__version__}"
+    path = folder / f"{name}.duckdb_extension"
+    if not path.is_file():
+        raise StoreUnavailable(f"no {name} extension for DuckDB {duckdb.__version__} in {folder}: reinstall its wheel")
+    return path
+
+
+def connect(location: LakeLocation) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the lake attached as `lake` and in use."""
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    try:
+        for name in ("postgres_scanner", "ducklake", *(("httpfs",) if "://" in location.data_path else ())):
+            con.execute(f"LOAD {_sql_string(str(extension_file(name)))}")
+        con.execute(
+            f"ATTACH {_sql_string('ducklake:postgres:' + location.libpq())} AS {LAKE_ALIAS} "
+            f"(DATA_PATH {_sql_string(location.data_path)})"
+        )
+        con.execute(f"USE {LAKE_ALIAS}")
+    except duckdb.Error as exc:
+        con.close()
+        raise StoreUnavailable(f"cannot open the lake {location.describe()}: {exc}") from exc
+    return con
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, location: LakeLocation, *, read_only: bool) -> None:
+    """Create the lake's tables if it has none (once, under an advisory lock: collectors may
+    start together); a reader only checks that they are there."""
+    if _has_tables(con):
+        return
+    if read_only:
+        raise StoreUnavailable(
+            f"the lake {location.describe()} has no Fluoro tables yet: start a collector on it first"
+        )
+    holder = with_lock(location.libpq(), SCHEMA_KEY)
+    try:
+        if _has_tables(con):  # another collector created them while this one waited
+            return
+        con.execute("BEGIN")
+        for statement in lake_sql.CREATE_TABLES:
+            con.execute(statement)
+        con.execute("COMMIT")
+    except duckdb.Error as exc:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise StoreUnavailable(f"cannot create the tables of the lake {location.describe()}: {exc}") from exc
+    finally:
+        holder.close()
+
+
+def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
+    (count,) = con.execute(lake_sql.TABLES_EXIST).fetchall()[0]
+    return bool(count)

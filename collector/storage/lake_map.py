@@ -1,0 +1,115 @@
+"""The service map's tables in a lake: kept by the leader from every collector's spans.
+
+A trace's spans may reach different collectors, so no collector can link the spans it wrote
+alone: a child's parent may be committed by another a moment later. The leader (leader_lock.py)
+links instead, snapshot by snapshot: each run reads the spans and links every collector
+committed after the snapshot recorded in ``link_state`` up to the current one, links them with
+the same linker and tables as one embedded collector, and records the new snapshot in the same
+transaction. DuckLake numbers snapshots in commit order, so every committed span is linked
+exactly once, whoever wrote it and whoever leads: when a leader dies, the next one starts from
+the last snapshot the dead one committed. Orphan expiry, the rollup and retention of the
+derived tables run on the leader only.
+"""
+
+from __future__ import annotations
+
+import time
+
+import duckdb
+import pyarrow as pa
+
+from collector.model import LINK_SCHEMA
+from collector.service_map.roles import LINKED_SPAN_COLUMNS
+from collector.storage import lake_sql
+from collector.storage.duckdb_calls import link_calls
+from collector.storage.duckdb_map import LINKED_SPAN_SCHEMA, DuckDBMapTables
+from collector.storage.leader_lock import LeaderLock
+
+LINK_COLUMNS = ", ".join(LINK_SCHEMA.names)
+
+
+class LakeMapTables(DuckDBMapTables):
+    """DuckDBMapTables whose spans come from the lake's snapshots, worked by the leader only
+    (a reader has no leader lock and never works them)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, leader: LeaderLock | None) -> None:
+        super().__init__(con)
+        self._leader = leader
+        self._snapshots = (-1, -1)  # the run's (linked before, linking up to)
+
+    def queue(self, spans: pa.Table, links: pa.Table) -> None:
+        """Nothing to queue: the leader reads what every collector committed from the lake."""
+
+    def _put_back(self, taken: list[tuple[pa.Table, pa.Table]]) -> None:
+        """Nothing to put back: link_state did not move, so the next run reads the same snapshots."""
+
+    def _leads(self) -> bool:
+        return self._leader is not None and self._leader.held()
+
+    def link_new_spans(self, now_ns: int | None = None) -> int:
+        if not self._leads():
+            return 0
+        with self._lock:
+            (upto,) = self._con.execute(lake_sql.CURRENT_SNAPSHOT).fetchall()[0]
+            (since,) = self._con.execute(lake_sql.LINKED_SNAPSHOT).fetchall()[0]
+        if upto <= since:
+            return 0
+        spans, links = self._committed_between(since, upto)
+        self._snapshots = (since, upto)
+        linked = 0
+        if spans.num_rows:
+            linked = self._link_taken([(spans, links)], time.time_ns() if now_ns is None else now_ns)
+        # Linked in one transaction with its record, or in parts (spans that break linking
+        # quarantined): either way these snapshots are done.
+        self._in_transaction("recording the linked snapshot", self._record)
+        return linked
+
+    def _committed_between(self, since: int, upto: int) -> tuple[pa.Table, pa.Table]:
+        with self._lock:
+            spans = (
+                self._con.sql(lake_sql.inserted_since("spans", ", ".join(LINKED_SPAN_COLUMNS)), params=[since, upto])
+                .to_arrow_table()
+                .cast(LINKED_SPAN_SCHEMA)
+            )
+            links = (
+                self._con.sql(lake_sql.inserted_since("span_links", LINK_COLUMNS), params=[since, upto])
+                .to_arrow_table()
+                .cast(LINK_SCHEMA)
+            )
+        return spans, links
+
+    def _link_work(self, con: duckdb.DuckDBPyConnection, spans: pa.Table, links: pa.Table, at_ns: int) -> None:
+        self._record(con)
+        link_calls(con, spans, links, at_ns)
+
+    def _record(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Move link_state to this run's last snapshot (once), or fail if another leader moved it."""
+        since, upto = self._snapshots
+        (current,) = con.execute(lake_sql.LINKED_SNAPSHOT).fetchall()[0]
+        if current == upto:
+            return
+        if current != since:
+            raise duckdb.TransactionException(f"link_state moved from {since} to {current} under this leader")
+        con.execute(lake_sql.SET_LINKED_SNAPSHOT, [upto])
+
+    def expire_pending(self, waited_since_ns: int) -> None:
+        if self._leads():
+            super().expire_pending(waited_since_ns)
+
+    def roll_up(self, settled_before_ns: int) -> None:
+        if self._leads():
+            super().roll_up(settled_before_ns)
+
+    def delete_older_than(self, cutoff_ns: int) -> None:
+        if self._leads():
+            super().delete_older_than(cutoff_ns)
+
+    @property
+    def leads(self) -> bool:
+        """Whether this collector holds the lake's leader lock (asking for it if free)."""
+        return self._leads()
+
+    def close(self) -> None:
+        if self._leader is not None:
+            self._leader.release()
+        super().close()

@@ -1,0 +1,59 @@
+"""The SQL lake mode runs where the DuckDB file's differs.
+
+A DuckLake table has no keys or indexes and chooses its own Parquet encodings, so the lake's
+tables are the file's current layout (duckdb_sql.MIGRATIONS' end state) without PRIMARY KEY or
+a column's compression. A new lake is created at the newest schema version in one transaction
+(under an advisory lock, so collectors starting together create it once).
+
+Spans, annotations, links and resources are only ever appended by the collectors; everything
+derived from them (calls, pending, the rollup) is written by the one collector that holds the
+leader lock, which links the spans every collector committed, snapshot by snapshot: it keeps
+the last snapshot it linked in ``link_state``, in the same transaction as the calls it made.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from collector.storage import calls_sql, duckdb_sql, rollup_sql
+
+LAKE_SCHEMA_VERSION: Final = max(version for version, _ in duckdb_sql.MIGRATIONS)
+
+
+def _lake_ddl(statement: str) -> str:
+    """A file's CREATE TABLE as a lake's: no keys, no column compression."""
+    without_key = statement.replace(" PRIMARY KEY", "")
+    return re.sub(r" USING COMPRESSION \w+", "", without_key)
+
+
+CREATE_TABLES: Final = (
+    _lake_ddl(f"CREATE TABLE spans ({duckdb_sql.SPAN_COLUMNS})"),
+    *duckdb_sql.MIGRATIONS[0][1][1:],  # annotations, span_links
+    _lake_ddl(duckdb_sql.CREATE_RESOURCES),
+    *calls_sql.MIGRATION,
+    *rollup_sql.MIGRATION,
+    duckdb_sql.CREATE_VERSION_TABLE,
+    f"INSERT INTO schema_version VALUES ({LAKE_SCHEMA_VERSION})",
+    "CREATE TABLE link_state (linked_snapshot BIGINT NOT NULL)",
+    "INSERT INTO link_state VALUES (-1)",
+)
+TABLES_EXIST: Final = "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' AND table_name = 'spans'"
+
+# Two collectors may store the same resource at once: the row is the same (its key is a hash
+# of its text), and readers take each key once.
+INSERT_RESOURCES: Final = """
+    INSERT INTO resources SELECT * FROM incoming_resources
+    WHERE resource_id NOT IN (SELECT resource_id FROM resources)
+"""
+
+# --- the leader's linking: spans committed by any collector since the last snapshot linked.
+CURRENT_SNAPSHOT: Final = "SELECT id FROM lake.current_snapshot()"
+LINKED_SNAPSHOT: Final = "SELECT linked_snapshot FROM link_state"
+SET_LINKED_SNAPSHOT: Final = "UPDATE link_state SET linked_snapshot = ?"
+
+
+def inserted_since(table: str, columns: str) -> str:
+    """Rows of `table` (a constant name) inserted in snapshots (?, ?]; its columns given."""
+    return f"""SELECT {columns} FROM lake.table_changes('{table}', ? + 1, ?)
+               WHERE change_type = 'insert'"""

@@ -1,0 +1,78 @@
+"""A throwaway PostgreSQL cluster on a loopback port, for lake mode's catalog.
+
+Debian's server binaries (``make postgres`` installs them) run from a temporary directory.
+``initdb`` refuses to run as root, so as root the cluster belongs to the ``postgres`` user.
+Each test takes a database of its own (`new_database`), so tests never see each other's lakes.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import psycopg
+
+SUPERUSER = "fluoro"
+
+
+def server_binaries() -> Path:
+    """The newest installed server's bin directory; AssertionError naming the fix when absent."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    assert found, "lake-mode tests need PostgreSQL's server: make postgres (apt-get install postgresql)"
+    return Path(found[-1]).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class PostgresCluster:
+    """initdb + pg_ctl start on 127.0.0.1:`port`; trust authentication, loopback only."""
+
+    def __init__(self) -> None:
+        self.bin = server_binaries()
+        self.root = Path(tempfile.mkdtemp(prefix="fluoro-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self._names = itertools.count(1)
+        self._as_user: Sequence[str] = ()
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+            self._as_user = ("runuser", "-u", "postgres", "--")
+
+    def _run(self, *argv: str) -> None:
+        subprocess.run([*self._as_user, *argv], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> PostgresCluster:
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", SUPERUSER, "--no-sync")
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        log = str(self.root / "log")
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+        return self
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        """A fresh database's URL."""
+        name = f"lake_{next(self._names)}"
+        with psycopg.connect(self.url(), autocommit=True) as con:
+            con.execute(f"CREATE DATABASE {name}")  # a name made here, never input
+        return self.url(name)
+
+    def stop(self) -> None:
+        try:
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
