@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from collector.allowed_hosts import AllowedHosts, HostPolicy
 from collector.fresh_reader import FreshReader
@@ -25,10 +25,13 @@ from collector.normalize.admission import TimeBounds, admit
 from collector.receivers.otlp_http import OtlpHttpReceiver, OtlpReceiverSettings, decode_logged_request
 from collector.receivers.xray_udp import XRayReceiverSettings, XRayUdpReceiver
 from collector.storage.duckdb_store import DuckDBStore
+from collector.storage.lake_location import LakeLocation
+from collector.storage.lake_map import LakeMapTables
 from collector.storage.protocols import StoreUnavailable
 from collector.storage.rollup_sql import SETTLE_NS
 
 _logger = logging.getLogger(__name__)
+LAKE_FOLD_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -50,24 +53,36 @@ class CollectorSettings:
     # The Host names HTTP requests may carry (collector/allowed_hosts.py).
     host_policy: HostPolicy = field(default_factory=HostPolicy)
     limits: PipelineLimits = field(default_factory=PipelineLimits)
+    # Lake mode: the tables in a DuckLake instead of the file at db_path (storage/lake_location.py).
+    lake: LakeLocation | None = None
+    # Lake mode only: the query API and pages over the lake, without receivers or an ingest log.
+    read_only: bool = False
+    # The ingest log (acknowledged, not yet stored spans); by default beside the database file,
+    # or fluoro-lake.ingest in the working directory in lake mode. One collector per log.
+    ingest_log: str | None = None
+
+    @property
+    def log_path(self) -> str:
+        if self.ingest_log:
+            return self.ingest_log
+        return "fluoro-lake.ingest" if self.lake is not None else ingest_log_path(self.db_path)
 
 
 class Collector:
-    """One DuckDB file and everything that writes to and reads from it."""
+    """One store (a DuckDB file, or a lake shared with other collectors) and everything that
+    writes to and reads from it."""
 
     def __init__(self, settings: CollectorSettings) -> None:
+        if settings.read_only and settings.lake is None:
+            raise StoreUnavailable("--read-only needs --lake: a DuckDB file has one process, the collector")
         self.settings = settings
         self.metrics = CollectorMetrics()
-        self.store = DuckDBStore(settings.db_path)
-        self.log = IngestLog(ingest_log_path(settings.db_path))
-        self.metrics.watch_database_size(lambda: self.store.file_size_bytes() + self.log.size_bytes)
+        self.store = DuckDBStore(settings.db_path, settings.lake, read_only=settings.read_only)
         self.metrics.watch_quarantined(lambda: self.store.map_tables.quarantined_spans)
-        retention = PeriodicTask(settings.retention_check_s, self.apply_retention)
+        map_tables = self.store.map_tables
+        if isinstance(map_tables, LakeMapTables):
+            self.metrics.watch_lake_leader(lambda: map_tables.leads)
         self.time_bounds = TimeBounds(retention_s=settings.retention_s)
-        self.pipeline = IngestPipeline(
-            self.store, self.log, self.replay_record, self.metrics, settings.limits, (retention,)
-        )
-        self.reader = FreshReader(self.store.reader, self.pipeline.flush)
         self.housekeeper = Housekeeper(
             (
                 PeriodicTask(settings.link_interval_s, self.link),
@@ -75,15 +90,25 @@ class Collector:
                 PeriodicTask(15.0, self.roll_up),
             )
         )
-        self.otlp_receiver = OtlpHttpReceiver(
-            self.pipeline,
-            self.metrics,
-            OtlpReceiverSettings(
-                max_body_bytes=settings.max_body_bytes, token=settings.token, time_bounds=self.time_bounds
-            ),
-        )
-        self.otlp_app = AllowedHosts(self.otlp_receiver, settings.host_policy)
         self._xray: XRayUdpReceiver | None = None
+        self.ingest = None if settings.read_only else Ingest(self)
+        self.metrics.watch_database_size(
+            lambda: self.store.file_size_bytes() + (self.ingest.log.size_bytes if self.ingest else 0)
+        )
+        self.reader = FreshReader(self.store.reader, self.ingest.pipeline.flush if self.ingest else _nothing)
+
+    @property
+    def pipeline(self) -> IngestPipeline:
+        """The ingest pipeline (a read-only collector has none)."""
+        if self.ingest is None:
+            raise StoreUnavailable("a read-only collector takes no spans")
+        return self.ingest.pipeline
+
+    @property
+    def otlp_app(self) -> AllowedHosts:
+        if self.ingest is None:
+            raise StoreUnavailable("a read-only collector takes no spans")
+        return self.ingest.otlp_app
 
     def start_xray(self, sock: socket.socket) -> XRayUdpReceiver:
         """Receive the X-Ray daemon protocol on `sock`, a bound UDP socket (one per collector)."""
@@ -111,24 +136,59 @@ class Collector:
         self.store.roll_up_calls(time.time_ns() - SETTLE_NS)
 
     def start(self) -> None:
-        self.pipeline.start()
-        self.housekeeper.start()
+        if self.ingest is not None:
+            self.ingest.pipeline.start()
+            self.housekeeper.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Flush the X-Ray batch, drain the queue, commit and close the file."""
         if self._xray is not None:
             self._xray.close()
         self.housekeeper.stop(timeout_s)
-        drained = self.pipeline.stop(timeout_s)
-        if not drained:
-            _logger.error("the writer did not drain within %.0f s", timeout_s)
-        else:
-            try:
-                self.store.link_new_spans()
-            except StoreUnavailable as exc:  # the spans are stored; the map misses their last 2 s
-                _logger.warning("linking the last spans failed: %s", exc)
+        if self.ingest is not None:
+            self.ingest.drain(timeout_s)
+            self.ingest.log.close()
         self.store.close()
-        self.log.close()
+
+
+class Ingest:
+    """What a collector that takes spans adds: the ingest log, the pipeline, the OTLP receiver."""
+
+    def __init__(self, collector: Collector) -> None:
+        settings = collector.settings
+        self.collector = collector
+        self.log = IngestLog(settings.log_path)
+        retention = PeriodicTask(settings.retention_check_s, collector.apply_retention)
+        limits = settings.limits
+        if settings.lake is not None:
+            # A reader of a lake (another collector, a --read-only daemon, a notebook) cannot
+            # ask this collector to fold what it logged, as a query of an embedded one does.
+            limits = replace(limits, fold_interval_s=min(limits.fold_interval_s, LAKE_FOLD_INTERVAL_S))
+        self.pipeline = IngestPipeline(
+            collector.store, self.log, collector.replay_record, collector.metrics, limits, (retention,)
+        )
+        self.otlp_receiver = OtlpHttpReceiver(
+            self.pipeline,
+            collector.metrics,
+            OtlpReceiverSettings(
+                max_body_bytes=settings.max_body_bytes, token=settings.token, time_bounds=collector.time_bounds
+            ),
+        )
+        self.otlp_app = AllowedHosts(self.otlp_receiver, settings.host_policy)
+
+    def drain(self, timeout_s: float) -> None:
+        """Store what is queued, and link it (the map would miss the last 2 s otherwise)."""
+        if not self.pipeline.stop(timeout_s):
+            _logger.error("the writer did not drain within %.0f s", timeout_s)
+            return
+        try:
+            self.collector.store.link_new_spans()
+        except StoreUnavailable as exc:  # the spans are stored; the map misses their last 2 s
+            _logger.warning("linking the last spans failed: %s", exc)
+
+
+def _nothing() -> None:
+    """A read-only collector's flush: nothing of its own waits to be stored."""
 
 
 def ingest_log_path(db_path: str) -> str:

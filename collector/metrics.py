@@ -70,6 +70,11 @@ class CollectorMetrics:
             "Share of a core the X-Ray receiver may take now (smaller while the kernel drops datagrams: a flood)",
             registry=self.registry,
         )
+        self.lake_leader = Gauge(
+            "fluoro_lake_leader",
+            "1 while this collector links and maintains the lake (it holds the leader lock); lake mode only",
+            registry=self.registry,
+        )
         self.db_bytes = Gauge("fluoro_db_file_bytes", "Size of the database file and its WAL", registry=self.registry)
         for receiver in RECEIVERS:
             for counter in (self.received, self.rejected, self.dropped):
@@ -80,6 +85,9 @@ class CollectorMetrics:
 
     def watch_xray_share(self, share: Callable[[], float]) -> None:
         self.xray_cpu_share.set_function(share)
+
+    def watch_lake_leader(self, leads: Callable[[], bool]) -> None:
+        self.lake_leader.set_function(lambda: float(leads()))
 
     def watch_quarantined(self, spans: Callable[[], int]) -> None:
         self.quarantined.set_function(lambda: float(spans()))

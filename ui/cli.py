@@ -21,6 +21,7 @@ from collector.allowed_hosts import HostPolicy
 from collector.engine import Collector, CollectorSettings
 from collector.query.map_view import ServiceMap
 from collector.query.trace_view import TracesPage
+from collector.storage.lake_location import BadLakeLocation, LakeLocation
 from collector.storage.protocols import StoreUnavailable
 from ui.serve import Listeners, PortBusy, bind_all, serve
 from ui.terminal import Answer, ApiError, fetch, map_tables, print_tables, traces_table, window_params
@@ -138,6 +139,35 @@ def main() -> None:
     help="How long a UI login lasts (with --token).",
 )
 @click.option(
+    "--lake",
+    default=None,
+    envvar="FLUORO_LAKE",
+    show_envvar=True,
+    metavar="postgresql://USER@HOST:PORT/DB",
+    help="Store in a DuckLake with this PostgreSQL catalog (any number of collectors at once) instead of --db.",
+)
+@click.option(
+    "--lake-data",
+    default=None,
+    envvar="FLUORO_LAKE_DATA",
+    show_envvar=True,
+    metavar="PATH_OR_S3_URL",
+    help="Where the lake's Parquet files live (a folder every collector sees, or s3://bucket/prefix).",
+)
+@click.option(
+    "--read-only",
+    is_flag=True,
+    default=False,
+    help="With --lake: serve the query API and the UI over the lake, without receivers.",
+)
+@click.option(
+    "--ingest-log",
+    default=None,
+    envvar="FLUORO_INGEST_LOG",
+    show_envvar=True,
+    help="The ingest log (acknowledged spans not yet stored) [default: DB.ingest, or fluoro-lake.ingest with --lake].",
+)
+@click.option(
     "--log-level",
     default="info",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -155,6 +185,10 @@ def serve_command(
     max_body_mb: float,
     allowed_hosts: str,
     session_ttl: float,
+    lake: str | None,
+    lake_data: str | None,
+    read_only: bool,
+    ingest_log: str | None,
     log_level: str,
 ) -> None:
     """Run the collector daemon in the foreground: OTLP/HTTP, X-Ray UDP, query API."""
@@ -164,8 +198,14 @@ def serve_command(
         log.warning(
             "!!! listening on %s without --token: anyone who can reach this host can read and write traces", host
         )
+    if read_only and not lake:
+        raise click.UsageError("--read-only needs --lake: a DuckDB file is written by one process, the collector")
     try:
-        sockets = bind_all(Listeners(host, otlp_port, xray_port, ui_port))
+        location = LakeLocation.parse(lake, lake_data or "") if lake else None
+    except BadLakeLocation as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        sockets = bind_all(Listeners(host, otlp_port, xray_port, ui_port, receivers=not read_only))
     except PortBusy as exc:
         raise click.ClickException(str(exc)) from None
     hosts = frozenset(name.strip().lower() for name in allowed_hosts.split(",") if name.strip())
@@ -175,13 +215,16 @@ def serve_command(
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         token=token or None,
         host_policy=HostPolicy(bound_address=host, extra=hosts),
+        lake=location,
+        read_only=read_only,
+        ingest_log=ingest_log,
     )
     try:
         collector = Collector(settings)
     except StoreUnavailable as exc:
         sockets.close()
         raise click.ClickException(str(exc)) from None
-    log.info("database %s (schema version %d)", db_path, collector.store.schema_version)
+    log.info("database %s (schema version %d)", collector.store.path, collector.store.schema_version)
     api_app = create_app(collector, token=token or None, session=SessionPolicy(ttl_s=session_ttl))
     asyncio.run(serve(collector, api_app, sockets, log_level="warning" if log_level != "debug" else "debug"))
 

@@ -34,17 +34,19 @@ class Listeners:
     otlp_port: int
     xray_port: int
     ui_port: int
+    receivers: bool = True  # a read-only collector binds the UI's port only
 
 
 @dataclass
 class BoundSockets:
-    otlp: socket.socket
-    xray: socket.socket
+    otlp: socket.socket | None
+    xray: socket.socket | None
     ui: socket.socket
 
     def close(self) -> None:
         for sock in (self.otlp, self.xray, self.ui):
-            sock.close()
+            if sock is not None:
+                sock.close()
 
 
 def _bind(host: str, port: int, kind: socket.SocketKind, what: str) -> socket.socket:
@@ -63,11 +65,13 @@ def _bind(host: str, port: int, kind: socket.SocketKind, what: str) -> socket.so
 def bind_all(listeners: Listeners) -> BoundSockets:
     """Bind every listener's socket, or raise PortBusy naming the one that failed."""
     bound: list[socket.socket] = []
+    otlp = xray = None
     try:
-        otlp = _bind(listeners.host, listeners.otlp_port, socket.SOCK_STREAM, "OTLP/HTTP")
-        bound.append(otlp)
-        xray = _bind(listeners.host, listeners.xray_port, socket.SOCK_DGRAM, "the X-Ray daemon protocol (UDP)")
-        bound.append(xray)
+        if listeners.receivers:
+            otlp = _bind(listeners.host, listeners.otlp_port, socket.SOCK_STREAM, "OTLP/HTTP")
+            bound.append(otlp)
+            xray = _bind(listeners.host, listeners.xray_port, socket.SOCK_DGRAM, "the X-Ray daemon protocol (UDP)")
+            bound.append(xray)
         ui = _bind(listeners.host, listeners.ui_port, socket.SOCK_STREAM, "the UI and query API")
     except PortBusy:
         for sock in bound:
@@ -101,23 +105,29 @@ async def serve(collector: Collector, api_app: ASGIApp, sockets: BoundSockets, l
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     collector.start()
-    collector.start_xray(sockets.xray)  # read on a thread of its own, never on this loop
-    otlp, api = _server(collector.otlp_app, log_level), _server(api_app, log_level)
-    sockets.otlp.listen(1024)
+    api = _server(api_app, log_level)
+    servers = [api]
     sockets.ui.listen(1024)
-    tasks = [
-        asyncio.create_task(otlp.serve(sockets=[sockets.otlp])),
-        asyncio.create_task(api.serve(sockets=[sockets.ui])),
-    ]
-    _logger.info("OTLP/HTTP receiver on http://%s/v1/traces", _address(sockets.otlp))
-    _logger.info("X-Ray daemon protocol on udp://%s", _address(sockets.xray))
+    tasks = [asyncio.create_task(api.serve(sockets=[sockets.ui]))]
+    if sockets.otlp is not None and sockets.xray is not None:
+        collector.start_xray(sockets.xray)  # read on a thread of its own, never on this loop
+        otlp = _server(collector.otlp_app, log_level)
+        servers.append(otlp)
+        sockets.otlp.listen(1024)
+        tasks.append(asyncio.create_task(otlp.serve(sockets=[sockets.otlp])))
+        _logger.info("OTLP/HTTP receiver on http://%s/v1/traces", _address(sockets.otlp))
+        _logger.info("X-Ray daemon protocol on udp://%s", _address(sockets.xray))
+    else:
+        _logger.info("read-only: no receivers, no ingest log")
     _logger.info("query API on http://%s/api (OpenAPI docs at /docs)", _address(sockets.ui))
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
     _logger.info("shutting down: draining the ingest queue")
-    otlp.should_exit = api.should_exit = True
+    for server in servers:
+        server.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
     stopper.cancel()
     await loop.run_in_executor(None, collector.stop)
-    sockets.xray.close()
+    if sockets.xray is not None:
+        sockets.xray.close()
     _logger.info("stopped; database closed")

@@ -70,6 +70,8 @@ def create_query_app(
 
     @app.get("/healthz", summary="Whether ingest and storage work")
     def healthz() -> JSONResponse:
+        if collector.ingest is None:  # a reader beside the collectors: nothing of its own to store
+            return JSONResponse({"status": "ok", "queue_spans": 0, "read_only": True})
         healthy = collector.pipeline.healthy
         body = {"status": "ok" if healthy else "unhealthy", "queue_spans": collector.pipeline.queued_spans}
         return JSONResponse(body, status_code=200 if healthy else 503)

@@ -28,6 +28,7 @@ segments is an open segment, so it is replayed as it is.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import struct
@@ -53,11 +54,26 @@ class IngestLog:
     def __init__(self, path: str) -> None:
         self.path = path
         self._directory = os.path.dirname(os.path.abspath(path))
+        self._owner = self._take_ownership()
         self._file = self._open()
         self._sealed = self._sealed_on_disk()
         self._next_seal = max(self._sealed, default=0) + 1
         self._size = os.path.getsize(path)
         self._sealed_bytes = sum(_size_or_zero(self._sealed_path(n)) for n in self._sealed)
+
+    def _take_ownership(self) -> BinaryIO:
+        """An exclusive lock on PATH.lock for the log's life: two collectors on one log would
+        replay and drop each other's records (in lake mode nothing else keeps them apart)."""
+        try:
+            owner = open(f"{self.path}.lock", "a+b")  # noqa: SIM115 - held open for the log's life
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot open ingest log {self.path}: {exc}") from exc
+        try:
+            fcntl.flock(owner.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            owner.close()
+            raise StoreUnavailable(f"ingest log {self.path} is in use by another collector") from exc
+        return owner
 
     def _open(self) -> BinaryIO:
         existed = os.path.exists(self.path)
@@ -153,6 +169,7 @@ class IngestLog:
 
     def close(self) -> None:
         self._file.close()
+        self._owner.close()
 
     def _cut_to(self, size: int) -> None:
         self._file.truncate(size)

@@ -106,8 +106,8 @@ class LakeMapTables(DuckDBMapTables):
 
     @property
     def leads(self) -> bool:
-        """Whether this collector holds the lake's leader lock (asking for it if free)."""
-        return self._leads()
+        """Whether this collector held the lake's leader lock when it last asked."""
+        return self._leader is not None and self._leader.holding
 
     def close(self) -> None:
         if self._leader is not None:

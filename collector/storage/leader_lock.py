@@ -54,6 +54,11 @@ class LeaderLock:
                 self._drop()
             return self._held
 
+    @property
+    def holding(self) -> bool:
+        """Whether the lock was held when last asked (asks nothing of PostgreSQL)."""
+        return self._held
+
     def _drop(self) -> None:
         if self._con is not None:
             self._con.close()

@@ -247,7 +247,7 @@ def test_a_crash_in_the_middle_of_a_fold_leaves_its_sealed_segment_to_the_next_s
     log = RecordingLog(str(tmp_path / "spans.ingest"))
     pipeline = started(writer, log, clock)
     wait_until(lambda: writer.writes == [5] and log.size_bytes == 0)
-    assert sorted(os.listdir(tmp_path)) == ["spans.ingest"]
+    assert sorted(os.listdir(tmp_path)) == ["spans.ingest", "spans.ingest.lock"]
     assert pipeline.stop()
     log.close()
 

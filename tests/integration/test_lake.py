@@ -1,0 +1,146 @@
+"""Lake mode with real daemons: collectors writing one DuckLake (a throwaway PostgreSQL catalog,
+Parquet in a folder), a read-only daemon beside them, crashes and a leader that dies."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, set_span_in_context
+
+from tests.integration.daemon import Daemon
+from tests.postgres_cluster import PostgresCluster
+from tests.waiting import wait_until
+from tracer.otlp_encoder import OtlpEncoder
+
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
+
+
+@dataclass
+class Lake:
+    url: str
+    data: Path
+    scratch: Path
+
+    def collector(self, name: str, *extra: str) -> Daemon:
+        """A collector daemon on the lake, with an ingest log of its own (not started)."""
+        args = ("--lake", self.url, "--lake-data", str(self.data), "--ingest-log", str(self.scratch / f"{name}.ingest"))
+        return Daemon(self.scratch / f"{name}.duckdb", extra_args=(*args, *extra))
+
+    def reader(self) -> Daemon:
+        return Daemon(
+            self.scratch / "reader.duckdb",
+            extra_args=("--lake", self.url, "--lake-data", str(self.data), "--read-only"),
+        )
+
+
+@pytest.fixture
+def lake(postgres: PostgresCluster, tmp_path: Path) -> Lake:
+    return Lake(postgres.new_database(), tmp_path / "lake-data", tmp_path)
+
+
+@pytest.fixture
+def running() -> Iterator[list[Daemon]]:
+    """Daemons a test starts; each stopped at the end, cleanly unless the test killed it."""
+    daemons: list[Daemon] = []
+    yield daemons
+    for daemon in daemons:
+        if daemon.process is not None and daemon.process.poll() is None:
+            code, output = daemon.stop()
+            assert code == 0 and "Traceback" not in output, output
+
+
+def start(running: list[Daemon], daemon: Daemon) -> Daemon:
+    running.append(daemon)
+    return daemon.start(timeout_s=60)
+
+
+def api_call_to_ledger() -> tuple[str, list[ReadableSpan], list[ReadableSpan]]:
+    """One trace over two services: (trace id, the api's spans, the ledger's spans)."""
+    recorded = []
+    providers = []
+    for service in ("api", "ledger"):
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        providers.append(provider)
+        recorded.append(exporter)
+    api, ledger = (p.get_tracer("test") for p in providers)
+    with (
+        api.start_as_current_span("POST /pay", kind=SpanKind.SERVER) as root,
+        api.start_as_current_span("call ledger", kind=SpanKind.CLIENT) as call,
+        ledger.start_as_current_span("POST /entries", kind=SpanKind.SERVER, context=set_span_in_context(call)),
+    ):
+        pass
+    trace_id = f"{root.get_span_context().trace_id:032x}"
+    return trace_id, list(recorded[0].get_finished_spans()), list(recorded[1].get_finished_spans())
+
+
+def send(daemon: Daemon, spans: list[ReadableSpan]) -> None:
+    response = httpx.post(daemon.traces_url, content=OtlpEncoder().encode(spans), headers=PROTOBUF, timeout=30)
+    assert response.status_code == 200, response.text
+
+
+def edges(daemon: Daemon) -> set[tuple[str, str]]:
+    body = daemon.get("/api/service-map").json()
+    names = {node["id"]: node["name"] for node in body["nodes"]}
+    return {(names[e["source"]], names[e["target"]]) for e in body["edges"]}
+
+
+def test_a_trace_split_over_two_collectors_is_whole_for_a_reader_and_on_the_map(
+    lake: Lake, running: list[Daemon]
+) -> None:
+    first = start(running, lake.collector("first"))
+    second = start(running, lake.collector("second"))
+    reader = start(running, lake.reader())
+    assert reader.get("/healthz").json()["read_only"] is True
+    trace_id, api_spans, ledger_spans = api_call_to_ledger()
+    send(first, api_spans)
+    send(second, ledger_spans)
+    assert len(reader.wait_for_trace(trace_id, 3, timeout_s=30)) == 3
+    wait_until(lambda: ("api", "ledger") in edges(reader), timeout_s=30, describe=lambda: f"edges {edges(reader)}")
+    assert edges(first) == edges(second) == edges(reader)
+
+
+def test_a_reader_takes_no_spans_and_needs_a_lake(lake: Lake, running: list[Daemon], tmp_path: Path) -> None:
+    start(running, lake.collector("first"))  # creates the lake's tables
+    reader = start(running, lake.reader())
+    with pytest.raises(httpx.ConnectError):
+        httpx.post(reader.traces_url, content=b"", headers=PROTOBUF, timeout=5)
+    alone = Daemon(tmp_path / "alone.duckdb", extra_args=("--read-only",))
+    result = subprocess.run(alone.args(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--read-only needs --lake" in result.stderr
+
+
+def test_a_collector_killed_loses_nothing_it_acknowledged_and_another_takes_over_linking(
+    lake: Lake, running: list[Daemon]
+) -> None:
+    first = start(running, lake.collector("first"))
+    wait_until(lambda: first.get("/metrics").text.count("fluoro_lake_leader 1.0") == 1, timeout_s=30)
+    second = start(running, lake.collector("second"))
+    reader = start(running, lake.reader())
+    sent = [api_call_to_ledger() for _ in range(20)]
+    for _, api_spans, ledger_spans in sent:
+        send(first, api_spans + ledger_spans)
+    first.stop(signal.SIGKILL)  # the leader, with acknowledged spans maybe only in its ingest log
+    restarted = start(running, lake.collector("first"))
+    for trace_id, _, _ in sent:
+        assert len(reader.wait_for_trace(trace_id, 3, timeout_s=30)) == 3
+    # The second collector leads now (the first's lock went with its connection), or the
+    # restarted one does: either way the map links the spans every collector wrote.
+    trace_id, api_spans, ledger_spans = api_call_to_ledger()
+    send(second, ledger_spans)
+    send(restarted, api_spans)
+    reader.wait_for_trace(trace_id, 3, timeout_s=30)
+    wait_until(lambda: ("api", "ledger") in edges(reader), timeout_s=30, describe=lambda: f"edges {edges(reader)}")
+    leaders = [d.get("/metrics").text.count("fluoro_lake_leader 1.0") for d in (second, restarted)]
+    assert sorted(leaders) == [0, 1]
