@@ -58,6 +58,12 @@ class CollectorMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=self.registry,
         )
+        for receiver in RECEIVERS:
+            for counter in (self.received, self.rejected, self.dropped):
+                counter.labels(receiver)
+        self._add_gauges()
+
+    def _add_gauges(self) -> None:
         self.queue_spans = Gauge("fluoro_queue_spans", "Spans waiting for the writer", registry=self.registry)
         self.queue_bytes = Gauge("fluoro_queue_bytes", "Request bytes waiting for the writer", registry=self.registry)
         self.quarantined = Gauge(
@@ -76,9 +82,6 @@ class CollectorMetrics:
             registry=self.registry,
         )
         self.db_bytes = Gauge("fluoro_db_file_bytes", "Size of the database file and its WAL", registry=self.registry)
-        for receiver in RECEIVERS:
-            for counter in (self.received, self.rejected, self.dropped):
-                counter.labels(receiver)
 
     def watch_database_size(self, size: Callable[[], int]) -> None:
         self.db_bytes.set_function(lambda: float(size()))

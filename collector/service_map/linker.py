@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from collector.service_map.call_rows import entries_from_outside, run_calls, superseding
 from collector.service_map.keys import KeyIndex, to_numpy_u64
-from collector.service_map.roles import LOOKBACK_NS, PARTNER_COLUMNS, PARTNER_SCHEMA, SKEW_NS, WANT_SCHEMA
+from collector.service_map.roles import INIT_NAME, LOOKBACK_NS, PARTNER_COLUMNS, PARTNER_SCHEMA, SKEW_NS, WANT_SCHEMA
 from collector.service_map.run_spans import RunSpans
 
 PAIR_SCHEMA = pa.schema(
@@ -71,11 +71,25 @@ class Linked:
     still_waiting: pa.Table  # WANT_SCHEMA: children whose partner is nowhere yet
     met: pa.Table  # WANT_SCHEMA: children that waited and are paired now (they stop waiting)
     superseded: pa.Table  # stored `inferred` calls given up: trace_id, span_id, start_ns
+    inits: pa.Table  # INIT_SCHEMA: the run's Initialization spans, for cold starts stored without one
 
 
-def prepare(spans: pa.Table, links: pa.Table) -> PreparedRun:
-    """Pair the run's spans (roles.LINKED_SPAN_COLUMNS) among themselves."""
+def cold_starts(spans: pa.Table) -> pa.Table:
+    """The run's cold-start rows (trace_id, start_ns): storage reads the Initialization spans
+    stored in their traces before the run, for prepare."""
+    cold = pc.and_(
+        pc.fill_null(spans.column("cold_start"), False),
+        pc.invert(pc.fill_null(pc.equal(spans.column("name"), INIT_NAME), False)),
+    )
+    return spans.filter(cold).select(["trace_id", "start_ns"])
+
+
+def prepare(spans: pa.Table, links: pa.Table, stored_inits: pa.Table | None = None) -> PreparedRun:
+    """Pair the run's spans (roles.LINKED_SPAN_COLUMNS) among themselves, its cold starts given
+    the inits stored before it (INIT_SCHEMA: Initialization spans of their traces)."""
     run = RunSpans.of(spans, links)
+    if stored_inits is not None:
+        run = run.with_stored_inits(stored_inits)
     pairs, unmet = pair_wants(run.wants(links), run.partners(), run.index, stored=False, within_lookback=True)
     return PreparedRun(run, pairs, unmet)
 
@@ -87,8 +101,12 @@ def link(prepared: PreparedRun, stored_partners: pa.Table, waiting: pa.Table) ->
     from_stored, still_waiting = pair_wants(
         prepared.unmet, stored_partners, stored_index, stored=True, within_lookback=True
     )
-    # A waiting child met its partner: however long it waited, the key says it is the one.
+    # A waiting child met its partner: however long it waited, the key says it is the one. A
+    # cold start that waited without its init may find it in this run too.
     run = prepared.run
+    if waiting.num_rows:
+        init_ns = pc.coalesce(waiting.column("init_ns"), run.init_ns_of(waiting))
+        waiting = waiting.set_column(waiting.schema.get_field_index("init_ns"), "init_ns", init_ns)
     met, _ = pair_wants(waiting, run.partners(), run.index, stored=False, within_lookback=False)
     pairs = prepared.pairs
     if met.num_rows or from_stored.num_rows:  # a copy of every pair: only when there is more to add
@@ -101,7 +119,7 @@ def link(prepared: PreparedRun, stored_partners: pa.Table, waiting: pa.Table) ->
             "start_ns": given_up.column("p_start_ns"),
         }
     )
-    return Linked(run_calls(run, pairs), still_waiting, met.select(WANT_SCHEMA.names), superseded)
+    return Linked(run_calls(run, pairs), still_waiting, met.select(WANT_SCHEMA.names), superseded, run.inits())
 
 
 def expired_calls(waiting: pa.Table) -> pa.Table:

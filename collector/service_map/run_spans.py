@@ -15,13 +15,34 @@ import pyarrow.compute as pc
 from collector.service_map.keys import KeyIndex, to_numpy_u64
 from collector.service_map.roles import INIT_NAME, PARTNER_COLUMNS, WANT_COLUMNS, WANT_SCHEMA
 
+# An Initialization span as a cold start's row needs it: where it is, and how long it took.
+INIT_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.uuid()),
+        ("service", pa.string()),
+        ("parent_span_id", pa.uint64()),
+        ("duration_ns", pa.int64()),
+        ("start_ns", pa.int64()),
+    ]
+)
+
 
 @dataclass(frozen=True)
 class RunSpans:
-    """A run's finished spans (in-progress ones have no final figures yet), with `linked`."""
+    """A run's finished spans (in-progress ones have no final figures yet), with `linked`;
+    `stored_inits` are Initialization spans stored before the run (INIT_SCHEMA) that its cold
+    starts may need: a cold start's init is its own whichever run brings which."""
 
     spans: pa.Table
     index: KeyIndex
+    stored_inits: pa.Table | None = None
+
+    def with_stored_inits(self, stored_inits: pa.Table) -> RunSpans:
+        return RunSpans(self.spans, self.index, stored_inits)
+
+    def inits(self) -> pa.Table:
+        """The run's Initialization spans (INIT_SCHEMA)."""
+        return self.spans.filter(self.is_init()).select(INIT_SCHEMA.names).cast(INIT_SCHEMA)
 
     @classmethod
     def of(cls, spans: pa.Table, links: pa.Table) -> RunSpans:
@@ -68,11 +89,13 @@ class RunSpans:
         return self.spans.select(["trace_id", "span_id", *PARTNER_COLUMNS])
 
     def init_ns_of(self, rows: pa.Table) -> pa.Array:
-        """Each cold-start row's init duration (None for the rest, or when the run has no
-        Initialization span of it): the longest Initialization span of the run beside it (same
-        trace, service and parent: OpenTelemetry) or under it (X-Ray's subsegment)."""
+        """Each cold-start row's init duration (None for the rest, or when no Initialization
+        span of it is in the run or stored before it): the longest Initialization span beside it
+        (same trace, service and parent: OpenTelemetry) or under it (X-Ray's subsegment)."""
         cold = pc.fill_null(rows.column("cold_start"), False)
-        inits = self.spans.filter(self.is_init())
+        inits = self.inits()
+        if self.stored_inits is not None and self.stored_inits.num_rows:
+            inits = pa.concat_tables([inits, self.stored_inits.cast(INIT_SCHEMA)])
         if not inits.num_rows or not pc.any(cold).as_py():
             return pa.nulls(rows.num_rows, pa.int64())
         init_ns: list[int | None] = [None] * rows.num_rows

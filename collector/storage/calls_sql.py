@@ -73,6 +73,41 @@ STORED_PARTNERS: Final = """
     FROM spans p SEMI JOIN wanted_keys w ON p.trace_id = w.trace_id AND p.span_id = w.span_id
     WHERE p.start_ns BETWEEN ? AND ?
 """
+# Initialization spans stored before the run, in the traces of its cold starts (`cold_traces`):
+# a cold start's init is its own whichever run brings which (run_spans.INIT_SCHEMA's columns).
+STORED_INITS: Final = """
+    SELECT i.trace_id, i.service, i.parent_span_id, i.duration_ns, i.start_ns FROM spans i
+    SEMI JOIN cold_traces c ON i.trace_id = c.trace_id
+    WHERE i.name = 'Initialization' AND NOT i.in_progress AND i.start_ns BETWEEN ? AND ?
+"""
+# The run's Initialization spans (`run_inits`) given to stored cold starts that had none: calls
+# beside the init (same parent) or above it (its parent), and children still waiting.
+_NEEDS_INIT = """t.trace_id = i.trace_id AND t.{service} = i.service AND t.cold_start AND t.init_ns IS NULL
+    AND (t.parent_span_id = i.parent_span_id OR t.span_id = i.parent_span_id) AND t.start_ns BETWEEN ? AND ?"""
+_LONGEST_INITS = """(SELECT trace_id, service, parent_span_id, max(duration_ns) AS duration_ns FROM run_inits
+    GROUP BY trace_id, service, parent_span_id)"""
+INIT_FILLED: Final = f"""
+    CREATE OR REPLACE TEMP TABLE init_filled AS
+    SELECT t.trace_id, t.span_id, t.start_ns, max(i.duration_ns) AS init_ns FROM calls t, {_LONGEST_INITS} i
+    WHERE t.role = 'entry' AND {_NEEDS_INIT.format(service="callee")} GROUP BY ALL
+"""
+_FILLED = "(trace_id, span_id, start_ns) IN (SELECT (trace_id, span_id, start_ns) FROM init_filled)"
+_FILLED_ROLLED = f"role = 'entry' AND {_FILLED} AND start_ns < (SELECT rolled_until FROM rollup_state)"
+RETRACT_BEFORE_INIT: Final = (
+    rollup_sql.name_new_hops("calls", _FILLED_ROLLED),
+    *rollup_sql.rollup_insert("calls", _FILLED_ROLLED, sign=-1),
+)
+FILL_CALLS_INIT: Final = """
+    UPDATE calls t SET init_ns = f.init_ns FROM init_filled f
+    WHERE t.role = 'entry' AND t.trace_id = f.trace_id AND t.span_id = f.span_id AND t.start_ns = f.start_ns
+"""
+ADD_BACK_WITH_INIT: Final = rollup_sql.rollup_insert("calls", _FILLED_ROLLED)
+FILL_PENDING_INIT: Final = f"""
+    UPDATE pending t SET init_ns = i.duration_ns FROM {_LONGEST_INITS} i
+    WHERE {_NEEDS_INIT.format(service="service")}
+"""
+DROP_INIT_FILLED: Final = "DROP TABLE IF EXISTS init_filled"
+
 # Stored children waiting for one of the run's spans (`run_keys`). Most runs find nothing
 # waiting (every parent came with its children): then this is skipped.
 COUNT_PENDING: Final = "SELECT count(*) FROM pending"

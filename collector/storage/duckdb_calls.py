@@ -11,17 +11,48 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collector.service_map.linker import Linked, PreparedRun, expired_calls, link, prepare
-from collector.service_map.roles import PARTNER_SCHEMA, WANT_SCHEMA
+from collector.service_map.linker import Linked, PreparedRun, cold_starts, expired_calls, link, prepare
+from collector.service_map.roles import LOOKBACK_NS, PARTNER_SCHEMA, WANT_SCHEMA
 from collector.storage import calls_sql as sql
 from collector.storage import rollup_sql
 
 
 def link_calls(con: duckdb.DuckDBPyConnection, spans: pa.Table, links: pa.Table, now_ns: int) -> None:
     """Resolve the hops of `spans` (roles.LINKED_SPAN_COLUMNS) with their `links`."""
-    prepared = prepare(spans, links)
+    prepared = prepare(spans, links, _stored_inits(con, cold_starts(spans)))
     linked = link(prepared, _stored_partners(con, prepared), _waiting_for(con, prepared))
     _keep(con, linked, now_ns)
+
+
+def _stored_inits(con: duckdb.DuckDBPyConnection, cold: pa.Table) -> pa.Table | None:
+    """Initialization spans stored in the traces of the run's cold starts (INIT_SCHEMA)."""
+    if not cold.num_rows:
+        return None
+    bounds = pc.min_max(cold.column("start_ns")).as_py()
+    with _registered(con, "cold_traces", cold):
+        return con.sql(
+            sql.STORED_INITS, params=[bounds["min"] - LOOKBACK_NS, bounds["max"] + LOOKBACK_NS]
+        ).to_arrow_table()
+
+
+def _fill_stored_inits(con: duckdb.DuckDBPyConnection, inits: pa.Table) -> None:
+    """Cold starts stored before the run without their init get it from the run's (calls, the
+    rollup where they are counted already, and children still waiting)."""
+    if not inits.num_rows:
+        return
+    bounds = pc.min_max(inits.column("start_ns")).as_py()
+    window = [bounds["min"] - LOOKBACK_NS, bounds["max"] + LOOKBACK_NS]
+    with _registered(con, "run_inits", inits):
+        con.execute(sql.INIT_FILLED, window)
+        (filled,) = con.execute("SELECT count(*) FROM init_filled").fetchall()[0]
+        if filled:
+            for statement in sql.RETRACT_BEFORE_INIT:
+                con.execute(statement)
+            con.execute(sql.FILL_CALLS_INIT)
+            for statement in sql.ADD_BACK_WITH_INIT:
+                con.execute(statement)
+        con.execute(sql.DROP_INIT_FILLED)
+        con.execute(sql.FILL_PENDING_INIT, window)
 
 
 def _stored_partners(con: duckdb.DuckDBPyConnection, prepared: PreparedRun) -> pa.Table:
@@ -44,6 +75,7 @@ def _waiting_for(con: duckdb.DuckDBPyConnection, prepared: PreparedRun) -> pa.Ta
 
 
 def _keep(con: duckdb.DuckDBPyConnection, linked: Linked, now_ns: int) -> None:
+    _fill_stored_inits(con, linked.inits)  # before this run's own rows go in: they have theirs
     if linked.met.num_rows:
         with _registered(con, "met", linked.met):
             con.execute(sql.DELETE_MET)

@@ -30,7 +30,7 @@ from collector.storage.protocols import (
     TraceSummary,
 )
 
-LINKED_TRACES = "SELECT DISTINCT trace_id FROM span_links WHERE linked_trace_id = ? LIMIT ?"
+LINKED_TRACES = "SELECT DISTINCT trace_id FROM span_links WHERE linked_trace_id = ? ORDER BY trace_id LIMIT ?"
 
 
 class DuckDBReader:

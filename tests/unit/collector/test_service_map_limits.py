@@ -63,10 +63,10 @@ def test_spans_whose_values_break_linking_are_quarantined_and_the_map_goes_on(
     # Before: an INT64 overflow in linking failed every run, the batch went back to the front of
     # the queue, and nothing stored after it was ever linked. Here the linker fails on any span
     # of service "evil", as a bug in its rules would on some values.
-    def failing_on_evil(spans: pa.Table, links: pa.Table) -> PreparedRun:
+    def failing_on_evil(spans: pa.Table, links: pa.Table, stored_inits: pa.Table | None = None) -> PreparedRun:
         if "evil" in spans.column("service").to_pylist():
             raise ValueError("cannot link these values")
-        return prepare(spans, links)
+        return prepare(spans, links, stored_inits)
 
     monkeypatch.setattr(duckdb_calls, "prepare", failing_on_evil)
     store.write([poison_at(T0)])
