@@ -48,6 +48,8 @@ class CollectorSettings:
     # every 2 s halves that at any rate, and the map trails the store by 2 s at most (the store
     # trails ingest by up to a fold while nothing reads: ingest/folder.py).
     link_interval_s: float = 2.0
+    # Lake mode: how often the leader compacts small files and expires old snapshots.
+    upkeep_s: float = 600.0
     max_body_bytes: int = 20 * 1024 * 1024
     token: str | None = None
     # The Host names HTTP requests may carry (collector/allowed_hosts.py).
@@ -88,6 +90,7 @@ class Collector:
                 PeriodicTask(settings.link_interval_s, self.link),
                 PeriodicTask(min(10.0, settings.parent_wait_s), self.expire_orphans),
                 PeriodicTask(15.0, self.roll_up),
+                PeriodicTask(settings.upkeep_s, self.store.upkeep),
             )
         )
         self._xray: XRayUdpReceiver | None = None

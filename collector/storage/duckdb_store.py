@@ -246,7 +246,10 @@ class DuckDBStore:
             self._con.unregister(name)
 
     def delete_older_than(self, cutoff_ns: int) -> int:
-        """Retention: drop spans (and their annotations and links) that started before the cutoff."""
+        """Retention: drop spans (and their annotations and links) that started before the cutoff
+        (in a lake, the leader alone: one set of deletes, not one per collector)."""
+        if isinstance(self.map_tables, LakeMapTables) and not self.map_tables.leads:
+            return 0
         with self._write_lock:
             try:
                 row = self._con.execute(sql.DELETE_OLDER_THAN[0], [cutoff_ns]).fetchone()
@@ -267,6 +270,15 @@ class DuckDBStore:
     def expire_pending_calls(self, waited_since_ns: int) -> None:
         """Children whose parent has not arrived since `waited_since_ns` join the map as entries."""
         self.map_tables.expire_pending(waited_since_ns)
+
+    def upkeep(self) -> None:
+        """A lake's compaction, snapshot expiry and file cleanup (leader only); a DuckDB file
+        checkpoints itself."""
+        if isinstance(self.map_tables, LakeMapTables):
+            try:
+                self.map_tables.upkeep()
+            except duckdb.Error as exc:
+                raise _translate(exc, "lake upkeep") from exc
 
     def roll_up_calls(self, settled_before_ns: int) -> None:
         """Fold whole minutes of calls that started before `settled_before_ns` into the rollup."""

@@ -26,6 +26,9 @@ from collector.storage.duckdb_map import LINKED_SPAN_SCHEMA, DuckDBMapTables
 from collector.storage.leader_lock import LeaderLock
 
 LINK_COLUMNS = ", ".join(LINK_SCHEMA.names)
+# Snapshots and replaced files are kept this long: a query that started before a merge or an
+# expiry still finds the files it scans.
+UPKEEP_KEEP_S = 3600
 
 
 class LakeMapTables(DuckDBMapTables):
@@ -103,6 +106,21 @@ class LakeMapTables(DuckDBMapTables):
     def delete_older_than(self, cutoff_ns: int) -> None:
         if self._leads():
             super().delete_older_than(cutoff_ns)
+
+    def upkeep(self, keep_s: int = UPKEEP_KEEP_S) -> bool:
+        """Compaction, expiry of snapshots (older than `keep_s` and the last linked one) and
+        cleanup of the files they held, by the leader alone; whether it ran."""
+        if not self._leads():
+            return False
+        with self._lock:
+            self._con.execute(lake_sql.FLUSH_INLINED).fetchall()
+            self._con.execute(lake_sql.MERGE_FILES).fetchall()
+            (linked,) = self._con.execute(lake_sql.LINKED_SNAPSHOT).fetchall()[0]
+            (before_us,) = self._con.execute(lake_sql.EXPIRE_BEFORE_US, [keep_s, linked]).fetchall()[0]
+            if before_us is not None:
+                self._con.execute(lake_sql.expire_snapshots(before_us)).fetchall()
+            self._con.execute(lake_sql.cleanup_files(keep_s)).fetchall()
+        return True
 
     @property
     def leads(self) -> bool:

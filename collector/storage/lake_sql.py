@@ -57,3 +57,25 @@ def inserted_since(table: str, columns: str) -> str:
     """Rows of `table` (a constant name) inserted in snapshots (?, ?]; its columns given."""
     return f"""SELECT {columns} FROM lake.table_changes('{table}', ? + 1, ?)
                WHERE change_type = 'insert'"""
+
+
+# --- the leader's upkeep: compaction, snapshot expiry and file cleanup (lake_map.py says when).
+# Merging keeps each row's snapshot, so the change feed linking reads is whole across a merge;
+# snapshots are expired only before the last one linked, so the feed still has what is to come.
+# Small commits are inlined into the catalog's tables; flushed to Parquet, then merged.
+# Each is read as a count of what it did: its rows hold timestamps Python would need pytz for.
+FLUSH_INLINED: Final = "SELECT count(*) FROM ducklake_flush_inlined_data('lake')"
+MERGE_FILES: Final = "SELECT count(*) FROM ducklake_merge_adjacent_files('lake')"
+EXPIRE_BEFORE_US: Final = """
+    SELECT epoch_us(least(now() - to_seconds(?), (SELECT snapshot_time FROM lake.snapshots() WHERE snapshot_id = ?)))
+"""
+
+
+def expire_snapshots(before_us: int) -> str:
+    """Expire snapshots older than `before_us` (an int computed by EXPIRE_BEFORE_US, not input)."""
+    return f"SELECT count(*) FROM ducklake_expire_snapshots('lake', older_than => make_timestamptz({int(before_us)}))"
+
+
+def cleanup_files(keep_s: int) -> str:
+    """Delete files scheduled for deletion more than `keep_s` ago (a reader may still scan them)."""
+    return f"SELECT count(*) FROM ducklake_cleanup_old_files('lake', older_than => now() - to_seconds({int(keep_s)}))"

@@ -17,6 +17,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, set_span_in_context
 
+from collector.storage.duckdb_store import DuckDBStore
+from collector.storage.lake_location import LakeLocation
+from collector.storage.lake_map import LakeMapTables
+from collector.storage.protocols import Statement, TimeWindow
+from tests.contract.test_store_contract import SECOND, T0, batch, trace_bytes
+from tests.factories import at as span
 from tests.integration.daemon import Daemon
 from tests.postgres_cluster import PostgresCluster
 from tests.waiting import wait_until
@@ -144,3 +150,33 @@ def test_a_collector_killed_loses_nothing_it_acknowledged_and_another_takes_over
     wait_until(lambda: ("api", "ledger") in edges(reader), timeout_s=30, describe=lambda: f"edges {edges(reader)}")
     leaders = [d.get("/metrics").text.count("fluoro_lake_leader 1.0") for d in (second, restarted)]
     assert sorted(leaders) == [0, 1]
+
+
+def test_upkeep_compacts_and_expires_and_linking_goes_on(postgres: PostgresCluster, tmp_path: Path) -> None:
+    location = LakeLocation.parse(postgres.new_database(), str(tmp_path / "lake-data"))
+    store = DuckDBStore("", location)
+    try:
+        for n in range(1, 13):  # a trace a commit, as a quiet collector folds: inlined in the catalog
+            store.write([batch(span(n, 10, None, n), span(n, 11, 10, n + 0.1, service="db"))])
+            store.link_new_spans(T0 + 3600 * SECOND)
+        for n in range(4):  # and busier folds: a Parquet file each
+            store.write([batch(*(span(100 + n, 1000 + i, None, 30 + n) for i in range(200)))])
+            store.link_new_spans(T0 + 3600 * SECOND)
+        assert data_files(store) == 4
+        assert isinstance(store.map_tables, LakeMapTables)
+        assert store.map_tables.upkeep(keep_s=0)
+        assert data_files(store) == 1  # the inlined rows flushed, and every file merged into one
+        oldest = store.reader.rows(Statement("SELECT min(snapshot_id) FROM lake.snapshots()"))[0][0]
+        linked = store.reader.rows(Statement("SELECT linked_snapshot FROM link_state"))[0][0]
+        assert oldest == linked  # every snapshot before the last one linked expired, none after
+        store.write([batch(span(20, 10, None, 20), span(20, 11, 10, 20.1, service="db"))])
+        store.link_new_spans(T0 + 3600 * SECOND)
+        assert all(len(store.reader.trace_spans(trace_bytes(n))) == 2 for n in (*range(1, 13), 20))
+        edges = store.reader.hop_rows(TimeWindow(T0, T0 + 60 * SECOND), None, 100)
+        assert edges.counts
+    finally:
+        store.close()
+
+
+def data_files(store: DuckDBStore) -> int:
+    return int(store.reader.rows(Statement("SELECT count(*) FROM ducklake_list_files('lake', 'spans')"))[0][0])
