@@ -191,19 +191,25 @@ def median_ms(run: Callable[[], object], runs: int) -> tuple[float, object]:
     return statistics.median(timings), result
 
 
-def bench(total_spans: int, runs: int, workdir: str) -> None:
-    path = os.path.join(workdir, f"q{total_spans}.duckdb")
-    store = DuckDBStore(path)
+def load(store: DuckDBStore, total_spans: int, t0_ns: int, traces_per_batch: int = 10_000) -> object:
+    """Write and link `total_spans` over the hour from t0 in batches, as the daemon does; one
+    trace id written (its uuid), for the trace-by-id query."""
     rng = np.random.default_rng(7)
-    t0_ns = time.time_ns() - HOUR_NS
-    traces_per_batch = 10_000
-    started = time.perf_counter()
     sample_trace = None
     for _ in range(total_spans // (traces_per_batch * SPANS_PER_TRACE)):
         batch = batch_of(rng, traces_per_batch, t0_ns)
         sample_trace = batch.spans.column("trace_id")[0].as_py()
         store.write([batch])
         store.link_new_spans()
+    return sample_trace
+
+
+def bench(total_spans: int, runs: int, workdir: str) -> None:
+    path = os.path.join(workdir, f"q{total_spans}.duckdb")
+    store = DuckDBStore(path)
+    t0_ns = time.time_ns() - HOUR_NS
+    started = time.perf_counter()
+    sample_trace = load(store, total_spans, t0_ns)
     load_s = time.perf_counter() - started
     rollup_started = time.perf_counter()
     store.roll_up_calls(t0_ns + HOUR_NS + rollup_sql.MINUTE_NS)  # the daemon does it every 15 s

@@ -40,7 +40,10 @@ class LakeLocation:
 
     @classmethod
     def parse(cls, catalog_url: str, data_path: str) -> LakeLocation:
-        parts = urlsplit(catalog_url)
+        try:
+            parts = urlsplit(catalog_url)
+        except ValueError as exc:  # an unclosed IPv6 bracket, for one
+            raise BadLakeLocation(f"--lake is not a URL: {exc}") from exc
         if parts.scheme not in SCHEMES:
             raise BadLakeLocation(f"--lake must be a postgresql:// URL, not {catalog_url!r}")
         database = unquote(parts.path.lstrip("/"))
