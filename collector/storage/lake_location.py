@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -99,12 +101,33 @@ def extension_file(name: str) -> Path:
     return path
 
 
-def connect(location: LakeLocation) -> duckdb.DuckDBPyConnection:
+def s3_secret(environ: Mapping[str, str]) -> str:
+    """CREATE SECRET for an s3:// data path from the AWS_* variables (the AWS CLI's names):
+    keys, session token, region, and an endpoint for S3-compatible stores (path-style URLs)."""
+    fields = {
+        "KEY_ID": environ.get("AWS_ACCESS_KEY_ID"),
+        "SECRET": environ.get("AWS_SECRET_ACCESS_KEY"),
+        "SESSION_TOKEN": environ.get("AWS_SESSION_TOKEN"),
+        "REGION": environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
+    }
+    endpoint = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
+    options = [f"{key} {_sql_string(value)}" for key, value in fields.items() if value]
+    if endpoint:
+        parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        options += [f"ENDPOINT {_sql_string(parts.netloc)}", "URL_STYLE 'path'"]
+        options.append(f"USE_SSL {str(parts.scheme == 'https').lower()}")
+    return f"CREATE OR REPLACE SECRET fluoro_lake_s3 (TYPE s3{''.join(', ' + o for o in options)})"
+
+
+def connect(location: LakeLocation, environ: Mapping[str, str] = os.environ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the lake attached as `lake` and in use."""
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    on_s3 = location.data_path.startswith("s3://")
     try:
-        for name in ("postgres_scanner", "ducklake", *(("httpfs",) if "://" in location.data_path else ())):
+        for name in ("postgres_scanner", "ducklake", *(("httpfs",) if on_s3 else ())):
             con.execute(f"LOAD {_sql_string(str(extension_file(name)))}")
+        if on_s3:
+            con.execute(s3_secret(environ))
         con.execute(
             f"ATTACH {_sql_string('ducklake:postgres:' + location.libpq())} AS {LAKE_ALIAS} "
             f"(DATA_PATH {_sql_string(location.data_path)})"

@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
+from moto.server import ThreadedMotoServer
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -18,12 +20,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, set_span_in_context
 
 from collector.storage.duckdb_store import DuckDBStore
-from collector.storage.lake_location import LakeLocation
+from collector.storage.lake_location import LakeLocation, s3_secret
 from collector.storage.lake_map import LakeMapTables
 from collector.storage.protocols import Statement, TimeWindow
 from tests.contract.test_store_contract import SECOND, T0, batch, trace_bytes
 from tests.factories import at as span
-from tests.integration.daemon import Daemon
+from tests.integration.daemon import Daemon, free_port
 from tests.postgres_cluster import PostgresCluster
 from tests.waiting import wait_until
 from tracer.otlp_encoder import OtlpEncoder
@@ -180,3 +182,44 @@ def test_upkeep_compacts_and_expires_and_linking_goes_on(postgres: PostgresClust
 
 def data_files(store: DuckDBStore) -> int:
     return int(store.reader.rows(Statement("SELECT count(*) FROM ducklake_list_files('lake', 'spans')"))[0][0])
+
+
+def test_a_lake_on_s3_through_an_s3_compatible_endpoint(
+    postgres: PostgresCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # moto's S3 on loopback stands in for S3; credentials and endpoint as the AWS CLI takes them.
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        credentials = {"AWS_ACCESS_KEY_ID": "fluoro", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "us-east-1"}
+        for name, value in {**credentials, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
+            monkeypatch.setenv(name, value)
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1")
+        s3.create_bucket(Bucket="traces")
+        store = DuckDBStore("", LakeLocation.parse(postgres.new_database(), "s3://traces/lake/"))
+        try:
+            store.write([batch(*(span(1, 10 + i, None if i == 0 else 10, 1 + i * 0.01) for i in range(50)))])
+            store.link_new_spans(T0 + 3600 * SECOND)
+            assert len(store.reader.trace_spans(trace_bytes(1))) == 50
+        finally:
+            store.close()
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="traces").get("Contents", [])]
+        assert any(k.startswith("lake/") and k.endswith(".parquet") for k in keys)
+        s3.close()
+    finally:
+        server.stop()
+
+
+def test_the_s3_secret_comes_from_the_aws_variables() -> None:
+    secret = s3_secret(
+        {
+            "AWS_ACCESS_KEY_ID": "k",
+            "AWS_SECRET_ACCESS_KEY": "it's",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "AWS_ENDPOINT_URL_S3": "https://minio.internal:9000",
+        }
+    )
+    assert "KEY_ID 'k'" in secret and "SECRET 'it''s'" in secret and "REGION 'eu-west-1'" in secret
+    assert "ENDPOINT 'minio.internal:9000'" in secret and "USE_SSL true" in secret
+    assert s3_secret({}) == "CREATE OR REPLACE SECRET fluoro_lake_s3 (TYPE s3)"  # DuckDB's defaults
