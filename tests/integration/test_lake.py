@@ -3,11 +3,13 @@ Parquet in a folder), a read-only daemon beside them, crashes and a leader that 
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
@@ -21,6 +23,7 @@ from opentelemetry.trace import SpanKind, set_span_in_context
 
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.lake_location import LakeLocation, s3_secret
+from collector.storage.lake_location import connect as connect_lake
 from collector.storage.lake_map import LakeMapTables
 from collector.storage.protocols import Statement, TimeWindow
 from tests.contract.test_store_contract import SECOND, T0, batch, trace_bytes
@@ -223,3 +226,32 @@ def test_the_s3_secret_comes_from_the_aws_variables() -> None:
     assert "KEY_ID 'k'" in secret and "SECRET 'it''s'" in secret and "REGION 'eu-west-1'" in secret
     assert "ENDPOINT 'minio.internal:9000'" in secret and "USE_SSL true" in secret
     assert s3_secret({}) == "CREATE OR REPLACE SECRET fluoro_lake_s3 (TYPE s3)"  # DuckDB's defaults
+
+
+def test_a_time_window_reads_only_the_files_of_its_time(postgres: PostgresCluster, tmp_path: Path) -> None:
+    # Folds write consecutive spans, so each file covers its own stretch of time and its
+    # statistics let a window skip the others.
+    location = LakeLocation.parse(postgres.new_database(), str(tmp_path / "lake-data"))
+    store = DuckDBStore("", location)
+    try:
+        for hour in range(3):
+            store.write([batch(*(span(10 + hour, 100 + i, None, hour * 3600 + i) for i in range(200)))])
+    finally:
+        store.close()
+    reader = connect_lake(location)
+    try:
+        reader.execute("PRAGMA enable_profiling = 'json'")
+        window = (T0 + 3600 * SECOND, T0 + 3700 * SECOND)
+        (_, profile), *_ = reader.execute(
+            "EXPLAIN ANALYZE SELECT count(*) FROM spans WHERE start_ns BETWEEN ? AND ?", window
+        ).fetchall()
+        assert reader.execute("SELECT count(*) FROM ducklake_list_files('lake', 'spans')").fetchall() == [(3,)]
+    finally:
+        reader.close()
+    assert files_read(json.loads(profile)) == 1
+
+
+def files_read(node: dict[str, Any]) -> int:
+    if node.get("operator_name") == "DUCKLAKE_SCAN":
+        return int(node["extra_info"]["Total Files Read"])
+    return sum(files_read(child) for child in node.get("children", []))
