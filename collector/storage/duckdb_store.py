@@ -59,9 +59,12 @@ FILE_CONFIG: Final[dict[str, str | bool | int | float | list[str]]] = {"storage_
 class DuckDBStore:
     """SpanWriter and StoreMaintenance over one DuckDB file; its SpanReader is ``reader``."""
 
-    def __init__(self, path: str, lake: LakeLocation | None = None, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str, lake: LakeLocation | None = None, *, read_only: bool = False, leader: LeaderLock | None = None
+    ) -> None:
         """A DuckDB file at `path`, or with `lake` the lake's tables (`path` is then unused);
-        `read_only` (lake only: a file has one process) for readers beside the collectors."""
+        `read_only` (lake only: a file has one process) for readers beside the collectors;
+        `leader`: the lake's leader lock (by default its PostgreSQL advisory lock)."""
         self.path = path if lake is None else lake.describe()
         self.read_only = read_only
         self._lake = lake
@@ -91,8 +94,9 @@ class DuckDBStore:
             self.map_tables: DuckDBMapTables = DuckDBMapTables(self._new_cursor())
         else:
             ensure_lake_tables(self._con, lake, read_only=read_only)
-            leader = LeaderLock(lake.libpq()) if not read_only else None
-            self.map_tables = LakeMapTables(self._new_cursor(), leader)
+            if not read_only and leader is None:
+                leader = LeaderLock(lake.libpq())
+            self.map_tables = LakeMapTables(self._new_cursor(), None if read_only else leader)
         self._recent = self._recent_span_ids()
         self._closed = False
         self.reader = DuckDBReader(self._cursor)

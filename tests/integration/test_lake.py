@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +22,14 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, set_span_in_context
 
+from collector.storage import lake_map
+from collector.storage.duckdb_calls import link_calls
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.lake_location import LakeLocation, s3_secret
 from collector.storage.lake_location import connect as connect_lake
 from collector.storage.lake_map import LakeMapTables
-from collector.storage.protocols import Statement, TimeWindow
+from collector.storage.leader_lock import LeaderLock
+from collector.storage.protocols import Statement, StoreUnavailable, TimeWindow
 from tests.contract.test_store_contract import SECOND, T0, batch, trace_bytes
 from tests.factories import at as span
 from tests.integration.daemon import Daemon, free_port
@@ -255,3 +259,53 @@ def files_read(node: dict[str, Any]) -> int:
     if node.get("operator_name") == "DUCKLAKE_SCAN":
         return int(node["extra_info"]["Total Files Read"])
     return sum(files_read(child) for child in node.get("children", []))
+
+
+class AlwaysLeads(LeaderLock):
+    """A leader lock that never asks PostgreSQL: two of them stand for a lock that failed."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self._held = True
+
+    def held(self) -> bool:
+        return True
+
+
+def test_two_leaders_at_once_cannot_both_link_the_same_snapshots(
+    postgres: PostgresCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The advisory lock makes one leader; if it ever made two (a partition, a stale
+    # connection), link_state is updated in each link transaction, so DuckLake lets one commit.
+    location = LakeLocation.parse(postgres.new_database(), str(tmp_path / "lake-data"))
+    writer = DuckDBStore("", location)
+    stores = [DuckDBStore("", location, leader=AlwaysLeads()) for _ in range(2)]
+    both_linked = threading.Barrier(2, timeout=30)
+
+    def link_then_wait(*args: Any) -> None:
+        link_calls(*args)
+        both_linked.wait()  # both transactions hold their calls before either commits
+
+    monkeypatch.setattr(lake_map, "link_calls", link_then_wait)
+    outcomes: list[object] = []
+
+    def run(store: DuckDBStore) -> None:
+        try:
+            outcomes.append(store.link_new_spans(T0 + 3600 * SECOND))
+        except StoreUnavailable as exc:
+            outcomes.append(exc)
+
+    try:
+        writer.write([batch(*(span(n, 10, None, n) for n in range(1, 31)))])
+        threads = [threading.Thread(target=run, args=(store,)) for store in stores]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert sorted(type(o).__name__ for o in outcomes) == ["StoreUnavailable", "int"]
+        entries = writer.reader.rows(Statement("SELECT count(*) FROM calls WHERE role = 'entry'"))[0][0]
+        assert entries == 30  # once each
+    finally:
+        for store in stores:
+            store.close()
+        writer.close()
