@@ -18,12 +18,16 @@ Senders build their requests before the clock starts (each one afresh, so trace 
 are unique as real SDKs make them), so their own CPU stays small. Bounded: fixed counts, and
 every process stops by itself.
 
-Usage: python bench/ingest.py [--spans 400000] [--senders 3] [--steady-s 60] [--steady-only]
+With --lake, the daemon stores into a DuckLake on a throwaway PostgreSQL catalog (lake mode,
+docs/SCALING.md), its Parquet files under the temporary folder.
+
+Usage: python bench/ingest.py [--spans 400000] [--senders 3] [--steady-s 60] [--steady-only] [--lake]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import http.client
 import json
@@ -43,6 +47,7 @@ sys.path.insert(0, ROOT)
 
 from collector.ingest.limits import ROW_GROUP_SPANS  # noqa: E402 - after the path is set
 from demo_apps.local_collector import run_collector  # noqa: E402
+from tests.postgres_cluster import PostgresCluster  # noqa: E402
 
 SPANS_PER_REQUEST = 512
 SPANS_PER_TRACE = 8
@@ -287,6 +292,9 @@ def main() -> None:
     # Long enough for several folds (one every ~12 s at 10,000 spans/s) and DuckDB checkpoints.
     parser.add_argument("--steady-s", type=float, default=60.0)
     parser.add_argument("--steady-only", action="store_true", help="skip the ceiling and the flood")
+    parser.add_argument(
+        "--lake", action="store_true", help="the daemon stores into a DuckLake (a throwaway PostgreSQL catalog)"
+    )
     args = parser.parse_args()
 
     if not args.steady_only:
@@ -294,13 +302,23 @@ def main() -> None:
         print(f"ceiling (decode + insert, in process): {ceiling_rate:,.0f} spans/s")
     tmp = tempfile.mkdtemp()
     db = os.path.join(tmp, "ingest.duckdb")
-    with run_collector(Path(db)) as collector:
-        otlp = int(collector.traces_url.rsplit(":", 1)[1].split("/")[0])
-        if not args.steady_only:
-            flood(collector, otlp, args.spans, args.senders, ceiling_rate)
-        steady(collector, otlp, args.steady_s)
-        total = stored_spans(collector.api_url)
-    size = os.path.getsize(db) + (os.path.getsize(db + ".wal") if os.path.exists(db + ".wal") else 0)
+    with contextlib.ExitStack() as stack:
+        extra: tuple[str, ...] = ()
+        if args.lake:
+            cluster = PostgresCluster().start()
+            stack.callback(cluster.stop)
+            lake_data, log = os.path.join(tmp, "lake-data"), os.path.join(tmp, "lake.ingest")
+            extra = ("--lake", cluster.new_database(), "--lake-data", lake_data, "--ingest-log", log)
+        with run_collector(Path(db), extra_args=extra) as collector:
+            otlp = int(collector.traces_url.rsplit(":", 1)[1].split("/")[0])
+            if not args.steady_only:
+                flood(collector, otlp, args.spans, args.senders, ceiling_rate)
+            steady(collector, otlp, args.steady_s)
+            total = stored_spans(collector.api_url)
+    if args.lake:
+        size = sum(f.stat().st_size for f in Path(tmp, "lake-data").rglob("*") if f.is_file())
+    else:
+        size = os.path.getsize(db) + (os.path.getsize(db + ".wal") if os.path.exists(db + ".wal") else 0)
     print(f"\ndisk: {size / 1e6:.1f} MB for {total:,} spans = {size / total:.0f} bytes per span")
     print(json.dumps({"file_bytes": size, "spans": total}))
     shutil.rmtree(tmp)

@@ -53,9 +53,11 @@ def run_collector(
     start_timeout_s: float = 30.0,
     ports: tuple[int, int, int] | None = None,
     log_level: str = "warning",
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[LocalCollector]:
     """`fluoro serve` on `db_path` until the block ends (then SIGTERM: it drains and closes).
-    `ports`: (OTLP, UI and API, X-Ray UDP); free loopback ports when not given."""
+    `ports`: (OTLP, UI and API, X-Ray UDP); free loopback ports when not given; `extra_args`
+    go to `fluoro serve` as they are (a lake's, for one)."""
     otlp_port, api_port, xray_port = ports or (free_port(), free_port(), free_port(socket.SOCK_DGRAM))
     process = subprocess.Popen(
         [
@@ -71,6 +73,7 @@ def run_collector(
             str(xray_port),
             "--log-level",
             log_level,
+            *extra_args,
         ],
         cwd=ROOT,
     )
