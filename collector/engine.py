@@ -95,10 +95,17 @@ class Collector:
         )
         self._xray: XRayUdpReceiver | None = None
         self.ingest = None if settings.read_only else Ingest(self)
-        self.metrics.watch_database_size(
-            lambda: self.store.file_size_bytes() + (self.ingest.log.size_bytes if self.ingest else 0)
-        )
+        self.metrics.watch_database_size(self.stored_bytes)
         self.reader = FreshReader(self.store.reader, self.ingest.pipeline.flush if self.ingest else _nothing)
+
+    def stored_bytes(self) -> float:
+        """The store's bytes and the ingest log's; NaN while a lake's catalog cannot say (the
+        metrics still answer, when they matter most)."""
+        try:
+            size = self.store.file_size_bytes()
+        except StoreUnavailable:
+            return float("nan")
+        return float(size + (self.ingest.log.size_bytes if self.ingest else 0))
 
     @property
     def pipeline(self) -> IngestPipeline:

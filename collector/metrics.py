@@ -81,10 +81,14 @@ class CollectorMetrics:
             "1 while this collector links and maintains the lake (it holds the leader lock); lake mode only",
             registry=self.registry,
         )
-        self.db_bytes = Gauge("fluoro_db_file_bytes", "Size of the database file and its WAL", registry=self.registry)
+        self.db_bytes = Gauge(
+            "fluoro_db_file_bytes",
+            "Size of the database file and its WAL (a lake's data files), and the ingest log",
+            registry=self.registry,
+        )
 
-    def watch_database_size(self, size: Callable[[], int]) -> None:
-        self.db_bytes.set_function(lambda: float(size()))
+    def watch_database_size(self, size: Callable[[], float]) -> None:
+        self.db_bytes.set_function(size)
 
     def watch_xray_share(self, share: Callable[[], float]) -> None:
         self.xray_cpu_share.set_function(share)

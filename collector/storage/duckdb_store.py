@@ -305,6 +305,13 @@ class DuckDBStore:
     # ------------------------------------------------------------------ housekeeping
 
     def file_size_bytes(self) -> int:
+        """The database file and its WAL, or a lake's data and delete files."""
+        if self._lake is not None:
+            try:
+                (row,) = self._cursor().execute(lake_sql.DATA_BYTES).fetchall()
+            except duckdb.Error as exc:
+                raise _translate(exc, "sizing the lake") from exc
+            return int(row[0] or 0)
         total = 0
         for path in (self.path, self.path + ".wal"):
             with contextlib.suppress(OSError):  # no WAL between checkpoints

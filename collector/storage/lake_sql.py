@@ -38,6 +38,7 @@ CREATE_TABLES: Final = (
     "CREATE TABLE link_state (linked_snapshot BIGINT NOT NULL)",
     "INSERT INTO link_state VALUES (-1)",
 )
+DATA_BYTES: Final = "SELECT sum(file_size_bytes + delete_file_size_bytes) FROM ducklake_table_info('lake')"
 TABLES_EXIST: Final = "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' AND table_name = 'spans'"
 
 # Two collectors may store the same resource at once: the row is the same (its key is a hash

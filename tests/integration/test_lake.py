@@ -172,6 +172,7 @@ def test_upkeep_compacts_and_expires_and_linking_goes_on(postgres: PostgresClust
             store.write([batch(*(span(100 + n, 1000 + i, None, 30 + n) for i in range(200)))])
             store.link_new_spans(T0 + 3600 * SECOND)
         assert data_files(store) == 4
+        assert store.file_size_bytes() > 4 * 200 * 10  # four files of 200 spans, whatever their encoding
         assert isinstance(store.map_tables, LakeMapTables)
         assert store.map_tables.upkeep(keep_s=0)
         assert data_files(store) == 1  # the inlined rows flushed, and every file merged into one
