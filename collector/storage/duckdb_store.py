@@ -252,7 +252,7 @@ class DuckDBStore:
     def delete_older_than(self, cutoff_ns: int) -> int:
         """Retention: drop spans (and their annotations and links) that started before the cutoff
         (in a lake, the leader alone: one set of deletes, not one per collector)."""
-        if isinstance(self.map_tables, LakeMapTables) and not self.map_tables.leads:
+        if isinstance(self.map_tables, LakeMapTables) and not self.map_tables.leading():
             return 0
         with self._write_lock:
             try:

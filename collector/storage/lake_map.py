@@ -46,11 +46,12 @@ class LakeMapTables(DuckDBMapTables):
     def _put_back(self, taken: list[tuple[pa.Table, pa.Table]]) -> None:
         """Nothing to put back: link_state did not move, so the next run reads the same snapshots."""
 
-    def _leads(self) -> bool:
+    def leading(self) -> bool:
+        """Whether this collector leads now (asking for the lock if it is free)."""
         return self._leader is not None and self._leader.held()
 
     def link_new_spans(self, now_ns: int | None = None) -> int:
-        if not self._leads():
+        if not self.leading():
             return 0
         with self._lock:
             (upto,) = self._con.execute(lake_sql.CURRENT_SNAPSHOT).fetchall()[0]
@@ -96,21 +97,21 @@ class LakeMapTables(DuckDBMapTables):
         con.execute(lake_sql.SET_LINKED_SNAPSHOT, [upto])
 
     def expire_pending(self, waited_since_ns: int) -> None:
-        if self._leads():
+        if self.leading():
             super().expire_pending(waited_since_ns)
 
     def roll_up(self, settled_before_ns: int) -> None:
-        if self._leads():
+        if self.leading():
             super().roll_up(settled_before_ns)
 
     def delete_older_than(self, cutoff_ns: int) -> None:
-        if self._leads():
+        if self.leading():
             super().delete_older_than(cutoff_ns)
 
     def upkeep(self, keep_s: int = UPKEEP_KEEP_S) -> bool:
         """Compaction, expiry of snapshots (older than `keep_s` and the last linked one) and
         cleanup of the files they held, by the leader alone; whether it ran."""
-        if not self._leads():
+        if not self.leading():
             return False
         with self._lock:
             self._con.execute(lake_sql.FLUSH_INLINED).fetchall()
