@@ -93,7 +93,11 @@ class DuckDBStore:
             self._con.execute("SET enable_external_access = false")
             self.map_tables: DuckDBMapTables = DuckDBMapTables(self._new_cursor())
         else:
-            ensure_lake_tables(self._con, lake, read_only=read_only)
+            try:
+                ensure_lake_tables(self._con, lake, read_only=read_only)
+            except StoreUnavailable:
+                self._con.close()
+                raise
             if not read_only and leader is None:
                 leader = LeaderLock(lake.libpq())
             self.map_tables = LakeMapTables(self._new_cursor(), None if read_only else leader)

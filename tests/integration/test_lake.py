@@ -136,6 +136,21 @@ def test_a_reader_takes_no_spans_and_needs_a_lake(lake: Lake, running: list[Daem
     assert result.returncode == 2 and "--read-only needs --lake" in result.stderr
 
 
+def test_a_reader_on_a_lake_without_tables_says_so(postgres: PostgresCluster, tmp_path: Path) -> None:
+    location = LakeLocation.parse(postgres.new_database(), str(tmp_path / "lake-data"))
+    with pytest.raises(StoreUnavailable, match="has no Fluoro tables yet: start a collector on it first"):
+        DuckDBStore("", location, read_only=True)
+    writer = DuckDBStore("", location)
+    reader = DuckDBStore("", location, read_only=True)
+    try:
+        with pytest.raises(StoreUnavailable, match="read-only"):
+            reader.write([batch(span(1, 10, None, 1))])
+        assert isinstance(reader.map_tables, LakeMapTables) and not reader.map_tables.leading()
+    finally:
+        reader.close()
+        writer.close()
+
+
 def test_a_collector_killed_loses_nothing_it_acknowledged_and_another_takes_over_linking(
     lake: Lake, running: list[Daemon]
 ) -> None:
