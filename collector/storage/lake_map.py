@@ -29,6 +29,10 @@ LINK_COLUMNS = ", ".join(LINK_SCHEMA.names)
 # Snapshots and replaced files are kept this long: a query that started before a merge or an
 # expiry still finds the files it scans.
 UPKEEP_KEEP_S = 3600
+# A run takes at most this many snapshots (a collector's fold is one, of up to a row group:
+# 16 x 122,880 ~ the 2M spans an embedded store keeps unlinked), so a leader that takes over a
+# backlog links it over several runs rather than reading it all into memory at once.
+MAX_SNAPSHOTS_PER_RUN = 16
 
 
 class LakeMapTables(DuckDBMapTables):
@@ -54,8 +58,9 @@ class LakeMapTables(DuckDBMapTables):
         if not self.leading():
             return 0
         with self._lock:
-            (upto,) = self._con.execute(lake_sql.CURRENT_SNAPSHOT).fetchall()[0]
+            (current,) = self._con.execute(lake_sql.CURRENT_SNAPSHOT).fetchall()[0]
             (since,) = self._con.execute(lake_sql.LINKED_SNAPSHOT).fetchall()[0]
+        upto = min(current, since + MAX_SNAPSHOTS_PER_RUN)
         if upto <= since:
             return 0
         spans, links = self._committed_between(since, upto)

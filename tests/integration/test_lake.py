@@ -136,6 +136,22 @@ def test_a_reader_takes_no_spans_and_needs_a_lake(lake: Lake, running: list[Daem
     assert result.returncode == 2 and "--read-only needs --lake" in result.stderr
 
 
+def test_a_backlog_is_linked_over_several_runs(postgres: PostgresCluster, tmp_path: Path) -> None:
+    # A leader taking over a long backlog reads it a bounded number of snapshots at a time.
+    store = DuckDBStore("", LakeLocation.parse(postgres.new_database(), str(tmp_path / "lake-data")))
+    try:
+        for n in range(1, lake_map.MAX_SNAPSHOTS_PER_RUN + 5):
+            store.write([batch(span(n, 10, None, n))])
+        first = store.link_new_spans(T0 + 3600 * SECOND)
+        second = store.link_new_spans(T0 + 3600 * SECOND)
+        total = lake_map.MAX_SNAPSHOTS_PER_RUN + 4
+        assert 0 < first < total  # a write is one snapshot; so were the lake's creation and tables
+        assert first + second == total
+        assert store.link_new_spans(T0 + 3600 * SECOND) == 0
+    finally:
+        store.close()
+
+
 def test_a_reader_on_a_lake_without_tables_says_so(postgres: PostgresCluster, tmp_path: Path) -> None:
     location = LakeLocation.parse(postgres.new_database(), str(tmp_path / "lake-data"))
     with pytest.raises(StoreUnavailable, match="has no Fluoro tables yet: start a collector on it first"):
