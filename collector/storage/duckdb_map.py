@@ -68,8 +68,9 @@ class DuckDBMapTables:
         self._unlinked_rows = 0
         self.quarantined_spans = 0
 
-    def queue(self, spans: pa.Table, links: pa.Table) -> None:
-        """A committed write's spans (LINKED_SPAN_COLUMNS) and links, for the next link_new_spans."""
+    def queue(self, spans: pa.Table, links: pa.Table, snapshot: int | None = None) -> None:
+        """A committed write's spans (LINKED_SPAN_COLUMNS) and links, for the next link_new_spans
+        (`snapshot`: the lake snapshot the commit made; a file has none)."""
         with self._queue_lock:
             self._unlinked.append((spans, links))
             self._unlinked_rows += spans.num_rows

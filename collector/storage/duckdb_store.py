@@ -178,7 +178,7 @@ class DuckDBStore:
                 con.execute("COMMIT")
                 self._known_resources.remember(new_resources)
                 self._recent.committed(spans)
-                self.map_tables.queue(*to_link)
+                self.map_tables.queue(*to_link, self._committed_snapshot(to_link[0]))
             except duckdb.Error as exc:
                 self._rollback()
                 raise _translate(exc, "storing spans") from exc
@@ -186,6 +186,13 @@ class DuckDBStore:
                 while self._registered:
                     self._unregister(self._registered.pop())
         return stored
+
+    def _committed_snapshot(self, linked: pa.Table) -> int | None:
+        """The lake snapshot the write just committed (a commit that stored nothing made none)."""
+        if self._lake is None or not linked.num_rows:
+            return None
+        (row,) = self._con.execute(lake_sql.LAST_COMMITTED).fetchall()
+        return int(row[0])
 
     def _surely_new(self, spans: pa.Table) -> bool:
         """The common case, told without a query: no key is stored yet and none repeats in the group."""

@@ -50,6 +50,14 @@ INSERT_RESOURCES: Final = """
 
 # --- the leader's linking: spans committed by any collector since the last snapshot linked.
 CURRENT_SNAPSHOT: Final = "SELECT id FROM lake.current_snapshot()"
+# The snapshot a connection's last COMMIT made: a collector's own writes, kept for its linking.
+LAST_COMMITTED: Final = "SELECT id FROM lake.last_committed_snapshot()"
+SPANS_TABLE_ID: Final = "SELECT table_id FROM ducklake_table_info('lake') WHERE table_name = 'spans'"
+# The snapshots in (?, ?] that added spans, in files or inlined in the catalog.
+SPANS_INSERTED_IN: Final = """
+    SELECT snapshot_id FROM lake.snapshots() WHERE snapshot_id > ? AND snapshot_id <= ?
+    AND list_contains(coalesce(changes['tables_inserted_into'], []) || coalesce(changes['inlined_insert'], []), ?)
+"""
 LINKED_SNAPSHOT: Final = "SELECT linked_snapshot FROM link_state"
 SET_LINKED_SNAPSHOT: Final = "UPDATE link_state SET linked_snapshot = ?"
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import httpx
+import pyarrow as pa
 import pytest
 from moto.server import ThreadedMotoServer
 from opentelemetry.sdk.resources import Resource
@@ -150,6 +151,44 @@ def test_a_backlog_is_linked_over_several_runs(postgres: PostgresCluster, tmp_pa
         assert store.link_new_spans(T0 + 3600 * SECOND) == 0
     finally:
         store.close()
+
+
+def test_the_leader_links_its_own_commits_from_memory_and_others_from_the_feed(
+    postgres: PostgresCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    location = LakeLocation.parse(postgres.new_database(), str(tmp_path / "lake-data"))
+    leader, other = DuckDBStore("", location), DuckDBStore("", location, leader=NeverLeads())
+    fed: list[tuple[int, int]] = []
+    read_feed = LakeMapTables._committed_between
+
+    def feed(tables: LakeMapTables, since: int, upto: int) -> tuple[pa.Table, pa.Table]:
+        fed.append((since, upto))
+        return read_feed(tables, since, upto)
+
+    monkeypatch.setattr(LakeMapTables, "_committed_between", feed)
+    try:
+        assert leader.link_new_spans(T0 + 3600 * SECOND) == 0  # takes the lock; the tables' snapshots
+        fed.clear()
+        leader.write([batch(span(1, 10, None, 1), span(1, 11, 10, 1.1, service="db"))])
+        assert leader.link_new_spans(T0 + 3600 * SECOND) == 2
+        assert fed == []  # its own commit, from memory
+        other.write([batch(span(2, 20, None, 2), span(2, 21, 20, 2.1, service="db"))])
+        leader.write([batch(span(3, 30, None, 3))])
+        assert leader.link_new_spans(T0 + 3600 * SECOND) == 3
+        assert len(fed) == 1  # another collector's commit in the range: the feed for all of it
+        entries = leader.reader.rows(Statement("SELECT count(*) FROM calls WHERE role = 'entry'"))[0][0]
+        assert entries == 5  # three roots and two calls into db, each once
+    finally:
+        other.close()
+        leader.close()
+
+
+class NeverLeads(LeaderLock):
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def held(self) -> bool:
+        return False
 
 
 def test_a_reader_on_a_lake_without_tables_says_so(postgres: PostgresCluster, tmp_path: Path) -> None:
