@@ -39,30 +39,42 @@ def free_port() -> int:
 class PostgresCluster:
     """initdb + pg_ctl start on 127.0.0.1:`port`; trust authentication, loopback only."""
 
-    def __init__(self) -> None:
+    def __init__(self, password: str | None = None) -> None:
+        self.password = password  # None: trust; else the superuser's, checked (scram-sha-256)
         self.bin = server_binaries()
         self.root = Path(tempfile.mkdtemp(prefix="fluoro-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
         self._names = itertools.count(1)
         self._as_user: Sequence[str] = ()
+        self._owner: tuple[int, int] | None = None
         if os.geteuid() == 0:
             owner = pwd.getpwnam("postgres")
-            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+            self._owner = (owner.pw_uid, owner.pw_gid)
+            os.chown(self.root, *self._owner)
             self._as_user = ("runuser", "-u", "postgres", "--")
 
     def _run(self, *argv: str) -> None:
         subprocess.run([*self._as_user, *argv], check=True, capture_output=True, timeout=120)
 
     def start(self) -> PostgresCluster:
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", SUPERUSER, "--no-sync")
+        auth = ["-A", "trust"]
+        if self.password is not None:
+            password_file = self.root / "password"
+            password_file.write_text(self.password)
+            if self._owner:
+                os.chown(password_file, *self._owner)
+            auth = ["-A", "scram-sha-256", f"--pwfile={password_file}"]
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), *auth, "-U", SUPERUSER, "--no-sync")
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
         log = str(self.root / "log")
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
         return self
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", password: str | None = None) -> str:
+        secret = password if password is not None else self.password
+        credentials = SUPERUSER if secret is None else f"{SUPERUSER}:{secret}"
+        return f"postgresql://{credentials}@127.0.0.1:{self.port}/{database}"
 
     def new_database(self) -> str:
         """A fresh database's URL."""

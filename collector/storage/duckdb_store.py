@@ -99,7 +99,7 @@ class DuckDBStore:
                 self._con.close()
                 raise
             if not read_only and leader is None:
-                leader = LeaderLock(lake.libpq())
+                leader = LeaderLock(lake.libpq(), password=lake.password)
             self.map_tables = LakeMapTables(self._new_cursor(), None if read_only else leader)
         self._recent = self._recent_span_ids()
         self._closed = False

@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import duckdb
+import psycopg
 
 from collector.storage import lake_sql
 from collector.storage.leader_lock import SCHEMA_KEY, with_lock
@@ -69,10 +70,10 @@ class LakeLocation:
         )
 
     def libpq(self) -> str:
-        """The catalog as a libpq keyword string (values quoted as libpq quotes them)."""
+        """The catalog as a libpq keyword string (values quoted as libpq quotes them), without the
+        password: DuckDB and libpq quote a connection string in their errors, so the password
+        goes separately (a DuckDB secret, psycopg's keyword)."""
         fields = {"dbname": self.database, "host": self.host, "port": str(self.port), "user": self.user}
-        if self.password is not None:
-            fields["password"] = self.password
         return " ".join(f"{key}={_libpq_quote(value)}" for key, value in fields.items())
 
     def describe(self) -> str:
@@ -121,13 +122,18 @@ def s3_secret(environ: Mapping[str, str]) -> str:
 
 def connect(location: LakeLocation, environ: Mapping[str, str] = os.environ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the lake attached as `lake` and in use."""
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     on_s3 = location.data_path.startswith("s3://")
+    extensions = [extension_file(name) for name in ("postgres_scanner", "ducklake", *(("httpfs",) if on_s3 else ()))]
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     try:
-        for name in ("postgres_scanner", "ducklake", *(("httpfs",) if on_s3 else ())):
-            con.execute(f"LOAD {_sql_string(str(extension_file(name)))}")
+        for path in extensions:
+            con.execute(f"LOAD {_sql_string(str(path))}")
         if on_s3:
             con.execute(s3_secret(environ))
+        if location.password is not None:
+            password = _sql_string(location.password)
+            # Unnamed: the default postgres secret, which ATTACH merges into its connection string.
+            con.execute(f"CREATE SECRET (TYPE postgres, PASSWORD {password})")
         con.execute(
             f"ATTACH {_sql_string('ducklake:postgres:' + location.libpq())} AS {LAKE_ALIAS} "
             f"(DATA_PATH {_sql_string(location.data_path)})"
@@ -135,8 +141,17 @@ def connect(location: LakeLocation, environ: Mapping[str, str] = os.environ) -> 
         con.execute(f"USE {LAKE_ALIAS}")
     except duckdb.Error as exc:
         con.close()
-        raise StoreUnavailable(f"cannot open the lake {location.describe()}: {exc}") from exc
+        secrets = (location.password, environ.get("AWS_SECRET_ACCESS_KEY"), environ.get("AWS_SESSION_TOKEN"))
+        raise StoreUnavailable(f"cannot open the lake {location.describe()}: {redacted(str(exc), secrets)}") from exc
     return con
+
+
+def redacted(text: str, secrets: Sequence[str | None]) -> str:
+    """`text` (an error that may quote a connection string) without any of the secrets."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, location: LakeLocation, *, read_only: bool) -> None:
@@ -148,7 +163,11 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, location: LakeLocation, *, rea
         raise StoreUnavailable(
             f"the lake {location.describe()} has no Fluoro tables yet: start a collector on it first"
         )
-    holder = with_lock(location.libpq(), SCHEMA_KEY)
+    try:
+        holder = with_lock(location.libpq(), SCHEMA_KEY, location.password)
+    except psycopg.Error as exc:
+        message = redacted(str(exc), (location.password,))
+        raise StoreUnavailable(f"cannot lock the lake {location.describe()}: {message}") from exc
     try:
         if _has_tables(con):  # another collector created them while this one waited
             return

@@ -14,6 +14,7 @@ import threading
 from typing import Final
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 _logger = logging.getLogger(__name__)
 
@@ -25,8 +26,11 @@ SCHEMA_KEY: Final = 0x466C756F726F02  # creating the lake's tables
 class LeaderLock:
     """Asks for the lock when asked whether it is held; reconnects after the connection is lost."""
 
-    def __init__(self, conninfo: str, key: int = LEADER_KEY, connect_timeout_s: int = 5) -> None:
+    def __init__(
+        self, conninfo: str, key: int = LEADER_KEY, connect_timeout_s: int = 5, password: str | None = None
+    ) -> None:
         self._conninfo = conninfo
+        self._password = password
         self._key = key
         self._connect_timeout_s = connect_timeout_s
         self._con: psycopg.Connection[tuple[object, ...]] | None = None
@@ -40,7 +44,9 @@ class LeaderLock:
                 if self._con is None or self._con.closed:
                     self._held = False
                     self._con = psycopg.connect(
-                        self._conninfo, autocommit=True, connect_timeout=self._connect_timeout_s
+                        with_password(self._conninfo, self._password),
+                        autocommit=True,
+                        connect_timeout=self._connect_timeout_s,
                     )
                 if self._held:
                     self._con.execute("SELECT 1")  # still alive: the lock is ours while it is
@@ -69,8 +75,13 @@ class LeaderLock:
             self._drop()
 
 
-def with_lock(conninfo: str, key: int) -> psycopg.Connection[tuple[object, ...]]:
+def with_lock(conninfo: str, key: int, password: str | None = None) -> psycopg.Connection[tuple[object, ...]]:
     """A connection that holds `key` (waiting for it): close it to let go."""
-    con = psycopg.connect(conninfo, autocommit=True)
+    con = psycopg.connect(with_password(conninfo, password), autocommit=True)
     con.execute("SELECT pg_advisory_lock(%s)", [key])
     return con
+
+
+def with_password(conninfo: str, password: str | None) -> str:
+    """The connection string psycopg gets (never logged: libpq's errors do not quote it)."""
+    return conninfo if password is None else make_conninfo(conninfo, password=password)

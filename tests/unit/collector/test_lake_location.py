@@ -4,12 +4,26 @@ and values quoted for libpq and SQL whatever they hold."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.storage.lake_location import BadLakeLocation, LakeLocation, _libpq_quote, _sql_string
+from collector.storage.duckdb_store import DuckDBStore
+from collector.storage.lake_location import (
+    BadLakeLocation,
+    LakeLocation,
+    _libpq_quote,
+    _sql_string,
+    connect,
+    redacted,
+)
+from collector.storage.protocols import StoreUnavailable
+from tests.contract.test_store_contract import SECOND, T0, batch
+from tests.factories import at as span
+from tests.postgres_cluster import PostgresCluster, free_port
 
 
 def test_a_postgresql_url_names_the_catalog() -> None:
@@ -21,7 +35,7 @@ def test_a_postgresql_url_names_the_catalog() -> None:
         6432,
         "traces",
     )
-    assert lake.libpq() == "dbname='traces' host='db.internal' port='6432' user='fluoro' password='s@cret'"
+    assert lake.libpq() == "dbname='traces' host='db.internal' port='6432' user='fluoro'"  # no password
     assert "s@cret" not in lake.describe()
 
 
@@ -63,3 +77,39 @@ def test_quoted_values_cannot_end_their_quotes(value: str) -> None:
     assert inner.replace("\\\\", "").replace("\\'", "").count("'") == 0
     sql = _sql_string(value)
     assert sql[1:-1].replace("''", "").count("'") == 0
+
+
+def test_an_unreachable_catalog_is_a_store_error_without_the_password(tmp_path: Path) -> None:
+    port = free_port()  # nobody listens there
+    lake = LakeLocation.parse(f"postgresql://fluoro:hunter2@127.0.0.1:{port}/traces", str(tmp_path))
+    with pytest.raises(StoreUnavailable) as raised:
+        connect(lake)
+    assert "cannot open the lake postgresql://fluoro@127.0.0.1" in str(raised.value)
+    assert "hunter2" not in str(raised.value)
+
+
+def test_redaction_hides_every_secret_given() -> None:
+    assert redacted("password='hunter2' key=abc", ("hunter2", None, "abc")) == "password='***' key=***"
+
+
+@pytest.fixture(scope="module")
+def guarded() -> Iterator[PostgresCluster]:
+    """A cluster that checks its superuser's password."""
+    cluster = PostgresCluster(password="hunter2").start()
+    yield cluster
+    cluster.stop()
+
+
+def test_a_password_reaches_the_catalog_and_no_error_quotes_it(guarded: PostgresCluster, tmp_path: Path) -> None:
+    lake = LakeLocation.parse(guarded.new_database(), str(tmp_path / "data"))
+    store = DuckDBStore("", lake)  # tables made under the advisory lock, the leader lock taken
+    try:
+        store.write([batch(span(1, 10, None, 1))])
+        assert store.link_new_spans(T0 + 3600 * SECOND) == 1
+    finally:
+        store.close()
+    wrong = LakeLocation.parse(guarded.url(lake.database, password="wrong-secret"), str(tmp_path / "data"))
+    with pytest.raises(StoreUnavailable) as raised:
+        DuckDBStore("", wrong)
+    assert "password authentication failed" in str(raised.value)
+    assert "wrong-secret" not in str(raised.value) and "hunter2" not in str(raised.value)
