@@ -169,7 +169,8 @@ class XRayUdpReceiver:
             if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(data) >= DROPS.size:
                 total = DROPS.unpack_from(data)[0]
                 dropped = max(0, total - self._kernel_drops)
-                self.metrics.xray_dropped_datagrams.inc(dropped)
+                if dropped:
+                    self.metrics.xray_dropped_datagrams.inc(dropped)
                 self._kernel_drops = total
         return dropped
 

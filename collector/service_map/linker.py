@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from collector.service_map.call_rows import entries_from_outside, run_calls, superseding
 from collector.service_map.keys import KeyIndex, to_numpy_u64
 from collector.service_map.roles import INIT_NAME, LOOKBACK_NS, PARTNER_COLUMNS, PARTNER_SCHEMA, SKEW_NS, WANT_SCHEMA
-from collector.service_map.run_spans import RunSpans
+from collector.service_map.run_spans import RunSpans, cold_init_keys, init_keys
 
 PAIR_SCHEMA = pa.schema(
     [
@@ -71,17 +71,19 @@ class Linked:
     still_waiting: pa.Table  # WANT_SCHEMA: children whose partner is nowhere yet
     met: pa.Table  # WANT_SCHEMA: children that waited and are paired now (they stop waiting)
     superseded: pa.Table  # stored `inferred` calls given up: trace_id, span_id, start_ns
-    inits: pa.Table  # INIT_SCHEMA: the run's Initialization spans, for cold starts stored without one
+    inits: pa.Table  # INIT_SCHEMA: the run's Initialization spans no cold start of it took, for stored ones
 
 
 def cold_starts(spans: pa.Table) -> pa.Table:
-    """The run's cold-start rows (trace_id, start_ns): storage reads the Initialization spans
-    stored in their traces before the run, for prepare."""
-    cold = pc.and_(
-        pc.fill_null(spans.column("cold_start"), False),
-        pc.invert(pc.fill_null(pc.equal(spans.column("name"), INIT_NAME), False)),
-    )
-    return spans.filter(cold).select(["trace_id", "start_ns"])
+    """The run's cold-start rows (trace_id, start_ns) without an Initialization span in the run:
+    storage reads the ones stored in their traces before the run, for prepare."""
+    is_init = pc.fill_null(pc.equal(spans.column("name"), INIT_NAME), False)
+    cold = spans.filter(pc.and_(pc.fill_null(spans.column("cold_start"), False), pc.invert(is_init)))
+    if not cold.num_rows:
+        return cold.select(["trace_id", "start_ns"])
+    in_run = set(init_keys(spans.filter(pc.and_(is_init, pc.invert(spans.column("in_progress"))))))
+    needs = [beside not in in_run and under not in in_run for beside, under in cold_init_keys(cold)]
+    return cold.filter(pa.array(needs, pa.bool_())).select(["trace_id", "start_ns"])
 
 
 def prepare(spans: pa.Table, links: pa.Table, stored_inits: pa.Table | None = None) -> PreparedRun:
@@ -119,7 +121,9 @@ def link(prepared: PreparedRun, stored_partners: pa.Table, waiting: pa.Table) ->
             "start_ns": given_up.column("p_start_ns"),
         }
     )
-    return Linked(run_calls(run, pairs), still_waiting, met.select(WANT_SCHEMA.names), superseded, run.inits())
+    return Linked(
+        run_calls(run, pairs), still_waiting, met.select(WANT_SCHEMA.names), superseded, run.unmatched_inits()
+    )
 
 
 def expired_calls(waiting: pa.Table) -> pa.Table:

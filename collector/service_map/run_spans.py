@@ -44,6 +44,16 @@ class RunSpans:
         """The run's Initialization spans (INIT_SCHEMA)."""
         return self.spans.filter(self.is_init()).select(INIT_SCHEMA.names).cast(INIT_SCHEMA)
 
+    def unmatched_inits(self) -> pa.Table:
+        """The run's Initialization spans no cold start of the run claims: only those may belong
+        to a cold start stored before it (most runs bring both, and storage need not look)."""
+        inits = self.inits()
+        if not inits.num_rows:
+            return inits
+        cold = pc.and_(pc.fill_null(self.column("cold_start"), False), self.not_init())
+        claimed = {key for keys in cold_init_keys(self.spans.filter(cold)) for key in keys}
+        return inits.filter(pa.array([key not in claimed for key in init_keys(inits)], pa.bool_()))
+
     @classmethod
     def of(cls, spans: pa.Table, links: pa.Table) -> RunSpans:
         # One chunk: Arrow's kernels cost per chunk, and a run concatenates many small writes.
@@ -118,6 +128,23 @@ class RunSpans:
     def not_init(self) -> pa.ChunkedArray:
         """SQL's `name <> 'Initialization'`: a NULL name is neither."""
         return pc.fill_null(pc.not_equal(self.column("name"), INIT_NAME), False)
+
+
+InitKey = tuple[object, object, object]
+
+
+def init_keys(inits: pa.Table) -> list[InitKey]:
+    """Each Initialization span's (trace_id, service, parent_span_id)."""
+    return list(zip(*(inits.column(c).to_pylist() for c in ("trace_id", "service", "parent_span_id")), strict=True))
+
+
+def cold_init_keys(cold_rows: pa.Table) -> list[tuple[InitKey, InitKey]]:
+    """Each cold-start row's init keys: beside it (its parent's) and under it (its own)."""
+    columns = ("trace_id", "service", "parent_span_id", "span_id")
+    return [
+        ((trace, service, parent), (trace, service, own))
+        for trace, service, parent, own in zip(*(cold_rows.column(c).to_pylist() for c in columns), strict=True)
+    ]
 
 
 def _want_table(

@@ -14,6 +14,8 @@ import pytest
 from collector.model import SpanBatch
 from collector.query.figure_view import NodeFigures
 from collector.query.service_map import MapQuery, service_map
+from collector.service_map.linker import cold_starts, link, prepare
+from collector.service_map.roles import LINKED_SPAN_COLUMNS, PARTNER_SCHEMA, WANT_SCHEMA
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.protocols import Statement, TimeWindow
 from tests.factories import SECOND, T0, at, spans_batch
@@ -103,3 +105,25 @@ def test_an_init_after_its_cold_start_was_rolled_up_moves_the_rollup_too(
         expected.p50_ms,
         expected.cold_starts,
     )
+
+
+def test_a_run_with_both_asks_storage_nothing() -> None:
+    # The common case: the cold start and its init in one run; no stored init is read and no
+    # stored call is filled.
+    both = spans_batch(
+        at(7, 3, 2, 100.05, 0.2, kind="SERVER", cold_start=True, **FN),
+        at(7, 4, 3, 99.6, 0.45, name="Initialization", **FN),
+    )
+    spans = both.spans.select(LINKED_SPAN_COLUMNS)
+    assert cold_starts(spans).num_rows == 0
+    prepared = prepare(spans, both.links)
+    assert link(prepared, PARTNER_SCHEMA.empty_table(), WANT_SCHEMA.empty_table()).inits.num_rows == 0
+    alone = cold_start().spans.select(LINKED_SPAN_COLUMNS)
+    assert cold_starts(alone).num_rows == 1  # its init may be stored: storage looks
+    late = init_under_it()
+    linked = link(
+        prepare(late.spans.select(LINKED_SPAN_COLUMNS), late.links),
+        PARTNER_SCHEMA.empty_table(),
+        WANT_SCHEMA.empty_table(),
+    )
+    assert linked.inits.num_rows == 1  # its cold start may be stored: storage fills it
