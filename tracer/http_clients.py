@@ -4,11 +4,18 @@ opentelemetry-instrumentation-httpx and -requests make the CLIENT spans and inje
 global propagator's headers (``configure()`` sets it to W3C + X-Ray). The hooks here add the
 remote host as the span's target, so the service map can draw an inferred node for an
 uninstrumented host, and error/fault/throttle from the status code.
+
+The target is named as X-Ray names a remote node: by its host, never its port (a local
+service's ephemeral port would make a new node every run). A name for an address comes from
+``OTEL_INSTRUMENTATION_COMMON_PEER_SERVICE_MAPPING`` (``host[:port]=name,...``, the
+OpenTelemetry Java agent's setting), recorded as ``peer.service`` too.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,48 +30,76 @@ from tracer.taxonomy import mark_http_status
 
 _logger = logging.getLogger(__name__)
 REMOTE_TARGET = "remote"
+PEER_SERVICE_MAPPING_ENV = "OTEL_INSTRUMENTATION_COMMON_PEER_SERVICE_MAPPING"
 
 
-def _set_target(span: trace_api.Span, url: object) -> None:
-    netloc = urlsplit(str(url)).netloc.rpartition("@")[2]
-    if netloc and span.is_recording():
-        span.set_attribute(semconv.TARGET_TYPE, REMOTE_TARGET)
-        span.set_attribute(semconv.TARGET_NAME, netloc)
+def peer_service_mapping(setting: str) -> dict[str, str]:
+    """``host[:port]=name`` pairs, comma-separated; malformed pairs are skipped with a warning."""
+    mapping = {}
+    for pair in filter(None, (part.strip() for part in setting.split(","))):
+        address, _, name = pair.partition("=")
+        if not address.strip() or not name.strip():
+            _logger.warning("fluoro: %s: %r is not host[:port]=name; skipped", PEER_SERVICE_MAPPING_ENV, pair)
+            continue
+        mapping[address.strip().lower()] = name.strip()
+    return mapping
 
 
-def _httpx_request_hook(span: trace_api.Span, request: Any) -> None:
+def remote_name(url: object, peer_services: Mapping[str, str]) -> tuple[str, str | None]:
+    """(the node's name, its peer.service if the mapping names it) for a request's URL; ("", None) without a host."""
+    parts = urlsplit(str(url))
+    host = (parts.hostname or "").lower()
+    if not host:
+        return "", None
     try:
-        _set_target(span, request.url if hasattr(request, "url") else request[1])
-    except Exception:
-        _logger.exception("fluoro: httpx request hook failed")
+        port = parts.port
+    except ValueError:
+        port = None
+    named = (port is not None and peer_services.get(f"{host}:{port}")) or peer_services.get(host)
+    return (named, named) if named else (host, None)
 
 
-def _httpx_response_hook(span: trace_api.Span, request: Any, response: Any) -> None:
-    try:
-        status = getattr(response, "status_code", None)
-        if isinstance(status, int) and span.is_recording():
-            mark_http_status(span, status, SpanKind.CLIENT)
-    except Exception:
-        _logger.exception("fluoro: httpx response hook failed")
+class _Hooks:
+    """The instrumentors' request and response hooks, naming targets by one peer-service mapping."""
 
+    def __init__(self, peer_services: Mapping[str, str]) -> None:
+        self.peer_services = dict(peer_services)
 
-async def _httpx_async_request_hook(span: trace_api.Span, request: Any) -> None:
-    _httpx_request_hook(span, request)
+    def set_target(self, span: trace_api.Span, url: object) -> None:
+        if not span.is_recording():
+            return
+        name, peer = remote_name(url, self.peer_services)
+        if name:
+            span.set_attribute(semconv.TARGET_TYPE, REMOTE_TARGET)
+            span.set_attribute(semconv.TARGET_NAME, name)
+        if peer:
+            span.set_attribute(semconv.PEER_SERVICE, peer)
 
+    def httpx_request(self, span: trace_api.Span, request: Any) -> None:
+        try:
+            self.set_target(span, request.url if hasattr(request, "url") else request[1])
+        except Exception:
+            _logger.exception("fluoro: httpx request hook failed")
 
-async def _httpx_async_response_hook(span: trace_api.Span, request: Any, response: Any) -> None:
-    _httpx_response_hook(span, request, response)
+    def response(self, span: trace_api.Span, request: Any, response: Any) -> None:
+        try:
+            status = getattr(response, "status_code", None)
+            if isinstance(status, int) and span.is_recording():
+                mark_http_status(span, status, SpanKind.CLIENT)
+        except Exception:
+            _logger.exception("fluoro: http response hook failed")
 
+    async def httpx_async_request(self, span: trace_api.Span, request: Any) -> None:
+        self.httpx_request(span, request)
 
-def _requests_request_hook(span: trace_api.Span, request: Any) -> None:
-    try:
-        _set_target(span, getattr(request, "url", ""))
-    except Exception:
-        _logger.exception("fluoro: requests request hook failed")
+    async def httpx_async_response(self, span: trace_api.Span, request: Any, response: Any) -> None:
+        self.response(span, request, response)
 
-
-def _requests_response_hook(span: trace_api.Span, request: Any, response: Any) -> None:
-    _httpx_response_hook(span, request, response)
+    def requests_request(self, span: trace_api.Span, request: Any) -> None:
+        try:
+            self.set_target(span, getattr(request, "url", ""))
+        except Exception:
+            _logger.exception("fluoro: requests request hook failed")
 
 
 def instrument_http(tracing: Tracing | None = None) -> bool:
@@ -74,17 +109,16 @@ def instrument_http(tracing: Tracing | None = None) -> bool:
         _logger.warning("fluoro: instrument_http() called before configure(); nothing to do")
         return False
     uninstrument_http()
+    hooks = _Hooks(peer_service_mapping(os.environ.get(PEER_SERVICE_MAPPING_ENV, "")))
     HTTPXClientInstrumentor().instrument(
         tracer_provider=tracing.provider,
-        request_hook=_httpx_request_hook,
-        response_hook=_httpx_response_hook,
-        async_request_hook=_httpx_async_request_hook,
-        async_response_hook=_httpx_async_response_hook,
+        request_hook=hooks.httpx_request,
+        response_hook=hooks.response,
+        async_request_hook=hooks.httpx_async_request,
+        async_response_hook=hooks.httpx_async_response,
     )
     RequestsInstrumentor().instrument(
-        tracer_provider=tracing.provider,
-        request_hook=_requests_request_hook,
-        response_hook=_requests_response_hook,
+        tracer_provider=tracing.provider, request_hook=hooks.requests_request, response_hook=hooks.response
     )
     return True
 

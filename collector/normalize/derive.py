@@ -16,7 +16,7 @@ vary with URLs or ids). For that, the rules below read the text of no key outsid
 - cold start: ``faas.coldstart``;
 - the downstream target of a client span: AWS SDK attributes (``rpc.system = aws-api``),
   ``db.system`` (+ ``db.name``), ``messaging.system`` (+ destination), ``peer.service``,
-  else the server address;
+  else the server address (the host, without a port);
 - annotations: ``fluoro.annotation.*``, and the keys an ADOT-style ``aws.xray.annotations``
   attribute lists;
 - a resource's service (``service.name``, else ``unknown_service``) and version, capped.
@@ -58,7 +58,7 @@ FACT_KEYS = (
     "aws.s3.bucket", "aws.sqs.queue_url", "messaging.url", "aws.kinesis.stream_name",
     "aws.lambda.function_name", "faas.invoked_name", "messaging.destination.name",
     "aws.dynamodb.table_names", "db.system", "db.namespace", "db.name", "messaging.system", "peer.service",
-    "server.address", "net.peer.name", "server.port", "net.peer.port", "faas.trigger", "faas.invocation_id",
+    "server.address", "net.peer.name", "faas.trigger", "faas.invocation_id",
     "fluoro.error", "fluoro.fault", "fluoro.throttle", "faas.coldstart",
 )  # fmt: skip
 # The keys whose text a rule looks into (compares, parses, lowercases, cuts or composes); any
@@ -71,8 +71,6 @@ TEXT_READ_KEYS = frozenset(
         semconv.RPC_SERVICE,
         semconv.AWS_SQS_QUEUE_URL,
         "messaging.url",
-        semconv.SERVER_ADDRESS,
-        "net.peer.name",
     }
 )
 
@@ -151,8 +149,7 @@ def target_of(attributes: Mapping[str, Any], kind: str) -> tuple[str | None, str
         return "service", peer
     host = _first_string(attributes, semconv.SERVER_ADDRESS, "net.peer.name")
     if host:
-        port = attributes.get(semconv.SERVER_PORT, attributes.get("net.peer.port"))
-        return "remote", f"{host}:{port}" if isinstance(port, int) and not isinstance(port, bool) else host
+        return "remote", host  # as X-Ray names it: a port (a local service's is ephemeral) is no new node
     return None, None
 
 

@@ -172,6 +172,7 @@ def test_banking(collector: LocalCollector) -> None:
         ("bank-api/prod", "withdraw"),
         ("bank-api/prod", "balance"),
         ("withdraw", "bank-accounts"),
+        ("withdraw", "private-ledger"),  # an HTTP downstream, named by the local cloud
         ("withdraw", "bank"),
         ("bank", "notify-customer"),
         ("start-overdraft-workflow", "overdraft-workflow"),
@@ -180,6 +181,7 @@ def test_banking(collector: LocalCollector) -> None:
     ]
     found = service_map(collector, has_edges(*wanted))
     assert set(wanted) <= set(edges(found)), sorted(edges(found))
+    assert not [n["name"] for n in found["nodes"] if n["name"].startswith("127.0.0.1")]
     assert edges(found)["withdraw", "bank"]["is_async"] and edges(found)["bank", "notify-customer"]["is_async"]
     consumers_are_linked(found, ["notify-customer", "start-overdraft-workflow"])
     # throttles at their true source: reserved concurrency on the Lambda nodes (withdraw's, the

@@ -30,6 +30,8 @@ def start_service(role: str, port: int, sink: OtlpSink, downstream: str = "") ->
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": sink.endpoint,
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
+    if downstream:  # the frontend names its downstream as the local cloud names its services
+        env["OTEL_INSTRUMENTATION_COMMON_PEER_SERVICE_MAPPING"] = downstream.removeprefix("http://") + "=payments"
     return subprocess.Popen(
         [
             sys.executable,
@@ -148,7 +150,9 @@ def test_one_trace_across_two_services(
     assert front_server.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == front_status
     annotated = [s for s in spans if s.attributes.get(semconv.ANNOTATION_PREFIX + "outcome") == outcome]
     assert [s.service for s in annotated] == ["frontend"]
-    assert front_client.attributes[semconv.TARGET_NAME] == back_url.removeprefix("http://")
+    assert front_client.attributes[semconv.TARGET_NAME] == "payments"
+    assert front_client.attributes[semconv.PEER_SERVICE] == "payments"
+    assert back_url.startswith("http://127.0.0.1:")
     assert flags(front_server) == expected_flags
     assert flags(front_client) == expected_flags
     if outcome == "broken":

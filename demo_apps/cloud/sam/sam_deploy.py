@@ -31,6 +31,7 @@ from demo_apps.cloud.local_cloud import LocalCloud
 from demo_apps.cloud.sam.sam_event_sources import distribution, event_sources, queue_url
 from demo_apps.cloud.sam.sam_template import ACCOUNT, Resource, Template
 from demo_apps.cloud.threaded_server import ThreadedServer
+from tracer.http_clients import PEER_SERVICE_MAPPING_ENV
 
 IMPLICIT_API: Final = "ServerlessRestApi"
 _LAMBDA_URI: Final = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{arn}/invocations"
@@ -212,6 +213,15 @@ def _destination(cloud: LocalCloud, spec: Any, where: str) -> str | None:
     raise DeployError(f"{where}: destination type {kind!r} is not SQS or Lambda")
 
 
+def _environment(template: Template, props: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The function's variables, after the local services' names (a template's own mapping wins)."""
+    variables = {k: str(v) for k, v in ((props.get("Environment") or {}).get("Variables") or {}).items()}
+    mapping = template.peer_services()
+    if mapping:
+        variables.setdefault(PEER_SERVICE_MAPPING_ENV, mapping)
+    return tuple(variables.items())
+
+
 def _function(
     cloud: LocalCloud, template: Template, resource: Resource, layers: Mapping[str, Path], stack: Stack
 ) -> None:
@@ -235,7 +245,7 @@ def _function(
         code_dir=template.base_dir / str(props.get("CodeUri", ".")),
         memory_mb=int(props.get("MemorySize", 128)),
         timeout_s=float(props.get("Timeout", 3)),
-        environment=tuple((k, str(v)) for k, v in ((props.get("Environment") or {}).get("Variables") or {}).items()),
+        environment=_environment(template, props),
         reserved_concurrency=int(props["ReservedConcurrentExecutions"])
         if "ReservedConcurrentExecutions" in props
         else None,

@@ -12,7 +12,8 @@ Supported (anything else fails with the resource and property named):
   simple tables; DynamoDB tables, S3 buckets, SQS queues, Kinesis streams, event buses, EC2
   subnets and security groups, event rules, CloudFront distributions, and
   ``Fluoro::Local::Service`` — the local cloud's own: an ASGI app (``Handler`` in ``CodeUri``)
-  on a loopback port, behind ``SecurityGroupId`` when given; its Ref is ``127.0.0.1:port``).
+  on a loopback port, behind ``SecurityGroupId`` when given; its Ref is ``127.0.0.1:port``, and
+  functions' HTTP calls to it are named ``ServiceName`` on the map).
 
 Physical names are deterministic — the name property when given, else ``{stack}-{LogicalId}``
 — so every reference resolves before anything is deployed.
@@ -87,7 +88,7 @@ RESOURCE_PROPERTIES: Final[dict[str, frozenset[str]]] = {
     "AWS::EC2::SecurityGroup": frozenset({"GroupDescription", "SecurityGroupIngress", "VpcId"}),
     "AWS::CloudFront::Distribution": frozenset({"DistributionConfig"}),
     "AWS::Events::Rule": frozenset({"Name", "EventBusName", "EventPattern", "Targets", "State"}),
-    "Fluoro::Local::Service": frozenset({"Handler", "CodeUri", "SecurityGroupId"}),
+    "Fluoro::Local::Service": frozenset({"Handler", "CodeUri", "SecurityGroupId", "ServiceName"}),
 }
 NAME_PROPERTY: Final = {
     "AWS::Serverless::Function": "FunctionName",
@@ -100,6 +101,7 @@ NAME_PROPERTY: Final = {
     "AWS::Kinesis::Stream": "Name",
     "AWS::Events::EventBus": "Name",
     "AWS::Events::Rule": "Name",
+    "Fluoro::Local::Service": "ServiceName",
 }
 _SUB = re.compile(r"\$\{([^}!][^}]*)\}")
 
@@ -149,6 +151,13 @@ class Template:
 
     def of_type(self, kind: str) -> list[Resource]:
         return [r for r in self.resources.values() if r.type == kind]
+
+    def peer_services(self) -> str:
+        """The local services' addresses named, as OTEL_INSTRUMENTATION_COMMON_PEER_SERVICE_MAPPING takes
+        them: a function's HTTP calls to one make a map node with the service's name, not a port."""
+        return ",".join(
+            f"127.0.0.1:{self.ports[r.logical_id]}={r.physical_name}" for r in self.of_type("Fluoro::Local::Service")
+        )
 
 
 def load_template(path: Path, stack: str, queue_url_base: str, parameters: Mapping[str, str] | None = None) -> Template:

@@ -166,7 +166,7 @@ def test_flags_derived_for_other_sdks() -> None:
     assert (result[0x3333333333333333]["throttle"], result[0x3333333333333333]["error"]) == (True, True)
     assert (result[0x4444444444444444]["target_type"], result[0x4444444444444444]["target_name"]) == (
         "remote",
-        "api.stripe.com:443",
+        "api.stripe.com",
     )
 
 
