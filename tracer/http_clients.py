@@ -30,7 +30,7 @@ from tracer.taxonomy import mark_http_status
 
 _logger = logging.getLogger(__name__)
 REMOTE_TARGET = "remote"
-PEER_SERVICE_MAPPING_ENV = "OTEL_INSTRUMENTATION_COMMON_PEER_SERVICE_MAPPING"
+PEER_SERVICE_MAPPING_ENV = semconv.PEER_SERVICE_MAPPING_ENV
 
 
 def peer_service_mapping(setting: str) -> dict[str, str]:

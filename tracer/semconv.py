@@ -84,6 +84,8 @@ MESSAGING_SYSTEM: Final = "messaging.system"
 MESSAGING_DESTINATION: Final = "messaging.destination.name"
 DB_SYSTEM: Final = "db.system"
 PEER_SERVICE: Final = "peer.service"
+# Names for addresses (``host[:port]=name,...``), the OpenTelemetry Java agent's setting.
+PEER_SERVICE_MAPPING_ENV: Final = "OTEL_INSTRUMENTATION_COMMON_PEER_SERVICE_MAPPING"
 
 # The X-Ray trace header, used by API Gateway, Lambda and SQS (``AWSTraceHeader``).
 XRAY_HEADER: Final = "X-Amzn-Trace-Id"

@@ -17,29 +17,19 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 
-from collector.model import ANNOTATION_SCHEMA, LINK_SCHEMA, SPAN_SCHEMA, SpanBatch
+from collector.model import SpanBatch
 from collector.query.critical_path import critical_path_of, trace_with_consumers
 from collector.query.service_map import MapQuery, service_map
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.lake_location import LakeLocation
 from collector.storage.protocols import TimeWindow
+from tests.demo_run import MINUTE_NS, REQUEST_SPANS, recorded
 from tests.postgres_cluster import PostgresCluster
 
-RECORDED = Path(__file__).resolve().parent.parent / "data" / "demo_run"
 COLLECTORS = 3
-REQUEST_SPANS = 128
 TRACES_COMPARED = 60
-MINUTE_NS = 60 * 10**9
-
-
-def recorded() -> tuple[pa.Table, pa.Table, pa.Table]:
-    spans = pq.read_table(RECORDED / "spans.parquet").cast(SPAN_SCHEMA)
-    annotations = pq.read_table(RECORDED / "annotations.parquet").cast(ANNOTATION_SCHEMA)
-    links = pq.read_table(RECORDED / "links.parquet").cast(LINK_SCHEMA)
-    return spans, annotations, links
 
 
 def keyed(table: pa.Table) -> list[tuple[bytes, int]]:

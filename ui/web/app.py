@@ -27,6 +27,7 @@ from collector.api.app import create_query_app
 from collector.capped_body import BodyTooLarge
 from collector.engine import Collector
 from ui.web.data import data_router, map_prefetch
+from ui.web.layout_memory import LayoutMemory
 from ui.web.security import (
     LoginThrottle,
     SecurityHeaders,
@@ -72,8 +73,9 @@ def create_app(collector: Collector, *, token: str | None = None, session: Sessi
         if not has_session(request):
             raise HTTPException(401, "log in first: the UI needs the daemon's token")
 
-    prefetch = map_prefetch(collector)
-    app.include_router(data_router(collector, prefetch), dependencies=[Depends(require_session)])
+    layouts = LayoutMemory()
+    prefetch = map_prefetch(collector, layouts)
+    app.include_router(data_router(collector, prefetch, layouts), dependencies=[Depends(require_session)])
 
     def page(request: Request, template: str, title: str, **context: str) -> Response:
         if not has_session(request):
@@ -84,8 +86,9 @@ def create_app(collector: Collector, *, token: str | None = None, session: Sessi
         def show(request: Request) -> Response:
             if template != "map.html":
                 return page(request, template, title)
-            if has_session(request):
-                prefetch.start(request.query_params.get("range"), request.query_params.get("filter"))
+            query = request.query_params
+            if has_session(request) and query.get("view", "compact") == "compact" and not query.get("focus"):
+                prefetch.start(query.get("range"), query.get("filter"))
             return page(request, template, title, first_paint=FIRST_PAINT)
 
         return show

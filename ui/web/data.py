@@ -23,7 +23,13 @@ from collector.query.service_map import MapQuery, service_map
 from collector.query.trace_view import SpanView
 from collector.storage.protocols import SpanReader, Subject, TimeWindow, TraceSummary
 from ui.web.charts import Figure, bucket_histogram, log_buckets, series_figures
-from ui.web.map_figure import map_figure
+from ui.web.compact_map import View, drawn
+from ui.web.drawn_map import DrawnMap
+from ui.web.layout_memory import LayoutMemory
+from ui.web.map_canvas import canvas
+from ui.web.map_figure import map_figure, node_label
+from ui.web.map_focus import focus_on
+from ui.web.map_layout import LayoutNode, layered
 from ui.web.map_prefetch import MapPrefetch
 from ui.web.trace_figure import waterfall_figure
 
@@ -34,11 +40,25 @@ Compared = Literal["previous", "function_version", "cold_start"]
 
 @dataclass(frozen=True, slots=True)
 class MapPage:
-    """The map page's data: the map, its figure, and each node's response-time histogram."""
+    """The map page's data: the map, its figure, each node's response-time histogram, and, in
+    the compact view, the function node drawn inside each Lambda service node (by their ids)."""
 
     map: ServiceMap
     figure: Figure
     histograms: dict[str, Figure]
+    view: View
+    compact: dict[str, str]
+    focus: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MapDrawing:
+    """How the map page draws a map: the view, the node in focus, and the layouts it keeps."""
+
+    view: View = "compact"
+    focus: str | None = None
+    layouts: LayoutMemory | None = None
+    view_key: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,43 +89,53 @@ class AnalyticsPage:
     throttle_sources: tuple[ThrottleSourceNode, ...]
 
 
-def map_body(reader: SpanReader, query: MapQuery) -> MapPage:
-    """The map page's data for a query."""
+def map_body(reader: SpanReader, query: MapQuery, drawing: MapDrawing | None = None) -> MapPage:
+    """The map page's data for a query, drawn as `drawing` says (compact, no focus, a fresh layout)."""
+    how = drawing or MapDrawing()
     found = service_map(reader, query)
     title = "response time: select a range to see traces"
     histograms = {n.id: bucket_histogram(n.figures.histogram, title) for n in found.nodes if n.figures is not None}
-    return MapPage(found, map_figure(found), histograms)
+    nodes, edges = drawn(found.nodes, found.edges, how.view)
+    layout_nodes = [LayoutNode(n.id, f"{n.node.type}\x00{n.node.name}", n.node.type == "client") for n in nodes]
+    links = [(e.source, e.target) for e in edges]
+    labels = {n.id: node_label(n) for n in nodes}
+    if how.layouts is not None:
+        layout, sizes = how.layouts.place((how.view, *how.view_key), layout_nodes, links, labels)
+    else:
+        layout = layered(layout_nodes, links)
+        sizes = canvas(layout, labels)
+    focus = how.focus if how.focus in {n.id for n in nodes} else None
+    lit = focus_on(focus, edges) if focus is not None else None
+    figure = map_figure(DrawnMap(nodes, edges, layout, sizes, lit.nodes if lit else None, lit.edges if lit else None))
+    compact = {n.node.id: n.function.id for n in nodes if n.function is not None}
+    return MapPage(found, figure, histograms, how.view, compact, focus)
 
 
-def map_prefetch(collector: Collector) -> MapPrefetch[MapPage]:
+def map_prefetch(collector: Collector, layouts: LayoutMemory) -> MapPrefetch[MapPage]:
     """What serving the map page starts: the map of the window its boot.js will ask for."""
 
     def build(start_s: float, end_s: float) -> MapPage:
         window = parse_window(str(start_s), str(end_s))
-        return map_body(collector.reader, MapQuery(window, None, DEFAULT_MAX_NODES))
+        drawing = MapDrawing(layouts=layouts, view_key=_view_key(None, DEFAULT_MAX_NODES))
+        return map_body(collector.reader, MapQuery(window, None, DEFAULT_MAX_NODES), drawing)
 
     return MapPrefetch(build)
 
 
-def data_router(collector: Collector, prefetch: MapPrefetch[MapPage] | None = None) -> APIRouter:
-    """The /ui/data endpoints over `collector`'s query layer (`prefetch`: the map page's, if any)."""
+def _view_key(filter_text: str | None, max_nodes: int) -> tuple[str, ...]:
+    return (filter_text or "", str(max_nodes))
+
+
+def data_router(
+    collector: Collector, prefetch: MapPrefetch[MapPage] | None = None, layouts: LayoutMemory | None = None
+) -> APIRouter:
+    """The /ui/data endpoints over `collector`'s query layer (`prefetch`: the map page's, if any;
+    `layouts`: where each view of the map keeps its nodes across refreshes)."""
     router = APIRouter(prefix="/ui/data")
     reader = collector.reader
+    memory = layouts or LayoutMemory()
 
-    @router.get("/map")
-    def map_data(
-        start: str | None = None,
-        end: str | None = None,
-        filter: str | None = None,
-        max_nodes: Annotated[int, Query(ge=2, le=1000)] = DEFAULT_MAX_NODES,
-    ) -> JSONResponse:
-        window = parse_window(start, end)
-        prefetched = None
-        if prefetch is not None and not filter and max_nodes == DEFAULT_MAX_NODES:
-            prefetched = prefetch.take(start, end)
-        if prefetched is not None:
-            return JSONResponse(prefetched)
-        return JSONResponse(map_body(reader, MapQuery(window, parse_optional_filter(filter), max_nodes)))
+    _add_map_route(router, reader, prefetch, memory)
 
     @router.get("/traces")
     def traces_data(
@@ -142,6 +172,28 @@ def data_router(collector: Collector, prefetch: MapPrefetch[MapPage] | None = No
         return JSONResponse(analytics_body(reader, window, parse_optional_filter(filter), subject, step, compare))
 
     return router
+
+
+def _add_map_route(
+    router: APIRouter, reader: SpanReader, prefetch: MapPrefetch[MapPage] | None, memory: LayoutMemory
+) -> None:
+    @router.get("/map")
+    def map_data(
+        start: str | None = None,
+        end: str | None = None,
+        filter: str | None = None,
+        max_nodes: Annotated[int, Query(ge=2, le=1000)] = DEFAULT_MAX_NODES,
+        view: View = "compact",
+        focus: Annotated[str | None, Query(max_length=16, pattern="^[0-9a-f]*$")] = None,
+    ) -> JSONResponse:
+        window = parse_window(start, end)
+        prefetched = None
+        if prefetch is not None and not filter and max_nodes == DEFAULT_MAX_NODES and view == "compact" and not focus:
+            prefetched = prefetch.take(start, end)
+        if prefetched is not None:
+            return JSONResponse(prefetched)
+        drawing = MapDrawing(view, focus or None, memory, _view_key(filter, max_nodes))
+        return JSONResponse(map_body(reader, MapQuery(window, parse_optional_filter(filter), max_nodes), drawing))
 
 
 def trace_body(reader: SpanReader, key: bytes) -> TracePage | None:

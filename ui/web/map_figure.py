@@ -1,24 +1,39 @@
-"""The service map as a plotly figure, built from the query layer's map (collector.query.map_view).
+"""The service map as a plotly figure, drawn from a layout (ui.web.map_layout) in pixels.
 
-Left to right by call depth (networkx's multipartite layout over the depth the collector
-computed); each node is a ring whose arcs show its ok / error (4xx) / fault (5xx) / throttle
-(429) shares in X-Ray's colours, sized by traffic, labelled with its name and a tag for its
-type; edges carry their rate and p99, async edges dashed. Every string from a span goes
-through :func:`inert` first: plotly reads a few HTML tags and entities in text, and escaping
-makes a service named ``<img src=x onerror=alert(1)>`` show as those characters.
+Each node is a ring whose arcs show its ok / error (4xx) / fault (5xx) / throttle (429) shares
+in X-Ray's colours, its width by traffic, labelled with its name and its type; a compact node
+(a Lambda's service and function as one, ui.web.compact_map) has the function's ring inside the
+service's. Edges run through their bends, async ones dashed, arrowheads at the callee. In focus
+mode everything not on a path through the focused node is drawn faint. One data unit is one
+pixel, the y axis pointing down (ui.web.map_canvas).
+
+Every string from a span goes through :func:`inert` first: plotly reads a few HTML tags and
+entities in text, and escaping makes a service named ``<img src=x onerror=alert(1)>`` show as
+those characters.
 """
 
 from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Final
 
-import networkx as nx
-
 from collector.query.figure_view import RequestFigures
-from collector.query.map_view import MapEdge, MapNode, ServiceMap
+from collector.query.map_view import MapNode
+from ui.web.compact_map import DrawnNode
+from ui.web.drawn_map import DrawnMap, colour, scatter
+from ui.web.map_canvas import (
+    FONT_PX,
+    LABEL_GAP_PX,
+    RING_MAX_PX,
+    RING_MIN_PX,
+    TYPE_FONT_PX,
+    Canvas,
+    Label,
+    label,
+)
+from ui.web.map_edges import edge_traces
 
 HEALTH_COLOURS: Final = {"ok": "#2ca02c", "error": "#f0a30a", "fault": "#d62728", "throttle": "#8e44ad"}
 NEUTRAL: Final = "#9aa5b1"
@@ -41,11 +56,11 @@ TYPE_TAGS: Final = {
     "service": "service",
     "folded": "folded",
 }
+COMPACT_TAG: Final = "Lambda + λ function"
 RING_POINTS: Final = 32
-LABELLED_EDGES: Final = 40
 HEALTH_NAMES: Final = {"ok": "ok", "error": "error 4xx", "fault": "fault 5xx", "throttle": "throttle 429"}
-MIN_RADIUS: Final = 0.09
-MAX_RADIUS: Final = 0.22
+INNER_SHARE: Final = 0.62  # a ring's hole, as a share of its radius
+FUNCTION_RING: Final = (0.56, 0.34)  # a compact node's inner ring, outer and inner radius as shares
 
 
 def inert(value: object) -> str:
@@ -57,33 +72,14 @@ def type_tag(node_type: str) -> str:
     return TYPE_TAGS.get(node_type, node_type.split("::")[-1] if "::" in node_type else node_type)
 
 
-def positions(nodes: Sequence[MapNode], edges: Sequence[MapEdge]) -> dict[str, tuple[float, float]]:
-    """Node id -> (x, y): one column per call depth, nodes spread evenly in their column."""
-    graph: nx.DiGraph[str] = nx.DiGraph()
-    for node in sorted(nodes, key=lambda n: (n.depth, n.type, n.name)):
-        graph.add_node(node.id, depth=node.depth)
-    graph.add_edges_from((e.source, e.target) for e in edges)
-    if graph.number_of_nodes() == 0:
-        return {}
-    laid_out = nx.multipartite_layout(graph, subset_key="depth", align="vertical", scale=1.0)
-    columns = max(1, len({n.depth for n in nodes}))
-    tallest = max(sum(1 for n in nodes if n.depth == d) for d in {n.depth for n in nodes})
-    # Unit spacing between columns and rows, whatever the graph's shape.
-    width, height = max(columns - 1, 1), max(tallest - 1, 1)
-    xs = [float(p[0]) for p in laid_out.values()]  # numpy scalars are not JSON
-    ys = [float(p[1]) for p in laid_out.values()]
-    x_span = (max(xs) - min(xs)) or 1.0
-    y_span = (max(ys) - min(ys)) or 1.0
-    return {
-        key: ((x - min(xs)) / x_span * width, (y - min(ys)) / y_span * height * 0.8)
-        for key, (x, y) in ((k, (float(v[0]), float(v[1]))) for k, v in laid_out.items())
-    }
+def node_label(node: DrawnNode) -> Label:
+    return label(node.node.name, COMPACT_TAG if node.function is not None else type_tag(node.node.type))
 
 
 def _radius(requests: int, busiest: int) -> float:
     if busiest <= 0:
-        return MIN_RADIUS
-    return MIN_RADIUS + (MAX_RADIUS - MIN_RADIUS) * math.sqrt(requests / busiest)
+        return RING_MIN_PX
+    return RING_MIN_PX + (RING_MAX_PX - RING_MIN_PX) * math.sqrt(requests / busiest)
 
 
 def health_shares(figures: RequestFigures | None) -> list[tuple[str, float]]:
@@ -101,191 +97,126 @@ def health_shares(figures: RequestFigures | None) -> list[tuple[str, float]]:
 
 
 Polygon = list[tuple[float, float]]
+RingKey = tuple[str, bool]  # (health, faint)
 
 
 def _arc_polygon(cx: float, cy: float, r_outer: float, r_inner: float, start: float, end: float) -> Polygon:
-    """A ring segment's closed outline, angles in turns (clockwise from the top)."""
+    """A ring segment's closed outline, angles in turns (clockwise from the top, y pointing down)."""
     steps = max(2, int(RING_POINTS * (end - start)) + 1)
     angles = [2 * math.pi * (start + (end - start) * i / (steps - 1)) for i in range(steps)]
-    outer = [(cx + r_outer * math.sin(a), cy + r_outer * math.cos(a)) for a in angles]
-    inner = [(cx + r_inner * math.sin(a), cy + r_inner * math.cos(a)) for a in reversed(angles)]
+    outer = [(cx + r_outer * math.sin(a), cy - r_outer * math.cos(a)) for a in angles]
+    inner = [(cx + r_inner * math.sin(a), cy - r_inner * math.cos(a)) for a in reversed(angles)]
     return outer + inner + outer[:1]
 
 
-def _ring_polygons(cx: float, cy: float, radius: float, shares: list[tuple[str, float]]) -> dict[str, list[Polygon]]:
-    """Health -> the polygons of one node's ring arcs."""
+def _ring_polygons(
+    centre: tuple[float, float], outer: float, inner: float, shares: list[tuple[str, float]]
+) -> dict[str, list[Polygon]]:
+    """Health -> the polygons of one ring's arcs."""
     polygons: dict[str, list[Polygon]] = {}
     start = 0.0
     for health, share in shares:
         if share <= 0:
             continue
         end = min(1.0, start + share)
-        polygons.setdefault(health, []).append(_arc_polygon(cx, cy, radius, radius * 0.62, start, end))
+        polygons.setdefault(health, []).append(_arc_polygon(*centre, outer, inner, start, end))
         start = end
     return polygons
 
 
-def _ring_traces(rings: dict[str, list[Polygon]]) -> list[dict[str, Any]]:
-    """One filled trace per health colour, its arcs separated by gaps: a handful of traces draw
-    far faster than one layout shape per arc (bench/ui.py)."""
+def _ring_traces(rings: Mapping[RingKey, list[Polygon]]) -> list[dict[str, Any]]:
+    """One filled trace per health colour (and faintness), its arcs separated by gaps: a handful
+    of traces draw far faster than one layout shape per arc (bench/ui.py)."""
     traces = []
-    for health, paths in rings.items():
+    for (health, faint), paths in sorted(rings.items()):
         xs: list[float | None] = []
         ys: list[float | None] = []
         for polygon in paths:
-            xs += [round(x, 4) for x, _ in polygon] + [None]
-            ys += [round(y, 4) for _, y in polygon] + [None]
-        colour = HEALTH_COLOURS.get(health, NEUTRAL)
+            xs += [round(x, 2) for x, _ in polygon] + [None]
+            ys += [round(y, 2) for _, y in polygon] + [None]
+        fill = colour(HEALTH_COLOURS.get(health, NEUTRAL), faint)
         traces.append(
-            _scatter(
+            scatter(
                 x=xs,
                 y=ys,
                 mode="lines",
                 fill="toself",
-                fillcolor=colour,
-                line={"width": 0, "color": colour},
+                fillcolor=fill,
+                line={"width": 0, "color": fill},
                 hoverinfo="skip",
-                name=f"ring {health}",
+                name=f"ring {health}{' faint' if faint else ''}",
             )
         )
     return traces
 
 
-def _between_rings(
-    source: tuple[float, float], target: tuple[float, float], source_r: float, target_r: float
-) -> tuple[tuple[float, float], tuple[float, float]]:
-    """The part of the line between two node centres that lies outside both rings."""
-    (x0, y0), (x1, y1) = source, target
-    length = max(math.dist(source, target), 1e-9)
-    tail, head = min(source_r / length, 0.45), min(target_r / length, 0.45)
-    return (
-        (x0 + (x1 - x0) * tail, y0 + (y1 - y0) * tail),
-        (x1 - (x1 - x0) * head, y1 - (y1 - y0) * head),
-    )
-
-
-def _edge_label(figures: RequestFigures | None) -> str:
-    if figures is None or figures.p99_ms is None:
-        return ""
-    return f"{figures.requests_per_s:.2f}/s · p99 {figures.p99_ms:,.0f} ms"
-
-
-def _scatter(**fields: Any) -> dict[str, Any]:
-    return {"type": "scatter", "showlegend": False, **fields}
-
-
-def _edge_traces(
-    edges: Sequence[MapEdge], where: Mapping[str, tuple[float, float]], radius: Mapping[str, float]
-) -> list[dict[str, Any]]:
-    """Sync and async lines, arrowheads as one marker trace, and the edges' click targets."""
-    traces = []
-    heads_x, heads_y, heads_angle = [], [], []
-    for is_async in (False, True):
-        xs: list[float | None] = []
-        ys: list[float | None] = []
-        for edge in (e for e in edges if e.is_async == is_async):
-            (x0, y0), (x1, y1) = _between_rings(
-                where[edge.source], where[edge.target], radius[edge.source], radius[edge.target]
-            )
-            xs += [x0, x1, None]
-            ys += [y0, y1, None]
-            heads_x.append(x1)
-            heads_y.append(y1)
-            heads_angle.append(math.degrees(math.atan2(x1 - x0, y1 - y0)))  # clockwise from up
-        traces.append(
-            _scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                hoverinfo="skip",
-                name="async calls" if is_async else "calls",
-                line={"color": "#5f6b7a", "width": 1.6, "dash": "6px,5px" if is_async else "solid"},
-            )
-        )
-    traces.append(
-        _scatter(
-            x=heads_x,
-            y=heads_y,
-            mode="markers",
-            hoverinfo="skip",
-            name="arrowheads",
-            marker={"symbol": "arrow", "angle": heads_angle, "size": 11, "color": "#5f6b7a"},
-        )
-    )
-    # Labels on every edge clutter a big map: past LABELLED_EDGES they show on hover only.
-    labelled = len(edges) <= LABELLED_EDGES
-    traces.append(
-        _scatter(
-            x=[(where[e.source][0] + where[e.target][0]) / 2 for e in edges],
-            y=[(where[e.source][1] + where[e.target][1]) / 2 for e in edges],
-            mode="markers+text" if labelled else "markers",
-            text=[_edge_label(e.figures) for e in edges] if labelled else None,
-            textposition="top center",
-            textfont={"size": 10, "color": "#3d4752"},
-            marker={"size": 9, "color": "#5f6b7a", "symbol": "diamond"},
-            customdata=[["edge", e.id] for e in edges],
-            hoverinfo="text",
-            hovertext=[_edge_label(e.figures) or "no traffic" for e in edges],
-            name="edges",
-        )
-    )
-    return traces
-
-
-def map_figure(service_map: ServiceMap) -> dict[str, Any]:
-    """The plotly figure (data and layout, plain JSON) for a service map.
+def map_figure(drawn: DrawnMap) -> dict[str, Any]:
+    """The plotly figure (data and layout, plain JSON) for a drawn map.
 
     Built as plain dicts: plotly's graph objects validate every property, which cost ~0.7 s
     for a 50-node, 650-edge map here (bench/ui.py); the output is the same figure JSON.
     """
-    nodes, edges = service_map.nodes, service_map.edges
-    where = positions(nodes, edges)
-    busiest = max([_requests(n) for n in nodes] + [0])
-    radius = {n.id: _radius(_requests(n), busiest) for n in nodes}
-    rings: dict[str, list[Polygon]] = {}
-    for node in nodes:
-        cx, cy = where[node.id]
-        for health, paths in _ring_polygons(cx, cy, radius[node.id], health_shares(node.figures)).items():
-            rings.setdefault(health, []).extend(paths)
-    data = _edge_traces(edges, where, radius) + _ring_traces(rings)
-    data += _node_traces(nodes, where, radius) + _legend_traces()
+    labels = {n.id: node_label(n) for n in drawn.nodes}
+    where = drawn.canvas
+    busiest = max([_requests(n) for n in drawn.nodes] + [0])
+    radius = {n.id: _radius(_requests(n), busiest) for n in drawn.nodes}
+    rings: dict[RingKey, list[Polygon]] = {}
+    for node in drawn.nodes:
+        centre, r, faint = where.at(drawn.layout.slots[node.id]), radius[node.id], drawn.faint_node(node.id)
+        for health, paths in _ring_polygons(centre, r, r * INNER_SHARE, health_shares(node.node.figures)).items():
+            rings.setdefault((health, faint), []).extend(paths)
+        if node.function is not None:
+            outer, inner = (share * r for share in FUNCTION_RING)
+            for health, paths in _ring_polygons(centre, outer, inner, health_shares(node.function.figures)).items():
+                rings.setdefault((health, faint), []).extend(paths)
+    data = edge_traces(drawn, radius) + _ring_traces(rings)
+    data += _node_traces(drawn, where, radius, labels) + _legend_traces()
     return {"data": data, "layout": _layout(where)}
 
 
-def _requests(node: MapNode) -> int:
-    return node.figures.requests if node.figures is not None else 0
+def _requests(node: DrawnNode) -> int:
+    return node.node.figures.requests if node.node.figures is not None else 0
+
+
+def _label_text(drawn_label: Label, faint: bool) -> str:
+    colour = "#b8c0c9" if faint else "#6b7785"
+    lines = "<br>".join(inert(line) for line in drawn_label.lines)
+    return f"{lines}<br><span style='font-size:{TYPE_FONT_PX}px;color:{colour}'>{inert(drawn_label.type_tag)}</span>"
 
 
 def _node_traces(
-    nodes: Sequence[MapNode], where: dict[str, tuple[float, float]], radius: dict[str, float]
+    drawn: DrawnMap, where: Canvas, radius: Mapping[str, float], labels: Mapping[str, Label]
 ) -> list[dict[str, Any]]:
-    """The nodes' labels, and the invisible markers that carry their hover text and clicks."""
+    """The nodes' labels (faint ones apart), and the invisible markers that carry their hover
+    text and clicks."""
     data: list[dict[str, Any]] = []
-    data.append(
-        _scatter(
-            x=[where[n.id][0] for n in nodes],
-            y=[where[n.id][1] - radius[n.id] * 1.15 - 0.12 for n in nodes],
-            mode="text",
-            text=[f"{inert(n.name)}<br>[{inert(type_tag(n.type))}]" for n in nodes],
-            textposition="bottom center",
-            textfont={"size": 11, "color": "#1f2933"},
-            hoverinfo="skip",
-            name="labels",
+    for faint in (False, True):
+        chosen = [n for n in drawn.nodes if drawn.faint_node(n.id) == faint]
+        data.append(
+            scatter(
+                x=[where.at(drawn.layout.slots[n.id])[0] for n in chosen],
+                y=[where.at(drawn.layout.slots[n.id])[1] + RING_MAX_PX + LABEL_GAP_PX for n in chosen],
+                mode="text",
+                text=[_label_text(labels[n.id], faint) for n in chosen],
+                textposition="bottom center",
+                textfont={"size": FONT_PX, "color": "#c5ccd3" if faint else "#1f2933"},
+                hoverinfo="skip",
+                name="labels faint" if faint else "labels",
+            )
         )
-    )
     data.append(
-        _scatter(
-            x=[where[n.id][0] for n in nodes],
-            y=[where[n.id][1] for n in nodes],
+        scatter(
+            x=[where.at(drawn.layout.slots[n.id])[0] for n in drawn.nodes],
+            y=[where.at(drawn.layout.slots[n.id])[1] for n in drawn.nodes],
             mode="markers",
-            text=[inert(n.name) for n in nodes],
+            text=[inert(n.node.name) for n in drawn.nodes],
             marker={
-                "size": [radius[n.id] * 160 for n in nodes],
+                "size": [round(2 * radius[n.id], 1) for n in drawn.nodes],
                 "color": "rgba(255,255,255,0.01)",
                 "line": {"width": 0},
             },
-            customdata=[["node", n.id] for n in nodes],
-            hovertext=[_node_hover(n) for n in nodes],
+            customdata=[["node", n.id] for n in drawn.nodes],
+            hovertext=[_node_hover(n) for n in drawn.nodes],
             hoverinfo="text",
             name="nodes",
         )
@@ -296,48 +227,47 @@ def _node_traces(
 def _legend_traces() -> list[dict[str, Any]]:
     """A legend for the ring colours."""
     data: list[dict[str, Any]] = []
-    for health, colour in HEALTH_COLOURS.items():
+    for health, swatch in HEALTH_COLOURS.items():
         data.append(
             {
                 "type": "scatter",
                 "x": [None],
                 "y": [None],
                 "mode": "markers",
-                "marker": {"color": colour, "size": 10},
+                "marker": {"color": swatch, "size": 10},
                 "name": HEALTH_NAMES[health],
             }
         )
     return data
 
 
-def _layout(where: dict[str, tuple[float, float]]) -> dict[str, Any]:
+def _layout(where: Canvas) -> dict[str, Any]:
+    """Axes in pixels, y pointing down; `meta` has the drawing's size, which the page keeps at
+    one unit a pixel (it scrolls a map bigger than its box)."""
     return {
         "uirevision": "map",
         "dragmode": "pan",
         "hovermode": "closest",
-        "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+        "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
         "plot_bgcolor": "#ffffff",
         "paper_bgcolor": "#ffffff",
-        "legend": {"orientation": "h", "y": 1.02, "x": 0},
-        "xaxis": {"visible": False, "range": _range([p[0] for p in where.values()])},
-        "yaxis": {
-            "visible": False,
-            "scaleanchor": "x",
-            "scaleratio": 1,
-            "range": _range([p[1] for p in where.values()]),
-        },
+        "legend": {"orientation": "h", "y": 1, "x": 0, "yanchor": "top", "bgcolor": "rgba(255,255,255,0.8)"},
+        "xaxis": {"visible": False, "range": [0, round(where.width_px, 1)]},
+        "yaxis": {"visible": False, "range": [round(where.height_px, 1), 0], "scaleanchor": "x", "scaleratio": 1},
+        "meta": {"width_px": round(where.width_px, 1), "height_px": round(where.height_px, 1)},
     }
 
 
-def _range(values: list[float]) -> list[float]:
-    if not values:
-        return [-1.0, 1.0]
-    return [min(values) - 0.5, max(values) + 0.5]
+def _node_hover(node: DrawnNode) -> str:
+    lines = _figure_lines(node.node, "")
+    if node.function is not None:
+        lines += ["", *_figure_lines(node.function, "function: ")]
+    return "<br>".join(lines)
 
 
-def _node_hover(node: MapNode) -> str:
+def _figure_lines(node: MapNode, prefix: str) -> list[str]:
     figures = node.figures
-    lines = [f"<b>{inert(node.name)}</b> ({inert(type_tag(node.type))})"]
+    lines = [f"{prefix}<b>{inert(node.name)}</b> ({inert(type_tag(node.type))})"]
     if figures is not None:
         lines.append(f"{figures.requests:,} requests · {figures.requests_per_s:.2f}/s")
         lines.append(
@@ -347,4 +277,4 @@ def _node_hover(node: MapNode) -> str:
             lines.append(f"p50 {figures.p50_ms:,.1f} · p90 {figures.p90_ms:,.1f} · p99 {figures.p99_ms:,.1f} ms")
         if figures.cold_starts:
             lines.append(f"cold starts {figures.cold_starts:,} ({figures.cold_start_rate:.1%})")
-    return "<br>".join(lines)
+    return lines

@@ -31,7 +31,7 @@ from demo_apps.cloud.local_cloud import LocalCloud
 from demo_apps.cloud.sam.sam_event_sources import distribution, event_sources, queue_url
 from demo_apps.cloud.sam.sam_template import ACCOUNT, Resource, Template
 from demo_apps.cloud.threaded_server import ThreadedServer
-from tracer.http_clients import PEER_SERVICE_MAPPING_ENV
+from tracer import semconv
 
 IMPLICIT_API: Final = "ServerlessRestApi"
 _LAMBDA_URI: Final = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{arn}/invocations"
@@ -218,7 +218,7 @@ def _environment(template: Template, props: Mapping[str, Any]) -> tuple[tuple[st
     variables = {k: str(v) for k, v in ((props.get("Environment") or {}).get("Variables") or {}).items()}
     mapping = template.peer_services()
     if mapping:
-        variables.setdefault(PEER_SERVICE_MAPPING_ENV, mapping)
+        variables.setdefault(semconv.PEER_SERVICE_MAPPING_ENV, mapping)
     return tuple(variables.items())
 
 

@@ -173,15 +173,29 @@ function figureRows(figures) {
   ];
 }
 
+function mapSize(plot, figure) {  // one data unit a pixel: the box scrolls a bigger map
+  const box = plot.parentElement;
+  const meta = figure.layout.meta || { width_px: box.clientWidth, height_px: box.clientHeight };
+  const width = Math.max(box.clientWidth - 2, meta.width_px);
+  const height = Math.max(box.clientHeight - 2, meta.height_px);
+  const spare = (width - meta.width_px) / 2;
+  return {
+    width, height, autosize: false,
+    xaxis: Object.assign({}, figure.layout.xaxis, { range: [-spare, meta.width_px + spare] }),
+    yaxis: Object.assign({}, figure.layout.yaxis, { range: [height, 0] }),
+  };
+}
+
 function mapPage() {
   let body = null;
   let selected = params().get("selected");
+  let focus = params().get("focus") || "";
   const panel = document.getElementById("panel");
+  const viewSelect = document.getElementById("view");
+  const clearFocus = document.getElementById("clear-focus");
+  if (params().get("view")) viewSelect.value = params().get("view");
 
-  function showNode(node) {
-    clear(panel);
-    panel.appendChild(el("h2", node.name));
-    panel.appendChild(el("p", node.type + (node.inferred ? " (inferred: called, not instrumented)" : ""), "note"));
+  function showFigures(node) {
     panel.appendChild(kvTable(figureRows(node.figures)));
     if (node.cold_start && node.cold_start.inits) {
       panel.appendChild(el("h3", "Cold starts"));
@@ -189,6 +203,20 @@ function mapPage() {
         ["init p50 / p99", `${ms(node.cold_start.init_p50_ms)} / ${ms(node.cold_start.init_p99_ms)}`],
         ["share of p99 in init", pct(node.cold_start.p99_share)],
       ]));
+    }
+  }
+
+  function showNode(node) {
+    clear(panel);
+    panel.appendChild(el("h2", node.name));
+    panel.appendChild(el("p", node.type + (node.inferred ? " (inferred: called, not instrumented)" : ""), "note"));
+    const functionId = body.compact[node.id];
+    const fn = functionId && body.map.nodes.find((n) => n.id === functionId);
+    if (fn) panel.appendChild(el("h3", "Lambda service (invocations, throttles included)"));
+    showFigures(node);
+    if (fn) {
+      panel.appendChild(el("h3", "λ function (the handler running)"));
+      showFigures(fn);
     }
     const throttles = body.map.throttle_sources.filter((s) => s.node === node.id);
     if (throttles.length) panel.appendChild(el("p", `throttles started here in ${throttles[0].traces} traces`, "note"));
@@ -199,7 +227,7 @@ function mapPage() {
       link.id = "node-traces";
       panel.appendChild(link);
     }
-    const histogram = body.histograms[node.id];
+    const histogram = body.histograms[node.id] || (fn && body.histograms[fn.id]);
     if (histogram) {
       const chart = el("div", null, "chart");
       chart.id = "node-histogram";
@@ -240,18 +268,28 @@ function mapPage() {
     if (kind === "edge") showEdge(found); else showNode(found);
   }
 
+  function setFocus(id) {
+    focus = id;
+    setParams({ focus });
+    refresh();
+  }
+
   async function refresh() {
     await guarded(async () => {
       const query = Object.assign(windowParams(), filterValue() ? { filter: filterValue() } : {});
+      if (viewSelect.value !== "compact") query.view = viewSelect.value;
+      if (focus) query.focus = focus;
       body = await getJSON("/ui/data/map", query);
       mark("map data received");
       const plot = document.getElementById("map");
-      await render(plot, body.figure);
+      await render(plot, body.figure, mapSize(plot, body.figure));
       mark("map drawn");
+      clearFocus.hidden = !body.focus;
       const notes = [];
       if (!body.map.nodes.length) notes.push("No traffic in this window yet.");
       if (body.map.folded_nodes) notes.push(`${body.map.folded_nodes} quieter nodes are folded into one.`);
       if (body.map.truncated) notes.push("Too many distinct hops: the map shows the busiest.");
+      if (body.focus) notes.push("Focus: what is on a path through the node; click it again or Show all to leave.");
       document.getElementById("map-note").textContent = notes.join(" ");
       if (!plot.dataset.wired) {
         plot.dataset.wired = "1";
@@ -261,12 +299,21 @@ function mapPage() {
           selected = `${point.customdata[0]}:${point.customdata[1]}`;
           setParams({ selected });
           showSelected();
+          if (point.customdata[0] === "node") setFocus(point.customdata[1] === focus ? "" : point.customdata[1]);
         });
       }
       showSelected();
     });
   }
 
+  viewSelect.addEventListener("change", () => { setParams({ view: viewSelect.value === "compact" ? null : viewSelect.value }); refresh(); });
+  clearFocus.addEventListener("click", () => setFocus(""));
+  document.addEventListener("keydown", (event) => { if (event.key === "Escape" && focus) setFocus(""); });
+  let resizing = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => { if (body) render("map", body.figure, mapSize(document.getElementById("map"), body.figure)); }, 150);
+  });
   startControls(refresh);
   refresh();
 }

@@ -14,9 +14,9 @@
   const range = url.get("range") || "900";
   const now = Date.now() / 1000;
   const query = new URLSearchParams({ start: (now - Number(range)).toFixed(3), end: now.toFixed(3) });
-  if (url.get("filter")) query.set("filter", url.get("filter"));
+  for (const key of ["filter", "view", "focus"]) if (url.get(key)) query.set(key, url.get(key));
 
-  function entities(text) {  // map_figure.inert() escaped the text for plotly; show the characters
+  function entities(text) {  // map_figure.inert() escaped the text for plotly: the characters again
     const named = { "&lt;": "<", "&gt;": ">", "&quot;": '"', "&#x27;": "'", "&#39;": "'", "&amp;": "&" };
     return String(text).replace(/&(lt|gt|quot|amp|#x27|#39);/g, (found) => named[found]);
   }
@@ -52,36 +52,39 @@
       : Promise.resolve();
   }
 
-  function draw(figure) {
+  function plain(text) {  // our own markup (line breaks, the type's span) out, then the characters
+    return entities(String(text).replace(/<[^>]*>/g, ""));
+  }
+
+  function draw(figure) {  // in pixels, y pointing down: the figure's units (map_canvas.py)
     const target = document.getElementById("map");
-    if (!target || target.dataset.drawn || !figure || !figure.layout.xaxis.range) return;
-    const [x0, x1] = figure.layout.xaxis.range;
-    const [y0, y1] = figure.layout.yaxis.range;
+    if (!target || target.dataset.drawn || !figure || !figure.layout.meta) return;
+    const { width_px: width, height_px: height } = figure.layout.meta;
     const svg = document.createElementNS(SVG, "svg");
     svg.setAttribute("class", "map-preview");
-    svg.setAttribute("viewBox", `${x0} ${-y1} ${x1 - x0} ${y1 - y0}`);  // y grows upwards in the figure
-    svg.setAttribute("preserveAspectRatio", "xMidYMid meet");
-    const point = ([x, y]) => `${x},${-y}`;
-    const unit = (x1 - x0) / 600;
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    svg.setAttribute("width", width);
+    svg.setAttribute("height", height);
+    const point = ([x, y]) => `${x},${y}`;
     for (const trace of figure.data) {
       if (trace.mode === "lines" && trace.fill === "toself") {
         runs(trace).forEach((part) => add(svg, "polygon", { points: part.map(point).join(" "), fill: trace.fillcolor }));
       } else if (trace.mode === "lines") {
-        const dash = trace.line && trace.line.dash !== "solid" ? `${6 * unit},${5 * unit}` : "none";
+        const dash = trace.line && trace.line.dash !== "solid" ? "6,5" : "none";
         runs(trace).forEach((part) => add(svg, "polyline", {
           points: part.map(point).join(" "), fill: "none", stroke: trace.line.color,
-          "stroke-width": 1.6 * unit, "stroke-dasharray": dash,
+          "stroke-width": 1.6, "stroke-dasharray": dash,
         }));
       } else if (trace.mode === "markers+text" && trace.text) {  // edge labels: rate and p99
         trace.x.forEach((x, i) => {
-          add(svg, "text", { x, y: -trace.y[i] - 6 * unit, "text-anchor": "middle", "font-size": 10 * unit, fill: "#3d4752" })
-            .textContent = entities(trace.text[i]);
+          add(svg, "text", { x, y: trace.y[i] - 6, "text-anchor": "middle", "font-size": 10, fill: "#3d4752" })
+            .textContent = plain(trace.text[i]);
         });
       } else if (trace.mode === "text") {
         trace.x.forEach((x, i) => {
-          const label = add(svg, "text", { x, y: -trace.y[i], "text-anchor": "middle", "font-size": 11 * unit, fill: "#1f2933" });
+          const label = add(svg, "text", { x, y: trace.y[i], "text-anchor": "middle", "font-size": 11, fill: trace.textfont.color });
           String(trace.text[i]).split("<br>").forEach((line, n) => {
-            add(label, "tspan", { x, dy: n === 0 ? 11 * unit : 13 * unit }).textContent = entities(line);
+            add(label, "tspan", { x, dy: n === 0 ? 12 : 14 }).textContent = plain(line);
           });
         });
       }
