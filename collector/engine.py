@@ -96,6 +96,7 @@ class Collector:
         self._xray: XRayUdpReceiver | None = None
         self.ingest = None if settings.read_only else Ingest(self)
         self.metrics.watch_database_size(self.stored_bytes)
+        self.groups = self.store.groups
         self.reader = FreshReader(self.store.reader, self.ingest.pipeline.flush if self.ingest else _nothing)
 
     def stored_bytes(self) -> float:

@@ -23,6 +23,7 @@ from collector.query.map_view import ServiceMap
 from collector.query.trace_view import TracesPage
 from collector.storage.lake_location import BadLakeLocation, LakeLocation
 from collector.storage.protocols import StoreUnavailable
+from ui.groups_cli import daemon_options, groups_command
 from ui.serve import Listeners, PortBusy, bind_all, serve
 from ui.terminal import Answer, ApiError, fetch, map_tables, print_tables, traces_table, window_params
 from ui.web.app import create_app
@@ -229,22 +230,18 @@ def serve_command(
     asyncio.run(serve(collector, api_app, sockets, log_level="warning" if log_level != "debug" else "debug"))
 
 
+main.add_command(groups_command)
+
+
 def _api_options(command: Any) -> Any:
-    """--api, --token and --since, shared by the commands that ask a running daemon."""
+    """--api, --token, --since and --group, shared by the commands that ask a running daemon."""
+    command = click.option("--group", default="", help="Only the traces of this saved group (fluoro groups list).")(
+        command
+    )
     command = click.option("--since", default="15m", type=Duration(), help="How far back to look (e.g. 5m, 1h, 7d).")(
         command
     )
-    command = click.option(
-        "--token", default=None, envvar="FLUORO_TOKEN", show_envvar=True, help="Bearer token of the daemon."
-    )(command)
-    return click.option(
-        "--api",
-        "api_url",
-        default="http://127.0.0.1:8680",
-        envvar="FLUORO_API",
-        show_envvar=True,
-        help="Query API of a running `fluoro serve`.",
-    )(command)
+    return daemon_options(command)
 
 
 @main.command("traces")
@@ -252,7 +249,9 @@ def _api_options(command: Any) -> Any:
 @_api_options
 @click.option("--limit", default=50, type=click.IntRange(1, 1000), help="Most traces to list.")
 @click.option("--format", "output", default="text", type=click.Choice(["text", "json"]), help="Table or JSON.")
-def traces_command(expression: str, api_url: str, token: str | None, since: float, limit: int, output: str) -> None:
+def traces_command(
+    expression: str, api_url: str, token: str | None, since: float, group: str, limit: int, output: str
+) -> None:
     """List traces matching an X-Ray filter expression, newest first.
 
     \b
@@ -260,7 +259,7 @@ def traces_command(expression: str, api_url: str, token: str | None, since: floa
       fluoro traces 'service("withdraw") { fault }'
       fluoro traces 'responsetime > 2 AND annotation.customer = "c1"' --since 1h
     """
-    params = {**window_params(since), "limit": str(limit)}
+    params = {**window_params(since), "limit": str(limit), **({"group": group} if group else {})}
     if expression.strip():
         params["filter"] = expression
     page = _ask(api_url, "/api/traces", params, token, TracesPage)
@@ -271,9 +270,9 @@ def traces_command(expression: str, api_url: str, token: str | None, since: floa
 @_api_options
 @click.option("--filter", "expression", default="", help="Only traces matching this X-Ray filter expression.")
 @click.option("--format", "output", default="text", type=click.Choice(["text", "json"]), help="Tables or JSON.")
-def map_command(api_url: str, token: str | None, since: float, expression: str, output: str) -> None:
+def map_command(api_url: str, token: str | None, since: float, group: str, expression: str, output: str) -> None:
     """Show the service map: nodes with health and latency, edges, throttle sources."""
-    params = window_params(since)
+    params = {**window_params(since), **({"group": group} if group else {})}
     if expression.strip():
         params["filter"] = expression
     found = _ask(api_url, "/api/service-map", params, token, ServiceMap)

@@ -41,17 +41,43 @@ def fetch(
     api_url: str, path: str, params: Mapping[str, str], token: str | None, answer: type[Answer], timeout_s: float = 30.0
 ) -> Answer:
     """GET a query-API path, read as `answer`; ApiError says why not."""
+    response = call_api("GET", api_url, path, token, params=params, timeout_s=timeout_s)
+    return read_answer(response, answer)
+
+
+def call_api(
+    method: str,
+    api_url: str,
+    path: str,
+    token: str | None,
+    *,
+    params: Mapping[str, str] | None = None,
+    body: object = None,
+    timeout_s: float = 30.0,
+) -> httpx.Response:
+    """A request to the query API that it answered with 2xx; ApiError says why not."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.get(f"{api_url.rstrip('/')}{path}", params=dict(params), headers=headers, timeout=timeout_s)
+        response = httpx.request(
+            method,
+            f"{api_url.rstrip('/')}{path}",
+            params=dict(params or {}),
+            json=body,
+            headers=headers,
+            timeout=timeout_s,
+        )
     except httpx.HTTPError as exc:
         raise ApiError(f"cannot reach the Fluoro API at {api_url}: {exc}") from exc
-    if response.status_code != 200:
+    if not 200 <= response.status_code < 300:
         try:
             detail = response.json().get("detail", response.text)
         except ValueError:
             detail = response.text
         raise ApiError(f"the API answered {response.status_code}: {detail}")
+    return response
+
+
+def read_answer(response: httpx.Response, answer: type[Answer]) -> Answer:
     try:
         return pydantic.TypeAdapter(answer).validate_json(response.content)
     except pydantic.ValidationError as exc:

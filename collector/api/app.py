@@ -17,6 +17,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from collector.allowed_hosts import AllowedHosts
+from collector.api.group_routes import group_routes
 from collector.api.map_routes import map_routes
 from collector.api.params import BadParameter
 from collector.api.problems import EVERY_ROUTE, document_without_422
@@ -67,6 +68,8 @@ def create_query_app(
     _add_document_routes(app, guarded)
     app.include_router(trace_routes(collector, guarded))
     app.include_router(map_routes(collector, guarded))
+    app.state.groups = collector.groups  # group_routes.selected reads them
+    app.include_router(group_routes(collector.groups, guarded))
 
     @app.get("/healthz", summary="Whether ingest and storage work")
     def healthz() -> JSONResponse:

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, params
 
-from collector.api.params import MAX_WINDOW_S, BadParameter, parse_optional_filter, parse_window
-from collector.api.trace_routes import FILTER_HELP
+from collector.api.group_routes import Selection
+from collector.api.params import MAX_WINDOW_S, BadParameter, parse_window
 from collector.engine import Collector
 from collector.query.analytics import (
     TimeSeries,
@@ -39,37 +39,36 @@ def map_routes(collector: Collector, guarded: Sequence[params.Depends]) -> APIRo
 
     @router.get("/api/service-map", summary="Nodes, edges, health and throttle sources")
     def service_map_view(
+        expr: Selection,
         start: str | None = None,
         end: str | None = None,
-        filter: Annotated[str | None, Query(description=FILTER_HELP)] = None,
         max_nodes: Annotated[int, Query(ge=2, le=1000)] = 100,
     ) -> ServiceMap:
-        query = MapQuery(parse_window(start, end), parse_optional_filter(filter), max_nodes)
+        query = MapQuery(parse_window(start, end), expr, max_nodes)
         return service_map(collector.reader, query)
 
     @router.get("/api/analytics", summary="Time series of requests, rates and percentiles")
     def analytics(
         subject: Annotated[Subject, Depends(subject_of)],
+        expr: Selection,
         start: str | None = None,
         end: str | None = None,
-        filter: Annotated[str | None, Query(description=FILTER_HELP)] = None,
         step: Annotated[float | None, Query(gt=0, le=MAX_WINDOW_S, description="bucket width in seconds")] = None,
     ) -> TimeSeries:
         window = parse_window(start, end)
-        return time_series(collector.reader, window, parse_optional_filter(filter), subject, step)
+        return time_series(collector.reader, window, expr, subject, step)
 
     @router.get("/api/analytics/compare", summary="Two windows, or two values of a field")
     def compare(
         subject: Annotated[Subject, Depends(subject_of)],
+        expr: Selection,
         start: str | None = None,
         end: str | None = None,
         baseline_start: str | None = None,
         baseline_end: str | None = None,
         by: Annotated[CompareField | None, Query(description="compare values of a field instead")] = None,
-        filter: Annotated[str | None, Query(description=FILTER_HELP)] = None,
     ) -> WindowComparison | ValueComparison:
         window = parse_window(start, end)
-        expr = parse_optional_filter(filter)
         if by is not None:
             return compare_values(collector.reader, window, expr, subject, by)
         length_s = (window.end_ns - window.start_ns) / 1e9

@@ -23,6 +23,9 @@ _HEX_TRACE = re.compile(r"[0-9a-fA-F]{32}")
 _XRAY_TRACE = re.compile(r"1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})")
 
 
+FILTER_HELP = 'an X-Ray filter expression, e.g. service("orders") { fault } AND annotation.customer = "c1"'
+
+
 class BadParameter(ValueError):
     """A query parameter the API cannot use; the message says which and why."""
 

@@ -29,6 +29,12 @@ EVERY_ROUTE: Final[dict[int | str, dict[str, Any]]] = {
     503: {"model": Problem, "description": "The store is unavailable: retry after `Retry-After` seconds"},
 }
 UNKNOWN_TRACE: Final[dict[int | str, dict[str, Any]]] = {404: {"model": Problem, "description": "No such trace"}}
+UNKNOWN_GROUP: Final[dict[int | str, dict[str, Any]]] = {404: {"model": Problem, "description": "No such group"}}
+SAVING_GROUP: Final[dict[int | str, dict[str, Any]]] = {
+    409: {"model": Problem, "description": "As many groups as allowed exist already"},
+    413: {"model": Problem, "description": "The body is too large"},
+    415: {"model": Problem, "description": "The body is not application/json"},
+}
 _FASTAPI_VALIDATION = ("HTTPValidationError", "ValidationError")
 
 

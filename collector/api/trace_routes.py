@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, params
 
-from collector.api.params import parse_optional_filter, parse_trace_id, parse_window
+from collector.api.group_routes import Selection
+from collector.api.params import parse_trace_id, parse_window
 from collector.api.problems import UNKNOWN_TRACE
 from collector.engine import Collector
 from collector.query.critical_path import CriticalPath, critical_path_of, trace_with_consumers
@@ -15,7 +16,6 @@ from collector.query.trace_view import ServicesPage, TracesPage, TraceView
 
 MAX_TRACES = 1000
 MAX_SERVICES = 10_000
-FILTER_HELP = 'an X-Ray filter expression, e.g. service("orders") { fault } AND annotation.customer = "c1"'
 
 
 def trace_routes(collector: Collector, guarded: Sequence[params.Depends]) -> APIRouter:
@@ -29,15 +29,15 @@ def trace_routes(collector: Collector, guarded: Sequence[params.Depends]) -> API
     ) -> ServicesPage:
         return ServicesPage.of(collector.reader.services(parse_window(start, end)), limit)
 
-    @router.get("/api/traces", summary="Traces in the window matching a filter, newest first")
+    @router.get("/api/traces", summary="Traces in the window matching a filter or group, newest first")
     def traces(
+        expr: Selection,
         start: str | None = None,
         end: str | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_TRACES)] = 100,
-        filter: Annotated[str | None, Query(description=FILTER_HELP)] = None,
     ) -> TracesPage:
         window = parse_window(start, end)
-        return TracesPage.of(collector.reader.search_traces(window, parse_optional_filter(filter), limit), window)
+        return TracesPage.of(collector.reader.search_traces(window, expr, limit), window)
 
     @router.get("/api/traces/{trace_id}", summary="Every span of one trace", responses=UNKNOWN_TRACE)
     def trace(trace_id: str) -> TraceView:

@@ -236,8 +236,35 @@ class StoreMaintenance(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A saved filter expression with a name: every page can show the traces it matches."""
+
+    name: str
+    filter: str
+    created_ns: int
+
+
+class GroupStore(Protocol):
+    """Groups, kept beside the spans (a lake's are every collector's)."""
+
+    def groups(self) -> list[Group]:
+        """Every group, by name."""
+
+    def group(self, name: str) -> Group | None: ...
+
+    def save_group(self, group: Group) -> None:
+        """Adds the group, or replaces the one of that name."""
+
+    def delete_group(self, name: str) -> bool:
+        """Whether there was such a group."""
+
+
 class Store(SpanWriter, StoreMaintenance, Protocol):
-    """A whole backend: what the engine writes and maintains, and its reader."""
+    """A whole backend: what the engine writes and maintains, its reader and its groups."""
 
     @property
     def reader(self) -> SpanReader: ...
+
+    @property
+    def groups(self) -> GroupStore: ...

@@ -21,6 +21,7 @@ from collector.storage.lake_location import LakeLocation
 from collector.storage.protocols import (
     ByField,
     ByTimeBucket,
+    Group,
     SpanLink,
     Store,
     StoreUnavailable,
@@ -240,3 +241,18 @@ def test_a_closed_store_is_unavailable_to_every_read(store: Store) -> None:
     for read in reads:
         with pytest.raises(StoreUnavailable):
             read()
+
+
+def test_groups_are_saved_replaced_listed_and_deleted(store: Store) -> None:
+    assert store.groups.groups() == [] and store.groups.group("checkout") is None
+    store.groups.save_group(Group("checkout", 'service("checkout")', 1))
+    store.groups.save_group(Group("banking", "fault", 2))
+    store.groups.save_group(Group("checkout", 'service("checkout") { fault }', 3))  # a new expression
+    assert store.groups.groups() == [
+        Group("banking", "fault", 2),
+        Group("checkout", 'service("checkout") { fault }', 3),
+    ]
+    assert store.groups.group("checkout") == Group("checkout", 'service("checkout") { fault }', 3)
+    assert store.groups.delete_group("banking") is True
+    assert store.groups.delete_group("banking") is False
+    assert [g.name for g in store.groups.groups()] == ["checkout"]

@@ -102,10 +102,10 @@ def test_every_query_route_documents_its_answer(api_schema: Any) -> None:
 
 
 def test_the_document_promises_what_the_api_sends(api_schema: Any) -> None:
-    """400 with a Problem on every route, 404 where a trace may be unknown, and no 422."""
+    """400 with a Problem on every route, 404 where a trace or a group may be unknown, and no 422."""
     for path, operations in api_schema.raw_schema["paths"].items():
         for operation in operations.values():
             statuses = set(operation["responses"])
             assert "422" not in statuses, path
             assert {"400", "503"} <= statuses, path
-            assert ("404" in statuses) == path.startswith("/api/traces/{trace_id}"), path
+            assert ("404" in statuses) == path.startswith(("/api/traces/{trace_id}", "/api/groups/{name}")), path

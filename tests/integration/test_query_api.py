@@ -9,6 +9,7 @@ import subprocess
 import time
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -17,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Link, SpanKind
 
+from collector.api.group_routes import MAX_GROUPS
 from tests.integration.daemon import FLUORO, ROOT, Daemon
 from tests.waiting import wait_until
 
@@ -146,3 +148,82 @@ def test_fluoro_traces_and_map_commands(daemon: Daemon, traffic: dict[str, Any])
     assert "invoices" in text.stdout and "async" in text.stdout
     bad = run_cli("traces", "service(", "--api", daemon.api_url)
     assert bad.returncode == 1 and "column" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def post_group(daemon: Daemon, body: object, content_type: str = "application/json") -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(
+        f"{daemon.api_url}/api/groups", content=content, headers={"Content-Type": content_type}, timeout=10
+    )
+
+
+def test_a_group_selects_its_traces_on_every_query(daemon: Daemon, traffic: dict[str, Any]) -> None:
+    created = post_group(daemon, {"name": "customer c2", "filter": ' annotation.customer = "c2" '})
+    assert created.status_code == 201 and created.json()["filter"] == 'annotation.customer = "c2"'
+    assert [g["name"] for g in daemon.get("/api/groups").json()["groups"]] == ["customer c2"]
+    found = daemon.get("/api/traces", group="customer c2").json()
+    assert [t["trace_id"] for t in found["traces"]] == [traffic["failed"][0]]  # retroactive: stored before
+    # a group and a filter: traces matching both
+    assert daemon.get("/api/traces", group="customer c2", filter="!fault").json()["traces"] == []
+    edges = edges_by_name(daemon.get("/api/service-map", group="customer c2").json())
+    assert edges["gateway", "orders"]["figures"]["requests"] == 1
+    series = daemon.get("/api/analytics", group="customer c2", node="ledger", step=3600).json()
+    assert sum(p["faults"] for p in series["points"]) == 1
+    unknown = daemon.get("/api/traces", group="nobody")
+    assert unknown.status_code == 400 and "no group named 'nobody'" in unknown.json()["detail"]
+    assert httpx.delete(f"{daemon.api_url}/api/groups/customer c2", timeout=10).status_code == 204
+    assert httpx.delete(f"{daemon.api_url}/api/groups/customer c2", timeout=10).status_code == 404
+    assert daemon.get("/api/groups/customer c2").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "says"),
+    [
+        ({"name": "x", "filter": 'service("a") {'}, "application/json", 400, "column"),
+        ({"name": "", "filter": "fault"}, "application/json", 400, "a group's name"),
+        ({"name": "<script>", "filter": "fault"}, "application/json", 400, "a group's name"),
+        ({"name": "x" * 65, "filter": "fault"}, "application/json", 400, "a group's name"),
+        ({"name": "x", "filter": 7}, "application/json", 400, "filter"),
+        ({"name": "x", "filter": "fault", "extra": 1}, "application/json", 400, "nothing else"),
+        (["x", "fault"], "application/json", 400, "JSON object"),
+        (b"\xff\xfe{", "application/json", 400, "not JSON"),
+        ({"name": "x", "filter": "fault"}, "text/plain", 415, "application/json"),
+        ({"name": "x", "filter": "fault " * 4_000}, "application/json", 413, "at most"),
+    ],
+)
+def test_a_bad_group_is_refused_with_the_reason(
+    daemon: Daemon, body: object, content_type: str, status: int, says: str
+) -> None:
+    answer = post_group(daemon, body, content_type)
+    assert answer.status_code == status and says in answer.text, answer.text
+    assert "x" not in {g["name"] for g in daemon.get("/api/groups").json()["groups"]}
+
+
+def test_groups_are_capped(daemon: Daemon) -> None:
+    with httpx.Client(timeout=10) as client:
+        have = len(daemon.get("/api/groups").json()["groups"])
+        for n in range(MAX_GROUPS - have):
+            answer = client.post(f"{daemon.api_url}/api/groups", json={"name": f"g{n:03d}", "filter": "fault"})
+            assert answer.status_code == 201
+        over = client.post(f"{daemon.api_url}/api/groups", json={"name": "one too many", "filter": "fault"})
+        assert over.status_code == 409
+        replaced = client.post(f"{daemon.api_url}/api/groups", json={"name": "g000", "filter": "error"})
+        assert replaced.status_code == 201  # a new expression for a name is no new group
+        for n in range(MAX_GROUPS - have):
+            assert client.delete(f"{daemon.api_url}/api/groups/g{n:03d}").status_code == 204
+
+
+def test_fluoro_groups_commands(daemon: Daemon, traffic: dict[str, Any]) -> None:
+    added = run_cli("groups", "add", "faults", "fault", "--api", daemon.api_url)
+    assert added.returncode == 0, added.stderr
+    listed = run_cli("groups", "list", "--api", daemon.api_url)
+    assert "faults" in listed.stdout and "fault" in listed.stdout
+    found = run_cli("traces", "--group", "faults", "--api", daemon.api_url, "--since", "1h")
+    assert traffic["failed"][0] in found.stdout and traffic["ok"][0] not in found.stdout
+    as_json = json.loads(run_cli("map", "--group", "faults", "--api", daemon.api_url, "--format", "json").stdout)
+    assert edges_by_name(as_json)["gateway", "orders"]["figures"]["requests"] == 1
+    bad = run_cli("groups", "add", "broken", "service(", "--api", daemon.api_url)
+    assert bad.returncode == 1 and "column" in bad.stderr and "Traceback" not in bad.stderr
+    assert run_cli("groups", "rm", "faults", "--api", daemon.api_url).returncode == 0
+    gone = run_cli("groups", "rm", "faults", "--api", daemon.api_url)
+    assert gone.returncode == 1 and "404" in gone.stderr

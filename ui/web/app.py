@@ -87,7 +87,8 @@ def create_app(collector: Collector, *, token: str | None = None, session: Sessi
             if template != "map.html":
                 return page(request, template, title)
             query = request.query_params
-            if has_session(request) and query.get("view", "compact") == "compact" and not query.get("focus"):
+            plain = query.get("view", "compact") == "compact" and not query.get("focus") and not query.get("group")
+            if has_session(request) and plain:
                 prefetch.start(query.get("range"), query.get("filter"))
             return page(request, template, title, first_paint=FIRST_PAINT)
 

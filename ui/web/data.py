@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import ORJSONResponse as JSONResponse
 
-from collector.api.params import MAX_WINDOW_S, parse_optional_filter, parse_trace_id, parse_window
+from collector.api.group_routes import Selection
+from collector.api.params import MAX_WINDOW_S, parse_trace_id, parse_window
 from collector.engine import Collector
 from collector.filters.filter_ast import Expr
 from collector.query.analytics import ValueComparison, WindowComparison, compare_values, compare_windows, time_series
@@ -116,14 +117,14 @@ def map_prefetch(collector: Collector, layouts: LayoutMemory) -> MapPrefetch[Map
 
     def build(start_s: float, end_s: float) -> MapPage:
         window = parse_window(str(start_s), str(end_s))
-        drawing = MapDrawing(layouts=layouts, view_key=_view_key(None, DEFAULT_MAX_NODES))
+        drawing = MapDrawing(layouts=layouts, view_key=_view_key(None, None, DEFAULT_MAX_NODES))
         return map_body(collector.reader, MapQuery(window, None, DEFAULT_MAX_NODES), drawing)
 
     return MapPrefetch(build)
 
 
-def _view_key(filter_text: str | None, max_nodes: int) -> tuple[str, ...]:
-    return (filter_text or "", str(max_nodes))
+def _view_key(filter_text: str | None, group: str | None, max_nodes: int) -> tuple[str, ...]:
+    return (filter_text or "", group or "", str(max_nodes))
 
 
 def data_router(
@@ -139,13 +140,13 @@ def data_router(
 
     @router.get("/traces")
     def traces_data(
+        expr: Selection,
         start: str | None = None,
         end: str | None = None,
-        filter: str | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_TRACES)] = 500,
     ) -> JSONResponse:
         window = parse_window(start, end)
-        found = tuple(reader.search_traces(window, parse_optional_filter(filter), limit))
+        found = tuple(reader.search_traces(window, expr, limit))
         histogram = bucket_histogram(log_buckets([t.trace_duration_ms for t in found]), "trace duration")
         return JSONResponse(TracesPanel(found, histogram, limit))
 
@@ -159,9 +160,9 @@ def data_router(
 
     @router.get("/analytics")
     def analytics_data(
+        expr: Selection,
         start: str | None = None,
         end: str | None = None,
-        filter: str | None = None,
         node: str | None = None,
         node_type: str | None = None,
         step: Annotated[float | None, Query(gt=0, le=MAX_WINDOW_S)] = None,
@@ -169,7 +170,7 @@ def data_router(
     ) -> JSONResponse:
         window = parse_window(start, end)
         subject = Subject(node or None, node_type or None)
-        return JSONResponse(analytics_body(reader, window, parse_optional_filter(filter), subject, step, compare))
+        return JSONResponse(analytics_body(reader, window, expr, subject, step, compare))
 
     return router
 
@@ -179,21 +180,24 @@ def _add_map_route(
 ) -> None:
     @router.get("/map")
     def map_data(
+        expr: Selection,
         start: str | None = None,
         end: str | None = None,
         filter: str | None = None,
+        group: str | None = None,
         max_nodes: Annotated[int, Query(ge=2, le=1000)] = DEFAULT_MAX_NODES,
         view: View = "compact",
         focus: Annotated[str | None, Query(max_length=16, pattern="^[0-9a-f]*$")] = None,
     ) -> JSONResponse:
         window = parse_window(start, end)
         prefetched = None
-        if prefetch is not None and not filter and max_nodes == DEFAULT_MAX_NODES and view == "compact" and not focus:
+        plain = not filter and not group and max_nodes == DEFAULT_MAX_NODES and view == "compact" and not focus
+        if prefetch is not None and plain:
             prefetched = prefetch.take(start, end)
         if prefetched is not None:
             return JSONResponse(prefetched)
-        drawing = MapDrawing(view, focus or None, memory, _view_key(filter, max_nodes))
-        return JSONResponse(map_body(reader, MapQuery(window, parse_optional_filter(filter), max_nodes), drawing))
+        drawing = MapDrawing(view, focus or None, memory, _view_key(filter, group, max_nodes))
+        return JSONResponse(map_body(reader, MapQuery(window, expr, max_nodes), drawing))
 
 
 def trace_body(reader: SpanReader, key: bytes) -> TracePage | None:

@@ -70,9 +70,9 @@ class FilterError extends Error {
 
 async function getJSON(path, query) {
   const url = query ? `${path}?${new URLSearchParams(query)}` : path;
-  const prefetched = window.fluoroPrefetch;
-  window.fluoroPrefetch = null;  // boot.js's request serves the first call only
-  const response = prefetched && prefetched.path === path
+  const prefetched = window.fluoroPrefetch && window.fluoroPrefetch.path === path ? window.fluoroPrefetch : null;
+  if (prefetched) window.fluoroPrefetch = null;  // boot.js's request serves the first call for its path only
+  const response = prefetched
     ? await prefetched.response
     : await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
   if (response.status === 401) {
@@ -110,6 +110,7 @@ async function render(target, figure, extra) {
 }
 
 function startControls(refresh) {
+  startGroups(refresh);
   const range = document.getElementById("range");
   const live = document.getElementById("live");
   const current = params();
@@ -151,6 +152,37 @@ async function guarded(work) {
 function filterValue() {
   const input = document.getElementById("filter");
   return input ? input.value.trim() : "";
+}
+
+function selectionParams() {  // the filter and the group every data request carries
+  const chosen = {};
+  if (filterValue()) chosen.filter = filterValue();
+  const group = document.getElementById("group").value;
+  if (group) chosen.group = group;
+  return chosen;
+}
+
+async function startGroups(refresh) {
+  const select = document.getElementById("group");
+  const wanted = params().get("group") || "";
+  if (wanted) {  // shown at once; the list below confirms it
+    select.appendChild(el("option", wanted)).value = wanted;
+    select.value = wanted;
+  }
+  select.addEventListener("change", () => { setParams({ group: select.value }); refresh(); });
+  try {
+    const body = await getJSON("/api/groups");
+    clear(select).appendChild(el("option", "all traces")).value = "";
+    for (const group of body.groups) {
+      const option = el("option", group.name);
+      option.value = group.name;
+      option.title = group.filter;
+      select.appendChild(option);
+    }
+    select.value = wanted;
+  } catch (error) {
+    setStatus(`groups: ${error.message}`);
+  }
 }
 
 // ------------------------------------------------------------------ service map
@@ -223,7 +255,7 @@ function mapPage() {
     const filter = nodeFilter(node);
     if (filter) {
       const link = el("a", "traces through this node");
-      link.href = `/traces?${new URLSearchParams({ filter, range: document.getElementById("range").value })}`;
+      link.href = `/traces?${new URLSearchParams(Object.assign({ filter, range: document.getElementById("range").value }, selectionParams().group ? { group: selectionParams().group } : {}))}`;
       link.id = "node-traces";
       panel.appendChild(link);
     }
@@ -276,7 +308,7 @@ function mapPage() {
 
   async function refresh() {
     await guarded(async () => {
-      const query = Object.assign(windowParams(), filterValue() ? { filter: filterValue() } : {});
+      const query = Object.assign(windowParams(), selectionParams());
       if (viewSelect.value !== "compact") query.view = viewSelect.value;
       if (focus) query.focus = focus;
       body = await getJSON("/ui/data/map", query);
@@ -375,7 +407,7 @@ function tracesPage() {
 
   async function refresh() {
     await guarded(async () => {
-      const query = Object.assign(windowParams(), filterValue() ? { filter: filterValue() } : {});
+      const query = Object.assign(windowParams(), selectionParams());
       const body = await getJSON("/ui/data/traces", query);
       traces = body.traces;
       document.getElementById("traces-count").textContent =
@@ -509,9 +541,8 @@ function analyticsPage() {
   async function refresh() {
     await guarded(async () => {
       const [name, type] = (nodeSelect.value || "|").split("|");
-      const query = Object.assign(windowParams(), { compare: compareSelect.value });
+      const query = Object.assign(windowParams(), selectionParams(), { compare: compareSelect.value });
       if (name) Object.assign(query, { node: name, node_type: type });
-      if (filterValue()) query.filter = filterValue();
       const body = await getJSON("/ui/data/analytics", query);
       for (const key of ["requests", "rates", "latency", "cold"]) await render(`chart-${key}`, body.figures[key]);
       const chosen = nodeSelect.value || current.get("node") || "";

@@ -14,7 +14,7 @@
   const range = url.get("range") || "900";
   const now = Date.now() / 1000;
   const query = new URLSearchParams({ start: (now - Number(range)).toFixed(3), end: now.toFixed(3) });
-  for (const key of ["filter", "view", "focus"]) if (url.get(key)) query.set(key, url.get(key));
+  for (const key of ["filter", "group", "view", "focus"]) if (url.get(key)) query.set(key, url.get(key));
 
   function entities(text) {  // map_figure.inert() escaped the text for plotly: the characters again
     const named = { "&lt;": "<", "&gt;": ">", "&quot;": '"', "&#x27;": "'", "&#39;": "'", "&amp;": "&" };
