@@ -1,4 +1,4 @@
-"""Query speed over 1M and 10M realistic spans: service map, filter search, trace by id, analytics.
+"""Query speed over 1M and 10M realistic spans: service map, a group's map, filter search, trace by id, analytics.
 
 Generates traces of 10 spans across 3 of 20 services (a gateway stage, a function calling
 DynamoDB, a second function calling S3 or SQS, with internal spans), 1% faults, 0.5%
@@ -41,7 +41,7 @@ from collector.query.map_view import ServiceMap  # noqa: E402
 from collector.query.service_map import MapQuery, service_map  # noqa: E402
 from collector.storage import rollup_sql  # noqa: E402
 from collector.storage.duckdb_store import DuckDBStore  # noqa: E402
-from collector.storage.protocols import Statement, Subject, TimeWindow  # noqa: E402
+from collector.storage.protocols import Group, Statement, Subject, TimeWindow  # noqa: E402
 
 SPANS_PER_TRACE = 10
 HOUR_NS = 3600 * 10**9
@@ -59,6 +59,9 @@ TEMPLATE = [
     (6, 2, "INTERNAL", "work"),
 ]
 SEARCH = 'service("svc-05") { fault } AND annotation.customer = "c1"'
+# A group as deploying a SAM stack makes one: every entry point and function of an architecture
+# (here a third of the services), any of them on the trace.
+GROUP = " OR ".join(f'service("svc-{i:02d}")' for i in (0, 1, 4, 5, 6, 7, 12, 13, 14))
 SELF_JOIN_EDGES = """
     SELECT p.service, c.service, count(*), sum(c.fault::INT), quantile_cont(c.duration_ns, [0.5, 0.9, 0.99])
     FROM spans c JOIN spans p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
@@ -222,9 +225,17 @@ def bench(total_spans: int, runs: int, workdir: str) -> None:
         f"file {store.file_size_bytes() / 2**20:,.0f} MiB"
     )
     expr = parse_filter(SEARCH)
+    store.groups.save_group(Group("architecture", GROUP, time.time_ns()))
+
+    def group_map() -> ServiceMap:
+        saved = store.groups.group("architecture")
+        assert saved is not None
+        return service_map(store.reader, MapQuery(window, parse_filter(saved.filter)))
+
     trace_key = uuid.UUID(str(sample_trace)).bytes
     queries: list[tuple[str, Callable[[], object], float]] = [
         ("service map", lambda: service_map(store.reader, MapQuery(window)), 300),
+        ("group's map", group_map, 500),
         ("filter search", lambda: store.reader.search_traces(window, expr, 100), 500),
         ("trace by id", lambda: store.reader.trace_spans(trace_key), 50),
         ("analytics (all)", lambda: time_series(store.reader, window, None, Subject(), None), 500),

@@ -141,3 +141,23 @@ def test_nested_graph_tests_are_refused_with_their_position() -> None:
     with pytest.raises(FilterError) as caught:
         compile_trace_predicate(parse_filter('ok AND service("a") { service("b") }'), (0, 1))
     assert caught.value.column == 8
+
+
+@pytest.mark.parametrize(
+    ("text", "traces"),
+    [
+        ('service("orders") OR service("worker")', [1, 3]),
+        ('service("orders") { fault } OR service("api") { throttle } OR service("nobody")', [1, 2]),
+        # orders' node includes the api's call to it, which did not fault
+        ('service("worker") { cold_start } OR service("orders") { !fault } OR fault', [1, 3, 4]),
+        ('!(service("orders") OR service("legacy"))', [2, 3]),
+        ('(service("orders") OR service("worker")) AND annotation.customer = "c1"', [1]),
+    ],
+)
+def test_service_tests_in_an_or_read_the_spans_once_and_mean_the_same(
+    store: DuckDBStore, text: str, traces: list[int]
+) -> None:
+    assert found(store, text) == traces
+    assert compile_trace_predicate(parse_filter(text), (0, 1)).text.count("FROM spans s") == 1
+    if "(" not in text.split("service", 1)[0]:  # a plain OR: the union of its parts, each asked alone
+        assert sorted({t for part in text.split(" OR ") for t in found(store, part)}) == traces
