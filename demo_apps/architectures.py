@@ -54,6 +54,7 @@ class DemoSettings:
     cycle: tuple[Phase, ...] = CYCLE
     # template parameters by architecture, over the templates' defaults (FaultRate is set above)
     parameters: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    collector_api: str | None = None  # the collector's query API: a group per architecture is saved there
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class Demo:
                 ),
                 async_invocation=AsyncSettings(retry_delays_s=settings.retry_delays_s),
                 with_vpc=True,
+                collector_api=settings.collector_api,
             )
         )
         self.stacks: dict[str, Stack] = {}

@@ -89,7 +89,9 @@ def main(which: str, duration_s: float, rps: float, fault_rate: float, collector
         if ui_url:
             console.print(f"Fluoro is running: open [bold]{ui_url}[/bold] (the service map)")
         console.print(f"deploying {', '.join(names)} into the local cloud…")
-        settings = DemoSettings(otlp, xray, rps=rps, duration_s=duration_s or 10**9, fault_rate=fault_rate)
+        settings = DemoSettings(
+            otlp, xray, rps=rps, duration_s=duration_s or 10**9, fault_rate=fault_rate, collector_api=ui_url
+        )
         demo = Demo(names, settings).start()
         started = time.monotonic()
         try:

@@ -40,6 +40,7 @@ class CloudSettings:
     async_invocation: AsyncSettings = field(default_factory=AsyncSettings)
     stepfunctions: StepFunctionsSettings = field(default_factory=StepFunctionsSettings)
     with_vpc: bool = False
+    collector_api: str | None = None  # a running Fluoro's query API: each deployed stack becomes a group
 
 
 class LocalCloud:

@@ -220,3 +220,32 @@ def test_selecting_a_histogram_range_opens_those_traces(page: Any, daemon: Daemo
     page.wait_for_url("**/traces?filter=*", timeout=TIMEOUT_MS)
     assert "responsetime" in page.input_value("#filter") and "withdraw" in page.input_value("#filter")
     page.wait_for_function("() => document.querySelectorAll('#traces-table tbody tr').length === 6", timeout=TIMEOUT_MS)
+
+
+def test_the_group_selector_narrows_every_page(page: Any, daemon: Daemon, seeded: dict[str, str]) -> None:
+    saved = httpx.post(
+        f"{daemon.api_url}/api/groups", json={"name": "withdrawals", "filter": 'service("withdraw")'}, timeout=10
+    )
+    assert saved.status_code == 201
+    try:
+        open_map(page, daemon)
+        hostile = html.escape(XSS, quote=True)  # as the figure carries it
+        assert hostile in node_names(page)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#group option')].some(o => o.value === 'withdrawals')"
+        )
+        page.select_option("#group", "withdrawals")
+        page.wait_for_function(
+            f"() => !document.getElementById('map').data.find(t => t.name === 'nodes').text.includes({hostile!r})",
+            timeout=TIMEOUT_MS,
+        )
+        assert "withdraw" in node_names(page) and "group=withdrawals" in page.url
+        page.goto(f"{daemon.api_url}/traces?range=3600&group=withdrawals")
+        page.wait_for_function(
+            "() => document.querySelectorAll('#traces-table tbody tr').length > 0", timeout=TIMEOUT_MS
+        )
+        assert page.locator("#group").input_value() == "withdrawals"
+        assert XSS not in page.locator("#traces-table").inner_text()
+        screenshot(page, "traces-group")
+    finally:
+        httpx.delete(f"{daemon.api_url}/api/groups/withdrawals", timeout=10)

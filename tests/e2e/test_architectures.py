@@ -60,6 +60,7 @@ def run(
         cycle=CYCLE,
         # a stage limit the burst passes, but not before withdraw's reserved concurrency runs out
         parameters={"banking": {"ThrottleRate": "12", "ThrottleBurst": "8"}},
+        collector_api=collector.api_url,  # each deployed stack becomes a group
     )
     demo = Demo([name], settings).start()
     try:
@@ -249,3 +250,17 @@ def test_social(collector: LocalCollector) -> None:
     spans = spans_of(collector, moderation[0]["trace_id"])
     assert {"Decide", "Record"} <= {s["name"] for s in spans}
     assert "moderate-post" in {s["service"] for s in spans}  # the X-Ray SDK function, in the same trace
+
+
+def test_each_architecture_is_a_group_with_only_its_own_traces(collector: LocalCollector) -> None:
+    """Runs after the three architectures: deploying each made its group, and a group's map
+    holds its own architecture's nodes and none of the others'."""
+    groups = {g["name"]: g["filter"] for g in get_json(f"{collector.api_url}/api/groups")["groups"]}
+    assert set(groups) >= {"banking", "images", "social"}
+    assert 'service("withdraw")' in groups["banking"] and 'service("bank-api/prod")' in groups["banking"]
+    own = {"banking": "withdraw", "images": "resize-image", "social": "analyze-posts"}
+    for group, function in own.items():
+        query = urllib.parse.urlencode({"group": group, "start": f"{time.time() - 3600:.0f}"})
+        names = {n["name"] for n in get_json(f"{collector.api_url}/api/service-map?{query}")["nodes"]}
+        assert function in names, (group, names)
+        assert not names & ({f for g, f in own.items() if g != group}), (group, names)

@@ -30,7 +30,7 @@ from collector.storage.lake_location import LakeLocation, s3_secret
 from collector.storage.lake_location import connect as connect_lake
 from collector.storage.lake_map import LakeMapTables
 from collector.storage.leader_lock import LeaderLock
-from collector.storage.protocols import Statement, StoreUnavailable, TimeWindow
+from collector.storage.protocols import Group, Statement, StoreUnavailable, TimeWindow
 from tests.contract.test_store_contract import SECOND, T0, batch, trace_bytes
 from tests.factories import at as span
 from tests.integration.daemon import Daemon, free_port
@@ -201,9 +201,24 @@ def test_a_reader_on_a_lake_without_tables_says_so(postgres: PostgresCluster, tm
         with pytest.raises(StoreUnavailable, match="read-only"):
             reader.write([batch(span(1, 10, None, 1))])
         assert isinstance(reader.map_tables, LakeMapTables) and not reader.map_tables.leading()
+        with pytest.raises(StoreUnavailable, match="read-only"):
+            reader.groups.save_group(Group("g", "fault", 1))
+        writer.groups.save_group(Group("g", "fault", 1))
+        assert reader.groups.groups() == [Group("g", "fault", 1)]  # every collector's, and its readers'
     finally:
         reader.close()
         writer.close()
+
+
+def test_a_lake_from_before_groups_gets_its_table_at_the_first_save(postgres: PostgresCluster, tmp_path: Path) -> None:
+    store = DuckDBStore("", LakeLocation.parse(postgres.new_database(), str(tmp_path / "lake-data")))
+    try:
+        store.reader.rows(Statement("DROP TABLE trace_groups"))  # as a lake made by an older Fluoro
+        assert store.groups.groups() == [] and store.groups.group("g") is None
+        store.groups.save_group(Group("g", "fault", 1))
+        assert store.groups.groups() == [Group("g", "fault", 1)]
+    finally:
+        store.close()
 
 
 def test_a_collector_killed_loses_nothing_it_acknowledged_and_another_takes_over_linking(

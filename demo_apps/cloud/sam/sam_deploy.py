@@ -29,6 +29,7 @@ from demo_apps.cloud.lambdas.lambda_config import DeployError, FunctionConfig
 from demo_apps.cloud.lambdas.vpc import PrivateResource, VpcConfig
 from demo_apps.cloud.local_cloud import LocalCloud
 from demo_apps.cloud.sam.sam_event_sources import distribution, event_sources, queue_url
+from demo_apps.cloud.sam.sam_groups import announce_group
 from demo_apps.cloud.sam.sam_template import ACCOUNT, Resource, Template
 from demo_apps.cloud.threaded_server import ThreadedServer
 from tracer import semconv
@@ -85,6 +86,8 @@ def deploy_template(cloud: LocalCloud, template: Template) -> Stack:
     except BaseException:
         stack.close()
         raise
+    if cloud.settings.collector_api:
+        announce_group(cloud.settings.collector_api, stack)
     return stack
 
 
