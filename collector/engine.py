@@ -19,6 +19,7 @@ from collector.ingest.ingest_log import IngestLog
 from collector.ingest.limits import PipelineLimits
 from collector.ingest.periodic import PeriodicTask
 from collector.ingest.pipeline import IngestPipeline
+from collector.insights.watch import InsightSettings, InsightWatch
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch
 from collector.normalize.admission import TimeBounds, admit
@@ -62,6 +63,8 @@ class CollectorSettings:
     # The ingest log (acknowledged, not yet stored spans); by default beside the database file,
     # or fluoro-lake.ingest in the working directory in lake mode. One collector per log.
     ingest_log: str | None = None
+    # The insight watch: how often, over which windows, and where to POST opened and closed ones.
+    insights: InsightSettings = field(default_factory=InsightSettings)
 
     @property
     def log_path(self) -> str:
@@ -97,7 +100,17 @@ class Collector:
         self.ingest = None if settings.read_only else Ingest(self)
         self.metrics.watch_database_size(self.stored_bytes)
         self.groups = self.store.groups
+        self.insights = self.store.insights
         self.reader = FreshReader(self.store.reader, self.ingest.pipeline.flush if self.ingest else _nothing)
+        self.insight_watch: InsightWatch | None = None
+        self._insight_keeper: Housekeeper | None = None
+        if not settings.read_only:
+            leading = map_tables.leading if isinstance(map_tables, LakeMapTables) else _always
+            watch = InsightWatch(self.store.reader, self.groups, self.insights, settings.insights, leading)
+            self.insight_watch = watch
+            self._insight_keeper = Housekeeper(
+                (PeriodicTask(settings.insights.period_s, watch.tick),), name="fluoro-insights"
+            )
 
     def stored_bytes(self) -> float:
         """The store's bytes and the ingest log's; NaN while a lake's catalog cannot say (the
@@ -133,6 +146,7 @@ class Collector:
 
     def apply_retention(self) -> None:
         cutoff_ns = time.time_ns() - int(self.settings.retention_s * 1e9)
+        self.insights.delete_closed_before(cutoff_ns)
         deleted = self.store.delete_older_than(cutoff_ns)
         if deleted:
             _logger.info("retention removed %d spans", deleted)
@@ -150,11 +164,16 @@ class Collector:
         if self.ingest is not None:
             self.ingest.pipeline.start()
             self.housekeeper.start()
+        if self._insight_keeper is not None:
+            self._insight_keeper.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Flush the X-Ray batch, drain the queue, commit and close the file."""
         if self._xray is not None:
             self._xray.close()
+        if self._insight_keeper is not None and self.insight_watch is not None:
+            self._insight_keeper.stop(timeout_s)
+            self.insight_watch.close()
         self.housekeeper.stop(timeout_s)
         if self.ingest is not None:
             self.ingest.drain(timeout_s)
@@ -205,3 +224,8 @@ def _nothing() -> None:
 def ingest_log_path(db_path: str) -> str:
     """The ingest log lives beside the database file (as DuckDB's own .wal does)."""
     return f"{db_path}.ingest"
+
+
+def _always() -> bool:
+    """A file's collector is the only one: it always watches for insights."""
+    return True

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from collector.allowed_hosts import HostPolicy
 from collector.engine import Collector, CollectorSettings
+from collector.insights.watch import InsightSettings
 from collector.query.map_view import ServiceMap
 from collector.query.trace_view import TracesPage
 from collector.storage.lake_location import BadLakeLocation, LakeLocation
@@ -169,6 +170,23 @@ def main() -> None:
     help="The ingest log (acknowledged spans not yet stored) [default: DB.ingest, or fluoro-lake.ingest with --lake].",
 )
 @click.option(
+    "--notify-url",
+    default=None,
+    envvar="FLUORO_NOTIFY_URL",
+    show_envvar=True,
+    metavar="URL",
+    help="POST each opened and closed insight here as JSON (retried with backoff).",
+)
+@click.option(
+    "--insights-every",
+    "insights_every_s",
+    default="30s",
+    type=Duration(),
+    envvar="FLUORO_INSIGHTS_EVERY",
+    show_envvar=True,
+    help="How often the insight detector looks at the last minute against the 15 before it.",
+)
+@click.option(
     "--log-level",
     default="info",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -190,6 +208,8 @@ def serve_command(
     lake_data: str | None,
     read_only: bool,
     ingest_log: str | None,
+    notify_url: str | None,
+    insights_every_s: float,
     log_level: str,
 ) -> None:
     """Run the collector daemon in the foreground: OTLP/HTTP, X-Ray UDP, query API."""
@@ -201,6 +221,8 @@ def serve_command(
         )
     if read_only and not lake:
         raise click.UsageError("--read-only needs --lake: a DuckDB file is written by one process, the collector")
+    if notify_url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", notify_url):
+        raise click.UsageError(f"--notify-url must be an http:// or https:// URL, not {notify_url!r}")
     try:
         location = LakeLocation.parse(lake, lake_data or "") if lake else None
     except BadLakeLocation as exc:
@@ -219,6 +241,7 @@ def serve_command(
         lake=location,
         read_only=read_only,
         ingest_log=ingest_log,
+        insights=InsightSettings(period_s=insights_every_s, notify_url=notify_url or None),
     )
     try:
         collector = Collector(settings)

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from collector.allowed_hosts import AllowedHosts
 from collector.api.group_routes import group_routes
+from collector.api.insight_routes import insight_routes
 from collector.api.map_routes import map_routes
 from collector.api.params import BadParameter
 from collector.api.problems import EVERY_ROUTE, document_without_422
@@ -70,6 +71,7 @@ def create_query_app(
     app.include_router(map_routes(collector, guarded))
     app.state.groups = collector.groups  # group_routes.selected reads them
     app.include_router(group_routes(collector.groups, guarded))
+    app.include_router(insight_routes(collector.insights, guarded))
 
     @app.get("/healthz", summary="Whether ingest and storage work")
     def healthz() -> JSONResponse:

@@ -1,33 +1,28 @@
-"""Groups in the database beside the spans (a file's or a lake's trace_groups table).
-
-A file gets the table from its migrations. A lake made before groups existed has none: reads
-find no groups, and the first save creates the table in its own transaction.
-"""
+"""Groups in the database beside the spans (a file's or a lake's trace_groups table)."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 
 import duckdb
 
-from collector.storage import groups_sql as sql
-from collector.storage.protocols import Group, StoreUnavailable
+from collector.storage import side_tables_sql as sql
+from collector.storage.protocols import Group
+from collector.storage.side_table import SideTable
 
 
 class DuckDBGroups:
     """GroupStore over a connection's cursors."""
 
     def __init__(self, cursor: Callable[[], duckdb.DuckDBPyConnection], *, read_only: bool = False) -> None:
-        self._cursor = cursor
-        self._read_only = read_only
+        self._table = SideTable(cursor, sql.CREATE_GROUPS, "groups", read_only=read_only)
 
     def groups(self) -> list[Group]:
-        return [Group(*row) for row in self._read(sql.SELECT_GROUPS)]
+        return [_group(row) for row in self._table.read(sql.SELECT_GROUPS)]
 
     def group(self, name: str) -> Group | None:
-        rows = self._read(sql.SELECT_GROUP, name)
-        return Group(*rows[0]) if rows else None
+        rows = self._table.read(sql.SELECT_GROUP, [name])
+        return _group(rows[0]) if rows else None
 
     def save_group(self, group: Group) -> None:
         def replace(con: duckdb.DuckDBPyConnection) -> int:
@@ -35,7 +30,7 @@ class DuckDBGroups:
             con.execute(sql.INSERT_GROUP, [group.name, group.filter, group.created_ns])
             return 1
 
-        self._write(replace)
+        self._table.change(replace)
 
     def delete_group(self, name: str) -> bool:
         def delete(con: duckdb.DuckDBPyConnection) -> int:
@@ -43,28 +38,9 @@ class DuckDBGroups:
             con.execute(sql.DELETE_GROUP, [name])
             return int(count)
 
-        return self._write(delete) > 0
+        return self._table.change(delete) > 0
 
-    def _read(self, statement: str, *params: object) -> list[tuple[str, str, int]]:
-        try:
-            rows = self._cursor().execute(statement, list(params)).fetchall()
-        except duckdb.CatalogException:
-            return []  # a lake from before groups: none saved yet
-        except duckdb.Error as exc:
-            raise StoreUnavailable(f"reading groups: {exc}") from exc
-        return [(str(name), str(text), int(created)) for name, text, created in rows]
 
-    def _write(self, change: Callable[[duckdb.DuckDBPyConnection], int]) -> int:
-        if self._read_only:
-            raise StoreUnavailable("this store was opened read-only: groups are changed through a collector")
-        con = self._cursor()
-        try:
-            con.execute(sql.CREATE_GROUPS)
-            con.execute("BEGIN")
-            changed = change(con)
-            con.execute("COMMIT")
-            return changed
-        except duckdb.Error as exc:
-            with contextlib.suppress(duckdb.Error):
-                con.execute("ROLLBACK")
-            raise StoreUnavailable(f"changing groups: {exc}") from exc
+def _group(row: tuple[object, ...]) -> Group:
+    name, text, created_ns = row
+    return Group(str(name), str(text), int(str(created_ns)))

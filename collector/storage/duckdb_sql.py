@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from collector.storage import calls_sql, groups_sql, rollup_sql
+from collector.storage import calls_sql, rollup_sql, side_tables_sql
 
 SPAN_TABLE_COLUMNS: Final = """
     trace_id UUID NOT NULL,
@@ -92,7 +92,8 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
         ),
     ),
     (6, calls_sql.PENDING_INIT_MIGRATION),
-    (7, (groups_sql.CREATE_GROUPS,)),
+    (7, (side_tables_sql.CREATE_GROUPS,)),
+    (8, (side_tables_sql.CREATE_INSIGHTS,)),
 )
 
 CREATE_VERSION_TABLE: Final = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"

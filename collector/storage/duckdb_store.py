@@ -25,6 +25,7 @@ from collector.service_map.roles import LINKED_SPAN_COLUMNS
 from collector.storage import duckdb_sql as sql
 from collector.storage import lake_sql
 from collector.storage.duckdb_groups import DuckDBGroups
+from collector.storage.duckdb_insights import DuckDBInsights
 from collector.storage.duckdb_map import LINKED_SPAN_SCHEMA, DuckDBMapTables
 from collector.storage.duckdb_reader import DuckDBReader
 from collector.storage.lake_location import LAKE_ALIAS, LakeLocation
@@ -106,6 +107,7 @@ class DuckDBStore:
         self._closed = False
         self.reader = DuckDBReader(self._cursor)
         self.groups = DuckDBGroups(self._cursor, read_only=read_only)
+        self.insights = DuckDBInsights(self._cursor, read_only=read_only)
 
     @staticmethod
     def _open_file(path: str) -> duckdb.DuckDBPyConnection:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from collector.storage import calls_sql, duckdb_sql, groups_sql, rollup_sql
+from collector.storage import calls_sql, duckdb_sql, rollup_sql, side_tables_sql
 
 LAKE_SCHEMA_VERSION: Final = max(version for version, _ in duckdb_sql.MIGRATIONS)
 
@@ -33,7 +33,8 @@ CREATE_TABLES: Final = (
     _lake_ddl(duckdb_sql.CREATE_RESOURCES),
     *calls_sql.MIGRATION,
     *rollup_sql.MIGRATION,
-    groups_sql.CREATE_GROUPS,
+    side_tables_sql.CREATE_GROUPS,
+    side_tables_sql.CREATE_INSIGHTS,
     duckdb_sql.CREATE_VERSION_TABLE,
     f"INSERT INTO schema_version VALUES ({LAKE_SCHEMA_VERSION})",
     "CREATE TABLE link_state (linked_snapshot BIGINT NOT NULL)",

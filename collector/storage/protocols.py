@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple, Protocol
 
 from collector.filters import filter_ast as ast
+from collector.insights.insight import Insight
 from collector.model import SpanBatch
 
 
@@ -260,11 +261,28 @@ class GroupStore(Protocol):
         """Whether there was such a group."""
 
 
+class InsightStore(Protocol):
+    """Insights (collector/insights), kept beside the spans."""
+
+    def save_insights(self, insights: list[Insight]) -> None:
+        """Adds them, or replaces those of their ids."""
+
+    def insights(self, start_ns: int, end_ns: int, limit: int) -> list[Insight]:
+        """Insights open at some time in [start, end), newest first."""
+
+    def open_insights(self) -> list[Insight]: ...
+
+    def delete_closed_before(self, cutoff_ns: int) -> None: ...
+
+
 class Store(SpanWriter, StoreMaintenance, Protocol):
-    """A whole backend: what the engine writes and maintains, its reader and its groups."""
+    """A whole backend: what the engine writes and maintains, its reader, groups and insights."""
 
     @property
     def reader(self) -> SpanReader: ...
 
     @property
     def groups(self) -> GroupStore: ...
+
+    @property
+    def insights(self) -> InsightStore: ...

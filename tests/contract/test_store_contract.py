@@ -8,6 +8,7 @@ tests/unit/collector/test_duckdb_store.py and tests/integration/test_lake.py.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from collector.filters.filter_parser import parse_filter
+from collector.insights.insight import Insight, InsightNode
 from collector.model import SpanBatch, SpanBatchBuilder, SpanRow
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.lake_location import LakeLocation
@@ -256,3 +258,18 @@ def test_groups_are_saved_replaced_listed_and_deleted(store: Store) -> None:
     assert store.groups.delete_group("banking") is True
     assert store.groups.delete_group("banking") is False
     assert [g.name for g in store.groups.groups()] == ["checkout"]
+
+
+def test_insights_are_saved_replaced_and_read_by_window(store: Store) -> None:
+    root = InsightNode("n1", "ledger", "remote")
+    opened = Insight("a", None, "fault", "open", 100, None, root, (root,), 10, 5, 0.5, 0.01, 1e-9, "fault", 100)
+    other = Insight("b", "banking", "throttle", "open", 300, None, root, (root,), 10, 5, 0.5, 0.01, 1e-9, "x", 300)
+    store.insights.save_insights([opened, other])
+    closed = dataclasses.replace(opened, state="closed", end_ns=200, updated_ns=200)
+    store.insights.save_insights([closed])
+    assert store.insights.insights(0, 1000, 10) == [other, closed]  # newest first
+    assert store.insights.insights(250, 1000, 10) == [other]  # closed before the window
+    assert store.insights.insights(150, 250, 10) == [closed]
+    assert store.insights.open_insights() == [other]
+    store.insights.delete_closed_before(250)
+    assert store.insights.insights(0, 1000, 10) == [other]
