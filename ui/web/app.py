@@ -51,6 +51,7 @@ PAGES: Final = {
     "/": ("map.html", "Service map"),
     "/traces": ("traces.html", "Traces"),
     "/analytics": ("analytics.html", "Analytics"),
+    "/insights": ("insights.html", "Insights"),
 }
 
 

@@ -14,9 +14,11 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import ORJSONResponse as JSONResponse
 
 from collector.api.group_routes import Selection
+from collector.api.insight_routes import MAX_INSIGHTS
 from collector.api.params import MAX_WINDOW_S, parse_trace_id, parse_window
 from collector.engine import Collector
 from collector.filters.filter_ast import Expr
+from collector.insights.insight import Insight
 from collector.query.analytics import ValueComparison, WindowComparison, compare_values, compare_windows, time_series
 from collector.query.critical_path import critical_path, trace_with_consumers
 from collector.query.map_view import MapNode, ServiceMap, ThrottleSourceNode
@@ -26,6 +28,7 @@ from collector.storage.protocols import SpanReader, Subject, TimeWindow, TraceSu
 from ui.web.charts import Figure, bucket_histogram, log_buckets, series_figures
 from ui.web.compact_map import View, drawn
 from ui.web.drawn_map import DrawnMap
+from ui.web.insight_figure import timeline_figure
 from ui.web.layout_memory import LayoutMemory
 from ui.web.map_canvas import canvas
 from ui.web.map_figure import map_figure, node_label
@@ -78,6 +81,12 @@ class TracePage:
     spans: tuple[SpanView, ...]
     own_span_count: int
     critical_path: tuple[str, ...]
+    figure: Figure
+
+
+@dataclass(frozen=True, slots=True)
+class InsightsPanel:
+    insights: tuple[Insight, ...]
     figure: Figure
 
 
@@ -149,6 +158,20 @@ def data_router(
         found = tuple(reader.search_traces(window, expr, limit))
         histogram = bucket_histogram(log_buckets([t.trace_duration_ms for t in found]), "trace duration")
         return JSONResponse(TracesPanel(found, histogram, limit))
+
+    @router.get("/insights")
+    def insights_data(
+        start: str | None = None,
+        end: str | None = None,
+        group: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> JSONResponse:
+        window = parse_window(start, end)
+        found = [
+            i
+            for i in collector.insights.insights(window.start_ns, window.end_ns, MAX_INSIGHTS)
+            if i.group == (group or None)
+        ]
+        return JSONResponse(InsightsPanel(tuple(found), timeline_figure(found, window.end_ns)))
 
     @router.get("/trace/{trace_id}")
     def trace_data(trace_id: str) -> JSONResponse:

@@ -117,6 +117,12 @@ function startControls(refresh) {
   if (current.get("range")) range.value = current.get("range");
   if (current.get("live") === "0") live.checked = false;
   const custom = document.getElementById("custom-range");
+  for (const [key, id] of [["start", "custom-start"], ["end", "custom-end"]]) {  // a link's window, in epoch seconds
+    const seconds = Number(current.get(key));
+    if (current.get(key) && Number.isFinite(seconds)) {
+      document.getElementById(id).value = new Date(seconds * 1000).toISOString().slice(0, 19);
+    }
+  }
   const syncCustom = () => { custom.hidden = range.value !== "custom"; };
   syncCustom();
   range.addEventListener("change", () => { syncCustom(); setParams({ range: range.value }); refresh(); });
@@ -581,9 +587,52 @@ function analyticsPage() {
   refresh();
 }
 
+// ------------------------------------------------------------------ insights
+
+function insightsPage() {
+  function timeOf(ns) { return ns === null || ns === undefined ? "ongoing" : new Date(ns / 1e6).toISOString().slice(0, 19).replace("T", " "); }
+
+  async function refresh() {
+    await guarded(async () => {
+      const query = Object.assign(windowParams(), selectionParams());
+      const body = await getJSON("/ui/data/insights", query);
+      await render("insights-timeline", body.figure);
+      const open = body.insights.filter((i) => i.state === "open").length;
+      document.getElementById("insights-count").textContent =
+        body.insights.length ? `${body.insights.length} insights, ${open} open` : "No insights in this window: every node as usual.";
+      const tbody = clear(document.querySelector("#insights-table tbody"));
+      for (const insight of body.insights) {
+        const tr = document.createElement("tr");
+        tr.dataset.insightId = insight.id;
+        tr.appendChild(el("td", insight.state, `flag ${insight.state === "open" ? "fault" : "ok"}`));
+        tr.appendChild(el("td", insight.kind));
+        tr.appendChild(el("td", `${insight.root_cause.name} (${insight.root_cause.type})`));
+        tr.appendChild(el("td", insight.impacted.map((n) => n.name).join(", ")));
+        tr.appendChild(el("td", timeOf(insight.start_ns)));
+        tr.appendChild(el("td", timeOf(insight.end_ns)));
+        tr.appendChild(el("td", `${insight.failures} of ${insight.requests} (${pct(insight.share)})`));
+        tr.appendChild(el("td", pct(insight.baseline_share)));
+        const cell = el("td");
+        const link = el("a", "affected traces");
+        const start = (insight.start_ns / 1e9 - 60).toFixed(0);
+        const end = ((insight.end_ns || Date.now() * 1e6) / 1e9 + 60).toFixed(0);
+        const target = { filter: insight.traces_filter, range: "custom", start, end };
+        if (insight.group) target.group = insight.group;
+        link.href = `/traces?${new URLSearchParams(target)}`;
+        cell.appendChild(link);
+        tr.appendChild(cell);
+        tbody.appendChild(tr);
+      }
+    });
+  }
+
+  startControls(refresh);
+  refresh();
+}
+
 // ------------------------------------------------------------------ start
 
-const PAGES = { map: mapPage, traces: tracesPage, trace: tracePage, analytics: analyticsPage };
+const PAGES = { map: mapPage, traces: tracesPage, trace: tracePage, analytics: analyticsPage, insights: insightsPage };
 
 document.addEventListener("DOMContentLoaded", () => {
   mark("scripts ready");
