@@ -1,0 +1,109 @@
+"""The insight watch in a real daemon: 16 minutes of traffic from the OpenTelemetry SDK (timed in
+the past), the last one failing at the ledger; the daemon opens an insight rooted there, lists
+it at /api/insights and POSTs it to --notify-url."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind
+
+from tests.integration.daemon import Daemon
+from tests.waiting import wait_until
+
+MINUTES = 16
+PER_MINUTE = 30
+MS = 1_000_000
+
+
+class Hook:
+    """A loopback receiver of the daemon's notifications."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        events = self.events
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                events.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/insights"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    receiving = Hook()
+    yield receiving
+    receiving.close()
+
+
+def send_traffic(daemon: Daemon, now_ns: int) -> None:
+    """gateway -> orders -> ledger, PER_MINUTE requests a minute; in the last minute half fail at the ledger."""
+    providers = {
+        name: TracerProvider(resource=Resource.create({"service.name": name})) for name in ("gateway", "orders")
+    }
+    for provider in providers.values():
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=daemon.traces_url)))
+    gateway, orders = (providers[n].get_tracer("insights") for n in ("gateway", "orders"))
+    first_ns = now_ns - (MINUTES * 60 + 8) * 10**9
+    for n in range(MINUTES * PER_MINUTE):
+        start = first_ns + n * (60 * 10**9 // PER_MINUTE)
+        failing = n >= (MINUTES - 1) * PER_MINUTE and n % 2 == 0
+        root = gateway.start_span("GET /orders", kind=SpanKind.SERVER, start_time=start)
+        root.set_attribute("http.response.status_code", 502 if failing else 200)
+        served = orders.start_span(
+            "GET /orders", trace.set_span_in_context(root), SpanKind.SERVER, start_time=start + MS
+        )
+        served.set_attribute("http.response.status_code", 500 if failing else 200)
+        call = orders.start_span("POST", trace.set_span_in_context(served), SpanKind.CLIENT, start_time=start + 2 * MS)
+        call.set_attributes({"peer.service": "ledger", "http.response.status_code": 503 if failing else 200})
+        call.end(end_time=start + 20 * MS)
+        served.end(end_time=start + 25 * MS)
+        root.end(end_time=start + 30 * MS)
+    for provider in providers.values():
+        provider.shutdown()
+
+
+def test_a_daemon_opens_an_insight_where_the_failures_started_and_posts_it(tmp_path: Path, hook: Hook) -> None:
+    daemon = Daemon(tmp_path / "insights.duckdb", extra_args=("--notify-url", hook.url, "--insights-every", "1s"))
+    daemon.start()
+    try:
+        send_traffic(daemon, time.time_ns())
+        opened = wait_until(
+            lambda: [e for e in hook.events if e["event"] == "opened" and e["insight"]["kind"] == "fault"],
+            timeout_s=60,
+            poll_s=0.5,
+            describe=lambda: f"notifications: {hook.events}",
+        )
+        insight = opened[0]["insight"]
+        assert insight["root_cause"]["name"] == "ledger" and insight["group"] is None
+        assert {n["name"] for n in insight["impacted"]} >= {"ledger", "orders", "gateway"}
+        listed = daemon.get("/api/insights", state="open").json()["insights"]
+        assert insight["id"] in {i["id"] for i in listed}
+        assert daemon.get("/api/insights", state="sideways").status_code == 400
+    finally:
+        code, output = daemon.stop()
+    assert code == 0 and "Traceback" not in output, output
