@@ -184,7 +184,25 @@ def main() -> None:
     type=Duration(),
     envvar="FLUORO_INSIGHTS_EVERY",
     show_envvar=True,
-    help="How often the insight detector looks at the last minute against the 15 before it.",
+    help="How often the insight detector compares the recent window with its baseline.",
+)
+@click.option(
+    "--insights-window",
+    "insights_window_s",
+    default="1m",
+    type=Duration(),
+    envvar="FLUORO_INSIGHTS_WINDOW",
+    show_envvar=True,
+    help="The recent window the insight detector judges.",
+)
+@click.option(
+    "--insights-baseline",
+    "insights_baseline_s",
+    default="15m",
+    type=Duration(),
+    envvar="FLUORO_INSIGHTS_BASELINE",
+    show_envvar=True,
+    help="The baseline before it (shorter: quicker to learn, quicker to forget).",
 )
 @click.option(
     "--log-level",
@@ -210,6 +228,8 @@ def serve_command(
     ingest_log: str | None,
     notify_url: str | None,
     insights_every_s: float,
+    insights_window_s: float,
+    insights_baseline_s: float,
     log_level: str,
 ) -> None:
     """Run the collector daemon in the foreground: OTLP/HTTP, X-Ray UDP, query API."""
@@ -241,7 +261,12 @@ def serve_command(
         lake=location,
         read_only=read_only,
         ingest_log=ingest_log,
-        insights=InsightSettings(period_s=insights_every_s, notify_url=notify_url or None),
+        insights=InsightSettings(
+            period_s=insights_every_s,
+            current_s=insights_window_s,
+            baseline_s=insights_baseline_s,
+            notify_url=notify_url or None,
+        ),
     )
     try:
         collector = Collector(settings)
