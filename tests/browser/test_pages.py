@@ -175,6 +175,11 @@ def test_analytics_shows_series_cold_starts_and_throttles(page: Any, daemon: Dae
         wait_for_plot(page, chart)
     page.wait_for_function("() => document.querySelectorAll('#cold-starts tr').length >= 2", timeout=TIMEOUT_MS)
     assert "withdraw" in page.locator("#cold-starts").inner_text()
+    # for all incoming requests, the chart shows the functions' cold starts, as the table does
+    cold = page.evaluate(
+        "() => document.getElementById('chart-cold').data.map(t => [t.name, t.y.reduce((a, b) => a + b, 0)])"
+    )
+    assert cold and all(total > 0 for _, total in cold) and "withdraw" in {name for name, _ in cold}
     assert "accounts" in page.locator("#throttles").inner_text()
     screenshot(page, "analytics")
 

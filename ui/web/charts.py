@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from collector.query.analytics import SeriesPoint
+from collector.query.cold_starts import ColdStartSeries
 from collector.query.figure_view import Histogram
+from ui.web.map_figure import inert
 
 HEALTH_LINES: Final = (
     ("error_rate", "error", "#f0a30a"),
@@ -93,3 +95,14 @@ def series_figures(points: Sequence[SeriesPoint]) -> dict[str, Figure]:
         "latency": {"data": lines(PERCENTILES), "layout": _layout("response time (ms)")},
         "cold": {"data": bars("cold_starts", "cold starts", "#1f77b4"), "layout": _layout("cold starts")},
     }
+
+
+def cold_start_figure(series: ColdStartSeries) -> Figure:
+    """Cold starts per step, a stacked bar per node that had any (the table beside lists them)."""
+    times = [datetime.fromtimestamp(start / 1e9, tz=UTC).isoformat() for start in series.bucket_starts_ns]
+    bars = [
+        {"type": "bar", "x": times, "y": list(counts), "name": inert(node.name)}
+        for node, counts in zip(series.nodes, series.counts, strict=True)
+    ]
+    title = "cold starts, downstream of the selection" if series.nodes else "cold starts: none in this window"
+    return {"data": bars, "layout": _layout(title, barmode="stack", showlegend=True)}

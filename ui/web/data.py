@@ -20,12 +20,13 @@ from collector.engine import Collector
 from collector.filters.filter_ast import Expr
 from collector.insights.insight import Insight
 from collector.query.analytics import ValueComparison, WindowComparison, compare_values, compare_windows, time_series
+from collector.query.cold_starts import cold_start_series
 from collector.query.critical_path import critical_path, trace_with_consumers
 from collector.query.map_view import MapNode, ServiceMap, ThrottleSourceNode
 from collector.query.service_map import MapQuery, service_map
 from collector.query.trace_view import SpanView
 from collector.storage.protocols import SpanReader, Subject, TimeWindow, TraceSummary
-from ui.web.charts import Figure, bucket_histogram, log_buckets, series_figures
+from ui.web.charts import Figure, bucket_histogram, cold_start_figure, log_buckets, series_figures
 from ui.web.compact_map import View, drawn
 from ui.web.drawn_map import DrawnMap
 from ui.web.insight_figure import timeline_figure
@@ -97,6 +98,7 @@ class AnalyticsPage:
     comparison: WindowComparison | ValueComparison
     nodes: tuple[MapNode, ...]
     throttle_sources: tuple[ThrottleSourceNode, ...]
+    cold_nodes: tuple[MapNode, ...]  # the subject's node and those downstream of it that cold started
 
 
 def map_body(reader: SpanReader, query: MapQuery, drawing: MapDrawing | None = None) -> MapPage:
@@ -253,4 +255,6 @@ def analytics_body(
     else:
         comparison = compare_values(reader, window, expr, subject, compare)
     found = service_map(reader, MapQuery(window, expr))
-    return AnalyticsPage(series_figures(series.points), series.step_s, comparison, found.nodes, found.throttle_sources)
+    cold = cold_start_series(reader, window, expr, subject, found, series.step_s)
+    figures = {**series_figures(series.points), "cold": cold_start_figure(cold)}
+    return AnalyticsPage(figures, series.step_s, comparison, found.nodes, found.throttle_sources, cold.nodes)

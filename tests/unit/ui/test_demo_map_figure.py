@@ -13,11 +13,11 @@ import pytest
 from collector.query.map_view import MapEdge, MapNode, node_id
 from collector.query.service_map import MapQuery
 from collector.storage.duckdb_store import DuckDBStore
-from collector.storage.protocols import TimeWindow
+from collector.storage.protocols import Subject, TimeWindow
 from tests.browser.map_geometry import crossings, polylines
 from tests.demo_run import MINUTE_NS, write_recorded_run
 from ui.web.compact_map import FUNCTION_TYPE, SERVICE_TYPE, drawn
-from ui.web.data import MapDrawing, MapPage, map_body
+from ui.web.data import MapDrawing, MapPage, analytics_body, map_body
 from ui.web.layout_memory import LayoutMemory
 
 MAX_CROSSINGS = 5
@@ -135,3 +135,20 @@ def test_edges_that_become_one_in_the_compact_view_are_drawn_once() -> None:
         (service.id, table.id, edges[3].id),
         (table.id, other.id, f"{table.id}-{other.id}"),
     ]
+
+
+def test_the_cold_start_chart_counts_what_is_downstream_as_the_table_does(
+    demo: tuple[DuckDBStore, TimeWindow],
+) -> None:
+    store, window = demo
+    everything = analytics_body(store.reader, window, None, Subject(), 60, "previous")
+    functions = {n.name for n in everything.nodes if n.figures is not None and n.figures.cold_starts}
+    assert {n.name for n in everything.cold_nodes} == functions and len(functions) >= 5
+    bars = everything.figures["cold"]["data"]
+    assert sum(sum(bar["y"]) for bar in bars) == sum(n.figures.cold_starts for n in everything.cold_nodes if n.figures)
+    bank = analytics_body(
+        store.reader, window, None, Subject("bank-api/prod", "AWS::ApiGateway::Stage"), 60, "previous"
+    )
+    names = {n.name for n in bank.cold_nodes}
+    assert "withdraw" in names and not names & {"resize-image", "analyze-posts", "publish-post"}
+    assert {bar["name"] for bar in bank.figures["cold"]["data"]} == names

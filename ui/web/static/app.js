@@ -562,11 +562,12 @@ function analyticsPage() {
       nodeSelect.value = chosen;
       fillTable(document.getElementById("comparison"),
         ["", "requests", "error", "fault", "throttle", "p50", "p90", "p99"], comparisonRows(body.comparison));
-      const functions = body.nodes.filter((n) => n.type === "AWS::Lambda::Function" && n.figures);
+      // the chart's nodes: the selection and what it reaches, every one that cold started
       fillTable(document.getElementById("cold-starts"),
         ["function", "cold starts", "rate", "init p50", "init p99", "share of p99"],
-        functions.map((n) => [n.name, n.figures.cold_starts, pct(n.figures.cold_start_rate),
-          ms(n.cold_start.init_p50_ms), ms(n.cold_start.init_p99_ms), pct(n.cold_start.p99_share)]));
+        body.cold_nodes.map((n) => [n.name, n.figures.cold_starts, pct(n.figures.cold_start_rate),
+          ms(n.cold_start && n.cold_start.init_p50_ms), ms(n.cold_start && n.cold_start.init_p99_ms),
+          pct(n.cold_start && n.cold_start.p99_share)]));
       fillTable(document.getElementById("throttles"), ["source", "type", "throttled traces"],
         body.throttle_sources.map((s) => [s.name, s.type, s.traces]));
     });
