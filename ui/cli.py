@@ -241,8 +241,7 @@ def serve_command(
         )
     if read_only and not lake:
         raise click.UsageError("--read-only needs --lake: a DuckDB file is written by one process, the collector")
-    if notify_url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", notify_url):
-        raise click.UsageError(f"--notify-url must be an http:// or https:// URL, not {notify_url!r}")
+    _check_notify_url(notify_url)
     try:
         location = LakeLocation.parse(lake, lake_data or "") if lake else None
     except BadLakeLocation as exc:
@@ -261,12 +260,7 @@ def serve_command(
         lake=location,
         read_only=read_only,
         ingest_log=ingest_log,
-        insights=InsightSettings(
-            period_s=insights_every_s,
-            current_s=insights_window_s,
-            baseline_s=insights_baseline_s,
-            notify_url=notify_url or None,
-        ),
+        insights=InsightSettings(insights_every_s, insights_window_s, insights_baseline_s, notify_url=notify_url),
     )
     try:
         collector = Collector(settings)
@@ -279,6 +273,11 @@ def serve_command(
 
 
 main.add_command(groups_command)
+
+
+def _check_notify_url(url: str | None) -> None:
+    if url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        raise click.UsageError(f"--notify-url must be an http:// or https:// URL, not {url!r}")
 
 
 def _api_options(command: Any) -> Any:

@@ -254,3 +254,24 @@ def test_the_group_selector_narrows_every_page(page: Any, daemon: Daemon, seeded
         screenshot(page, "traces-group")
     finally:
         httpx.delete(f"{daemon.api_url}/api/groups/withdrawals", timeout=10)
+
+
+def test_two_ticked_traces_compare_span_by_span(page: Any, daemon: Daemon, seeded: dict[str, str]) -> None:
+    page.goto(f"{daemon.api_url}/traces?range=3600")
+    page.wait_for_function("() => document.querySelectorAll('#traces-table tbody tr').length >= 8", timeout=TIMEOUT_MS)
+    assert page.locator("#compare-traces").is_disabled()
+    for role in ("cold", "ok"):
+        page.locator(f"#traces-table tr[data-trace-id='{seeded[role]}'] input.pick").check()
+    page.click("#compare-traces")
+    page.wait_for_function("() => document.querySelectorAll('#compare-table tbody tr').length >= 4", timeout=TIMEOUT_MS)
+    assert f"a={seeded['cold']}" in page.url and f"b={seeded['ok']}" in page.url
+    only_a = page.locator("#compare-table tr.only-a")
+    assert only_a.count() == 1 and "Initialization" in only_a.inner_text()  # the cold start
+    assert page.locator("#compare-table tr.both").count() >= 3
+    assert "1 spans only in A, 0 only in B" in page.locator("#compare-summary").inner_text()
+    screenshot(page, "compare")
+    assert page.errors == []
+    bad = httpx.get(f"{daemon.api_url}/ui/data/compare", params={"a": "nope", "b": seeded["ok"]}, timeout=10)
+    assert bad.status_code == 400
+    unknown = httpx.get(f"{daemon.api_url}/ui/data/compare", params={"a": "ab" * 16, "b": seeded["ok"]}, timeout=10)
+    assert unknown.status_code == 404

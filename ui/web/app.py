@@ -52,6 +52,7 @@ PAGES: Final = {
     "/traces": ("traces.html", "Traces"),
     "/analytics": ("analytics.html", "Analytics"),
     "/insights": ("insights.html", "Insights"),
+    "/compare": ("compare.html", "Compare traces"),
 }
 
 

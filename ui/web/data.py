@@ -24,6 +24,7 @@ from collector.query.cold_starts import cold_start_series
 from collector.query.critical_path import critical_path, trace_with_consumers
 from collector.query.map_view import MapNode, ServiceMap, ThrottleSourceNode
 from collector.query.service_map import MapQuery, service_map
+from collector.query.trace_compare import compare_traces
 from collector.query.trace_view import SpanView
 from collector.storage.protocols import SpanReader, Subject, TimeWindow, TraceSummary
 from ui.web.charts import Figure, bucket_histogram, cold_start_figure, log_buckets, series_figures
@@ -148,6 +149,8 @@ def data_router(
     memory = layouts or LayoutMemory()
 
     _add_map_route(router, reader, prefetch, memory)
+    _add_insights_route(router, collector)
+    _add_compare_route(router, reader)
 
     @router.get("/traces")
     def traces_data(
@@ -160,20 +163,6 @@ def data_router(
         found = tuple(reader.search_traces(window, expr, limit))
         histogram = bucket_histogram(log_buckets([t.trace_duration_ms for t in found]), "trace duration")
         return JSONResponse(TracesPanel(found, histogram, limit))
-
-    @router.get("/insights")
-    def insights_data(
-        start: str | None = None,
-        end: str | None = None,
-        group: Annotated[str | None, Query(max_length=64)] = None,
-    ) -> JSONResponse:
-        window = parse_window(start, end)
-        found = [
-            i
-            for i in collector.insights.insights(window.start_ns, window.end_ns, MAX_INSIGHTS)
-            if i.group == (group or None)
-        ]
-        return JSONResponse(InsightsPanel(tuple(found), timeline_figure(found, window.end_ns)))
 
     @router.get("/trace/{trace_id}")
     def trace_data(trace_id: str) -> JSONResponse:
@@ -223,6 +212,33 @@ def _add_map_route(
             return JSONResponse(prefetched)
         drawing = MapDrawing(view, focus or None, memory, _view_key(filter, group, max_nodes))
         return JSONResponse(map_body(reader, MapQuery(window, expr, max_nodes), drawing))
+
+
+def _add_insights_route(router: APIRouter, collector: Collector) -> None:
+    @router.get("/insights")
+    def insights_data(
+        start: str | None = None,
+        end: str | None = None,
+        group: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> JSONResponse:
+        window = parse_window(start, end)
+        found = [
+            i
+            for i in collector.insights.insights(window.start_ns, window.end_ns, MAX_INSIGHTS)
+            if i.group == (group or None)
+        ]
+        return JSONResponse(InsightsPanel(tuple(found), timeline_figure(found, window.end_ns)))
+
+
+def _add_compare_route(router: APIRouter, reader: SpanReader) -> None:
+    @router.get("/compare")
+    def compare_data(a: str, b: str) -> JSONResponse:
+        keys = parse_trace_id(a), parse_trace_id(b)
+        spans = [trace_with_consumers(reader, key) for key in keys]
+        for key, found in zip(keys, spans, strict=True):
+            if not found:
+                raise HTTPException(404, f"no trace {key.hex()}")
+        return JSONResponse(compare_traces(*spans))
 
 
 def trace_body(reader: SpanReader, key: bytes) -> TracePage | None:

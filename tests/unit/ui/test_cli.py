@@ -41,6 +41,17 @@ def test_help_lists_every_setting() -> None:
         "--max-body-mb",
         "FLUORO_DB",
         "FLUORO_TOKEN",
+        "--notify-url",
+        "--insights-every",
+        "--insights-window",
+        "--insights-baseline",
     ):
         assert flag in result.output
     assert "serve" in CliRunner().invoke(main, ["--help"]).output
+    assert "groups" in CliRunner().invoke(main, ["--help"]).output
+
+
+@pytest.mark.parametrize("url", ["ftp://hook", "hook.example.com", "http:// spaced", "javascript:alert(1)"])
+def test_a_notify_url_that_is_no_http_url_is_refused(url: str) -> None:
+    result = CliRunner().invoke(main, ["serve", "--notify-url", url, "--db", "/nonexistent/x.duckdb"])
+    assert result.exit_code == 2 and "--notify-url must be an http:// or https:// URL" in result.output

@@ -364,6 +364,11 @@ function flagsOf(trace) {
 
 function tracesPage() {
   let traces = [];
+  let picked = [];  // trace ids ticked to compare, two at most
+  const compareButton = document.getElementById("compare-traces");
+  compareButton.addEventListener("click", () => {
+    window.location.assign(`/compare?${new URLSearchParams({ a: picked[0], b: picked[1] })}`);
+  });
   let sortKey = "start_ns";
   let descending = true;
 
@@ -383,6 +388,19 @@ function tracesPage() {
     for (const trace of rows) {
       const tr = document.createElement("tr");
       tr.dataset.traceId = trace.trace_id;
+      const pick = el("td");
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.className = "pick";
+      box.checked = picked.includes(trace.trace_id);
+      box.addEventListener("change", () => {
+        picked = picked.filter((id) => id !== trace.trace_id);
+        if (box.checked) picked.push(trace.trace_id);
+        if (picked.length > 2) picked = picked.slice(-2);  // the two ticked last
+        drawTable();
+      });
+      pick.appendChild(box);
+      tr.appendChild(pick);
       const time = el("td");
       const link = el("a", new Date(trace.start_ns / 1e6).toISOString().slice(11, 23));
       link.href = `/traces/${trace.trace_id}`;
@@ -401,6 +419,7 @@ function tracesPage() {
       tr.appendChild(el("td", trace.span_count));
       tbody.appendChild(tr);
     }
+    compareButton.disabled = picked.length !== 2;
   }
 
   for (const th of document.querySelectorAll("#traces-table th[data-key]")) {
@@ -588,6 +607,50 @@ function analyticsPage() {
   refresh();
 }
 
+// ------------------------------------------------------------------ two traces compared
+
+function comparePage() {
+  const query = params();
+  const ids = { a: query.get("a") || "", b: query.get("b") || "" };
+  for (const side of ["a", "b"]) {
+    const link = document.getElementById(`compare-${side}`);
+    link.textContent = ids[side];
+    link.href = `/traces/${encodeURIComponent(ids[side])}`;
+  }
+  function flags(span) {
+    if (!span) return "";
+    return ["fault", "error", "throttle", "cold_start"].filter((f) => span[f]).join(", ");
+  }
+  async function refresh() {
+    await guarded(async () => {
+      const body = await getJSON("/ui/data/compare", ids);
+      document.getElementById("compare-summary").textContent =
+        `A took ${ms(body.a_duration_ms)}, B ${ms(body.b_duration_ms)}; ${body.only_in_a} spans only in A, ${body.only_in_b} only in B`;
+      const tbody = clear(document.querySelector("#compare-table tbody"));
+      for (const row of body.rows) {
+        const tr = document.createElement("tr");
+        tr.className = row.a && row.b ? "both" : row.a ? "only-a" : "only-b";
+        const label = el("td", `${row.service} · ${row.name}`);
+        label.style.paddingLeft = `${0.5 + Math.min(row.depth, 40) * 1.1}rem`;
+        tr.appendChild(label);
+        tr.appendChild(el("td", row.a ? row.a.duration_ms.toFixed(1) : "only in B"));
+        tr.appendChild(el("td", row.b ? row.b.duration_ms.toFixed(1) : "only in A"));
+        const delta = el("td", row.delta_ms === null ? "–" : `${row.delta_ms > 0 ? "+" : ""}${row.delta_ms.toFixed(1)}`);
+        if (row.delta_ms !== null && row.a && Math.abs(row.delta_ms) >= Math.max(1, 0.2 * row.a.duration_ms)) {
+          delta.className = row.delta_ms > 0 ? "slower" : "faster";
+        }
+        tr.appendChild(delta);
+        tr.appendChild(el("td", flags(row.a)));
+        tr.appendChild(el("td", flags(row.b)));
+        tbody.appendChild(tr);
+      }
+    });
+  }
+  document.getElementById("live").checked = false;  // finished traces do not change
+  startControls(refresh);
+  refresh();
+}
+
 // ------------------------------------------------------------------ insights
 
 function insightsPage() {
@@ -633,12 +696,14 @@ function insightsPage() {
 
 // ------------------------------------------------------------------ start
 
-const PAGES = { map: mapPage, traces: tracesPage, trace: tracePage, analytics: analyticsPage, insights: insightsPage };
+const PAGES = {
+  map: mapPage, traces: tracesPage, trace: tracePage, analytics: analyticsPage, insights: insightsPage, compare: comparePage,
+};
 
 document.addEventListener("DOMContentLoaded", () => {
   mark("scripts ready");
   const page = document.body.dataset.page;
-  const nav = document.getElementById(`nav-${page === "trace" ? "traces" : page}`);
+  const nav = document.getElementById(`nav-${page === "trace" || page === "compare" ? "traces" : page}`);
   if (nav) nav.classList.add("active");
   if (PAGES[page]) PAGES[page]();
 });
