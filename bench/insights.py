@@ -17,13 +17,17 @@ before (the same test as the default 1 minute against 15, on a shorter clock):
 Prints each run's insights, then true and false positives and each injection's time to detect.
 Bounded: fixed durations, loopback only; takes about ten minutes.
 
-Usage: python bench/insights.py [--warmup-s 200] [--inject-s 90]
+With --screenshots DIR, the fault run ends by photographing the UI at 1600x1000 in Chromium (the
+README's pictures): the map, the banking group's map focused on withdraw, and the insights.
+
+Usage: python bench/insights.py [--warmup-s 200] [--inject-s 90] [--screenshots docs]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import os
 import sys
 import tempfile
@@ -84,12 +88,39 @@ def inject(demo: Demo, until: float) -> None:
             time.sleep(1.0)
 
 
-def run(name: str, faults: bool, warmup_s: float, inject_s: float, settle_s: float) -> dict[str, Any]:
+def screenshots(api_url: str, folder: Path) -> None:
+    """The map, the banking group's map focused on withdraw, and the insights page."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
+
+    withdraw = hashlib.blake2b(b"AWS::Lambda\x00withdraw", digest_size=8).hexdigest()  # the map's node id
+    pages = {
+        "screenshot-map.png": "/?range=900",
+        "screenshot-group.png": f"/?range=900&group=banking&focus={withdraw}",
+        "screenshot-insights.png": "/insights?range=900",
+    }
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        for name, path in pages.items():
+            page.goto(f"{api_url}{path}")
+            page.wait_for_function("() => document.getElementById('status').textContent.startsWith('updated')")
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(folder / name))
+        browser.close()
+
+
+def run(
+    name: str, faults: bool, warmup_s: float, inject_s: float, settle_s: float, photos: Path | None = None
+) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory() as folder,
         run_collector(Path(folder) / "i.duckdb", extra_args=DETECTOR) as fluoro,
     ):
-        settings = DemoSettings(fluoro.traces_url, fluoro.xray_address, rps=3.0, fault_rate=0.0, cycle=STEADY)
+        settings = DemoSettings(
+            fluoro.traces_url, fluoro.xray_address, rps=3.0, fault_rate=0.0, cycle=STEADY, collector_api=fluoro.api_url
+        )
         demo = Demo(["banking", "social"], settings).start()
         try:
             started = time.monotonic()
@@ -101,6 +132,8 @@ def run(name: str, faults: bool, warmup_s: float, inject_s: float, settle_s: flo
                 time.sleep(inject_s)
             time.sleep(settle_s)
             found = insights(fluoro.api_url)
+            if photos is not None:
+                screenshots(fluoro.api_url, photos)
             print(f"\n{name}: {time.monotonic() - started:.0f} s, {len(found)} insights")
             for insight in found:
                 root = insight["root_cause"]
@@ -138,9 +171,10 @@ def main() -> None:
     parser.add_argument("--warmup-s", type=float, default=200.0)
     parser.add_argument("--inject-s", type=float, default=90.0)
     parser.add_argument("--settle-s", type=float, default=20.0)
+    parser.add_argument("--screenshots", type=Path, default=None, help="a folder for the README's pictures")
     args = parser.parse_args()
     steady = run("steady run", False, args.warmup_s, args.inject_s, args.settle_s)
-    faulty = run("fault run", True, args.warmup_s, args.inject_s, args.settle_s)
+    faulty = run("fault run", True, args.warmup_s, args.inject_s, args.settle_s, args.screenshots)
     score(steady, faulty)
 
 

@@ -4,13 +4,9 @@ it at /api/insights and POSTs it to --notify-url."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from opentelemetry import trace
@@ -22,40 +18,16 @@ from opentelemetry.trace import SpanKind
 
 from tests.integration.daemon import Daemon
 from tests.waiting import wait_until
+from tests.webhook import Receiver
 
 MINUTES = 16
 PER_MINUTE = 30
 MS = 1_000_000
 
 
-class Hook:
-    """A loopback receiver of the daemon's notifications."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        events = self.events
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                events.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/insights"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def hook() -> Iterator[Hook]:
-    receiving = Hook()
+def hook() -> Iterator[Receiver]:
+    receiving = Receiver()
     yield receiving
     receiving.close()
 
@@ -87,16 +59,16 @@ def send_traffic(daemon: Daemon, now_ns: int) -> None:
         provider.shutdown()
 
 
-def test_a_daemon_opens_an_insight_where_the_failures_started_and_posts_it(tmp_path: Path, hook: Hook) -> None:
+def test_a_daemon_opens_an_insight_where_the_failures_started_and_posts_it(tmp_path: Path, hook: Receiver) -> None:
     daemon = Daemon(tmp_path / "insights.duckdb", extra_args=("--notify-url", hook.url, "--insights-every", "1s"))
     daemon.start()
     try:
         send_traffic(daemon, time.time_ns())
         opened = wait_until(
-            lambda: [e for e in hook.events if e["event"] == "opened" and e["insight"]["kind"] == "fault"],
+            lambda: [e for e in hook.bodies if e["event"] == "opened" and e["insight"]["kind"] == "fault"],
             timeout_s=60,
             poll_s=0.5,
-            describe=lambda: f"notifications: {hook.events}",
+            describe=lambda: f"notifications: {hook.bodies}",
         )
         insight = opened[0]["insight"]
         assert insight["root_cause"]["name"] == "ledger" and insight["group"] is None

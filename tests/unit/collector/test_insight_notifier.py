@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from collector.insights.insight import Insight, InsightNode, InsightState
 from collector.insights.notifier import MAX_ATTEMPTS, MAX_QUEUED, Notifier
 from tests.waiting import wait_until
+from tests.webhook import Receiver
 
 FAST = (0.01, 0.05)
 
@@ -23,39 +21,10 @@ def insight(number: int = 1, state: InsightState = "open") -> Insight:
     return Insight(f"i{number}", None, "fault", state, 1, end_ns, root, (root,), 10, 5, 0.5, 0.01, 1e-9, "f", 1)
 
 
-class Receiver:
-    """Answers each POST with the next status of `statuses` (the last one repeats), after `delay_s`."""
-
-    def __init__(self, statuses: list[int], delay_s: float = 0.0) -> None:
-        self.bodies: list[dict[str, object]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                time.sleep(delay_s)
-                receiver.bodies.append(json.loads(body))
-                status = statuses[min(len(receiver.bodies) - 1, len(statuses) - 1)]
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
     statuses, delay_s = getattr(request, "param", ([200], 0.0))
-    running = Receiver(statuses, delay_s)
+    running = Receiver(tuple(statuses), delay_s)
     yield running
     running.close()
 
@@ -67,7 +36,7 @@ def test_a_refused_post_is_retried_until_taken(receiver: Receiver) -> None:
         notifier.notify(insight(state="closed"))
         wait_until(lambda: notifier.sent == 1, timeout_s=10)
         assert len(receiver.bodies) == 3 and notifier.failed == 0
-        assert receiver.bodies[-1]["event"] == "closed" and receiver.bodies[-1]["insight"]["id"] == "i1"  # type: ignore[index]
+        assert receiver.bodies[-1]["event"] == "closed" and receiver.bodies[-1]["insight"]["id"] == "i1"
     finally:
         notifier.close()
 
