@@ -57,8 +57,8 @@ def group_from(body: bytes) -> Group:
     """The group a POST body describes: {"name": ..., "filter": ...}."""
     try:
         fields: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadParameter(f"the body is not JSON: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested past Python's limit
+        raise BadParameter(f"the body is not JSON: {str(exc)[:200]}") from None
     if not isinstance(fields, dict) or set(fields) - {"name", "filter"}:
         raise BadParameter('the body is a JSON object with "name" and "filter", and nothing else')
     name, text = valid_name(fields.get("name")), fields.get("filter")

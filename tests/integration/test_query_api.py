@@ -187,6 +187,7 @@ def test_a_group_selects_its_traces_on_every_query(daemon: Daemon, traffic: dict
         ({"name": "x", "filter": "fault", "extra": 1}, "application/json", 400, "nothing else"),
         (["x", "fault"], "application/json", 400, "JSON object"),
         (b"\xff\xfe{", "application/json", 400, "not JSON"),
+        (b"[" * 8_000 + b"]" * 8_000, "application/json", 400, "not JSON"),  # deeper than Python's recursion
         ({"name": "x", "filter": "fault"}, "text/plain", 415, "application/json"),
         ({"name": "x", "filter": "fault " * 4_000}, "application/json", 413, "at most"),
     ],
