@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from tests.browser.map_geometry import crossings
+from tests.browser.map_geometry import crossings, overlap
 from ui.web.layout_memory import MAX_REMEMBERED_SHARE, LayoutMemory
-from ui.web.map_canvas import Label, label
+from ui.web.map_canvas import LABEL_GAP_PX, RING_MAX_PX, Label, canvas, label
 from ui.web.map_layout import Layout, LayoutNode, _spread, layered, place
 
 
@@ -141,3 +141,25 @@ def test_the_memory_starts_afresh_once_it_remembers_far_more_than_is_shown() -> 
     memory.place(("v",), nodes_of(*many), list(itertools.pairwise(many)), labels_of(*many))
     few, _ = memory.place(("v",), nodes_of(*many[:3]), list(itertools.pairwise(many[:3])), labels_of(*many))
     assert set(few.slots) == set(many[:3])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_labels_at_the_node_limit_have_room_of_their_own(seed: int) -> None:
+    """60 nodes with long names: no two nodes' label boxes (as sized for the canvas) or rings meet."""
+    rng = random.Random(seed)
+    names = [
+        f"{rng.choice(['orders', 'start-overdraft-workflow', 'x'])}-{i}-" + "n" * rng.randrange(40) for i in range(60)
+    ]
+    edges = sorted({tuple(sorted(rng.sample(names, 2))) for _ in range(90)})
+    layout = layered(nodes_of(*names), [(a, b) for a, b in edges])
+    labels = {n: label(n, "λ function") for n in names}
+    drawn = canvas(layout, labels)
+    boxes = []
+    for name in names:
+        x, y = drawn.at(layout.slots[name])
+        width, height = labels[name].width_px, labels[name].height_px
+        ring = (x - RING_MAX_PX, y - RING_MAX_PX, x + RING_MAX_PX, y + RING_MAX_PX)
+        text = (x - width / 2, y + RING_MAX_PX + LABEL_GAP_PX, x + width / 2, y + RING_MAX_PX + LABEL_GAP_PX + height)
+        boxes += [ring, text]
+    for one, other in itertools.combinations(boxes, 2):
+        assert not overlap(one, other)
