@@ -48,9 +48,9 @@ class FreshReader:
         self._catch_up()
         return self._reader.search_traces(window, expr, limit)
 
-    def hop_rows(self, window: TimeWindow, expr: ast.Expr | None, max_rows: int) -> HopRows:
+    def hop_rows(self, window: TimeWindow, expr: ast.Expr | None, max_rows: int, group: str | None = None) -> HopRows:
         self._catch_up()
-        return self._reader.hop_rows(window, expr, max_rows)
+        return self._reader.hop_rows(window, expr, max_rows, group)
 
     def throttle_sources(self, window: TimeWindow, expr: ast.Expr | None, limit: int) -> list[ThrottleSource]:
         self._catch_up()

@@ -43,8 +43,11 @@ def map_routes(collector: Collector, guarded: Sequence[params.Depends]) -> APIRo
         start: str | None = None,
         end: str | None = None,
         max_nodes: Annotated[int, Query(ge=2, le=1000)] = 100,
+        group: str | None = None,
+        filter: str | None = None,
     ) -> ServiceMap:
-        query = MapQuery(parse_window(start, end), expr, max_nodes)
+        # a group alone: its rollup may serve the window's whole minutes
+        query = MapQuery(parse_window(start, end), expr, max_nodes, group if group and not filter else None)
         return service_map(collector.reader, query)
 
     @router.get("/api/analytics", summary="Time series of requests, rates and percentiles")

@@ -105,4 +105,4 @@ class InsightWatch:
     def _map(self, window: TimeWindow, scope: Scope) -> ServiceMap:
         if scope.gone:
             return ServiceMap(window.start_ns, window.end_ns, (), (), (), 0, False)
-        return service_map(self._reader, MapQuery(window, scope.expr))
+        return service_map(self._reader, MapQuery(window, scope.expr, group=scope.group))

@@ -35,6 +35,7 @@ class MapQuery:
     window: TimeWindow
     expr: ast.Expr | None = None
     max_nodes: int = 100
+    group: str | None = None  # `expr` is this saved group's filter alone: its rollup may serve
 
 
 @dataclass
@@ -211,7 +212,7 @@ def accumulate(count_rows: Sequence[Row], latency_rows: Sequence[Row], max_nodes
 
 def build_graph(reader: SpanReader, query: MapQuery) -> MapGraph:
     """The map for the query: node and edge attributes hold Figures and extra statistics."""
-    hops = reader.hop_rows(query.window, query.expr, MAX_GROUPS)
+    hops = reader.hop_rows(query.window, query.expr, MAX_GROUPS, query.group)
     found = accumulate(hops.counts, hops.latency, query.max_nodes)
     graph: MapGraph = nx.DiGraph()
     for key, figures in found.served.items():

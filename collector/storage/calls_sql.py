@@ -131,6 +131,7 @@ _RETRACTED = f"{_SUPERSEDED} AND start_ns < (SELECT rolled_until FROM rollup_sta
 RETRACT_SUPERSEDED: Final = (
     rollup_sql.name_new_hops("calls", _RETRACTED),
     *rollup_sql.rollup_insert("calls", _RETRACTED, sign=-1),
+    rollup_sql.note_dirty("calls", _RETRACTED),
 )
 DELETE_STORED_SUPERSEDED: Final = (
     f"DELETE FROM calls WHERE {_SUPERSEDED}",
@@ -157,7 +158,11 @@ def count_late(source: str) -> str:
 
 
 def roll_up_late(source: str) -> tuple[str, ...]:
-    return (rollup_sql.name_new_hops(source, _LATE), *rollup_sql.rollup_insert(source, _LATE))
+    return (
+        rollup_sql.name_new_hops(source, _LATE),
+        *rollup_sql.rollup_insert(source, _LATE),
+        rollup_sql.note_dirty(source, _LATE),
+    )
 
 
 # --- housekeeping: children whose partner never came (the linker says what they become).

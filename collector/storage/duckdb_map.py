@@ -15,7 +15,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import duckdb
@@ -26,7 +26,8 @@ from collector.model import STORED_SPAN_SCHEMA
 from collector.service_map.roles import LINKED_SPAN_COLUMNS
 from collector.storage import calls_sql, rollup_sql
 from collector.storage.duckdb_calls import expire_pending, link_calls, roll_up
-from collector.storage.protocols import StoreUnavailable
+from collector.storage.group_rollup import roll_up_groups
+from collector.storage.protocols import Group, StoreUnavailable
 
 _logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -162,8 +163,11 @@ class DuckDBMapTables:
     def expire_pending(self, waited_since_ns: int) -> None:
         self._in_transaction("expiring pending calls", lambda con: expire_pending(con, waited_since_ns))
 
-    def roll_up(self, settled_before_ns: int) -> None:
+    def roll_up(self, settled_before_ns: int, groups: Sequence[Group] = ()) -> None:
+        """The main rollup's next minutes, then each group's (group_rollup.py), apart: a group's
+        failure leaves the main rollup done."""
         self._in_transaction("rolling up calls", lambda con: roll_up(con, settled_before_ns))
+        self._in_transaction("rolling up groups", lambda con: roll_up_groups(con, groups))
 
     def delete_older_than(self, cutoff_ns: int) -> None:
         def delete(con: duckdb.DuckDBPyConnection) -> None:

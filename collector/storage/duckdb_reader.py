@@ -15,7 +15,7 @@ import orjson
 
 from collector.filters import filter_ast as ast
 from collector.storage import duckdb_sql as sql
-from collector.storage import map_sql, search_sql
+from collector.storage import group_rollup, map_sql, search_sql
 from collector.storage.protocols import (
     Grouping,
     HopRows,
@@ -82,12 +82,25 @@ class DuckDBReader:
     def search_traces(self, window: TimeWindow, expr: ast.Expr | None, limit: int) -> list[TraceSummary]:
         return search_sql.summaries(self.rows(search_sql.search_statement(window, expr, limit), "searching traces"))
 
-    def hop_rows(self, window: TimeWindow, expr: ast.Expr | None, max_rows: int) -> HopRows:
+    def hop_rows(self, window: TimeWindow, expr: ast.Expr | None, max_rows: int, group: str | None = None) -> HopRows:
         ((rolled_until,),) = self.rows(Statement(map_sql.ROLLED_UNTIL), "reading the rollup's watermark")
         rolled_until_ns = int(rolled_until or 0)
-        counts = self.rows(map_sql.hops_statement(map_sql.HOP_COUNTS, window, expr, rolled_until_ns, max_rows))
-        latency = self.rows(map_sql.hops_statement(map_sql.HOP_LATENCY, window, expr, rolled_until_ns, max_rows))
+        rolled = self._group_rollup(group) if group is not None else None
+        counts = self.rows(map_sql.hops_statement(map_sql.HOP_COUNTS, window, expr, rolled_until_ns, max_rows, rolled))
+        latency = self.rows(
+            map_sql.hops_statement(map_sql.HOP_LATENCY, window, expr, rolled_until_ns, max_rows, rolled)
+        )
         return HopRows(counts, latency, truncated=max(len(counts), len(latency)) >= max_rows)
+
+    def _group_rollup(self, group: str) -> map_sql.GroupRollup | None:
+        """The group's rollup, if it has one for its filter as saved (none in a lake from before groups)."""
+        try:
+            found = group_rollup.coverage(self._cursor(), group)
+        except duckdb.CatalogException:
+            return None
+        except duckdb.Error as exc:
+            raise StoreUnavailable(f"reading a group's rollup failed: {exc}") from exc
+        return map_sql.GroupRollup(*found) if found else None
 
     def throttle_sources(self, window: TimeWindow, expr: ast.Expr | None, limit: int) -> list[ThrottleSource]:
         rows = self.rows(map_sql.picked_statement(map_sql.THROTTLE_SOURCES, window, expr, limit))

@@ -94,6 +94,7 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     (6, calls_sql.PENDING_INIT_MIGRATION),
     (7, (side_tables_sql.CREATE_GROUPS,)),
     (8, (side_tables_sql.CREATE_INSIGHTS,)),
+    (9, rollup_sql.GROUP_TABLES),
 )
 
 CREATE_VERSION_TABLE: Final = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"

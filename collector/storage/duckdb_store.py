@@ -300,8 +300,9 @@ class DuckDBStore:
                 raise _translate(exc, "lake upkeep") from exc
 
     def roll_up_calls(self, settled_before_ns: int) -> None:
-        """Fold whole minutes of calls that started before `settled_before_ns` into the rollup."""
-        self.map_tables.roll_up(settled_before_ns)
+        """Fold whole minutes of calls that started before `settled_before_ns` into the rollup,
+        and into each group's."""
+        self.map_tables.roll_up(settled_before_ns, self.groups.groups())
 
     # ------------------------------------------------------------------ reading
 

@@ -158,6 +158,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, location: LakeLocation, *, rea
     """Create the lake's tables if it has none (once, under an advisory lock: collectors may
     start together); a reader only checks that they are there."""
     if _has_tables(con):
+        if not read_only:
+            _add_later_tables(con, location)
         return
     if read_only:
         raise StoreUnavailable(
@@ -179,6 +181,33 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, location: LakeLocation, *, rea
         with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")
         raise StoreUnavailable(f"cannot create the tables of the lake {location.describe()}: {exc}") from exc
+    finally:
+        holder.close()
+
+
+def _add_later_tables(con: duckdb.DuckDBPyConnection, location: LakeLocation) -> None:
+    """The tables a later Fluoro added, in a lake an earlier one made (under the schema lock)."""
+    missing = [
+        made for name, made in lake_sql.LATER_TABLES if not con.execute(lake_sql.TABLE_EXISTS, [name]).fetchall()[0][0]
+    ]
+    if not missing:
+        return
+    try:
+        holder = with_lock(location.libpq(), SCHEMA_KEY, location.password)
+    except psycopg.Error as exc:
+        raise StoreUnavailable(
+            f"cannot lock the lake {location.describe()}: {redacted(str(exc), (location.password,))}"
+        ) from exc
+    try:
+        con.execute("BEGIN")
+        for statements in missing:
+            for statement in statements:
+                con.execute(statement)
+        con.execute("COMMIT")
+    except duckdb.Error as exc:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise StoreUnavailable(f"cannot add tables to the lake {location.describe()}: {exc}") from exc
     finally:
         holder.close()
 

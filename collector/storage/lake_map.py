@@ -14,6 +14,7 @@ derived tables run on the leader only.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import duckdb
 import pyarrow as pa
@@ -24,6 +25,7 @@ from collector.storage import lake_sql
 from collector.storage.duckdb_calls import link_calls
 from collector.storage.duckdb_map import LINKED_SPAN_SCHEMA, MAX_UNLINKED_ROWS, DuckDBMapTables
 from collector.storage.leader_lock import LeaderLock
+from collector.storage.protocols import Group
 
 LINK_COLUMNS = ", ".join(LINK_SCHEMA.names)
 # Snapshots and replaced files are kept this long: a query that started before a merge or an
@@ -140,9 +142,9 @@ class LakeMapTables(DuckDBMapTables):
         if self.leading():
             super().expire_pending(waited_since_ns)
 
-    def roll_up(self, settled_before_ns: int) -> None:
+    def roll_up(self, settled_before_ns: int, groups: Sequence[Group] = ()) -> None:
         if self.leading():
-            super().roll_up(settled_before_ns)
+            super().roll_up(settled_before_ns, groups)
 
     def delete_older_than(self, cutoff_ns: int) -> None:
         if self.leading():

@@ -33,6 +33,7 @@ CREATE_TABLES: Final = (
     _lake_ddl(duckdb_sql.CREATE_RESOURCES),
     *calls_sql.MIGRATION,
     *rollup_sql.MIGRATION,
+    *rollup_sql.GROUP_TABLES,
     side_tables_sql.CREATE_GROUPS,
     side_tables_sql.CREATE_INSIGHTS,
     duckdb_sql.CREATE_VERSION_TABLE,
@@ -41,6 +42,9 @@ CREATE_TABLES: Final = (
     "INSERT INTO link_state VALUES (-1)",
 )
 DATA_BYTES: Final = "SELECT sum(file_size_bytes + delete_file_size_bytes) FROM ducklake_table_info('lake')"
+# Tables a later Fluoro added, made in a lake an earlier one created (names and statements).
+LATER_TABLES: Final = (("rollup_dirty", rollup_sql.GROUP_TABLES),)
+TABLE_EXISTS: Final = "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' AND table_name = ?"
 TABLES_EXIST: Final = "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' AND table_name = 'spans'"
 
 # Two collectors may store the same resource at once: the row is the same (its key is a hash

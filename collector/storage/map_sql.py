@@ -15,6 +15,7 @@ rollup (collector/storage/rollup_sql.py), so its cost follows minutes x hops, no
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 from collector.filters import filter_ast as ast
@@ -112,6 +113,17 @@ GROUP BY key, bucket ORDER BY key
 """
 
 ROLLED_UNTIL: Final = "SELECT max(rolled_until) FROM rollup_state"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRollup:
+    """A group's rollup (storage/group_rollup.py): its id and the whole minutes it holds."""
+
+    group_id: int
+    rolled_from: int
+    rolled_until: int
+
+
 _GROUP_KEYS: Final = {"function_version": "coalesce(function_version, '$LATEST')", "cold_start": "cold_start"}
 
 
@@ -140,11 +152,35 @@ def rolled_minutes(window: TimeWindow, expr: ast.Expr | None, rolled_until_ns: i
     return low, high
 
 
+def group_minutes(window: TimeWindow, rolled: GroupRollup) -> tuple[int, int]:
+    """[lo, hi): the window's whole minutes a group's rollup holds."""
+    low = max(-(-window.start_ns // MINUTE_NS) * MINUTE_NS, rolled.rolled_from)
+    high = min(window.end_ns // MINUTE_NS * MINUTE_NS, rolled.rolled_until)
+    return (low, high) if high > low else (window.start_ns, window.start_ns)
+
+
+def _for_group(template: str, group_id: int) -> str:
+    """A HOP_* template reading a group's rollup instead of the main one."""
+    return template.replace(
+        "FROM call_minutes WHERE", f"FROM group_minutes WHERE group_id = {int(group_id)} AND"
+    ).replace("FROM latency_minutes WHERE", f"FROM group_latency_minutes WHERE group_id = {int(group_id)} AND")
+
+
 def hops_statement(
-    template: str, window: TimeWindow, expr: ast.Expr | None, rolled_until_ns: int, max_rows: int
+    template: str,
+    window: TimeWindow,
+    expr: ast.Expr | None,
+    rolled_until_ns: int,
+    max_rows: int,
+    group: GroupRollup | None = None,
 ) -> Statement:
-    """A HOP_* statement: rolled-up whole minutes, raw calls for the head and tail of the window."""
-    low, high = rolled_minutes(window, expr, rolled_until_ns)
+    """A HOP_* statement: rolled-up whole minutes (the main rollup's, or with `group` and `expr`
+    its filter, the group's), raw calls for the head and tail of the window."""
+    if group is not None and expr is not None:
+        low, high = group_minutes(window, group)
+        template = _for_group(template, group.group_id)
+    else:
+        low, high = rolled_minutes(window, expr, rolled_until_ns)
     text, raw_filter = _filtered(template, window, expr)
     params = (
         *(window.start_ns, window.end_ns),  # roots

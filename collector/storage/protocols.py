@@ -209,8 +209,9 @@ class SpanReader(Protocol):
     def search_traces(self, window: TimeWindow, expr: ast.Expr | None, limit: int) -> list[TraceSummary]:
         """Traces rooted in the window matching `expr`, newest first."""
 
-    def hop_rows(self, window: TimeWindow, expr: ast.Expr | None, max_rows: int) -> HopRows:
-        """The map's figures per hop of calls starting in the window."""
+    def hop_rows(self, window: TimeWindow, expr: ast.Expr | None, max_rows: int, group: str | None = None) -> HopRows:
+        """The map's figures per hop of calls starting in the window; `group`: `expr` is that
+        saved group's filter alone, so its rollup may serve the whole minutes."""
 
     def throttle_sources(self, window: TimeWindow, expr: ast.Expr | None, limit: int) -> list[ThrottleSource]:
         """Where the window's throttled traces were throttled first, busiest first."""

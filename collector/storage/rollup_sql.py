@@ -84,31 +84,42 @@ def _from_rows(source: str, where: str) -> str:
     JOIN hop_keys h ON {_SAME_HOP}"""
 
 
-def rollup_insert(source: str, where: str, sign: int = 1) -> tuple[str, str, str]:
+def rollup_insert(
+    source: str, where: str, sign: int = 1, *, group_id: int | None = None, ctes: str = ""
+) -> tuple[str, str, str]:
     """INSERTs of the per-minute sums of `source` rows meeting `where` (counts, latency, dwell);
-    sign -1 takes them back out. Run name_new_hops with the same source and condition first."""
+    sign -1 takes them back out. Run name_new_hops with the same source and condition first.
+    With `group_id`, into a group's rollup (group_rollup.py), `ctes` (a WITH clause) before each."""
     if sign not in (1, -1):
         raise ValueError("sign is 1 or -1")
+    counts_table, latency_table, key = "call_minutes", "latency_minutes", ""
+    if group_id is not None:
+        counts_table, latency_table, key = "group_minutes", "group_latency_minutes", f"{int(group_id)}, "
     minute = f"x.start_ns // {MINUTE_NS} * {MINUTE_NS}"
     rows = _from_rows(source, where)
     waited_low_high = "min(x.waited), max(x.waited)" if sign == 1 else "NULL, NULL"
     dwell_low_high = "min(x.dwell_ns), max(x.dwell_ns)" if sign == 1 else "NULL, NULL"
     counts = f"""
-    INSERT INTO call_minutes
-    SELECT {minute}, h.hop_id, {sign} * count(*), {sign} * sum((NOT (x.error OR x.fault OR x.throttle))::INTEGER),
+    INSERT INTO {counts_table} {ctes}
+    SELECT {key}{minute}, h.hop_id, {sign} * count(*), {sign} * sum((NOT (x.error OR x.fault OR x.throttle))::INTEGER),
            {sign} * sum(x.error::INTEGER), {sign} * sum(x.fault::INTEGER), {sign} * sum(x.throttle::INTEGER),
            {sign} * sum(x.cold_start::INTEGER)
     {rows} GROUP BY ALL"""
     latency = f"""
-    INSERT INTO latency_minutes
-    SELECT {minute}, h.hop_id, 0, x.bucket, {sign} * count(*), {sign} * sum(x.init_waited), {sign} * sum(x.waited),
+    INSERT INTO {latency_table} {ctes}
+    SELECT {key}{minute}, h.hop_id, 0, x.bucket, {sign} * count(*), {sign} * sum(x.init_waited), {sign} * sum(x.waited),
            {waited_low_high}
     {rows} GROUP BY ALL"""
     dwell = f"""
-    INSERT INTO latency_minutes
-    SELECT {minute}, h.hop_id, 1, x.dwell_bucket, {sign} * count(*), 0, 0, {dwell_low_high}
+    INSERT INTO {latency_table} {ctes}
+    SELECT {key}{minute}, h.hop_id, 1, x.dwell_bucket, {sign} * count(*), 0, 0, {dwell_low_high}
     {rows} WHERE x.dwell_bucket IS NOT NULL GROUP BY ALL"""
     return counts, latency, dwell
+
+
+def note_dirty(source: str, where: str) -> str:
+    """Note the minutes of `source` rows meeting `where` for the groups to roll again."""
+    return f"INSERT INTO rollup_dirty SELECT DISTINCT start_ns // {MINUTE_NS} * {MINUTE_NS} FROM {source} WHERE {where}"
 
 
 ROLLED_UNTIL: Final = "SELECT rolled_until FROM rollup_state"
@@ -118,4 +129,19 @@ MOVE_WATERMARK: Final = "UPDATE rollup_state SET rolled_until = ?"
 DELETE_OLDER_THAN: Final = (
     "DELETE FROM call_minutes WHERE minute + 60000000000 <= ?",
     "DELETE FROM latency_minutes WHERE minute + 60000000000 <= ?",
+    "DELETE FROM group_minutes WHERE minute + 60000000000 <= ?",
+    "DELETE FROM group_latency_minutes WHERE minute + 60000000000 <= ?",
+    "DELETE FROM rollup_dirty WHERE minute + 60000000000 <= ?",
+)
+
+# Groups' rollups (group_rollup.py): the same sums per group, for the whole minutes a group has
+# rolled, [rolled_from, rolled_until), computed for its filter as it was then; minutes the main
+# rollup changed afterwards (late calls, withdrawn guesses) are noted in rollup_dirty and rolled
+# again for every group.
+GROUP_TABLES: Final = (
+    """CREATE TABLE IF NOT EXISTS group_rollup (group_id INTEGER NOT NULL, name VARCHAR NOT NULL,
+        filter VARCHAR NOT NULL, rolled_from BIGINT NOT NULL, rolled_until BIGINT NOT NULL)""",
+    f"CREATE TABLE IF NOT EXISTS group_minutes (group_id INTEGER NOT NULL, {ROLLUP_COLUMNS})",
+    f"CREATE TABLE IF NOT EXISTS group_latency_minutes (group_id INTEGER NOT NULL, {LATENCY_COLUMNS})",
+    "CREATE TABLE IF NOT EXISTS rollup_dirty (minute BIGINT NOT NULL)",
 )

@@ -12,12 +12,14 @@ import dataclasses
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from collector.filters.filter_parser import parse_filter
 from collector.insights.insight import Insight, InsightNode
 from collector.model import SpanBatch, SpanBatchBuilder, SpanRow
+from collector.query.service_map import MapQuery, service_map
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.lake_location import LakeLocation
 from collector.storage.protocols import (
@@ -25,6 +27,7 @@ from collector.storage.protocols import (
     ByTimeBucket,
     Group,
     SpanLink,
+    Statement,
     Store,
     StoreUnavailable,
     Subject,
@@ -273,3 +276,73 @@ def test_insights_are_saved_replaced_and_read_by_window(store: Store) -> None:
     assert store.insights.open_insights() == [other]
     store.insights.delete_closed_before(250)
     assert store.insights.insights(0, 1000, 10) == [other]
+
+
+def group_traffic(first: int, minutes: int, late: bool = False) -> SpanBatch:
+    """api -> orders or payments, 12 requests a minute from T0; a fault in every fifth."""
+    rows = []
+    for n in range(minutes * 12):
+        trace, start_s = first + n, n * 5.0 + (0.5 if late else 0.0)
+        callee = "orders" if n % 3 else "payments"
+        rows += [
+            span(trace, 1, None, start_s, 0.05, service="api", kind="SERVER", fault=n % 5 == 0),
+            span(
+                trace,
+                2,
+                1,
+                start_s + 0.001,
+                0.04,
+                service="api",
+                kind="CLIENT",
+                target_type="remote",
+                target_name=callee,
+            ),
+            span(trace, 3, 2, start_s + 0.002, 0.03, service=callee, kind="SERVER", fault=n % 5 == 0),
+        ]
+    return batch(*rows)
+
+
+def rows_of(store: Store, text: str) -> list[tuple[Any, ...]]:
+    """A query of the backend's own tables (every backend here is a DuckDBStore, file or lake)."""
+    assert isinstance(store, DuckDBStore)
+    return store.reader.rows(Statement(text))
+
+
+def test_a_groups_map_from_its_rollup_is_its_map_from_raw_calls(store: Store) -> None:
+    store.write([group_traffic(1000, 10)])
+    store.groups.save_group(Group("orders", 'service("orders")', 1))
+    settled_ns = T0 + 3600 * SECOND
+    store.link_new_spans(settled_ns)
+    store.roll_up_calls(settled_ns)  # the main rollup, then the group's (from the oldest call)
+    window = TimeWindow(T0 - 20 * 60 * SECOND, T0 + 20 * 60 * SECOND)
+
+    def both(name: str) -> tuple[object, object]:
+        saved = store.groups.group(name)
+        assert saved is not None
+        expr = parse_filter(saved.filter)
+        return (
+            service_map(store.reader, MapQuery(window, expr, group=name)),
+            service_map(store.reader, MapQuery(window, expr)),
+        )
+
+    rolled, raw = both("orders")
+    assert rolled == raw and {n.name for n in raw.nodes} == {"client", "api", "orders"}  # type: ignore[attr-defined]
+    rolled_rows = "SELECT count(*), min(minute), max(minute) FROM group_minutes"
+    ((count, first_minute, last_minute),) = rows_of(store, rolled_rows)
+    minute = 60 * SECOND
+    last_start = T0 + (10 * 12 - 1) * 5 * SECOND
+    assert count > 0 and (first_minute, last_minute) == (T0 // minute * minute, last_start // minute * minute)
+    # late calls behind both watermarks: the main rollup counts them, and the group rolls the minutes again
+    store.write([group_traffic(5000, 4, late=True)])
+    store.link_new_spans(settled_ns)
+    ((dirty,),) = rows_of(store, "SELECT count(DISTINCT minute) FROM rollup_dirty")
+    assert dirty == 5  # the late calls' minutes (T0 is 20 s past a minute)
+    store.roll_up_calls(settled_ns)
+    assert rows_of(store, "SELECT count(*) FROM rollup_dirty") == [(0,)]
+    rolled, raw = both("orders")
+    assert rolled == raw
+    # a new expression: rolled again from the start
+    store.groups.save_group(Group("orders", 'service("orders") { fault }', 2))
+    store.roll_up_calls(settled_ns)
+    rolled, raw = both("orders")
+    assert rolled == raw

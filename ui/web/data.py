@@ -211,7 +211,8 @@ def _add_map_route(
         if prefetched is not None:
             return JSONResponse(prefetched)
         drawing = MapDrawing(view, focus or None, memory, _view_key(filter, group, max_nodes))
-        return JSONResponse(map_body(reader, MapQuery(window, expr, max_nodes), drawing))
+        query = MapQuery(window, expr, max_nodes, group if group and not filter else None)
+        return JSONResponse(map_body(reader, query, drawing))
 
 
 def _add_insights_route(router: APIRouter, collector: Collector) -> None:
