@@ -10,8 +10,10 @@ Robust to low traffic by construction: a handful of requests can never reach the
 (ALPHA_OPEN with at least MIN_FAILURES failures), a node without MIN_BASELINE_REQUESTS of
 history is not judged, the baseline share is smoothed (half a failure in one request), and the
 share must also be LIFT times the baseline's and SLACK above it, so a busy node's tiny,
-significant drift does not count. While an insight is open its baseline stays the one before it
-began; it closes after CALM_EVALUATIONS evaluations in a row without the anomaly.
+significant drift does not count, and an anomaly must be seen OPEN_EVALUATIONS evaluations in a
+row (a burst of slow requests while the machine was busy once opened latency insights on a quiet
+demo: bench/insights.py). While an insight is open its baseline stays the one before it began;
+it closes after CALM_EVALUATIONS evaluations in a row without the anomaly.
 
 The root cause of anomalous nodes of one kind is each one with no anomalous node downstream of
 it (a fault in the ledger shows at withdraw and at the API in front of it: the ledger is where it
@@ -23,7 +25,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Final, Literal
 
 import networkx as nx
 
@@ -40,6 +42,7 @@ LIFT: Final = 2.0
 SLACK: Final = 0.02
 LATENCY_SHARE: Final = 0.01  # requests slower than the baseline's p99
 CALM_EVALUATIONS: Final = 2
+OPEN_EVALUATIONS: Final = 2
 SKIPPED_TYPES: Final = frozenset({"client", "folded"})
 
 
@@ -141,14 +144,26 @@ def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+Key = tuple[str | None, InsightKind, str]  # scope, kind, root cause node id
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    event: Literal["opened", "updated", "closed"]
+    insight: Insight
+
+
 class Detector:
-    """The open insights of every scope, moved on by each evaluation."""
+    """The open insights of every scope, moved on by each evaluation. An anomaly opens an
+    insight once seen OPEN_EVALUATIONS evaluations in a row (a blip opens none), dated from the
+    first; it closes after CALM_EVALUATIONS calm ones."""
 
     def __init__(self, open_insights: Iterable[Insight] = ()) -> None:
-        self._open: dict[tuple[str | None, InsightKind, str], Insight] = {
+        self._open: dict[Key, Insight] = {
             (i.group, i.kind, i.root_cause.id): i for i in open_insights if i.state == "open"
         }
-        self._calm: dict[tuple[str | None, InsightKind, str], int] = {}
+        self._calm: dict[Key, int] = {}
+        self._streak: dict[Key, tuple[int, int]] = {}  # not open yet: (evaluations in a row, first seen ns)
 
     def open_groups(self) -> set[str | None]:
         return {group for group, _, _ in self._open}
@@ -158,12 +173,12 @@ class Detector:
         starts = [i.start_ns for (g, _, _), i in self._open.items() if g == group]
         return min(starts) if starts else None
 
-    def evaluate(self, group: str | None, current: ServiceMap, baseline: ServiceMap, now_ns: int) -> list[Insight]:
+    def evaluate(self, group: str | None, current: ServiceMap, baseline: ServiceMap, now_ns: int) -> list[Change]:
         """The insights this evaluation opened, changed or closed."""
         found = readings(current, baseline)
         p99 = {n.id: n.figures.p99_ms for n in baseline.nodes if n.figures is not None}
-        changed: list[Insight] = []
-        seen: set[tuple[str | None, InsightKind, str]] = set()
+        changes: list[Change] = []
+        seen: set[Key] = set()
         for kind in KINDS:
             anomalous = [r for r in found if r.kind == kind and r.anomalous]
             if not anomalous:
@@ -172,9 +187,24 @@ class Detector:
                 key = (group, kind, root_id)
                 seen.add(key)
                 self._calm.pop(key, None)
-                root = explained[0]
-                changed.append(self._opened_or_updated(key, root, explained, p99.get(root_id), now_ns))
+                opened = key not in self._open
+                if opened:
+                    count, first_ns = self._streak.get(key, (0, now_ns))
+                    self._streak[key] = (count + 1, first_ns)
+                    if count + 1 < OPEN_EVALUATIONS:
+                        continue
+                    del self._streak[key]
+                else:
+                    first_ns = self._open[key].start_ns
+                insight = self._insight(key, explained, p99.get(root_id), first_ns, now_ns)
+                changes.append(Change("opened" if opened else "updated", insight))
+        for key in [k for k in self._streak if k[0] == group and k not in seen]:
+            del self._streak[key]  # a blip: gone before it was seen again
+        return changes + self._closed(group, found, seen, now_ns)
+
+    def _closed(self, group: str | None, found: Sequence[Reading], seen: set[Key], now_ns: int) -> list[Change]:
         by_node = {(r.kind, r.node.id): r for r in found}
+        closed = []
         for key, insight in list(self._open.items()):
             if key[0] != group or key in seen:
                 continue
@@ -183,22 +213,16 @@ class Detector:
                 continue  # still elevated, if no longer past the open threshold: stays open
             self._calm[key] = self._calm.get(key, 0) + 1
             if self._calm[key] >= CALM_EVALUATIONS:
-                closed = replace(insight, state="closed", end_ns=now_ns, updated_ns=now_ns)
+                closed.append(Change("closed", replace(insight, state="closed", end_ns=now_ns, updated_ns=now_ns)))
                 del self._open[key]
                 del self._calm[key]
-                changed.append(closed)
-        return changed
+        return closed
 
-    def _opened_or_updated(
-        self,
-        key: tuple[str | None, InsightKind, str],
-        root: Reading,
-        explained: Sequence[Reading],
-        slow_above_ms: float | None,
-        now_ns: int,
+    def _insight(
+        self, key: Key, explained: Sequence[Reading], slow_above_ms: float | None, start_ns: int, now_ns: int
     ) -> Insight:
+        root = explained[0]
         known = self._open.get(key)
-        start_ns = known.start_ns if known else now_ns
         insight = Insight(
             id=known.id if known else Insight.key(key[0], key[1], key[2], start_ns),
             group=key[0],

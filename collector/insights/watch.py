@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from collector.filters.filter_ast import Expr, FilterError
 from collector.filters.filter_parser import parse_filter
-from collector.insights.detector import Detector
+from collector.insights.detector import Change, Detector
 from collector.insights.insight import Insight
 from collector.insights.notifier import Notifier
 from collector.query.map_view import ServiceMap
@@ -62,17 +62,17 @@ class InsightWatch:
         if not self._leading():
             return []
         now_ns = time.time_ns() if now_ns is None else now_ns
-        changed: list[Insight] = []
+        changes: list[Change] = []
         for scope in self._scopes():
             current, baseline = self._windows(scope.group, now_ns)
             maps = (self._map(current, scope), self._map(baseline, scope))
-            changed += self.detector.evaluate(scope.group, *maps, now_ns)
-        self._store.save_insights(changed)
+            changes += self.detector.evaluate(scope.group, *maps, now_ns)
+        self._store.save_insights([change.insight for change in changes])
         if self.notifier is not None:
-            for insight in changed:
-                if insight.state == "closed" or insight.updated_ns == insight.start_ns:
-                    self.notifier.notify(insight)
-        return changed
+            for change in changes:
+                if change.event != "updated":
+                    self.notifier.notify(change.insight)
+        return [change.insight for change in changes]
 
     def tick(self) -> None:
         """run(), as the periodic task calls it."""

@@ -65,17 +65,26 @@ def steady(requests: int = 600, **failures: int) -> ServiceMap:
     return chain_map({name: figures(requests, **failures) for name, _ in CHAIN})
 
 
+def twice(detector: Detector, group: str | None, current: ServiceMap, baseline: ServiceMap, at_s: int) -> list[Insight]:
+    """Two evaluations in a row (an anomaly opens on the second): the second's insights."""
+    detector.evaluate(group, current, baseline, (at_s - 1) * SECOND)
+    return [change.insight for change in detector.evaluate(group, current, baseline, at_s * SECOND)]
+
+
 def test_a_fault_downstream_opens_one_insight_rooted_where_it_started() -> None:
     detector = Detector()
     baseline = steady(6000, faults=6)  # 0.1% faults
     current = chain_map(
         {"api": figures(120, faults=30), "withdraw": figures(120, faults=30), "ledger": figures(120, faults=30)}
     )
-    (insight,) = detector.evaluate(None, current, baseline, 100 * SECOND)
+    assert detector.evaluate(None, current, baseline, 99 * SECOND) == []  # once could be a blip
+    (change,) = detector.evaluate(None, current, baseline, 100 * SECOND)
+    insight = change.insight
+    assert change.event == "opened"
     assert (insight.kind, insight.state, insight.root_cause.name) == ("fault", "open", "ledger")
     assert {n.name for n in insight.impacted} == {"api", "withdraw", "ledger"}
     assert insight.failures == 30 and insight.requests == 120 and insight.share == 0.25
-    assert insight.p_value < 1e-10 and insight.start_ns == 100 * SECOND and insight.end_ns is None
+    assert insight.p_value < 1e-10 and insight.start_ns == 99 * SECOND and insight.end_ns is None  # first seen
     assert insight.traces_filter == 'service(id(name: "ledger", type: "remote")) { fault }'
 
 
@@ -89,46 +98,54 @@ def test_a_fault_downstream_opens_one_insight_rooted_where_it_started() -> None:
     ids=["as-usual", "low-traffic", "tiny-drift"],
 )
 def test_what_opens_no_insight(current: ServiceMap) -> None:
-    assert Detector().evaluate(None, current, steady(6000, faults=6), SECOND) == []
+    assert twice(Detector(), None, current, steady(6000, faults=6), 2) == []
+
+
+def test_a_blip_seen_once_opens_nothing() -> None:
+    detector, baseline = Detector(), steady(6000, faults=6)
+    assert detector.evaluate(None, chain_map({"ledger": figures(120, faults=40)}), baseline, SECOND) == []
+    assert detector.evaluate(None, steady(600), baseline, 2 * SECOND) == []
+    assert detector.evaluate(None, chain_map({"ledger": figures(120, faults=40)}), baseline, 3 * SECOND) == []
 
 
 def test_a_node_without_history_is_not_judged() -> None:
     baseline = steady(MIN_BASELINE_REQUESTS - 1)
     current = chain_map({"ledger": figures(100, faults=100)})
-    assert Detector().evaluate(None, current, baseline, SECOND) == []
+    assert twice(Detector(), None, current, baseline, 2) == []
 
 
 def test_throttles_errors_and_latency_are_told_apart() -> None:
     current = chain_map(
         {"api": figures(200, throttles=40), "withdraw": figures(200, errors=50), "ledger": figures(200, slow=30)}
     )
-    found = {(i.kind, i.root_cause.name) for i in Detector().evaluate("banking", current, steady(6000), SECOND)}
+    found = {(i.kind, i.root_cause.name) for i in twice(Detector(), "banking", current, steady(6000), 2)}
     assert found == {("throttle", "api"), ("error", "withdraw"), ("latency", "ledger")}
 
 
 def test_an_insight_stays_one_while_it_lasts_and_closes_when_calm() -> None:
     detector = Detector()
     baseline, bad = steady(6000, faults=6), chain_map({"ledger": figures(120, faults=40)})
-    opened = detector.evaluate(None, bad, baseline, 1 * SECOND)
-    again = detector.evaluate(None, bad, baseline, 2 * SECOND)
-    assert [i.id for i in again] == [opened[0].id] and again[0].start_ns == 1 * SECOND
+    opened = twice(detector, None, bad, baseline, 2)
+    again = detector.evaluate(None, bad, baseline, 3 * SECOND)
+    assert [(c.event, c.insight.id) for c in again] == [("updated", opened[0].id)]
+    assert again[0].insight.start_ns == 1 * SECOND
     assert detector.open_since(None) == 1 * SECOND and detector.open_since("other") is None
     calm = steady(600)
-    closed: list[Insight] = []
+    closed = []
     for tick in range(CALM_EVALUATIONS):
-        closed = detector.evaluate(None, calm, baseline, (3 + tick) * SECOND)
-    assert [(i.id, i.state, i.end_ns) for i in closed] == [(opened[0].id, "closed", (2 + CALM_EVALUATIONS) * SECOND)]
+        closed = detector.evaluate(None, calm, baseline, (4 + tick) * SECOND)
+    ended = [(c.event, c.insight.id, c.insight.state, c.insight.end_ns) for c in closed]
+    assert ended == [("closed", opened[0].id, "closed", (3 + CALM_EVALUATIONS) * SECOND)]
     assert detector.open_since(None) is None
 
 
 def test_a_detector_takes_up_the_insights_left_open() -> None:
-    first = Detector()
-    (opened,) = first.evaluate(None, chain_map({"ledger": figures(120, faults=40)}), steady(6000), SECOND)
+    (opened,) = twice(Detector(), None, chain_map({"ledger": figures(120, faults=40)}), steady(6000), 2)
     later = Detector([opened])  # after a restart
     closed = []
     for tick in range(CALM_EVALUATIONS):
-        closed = later.evaluate(None, steady(600), steady(6000), (2 + tick) * SECOND)
-    assert [i.id for i in closed] == [opened.id]
+        closed = later.evaluate(None, steady(600), steady(6000), (3 + tick) * SECOND)
+    assert [c.insight.id for c in closed] == [opened.id]
 
 
 def test_steady_random_traffic_opens_nothing() -> None:

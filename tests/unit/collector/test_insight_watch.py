@@ -72,6 +72,7 @@ def test_a_fault_in_the_last_minute_opens_an_insight_at_the_ledger(store: DuckDB
     write_run(store, failing_from_s=(MINUTES - 1) * 60)
     store.groups.save_group(Group("orders", 'service("orders")', 1))
     watch = InsightWatch(store.reader, store.groups, store.insights, SETTINGS)
+    assert watch.run(NOW_NS - 10 * SECOND) == []  # seen once: not yet
     changed = watch.run(NOW_NS)
     assert {(i.group, i.kind, i.root_cause.name) for i in changed} == {
         (None, "fault", "ledger"),
@@ -92,13 +93,15 @@ def test_a_fault_in_the_last_minute_opens_an_insight_at_the_ledger(store: DuckDB
 
 def test_a_steady_run_opens_nothing(store: DuckDBStore) -> None:
     write_run(store, failing_from_s=10**9)
-    assert InsightWatch(store.reader, store.groups, store.insights, SETTINGS).run(NOW_NS) == []
+    watch = InsightWatch(store.reader, store.groups, store.insights, SETTINGS)
+    assert watch.run(NOW_NS - 10 * SECOND) == [] and watch.run(NOW_NS) == []
 
 
 def test_a_deleted_group_closes_its_insights(store: DuckDBStore) -> None:
     write_run(store, failing_from_s=(MINUTES - 1) * 60)
     store.groups.save_group(Group("orders", 'service("orders")', 1))
     watch = InsightWatch(store.reader, store.groups, store.insights, SETTINGS)
+    watch.run(NOW_NS - 10 * SECOND)
     assert any(i.group == "orders" for i in watch.run(NOW_NS))
     store.groups.delete_group("orders")
     closed = [i for tick in range(1, 4) for i in watch.run(NOW_NS + tick * SECOND) if i.group == "orders"]
@@ -107,4 +110,5 @@ def test_a_deleted_group_closes_its_insights(store: DuckDBStore) -> None:
 
 def test_a_collector_that_does_not_lead_watches_nothing(store: DuckDBStore) -> None:
     write_run(store, failing_from_s=(MINUTES - 1) * 60)
-    assert InsightWatch(store.reader, store.groups, store.insights, SETTINGS, leading=lambda: False).run(NOW_NS) == []
+    watch = InsightWatch(store.reader, store.groups, store.insights, SETTINGS, leading=lambda: False)
+    assert watch.run(NOW_NS - 10 * SECOND) == [] and watch.run(NOW_NS) == []
