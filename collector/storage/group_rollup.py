@@ -49,6 +49,7 @@ DROP_MINUTE: Final = (
 )
 DIRTY: Final = f"SELECT DISTINCT minute FROM rollup_dirty ORDER BY minute LIMIT {MAX_DIRTY_MINUTES}"
 CLEAN: Final = "DELETE FROM rollup_dirty WHERE minute = ?"
+CLEAN_ALL: Final = "DELETE FROM rollup_dirty"
 OLDEST_CALL: Final = "SELECT min(start_ns) FROM calls"
 WATERMARK: Final = "SELECT rolled_until FROM rollup_state"
 # Where a group's map reads its rollup: the group's state, if it is for the group's filter as saved now.
@@ -98,12 +99,15 @@ def adopt(con: duckdb.DuckDBPyConnection, groups: Sequence[Group], known: list[G
         for statement in (*DROP_ROWS, DROP_STATE):
             con.execute(statement, [state.group_id])
     have = {s.name for s in kept}
+    new = [g for g in groups if g.name not in have]
+    if not new:
+        return kept
     (oldest,) = con.execute(OLDEST_CALL).fetchall()[0]
-    start = (int(oldest) // MINUTE_NS * MINUTE_NS) if oldest is not None else None
+    if oldest is None:
+        return kept  # nothing stored yet: the group starts with the first calls
+    start = int(oldest) // MINUTE_NS * MINUTE_NS
     next_id = 1 + max((s.group_id for s in known), default=0)
-    for group in groups:
-        if group.name in have or start is None:
-            continue
+    for group in new:
         state = GroupState(next_id, group.name, group.filter, start, start)
         con.execute(ADD_STATE, [state.group_id, state.name, state.filter, state.rolled_from, state.rolled_until])
         kept.append(state)
@@ -115,6 +119,9 @@ def roll_up_groups(con: duckdb.DuckDBPyConnection, groups: Sequence[Group]) -> N
     """One pass: dirty minutes again, then each group's next minutes up to the main watermark."""
     (watermark,) = con.execute(WATERMARK).fetchall()[0]
     current = adopt(con, groups, states(con))
+    if not current:
+        con.execute(CLEAN_ALL)  # no group to roll again
+        return
     for (minute,) in con.execute(DIRTY).fetchall():
         for state in current:
             if state.rolled_from <= minute < state.rolled_until:
