@@ -671,7 +671,7 @@ function insightsPage() {
         tr.appendChild(el("td", insight.state, `flag ${insight.state === "open" ? "fault" : "ok"}`));
         tr.appendChild(el("td", insight.kind));
         tr.appendChild(el("td", `${insight.root_cause.name} (${insight.root_cause.type})`));
-        tr.appendChild(el("td", insight.impacted.map((n) => n.name).join(", ")));
+        tr.appendChild(el("td", [...new Set(insight.impacted.map((n) => n.name))].join(", ")));  // a Lambda's two nodes, once
         tr.appendChild(el("td", timeOf(insight.start_ns)));
         tr.appendChild(el("td", timeOf(insight.end_ns)));
         tr.appendChild(el("td", `${insight.failures} of ${insight.requests} (${pct(insight.share)})`));
