@@ -52,9 +52,11 @@ class FreshReader:
         self._catch_up()
         return self._reader.hop_rows(window, expr, max_rows, group)
 
-    def throttle_sources(self, window: TimeWindow, expr: ast.Expr | None, limit: int) -> list[ThrottleSource]:
+    def throttle_sources(
+        self, window: TimeWindow, expr: ast.Expr | None, limit: int, group: str | None = None
+    ) -> list[ThrottleSource]:
         self._catch_up()
-        return self._reader.throttle_sources(window, expr, limit)
+        return self._reader.throttle_sources(window, expr, limit, group)
 
     def figure_rows(
         self, window: TimeWindow, expr: ast.Expr | None, subject: Subject, grouping: Grouping

@@ -223,7 +223,7 @@ def build_graph(reader: SpanReader, query: MapQuery) -> MapGraph:
                 graph.add_node(key, figures=None, inferred=False)
         dwell = hop.dwell.percentiles_ms(0.5, 0.9, 0.99)
         graph.add_edge(source, target, figures=hop.figures.figures(), is_async=hop.is_async, dwell=dwell)
-    sources = reader.throttle_sources(query.window, query.expr, MAX_GROUPS)
+    sources = reader.throttle_sources(query.window, query.expr, MAX_GROUPS, query.group)
     graph.graph.update(
         window=query.window,
         truncated=hops.truncated,

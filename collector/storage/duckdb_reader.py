@@ -102,8 +102,14 @@ class DuckDBReader:
             raise StoreUnavailable(f"reading a group's rollup failed: {exc}") from exc
         return map_sql.GroupRollup(*found) if found else None
 
-    def throttle_sources(self, window: TimeWindow, expr: ast.Expr | None, limit: int) -> list[ThrottleSource]:
-        rows = self.rows(map_sql.picked_statement(map_sql.THROTTLE_SOURCES, window, expr, limit))
+    def throttle_sources(
+        self, window: TimeWindow, expr: ast.Expr | None, limit: int, group: str | None = None
+    ) -> list[ThrottleSource]:
+        rolled = self._group_rollup(group) if group is not None and expr is not None else None
+        if rolled is not None and expr is not None and map_sql.group_minutes(window, rolled)[1] > window.start_ns:
+            rows = self.rows(map_sql.group_throttle_statement(window, expr, rolled, limit))
+        else:
+            rows = self.rows(map_sql.picked_statement(map_sql.THROTTLE_SOURCES, window, expr, limit))
         return [ThrottleSource(name=r[0], node_type=r[1], traces=int(r[2])) for r in rows]
 
     def figure_rows(

@@ -39,14 +39,17 @@ STATES: Final = "SELECT group_id, name, filter, rolled_from, rolled_until FROM g
 ADD_STATE: Final = "INSERT INTO group_rollup VALUES (?, ?, ?, ?, ?)"
 MOVE_STATE: Final = "UPDATE group_rollup SET rolled_until = ? WHERE group_id = ?"
 DROP_STATE: Final = "DELETE FROM group_rollup WHERE group_id = ?"
-DROP_ROWS: Final = (
-    "DELETE FROM group_minutes WHERE group_id = ?",
-    "DELETE FROM group_latency_minutes WHERE group_id = ?",
-)
-DROP_MINUTE: Final = (
-    "DELETE FROM group_minutes WHERE group_id = ? AND minute = ?",
-    "DELETE FROM group_latency_minutes WHERE group_id = ? AND minute = ?",
-)
+GROUP_TABLES: Final = ("group_minutes", "group_latency_minutes", "group_throttle_minutes")
+DROP_ROWS: Final = tuple(f"DELETE FROM {table} WHERE group_id = ?" for table in GROUP_TABLES)
+DROP_MINUTE: Final = tuple(f"DELETE FROM {table} WHERE group_id = ? AND minute = ?" for table in GROUP_TABLES)
+# Each throttled trace of the group in [lo, hi), by the throttled hop that began last (as
+# map_sql.THROTTLE_SOURCES finds it), in the minute that hop began.
+THROTTLE_INSERT: Final = f"""INSERT INTO group_throttle_minutes {{ctes}}
+    SELECT {{group_id}}, last_ns // {MINUTE_NS} * {MINUTE_NS}, source.name, source.type, count(*) FROM (
+        SELECT arg_max({{'name': callee, 'type': callee_type}}, start_ns) AS source, max(start_ns) AS last_ns
+        FROM throttled_calls WHERE start_ns >= ? AND start_ns < ? AND trace_id IN (SELECT trace_id FROM matched)
+        GROUP BY trace_id
+    ) GROUP BY ALL"""
 DIRTY: Final = f"SELECT DISTINCT minute FROM rollup_dirty ORDER BY minute LIMIT {MAX_DIRTY_MINUTES}"
 CLEAN: Final = "DELETE FROM rollup_dirty WHERE minute = ?"
 CLEAN_ALL: Final = "DELETE FROM rollup_dirty"
@@ -85,6 +88,8 @@ def roll_minutes(con: duckdb.DuckDBPyConnection, state: GroupState, low_ns: int,
         source, "start_ns >= ? AND start_ns < ?", group_id=state.group_id, ctes=ctes
     ):
         con.execute(statement, params)
+    throttles = THROTTLE_INSERT.replace("{ctes}", ctes).replace("{group_id}", str(int(state.group_id)))
+    con.execute(throttles, params)
 
 
 def adopt(con: duckdb.DuckDBPyConnection, groups: Sequence[Group], known: list[GroupState]) -> list[GroupState]:

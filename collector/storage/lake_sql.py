@@ -43,7 +43,7 @@ CREATE_TABLES: Final = (
 )
 DATA_BYTES: Final = "SELECT sum(file_size_bytes + delete_file_size_bytes) FROM ducklake_table_info('lake')"
 # Tables a later Fluoro added, made in a lake an earlier one created (names and statements).
-LATER_TABLES: Final = (("rollup_dirty", rollup_sql.GROUP_TABLES),)
+LATER_TABLES: Final = (("group_throttle_minutes", rollup_sql.GROUP_TABLES),)
 TABLE_EXISTS: Final = "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' AND table_name = ?"
 TABLES_EXIST: Final = "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' AND table_name = 'spans'"
 

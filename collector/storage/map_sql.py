@@ -105,6 +105,20 @@ SELECT source.name, source.type, count(*) AS traces FROM (
 ) GROUP BY ALL ORDER BY traces DESC, source.name LIMIT ?
 """
 
+# A group's throttle sources: its rollup's for whole minutes, the raw tail's after them.
+GROUP_THROTTLE_SOURCES: Final = """
+WITH {roots}
+SELECT name, type, sum(traces) AS traces FROM (
+    SELECT name, type, traces FROM group_throttle_minutes WHERE group_id = {group_id} AND minute >= ? AND minute < ?
+    UNION ALL
+    SELECT source.name, source.type, count(*) FROM (
+        SELECT arg_max({'name': callee, 'type': callee_type}, start_ns) AS source
+        FROM throttled_calls c WHERE c.start_ns >= ? AND c.start_ns < ? {filter}
+        GROUP BY trace_id
+    ) GROUP BY ALL
+) GROUP BY ALL ORDER BY traces DESC, name LIMIT ?
+"""
+
 # Analytics: figures per {key} (a time bucket, or a field's value) of the calls in {scope}.
 BY_KEY: Final = f"""{PICKED}
 SELECT {{key}} AS key, {_FIGURES_OF_ROWS}
@@ -113,6 +127,10 @@ GROUP BY key, bucket ORDER BY key
 """
 
 ROLLED_UNTIL: Final = "SELECT max(rolled_until) FROM rollup_state"
+# A group's map reads raw only the calls past its rollup, of traces rooted this shortly before
+# them (a trace's calls that come later than this after its root count in the rollup only).
+TAIL_ROOTS_NS: Final = MINUTE_NS
+CLOCK_SKEW_NS: Final = 5 * 10**9  # how much earlier than its root a span may say it started
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +145,14 @@ class GroupRollup:
 _GROUP_KEYS: Final = {"function_version": "coalesce(function_version, '$LATEST')", "cold_start": "cold_start"}
 
 
-def _filtered(template: str, window: TimeWindow, expr: ast.Expr | None) -> tuple[str, tuple[Any, ...]]:
-    """The template with its roots CTE and trace filter filled in, and the filter's parameters."""
+def _filtered(
+    template: str, window: TimeWindow, expr: ast.Expr | None, spans_from: tuple[int, int] | None = None
+) -> tuple[str, tuple[Any, ...]]:
+    """The template with its roots CTE and trace filter filled in, and the filter's parameters
+    (`spans_from`: where the filter looks for the traces' spans, by default span_window's)."""
     filter_text, params = "", ()
     if expr is not None:
-        predicate = compile_trace_predicate(expr, span_window(window))
+        predicate = compile_trace_predicate(expr, spans_from or span_window(window))
         filter_text, params = FILTER_TRACES.format(predicate=predicate.text), predicate.params
     return template.replace("{roots}", ROOTS_CTE).replace("{filter}", filter_text), params
 
@@ -153,10 +174,29 @@ def rolled_minutes(window: TimeWindow, expr: ast.Expr | None, rolled_until_ns: i
 
 
 def group_minutes(window: TimeWindow, rolled: GroupRollup) -> tuple[int, int]:
-    """[lo, hi): the window's whole minutes a group's rollup holds."""
-    low = max(-(-window.start_ns // MINUTE_NS) * MINUTE_NS, rolled.rolled_from)
+    """[lo, hi): the minutes a group's rollup serves, from the one the window starts in (counted
+    whole: the raw part is then only the tail, whose traces are few) up to the rollup's end."""
+    low = max(window.start_ns // MINUTE_NS * MINUTE_NS, rolled.rolled_from)
     high = min(window.end_ns // MINUTE_NS * MINUTE_NS, rolled.rolled_until)
     return (low, high) if high > low else (window.start_ns, window.start_ns)
+
+
+def group_throttle_statement(window: TimeWindow, expr: ast.Expr, group: GroupRollup, limit: int) -> Statement:
+    """Throttle sources of a group: from its rollup for the minutes it holds, raw after them."""
+    low, high = group_minutes(window, group)
+    roots, spans_from = _tail_roots(window, high)
+    template = GROUP_THROTTLE_SOURCES.replace("{group_id}", str(int(group.group_id)))
+    text, filter_params = _filtered(template, roots, expr, spans_from)
+    return Statement(
+        text, (roots.start_ns, roots.end_ns, low, high, max(high, low), window.end_ns, *filter_params, limit)
+    )
+
+
+def _tail_roots(window: TimeWindow, high: int) -> tuple[TimeWindow, tuple[int, int]]:
+    """Roots and span range for the raw calls after a group's rollup: the traces rooted shortly
+    before them, from their roots on (not a whole window of spans)."""
+    roots = TimeWindow(max(window.start_ns, high - TAIL_ROOTS_NS), window.end_ns)
+    return roots, (roots.start_ns - CLOCK_SKEW_NS, span_window(roots)[1])
 
 
 def _for_group(template: str, group_id: int) -> str:
@@ -176,14 +216,17 @@ def hops_statement(
 ) -> Statement:
     """A HOP_* statement: rolled-up whole minutes (the main rollup's, or with `group` and `expr`
     its filter, the group's), raw calls for the head and tail of the window."""
+    roots, spans_from = window, None
     if group is not None and expr is not None:
         low, high = group_minutes(window, group)
         template = _for_group(template, group.group_id)
+        if high > low:  # only the tail's calls (the minutes not rolled yet) are read raw
+            roots, spans_from = _tail_roots(window, high)
     else:
         low, high = rolled_minutes(window, expr, rolled_until_ns)
-    text, raw_filter = _filtered(template, window, expr)
+    text, raw_filter = _filtered(template, roots, expr, spans_from)
     params = (
-        *(window.start_ns, window.end_ns),  # roots
+        *(roots.start_ns, roots.end_ns),  # roots
         *(window.start_ns, low, *raw_filter),  # the head
         *(max(high, low), window.end_ns, *raw_filter),  # the tail
         *(low, high),  # the rollup

@@ -213,7 +213,9 @@ class SpanReader(Protocol):
         """The map's figures per hop of calls starting in the window; `group`: `expr` is that
         saved group's filter alone, so its rollup may serve the whole minutes."""
 
-    def throttle_sources(self, window: TimeWindow, expr: ast.Expr | None, limit: int) -> list[ThrottleSource]:
+    def throttle_sources(
+        self, window: TimeWindow, expr: ast.Expr | None, limit: int, group: str | None = None
+    ) -> list[ThrottleSource]:
         """Where the window's throttled traces were throttled first, busiest first."""
 
     def figure_rows(

@@ -132,6 +132,7 @@ DELETE_OLDER_THAN: Final = (
     "DELETE FROM group_minutes WHERE minute + 60000000000 <= ?",
     "DELETE FROM group_latency_minutes WHERE minute + 60000000000 <= ?",
     "DELETE FROM rollup_dirty WHERE minute + 60000000000 <= ?",
+    "DELETE FROM group_throttle_minutes WHERE minute + 60000000000 <= ?",
 )
 
 # Groups' rollups (group_rollup.py): the same sums per group, for the whole minutes a group has
@@ -144,4 +145,7 @@ GROUP_TABLES: Final = (
     f"CREATE TABLE IF NOT EXISTS group_minutes (group_id INTEGER NOT NULL, {ROLLUP_COLUMNS})",
     f"CREATE TABLE IF NOT EXISTS group_latency_minutes (group_id INTEGER NOT NULL, {LATENCY_COLUMNS})",
     "CREATE TABLE IF NOT EXISTS rollup_dirty (minute BIGINT NOT NULL)",
+    # Per group and minute: throttled traces by where their 429 started (map_sql.THROTTLE_SOURCES).
+    """CREATE TABLE IF NOT EXISTS group_throttle_minutes (group_id INTEGER NOT NULL, minute BIGINT NOT NULL,
+        name VARCHAR, type VARCHAR, traces BIGINT NOT NULL)""",
 )

@@ -279,7 +279,7 @@ def test_insights_are_saved_replaced_and_read_by_window(store: Store) -> None:
 
 
 def group_traffic(first: int, minutes: int, late: bool = False) -> SpanBatch:
-    """api -> orders or payments, 12 requests a minute from T0; a fault in every fifth."""
+    """api -> orders or payments, 12 requests a minute from T0; a fault in every fifth, a throttle in every seventh."""
     rows = []
     for n in range(minutes * 12):
         trace, start_s = first + n, n * 5.0 + (0.5 if late else 0.0)
@@ -297,7 +297,9 @@ def group_traffic(first: int, minutes: int, late: bool = False) -> SpanBatch:
                 target_type="remote",
                 target_name=callee,
             ),
-            span(trace, 3, 2, start_s + 0.002, 0.03, service=callee, kind="SERVER", fault=n % 5 == 0),
+            span(
+                trace, 3, 2, start_s + 0.002, 0.03, service=callee, kind="SERVER", fault=n % 5 == 0, throttle=n % 7 == 0
+            ),
         ]
     return batch(*rows)
 
@@ -327,6 +329,7 @@ def test_a_groups_map_from_its_rollup_is_its_map_from_raw_calls(store: Store) ->
 
     rolled, raw = both("orders")
     assert rolled == raw and {n.name for n in raw.nodes} == {"client", "api", "orders"}  # type: ignore[attr-defined]
+    assert raw.throttle_sources  # type: ignore[attr-defined]  # counted from the rollup too
     rolled_rows = "SELECT count(*), min(minute), max(minute) FROM group_minutes"
     ((count, first_minute, last_minute),) = rows_of(store, rolled_rows)
     minute = 60 * SECOND
