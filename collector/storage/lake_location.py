@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -155,59 +155,47 @@ def redacted(text: str, secrets: Sequence[str | None]) -> str:
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, location: LakeLocation, *, read_only: bool) -> None:
-    """Create the lake's tables if it has none (once, under an advisory lock: collectors may
-    start together); a reader only checks that they are there."""
+    """Create the lake's tables if it has none, and those a later Fluoro added if it is older
+    (once, under an advisory lock: collectors may start together); a reader only checks that
+    the tables are there."""
     if _has_tables(con):
-        if not read_only:
-            _add_later_tables(con, location)
+        if not read_only and _missing_later_tables(con):
+            _create_locked(con, location, lambda: [s for made in _missing_later_tables(con) for s in made])
         return
     if read_only:
         raise StoreUnavailable(
             f"the lake {location.describe()} has no Fluoro tables yet: start a collector on it first"
         )
+    # another collector may have created them while this one waited for the lock
+    _create_locked(con, location, lambda: [] if _has_tables(con) else list(lake_sql.CREATE_TABLES))
+
+
+def _missing_later_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, ...]]:
+    """The statements of the tables a later Fluoro added that this lake lacks."""
+    return [
+        made for name, made in lake_sql.LATER_TABLES if not con.execute(lake_sql.TABLE_EXISTS, [name]).fetchall()[0][0]
+    ]
+
+
+def _create_locked(con: duckdb.DuckDBPyConnection, location: LakeLocation, statements: Callable[[], list[str]]) -> None:
+    """Run the `statements` (asked for once the schema lock is held) in one transaction."""
     try:
         holder = with_lock(location.libpq(), SCHEMA_KEY, location.password)
     except psycopg.Error as exc:
         message = redacted(str(exc), (location.password,))
         raise StoreUnavailable(f"cannot lock the lake {location.describe()}: {message}") from exc
     try:
-        if _has_tables(con):  # another collector created them while this one waited
+        wanted = statements()
+        if not wanted:
             return
         con.execute("BEGIN")
-        for statement in lake_sql.CREATE_TABLES:
+        for statement in wanted:
             con.execute(statement)
         con.execute("COMMIT")
     except duckdb.Error as exc:
         with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")
         raise StoreUnavailable(f"cannot create the tables of the lake {location.describe()}: {exc}") from exc
-    finally:
-        holder.close()
-
-
-def _add_later_tables(con: duckdb.DuckDBPyConnection, location: LakeLocation) -> None:
-    """The tables a later Fluoro added, in a lake an earlier one made (under the schema lock)."""
-    missing = [
-        made for name, made in lake_sql.LATER_TABLES if not con.execute(lake_sql.TABLE_EXISTS, [name]).fetchall()[0][0]
-    ]
-    if not missing:
-        return
-    try:
-        holder = with_lock(location.libpq(), SCHEMA_KEY, location.password)
-    except psycopg.Error as exc:
-        raise StoreUnavailable(
-            f"cannot lock the lake {location.describe()}: {redacted(str(exc), (location.password,))}"
-        ) from exc
-    try:
-        con.execute("BEGIN")
-        for statements in missing:
-            for statement in statements:
-                con.execute(statement)
-        con.execute("COMMIT")
-    except duckdb.Error as exc:
-        with contextlib.suppress(duckdb.Error):
-            con.execute("ROLLBACK")
-        raise StoreUnavailable(f"cannot add tables to the lake {location.describe()}: {exc}") from exc
     finally:
         holder.close()
 
