@@ -25,7 +25,8 @@ class Insight:
     downstream of it); `impacted`: every anomalous node upstream of it, itself included. The
     figures are the root cause's in the last window looked at: `failures` of `requests` (slow
     ones, for latency), their `share` against the `baseline_share`, and the test's `p_value`.
-    `traces_filter` finds the affected traces; `group` is None for all traces."""
+    `traces_filter` finds the affected traces (`traces` of them in that window); `group` is
+    None for all traces."""
 
     id: str
     group: str | None
@@ -42,6 +43,7 @@ class Insight:
     p_value: float
     traces_filter: str
     updated_ns: int
+    traces: int = 0  # traces the filter finds in the window looked at (at most MAX_COUNTED_TRACES)
 
     @staticmethod
     def key(group: str | None, kind: InsightKind, root_id: str, start_ns: int) -> str:

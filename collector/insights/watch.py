@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from collector.filters.filter_ast import Expr, FilterError
+from collector.filters.filter_ast import And, Expr, FilterError
 from collector.filters.filter_parser import parse_filter
 from collector.insights.detector import Change, Detector
 from collector.insights.insight import Insight
@@ -25,6 +25,7 @@ from collector.storage.protocols import GroupStore, InsightStore, SpanReader, Ti
 
 _logger = logging.getLogger(__name__)
 NS_PER_S = 1_000_000_000
+MAX_COUNTED_TRACES = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,8 @@ class InsightWatch:
         for scope in self._scopes():
             current, baseline = self._windows(scope.group, now_ns)
             maps = (self._map(current, scope), self._map(baseline, scope))
-            changes += self.detector.evaluate(scope.group, *maps, now_ns)
+            found = self.detector.evaluate(scope.group, *maps, now_ns)
+            changes += [replace(c, insight=self._counted(c.insight, current, scope)) for c in found]
         self._store.save_insights([change.insight for change in changes])
         if self.notifier is not None:
             for change in changes:
@@ -101,6 +103,15 @@ class InsightWatch:
         open_since = self.detector.open_since(group)
         baseline_end = min(current.start_ns, open_since) if open_since is not None else current.start_ns
         return current, TimeWindow(baseline_end - int(self.settings.baseline_s * NS_PER_S), baseline_end)
+
+    def _counted(self, insight: Insight, window: TimeWindow, scope: Scope) -> Insight:
+        """The insight with the number of traces its filter finds in the window (the group's too)."""
+        if insight.state == "closed" or scope.gone:
+            return insight
+        expr = parse_filter(insight.traces_filter)
+        if scope.expr is not None:
+            expr = And((scope.expr, expr))
+        return replace(insight, traces=len(self._reader.search_traces(window, expr, MAX_COUNTED_TRACES)))
 
     def _map(self, window: TimeWindow, scope: Scope) -> ServiceMap:
         if scope.gone:

@@ -81,6 +81,9 @@ def test_a_fault_in_the_last_minute_opens_an_insight_at_the_ledger(store: DuckDB
     everything = next(i for i in changed if i.group is None)
     assert {n.name for n in everything.impacted} >= {"ledger", "orders", "gateway"}
     assert everything.failures >= 15 and everything.share >= 0.4
+    assert everything.traces == everything.failures  # one faulted ledger call a trace
+    in_group = next(i for i in changed if i.group == "orders")
+    assert in_group.traces == everything.traces  # every failing trace went through orders
     assert store.insights.open_insights() and store.insights.insights(NOW_NS - SECOND, NOW_NS + SECOND, 10)
     # restarted: the store's open insights carry on, and close once the map is calm again
     later = InsightWatch(store.reader, store.groups, store.insights, SETTINGS)

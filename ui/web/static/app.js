@@ -674,7 +674,7 @@ function insightsPage() {
         tr.appendChild(el("td", [...new Set(insight.impacted.map((n) => n.name))].join(", ")));  // a Lambda's two nodes, once
         tr.appendChild(el("td", timeOf(insight.start_ns)));
         tr.appendChild(el("td", timeOf(insight.end_ns)));
-        tr.appendChild(el("td", `${insight.failures} of ${insight.requests} (${pct(insight.share)})`));
+        tr.appendChild(el("td", `${insight.failures} of ${insight.requests} (${pct(insight.share)}), ${insight.traces} traces`));
         tr.appendChild(el("td", pct(insight.baseline_share)));
         const cell = el("td");
         const link = el("a", "affected traces");
