@@ -165,6 +165,12 @@ class Detector:
         self._calm: dict[Key, int] = {}
         self._streak: dict[Key, tuple[int, int]] = {}  # not open yet: (evaluations in a row, first seen ns)
 
+    def keep(self, insight: Insight) -> None:
+        """An open insight as its caller completed it (its trace count): it closes with it."""
+        key = (insight.group, insight.kind, insight.root_cause.id)
+        if insight.state == "open" and key in self._open:
+            self._open[key] = insight
+
     def open_groups(self) -> set[str | None]:
         return {group for group, _, _ in self._open}
 

@@ -111,7 +111,9 @@ class InsightWatch:
         expr = parse_filter(insight.traces_filter)
         if scope.expr is not None:
             expr = And((scope.expr, expr))
-        return replace(insight, traces=len(self._reader.search_traces(window, expr, MAX_COUNTED_TRACES)))
+        counted = replace(insight, traces=len(self._reader.search_traces(window, expr, MAX_COUNTED_TRACES)))
+        self.detector.keep(counted)
+        return counted
 
     def _map(self, window: TimeWindow, scope: Scope) -> ServiceMap:
         if scope.gone:

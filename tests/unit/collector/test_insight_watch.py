@@ -91,6 +91,7 @@ def test_a_fault_in_the_last_minute_opens_an_insight_at_the_ledger(store: DuckDB
     for minute in range(1, 4):
         closed += [i for i in later.run(NOW_NS + minute * 600 * SECOND) if i.state == "closed"]
     assert {i.id for i in closed} == {i.id for i in changed}
+    assert all(i.traces > 0 for i in closed)  # closed with the count they had
     assert store.insights.open_insights() == []
 
 
