@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, params
 from collector.api.group_routes import GROUP_HELP
 from collector.api.params import parse_window
 from collector.insights.insight import Insight
-from collector.storage.protocols import InsightStore
+from collector.storage.protocols import InsightScope, InsightStore
 
 MAX_INSIGHTS = 1000
 
@@ -33,8 +33,8 @@ def insight_routes(store: InsightStore, guarded: Sequence[params.Depends]) -> AP
         limit: Annotated[int, Query(ge=1, le=MAX_INSIGHTS)] = 200,
     ) -> InsightsPage:
         window = parse_window(start, end)
-        found = store.insights(window.start_ns, window.end_ns, MAX_INSIGHTS)
-        chosen = [i for i in found if i.group == (group or None) and (state is None or i.state == state)]
-        return InsightsPage(tuple(chosen[:limit]))
+        return InsightsPage(
+            tuple(store.insights(window.start_ns, window.end_ns, limit, InsightScope(group or None, state)))
+        )
 
     return router

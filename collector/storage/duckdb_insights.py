@@ -9,6 +9,7 @@ import orjson
 
 from collector.insights.insight import Insight
 from collector.storage import side_tables_sql as sql
+from collector.storage.protocols import InsightScope
 from collector.storage.side_table import SideTable
 
 
@@ -31,9 +32,14 @@ class DuckDBInsights:
         if insights:
             self._table.change(replace)
 
-    def insights(self, start_ns: int, end_ns: int, limit: int) -> list[Insight]:
-        """Insights that were open at some time in [start, end), newest first."""
-        rows = self._table.read(sql.SELECT_INSIGHTS, [end_ns, start_ns, limit])
+    def insights(self, start_ns: int, end_ns: int, limit: int, scope: InsightScope | None = None) -> list[Insight]:
+        """Insights that were open at some time in [start, end), newest first (of `scope` only, if
+        given: chosen before the limit, so another group's many do not crowd one group's out)."""
+        if scope is None:
+            rows = self._table.read(sql.SELECT_INSIGHTS, [end_ns, start_ns, limit])
+        else:
+            params = [end_ns, start_ns, scope.group, scope.state, scope.state, limit]
+            rows = self._table.read(sql.SELECT_SCOPE_INSIGHTS, params)
         return [Insight.from_json(orjson.loads(body)) for (body,) in rows]
 
     def open_insights(self) -> list[Insight]:

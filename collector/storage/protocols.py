@@ -264,14 +264,22 @@ class GroupStore(Protocol):
         """Whether there was such a group."""
 
 
+@dataclass(frozen=True, slots=True)
+class InsightScope:
+    """Which insights a reader wants: those of a group (None: of all traces), open or closed or both."""
+
+    group: str | None
+    state: Literal["open", "closed"] | None = None
+
+
 class InsightStore(Protocol):
     """Insights (collector/insights), kept beside the spans."""
 
     def save_insights(self, insights: list[Insight]) -> None:
         """Adds them, or replaces those of their ids."""
 
-    def insights(self, start_ns: int, end_ns: int, limit: int) -> list[Insight]:
-        """Insights open at some time in [start, end), newest first."""
+    def insights(self, start_ns: int, end_ns: int, limit: int, scope: InsightScope | None = None) -> list[Insight]:
+        """Insights open at some time in [start, end), newest first (of `scope` only, if given)."""
 
     def open_insights(self) -> list[Insight]: ...
 

@@ -24,5 +24,9 @@ INSERT_INSIGHT: Final = "INSERT INTO insights VALUES (?, ?, ?, ?, ?, ?)"
 # Insights that overlap [start, end), newest first.
 SELECT_INSIGHTS: Final = """SELECT body FROM insights WHERE start_ns < ? AND (end_ns IS NULL OR end_ns >= ?)
     ORDER BY start_ns DESC, id LIMIT ?"""
+# The same, of one scope (a group, or all traces: NULL) and, when given, one state.
+SELECT_SCOPE_INSIGHTS: Final = """SELECT body FROM insights WHERE start_ns < ? AND (end_ns IS NULL OR end_ns >= ?)
+    AND grp IS NOT DISTINCT FROM ? AND (CAST(? AS VARCHAR) IS NULL OR state = ?)
+    ORDER BY start_ns DESC, id LIMIT ?"""
 SELECT_OPEN_INSIGHTS: Final = "SELECT body FROM insights WHERE state = 'open'"
 DELETE_INSIGHTS_BEFORE: Final = "DELETE FROM insights WHERE end_ns IS NOT NULL AND end_ns < ?"

@@ -26,6 +26,7 @@ from collector.storage.protocols import (
     ByField,
     ByTimeBucket,
     Group,
+    InsightScope,
     SpanLink,
     Statement,
     Store,
@@ -274,6 +275,10 @@ def test_insights_are_saved_replaced_and_read_by_window(store: Store) -> None:
     assert store.insights.insights(250, 1000, 10) == [other]  # closed before the window
     assert store.insights.insights(150, 250, 10) == [closed]
     assert store.insights.open_insights() == [other]
+    # one scope, chosen before the limit: another group's newer insight does not crowd it out
+    assert store.insights.insights(0, 1000, 1, InsightScope(None)) == [closed]
+    assert store.insights.insights(0, 1000, 10, InsightScope("banking", "open")) == [other]
+    assert store.insights.insights(0, 1000, 10, InsightScope("banking", "closed")) == []
     store.insights.delete_closed_before(250)
     assert store.insights.insights(0, 1000, 10) == [other]
 

@@ -26,7 +26,7 @@ from collector.query.map_view import MapNode, ServiceMap, ThrottleSourceNode
 from collector.query.service_map import MapQuery, service_map
 from collector.query.trace_compare import compare_traces
 from collector.query.trace_view import SpanView
-from collector.storage.protocols import SpanReader, Subject, TimeWindow, TraceSummary
+from collector.storage.protocols import InsightScope, SpanReader, Subject, TimeWindow, TraceSummary
 from ui.web.charts import Figure, bucket_histogram, cold_start_figure, log_buckets, series_figures
 from ui.web.compact_map import View, drawn
 from ui.web.drawn_map import DrawnMap
@@ -223,11 +223,7 @@ def _add_insights_route(router: APIRouter, collector: Collector) -> None:
         group: Annotated[str | None, Query(max_length=64)] = None,
     ) -> JSONResponse:
         window = parse_window(start, end)
-        found = [
-            i
-            for i in collector.insights.insights(window.start_ns, window.end_ns, MAX_INSIGHTS)
-            if i.group == (group or None)
-        ]
+        found = collector.insights.insights(window.start_ns, window.end_ns, MAX_INSIGHTS, InsightScope(group or None))
         return JSONResponse(InsightsPanel(tuple(found), timeline_figure(found, window.end_ns)))
 
 

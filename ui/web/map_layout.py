@@ -157,11 +157,11 @@ def _band(graph: Graph, by_id: Mapping[str, LayoutNode]) -> Layout:
     order = _ordered(layers, adjacent)
     rows = _rows(order, adjacent)
     slots = {key: (column[key], rows[key]) for key in graph.nodes}
-    bends = {edge: tuple((column_of(k, column), rows[k]) for k in chain[1:-1]) for edge, chain in chains.items()}
+    bends = {edge: tuple((_column_of(k, column), rows[k]) for k in chain[1:-1]) for edge, chain in chains.items()}
     return Layout(slots, bends)
 
 
-def column_of(key: str, column: Mapping[str, int]) -> int:
+def _column_of(key: str, column: Mapping[str, int]) -> int:
     """A node's column, or a bend's (kept in its dummy's key)."""
     return column[key] if key in column else int(key.rsplit("\x00", 1)[1])
 
@@ -212,7 +212,7 @@ def _ordered(layers: Mapping[int, list[str]], adjacent: list[tuple[str, str]]) -
         above[b].append(a)
         below[a].append(b)
     best, best_crossings = _copy(order), _crossings(order, adjacent)
-    budget = [SWAP_BUDGET]
+    budget = SWAP_BUDGET
     for sweep in range(SWEEPS):
         if best_crossings == 0:
             break
@@ -221,7 +221,7 @@ def _ordered(layers: Mapping[int, list[str]], adjacent: list[tuple[str, str]]) -
             neighbours = above if downward else below
             reference = order.get(column - 1 if downward else column + 1, [])
             _sort_by_barycentre(order[column], neighbours, {k: i for i, k in enumerate(reference)})
-        _transpose(order, adjacent, budget)
+        budget = _transpose(order, adjacent, budget)
         crossings = _crossings(order, adjacent)
         if crossings < best_crossings:
             best, best_crossings = _copy(order), crossings
@@ -242,9 +242,9 @@ def _sort_by_barycentre(keys: list[str], neighbours: Mapping[str, list[str]], po
     keys.sort(key=lambda k: (weight[k], current[k]))
 
 
-def _transpose(order: dict[int, list[str]], adjacent: list[tuple[str, str]], budget: list[int]) -> None:
+def _transpose(order: dict[int, list[str]], adjacent: list[tuple[str, str]], budget: int) -> int:
     """Swap neighbours in a column while a swap removes crossings (counted for the pair alone),
-    weighing at most `budget[0]` pairs (what is left is written back)."""
+    weighing at most `budget` pairs; returns the budget left."""
     links: dict[str, list[str]] = defaultdict(list)
     for a, b in adjacent:
         links[a].append(b)
@@ -254,9 +254,9 @@ def _transpose(order: dict[int, list[str]], adjacent: list[tuple[str, str]], bud
         position = {k: i for keys in order.values() for i, k in enumerate(keys)}
         improved = False
         pairs = sum(len(keys) - 1 for keys in order.values())
-        if pairs > budget[0]:
-            return
-        budget[0] -= pairs
+        if pairs > budget:
+            return budget
+        budget -= pairs
         for keys in order.values():
             for i in range(len(keys) - 1):
                 upper, lower = keys[i], keys[i + 1]
@@ -267,7 +267,8 @@ def _transpose(order: dict[int, list[str]], adjacent: list[tuple[str, str]], bud
                     position[upper], position[lower] = i + 1, i
                     improved = True
         if not improved:
-            return
+            return budget
+    return budget
 
 
 def _pair_crossings(
