@@ -32,7 +32,7 @@ from tracer.decorator import traced
 from tracer.events import EVENTBRIDGE_CARRIER_KEY, message_carriers
 from tracer.exporter import OtlpHttpExporter
 from tracer.propagation import extract_from, xray_header
-from tracer.runtime import ACTIVE, Tracing, active, configure, flush, shutdown
+from tracer.runtime import ACTIVE, Tracing, active, configure, flush, shutdown, stats
 from tracer.sampling import XRayRulesSampler
 from tracer.settings import resolve_settings
 
@@ -53,6 +53,7 @@ __all__ = [
     "put_metadata",
     "resolve_settings",
     "shutdown",
+    "stats",
     "traced",
     "track_imports",
     "xray_header",

@@ -22,10 +22,14 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import SpanContext, TraceFlags
 
+from tracer import semconv
+
 if TYPE_CHECKING:  # the hook's module loads importlib machinery: only when asked for
     from tracer.imports import ImportTracker
 
 MAX_HELD_SPANS = 512
+TAIL_COLD_START = "tail:cold_start"
+SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
 
 def process_start_time_ns(proc: str = "/proc") -> int | None:
@@ -86,17 +90,23 @@ def track_imports() -> None:
 
 
 def rehome(span: ReadableSpan, trace_id: int, root_parent: SpanContext) -> ReadableSpan:
-    """A copy of an init-phase span moved into `trace_id`; its roots hang off `root_parent`."""
+    """A copy of an init-phase span moved into `trace_id`; its roots hang off `root_parent`.
+
+    Under an unsampled invocation, tail-keep is keeping the trace for its cold start, and the
+    span says so (exported all the same: processors pass on sampled spans only)."""
     old = span.context
     assert old is not None
-    context = SpanContext(trace_id, old.span_id, False, TraceFlags(TraceFlags.SAMPLED), old.trace_state)
-    parent = root_parent if span.parent is None else SpanContext(trace_id, span.parent.span_id, False)
+    context = SpanContext(trace_id, old.span_id, False, SAMPLED, old.trace_state)
+    parent = root_parent if span.parent is None else SpanContext(trace_id, span.parent.span_id, False, SAMPLED)
+    attributes = span.attributes
+    if not root_parent.trace_flags.sampled:
+        attributes = {**(attributes or {}), semconv.SAMPLING: TAIL_COLD_START}
     return ReadableSpan(
         name=span.name,
         context=context,
         parent=parent,
         resource=span.resource,
-        attributes=span.attributes,
+        attributes=attributes,
         events=span.events,
         links=span.links,
         kind=span.kind,
@@ -116,6 +126,11 @@ class InitSpanBuffer(SpanProcessor):
         self._held: list[ReadableSpan] = []
         self._max_spans = max_spans
         self._lock = threading.Lock()
+
+    @property
+    def holding(self) -> bool:
+        """True until the first invocation: spans that end now are held for it."""
+        return self._holding
 
     def on_start(self, span: object, parent_context: Context | None = None) -> None:
         self.downstream.on_start(span, parent_context)  # type: ignore[arg-type]

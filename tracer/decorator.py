@@ -37,12 +37,11 @@ class TracedOptions:
 
 
 def skip_under(tracing: Tracing) -> bool:
-    """True under an unsampled parent whose decision the sampler honours: the call is untraced.
-
-    Checked inline, before anything else, so the untraced path is one context lookup.
-    """
-    parent = get_current_span().get_span_context()
-    return tracing.spans.trusts_parent and not parent.trace_flags.sampled and parent.is_valid
+    """True under an unsampled parent whose decision the sampler honours and that tail-keep does
+    not record under: the call is untraced. Checked first, so that path is one context lookup."""
+    parent_span = get_current_span()
+    parent = parent_span.get_span_context()
+    return not parent.trace_flags.sampled and parent.is_valid and tracing.spans.skips(parent_span, parent)
 
 
 def span_name_for(fn: Callable[..., Any], options: TracedOptions) -> str:

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceState
+
+from tracer import semconv
+from tracer.sampling_weight import weight_of
 
 _pack_fixed64 = struct.Struct("<Q").pack
 _pack_fixed32 = struct.Struct("<I").pack
@@ -154,6 +158,21 @@ def _name_field(name: str) -> bytes:
     return b"\x2a" + varint(len(data)) + data
 
 
+# Every sampled span says why it was exported (semconv.SAMPLING): tail-keep sets its reason on
+# the spans it keeps; any other sampled span was kept by head sampling, which costs no attribute
+# on the span, only these constant bytes here.
+_HEAD_SAMPLING = attributes_body({semconv.SAMPLING: "head"}, b"\x4a")
+
+
+@lru_cache(maxsize=64)
+def _weight_field(trace_state: str) -> bytes:
+    """The sampling weight attribute a head-sampled span's trace state implies (b"" for none or 1)."""
+    weight = weight_of(TraceState.from_header([trace_state]))
+    if weight is None or weight == 1.0:
+        return b""
+    return attributes_body({semconv.SAMPLING_WEIGHT: weight}, b"\x4a")
+
+
 def encode_span(span: ReadableSpan, names: dict[str, bytes] | None = None) -> bytes:
     """One ``Span`` message body (without its field tag); `names` caches encoded span names.
 
@@ -164,8 +183,9 @@ def encode_span(span: ReadableSpan, names: dict[str, bytes] | None = None) -> by
     assert context is not None
     parent = span._parent
     parts = [b"\x0a\x10" + context.trace_id.to_bytes(16, "big") + b"\x12\x08" + context.span_id.to_bytes(8, "big")]
-    if context.trace_state:
-        parts.append(_len_field(b"\x1a", _trace_state(context).encode()))
+    state = _trace_state(context) if context.trace_state else ""
+    if state:
+        parts.append(_len_field(b"\x1a", state.encode()))
     if parent is not None:
         parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
     name = span._name
@@ -180,6 +200,11 @@ def encode_span(span: ReadableSpan, names: dict[str, bytes] | None = None) -> by
     attributes = span._attributes
     if attributes:
         parts.append(attributes_body(attributes, b"\x4a"))
+    if context.trace_flags & 1 and not (attributes and semconv.SAMPLING in attributes):
+        parts.append(_HEAD_SAMPLING)
+        if state:
+            parts.append(_weight_field(state))
+    if attributes:
         dropped = getattr(attributes, "dropped", 0)
         if dropped:
             parts.append(b"\x50" + varint(dropped))

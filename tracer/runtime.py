@@ -34,6 +34,7 @@ from tracer.propagation import build_propagator
 from tracer.sampling import SamplerChoice, build_sampler, wrap_custom_sampler
 from tracer.settings import Settings, resolve_settings
 from tracer.spans import SpanFactory
+from tracer.tail_keep import TailBuffer, TailStats
 
 _logger = logging.getLogger(__name__)
 
@@ -71,6 +72,11 @@ class Tracing:
             else SimpleSpanProcessor(self.exporter)
         )
         self.init_buffer = InitSpanBuffer(export_processor, holding=settings.lambda_environment and not process.invoked)
+        self.tail = (
+            TailBuffer(self.init_buffer, settings.tail_keep, lambda: self.init_buffer.holding)
+            if settings.tail_keep.enabled
+            else None
+        )
         self.provider = TracerProvider(
             sampler=choice.sampler, resource=self.resource, id_generator=AwsXRayIdGenerator()
         )
@@ -80,6 +86,7 @@ class Tracing:
             scope=InstrumentationScope(SCOPE_NAME, SCOPE_VERSION),
             sampling=choice,
             processor=self.init_buffer,
+            tail=self.tail,
         )
         self.propagator: TextMapPropagator = build_propagator(settings.propagators)
         self.annotations = AnnotationBudget()
@@ -88,6 +95,10 @@ class Tracing:
     def tracer(self, name: str = SCOPE_NAME) -> trace_api.Tracer:
         """An SDK tracer on this pipeline's provider, for code that wants the plain OTel API."""
         return self.provider.get_tracer(name)
+
+    def stats(self) -> TailStats | None:
+        """What tail-keep kept, discarded and dropped so far (None when it is off)."""
+        return self.tail.stats() if self.tail is not None else None
 
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Export everything ended so far; True if it all went out within `timeout_s`."""
@@ -143,6 +154,7 @@ def configure(
     headers: Mapping[str, str] | None = None,
     compression: str | None = None,
     propagators: tuple[str, ...] | None = None,
+    tail_keep: bool | None = None,
     exporter: SpanExporter | None = None,
     set_global: bool = True,
     env: Mapping[str, str] | None = None,
@@ -164,6 +176,7 @@ def configure(
         headers=headers,
         compression=compression,
         propagators=propagators,
+        tail_keep=tail_keep,
     )
     if settings.disabled:
         return None
@@ -194,6 +207,12 @@ def _install_globals(tracing: Tracing) -> None:
 def active() -> Tracing | None:
     """The pipeline decorators currently use."""
     return ACTIVE.tracing
+
+
+def stats() -> TailStats | None:
+    """Tail-keep's counts for the active pipeline (None without one, or with tail-keep off)."""
+    tracing = ACTIVE.tracing
+    return tracing.stats() if tracing is not None else None
 
 
 def flush(timeout_s: float = 5.0) -> bool:

@@ -39,6 +39,7 @@ from opentelemetry.trace import Link, SpanKind, get_current_span
 from opentelemetry.util.types import Attributes
 
 from tracer import semconv
+from tracer.sampling_weight import with_threshold
 
 DEFAULT_RULES: Mapping[str, Any] = {"version": 2, "rules": [], "default": {"fixed_target": 1, "rate": 0.05}}
 
@@ -174,10 +175,15 @@ class XRayRulesSampler(Sampler):
         trace_state: Any = None,
     ) -> SamplingResult:
         rule = self.rule_for(attributes)
-        keep = rule.reservoir.take(time.time()) or self._rng.random() < rule.rate
         parent_state = get_current_span(parent_context).get_span_context().trace_state
-        decision = Decision.RECORD_AND_SAMPLE if keep else Decision.DROP
-        return SamplingResult(decision, None, parent_state)
+        if rule.reservoir.take(time.time()):
+            # The reservoir's admission stands for itself alone (weight 1); the rest of the
+            # second's requests are each kept with probability `rate`, so a kept one stands for
+            # 1/rate of them: together an unbiased estimate of the requests.
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, None, parent_state)
+        if self._rng.random() < rule.rate:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, None, with_threshold(parent_state, rule.rate))
+        return SamplingResult(Decision.DROP, None, parent_state)
 
     def get_description(self) -> str:
         return f"XRayRulesSampler{{rules={len(self.rules)}}}"
@@ -190,6 +196,7 @@ class SamplerChoice:
     sampler: Sampler
     parent_based: bool  # a local parent's sampled flag settles the child's decision
     samples_every_root: bool = False  # always_on, parentbased_always_on
+    root_probability: float = 1.0  # a fixed ratio's: how likely a root is kept (1: unknown or all)
 
 
 def build_sampler(name: str, arg: str | None) -> SamplerChoice:
@@ -205,12 +212,21 @@ def build_sampler(name: str, arg: str | None) -> SamplerChoice:
         "always_off": ALWAYS_OFF,
         "traceidratio": TraceIdRatioBased(ratio),
     }
+    probability = ratio if 0.0 < ratio < 1.0 else 1.0
     if name in roots:
-        return SamplerChoice(roots[name], parent_based=False, samples_every_root=name == "always_on")
+        return SamplerChoice(
+            roots[name],
+            parent_based=False,
+            samples_every_root=name == "always_on",
+            root_probability=probability if name == "traceidratio" else 1.0,
+        )
     root_name = name.removeprefix("parentbased_")
     if name.startswith("parentbased_") and root_name in roots:
         return SamplerChoice(
-            ParentBased(roots[root_name]), parent_based=True, samples_every_root=root_name == "always_on"
+            ParentBased(roots[root_name]),
+            parent_based=True,
+            samples_every_root=root_name == "always_on",
+            root_probability=probability if root_name == "traceidratio" else 1.0,
         )
     if name in ("xray", "parentbased_xray"):
         rules = XRayRulesSampler.from_file(arg) if arg else XRayRulesSampler()
@@ -219,5 +235,10 @@ def build_sampler(name: str, arg: str | None) -> SamplerChoice:
 
 
 def wrap_custom_sampler(sampler: Sampler) -> SamplerChoice:
-    """A user-supplied sampler: trusted for sampled parents only if it is ParentBased."""
-    return SamplerChoice(sampler, parent_based=isinstance(sampler, ParentBased))
+    """A user-supplied sampler: trusted for sampled parents only if it is ParentBased; a ratio
+    sampler's (or ParentBased one's root's) ratio stated on the roots it keeps."""
+    root = getattr(sampler, "_root", sampler) if isinstance(sampler, ParentBased) else sampler
+    rate = root.rate if isinstance(root, TraceIdRatioBased) else 1.0
+    return SamplerChoice(
+        sampler, parent_based=isinstance(sampler, ParentBased), root_probability=rate if 0.0 < rate < 1.0 else 1.0
+    )

@@ -46,13 +46,15 @@ def open_span(
 ) -> OpenSpan | None:
     """Start a span and make it current; None when there is nothing to record.
 
-    Under an unsampled parent (with a parent-based sampler) this returns None at once: no span
-    object, no context change, so the untraced path costs one context lookup.
+    Under an unsampled parent (with a parent-based sampler, and no tail-keep recording under it)
+    this returns None at once: no span object, no context change, so the untraced path costs one
+    context lookup.
     """
     try:
         ctx = context_api.get_current() if parent_context is None else parent_context
-        parent = trace_api.get_current_span(ctx).get_span_context()
-        if skip_unsampled_parent and parent.is_valid and not parent.trace_flags.sampled and tracing.spans.trusts_parent:
+        parent_span = trace_api.get_current_span(ctx)
+        parent = parent_span.get_span_context()
+        if skip_unsampled_parent and tracing.spans.skips(parent_span, parent):
             return None
         span = tracing.spans.start_under(parent, ctx, name, kind, attributes, links, start_time_ns)
         span_context = trace_api.set_span_in_context(span, ctx)

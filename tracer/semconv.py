@@ -16,6 +16,12 @@ ERROR: Final = "fluoro.error"
 FAULT: Final = "fluoro.fault"
 THROTTLE: Final = "fluoro.throttle"
 
+# Why a span was exported: "head" (head sampling kept its trace) or "tail:REASON" (tail-keep
+# kept a trace head sampling dropped: tail:error, tail:throttle, tail:cold_start, tail:slow), and
+# for head-sampled spans below 100%, how many requests each stands for (tracer/sampling_weight.py).
+SAMPLING: Final = "fluoro.sampling"
+SAMPLING_WEIGHT: Final = "fluoro.sampling.weight"
+
 # X-Ray's origin, e.g. AWS::Lambda::Function or AWS::ApiGateway::Stage.
 ORIGIN: Final = "fluoro.origin"
 # The downstream a client span calls, as the service map names it: e.g. type

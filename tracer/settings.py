@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+from tracer.tail_keep import TailKeepSettings
+
 _logger = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
@@ -18,6 +20,7 @@ TRACES_PATH = "/v1/traces"
 DEFAULT_PROPAGATORS = ("tracecontext", "baggage", "xray")
 DEFAULT_SAMPLER = "parentbased_always_on"
 _TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class Settings:
     # span. On AWS the Lambda service records them itself, so this is off there; the local
     # cloud, which plays that service, turns it on (FLUORO_LAMBDA_PHASES=1).
     lambda_phases: bool = False
+    # Tail-keep: traces head sampling dropped are recorded and kept when they fail (tail_keep.py).
+    tail_keep: TailKeepSettings = field(default_factory=TailKeepSettings)
 
 
 def parse_key_value_list(text: str) -> dict[str, str]:
@@ -83,6 +88,7 @@ def resolve_settings(
     headers: Mapping[str, str] | None = None,
     compression: str | None = None,
     propagators: tuple[str, ...] | None = None,
+    tail_keep: bool | None = None,
 ) -> Settings:
     """Merge explicit arguments over the OTEL_* environment variables."""
     env_resource = parse_key_value_list(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
@@ -115,6 +121,22 @@ def resolve_settings(
         lambda_phases=env.get("FLUORO_LAMBDA_PHASES", "").strip().lower() in _TRUE,
         batch_delay_ms=_positive_int(env.get("OTEL_BSP_SCHEDULE_DELAY"), 1000),
         export_timeout_s=_positive_int(env.get("OTEL_EXPORTER_OTLP_TIMEOUT"), 10000) / 1000,
+        tail_keep=tail_keep_settings(env, tail_keep),
+    )
+
+
+def tail_keep_settings(env: Mapping[str, str], enabled: bool | None = None) -> TailKeepSettings:
+    """FLUORO_TAIL_KEEP (on unless false/0/no/off), FLUORO_TAIL_SLOW_MS, FLUORO_TAIL_MAX_TRACE_SPANS
+    and FLUORO_TAIL_MAX_SPANS; an explicit `enabled` wins over the environment."""
+    if enabled is None:
+        enabled = env.get("FLUORO_TAIL_KEEP", "").strip().lower() not in _FALSE
+    slow_ms = _positive_int(env.get("FLUORO_TAIL_SLOW_MS"), 0)
+    defaults = TailKeepSettings()
+    return TailKeepSettings(
+        enabled=enabled,
+        slow_ms=float(slow_ms) if slow_ms else None,
+        max_trace_spans=_positive_int(env.get("FLUORO_TAIL_MAX_TRACE_SPANS"), defaults.max_trace_spans),
+        max_spans=_positive_int(env.get("FLUORO_TAIL_MAX_SPANS"), defaults.max_spans),
     )
 
 

@@ -3,7 +3,9 @@
 The sampler is consulted only when its answer is not already known: a parent-based sampler
 always samples the child of a local sampled parent, and ``always_on`` / ``parentbased_always_on``
 always sample a root. Ids come from the X-Ray id generator, so a trace id is also a valid X-Ray
-trace id (its first 32 bits are the start time).
+trace id (its first 32 bits are the start time). With tail-keep (tracer/tail_keep.py), a span head
+sampling drops is still recorded, unsampled, and ends into the tail buffer instead; a root kept
+by a fixed ratio below one carries that probability in its trace state (sampling_weight.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from opentelemetry.util import types
 
 from tracer.lightspan import LightSpan
 from tracer.sampling import SamplerChoice
+from tracer.sampling_weight import with_threshold
+from tracer.tail_keep import TailBuffer
 
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
@@ -38,14 +42,26 @@ class SpanFactory:
         scope: InstrumentationScope,
         sampling: SamplerChoice,
         processor: SpanProcessor,
+        tail: TailBuffer | None = None,
     ) -> None:
         self.resource = resource
         self.scope = scope
         self.sampler = sampling.sampler
         self.processor = processor
+        self.tail = tail
         self.ids = AwsXRayIdGenerator()
         self.trusts_parent = sampling.parent_based
         self._samples_every_root = sampling.samples_every_root
+        self._root_probability = sampling.root_probability
+        self._root_state = with_threshold(None, sampling.root_probability) if sampling.root_probability < 1.0 else None
+
+    def skips(self, parent_span: trace_api.Span, parent: SpanContext) -> bool:
+        """True when a span under `parent_span` records nothing: its parent was not sampled, the
+        sampler honours that, and tail-keep is off or has nothing to hold it with (a local
+        parent that is not recording). A remote unsampled parent starts a tail-kept local part."""
+        if not parent.is_valid or parent.trace_flags.sampled or not self.trusts_parent:
+            return False
+        return self.tail is None or not (parent.is_remote or parent_span.is_recording())
 
     def start(
         self,
@@ -89,9 +105,14 @@ class SpanFactory:
                 trace_state = result.trace_state
             if result.attributes:
                 attributes = {**(attributes or {}), **result.attributes}
+            if decision is Decision.RECORD_AND_SAMPLE and not parent.is_valid and self._root_probability < 1.0:
+                trace_state = with_threshold(trace_state, self._root_probability) if trace_state else self._root_state
         span_id = self.ids.generate_span_id()
+        on_end = self.processor.on_end
         if decision is Decision.DROP:
-            return NonRecordingSpan(SpanContext(trace_id, span_id, False, NOT_SAMPLED, trace_state))
+            if self.tail is None:
+                return NonRecordingSpan(SpanContext(trace_id, span_id, False, NOT_SAMPLED, trace_state))
+            on_end = self.tail.on_end
         flags = SAMPLED if decision is Decision.RECORD_AND_SAMPLE else NOT_SAMPLED
         return LightSpan(
             name,
@@ -101,7 +122,7 @@ class SpanFactory:
             start,
             self.resource,
             self.scope,
-            self.processor.on_end,
+            on_end,
             dict(attributes) if attributes else None,
             links,
         )

@@ -13,6 +13,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from tests.conftest import Recorder
+from tracer import semconv
 from tracer.otlp_encoder import OtlpEncoder, varint
 
 REMOTE_PARENT = SpanContext(0x6B0A5256B8E293D9E0487522A64239A7, 0x1122334455667788, True, TraceFlags(1))
@@ -59,10 +60,25 @@ def parse(body: bytes) -> ExportTraceServiceRequest:
     return request
 
 
+def sampling_of(request: ExportTraceServiceRequest) -> list[dict[str, object]]:
+    """Each span's fluoro.sampling* attributes, taken out of `request` (which then matches the
+    stock encoder's, which knows nothing of them)."""
+    found = []
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                mine = [kv for kv in span.attributes if kv.key.startswith(semconv.SAMPLING)]
+                found.append({kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in mine})
+                for kv in mine:
+                    span.attributes.remove(kv)
+    return found
+
+
 def test_sdk_spans_encode_to_the_stock_message() -> None:
     spans = sdk_spans()
     ours = parse(OtlpEncoder().encode(spans))
     stock = parse(stock_encode(spans).SerializeToString())
+    assert sampling_of(ours) == [{semconv.SAMPLING: "head"}] * 12
     assert ours == stock
     assert sum(len(ss.spans) for rs in ours.resource_spans for ss in rs.scope_spans) == len(spans) == 12
 
@@ -74,7 +90,33 @@ def test_light_spans_encode_to_the_stock_message(recorder: Recorder) -> None:
     span.record_exception(ValueError("bad"))
     span.end()
     spans = recorder.spans()
-    assert parse(OtlpEncoder().encode(spans)) == parse(stock_encode(spans).SerializeToString())
+    ours = parse(OtlpEncoder().encode(spans))
+    assert sampling_of(ours) == [{semconv.SAMPLING: "head"}]
+    assert ours == parse(stock_encode(spans).SerializeToString())
+
+
+def test_a_head_sampled_span_below_one_in_one_states_its_weight_and_a_tail_kept_one_its_reason() -> None:
+    resource = Resource.create({"service.name": "w"})
+    half = TraceState([("other", "x"), ("ot", "th:8;rv:1234")])  # kept with probability 1/2
+
+    def span(name: str, flags: int, state: TraceState | None, attributes: dict[str, str] | None) -> ReadableSpan:
+        context = SpanContext(7, len(name), False, TraceFlags(flags), state)
+        return ReadableSpan(
+            name=name, context=context, resource=resource, attributes=attributes, start_time=1, end_time=2
+        )
+
+    spans = [
+        span("weighted", 1, half, None),
+        span("whole", 1, TraceState([("ot", "th:0")]), None),
+        span("tail", 0, half, {semconv.SAMPLING: "tail:error"}),
+        span("unsampled, not kept by tail-keep", 0, None, None),
+    ]
+    assert sampling_of(parse(OtlpEncoder().encode(spans))) == [
+        {semconv.SAMPLING: "head", semconv.SAMPLING_WEIGHT: 2.0},
+        {semconv.SAMPLING: "head"},
+        {semconv.SAMPLING: "tail:error"},
+        {},
+    ]
 
 
 def test_encoder_caches_do_not_mix_resources_up() -> None:
@@ -93,7 +135,9 @@ def test_encoder_caches_do_not_mix_resources_up() -> None:
         start_time=1,
         end_time=2,
     )
-    assert parse(encoder.encode([odd])) == parse(stock_encode([odd]).SerializeToString())
+    ours = parse(encoder.encode([odd]))
+    assert sampling_of(ours) == [{semconv.SAMPLING: "head"}]
+    assert ours == parse(stock_encode([odd]).SerializeToString())
 
 
 def test_varint() -> None:

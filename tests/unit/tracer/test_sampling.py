@@ -17,6 +17,7 @@ from tracer import semconv
 from tracer.runtime import Tracing
 from tracer.sampling import SamplingRulesError, XRayRulesSampler, build_sampler, wildcard_pattern
 from tracer.settings import Settings
+from tracer.tail_keep import TailKeepSettings
 
 RULES: dict[str, Any] = {
     "version": 2,
@@ -117,12 +118,16 @@ def test_rules_decide_roots_and_parents_decide_children(tmp_path: Path) -> None:
     path.write_text(json.dumps({"version": 2, "rules": [], "default": {"fixed_target": 0, "rate": 0}}))
     tracing = Tracing(Settings(sampler="xray", sampler_arg=str(path)), exporter=InMemorySpanExporter(), batch=False)
     root = tracing.spans.start("root")
-    assert not root.is_recording()  # rate 0, no reservoir
+    assert not root.get_span_context().trace_flags.sampled  # rate 0, no reservoir (tail-keep records it)
     sampled_parent = trace_api.NonRecordingSpan(
         trace_api.SpanContext(0xABC, 0xDEF, True, trace_api.TraceFlags(trace_api.TraceFlags.SAMPLED))
     )
     child = tracing.spans.start("child", parent_context=trace_api.set_span_in_context(sampled_parent))
     assert child.is_recording() and child.get_span_context().trace_id == 0xABC
     child.end()
-    assert not tracing.spans.start("again", parent_context=context_api.Context()).is_recording()
+    assert not tracing.spans.start("again", parent_context=context_api.Context()).get_span_context().trace_flags.sampled
+    tracing.shutdown()
+    untailed = Settings(sampler="xray", sampler_arg=str(path), tail_keep=TailKeepSettings(enabled=False))
+    tracing = Tracing(untailed, exporter=InMemorySpanExporter(), batch=False)
+    assert not tracing.spans.start("root").is_recording()  # without tail-keep, nothing is recorded
     tracing.shutdown()

@@ -94,6 +94,7 @@ def test_public_api_is_pinned() -> None:
         "put_metadata",
         "resolve_settings",
         "shutdown",
+        "stats",
         "traced",
         "track_imports",
         "xray_header",
