@@ -10,6 +10,9 @@ Scenarios, each in a fresh worker process, run several times (medians printed):
 - traced:           Fluoro ``@traced`` exporting OTLP/HTTP (sampled roots)
 - traced_child:     ``@traced`` under a sampled parent
 - traced_unsampled: ``@traced`` under an unsampled parent
+- traced_tail:      ``@traced`` roots at 1% head sampling with tail-keep on (the default) and no
+                    failure: 99% are recorded, held and discarded when they end
+- traced_tail_off:  the same with tail-keep off (FLUORO_TAIL_KEEP=off), for comparison
 
 CPU is ``time.process_time()`` of the worker (all its threads, so the export thread's encoding
 counts) from before the loop to after the final flush. The receiver runs in its own process,
@@ -36,7 +39,10 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-SCENARIOS = ["bare", "otel", "otel_off", "xray", "traced", "traced_child", "traced_unsampled"]
+SCENARIOS = [
+    "bare", "otel", "otel_off", "xray", "traced", "traced_child", "traced_unsampled", "traced_tail", "traced_tail_off",
+]  # fmt: skip
+HEAD_RATIO = 0.01
 
 
 def trivial(x: int) -> int:
@@ -99,13 +105,19 @@ def run_xray(calls: int, endpoint: str, udp_port: int) -> float:
     return time.process_time() - start
 
 
-def run_traced(calls: int, endpoint: str, udp_port: int, *, parent: str = "none") -> float:
+def run_traced(
+    calls: int, endpoint: str, udp_port: int, *, parent: str = "none", ratio: float = 1.0, tail_keep: bool = True
+) -> float:
     from opentelemetry import context as context_api
     from opentelemetry import trace as trace_api
 
     import tracer
 
-    tracing = tracer.configure("bench", endpoint=endpoint, sampler="parentbased_always_on", set_global=False)
+    sampler = "parentbased_always_on"
+    if ratio < 1.0:
+        os.environ["OTEL_TRACES_SAMPLER_ARG"] = str(ratio)
+        sampler = "parentbased_traceidratio"
+    tracing = tracer.configure("bench", endpoint=endpoint, sampler=sampler, set_global=False, tail_keep=tail_keep)
     assert tracing is not None
 
     @tracer.traced
@@ -120,10 +132,15 @@ def run_traced(calls: int, endpoint: str, udp_port: int, *, parent: str = "none"
     start = time.process_time()
     for i in range(calls):
         wrapped(i)
+    stats = tracing.stats()
     tracer.shutdown()
     elapsed = time.process_time() - start
     if token is not None:
         context_api.detach(token)
+    if stats is not None and (stats.held_spans or stats.dropped_spans):
+        print(
+            f"  warning: tail-keep still holds {stats.held_spans} spans, dropped {stats.dropped_spans}", file=sys.stderr
+        )
     return elapsed
 
 
@@ -139,6 +156,8 @@ def worker(scenario: str, calls: int, endpoint: str, udp_port: int) -> None:
         "traced": run_traced,
         "traced_child": lambda c, e, u: run_traced(c, e, u, parent="sampled"),
         "traced_unsampled": lambda c, e, u: run_traced(c, e, u, parent="unsampled"),
+        "traced_tail": lambda c, e, u: run_traced(c, e, u, ratio=HEAD_RATIO),
+        "traced_tail_off": lambda c, e, u: run_traced(c, e, u, ratio=HEAD_RATIO, tail_keep=False),
     }
     runners[scenario](min(calls, 2000), endpoint, udp_port)  # warm-up: imports, connections
     cpu_s = runners[scenario](calls, endpoint, udp_port)
@@ -197,7 +216,11 @@ def run_worker(scenario: str, calls: int, endpoint: str, udp_port: int) -> float
     result = json.loads(out.stdout.strip().splitlines()[-1])
     exported = received_spans(endpoint) - before
     expected = 0 if scenario in ("bare", "otel_off", "xray", "traced_unsampled") else calls + min(calls, 2000)
-    if exported != expected:
+    if scenario.startswith("traced_tail"):  # head sampling at 1%, no failure: about 1% exported
+        expected = round(HEAD_RATIO * (calls + min(calls, 2000)))
+        if abs(exported - expected) > 5 * expected**0.5 + 5:
+            print(f"  warning: {scenario} exported {exported} spans, expected about {expected}", file=sys.stderr)
+    elif exported != expected:
         print(f"  warning: {scenario} exported {exported} spans, expected {expected}", file=sys.stderr)
     return float(result["cpu_s"]) / calls * 1e6
 
@@ -266,6 +289,10 @@ def main() -> None:
     print(f"  traced / xray                 {med['traced'] / med['xray']:.3f}   [<= 1.0]")
     print(f"  traced_child / otel           {med['traced_child'] / med['otel']:.3f}")
     print(f"  traced_unsampled / otel_off   {med['traced_unsampled'] / med['otel_off']:.3f}   [<= 0.2]")
+    print(
+        f"  traced_tail / otel            {med['traced_tail'] / med['otel']:.3f}   [<= 0.15]  (1% head, tail-keep on)"
+    )
+    print(f"  traced_tail_off / otel        {med['traced_tail_off'] / med['otel']:.3f}   (1% head, tail-keep off)")
 
     print_import_costs(max(3, args.runs))
 
@@ -290,3 +317,7 @@ def print_import_costs(runs: int) -> None:
     print(f"  stock SDK + OTLP/HTTP exporter set up      {stock_ms:8.1f} ms   ({stock_ms / sdk_ms:.2f}x)")
     print(f"  import boto3                               {plain_boto_ms:8.1f} ms")
     print(f"  import boto3 under track_imports()         {hooked_boto_ms:8.1f} ms   ({hook_ratio:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -34,7 +34,7 @@ from tracer.propagation import build_propagator
 from tracer.sampling import SamplerChoice, build_sampler, wrap_custom_sampler
 from tracer.settings import Settings, resolve_settings
 from tracer.spans import SpanFactory
-from tracer.tail_keep import TailBuffer, TailStats
+from tracer.tail_keep import TailAwareSampler, TailBuffer, TailRouter, TailStats
 
 _logger = logging.getLogger(__name__)
 
@@ -77,10 +77,13 @@ class Tracing:
             if settings.tail_keep.enabled
             else None
         )
+        provider_sampler = TailAwareSampler(choice.sampler) if self.tail is not None else choice.sampler
         self.provider = TracerProvider(
-            sampler=choice.sampler, resource=self.resource, id_generator=AwsXRayIdGenerator()
+            sampler=provider_sampler, resource=self.resource, id_generator=AwsXRayIdGenerator()
         )
-        self.provider.add_span_processor(self.init_buffer)
+        self.provider.add_span_processor(
+            TailRouter(self.init_buffer, self.tail) if self.tail is not None else self.init_buffer
+        )
         self.spans = SpanFactory(
             resource=self.resource,
             scope=InstrumentationScope(SCOPE_NAME, SCOPE_VERSION),

@@ -196,7 +196,16 @@ class SamplerChoice:
     sampler: Sampler
     parent_based: bool  # a local parent's sampled flag settles the child's decision
     samples_every_root: bool = False  # always_on, parentbased_always_on
-    root_probability: float = 1.0  # a fixed ratio's: how likely a root is kept (1: unknown or all)
+    # When a root's decision is TraceIdRatioBased's at this ratio (always_off: 0): the factory
+    # decides roots itself, and a root kept below 1 states its probability (sampling_weight.py).
+    root_ratio: float | None = None
+
+
+_ROOT_RATIOS = {"always_on": 1.0, "always_off": 0.0}
+
+
+def _root_sampler(name: str, ratio: float) -> Sampler:
+    return {"always_on": ALWAYS_ON, "always_off": ALWAYS_OFF}.get(name) or TraceIdRatioBased(ratio)
 
 
 def build_sampler(name: str, arg: str | None) -> SamplerChoice:
@@ -207,26 +216,15 @@ def build_sampler(name: str, arg: str | None) -> SamplerChoice:
             ratio = float(arg) if arg else 1.0
         except ValueError as exc:
             raise SamplingRulesError(f"OTEL_TRACES_SAMPLER_ARG must be a ratio, got {arg!r}") from exc
-    roots: dict[str, Sampler] = {
-        "always_on": ALWAYS_ON,
-        "always_off": ALWAYS_OFF,
-        "traceidratio": TraceIdRatioBased(ratio),
-    }
-    probability = ratio if 0.0 < ratio < 1.0 else 1.0
-    if name in roots:
-        return SamplerChoice(
-            roots[name],
-            parent_based=False,
-            samples_every_root=name == "always_on",
-            root_probability=probability if name == "traceidratio" else 1.0,
-        )
     root_name = name.removeprefix("parentbased_")
-    if name.startswith("parentbased_") and root_name in roots:
+    if root_name in ("always_on", "always_off", "traceidratio"):
+        root = _root_sampler(root_name, ratio)
+        parent_based = name.startswith("parentbased_")
         return SamplerChoice(
-            ParentBased(roots[root_name]),
-            parent_based=True,
+            ParentBased(root) if parent_based else root,
+            parent_based=parent_based,
             samples_every_root=root_name == "always_on",
-            root_probability=probability if root_name == "traceidratio" else 1.0,
+            root_ratio=_ROOT_RATIOS.get(root_name, getattr(root, "rate", None)),
         )
     if name in ("xray", "parentbased_xray"):
         rules = XRayRulesSampler.from_file(arg) if arg else XRayRulesSampler()
@@ -236,9 +234,7 @@ def build_sampler(name: str, arg: str | None) -> SamplerChoice:
 
 def wrap_custom_sampler(sampler: Sampler) -> SamplerChoice:
     """A user-supplied sampler: trusted for sampled parents only if it is ParentBased; a ratio
-    sampler's (or ParentBased one's root's) ratio stated on the roots it keeps."""
+    sampler's (or ParentBased one's root's) ratio known."""
     root = getattr(sampler, "_root", sampler) if isinstance(sampler, ParentBased) else sampler
-    rate = root.rate if isinstance(root, TraceIdRatioBased) else 1.0
-    return SamplerChoice(
-        sampler, parent_based=isinstance(sampler, ParentBased), root_probability=rate if 0.0 < rate < 1.0 else 1.0
-    )
+    ratio = root.rate if isinstance(root, TraceIdRatioBased) else None
+    return SamplerChoice(sampler, parent_based=isinstance(sampler, ParentBased), root_ratio=ratio)

@@ -18,7 +18,7 @@ from opentelemetry import trace as trace_api
 from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
-from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.util import types
@@ -30,6 +30,7 @@ from tracer.tail_keep import TailBuffer
 
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_TRACE_ID_LIMIT = TraceIdRatioBased.TRACE_ID_LIMIT
 
 
 class SpanFactory:
@@ -52,8 +53,10 @@ class SpanFactory:
         self.ids = AwsXRayIdGenerator()
         self.trusts_parent = sampling.parent_based
         self._samples_every_root = sampling.samples_every_root
-        self._root_probability = sampling.root_probability
-        self._root_state = with_threshold(None, sampling.root_probability) if sampling.root_probability < 1.0 else None
+        ratio = sampling.root_ratio
+        # TraceIdRatioBased's own test, made here: asking the SDK's sampler costs ~5 us a root.
+        self._root_bound = TraceIdRatioBased.get_bound_for_rate(ratio) if ratio is not None else None
+        self._root_state = with_threshold(None, ratio) if ratio is not None and 0.0 < ratio < 1.0 else None
 
     def skips(self, parent_span: trace_api.Span, parent: SpanContext) -> bool:
         """True when a span under `parent_span` records nothing: its parent was not sampled, the
@@ -98,6 +101,12 @@ class SpanFactory:
             trace_id = self.ids.generate_trace_id()
             trace_state = None
             decision = Decision.RECORD_AND_SAMPLE if self._samples_every_root else None
+            if decision is None and self._root_bound is not None:
+                decision = (
+                    Decision.RECORD_AND_SAMPLE if trace_id & _TRACE_ID_LIMIT < self._root_bound else Decision.DROP
+                )
+                if decision is Decision.RECORD_AND_SAMPLE:
+                    trace_state = self._root_state
         if decision is None:
             result = self.sampler.should_sample(parent_context, trace_id, name, kind, attributes, links)
             decision = result.decision
@@ -105,8 +114,6 @@ class SpanFactory:
                 trace_state = result.trace_state
             if result.attributes:
                 attributes = {**(attributes or {}), **result.attributes}
-            if decision is Decision.RECORD_AND_SAMPLE and not parent.is_valid and self._root_probability < 1.0:
-                trace_state = with_threshold(trace_state, self._root_probability) if trace_state else self._root_state
         span_id = self.ids.generate_span_id()
         on_end = self.processor.on_end
         if decision is Decision.DROP:

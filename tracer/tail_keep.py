@@ -18,12 +18,15 @@ gone, so a failing downstream service shows its own part, under a caller the map
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
-from opentelemetry.trace import SpanContext, StatusCode, TraceFlags
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
+from opentelemetry.util.types import Attributes
 
 from tracer import semconv
 from tracer.lightspan import LightSpan
@@ -77,7 +80,11 @@ def first_reason(*reasons: str | None) -> str | None:
 def _mark_kept(span: ReadableSpan, label: str) -> None:
     """Label an ended tail span and flag it sampled now, so span processors export it (they pass
     on sampled spans only); what was propagated while it ran said "not sampled", as decided."""
-    span._attributes[semconv.SAMPLING] = label  # type: ignore[index]
+    attributes = span._attributes
+    if isinstance(attributes, dict):
+        attributes[semconv.SAMPLING] = label
+    else:  # an SDK span's: frozen when it ended
+        span._attributes = {**(attributes or {}), semconv.SAMPLING: label}
     old = span._context
     if old is not None:
         span._context = SpanContext(old.trace_id, old.span_id, old.is_remote, SAMPLED, old.trace_state)
@@ -181,3 +188,54 @@ class TailBuffer:
     def stats(self) -> TailStats:
         with self._lock:
             return TailStats(self._held_spans, dict(self._kept), self._discarded, self._dropped)
+
+
+class TailAwareSampler(Sampler):
+    """The provider's sampler with tail-keep: what `inner` drops is recorded, unsampled, so spans
+    of other instrumentations (botocore's, an ASGI framework's) under a held trace are held too."""
+
+    def __init__(self, inner: Sampler) -> None:
+        self.inner = inner
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        result = self.inner.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        if result.decision is Decision.DROP:
+            return SamplingResult(Decision.RECORD_ONLY, result.attributes, result.trace_state)
+        return result
+
+    def get_description(self) -> str:
+        return f"TailAware{{{self.inner.get_description()}}}"
+
+
+class TailRouter(SpanProcessor):
+    """The provider's span processor with tail-keep: sampled spans go on to `sampled`, the rest
+    to the tail buffer (the SDK's processors export sampled spans only)."""
+
+    def __init__(self, sampled: SpanProcessor, tail: TailBuffer) -> None:
+        self.sampled = sampled
+        self.tail = tail
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self.sampled.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        context = span._context
+        if context is not None and context.trace_flags.sampled:
+            self.sampled.on_end(span)
+        else:
+            self.tail.on_end(span)
+
+    def shutdown(self) -> None:
+        self.sampled.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.sampled.force_flush(timeout_millis)

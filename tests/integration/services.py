@@ -1,7 +1,8 @@
 """Two small FastAPI services for the tracer's integration test, run by uvicorn in subprocesses.
 
 ROLE=frontend serves /checkout/{outcome} and calls the payments service over httpx;
-ROLE=payments serves /charge/{outcome}: ok, throttled (429) or broken (an unhandled error).
+ROLE=payments serves /charge/{outcome}: ok, throttled (429), broken (an unhandled error) or flaky
+(its ledger write fails once, is retried and the charge succeeds).
 Tracing is set up the way an app would: configure() from OTEL_* variables, instrument_http(),
 and the ASGI middleware.
 """
@@ -50,6 +51,11 @@ else:
     async def charge(outcome: str) -> JSONResponse:
         if outcome == "throttled":
             return JSONResponse({"message": "Too Many Requests"}, 429)
+        if outcome == "flaky":
+            try:
+                write_ledger("broken")
+            except RuntimeError:
+                outcome = "ok"  # the retry succeeds
         write_ledger(outcome)
         return JSONResponse({"charged": True})
 

@@ -163,3 +163,34 @@ def test_one_trace_across_two_services(
         assert any(name == "exception" for name, _ in ledger.events)
     else:
         assert flags(back_server) == expected_flags
+
+
+UNSAMPLED_TRACE = "5759e988bd862e3fe1be46a994272793"
+
+
+def unsampled_call(sink: OtlpSink, front_url: str, outcome: str, trace_id: str) -> list[ReceivedSpan]:
+    """Call the frontend as a caller that did not sample the trace; its spans a while later."""
+    traceparent = f"00-{trace_id}-00f067aa0ba902b7-00"
+    response = httpx.get(f"{front_url}/checkout/{outcome}", headers={"traceparent": traceparent}, timeout=10)
+    assert response.status_code == 200
+    time.sleep(0.6)  # both services flush every 100 ms
+    return [s for s in sink.wait_for(0, 0) if s.trace_id == trace_id]
+
+
+def test_an_unsampled_trace_leaves_nothing_when_all_goes_well(system: tuple[str, str, OtlpSink]) -> None:
+    front_url, _, sink = system
+    assert unsampled_call(sink, front_url, "ok", UNSAMPLED_TRACE.replace("5", "6")) == []
+
+
+def test_a_downstream_service_keeps_its_own_failing_part_of_an_unsampled_trace(
+    system: tuple[str, str, OtlpSink],
+) -> None:
+    # The frontend's part went well and was dropped; the payments service's ledger write failed
+    # (then a retry succeeded): that part is kept whole, and says why.
+    front_url, _, sink = system
+    spans = unsampled_call(sink, front_url, "flaky", UNSAMPLED_TRACE)
+    assert spans and {s.service for s in spans} == {"payments"}
+    assert {s.attributes[semconv.SAMPLING] for s in spans} == {"tail:error"}
+    server = the(spans, "payments", "SERVER")
+    assert len([s for s in spans if s.name == "ledger write"]) == 2
+    assert server.parent_span_id and server.parent_span_id not in {s.span_id for s in spans}  # the caller's span: gone

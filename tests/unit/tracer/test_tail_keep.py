@@ -11,6 +11,7 @@ from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 from opentelemetry.trace import SpanKind
 
 import tracer
@@ -234,3 +235,35 @@ def test_settings_from_the_environment() -> None:
         {"FLUORO_TAIL_SLOW_MS": "250", "FLUORO_TAIL_MAX_TRACE_SPANS": "9", "FLUORO_TAIL_MAX_SPANS": "x"}
     )
     assert (tuned.slow_ms, tuned.max_trace_spans, tuned.max_spans) == (250.0, 9, TailKeepSettings().max_spans)
+
+
+def test_roots_decided_in_the_factory_agree_with_the_sdk_ratio_sampler() -> None:
+    p = pipeline(sampler="traceidratio")
+    sdk = TraceIdRatioBased(0.01)
+    for _ in range(3000):
+        span = p.tracing.spans.start("root", parent_context=context_api.Context())
+        trace_id = span.get_span_context().trace_id
+        expected = sdk.should_sample(None, trace_id, "root").decision is Decision.RECORD_AND_SAMPLE
+        assert span.get_span_context().trace_flags.sampled == expected
+    p.tracing.shutdown()
+
+
+def test_spans_of_other_instrumentations_are_held_and_kept_with_their_trace(unsampled: Pipeline) -> None:
+    sdk = unsampled.tracing.tracer("botocore-like")
+
+    @tracer.traced(name="handler")
+    def handler() -> None:
+        with sdk.start_as_current_span("DynamoDB.UpdateItem", kind=SpanKind.CLIENT) as call:
+            call.set_attribute(semconv.THROTTLE, True)  # the throttle is on the SDK's span only
+
+    @tracer.traced(name="quiet")
+    def quiet() -> None:
+        with sdk.start_as_current_span("DynamoDB.GetItem", kind=SpanKind.CLIENT):
+            pass
+
+    quiet()
+    handler()
+    assert unsampled.reasons() == {"DynamoDB.UpdateItem": "tail:throttle", "handler": "tail:throttle"}
+    with sdk.start_as_current_span("an SDK root") as root:  # a root the SDK starts: held, then dropped
+        assert root.is_recording() and not root.get_span_context().trace_flags.sampled
+    assert len(unsampled.exported()) == 2
