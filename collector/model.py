@@ -47,6 +47,10 @@ SPAN_SCHEMA = pa.schema(
         # Every span of a ResourceSpans shares its resource: held once per request (dictionary-
         # encoded), so a large resource over many small spans costs its size once, not per span.
         ("resource", pa.dictionary(pa.int32(), pa.string())),
+        # How many requests the span stands for in the map's estimate (derive.sampling_weight_of):
+        # NULL counts once. Last, after `resource` (whose key takes its place in storage), as
+        # the column was added to stored tables.
+        ("sampling_weight", pa.float64()),
     ]
 )
 SPAN_COLUMNS = tuple(SPAN_SCHEMA.names)
@@ -135,6 +139,7 @@ class SpanRow(NamedTuple):
     attributes: str | None
     events: str | None
     resource: str | None
+    sampling_weight: float | None
 
 
 assert SpanRow._fields == SPAN_COLUMNS, "SpanRow must follow SPAN_SCHEMA"

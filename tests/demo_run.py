@@ -20,7 +20,10 @@ REQUEST_SPANS: Final = 128
 
 
 def recorded() -> tuple[pa.Table, pa.Table, pa.Table]:
-    spans = pq.read_table(RECORDED / "spans.parquet").cast(SPAN_SCHEMA)
+    spans = pq.read_table(RECORDED / "spans.parquet")
+    if "sampling_weight" not in spans.column_names:  # recorded before spans carried one: each counts once
+        spans = spans.append_column("sampling_weight", pa.nulls(spans.num_rows, pa.float64()))
+    spans = spans.cast(SPAN_SCHEMA)
     annotations = pq.read_table(RECORDED / "annotations.parquet").cast(ANNOTATION_SCHEMA)
     links = pq.read_table(RECORDED / "links.parquet").cast(LINK_SCHEMA)
     return spans, annotations, links

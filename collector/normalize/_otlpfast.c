@@ -15,7 +15,7 @@
  * meanings, a span off the wire, a span validated and appended, resource), each included once below.
  *
  * decode(body: bytes) -> (spans, annotations, links, rejected: int, reasons: list of str, bytes held: int)
- * Each table is a PyCapsule of an Arrow C data interface struct array (29 columns in SPAN_SCHEMA
+ * Each table is a PyCapsule of an Arrow C data interface struct array (30 columns in SPAN_SCHEMA
  * order, 7 in ANNOTATION_SCHEMA's, 5 in LINK_SCHEMA's), which otlp_proto.py imports with pyarrow
  * without copying or touching a value (one call a table: wrapping each column's buffers from
  * Python had cost 0.3-0.4 ms a 512-span request). The walk creates no
@@ -42,7 +42,8 @@
 #include <string.h>
 #include <math.h>
 
-#define N_COLUMNS 29
+#define N_COLUMNS 30
+#define RESOURCE_COLUMN 28  /* SPAN_SCHEMA's resource: dictionary-encoded, like the service (3) */
 #define N_ANNOTATION_COLUMNS 7
 #define N_LINK_COLUMNS 5
 #define MAX_JSON_CHARS (64 * 1024)
@@ -163,7 +164,7 @@ static int out_init(Out *out) {
     for (int c = 0; c < N_LINK_COLUMNS; c++) rc |= col_init(&out->links[c], LINK_KINDS[c]);
     rc |= col_init(&out->resource_dict, C_STR);
     rc |= col_init(&out->service_dict, C_STR);
-    out->spans[N_COLUMNS - 1].dictionary = &out->resource_dict;
+    out->spans[RESOURCE_COLUMN].dictionary = &out->resource_dict;
     out->spans[3].dictionary = &out->service_dict;
     return rc;
 }

@@ -59,7 +59,7 @@ FACT_KEYS = (
     "aws.lambda.function_name", "faas.invoked_name", "messaging.destination.name",
     "aws.dynamodb.table_names", "db.system", "db.namespace", "db.name", "messaging.system", "peer.service",
     "server.address", "net.peer.name", "faas.trigger", "faas.invocation_id",
-    "fluoro.error", "fluoro.fault", "fluoro.throttle", "faas.coldstart",
+    "fluoro.error", "fluoro.fault", "fluoro.throttle", "faas.coldstart", "fluoro.sampling", "fluoro.sampling.weight",
 )  # fmt: skip
 # The keys whose text a rule looks into (compares, parses, lowercases, cuts or composes); any
 # other key's text is only tested for being a non-empty string, and copied.
@@ -71,8 +71,12 @@ TEXT_READ_KEYS = frozenset(
         semconv.RPC_SERVICE,
         semconv.AWS_SQS_QUEUE_URL,
         "messaging.url",
+        semconv.SAMPLING,
     }
 )
+# A head-sampled span stands for at most this many requests (a probability of 2^-20): past it an
+# estimate is noise, and a hostile weight must not swamp a node's rate.
+MAX_SAMPLING_WEIGHT = float(1 << 20)
 
 
 def http_status_of(attributes: Mapping[str, Any]) -> int | None:
@@ -219,6 +223,31 @@ def span_meaning(
         _text(get(semconv.FAAS_VERSION)) or resource_version,
         _text(get("enduser.id")),
     )
+
+
+def sampling_weight_of(attributes: Mapping[str, Any]) -> float | None:
+    """How many requests a span stands for in the map's request estimate: 0 for a span tail-keep
+    kept (``fluoro.sampling`` = ``tail:...``; the head-sampled ones stand for the traces it
+    dropped), its ``fluoro.sampling.weight`` when that is a number in [1, 2^20], else None (1)."""
+    sampling = attributes.get(semconv.SAMPLING)
+    if isinstance(sampling, str) and sampling.startswith("tail:"):
+        return 0.0
+    weight = attributes.get(semconv.SAMPLING_WEIGHT)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+        return None
+    return float(weight) if 1.0 <= weight <= MAX_SAMPLING_WEIGHT else None  # NaN fails both tests
+
+
+def span_meaning_and_weight(
+    attributes: Mapping[str, Any],
+    kind: str,
+    status_code: int,
+    has_exception: bool,
+    resource_version: str | None = None,
+) -> tuple[Any, ...]:
+    """span_meaning's answer and sampling_weight_of's, as the C decoder asks them in one call."""
+    meaning = span_meaning(attributes, kind, status_code, has_exception, resource_version)
+    return (*meaning, sampling_weight_of(attributes))
 
 
 def resource_meaning(service: object, faas_version: object, service_version: object) -> tuple[str, str | None]:

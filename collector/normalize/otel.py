@@ -14,7 +14,13 @@ from typing import Any
 import orjson
 
 from collector.model import SpanBatchBuilder, SpanRow
-from collector.normalize.derive import annotations_of, needs_annotations, resource_meaning, span_meaning
+from collector.normalize.derive import (
+    annotations_of,
+    needs_annotations,
+    resource_meaning,
+    sampling_weight_of,
+    span_meaning,
+)
 from tracer import semconv
 
 KIND_NAMES = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
@@ -110,6 +116,7 @@ def add_otel_span(
             to_json(attributes) if attributes else None,
             to_json([{"name": n, "time_ns": t, "attributes": a} for n, t, a in events]) if events else None,
             resource.json,
+            sampling_weight_of(attributes),
         )
     )
     if needs_annotations(attributes):

@@ -32,7 +32,7 @@ from collector.normalize.derive import (
     FACT_KEYS,
     TEXT_READ_KEYS,
     resource_meaning,
-    span_meaning,
+    span_meaning_and_weight,
 )
 from collector.normalize.otel import add_otel_span, resource_info
 from tracer import semconv
@@ -45,7 +45,12 @@ except ImportError:  # not compiled here: the Python path does the same work, sl
 FAST_DECODER_AVAILABLE = _otlpfast is not None
 if _otlpfast is not None:  # the extension decodes; what a span means it asks derive.py
     _otlpfast.configure(
-        FACT_KEYS, TEXT_READ_KEYS, semconv.ANNOTATION_PREFIX, ANNOTATION_LIST_KEY, span_meaning, resource_meaning
+        FACT_KEYS,
+        TEXT_READ_KEYS,
+        semconv.ANNOTATION_PREFIX,
+        ANNOTATION_LIST_KEY,
+        span_meaning_and_weight,
+        resource_meaning,
     )
 
 

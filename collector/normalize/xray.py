@@ -220,6 +220,7 @@ class SegmentWalker:
                 to_json(attributes) if attributes else None,
                 to_json(events) if events else None,
                 None,
+                None,  # X-Ray's daemon protocol states no sampling weight: each segment counts once
             )
         )
         if needs_annotations(meaning):

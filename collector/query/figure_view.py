@@ -35,10 +35,13 @@ class Histogram:
 class RequestFigures:
     """A subject's requests over a window: counts, their shares, X-Ray's health colour,
     percentiles, and how much cold starts weigh (``p99_cold_start_share``: of the time callers
-    waited in the slowest 1%, the share spent initializing)."""
+    waited in the slowest 1%, the share spent initializing). ``requests`` is how many happened;
+    ``stored_requests`` how many calls are stored: fewer when head sampling kept only some, and
+    then requests, rates and percentiles are estimated from the sampled ones' weights."""
 
     requests: int
     requests_per_s: float
+    stored_requests: int
     ok: int
     errors: int
     faults: int
@@ -76,6 +79,7 @@ def figure_fields(figures: Figures, window_s: float) -> dict[str, Any]:
     return {
         "requests": figures.requests,
         "requests_per_s": figures.requests / window_s if window_s > 0 else 0.0,
+        "stored_requests": figures.stored_requests,
         "ok": figures.ok,
         "errors": figures.errors,
         "faults": figures.faults,

@@ -197,15 +197,15 @@ def accumulate(count_rows: Sequence[Row], latency_rows: Sequence[Row], max_nodes
     routes: dict[Row, Route] = {key: _route(key, ends, found) for key, ends in ends_of.items()}
     for row in count_rows:
         for target in routes.get(row[:K], NOWHERE)[0]:
-            target.add_counts(*row[K : K + 6])
+            target.add_counts(*row[K : K + 7])
     for row in latency_rows:
         targets, hop = routes.get(row[:K], NOWHERE)
-        kind, bucket, count, init_ns, waited_ns, low_ns, high_ns = row[K : K + 7]
+        kind, bucket, count, init_ns, waited_ns, low_ns, high_ns, estimated = row[K : K + 8]
         if kind == 0:
             for target in targets:
-                target.add_bucket(bucket, count, init_ns, waited_ns, low_ns, high_ns)
+                target.add_bucket(bucket, count, init_ns, waited_ns, low_ns, high_ns, estimated)
         elif hop is not None:
-            hop.dwell.add_bucket(bucket, count, 0, 0, low_ns, high_ns)
+            hop.dwell.add_bucket(bucket, count, 0, 0, low_ns, high_ns, estimated)
     found.inferred -= {(k.callee, k.callee_type) for k in requests if k.role == "entry"}
     return found
 

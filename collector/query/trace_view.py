@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from collector.query.trace_keeping import KeptPart, kept_parts
 from collector.storage.protocols import ServiceCount, SpanLink, StoredSpan, TimeWindow, TraceSummary
 
 StatusName = Literal["UNSET", "OK", "ERROR"]
@@ -102,14 +103,16 @@ class SpanView:
 
 @dataclass(frozen=True, slots=True)
 class TraceView:
-    """Every span of one trace, in start order."""
+    """Every span of one trace, in start order, and how each service's part was kept."""
 
     trace_id: str
     spans: tuple[SpanView, ...]
+    kept: tuple[KeptPart, ...]
 
     @classmethod
     def of(cls, trace_id: bytes, spans: Sequence[StoredSpan]) -> TraceView:
-        return cls(trace_id.hex(), tuple(SpanView.of(span) for span in spans))
+        views = tuple(SpanView.of(span) for span in spans)
+        return cls(trace_id.hex(), views, kept_parts(views))
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,5 +173,6 @@ def calls_of(
         const(None, pa.int64()) if dwell_ns is None else dwell_ns,
         rows.column("linked") if linked is None else const(linked, pa.bool_()),
         rows.column("function_version"),
+        rows.column("weight"),
     ]
     return pa.Table.from_arrays(columns, schema=CALL_SCHEMA)

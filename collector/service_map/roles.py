@@ -60,6 +60,7 @@ LINKED_SPAN_COLUMNS: Final = (
     "target_name",
     "function_version",
     "in_progress",
+    "sampling_weight",  # a run's spans call it `weight`, as calls and pending do
 )
 
 # What a child needs to become a call once its partner is known (a want), in this order.
@@ -82,6 +83,7 @@ WANT_SCHEMA: Final = pa.schema(
         ("want_trace_id", pa.uuid()),
         ("want_span_id", pa.uint64()),
         ("relation", pa.string()),
+        ("weight", pa.float64()),  # how many requests the child stands for (NULL: 1)
     ]
 )
 WANT_COLUMNS: Final = tuple(WANT_SCHEMA.names)
@@ -123,5 +125,6 @@ CALL_SCHEMA: Final = pa.schema(
         ("dwell_ns", pa.int64()),
         ("linked", pa.bool_()),
         ("function_version", pa.string()),
+        ("weight", pa.float64()),  # the callee span's sampling weight (NULL: 1)
     ]
 )

@@ -66,6 +66,7 @@ class RunSpans:
         else:
             has_link = np.zeros(finished.num_rows, dtype=bool)
         finished = finished.append_column("linked", pa.array(has_link))
+        finished = finished.rename_columns(["weight" if n == "sampling_weight" else n for n in finished.column_names])
         return cls(finished, KeyIndex(finished.column("trace_id"), finished.column("span_id")))
 
     def column(self, name: str) -> pa.ChunkedArray:
@@ -164,4 +165,5 @@ def _want_table(
     columns["want_trace_id"] = want_trace
     columns["want_span_id"] = want_span
     columns["relation"] = pa.repeat(pa.scalar(relation, pa.string()), children.num_rows)
+    columns["weight"] = children.column("weight")
     return pa.Table.from_pydict(columns, schema=WANT_SCHEMA)

@@ -34,22 +34,25 @@ CALL_COLUMNS: Final = """
     init_ns BIGINT,
     dwell_ns BIGINT,
     linked BOOLEAN NOT NULL,
-    function_version VARCHAR
+    function_version VARCHAR,
+    weight DOUBLE
 """
 
 # What a child needs to become a call (roles.WANT_SCHEMA): kept while its partner is missing.
-PENDING_COLUMNS: Final = """
+# As schema version 6 made it; version 10 added the child's sampling weight.
+PENDING_COLUMNS_V6: Final = """
     trace_id UUID NOT NULL, span_id UBIGINT NOT NULL, parent_span_id UBIGINT, start_ns BIGINT NOT NULL,
     service VARCHAR NOT NULL, origin VARCHAR, duration_ns BIGINT NOT NULL, error BOOLEAN NOT NULL,
     fault BOOLEAN NOT NULL, throttle BOOLEAN NOT NULL, cold_start BOOLEAN NOT NULL, function_version VARCHAR,
     linked BOOLEAN NOT NULL, init_ns BIGINT, want_trace_id UUID NOT NULL, want_span_id UBIGINT NOT NULL,
     relation VARCHAR NOT NULL, since_ns BIGINT NOT NULL
 """
+PENDING_COLUMNS: Final = PENDING_COLUMNS_V6 + ", weight DOUBLE"
 
 # pending with each child's init duration (a cold start's), so a parent that comes in a later
 # run still finds it: schema version 6 rebuilds the table in that layout.
 PENDING_INIT_MIGRATION: Final = (
-    f"CREATE TABLE pending_v6 ({PENDING_COLUMNS})",
+    f"CREATE TABLE pending_v6 ({PENDING_COLUMNS_V6})",
     """INSERT INTO pending_v6 SELECT trace_id, span_id, parent_span_id, start_ns, service, origin, duration_ns,
        error, fault, throttle, cold_start, function_version, linked, NULL, want_trace_id, want_span_id, relation,
        since_ns FROM pending""",
@@ -118,7 +121,7 @@ WAITING_FOR_RUN: Final = """
 _SAME_WANT = """d.trace_id = m.trace_id AND d.span_id = m.span_id AND d.relation = m.relation
     AND d.want_trace_id = m.want_trace_id AND d.want_span_id = m.want_span_id"""
 DELETE_MET: Final = f"DELETE FROM pending d USING met m WHERE {_SAME_WANT}"
-INSERT_STILL_WAITING: Final = "INSERT INTO pending SELECT w.*, ? FROM still_waiting w"
+INSERT_STILL_WAITING: Final = "INSERT INTO pending BY NAME SELECT w.*, ? AS since_ns FROM still_waiting w"
 
 # Stored guesses the linker gave up (Linked.superseded) are in `calls` (and maybe the rollup),
 # in `superseded` (trace_id, span_id, start_ns): their statements scan a range of it.

@@ -95,6 +95,7 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     (7, (side_tables_sql.CREATE_GROUPS,)),
     (8, (side_tables_sql.CREATE_INSIGHTS,)),
     (9, rollup_sql.GROUP_TABLES),
+    (10, rollup_sql.SAMPLING_WEIGHT_MIGRATION),
 )
 
 CREATE_VERSION_TABLE: Final = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"

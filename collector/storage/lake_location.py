@@ -171,10 +171,16 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, location: LakeLocation, *, rea
 
 
 def _missing_later_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, ...]]:
-    """The statements of the tables a later Fluoro added that this lake lacks."""
-    return [
+    """The statements of the tables and columns a later Fluoro added that this lake lacks."""
+    tables: list[tuple[str, ...]] = [
         made for name, made in lake_sql.LATER_TABLES if not con.execute(lake_sql.TABLE_EXISTS, [name]).fetchall()[0][0]
     ]
+    columns: list[tuple[str, ...]] = [
+        (made,)
+        for table, column, made in lake_sql.LATER_COLUMNS
+        if not con.execute(lake_sql.COLUMN_EXISTS, [table, column]).fetchall()[0][0]
+    ]
+    return tables + columns
 
 
 def _create_locked(con: duckdb.DuckDBPyConnection, location: LakeLocation, statements: Callable[[], list[str]]) -> None:

@@ -28,7 +28,7 @@ def _lake_ddl(statement: str) -> str:
 
 
 CREATE_TABLES: Final = (
-    _lake_ddl(f"CREATE TABLE spans ({duckdb_sql.SPAN_COLUMNS})"),
+    _lake_ddl(f"CREATE TABLE spans ({duckdb_sql.SPAN_COLUMNS}, sampling_weight DOUBLE)"),
     *duckdb_sql.MIGRATIONS[0][1][1:],  # annotations, span_links
     _lake_ddl(duckdb_sql.CREATE_RESOURCES),
     *calls_sql.MIGRATION,
@@ -45,6 +45,12 @@ DATA_BYTES: Final = "SELECT sum(file_size_bytes + delete_file_size_bytes) FROM d
 # Tables a later Fluoro added, made in a lake an earlier one created (names and statements).
 LATER_TABLES: Final = (("group_throttle_minutes", rollup_sql.GROUP_TABLES),)
 TABLE_EXISTS: Final = "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' AND table_name = ?"
+# Columns a later Fluoro added (table, column, statement), made after the later tables.
+LATER_COLUMNS: Final = tuple(
+    (table, column, rollup_sql.add_double_column(table, column)) for table, column in rollup_sql.SAMPLING_WEIGHT_COLUMNS
+)
+COLUMN_EXISTS: Final = """SELECT count(*) FROM duckdb_columns()
+    WHERE database_name = 'lake' AND table_name = ? AND column_name = ?"""
 TABLES_EXIST: Final = "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' AND table_name = 'spans'"
 
 # Two collectors may store the same resource at once: the row is the same (its key is a hash

@@ -25,6 +25,7 @@ from collector.storage.rollup_sql import (
     BUCKETS_PER_DECADE,
     CONSUMED,
     DWELL_BUCKET,
+    ESTIMATED,
     HOP_KEY,
     INIT_WAITED,
     LATENCY_BUCKET,
@@ -45,7 +46,9 @@ FILTER_TRACES: Final = "AND c.trace_id IN (SELECT r.trace_id FROM roots r WHERE 
 # The figure columns every aggregate ends with, in the order FigureAccumulator.add reads them.
 _FIGURES_OF_ROWS = f"""{LATENCY_BUCKET} AS bucket, count(*), sum((NOT (error OR fault OR throttle))::INTEGER),
     sum(error::INTEGER), sum(fault::INTEGER), sum(throttle::INTEGER), sum(cold_start::INTEGER),
-    sum({INIT_WAITED}), sum(waited_ns), min(waited_ns), max(waited_ns)"""
+    sum({INIT_WAITED}), sum(waited_ns), min(waited_ns), max(waited_ns), sum({ESTIMATED})"""
+# What rollup rows rolled before schema version 10 estimate: their requests.
+_ROLLED_ESTIMATE = "sum(coalesce(estimated, requests)) AS estimated"
 
 # The map reads the window's whole minutes up to the rollup's watermark, [lo, hi), from the
 # rollup and every other call of the window from calls; the two parts come back as separate
@@ -65,31 +68,34 @@ WITH {{roots}}, picked AS MATERIALIZED (
 _HOP = "h.caller, h.caller_type, h.callee, h.callee_type, h.role, h.async, h.consumed"
 _IN_ROLLED = "minute >= ? AND minute < ?"
 
-# Rows: the hop key (7 columns), requests, ok, errors, faults, throttles, cold starts.
+# Rows: the hop key (7 columns), requests, ok, errors, faults, throttles, cold starts, estimated requests.
 HOP_COUNTS: Final = f"""{_MAP_PARTS}, rolled AS (
     SELECT hop_id, sum(requests) AS requests, sum(ok) AS ok, sum(errors) AS errors, sum(faults) AS faults,
-           sum(throttles) AS throttles, sum(cold) AS cold
+           sum(throttles) AS throttles, sum(cold) AS cold, {_ROLLED_ESTIMATE}
     FROM call_minutes WHERE {_IN_ROLLED} GROUP BY hop_id
 )
 SELECT {_HOP}, r.* EXCLUDE (hop_id) FROM rolled r JOIN hop_keys h USING (hop_id) WHERE r.requests <> 0
 UNION ALL
 SELECT {HOP_KEY}, consumed, count(*), sum((NOT (error OR fault OR throttle))::INTEGER), sum(error::INTEGER),
-       sum(fault::INTEGER), sum(throttle::INTEGER), sum(cold_start::INTEGER)
+       sum(fault::INTEGER), sum(throttle::INTEGER), sum(cold_start::INTEGER), sum({ESTIMATED})
 FROM picked GROUP BY {HOP_KEY}, consumed
 LIMIT ?
 """
 
-# Rows: the hop key (7 columns), kind (0 waited, 1 dwell), bucket, count, init ns, waited ns, min, max.
+# Rows: the hop key (7 columns), kind (0 waited, 1 dwell), bucket, count, init ns, waited ns, min, max,
+# estimated requests.
 HOP_LATENCY: Final = f"""{_MAP_PARTS}, rolled AS (
-    SELECT hop_id, kind, bucket, sum(requests) AS requests, sum(init_ns), sum(waited_ns), min(min_ns), max(max_ns)
+    SELECT hop_id, kind, bucket, sum(requests) AS requests, sum(init_ns), sum(waited_ns), min(min_ns), max(max_ns),
+           {_ROLLED_ESTIMATE}
     FROM latency_minutes WHERE {_IN_ROLLED} GROUP BY hop_id, kind, bucket
 )
 SELECT {_HOP}, r.* EXCLUDE (hop_id) FROM rolled r JOIN hop_keys h USING (hop_id) WHERE r.requests <> 0
 UNION ALL
-SELECT {HOP_KEY}, consumed, 0, bucket, count(*), sum({INIT_WAITED}), sum(waited_ns), min(waited_ns), max(waited_ns)
+SELECT {HOP_KEY}, consumed, 0, bucket, count(*), sum({INIT_WAITED}), sum(waited_ns), min(waited_ns), max(waited_ns),
+       sum({ESTIMATED})
 FROM picked GROUP BY {HOP_KEY}, consumed, bucket
 UNION ALL
-SELECT {HOP_KEY}, consumed, 1, dwell_bucket, count(*), 0, 0, min(dwell_ns), max(dwell_ns)
+SELECT {HOP_KEY}, consumed, 1, dwell_bucket, count(*), 0, 0, min(dwell_ns), max(dwell_ns), sum({ESTIMATED})
 FROM picked WHERE dwell_bucket IS NOT NULL GROUP BY {HOP_KEY}, consumed, dwell_bucket
 LIMIT ?
 """

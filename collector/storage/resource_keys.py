@@ -34,11 +34,12 @@ class KeyedSpans:
 
 
 def key_resources(spans: pa.Table) -> KeyedSpans:
-    """Replace the resource text column (the last) by its key, keeping every other column as it is."""
+    """Replace the resource text column by its key, in its place, keeping every other column as it is."""
     encoded = pc.dictionary_encode(spans.column("resource").combine_chunks())
     texts = encoded.dictionary.to_pylist()
     keys = pa.array([resource_key(text) for text in texts], pa.uint64())
-    keyed = spans.drop_columns(["resource"]).append_column("resource_id", pc.take(keys, encoded.indices))
+    at = spans.schema.get_field_index("resource")
+    keyed = spans.set_column(at, "resource_id", pc.take(keys, encoded.indices))
     return KeyedSpans(keyed, pa.table([keys, encoded.dictionary], schema=RESOURCE_SCHEMA))
 
 

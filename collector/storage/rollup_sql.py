@@ -43,14 +43,22 @@ HOP_KEY_COLUMNS: Final = """
 # Counts per minute and hop; latency (kind 0: waited, kind 1: queue dwell) per minute, hop and
 # bucket. Apart, because the counts need no bucket dimension: the bucket table has 10-20 times
 # the rows, and aggregating six counts over it cost more than the rest of the map query.
+# `requests` counts the calls stored; `estimated` sums their sampling weights (ESTIMATED): the
+# requests they stand for when head sampling kept some of them (added by schema version 10;
+# NULL in rows rolled before it, which count as their requests).
 ROLLUP_COLUMNS: Final = """
     minute BIGINT NOT NULL, hop_id INTEGER NOT NULL, requests BIGINT NOT NULL, ok BIGINT NOT NULL,
-    errors BIGINT NOT NULL, faults BIGINT NOT NULL, throttles BIGINT NOT NULL, cold BIGINT NOT NULL
+    errors BIGINT NOT NULL, faults BIGINT NOT NULL, throttles BIGINT NOT NULL, cold BIGINT NOT NULL,
+    estimated DOUBLE
 """
 LATENCY_COLUMNS: Final = """
     minute BIGINT NOT NULL, hop_id INTEGER NOT NULL, kind TINYINT NOT NULL, bucket INTEGER NOT NULL,
-    requests BIGINT NOT NULL, init_ns BIGINT NOT NULL, waited_ns BIGINT NOT NULL, min_ns BIGINT, max_ns BIGINT
+    requests BIGINT NOT NULL, init_ns BIGINT NOT NULL, waited_ns BIGINT NOT NULL, min_ns BIGINT, max_ns BIGINT,
+    estimated DOUBLE
 """
+# A call stands for its span's sampling weight (collector/normalize/derive.py: 1/p for a span head
+# sampling kept with probability p, 0 for one tail-keep kept, NULL for 1).
+ESTIMATED: Final = "coalesce(weight, 1)"
 
 MIGRATION: Final = (
     f"CREATE TABLE hop_keys ({HOP_KEY_COLUMNS})",
@@ -78,7 +86,7 @@ def name_new_hops(source: str, where: str) -> str:
 def _from_rows(source: str, where: str) -> str:
     return f"""FROM (
         SELECT *, {CONSUMED} AS consumed, {WAITED} AS waited, {INIT_WAITED} AS init_waited,
-               {LATENCY_BUCKET} AS bucket, {DWELL_BUCKET} AS dwell_bucket
+               {LATENCY_BUCKET} AS bucket, {DWELL_BUCKET} AS dwell_bucket, {ESTIMATED} AS estimated
         FROM {source} WHERE {where}
     ) x
     JOIN hop_keys h ON {_SAME_HOP}"""
@@ -99,20 +107,21 @@ def rollup_insert(
     rows = _from_rows(source, where)
     waited_low_high = "min(x.waited), max(x.waited)" if sign == 1 else "NULL, NULL"
     dwell_low_high = "min(x.dwell_ns), max(x.dwell_ns)" if sign == 1 else "NULL, NULL"
+    estimated = f"{sign} * sum(x.estimated)"
     counts = f"""
     INSERT INTO {counts_table} {ctes}
     SELECT {key}{minute}, h.hop_id, {sign} * count(*), {sign} * sum((NOT (x.error OR x.fault OR x.throttle))::INTEGER),
            {sign} * sum(x.error::INTEGER), {sign} * sum(x.fault::INTEGER), {sign} * sum(x.throttle::INTEGER),
-           {sign} * sum(x.cold_start::INTEGER)
+           {sign} * sum(x.cold_start::INTEGER), {estimated}
     {rows} GROUP BY ALL"""
     latency = f"""
     INSERT INTO {latency_table} {ctes}
     SELECT {key}{minute}, h.hop_id, 0, x.bucket, {sign} * count(*), {sign} * sum(x.init_waited), {sign} * sum(x.waited),
-           {waited_low_high}
+           {waited_low_high}, {estimated}
     {rows} GROUP BY ALL"""
     dwell = f"""
     INSERT INTO {latency_table} {ctes}
-    SELECT {key}{minute}, h.hop_id, 1, x.dwell_bucket, {sign} * count(*), 0, 0, {dwell_low_high}
+    SELECT {key}{minute}, h.hop_id, 1, x.dwell_bucket, {sign} * count(*), 0, 0, {dwell_low_high}, {estimated}
     {rows} WHERE x.dwell_bucket IS NOT NULL GROUP BY ALL"""
     return counts, latency, dwell
 
@@ -134,6 +143,22 @@ DELETE_OLDER_THAN: Final = (
     "DELETE FROM rollup_dirty WHERE minute + 60000000000 <= ?",
     "DELETE FROM group_throttle_minutes WHERE minute + 60000000000 <= ?",
 )
+
+# Schema version 10: each span's sampling weight, carried to its calls and summed by the rollups.
+SAMPLING_WEIGHT_COLUMNS: Final = (
+    ("spans", "sampling_weight"),
+    ("calls", "weight"),
+    ("pending", "weight"),
+    *((table, "estimated") for table in ("call_minutes", "latency_minutes", "group_minutes", "group_latency_minutes")),
+)
+
+
+def add_double_column(table: str, column: str) -> str:
+    """ALTER `table` (a constant name) to have a DOUBLE `column` (NULL in its rows so far)."""
+    return f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} DOUBLE"
+
+
+SAMPLING_WEIGHT_MIGRATION: Final = tuple(add_double_column(t, c) for t, c in SAMPLING_WEIGHT_COLUMNS)
 
 # Groups' rollups (group_rollup.py): the same sums per group, for the whole minutes a group has
 # rolled, [rolled_from, rolled_until), computed for its filter as it was then; minutes the main

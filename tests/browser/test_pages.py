@@ -166,6 +166,8 @@ def test_hostile_strings_stay_inert_in_the_trace_view(page: Any, daemon: Daemon,
     page.locator("#span-panel h2").wait_for(timeout=TIMEOUT_MS)
     assert XSS in page.locator("#span-panel").inner_text()
     assert XSS in page.locator("#waterfall").inner_text()
+    kept = page.locator("#trace-kept").inner_text()  # the hostile "reason" tail-keep was given, as text
+    assert kept.startswith(f"Kept: {XSS} by tail-keep (") and "<img" in kept
     assert page.locator("img[src=x]").count() == 0 and page.dialogs == [] and page.errors == []
 
 

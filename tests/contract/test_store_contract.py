@@ -1,6 +1,6 @@
 """The storage contract: every backend passes the same tests, through the Store Protocol only.
 
-A backend adds its factory to BACKENDS: the DuckDB file, and a DuckLake on a throwaway
+A backend adds its factory to BACKENDS (conftest.py): the DuckDB file, and a DuckLake on a throwaway
 PostgreSQL catalog (tests/postgres_cluster.py). Tests of one backend's own machinery (a DuckDB
 file's schema, locks, compression; the lake's collectors and leader) live beside it, in
 tests/unit/collector/test_duckdb_store.py and tests/integration/test_lake.py.
@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,7 +20,6 @@ from collector.insights.insight import Insight, InsightNode
 from collector.model import SpanBatch, SpanBatchBuilder, SpanRow
 from collector.query.service_map import MapQuery, service_map
 from collector.storage.duckdb_store import DuckDBStore
-from collector.storage.lake_location import LakeLocation
 from collector.storage.protocols import (
     ByField,
     ByTimeBucket,
@@ -35,23 +33,9 @@ from collector.storage.protocols import (
     TimeWindow,
 )
 from tests.factories import at as span
-from tests.postgres_cluster import PostgresCluster
 
 SECOND = 1_000_000_000
 T0 = 1_700_000_000 * SECOND
-BACKENDS: dict[str, Callable[[Path, Callable[[], PostgresCluster]], Store]] = {
-    "duckdb-file": lambda tmp, _: DuckDBStore(str(tmp / "spans.duckdb")),
-    "ducklake": lambda tmp, cluster: DuckDBStore(
-        "", LakeLocation.parse(cluster().new_database(), str(tmp / "lake-data"))
-    ),
-}
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    instance = BACKENDS[request.param](tmp_path, lambda: request.getfixturevalue("postgres"))
-    yield instance
-    instance.close()
 
 
 def trace_bytes(n: int) -> bytes:
@@ -354,3 +338,46 @@ def test_a_groups_map_from_its_rollup_is_its_map_from_raw_calls(store: Store) ->
     store.roll_up_calls(settled_ns)
     rolled, raw = both("orders")
     assert rolled == raw
+
+
+def sampled_traffic() -> SpanBatch:
+    """api -> orders over ten minutes as a tracer at 1% head sampling with tail-keep sends it: 30
+    sampled traces (weight 100 on each span), 6 more kept for a fault at orders (weight 0)."""
+    rows = []
+    for n in range(36):
+        kept_for_fault = n >= 30
+        weight = 0.0 if kept_for_fault else 100.0
+        start_s, took_s = n * 16.0, 5.0 if kept_for_fault else 0.02 + n / 1000
+        rows += [
+            span(10_000 + n, 1, None, start_s, took_s, service="api", kind="SERVER", sampling_weight=weight),
+            span(
+                10_000 + n,
+                2,
+                1,
+                start_s + 0.001,
+                took_s - 0.002,
+                service="orders",
+                kind="SERVER",
+                fault=kept_for_fault,
+                sampling_weight=weight,
+            ),
+        ]
+    return batch(*rows)
+
+
+def test_sampled_calls_stand_for_their_weight_in_the_map_from_raw_calls_and_the_rollup(store: Store) -> None:
+    store.write([sampled_traffic()])
+    settled_ns = T0 + 3600 * SECOND
+    store.link_new_spans(settled_ns)
+    window = TimeWindow(T0 - 2 * 60 * SECOND, T0 + 20 * 60 * SECOND)
+    raw = service_map(store.reader, MapQuery(window, None))
+    store.roll_up_calls(settled_ns)
+    assert rows_of(store, "SELECT count(*) > 0, sum(estimated) FROM call_minutes") == [(True, 6000.0)]
+    rolled = service_map(store.reader, MapQuery(window, None))
+    assert rolled == raw
+    orders = next(node for node in rolled.nodes if node.name == "orders")
+    shown = orders.figures
+    assert shown is not None
+    assert (shown.requests, shown.stored_requests, shown.faults) == (3000, 36, 6)
+    assert shown.fault_rate == 6 / 3000
+    assert shown.p99_ms is not None and shown.p99_ms < 100  # the 5 s failures kept by tail-keep stand for none

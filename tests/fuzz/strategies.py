@@ -39,12 +39,14 @@ HOT_KEYS = [
     "fluoro.target.name",
     "fluoro.origin",
     "fluoro.annotation.customer",
+    "fluoro.sampling",
+    "fluoro.sampling.weight",
     "aws.xray.annotations",
     "service.name",
     "service.version",
     "enduser.id",
 ]
-AWS_VALUES = ["aws-api", "DynamoDB", "SQS", "Lambda", "http://h/q/", "GET", "429", "503", ""]
+AWS_VALUES = ["aws-api", "DynamoDB", "SQS", "Lambda", "http://h/q/", "GET", "429", "503", "", "head", "tail:error"]
 
 texts = st.one_of(
     st.sampled_from(AWS_VALUES),

@@ -25,6 +25,7 @@ from collector.query.critical_path import critical_path, trace_with_consumers
 from collector.query.map_view import MapNode, ServiceMap, ThrottleSourceNode
 from collector.query.service_map import MapQuery, service_map
 from collector.query.trace_compare import compare_traces
+from collector.query.trace_keeping import KeptPart, kept_parts
 from collector.query.trace_view import SpanView
 from collector.storage.protocols import InsightScope, SpanReader, Subject, TimeWindow, TraceSummary
 from ui.web.charts import Figure, bucket_histogram, cold_start_figure, log_buckets, series_figures
@@ -84,6 +85,7 @@ class TracePage:
     own_span_count: int
     critical_path: tuple[str, ...]
     figure: Figure
+    kept: tuple[KeptPart, ...]  # how each service's part was kept: head sampling or tail-keep
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +249,7 @@ def trace_body(reader: SpanReader, key: bytes) -> TracePage | None:
     path = list(dict.fromkeys(segment.span_id for segment in critical_path(stored)))
     spans = tuple(SpanView.of(span) for span in stored)
     own = sum(1 for s in stored if s.trace_id == key.hex())
-    return TracePage(key.hex(), spans, own, tuple(path), waterfall_figure(spans, set(path)))
+    return TracePage(key.hex(), spans, own, tuple(path), waterfall_figure(spans, set(path)), kept_parts(spans))
 
 
 def analytics_body(

@@ -4,7 +4,7 @@
 #ifndef OTLPFAST_MEANINGS_H
 #define OTLPFAST_MEANINGS_H
 
-/* What a span means is derive.py's span_meaning, asked once per distinct signature of a span's
+/* What a span means is derive.py's span_meaning (with its sampling weight), asked once per distinct signature of a span's
  * fact values (kind, status code, exception event, its resource's version, and per present key
  * its type, truthiness, number, and text where the rules read it) and kept here, per thread, to
  * apply to every span that shares the signature. A text the rules only copy comes back as its
@@ -39,6 +39,8 @@ typedef struct {
     int status;          /* -1: none */
     int error, fault, throttle;
     int cold;            /* -1: none */
+    int has_weight;      /* 0: NULL */
+    double weight;
 } Meaning;
 
 #define CACHE_SLOTS 4096                  /* a power of two */
@@ -189,8 +191,8 @@ static int ask_meaning(Meaning *m, const Hot *hot, uint64_t present, const char 
     answer = PyObject_CallFunction(SPAN_MEANING, "OsiOO", attributes, kind_name, (int)code,
                                    has_exception ? Py_True : Py_False, version_obj);
     if (!answer) goto done;
-    if (!PyTuple_Check(answer) || PyTuple_GET_SIZE(answer) != 14) {
-        PyErr_SetString(PyExc_TypeError, "span_meaning must answer a tuple of 14");
+    if (!PyTuple_Check(answer) || PyTuple_GET_SIZE(answer) != 15) {
+        PyErr_SetString(PyExc_TypeError, "span_meaning_and_weight must answer a tuple of 15");
         goto done;
     }
     for (int i = 0; i < N_OUT_TEXTS; i++)
@@ -201,6 +203,9 @@ static int ask_meaning(Meaning *m, const Hot *hot, uint64_t present, const char 
     m->fault = PyObject_IsTrue(PyTuple_GET_ITEM(answer, 6));
     m->throttle = PyObject_IsTrue(PyTuple_GET_ITEM(answer, 7));
     m->cold = optional_bool(PyTuple_GET_ITEM(answer, 8));
+    PyObject *weight = PyTuple_GET_ITEM(answer, 14);
+    m->has_weight = weight != Py_None;
+    m->weight = m->has_weight ? PyFloat_AsDouble(weight) : 0.0;
     rc = PyErr_Occurred() ? -1 : 0;
 done:
     if (rc < 0) {

@@ -19,7 +19,7 @@ typedef struct {
 
 static const int SPAN_KINDS[N_COLUMNS] = {
     C_F16, C_U64, C_U64, C_DICT, C_STR, C_STR, C_I64, C_I64, C_U8, C_STR, C_STR, C_STR, C_STR, C_U16, C_STR,
-    C_BOOL, C_BOOL, C_BOOL, C_BOOL, C_STR, C_STR, C_STR, C_STR, C_STR, C_BOOL, C_STR, C_STR, C_STR, C_DICT,
+    C_BOOL, C_BOOL, C_BOOL, C_BOOL, C_STR, C_STR, C_STR, C_STR, C_STR, C_BOOL, C_STR, C_STR, C_STR, C_DICT, C_F64,
 };
 static const int ANNOTATION_KINDS[N_ANNOTATION_COLUMNS] = {C_F16, C_U64, C_I64, C_STR, C_STR, C_F64, C_BOOL};
 static const int LINK_KINDS[N_LINK_COLUMNS] = {C_F16, C_U64, C_I64, C_F16, C_U64};
@@ -123,6 +123,7 @@ static int append_span(Out *out, const Resource *res, const uint8_t *trace, cons
     rc |= kv_count ? col_json(&c[26], attrs_json) : col_null(&c[26]);
     rc |= event_count ? col_json(&c[27], events) : col_null(&c[27]);
     rc |= col_fixed(&c[28], &res->dict_index);
+    rc |= m->has_weight ? col_f64(&c[29], m->weight) : col_null(&c[29]);
     return rc ? -1 : 0;
 }
 

@@ -14,7 +14,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from collector.model import SpanBatchBuilder
-from collector.normalize import otlp_proto
+from collector.normalize import derive, otlp_proto
 from collector.normalize.otlp_proto import decode_protobuf, decode_protobuf_python
 from collector.normalize.xray import SegmentWalker, parse_datagram
 from tests.factories import otlp_value
@@ -154,6 +154,18 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"http_method": "PUT", "http_url": "https://x/y", "http_user_agent": "curl"},
     ),
     "a cold start is a bool only": ({"attributes": {"faas.coldstart": 1}}, {"cold_start": None}),
+    "a head-sampled span's weight": (
+        {"attributes": {"fluoro.sampling": "head", "fluoro.sampling.weight": 100.0}},
+        {"sampling_weight": 100.0},
+    ),
+    "a tail-kept span stands for no other request": (
+        {"attributes": {"fluoro.sampling": "tail:throttle", "fluoro.sampling.weight": 20.0}},
+        {"sampling_weight": 0.0},
+    ),
+    "an unsampled-looking weight is ignored": (
+        {"attributes": {"fluoro.sampling.weight": 0.25}},
+        {"sampling_weight": None},
+    ),
     "service and version from the resource, capped": (
         {"attributes": {}, "resource": {"service.name": "s" * 300, "faas.version": "", "service.version": "v2"}},
         {"service": "s" * 200, "function_version": "v2"},
@@ -296,7 +308,7 @@ from collector.normalize import _otlpfast  # not otlp_proto: that configures it 
 from collector.normalize.derive import resource_meaning
 
 def meaning(attributes, kind, status_code, has_exception, version):
-    return (attributes["url.path"] + "!",) + (None,) * 4 + (False,) * 3 + (None,) * 6
+    return (attributes["url.path"] + "!",) + (None,) * 4 + (False,) * 3 + (None,) * 7
 
 span = Span(trace_id=b"t" * 16, span_id=b"s" * 8, name="op", start_time_unix_nano=1, end_time_unix_nano=2,
             attributes=[KeyValue(key="url.path", value=AnyValue(string_value="/a"))])
@@ -313,3 +325,26 @@ def test_a_rule_that_reads_a_text_it_does_not_list_is_caught() -> None:
     done = subprocess.run([sys.executable, "-c", READS_AN_UNLISTED_TEXT], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "True", done.stderr  # left to the Python path, where the rule reads the real text
     assert "TEXT_READ_KEYS" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("attributes", "weight"),
+    [
+        ({}, None),
+        ({"fluoro.sampling": "head"}, None),
+        ({"fluoro.sampling": "head", "fluoro.sampling.weight": 100.0}, 100.0),
+        ({"fluoro.sampling.weight": 20}, 20.0),
+        ({"fluoro.sampling": "tail:error", "fluoro.sampling.weight": 100.0}, 0.0),  # stands for no other request
+        ({"fluoro.sampling": "TAIL:error"}, None),
+        ({"fluoro.sampling.weight": 0.5}, None),  # a probability above one: not a weight
+        ({"fluoro.sampling.weight": float("nan")}, None),
+        ({"fluoro.sampling.weight": float("inf")}, None),
+        ({"fluoro.sampling.weight": -3.0}, None),
+        ({"fluoro.sampling.weight": 2.0**21}, None),  # past a probability of 2^-20
+        ({"fluoro.sampling.weight": True}, None),
+        ({"fluoro.sampling.weight": "100"}, None),
+        ({"fluoro.sampling": ["tail:error"]}, None),
+    ],
+)
+def test_the_sampling_weight_a_span_states(attributes: dict[str, object], weight: float | None) -> None:
+    assert derive.sampling_weight_of(attributes) == weight

@@ -22,7 +22,7 @@ def accumulate(values_ns: list[int], into: FigureAccumulator | None = None) -> F
     acc = into if into is not None else FigureAccumulator()
     for bucket, members in rows.items():
         n = len(members)
-        acc.add([bucket, n, n, 0, 0, 0, 0, 0, sum(members), min(members), max(members)])
+        acc.add([bucket, n, n, 0, 0, 0, 0, 0, sum(members), min(members), max(members), n])
     return acc
 
 
@@ -54,3 +54,26 @@ def test_adding_rows_from_two_parts_is_exact() -> None:
 def test_no_requests_no_percentiles() -> None:
     figures = FigureAccumulator().figures()
     assert figures.p50_ms is None and figures.health == "ok" and figures.rate(1) == 0.0
+
+
+def test_head_sampled_calls_stand_for_their_weight_and_tail_kept_ones_for_none() -> None:
+    # 1% head sampling: two sampled calls of 100 ms and 120 ms (weight 100 each); tail-keep kept
+    # three failed calls of 5 s (weight 0): 200 requests happened, 3 of them faults.
+    acc = FigureAccumulator()
+    acc.add_counts(2, 2, 0, 0, 0, 0, 200.0)
+    acc.add_counts(3, 0, 0, 3, 0, 0, 0.0)
+    acc.add_bucket(10, 2, 0, 220_000_000, 100_000_000, 120_000_000, 200.0)
+    acc.add_bucket(37, 3, 0, 15_000_000_000, 5_000_000_000, 5_000_000_000, 0.0)
+    figures = acc.figures()
+    assert (figures.requests, figures.stored_requests, figures.faults, figures.ok) == (200, 5, 3, 197)
+    assert figures.rate(figures.faults) == 3 / 200
+    assert figures.p99_ms is not None and figures.p99_ms <= 120.0  # the kept failures do not skew the tail
+    assert sum(n for _, _, n in figures.histogram) == 200
+
+
+def test_without_a_head_sampled_call_the_stored_calls_are_all_there_is() -> None:
+    acc = FigureAccumulator()
+    acc.add_counts(3, 0, 0, 3, 0, 0, 0.0)  # head sampling kept nothing; tail-keep kept three faults
+    acc.add_bucket(37, 3, 0, 15_000_000_000, 5_000_000_000, 5_000_000_000, 0.0)
+    figures = acc.figures()
+    assert (figures.requests, figures.faults, figures.ok, figures.p50_ms) == (3, 3, 0, 5000.0)

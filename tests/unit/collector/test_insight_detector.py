@@ -28,6 +28,7 @@ def figures(requests: int, faults: int = 0, throttles: int = 0, errors: int = 0,
     return NodeFigures(
         requests=requests,
         requests_per_s=requests / 60,
+        stored_requests=requests,
         ok=requests - errors - faults,
         errors=errors,
         faults=faults,

@@ -200,7 +200,7 @@ function nodeFilter(node) {
 
 function figureRows(figures) {
   if (!figures) return [["requests", "no traffic of its own"]];
-  return [
+  const rows = [
     ["requests", `${figures.requests} (${figures.requests_per_s.toFixed(2)}/s)`],
     ["ok", `${figures.ok} (${pct(figures.ok_rate)})`],
     ["error 4xx", `${figures.errors} (${pct(figures.error_rate)})`],
@@ -209,6 +209,10 @@ function figureRows(figures) {
     ["p50 / p90 / p99", `${ms(figures.p50_ms)} / ${ms(figures.p90_ms)} / ${ms(figures.p99_ms)}`],
     ["cold starts", `${figures.cold_starts} (${pct(figures.cold_start_rate)})`],
   ];
+  if (figures.stored_requests !== figures.requests) {  // head sampling kept only some of them
+    rows.splice(1, 0, ["sampled", `${figures.stored_requests} stored; requests, rates and percentiles estimated from head sampling, failures counted in full`]);
+  }
+  return rows;
 }
 
 function mapSize(plot, figure) {  // one data unit a pixel: the box scrolls a bigger map
@@ -500,6 +504,16 @@ function tracePage() {
     }
   }
 
+  // How each service's part of the trace was kept (collector/query/trace_keeping.py).
+  function keptText(kept) {
+    const parts = kept.map((k) => {
+      if (k.how === "tail") return `${k.service} by tail-keep (${k.reason.replace("_", " ")})`;
+      if (k.how === "head") return `${k.service} by head sampling${k.one_in ? `, 1 in ${k.one_in}` : ""}`;
+      return null;
+    }).filter((text) => text !== null);
+    return parts.length ? `Kept: ${parts.join("; ")}` : "";
+  }
+
   async function refresh() {
     await guarded(async () => {
       const body = await getJSON(`/ui/data/trace/${encodeURIComponent(traceId)}`);
@@ -507,6 +521,7 @@ function tracePage() {
       const services = [...new Set(spans.map((s) => s.service))];
       document.getElementById("trace-summary").textContent =
         `${body.own_span_count} spans in this trace, ${spans.length - body.own_span_count} in linked traces; services: ${services.join(", ")}`;
+      document.getElementById("trace-kept").textContent = keptText(body.kept);
       const plot = document.getElementById("waterfall");
       await render(plot, body.figure);
       if (!plot.dataset.wired) {
