@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from collector.allowed_hosts import AllowedHosts, HostPolicy
+from collector.cost.prices import PriceSheet
 from collector.fresh_reader import FreshReader
 from collector.housekeeping import Housekeeper
 from collector.ingest.ingest_log import IngestLog
@@ -65,6 +66,8 @@ class CollectorSettings:
     ingest_log: str | None = None
     # The insight watch: how often, over which windows, and where to POST opened and closed ones.
     insights: InsightSettings = field(default_factory=InsightSettings)
+    # What cost reports price spans with (collector/cost): by default AWS's us-east-1 list prices.
+    prices: PriceSheet = field(default_factory=PriceSheet.load)
 
     @property
     def log_path(self) -> str:
@@ -99,6 +102,7 @@ class Collector:
         self._xray: XRayUdpReceiver | None = None
         self.ingest = None if settings.read_only else Ingest(self)
         self.metrics.watch_database_size(self.stored_bytes)
+        self.prices = settings.prices
         self.groups = self.store.groups
         self.insights = self.store.insights
         self.reader = FreshReader(self.store.reader, self.ingest.pipeline.flush if self.ingest else _nothing)

@@ -8,11 +8,13 @@ no-op when nothing waits), so a trace is there as soon as the request that sent 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from collector.filters import filter_ast as ast
 from collector.storage.protocols import (
+    CostKey,
+    CostLine,
     Grouping,
     HopRows,
     ServiceCount,
@@ -63,3 +65,15 @@ class FreshReader:
     ) -> list[tuple[Any, ...]]:
         self._catch_up()
         return self._reader.figure_rows(window, expr, subject, grouping)
+
+    def cost_lines(
+        self,
+        window: TimeWindow,
+        expr: ast.Expr | None,
+        key: CostKey,
+        prices: Mapping[str, float],
+        limit: int,
+        trace_id: bytes | None = None,
+    ) -> list[CostLine]:
+        self._catch_up()
+        return self._reader.cost_lines(window, expr, key, prices, limit, trace_id)

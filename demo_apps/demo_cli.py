@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.table import Table
 
 from demo_apps.architectures import ARCHITECTURES, Demo, DemoSettings, Snapshot
+from demo_apps.cost_summary import cost_table
 from demo_apps.local_collector import free_port, run_collector
 
 DATA_DIR = Path(".fluoro")
@@ -102,7 +103,10 @@ def main(which: str, duration_s: float, rps: float, fault_rate: float, collector
         except KeyboardInterrupt:
             console.print("stopping…")
         finally:
+            rows = demo.snapshot()
             demo.stop()
+        if ui_url:
+            console.print(cost_table(ui_url, rows, time.time() - (time.monotonic() - started)))
     console.print("stopped")
 
 

@@ -21,6 +21,10 @@ THROTTLE: Final = "fluoro.throttle"
 # for head-sampled spans below 100%, how many requests each stands for (tracer/sampling_weight.py).
 SAMPLING: Final = "fluoro.sampling"
 SAMPLING_WEIGHT: Final = "fluoro.sampling.weight"
+# An API Gateway stage's kind of API, REST or HTTP (they are priced apart): on the stage's span.
+APIGATEWAY_API_TYPE: Final = "fluoro.apigateway.api_type"
+# OpenTelemetry's host.arch (amd64, arm64): a Lambda function's architecture, priced apart.
+HOST_ARCH: Final = "host.arch"
 
 # X-Ray's origin, e.g. AWS::Lambda::Function or AWS::ApiGateway::Stage.
 ORIGIN: Final = "fluoro.origin"

@@ -7,10 +7,12 @@ the frozen :class:`Settings` value, so tests build settings without touching ``o
 from __future__ import annotations
 
 import logging
+import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+from tracer import semconv
 from tracer.tail_keep import TailKeepSettings
 
 _logger = logging.getLogger(__name__)
@@ -21,6 +23,7 @@ DEFAULT_PROPAGATORS = ("tracecontext", "baggage", "xray")
 DEFAULT_SAMPLER = "parentbased_always_on"
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
+HOST_ARCHES = {"x86_64": "amd64", "AMD64": "amd64", "aarch64": "arm64", "arm64": "arm64"}  # OTel's names
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,10 @@ def resolve_settings(
     """Merge explicit arguments over the OTEL_* environment variables."""
     env_resource = parse_key_value_list(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
     merged_resource = {**env_resource, **(resource_attributes or {})}
+    lambda_environment = bool(env.get("AWS_LAMBDA_FUNCTION_NAME", "").strip())
+    if lambda_environment and semconv.HOST_ARCH not in merged_resource:  # Lambda prices arm64 apart
+        machine = platform.machine()
+        merged_resource[semconv.HOST_ARCH] = HOST_ARCHES.get(machine, machine)
     name = (
         service_name
         or env.get("OTEL_SERVICE_NAME", "").strip()
@@ -117,7 +124,7 @@ def resolve_settings(
         propagators=propagators or env_propagators or DEFAULT_PROPAGATORS,
         resource_attributes=merged_resource,
         disabled=env.get("OTEL_SDK_DISABLED", "").strip().lower() in _TRUE,
-        lambda_environment=bool(env.get("AWS_LAMBDA_FUNCTION_NAME", "").strip()),
+        lambda_environment=lambda_environment,
         lambda_phases=env.get("FLUORO_LAMBDA_PHASES", "").strip().lower() in _TRUE,
         batch_delay_ms=_positive_int(env.get("OTEL_BSP_SCHEDULE_DELAY"), 1000),
         export_timeout_s=_positive_int(env.get("OTEL_EXPORTER_OTLP_TIMEOUT"), 10000) / 1000,

@@ -18,6 +18,8 @@ import pydantic
 from rich.table import Table
 
 from collector.allowed_hosts import HostPolicy
+from collector.cost.prices import PricesError, PriceSheet
+from collector.cost.report import CostReport
 from collector.engine import Collector, CollectorSettings
 from collector.insights.watch import InsightSettings
 from collector.query.map_view import ServiceMap
@@ -26,7 +28,7 @@ from collector.storage.lake_location import BadLakeLocation, LakeLocation
 from collector.storage.protocols import StoreUnavailable
 from ui.groups_cli import daemon_options, groups_command
 from ui.serve import Listeners, PortBusy, bind_all, serve
-from ui.terminal import Answer, ApiError, fetch, map_tables, print_tables, traces_table, window_params
+from ui.terminal import Answer, ApiError, cost_table, fetch, map_tables, print_tables, traces_table, window_params
 from ui.web.app import create_app
 from ui.web.security import SessionPolicy
 
@@ -178,6 +180,15 @@ def main() -> None:
     help="POST each opened and closed insight here as JSON (retried with backoff).",
 )
 @click.option(
+    "--prices",
+    "prices_path",
+    default=None,
+    envvar="FLUORO_PRICES",
+    show_envvar=True,
+    metavar="FILE",
+    help="A price sheet (JSON, as collector/cost/aws-us-east-1.json) for another region or a negotiated rate.",
+)
+@click.option(
     "--insights-every",
     "insights_every_s",
     default="30s",
@@ -227,6 +238,7 @@ def serve_command(
     read_only: bool,
     ingest_log: str | None,
     notify_url: str | None,
+    prices_path: str | None,
     insights_every_s: float,
     insights_window_s: float,
     insights_baseline_s: float,
@@ -242,10 +254,8 @@ def serve_command(
     if read_only and not lake:
         raise click.UsageError("--read-only needs --lake: a DuckDB file is written by one process, the collector")
     _check_notify_url(notify_url)
-    try:
-        location = LakeLocation.parse(lake, lake_data or "") if lake else None
-    except BadLakeLocation as exc:
-        raise click.UsageError(str(exc)) from None
+    sheet = _price_sheet(prices_path)
+    location = _lake_location(lake, lake_data)
     try:
         sockets = bind_all(Listeners(host, otlp_port, xray_port, ui_port, receivers=not read_only))
     except PortBusy as exc:
@@ -261,6 +271,7 @@ def serve_command(
         read_only=read_only,
         ingest_log=ingest_log,
         insights=InsightSettings(insights_every_s, insights_window_s, insights_baseline_s, notify_url=notify_url),
+        prices=sheet,
     )
     try:
         collector = Collector(settings)
@@ -273,6 +284,20 @@ def serve_command(
 
 
 main.add_command(groups_command)
+
+
+def _lake_location(lake: str | None, lake_data: str | None) -> LakeLocation | None:
+    try:
+        return LakeLocation.parse(lake, lake_data or "") if lake else None
+    except BadLakeLocation as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _price_sheet(path: str | None) -> PriceSheet:
+    try:
+        return PriceSheet.load(path) if path else PriceSheet.load()
+    except PricesError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _check_notify_url(url: str | None) -> None:
@@ -311,6 +336,30 @@ def traces_command(
         params["filter"] = expression
     page = _ask(api_url, "/api/traces", params, token, TracesPage)
     _show(page, output, lambda: ([traces_table(page)], []))
+
+
+@main.command("cost")
+@_api_options
+@click.option("--by", "group_by", default="node", type=click.Choice(["node", "function", "trace"]), help="Add up by.")
+@click.option("--filter", "expression", default="", help="Only traces matching this X-Ray filter expression.")
+@click.option("--limit", default=20, type=click.IntRange(1, 1000), help="Most entries to list, costliest first.")
+@click.option("--format", "output", default="text", type=click.Choice(["text", "json"]), help="Table or JSON.")
+def cost_command(
+    api_url: str, token: str | None, since: float, group: str, group_by: str, expression: str, limit: int, output: str
+) -> None:
+    """What the traced requests cost: the costliest nodes (or functions, or traces) first.
+
+    \b
+    Examples:
+      fluoro cost --since 1h
+      fluoro cost --by function --group banking
+    """
+    params = {**window_params(since), "group_by": group_by, "limit": str(limit), **({"group": group} if group else {})}
+    if expression.strip():
+        params["filter"] = expression
+    report = _ask(api_url, "/api/cost", params, token, CostReport)
+    notes = [f"total {report.total:,.6f} {report.currency} over {since:g} s"]
+    _show(report, output, lambda: ([cost_table(report)], notes))
 
 
 @main.command("map")

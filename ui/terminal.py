@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from collector.cost.report import CostReport
 from collector.query.map_view import ServiceMap
 from collector.query.trace_view import TracesPage
 
@@ -162,6 +163,27 @@ def _edge_table(found: ServiceMap) -> Table:
             _ms(edge.event_age.p50_ms if edge.event_age is not None else None),
         )
     return edges
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.6f}" if value < 1 else f"{value:,.2f}"
+
+
+def cost_table(report: CostReport) -> Table:
+    """Top entries of a cost report: total, per million requests, and per hour at the window's rate."""
+    prices = f"{report.currency}, {report.region} prices of {report.prices_taken}"
+    table = Table(title=f"Cost by {report.group_by} ({prices})")
+    for header in ("name", "type", "cost", "per 1M req", "per hour"):
+        table.add_column(header, justify="left" if header in ("name", "type") else "right")
+    for entry in report.entries:
+        table.add_row(
+            inert(entry.name or "-"),
+            inert(entry.type or ""),
+            _money(entry.total),
+            _money(entry.per_million_requests),
+            _money(entry.per_hour),
+        )
+    return table
 
 
 def print_tables(tables: list[Table], notes: list[str], console: Console | None = None) -> None:

@@ -17,6 +17,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from collector.allowed_hosts import AllowedHosts
+from collector.api.cost_routes import cost_routes
 from collector.api.group_routes import group_routes
 from collector.api.insight_routes import insight_routes
 from collector.api.map_routes import map_routes
@@ -69,6 +70,7 @@ def create_query_app(
     _add_document_routes(app, guarded)
     app.include_router(trace_routes(collector, guarded))
     app.include_router(map_routes(collector, guarded))
+    app.include_router(cost_routes(collector, guarded))
     app.state.groups = collector.groups  # group_routes.selected reads them
     app.include_router(group_routes(collector.groups, guarded))
     app.include_router(insight_routes(collector.insights, guarded))

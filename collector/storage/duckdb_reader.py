@@ -7,16 +7,18 @@ beside the writer. Driver errors become StoreUnavailable here, once.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import duckdb
 import orjson
 
 from collector.filters import filter_ast as ast
+from collector.storage import cost_sql, group_rollup, map_sql, search_sql
 from collector.storage import duckdb_sql as sql
-from collector.storage import group_rollup, map_sql, search_sql
 from collector.storage.protocols import (
+    CostKey,
+    CostLine,
     Grouping,
     HopRows,
     ServiceCount,
@@ -116,6 +118,40 @@ class DuckDBReader:
         self, window: TimeWindow, expr: ast.Expr | None, subject: Subject, grouping: Grouping
     ) -> list[tuple[Any, ...]]:
         return self.rows(map_sql.figures_statement(window, expr, subject, grouping), "reading analytics")
+
+    def cost_lines(
+        self,
+        window: TimeWindow,
+        expr: ast.Expr | None,
+        key: CostKey,
+        prices: Mapping[str, float],
+        limit: int,
+        trace_id: bytes | None = None,
+    ) -> list[CostLine]:
+        trace_key = uuid.UUID(bytes=trace_id) if trace_id is not None else None
+        statement = cost_sql.cost_statement(window, expr, key, prices, limit, trace_key)
+        width = cost_sql.KEY_COLUMNS[key]
+        return [
+            CostLine(
+                tuple(_key_text(v) for v in r[:width]),
+                r[width],
+                float(r[width + 1]),
+                float(r[width + 2]),
+                float(r[width + 3]),
+            )
+            for r in self.rows(statement, "reading cost")
+        ]
+
+
+def _key_text(value: object) -> str | None:
+    """A cost key's value as text: a trace id as hex, a span id as 16 hex digits."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, uuid.UUID):
+        return value.hex
+    if isinstance(value, int):
+        return f"{value:016x}"
+    return str(value)
 
 
 def stored_span(

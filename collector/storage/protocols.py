@@ -9,7 +9,7 @@ crossing this boundary are frozen dataclasses and tuples of plain values, never 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple, Protocol
 
@@ -179,6 +179,23 @@ class ThrottleSource:
     traces: int
 
 
+# What cost is added up by: a map node, the function (or service) whose code made the charge, a
+# trace, or one trace's spans.
+CostKey = Literal["node", "function", "trace", "span"]
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """One billed item of one key (a node, a function, a trace or a span: collector/cost): how many
+    units, what they cost, and how many requests (billed spans) they came from."""
+
+    key: tuple[str | None, ...]
+    item: str
+    quantity: float
+    amount: float
+    requests: float
+
+
 @dataclass(frozen=True)
 class Statement:
     """SQL text of fixed fragments and its bound values (storage's own: no reader takes one)."""
@@ -222,6 +239,18 @@ class SpanReader(Protocol):
         self, window: TimeWindow, expr: ast.Expr | None, subject: Subject, grouping: Grouping
     ) -> list[tuple[Any, ...]]:
         """Analytics: per group key, the figure columns FigureAccumulator.add reads (key first)."""
+
+    def cost_lines(
+        self,
+        window: TimeWindow,
+        expr: ast.Expr | None,
+        key: CostKey,
+        prices: Mapping[str, float],
+        limit: int,
+        trace_id: bytes | None = None,
+    ) -> list[CostLine]:
+        """What the spans of the window cost per `key` and item, the `limit` costliest keys; with
+        `trace_id`, that trace's spans (starting in the window) only, each counted once."""
 
 
 class StoreMaintenance(Protocol):

@@ -60,7 +60,11 @@ def seed(traces_url: str) -> dict[str, str]:
         role = "fault" if fault else "throttle" if throttled else "cold" if cold else "ok"
         ids[role] = f"{root.get_span_context().trace_id:032x}"
     with hostile.start_as_current_span(XSS, kind=SpanKind.SERVER) as bad:
-        hostile_attributes = {"http.response.status_code": 200, "fluoro.annotation.note": XSS, XSS: XSS}
+        hostile_attributes: dict[str, str | int] = {
+            "http.response.status_code": 200,
+            "fluoro.annotation.note": XSS,
+            XSS: XSS,
+        }
         bad.set_attributes({**hostile_attributes, "fluoro.sampling": f"tail:{XSS}"})
     ids["xss"] = f"{bad.get_span_context().trace_id:032x}"
     for provider, _ in providers.values():

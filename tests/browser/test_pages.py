@@ -100,6 +100,9 @@ def test_clicking_a_node_shows_its_figures(page: Any, daemon: Daemon, seeded: di
     assert "requests" in text and "6" in text and "fault 5xx" in text and "p50 / p90 / p99" in text
     assert "init p50 / p99" in text  # the cold start
     assert panel.locator("#node-traces").get_attribute("href").startswith("/traces?filter=service")
+    panel.locator("#node-cost h3").wait_for(timeout=TIMEOUT_MS)  # six invocations of 128 MB, priced
+    cost = panel.locator("#node-cost").inner_text()
+    assert "per million requests\t$" in cost and "per hour at this rate" in cost and "lambda.request" in cost
     screenshot(page, "map-panel")
 
 
@@ -134,6 +137,7 @@ def test_a_trace_opens_its_waterfall(page: Any, daemon: Daemon, seeded: dict[str
     rows = page.evaluate("() => document.getElementById('waterfall').layout.yaxis.ticktext.length")
     assert rows == 6  # 5 spans of the trace and the consumer of its message
     assert "5 spans in this trace, 1 in linked traces" in page.locator("#trace-summary").inner_text()
+    assert page.locator("#trace-cost").inner_text().startswith("Cost of this trace: $")
     assert page.locator("#critical-path li").count() >= 3
     screenshot(page, "trace")  # docs/screenshot-trace.png is one of these, copied by hand
 

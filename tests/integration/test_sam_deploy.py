@@ -49,6 +49,7 @@ def test_an_implicit_api_route_and_a_queue_are_deployed(cloud: LocalCloud, tmp_p
               CodeUri: CODE
               Handler: api.handler
               Timeout: 10
+              Architectures: [arm64]
               Environment: {Variables: {INBOX: !Ref Inbox}}
               Events:
                 Get:
@@ -61,7 +62,9 @@ def test_an_implicit_api_route_and_a_queue_are_deployed(cloud: LocalCloud, tmp_p
         answer = httpx.get(f"{stack.api_url()}/items/42", timeout=30)
         assert answer.status_code == 200 and json.loads(answer.text)["id"] == "42"
         assert stack.queues["Inbox"].endswith("/123456789012/sam-Inbox")
-        assert dict(cloud.lambdas.config("sam-echo").environment)["INBOX"] == stack.queues["Inbox"]
+        environment = dict(cloud.lambdas.config("sam-echo").environment)
+        assert environment["INBOX"] == stack.queues["Inbox"]
+        assert environment["OTEL_RESOURCE_ATTRIBUTES"] == "host.arch=arm64"  # what its tracer says, to be priced
     finally:
         stack.close()
 
@@ -74,6 +77,8 @@ def test_an_implicit_api_route_and_a_queue_are_deployed(cloud: LocalCloud, tmp_p
         ("EventInvokeConfig: {MaximumRetryAttempts: 0}", "Resources.Bad.Properties.EventInvokeConfig"),
         ("MemorySize: 20000", "Resources.Bad"),
         ("DeadLetterQueue: {Type: SNS, TargetArn: arn}", "Resources.Bad.Properties.DeadLetterQueue"),
+        ("Architectures: [sparc]", "Resources.Bad.Properties.Architectures"),
+        ("Architectures: [arm64, x86_64]", "Resources.Bad.Properties.Architectures"),
     ],
 )
 def test_unsupported_properties_fail_at_deploy(

@@ -16,6 +16,8 @@ from fastapi.responses import ORJSONResponse as JSONResponse
 from collector.api.group_routes import Selection
 from collector.api.insight_routes import MAX_INSIGHTS
 from collector.api.params import MAX_WINDOW_S, parse_trace_id, parse_window
+from collector.cost.prices import PriceSheet
+from collector.cost.report import CostReport, trace_cost, window_cost
 from collector.engine import Collector
 from collector.filters.filter_ast import Expr
 from collector.insights.insight import Insight
@@ -86,6 +88,7 @@ class TracePage:
     critical_path: tuple[str, ...]
     figure: Figure
     kept: tuple[KeptPart, ...]  # how each service's part was kept: head sampling or tail-keep
+    cost: CostReport  # what the trace cost, by span
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,7 @@ def data_router(
     memory = layouts or LayoutMemory()
 
     _add_map_route(router, reader, prefetch, memory)
+    _add_cost_route(router, collector)
     _add_insights_route(router, collector)
     _add_compare_route(router, reader)
 
@@ -169,7 +173,7 @@ def data_router(
     @router.get("/trace/{trace_id}")
     def trace_data(trace_id: str) -> JSONResponse:
         key = parse_trace_id(trace_id)
-        body = trace_body(reader, key)
+        body = trace_body(reader, key, collector.prices)
         if body is None:
             raise HTTPException(404, f"no trace {trace_id}")
         return JSONResponse(body)
@@ -217,6 +221,14 @@ def _add_map_route(
         return JSONResponse(map_body(reader, query, drawing))
 
 
+def _add_cost_route(router: APIRouter, collector: Collector) -> None:
+    @router.get("/cost")
+    def cost_data(expr: Selection, start: str | None = None, end: str | None = None) -> JSONResponse:
+        """The map's nodes' cost over its window (a node panel shows its own)."""
+        report = window_cost(collector.reader, parse_window(start, end), expr, "node", collector.prices)
+        return JSONResponse(report)
+
+
 def _add_insights_route(router: APIRouter, collector: Collector) -> None:
     @router.get("/insights")
     def insights_data(
@@ -240,16 +252,19 @@ def _add_compare_route(router: APIRouter, reader: SpanReader) -> None:
         return JSONResponse(compare_traces(*spans))
 
 
-def trace_body(reader: SpanReader, key: bytes) -> TracePage | None:
+def trace_body(reader: SpanReader, key: bytes, prices: PriceSheet) -> TracePage | None:
     """The trace page's data, or None for an unknown trace."""
     stored = trace_with_consumers(reader, key)
     if not stored:
         return None
+    starts = [span.start_ns for span in stored if span.trace_id == key.hex()] or [0]
+    cost = trace_cost(reader, key, TimeWindow(min(starts), max(starts) + 1), prices)
     # The spans on the path, in the order the path reaches them.
     path = list(dict.fromkeys(segment.span_id for segment in critical_path(stored)))
     spans = tuple(SpanView.of(span) for span in stored)
     own = sum(1 for s in stored if s.trace_id == key.hex())
-    return TracePage(key.hex(), spans, own, tuple(path), waterfall_figure(spans, set(path)), kept_parts(spans))
+    figure = waterfall_figure(spans, set(path))
+    return TracePage(key.hex(), spans, own, tuple(path), figure, kept_parts(spans), cost)
 
 
 def analytics_body(

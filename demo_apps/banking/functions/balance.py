@@ -16,7 +16,7 @@ ACCOUNTS = boto3.resource("dynamodb").Table(os.environ["ACCOUNTS_TABLE"])
 @tracer.traced.handler
 def handler(event, context):
     account = (event.get("pathParameters") or {}).get("id", "")
-    item = ACCOUNTS.get_item(Key={"account_id": account}).get("Item")
+    item = ACCOUNTS.get_item(ReturnConsumedCapacity="TOTAL", Key={"account_id": account}).get("Item")
     if item is None:
         return {"statusCode": 404, "body": json.dumps({"message": f"no account {account}"})}
     body = {"account": account, "balance": float(item["balance"]), "frozen": bool(item.get("frozen", False))}

@@ -29,6 +29,7 @@ def assess(event, context):
 @tracer.traced.handler
 def apply_fee(event, context):
     ACCOUNTS.update_item(
+        ReturnConsumedCapacity="TOTAL",
         Key={"account_id": event["account"]},
         UpdateExpression="SET balance = balance - :fee",
         ExpressionAttributeValues={":fee": Decimal(str(event["assessment"]["fee"]))},
@@ -38,10 +39,11 @@ def apply_fee(event, context):
 
 @tracer.traced.handler
 def freeze(event, context):
-    item = ACCOUNTS.get_item(Key={"account_id": event["account"]}).get("Item") or {}
+    item = ACCOUNTS.get_item(ReturnConsumedCapacity="TOTAL", Key={"account_id": event["account"]}).get("Item") or {}
     if item.get("vip"):
         raise PermissionError(f"{event['account']} is a VIP account: freezing needs a manager")
     ACCOUNTS.update_item(
+        ReturnConsumedCapacity="TOTAL",
         Key={"account_id": event["account"]},
         UpdateExpression="SET frozen = :yes",
         ExpressionAttributeValues={":yes": True},

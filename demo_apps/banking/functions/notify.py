@@ -13,7 +13,10 @@ NOTICES = boto3.resource("dynamodb").Table(os.environ["NOTICES_TABLE"])
 @tracer.capture_method
 def send_notice(account, amount):
     tracer.put_annotation(key="account", value=account)
-    NOTICES.put_item(Item={"account_id": account, "message": f"Your withdrawal of {amount} was refused."})
+    NOTICES.put_item(
+        ReturnConsumedCapacity="TOTAL",
+        Item={"account_id": account, "message": f"Your withdrawal of {amount} was refused."},
+    )
 
 
 @tracer.capture_lambda_handler

@@ -44,6 +44,7 @@ def handler(event, context):
         raise ConnectionError("the core banking link dropped the debit")  # a downstream fault: 502
     try:
         updated = ACCOUNTS.update_item(
+            ReturnConsumedCapacity="TOTAL",
             Key={"account_id": account},
             UpdateExpression="SET balance = balance - :amount",
             ConditionExpression="attribute_exists(account_id) AND balance >= :amount",
@@ -61,7 +62,7 @@ def handler(event, context):
 
 
 def _refused(account, amount):
-    if "Item" not in ACCOUNTS.get_item(Key={"account_id": account}):
+    if "Item" not in ACCOUNTS.get_item(ReturnConsumedCapacity="TOTAL", Key={"account_id": account}):
         return _answer(404, {"message": f"no account {account}"})
     detail = {"account": account, "amount": float(amount)}
     EVENTS.put_events(

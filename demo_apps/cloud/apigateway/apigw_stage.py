@@ -120,6 +120,7 @@ class Stage:
 
     async def _handle(self, request: Request) -> Response:
         started = time.perf_counter()
+        trace_api.get_current_span().set_attribute(semconv.APIGATEWAY_API_TYPE, "REST")  # a REST API's stage
         path = "/" + request.path_params["path"]
         response, cache = await self._respond(request, path)
         _access.info(

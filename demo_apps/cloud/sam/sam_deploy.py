@@ -216,12 +216,26 @@ def _destination(cloud: LocalCloud, spec: Any, where: str) -> str | None:
     raise DeployError(f"{where}: destination type {kind!r} is not SQS or Lambda")
 
 
-def _environment(template: Template, props: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    """The function's variables, after the local services' names (a template's own mapping wins)."""
+# Lambda's architectures, as OpenTelemetry's host.arch names them (what cost prices by).
+HOST_ARCH: Final = {"x86_64": "amd64", "arm64": "arm64"}
+
+
+def _environment(template: Template, resource: Resource) -> tuple[tuple[str, str], ...]:
+    """The function's variables, after the local services' names (a template's own mapping wins)
+    and its architecture as a resource attribute (the environment runs on this machine's CPU,
+    so the tracer is told which one AWS would run it on)."""
+    props = resource.properties
     variables = {k: str(v) for k, v in ((props.get("Environment") or {}).get("Variables") or {}).items()}
     mapping = template.peer_services()
     if mapping:
         variables.setdefault(semconv.PEER_SERVICE_MAPPING_ENV, mapping)
+    architectures = props.get("Architectures") or ["x86_64"]
+    if not isinstance(architectures, list) or len(architectures) != 1 or architectures[0] not in HOST_ARCH:
+        raise DeployError(f"{resource.where('Architectures')}: one of x86_64 or arm64, not {architectures!r}")
+    resource_attributes = variables.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    if "host.arch=" not in resource_attributes:
+        arch = f"host.arch={HOST_ARCH[architectures[0]]}"
+        variables["OTEL_RESOURCE_ATTRIBUTES"] = f"{resource_attributes},{arch}" if resource_attributes else arch
     return tuple(variables.items())
 
 
@@ -248,7 +262,7 @@ def _function(
         code_dir=template.base_dir / str(props.get("CodeUri", ".")),
         memory_mb=int(props.get("MemorySize", 128)),
         timeout_s=float(props.get("Timeout", 3)),
-        environment=_environment(template, props),
+        environment=_environment(template, resource),
         reserved_concurrency=int(props["ReservedConcurrentExecutions"])
         if "ReservedConcurrentExecutions" in props
         else None,

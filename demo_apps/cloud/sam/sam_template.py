@@ -36,9 +36,7 @@ from demo_apps.local_collector import free_port
 REGION: Final = "us-east-1"
 ACCOUNT: Final = "123456789012"
 _COMMON: Final = {"DependsOn", "Metadata", "Condition", "DeletionPolicy", "UpdateReplacePolicy"}
-IGNORED_PROPERTIES: Final = frozenset(
-    {"Policies", "Role", "Tracing", "TracingEnabled", "Architectures", "Description", "Tags"}
-)
+IGNORED_PROPERTIES: Final = frozenset({"Policies", "Role", "Tracing", "TracingEnabled", "Description", "Tags"})
 RESOURCE_PROPERTIES: Final[dict[str, frozenset[str]]] = {
     "AWS::Serverless::Function": frozenset(
         {
@@ -57,6 +55,7 @@ RESOURCE_PROPERTIES: Final[dict[str, frozenset[str]]] = {
             "AutoPublishAlias",
             "Layers",
             "Events",
+            "Architectures",
         }
     ),
     "AWS::Serverless::LayerVersion": frozenset({"LayerName", "ContentUri", "CompatibleRuntimes"}),

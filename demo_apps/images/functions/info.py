@@ -14,7 +14,7 @@ METADATA = boto3.resource("dynamodb").Table(os.environ["METADATA_TABLE"])
 @xray_recorder.capture("lookup")
 def lookup(name):
     xray_recorder.current_subsegment().put_annotation("image", name)
-    return METADATA.get_item(Key={"image": name}).get("Item")
+    return METADATA.get_item(ReturnConsumedCapacity="TOTAL", Key={"image": name}).get("Item")
 
 
 def handler(event, context):

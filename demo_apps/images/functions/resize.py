@@ -66,5 +66,5 @@ def _publish(name, width, height, outputs):
             CacheControl="max-age=30",
         )
         keys[size] = key
-    METADATA.put_item(Item={"image": name, "width": width, "height": height, **keys})
+    METADATA.put_item(ReturnConsumedCapacity="TOTAL", Item={"image": name, "width": width, "height": height, **keys})
     return keys

@@ -40,7 +40,10 @@ def handler(event, context):
     tags = Counter(tag.lower() for post in posts for tag in HASHTAG.findall(post["text"]))
     for tag, count in tags.items():
         TRENDS.update_item(
-            Key={"tag": tag}, UpdateExpression="ADD mentions :n", ExpressionAttributeValues={":n": count}
+            ReturnConsumedCapacity="TOTAL",
+            Key={"tag": tag},
+            UpdateExpression="ADD mentions :n",
+            ExpressionAttributeValues={":n": count},
         )
     flagged = 0
     for post in posts:

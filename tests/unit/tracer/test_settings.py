@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 import pytest
 
 import tracer
@@ -33,7 +35,9 @@ def test_environment() -> None:
         }
     )
     assert settings.service_name == "orders"
-    assert settings.resource_attributes == {"deployment.environment": "dev", "team": "pay ments"}
+    # in a Lambda environment, its architecture as OpenTelemetry names it (Lambda prices arm64 apart)
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    assert settings.resource_attributes == {"deployment.environment": "dev", "team": "pay ments", "host.arch": arch}
     assert settings.traces_endpoint == "http://collector:4318/v1/traces"
     assert settings.headers == {"authorization": "Bearer abc", "x-tenant": "t1"}
     assert settings.compression == "gzip"

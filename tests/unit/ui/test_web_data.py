@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.cost.prices import PriceSheet
 from collector.query.analytics import ValueComparison, WindowComparison
 from collector.query.service_map import MapQuery
 from collector.query.trace_view import SpanView
@@ -42,14 +43,14 @@ def store(tmp_path: Path) -> Iterator[DuckDBStore]:
 
 
 def test_a_trace_page_holds_its_spans_its_consumers_and_the_critical_path(store: DuckDBStore) -> None:
-    body = trace_body(store.reader, trace_key(1))
+    body = trace_body(store.reader, trace_key(1), PriceSheet.load())
     assert body is not None
     assert body.own_span_count == 4 and len(body.spans) == 5  # the linked consumer's span too
     assert body.critical_path[-1] == f"{5:016x}"  # the consumer finished last
     assert {s.service for s in body.spans} == {"api", "fn", "worker"}
     bars = [trace for trace in body.figure["data"] if trace["type"] == "bar"]
     assert sorted(trace["name"] for trace in bars) == ["api", "fn", "worker"]
-    assert trace_body(store.reader, trace_key(404)) is None
+    assert trace_body(store.reader, trace_key(404), PriceSheet.load()) is None
 
 
 def test_the_map_page_draws_every_node_with_inert_labels(store: DuckDBStore) -> None:

@@ -33,6 +33,11 @@ function kvTable(rows) {
 
 function ms(value) { return value === null || value === undefined ? "–" : `${Number(value).toFixed(1)} ms`; }
 function pct(value) { return value === null || value === undefined ? "–" : `${(value * 100).toFixed(1)}%`; }
+function money(value, currency) {
+  if (value === null || value === undefined) return "–";
+  const digits = value >= 1 ? 2 : value >= 0.01 ? 4 : 6;
+  return `${currency === "USD" ? "$" : `${currency} `}${value.toFixed(digits)}`;
+}
 function quoted(text) { return JSON.stringify(String(text)); }  // a filter-expression string literal
 
 function params() { return new URLSearchParams(window.location.search); }
@@ -230,6 +235,7 @@ function mapSize(plot, figure) {  // one data unit a pixel: the box scrolls a bi
 
 function mapPage() {
   let body = null;
+  let costs = null;  // the window's cost by node, asked when a panel first shows it
   let selected = params().get("selected");
   let focus = params().get("focus") || "";
   const panel = document.getElementById("panel");
@@ -248,6 +254,29 @@ function mapPage() {
     }
   }
 
+  // What the node cost over the map's window (asked once a refresh, when a panel first wants it).
+  function showCost(node, fn) {
+    const section = el("div");
+    section.id = "node-cost";
+    panel.appendChild(section);
+    costs = costs || getJSON("/ui/data/cost", Object.assign(windowParams(), selectionParams()));
+    costs.then((report) => {
+      const names = [node, fn].filter(Boolean).map((n) => `${n.name} ${n.type}`);
+      const mine = report.entries.filter((e) => names.includes(`${e.name} ${e.type}`));
+      if (!mine.length) return;
+      const total = mine.reduce((sum, e) => sum + e.total, 0);
+      const requests = Math.max(...mine.map((e) => e.requests));
+      const hours = mine[0].per_hour ? mine[0].total / mine[0].per_hour : null;
+      section.appendChild(el("h3", `Cost (${report.region} prices of ${report.prices_taken})`));
+      section.appendChild(kvTable([
+        ["this window", money(total, report.currency)],
+        ["per million requests", requests ? money(total / requests * 1e6, report.currency) : "–"],
+        ["per hour at this rate", hours ? money(total / hours, report.currency) : "–"],
+        ["billed as", mine.flatMap((e) => e.items.map((i) => `${i.item} ${money(i.amount, report.currency)}`)).join(", ")],
+      ]));
+    }).catch(() => {});
+  }
+
   function showNode(node) {
     clear(panel);
     panel.appendChild(el("h2", node.name));
@@ -260,6 +289,7 @@ function mapPage() {
       panel.appendChild(el("h3", "λ function (the handler running)"));
       showFigures(fn);
     }
+    showCost(node, fn);
     const throttles = body.map.throttle_sources.filter((s) => s.node === node.id);
     if (throttles.length) panel.appendChild(el("p", `throttles started here in ${throttles[0].traces} traces`, "note"));
     const filter = nodeFilter(node);
@@ -322,6 +352,7 @@ function mapPage() {
       if (viewSelect.value !== "compact") query.view = viewSelect.value;
       if (focus) query.focus = focus;
       body = await getJSON("/ui/data/map", query);
+      costs = null;
       mark("map data received");
       const plot = document.getElementById("map");
       await render(plot, body.figure, mapSize(plot, body.figure));
@@ -456,7 +487,14 @@ function tracePage() {
   const traceId = document.body.dataset.traceId;
   document.getElementById("trace-id").textContent = traceId;
   let spans = [];
+  let cost = null;  // what the trace cost, by span
   const panel = document.getElementById("span-panel");
+
+  function spanCost(span) {  // what this span was billed for, when it was (collector/cost)
+    const entry = cost && cost.entries.find((e) => e.name === span.span_id);
+    if (!entry) return null;
+    return `${money(entry.total, cost.currency)} (${entry.items.map((i) => `${i.item} × ${+i.quantity.toFixed(6)}`).join(", ")})`;
+  }
 
   function showSpan(span) {
     clear(panel);
@@ -469,6 +507,7 @@ function tracePage() {
       ["flags", flags.join(", ") || "ok"], ["origin", span.origin],
       ["target", span.target ? `${span.target.type} ${span.target.name}` : null],
       ["http", span.http && span.http.method ? `${span.http.method} ${span.http.url || span.http.route || ""} → ${span.http.status}` : null],
+      ["cost", spanCost(span)],
     ]));
     const annotations = Object.entries(span.annotations || {});
     if (annotations.length) { panel.appendChild(el("h3", "Annotations")); panel.appendChild(kvTable(annotations)); }
@@ -522,6 +561,10 @@ function tracePage() {
       document.getElementById("trace-summary").textContent =
         `${body.own_span_count} spans in this trace, ${spans.length - body.own_span_count} in linked traces; services: ${services.join(", ")}`;
       document.getElementById("trace-kept").textContent = keptText(body.kept);
+      cost = body.cost;
+      document.getElementById("trace-cost").textContent = cost.entries.length
+        ? `Cost of this trace: ${money(cost.total, cost.currency)} at ${cost.region} prices of ${cost.prices_taken} (click a span for its share)`
+        : "";
       const plot = document.getElementById("waterfall");
       await render(plot, body.figure);
       if (!plot.dataset.wired) {
