@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -45,13 +47,24 @@ def test_help_lists_every_setting() -> None:
         "--insights-every",
         "--insights-window",
         "--insights-baseline",
+        "--prices",
+        "FLUORO_PRICES",
     ):
         assert flag in result.output
     assert "serve" in CliRunner().invoke(main, ["--help"]).output
     assert "groups" in CliRunner().invoke(main, ["--help"]).output
+    assert "cost" in CliRunner().invoke(main, ["--help"]).output
 
 
 @pytest.mark.parametrize("url", ["ftp://hook", "hook.example.com", "http:// spaced", "javascript:alert(1)"])
 def test_a_notify_url_that_is_no_http_url_is_refused(url: str) -> None:
     result = CliRunner().invoke(main, ["serve", "--notify-url", url, "--db", "/nonexistent/x.duckdb"])
     assert result.exit_code == 2 and "--notify-url must be an http:// or https:// URL" in result.output
+
+
+def test_a_price_sheet_that_cannot_be_used_is_refused_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "prices.json"
+    bad.write_text('{"format": 1}')
+    result = CliRunner().invoke(main, ["serve", "--prices", str(bad), "--db", "/nonexistent/x.duckdb"])
+    assert result.exit_code == 2 and f"prices {bad}: region: Field required" in result.output
+    assert "Traceback" not in result.output
