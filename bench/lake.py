@@ -28,13 +28,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench.query import HOUR_NS, SEARCH, load, median_ms  # noqa: E402
-from collector.filters.filter_parser import parse_filter  # noqa: E402
 from collector.query.service_map import MapQuery, service_map  # noqa: E402
 from collector.storage import rollup_sql  # noqa: E402
 from collector.storage.duckdb_store import DuckDBStore  # noqa: E402
 from collector.storage.lake_location import LakeLocation  # noqa: E402
 from collector.storage.lake_map import LakeMapTables  # noqa: E402
 from collector.storage.protocols import TimeWindow  # noqa: E402
+from spanlang.filter_parser import parse_filter  # noqa: E402
 from tests.postgres_cluster import PostgresCluster  # noqa: E402
 
 

@@ -34,7 +34,6 @@ import pyarrow as pa
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from collector.filters.filter_parser import parse_filter  # noqa: E402
 from collector.model import ANNOTATION_SCHEMA, LINK_SCHEMA, SPAN_SCHEMA, SpanBatch  # noqa: E402
 from collector.query.analytics import TimeSeries, time_series  # noqa: E402
 from collector.query.map_view import ServiceMap  # noqa: E402
@@ -42,6 +41,7 @@ from collector.query.service_map import MapQuery, service_map  # noqa: E402
 from collector.storage import rollup_sql  # noqa: E402
 from collector.storage.duckdb_store import DuckDBStore  # noqa: E402
 from collector.storage.protocols import Group, Statement, Subject, TimeWindow  # noqa: E402
+from spanlang.filter_parser import parse_filter  # noqa: E402
 
 SPANS_PER_TRACE = 10
 HOUR_NS = 3600 * 10**9

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from collector.filters import filter_ast as ast
 from collector.storage.protocols import (
     CostKey,
     CostLine,
@@ -25,6 +24,7 @@ from collector.storage.protocols import (
     TimeWindow,
     TraceSummary,
 )
+from spanlang import filter_ast as ast
 
 
 class FreshReader:

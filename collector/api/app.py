@@ -26,8 +26,8 @@ from collector.api.problems import EVERY_ROUTE, document_without_422
 from collector.api.trace_routes import trace_routes
 from collector.auth import bearer_token_matches
 from collector.engine import Collector
-from collector.filters.filter_ast import FilterError
 from collector.storage.protocols import StoreUnavailable
+from spanlang.filter_ast import FilterError
 
 
 def validation_message(exc: RequestValidationError) -> str:

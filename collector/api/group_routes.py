@@ -20,9 +20,9 @@ from starlette.concurrency import run_in_threadpool
 from collector.api.params import FILTER_HELP, BadParameter, parse_optional_filter
 from collector.api.problems import SAVING_GROUP, UNKNOWN_GROUP
 from collector.capped_body import BodyTooLarge, read_capped
-from collector.filters import filter_ast
-from collector.filters.filter_parser import MAX_EXPRESSION_CHARS, parse_filter
 from collector.storage.protocols import Group, GroupStore
+from spanlang import filter_ast
+from spanlang.filter_parser import MAX_EXPRESSION_CHARS, parse_filter
 
 MAX_GROUPS: Final = 200
 MAX_BODY_BYTES: Final = 16 * 1024

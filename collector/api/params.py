@@ -11,9 +11,9 @@ import re
 import time
 from datetime import datetime
 
-from collector.filters import filter_ast
-from collector.filters.filter_parser import parse_filter
 from collector.storage.protocols import TimeWindow
+from spanlang import filter_ast
+from spanlang.filter_parser import parse_filter
 
 DEFAULT_WINDOW_S = 15 * 60
 MAX_WINDOW_S = 31 * 24 * 3600

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from collector.cost.prices import PriceSheet
-from collector.filters import filter_ast as ast
 from collector.storage.protocols import CostKey, CostLine, SpanReader, TimeWindow
+from spanlang import filter_ast as ast
 
 MAX_COST_ENTRIES: Final = 1000
 HOUR_NS: Final = 3600 * 10**9

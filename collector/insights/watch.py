@@ -14,14 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from collector.filters.filter_ast import And, Expr, FilterError
-from collector.filters.filter_parser import parse_filter
 from collector.insights.detector import Change, Detector
 from collector.insights.insight import Insight
 from collector.insights.notifier import Notifier
 from collector.query.map_view import ServiceMap
 from collector.query.service_map import MapQuery, service_map
 from collector.storage.protocols import GroupStore, InsightStore, SpanReader, TimeWindow
+from spanlang.filter_ast import And, Expr, FilterError
+from spanlang.filter_parser import parse_filter
 
 _logger = logging.getLogger(__name__)
 NS_PER_S = 1_000_000_000

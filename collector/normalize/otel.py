@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from collector.model import SpanBatchBuilder, SpanRow
-from collector.normalize.derive import (
+from spanlang.derive import (
     annotations_of,
     needs_annotations,
     resource_meaning,

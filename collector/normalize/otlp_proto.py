@@ -27,14 +27,14 @@ from collector.model import (
     SpanBatch,
     SpanBatchBuilder,
 )
-from collector.normalize.derive import (
+from collector.normalize.otel import add_otel_span, resource_info
+from spanlang.derive import (
     ANNOTATION_LIST_KEY,
     FACT_KEYS,
     TEXT_READ_KEYS,
     resource_meaning,
     span_meaning_and_weight,
 )
-from collector.normalize.otel import add_otel_span, resource_info
 from tracer import semconv
 
 try:

@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 
 from collector.model import SpanBatchBuilder, SpanRow
-from collector.normalize.derive import annotations_of, needs_annotations, span_meaning
 from collector.normalize.otel import to_json
+from spanlang.derive import annotations_of, needs_annotations, span_meaning
 from tracer import semconv
 
 MAX_DATAGRAM_BYTES = 64 * 1024

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from collector.filters import filter_ast as ast
 from collector.query.figure_view import RequestFigures, figure_fields
 from collector.query.figures import FigureAccumulator, Figures
 from collector.storage.protocols import (
@@ -21,6 +20,7 @@ from collector.storage.protocols import (
     Subject,
     TimeWindow,
 )
+from spanlang import filter_ast as ast
 
 MAX_POINTS: Final = 1000
 DEFAULT_POINTS: Final = 60

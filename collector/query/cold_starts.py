@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from collector.filters import filter_ast as ast
 from collector.query.analytics import time_series
 from collector.query.map_view import MapNode, ServiceMap
 from collector.storage.protocols import SpanReader, Subject, TimeWindow
+from spanlang import filter_ast as ast
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,10 @@ from typing import Any, Final, NamedTuple
 
 import networkx as nx
 
-from collector.filters import filter_ast as ast
 from collector.query.figures import FigureAccumulator
 from collector.query.map_view import MapGraph, NodeKey, ServiceMap, map_view
 from collector.storage.protocols import HOP_KEY_COLUMNS, HopKey, SpanReader, TimeWindow
+from spanlang import filter_ast as ast
 
 CLIENT: Final = ("client", "client")
 FOLDED_TYPE: Final = "folded"

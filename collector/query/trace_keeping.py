@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from collector.normalize.derive import MAX_SAMPLING_WEIGHT
+from spanlang.derive import MAX_SAMPLING_WEIGHT
 from tracer import semconv
 
 KeptBy = Literal["head", "tail", "unstated"]

@@ -23,10 +23,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Final
 
-from collector.filters import filter_ast as ast
 from collector.storage.filter_sql import compile_trace_predicate
 from collector.storage.protocols import CostKey, Statement, TimeWindow
 from collector.storage.search_sql import ROOTS_CTE, span_window
+from spanlang import filter_ast as ast
 from tracer import semconv
 
 KEY_COLUMNS: Final[Mapping[CostKey, int]] = {"node": 2, "function": 1, "trace": 1, "span": 1}

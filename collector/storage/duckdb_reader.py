@@ -13,7 +13,6 @@ from typing import Any
 import duckdb
 import orjson
 
-from collector.filters import filter_ast as ast
 from collector.storage import cost_sql, group_rollup, map_sql, search_sql
 from collector.storage import duckdb_sql as sql
 from collector.storage.protocols import (
@@ -31,6 +30,7 @@ from collector.storage.protocols import (
     TimeWindow,
     TraceSummary,
 )
+from spanlang import filter_ast as ast
 
 LINKED_TRACES = "SELECT DISTINCT trace_id FROM span_links WHERE linked_trace_id = ? ORDER BY trace_id LIMIT ?"
 

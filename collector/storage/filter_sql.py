@@ -18,8 +18,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Final
 
-from collector.filters import filter_ast as ast
 from collector.storage.protocols import Statement
+from spanlang import filter_ast as ast
 
 NS_PER_S: Final = 1_000_000_000
 _NUM_OPS: Final = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}

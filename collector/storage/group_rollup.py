@@ -23,12 +23,12 @@ from typing import Any, Final
 
 import duckdb
 
-from collector.filters.filter_ast import FilterError
-from collector.filters.filter_parser import parse_filter
 from collector.storage import rollup_sql
 from collector.storage.filter_sql import compile_trace_predicate
 from collector.storage.protocols import Group, TimeWindow
 from collector.storage.search_sql import ROOTS_CTE, span_window
+from spanlang.filter_ast import FilterError
+from spanlang.filter_parser import parse_filter
 
 MINUTE_NS: Final = rollup_sql.MINUTE_NS
 BACKFILL_MINUTES: Final = 60

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from collector.filters import filter_ast as ast
 from collector.storage.filter_sql import compile_trace_predicate
 from collector.storage.protocols import ByField, ByTimeBucket, Grouping, Statement, Subject, TimeWindow
 from collector.storage.rollup_sql import (
@@ -33,6 +32,7 @@ from collector.storage.rollup_sql import (
     WAITED,
 )
 from collector.storage.search_sql import ROOTS_CTE, span_window
+from spanlang import filter_ast as ast
 
 __all__ = ["BUCKETS_PER_DECADE", "BY_KEY", "HOP_COUNTS", "HOP_LATENCY", "THROTTLE_SOURCES"]
 

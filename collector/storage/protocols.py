@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple, Protocol
 
-from collector.filters import filter_ast as ast
 from collector.insights.insight import Insight
 from collector.model import SpanBatch
+from spanlang import filter_ast as ast
 
 
 class StoreUnavailable(RuntimeError):

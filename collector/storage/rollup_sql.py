@@ -56,7 +56,7 @@ LATENCY_COLUMNS: Final = """
     requests BIGINT NOT NULL, init_ns BIGINT NOT NULL, waited_ns BIGINT NOT NULL, min_ns BIGINT, max_ns BIGINT,
     estimated DOUBLE
 """
-# A call stands for its span's sampling weight (collector/normalize/derive.py: 1/p for a span head
+# A call stands for its span's sampling weight (spanlang/derive.py: 1/p for a span head
 # sampling kept with probability p, 0 for one tail-keep kept, NULL for 1).
 ESTIMATED: Final = "coalesce(weight, 1)"
 

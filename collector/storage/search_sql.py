@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from collector.filters import filter_ast as ast
 from collector.storage.filter_sql import compile_trace_predicate
 from collector.storage.protocols import Statement, TimeWindow, TraceSummary
+from spanlang import filter_ast as ast
 
 SEARCH_SLACK_NS: Final = 3600 * 10**9
 

@@ -7,8 +7,8 @@ import pytest
 
 from collector.cost.prices import PriceSheet
 from collector.cost.report import trace_cost, window_cost
-from collector.filters.filter_parser import parse_filter
 from collector.storage.protocols import Store, TimeWindow
+from spanlang.filter_parser import parse_filter
 from tests.contract.test_store_contract import SECOND, T0, batch, trace_bytes
 from tests.factories import at as span
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from collector.filters.filter_parser import parse_filter
 from collector.insights.insight import Insight, InsightNode
 from collector.model import SpanBatch, SpanBatchBuilder, SpanRow
 from collector.query.service_map import MapQuery, service_map
@@ -32,6 +31,7 @@ from collector.storage.protocols import (
     Subject,
     TimeWindow,
 )
+from spanlang.filter_parser import parse_filter
 from tests.factories import at as span
 
 SECOND = 1_000_000_000

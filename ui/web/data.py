@@ -19,7 +19,6 @@ from collector.api.params import MAX_WINDOW_S, parse_trace_id, parse_window
 from collector.cost.prices import PriceSheet
 from collector.cost.report import CostReport, trace_cost, window_cost
 from collector.engine import Collector
-from collector.filters.filter_ast import Expr
 from collector.insights.insight import Insight
 from collector.query.analytics import ValueComparison, WindowComparison, compare_values, compare_windows, time_series
 from collector.query.cold_starts import cold_start_series
@@ -30,6 +29,7 @@ from collector.query.trace_compare import compare_traces
 from collector.query.trace_keeping import KeptPart, kept_parts
 from collector.query.trace_view import SpanView
 from collector.storage.protocols import InsightScope, SpanReader, Subject, TimeWindow, TraceSummary
+from spanlang.filter_ast import Expr
 from ui.web.charts import Figure, bucket_histogram, cold_start_figure, log_buckets, series_figures
 from ui.web.compact_map import View, drawn
 from ui.web.drawn_map import DrawnMap

@@ -14,9 +14,10 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from collector.model import SpanBatchBuilder
-from collector.normalize import derive, otlp_proto
+from collector.normalize import otlp_proto
 from collector.normalize.otlp_proto import decode_protobuf, decode_protobuf_python
 from collector.normalize.xray import SegmentWalker, parse_datagram
+from spanlang import derive
 from tests.factories import otlp_value
 
 TRACE = bytes.fromhex("5759e988bd862e3fe1be46a994272793")
@@ -305,7 +306,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from collector.normalize import _otlpfast  # not otlp_proto: that configures it with derive.py's rules
-from collector.normalize.derive import resource_meaning
+from spanlang.derive import resource_meaning
 
 def meaning(attributes, kind, status_code, has_exception, version):
     return (attributes["url.path"] + "!",) + (None,) * 4 + (False,) * 3 + (None,) * 7

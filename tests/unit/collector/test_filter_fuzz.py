@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.filters.filter_ast import FilterError
-from collector.filters.filter_parser import parse_filter
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.filter_sql import compile_trace_predicate
 from collector.storage.protocols import TimeWindow
+from spanlang.filter_ast import FilterError
+from spanlang.filter_parser import parse_filter
 from tests.factories import SECOND, T0, at, spans_batch
 
 MARKER = "zq'\"x"  # in every generated value: quotes, to be found in the SQL text if pasted

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from collector.filters import filter_ast as ast
-from collector.filters.filter_parser import parse_filter
+from spanlang import filter_ast as ast
+from spanlang.filter_parser import parse_filter
 
 
 @pytest.mark.parametrize("keyword", ["ok", "error", "fault", "throttle", "partial", "root", "cold_start"])

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from collector.filters.filter_ast import FilterError
-from collector.filters.filter_parser import parse_filter
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.filter_sql import compile_trace_predicate
 from collector.storage.protocols import TimeWindow
+from spanlang.filter_ast import FilterError
+from spanlang.filter_parser import parse_filter
 from tests.factories import SECOND, T0, at, spans_batch
 
 WINDOW = TimeWindow(T0 - 60 * SECOND, T0 + 600 * SECOND)

@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from collector.filters.filter_parser import parse_filter
 from collector.query.service_map import MapQuery
 from collector.storage.duckdb_store import DuckDBStore
+from spanlang.filter_parser import parse_filter
 from tests.factories import at, spans_batch
 from tests.unit.collector.map_support import WINDOW, by_name, chain_batches, event_age, figures, linked_map
 

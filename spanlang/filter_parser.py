@@ -19,7 +19,7 @@ from typing import Any
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from collector.filters import filter_ast as ast
+from spanlang import filter_ast as ast
 
 MAX_EXPRESSION_CHARS = 4000
 # Nesting (parentheses, blocks, negations) an expression may have: far past any real filter,
