@@ -12,8 +12,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from collector.service_map.keys import to_numpy_u64
-from collector.service_map.roles import ASYNC_TYPES, CALL_SCHEMA, VIA_TYPES
+from collector.service_map.roles import CALL_SCHEMA
 from collector.service_map.run_spans import RunSpans
+from spanlang.hops import ASYNC_TYPES, VIA_TYPES
 
 _VIA = pa.array(VIA_TYPES)
 _ASYNC = pa.array(ASYNC_TYPES)

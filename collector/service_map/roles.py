@@ -15,7 +15,8 @@ arrive after their children (another process, a later export) or before them (an
 export), so a child waits for its partner up to the map's parent wait (the engine's
 ``parent_wait_s``), and a partner is looked for among spans that started at most LOOKBACK_NS
 before the child (or SKEW_NS after it). linker.py applies these rules; storage keeps the
-results and the children still waiting.
+results and the children still waiting. The node types that stay between a producer and its
+consumer are spanlang/hops.py's, which applies the same roles to spans held in memory.
 """
 
 from __future__ import annotations
@@ -28,17 +29,6 @@ import pyarrow as pa
 # a parent that ends after its child (any synchronous call) is found from the other side.
 LOOKBACK_NS: Final = 30 * 10**9
 SKEW_NS: Final = 10 * 10**9  # clocks of different processes (and X-Ray's float seconds) disagree
-ASYNC_TYPES: Final = (
-    "AWS::SQS::Queue",
-    "AWS::Kinesis::Stream",
-    "AWS::Events::EventBus",
-    "AWS::SNS::Topic",
-    "AWS::StepFunctions::StateMachine",
-    "queue",
-)
-# Targets that stay between a producer and the consumer its call triggered: the async ones,
-# and S3 buckets, whose event notifications carry the uploader's trace to the function.
-VIA_TYPES: Final = (*ASYNC_TYPES, "AWS::S3::Bucket")
 INIT_NAME: Final = "Initialization"
 
 # What linking reads of a span (the writer keeps these columns of each write until it links).

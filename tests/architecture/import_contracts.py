@@ -7,6 +7,9 @@ default. These name what may be imported instead:
   `allowed_modules` (exactly those modules, not their submodules);
 - ``allowed_external``: the modules of `source_modules` may import the standard library, the
   project's own packages and, of third-party packages, only `allowed_packages`.
+
+Both take `except_modules`: modules of the sources another contract rules instead (the
+tracer's pytest plugin, which runs under pytest, not in the traced application).
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from importlinter import Contract, ContractCheck, fields, output
 Violation = tuple[str, str]  # (importer, imported)
 
 
-def _modules_of(graph: Any, packages: list[str]) -> set[str]:
+def _modules_of(graph: Any, packages: list[str], excepted: Any = ()) -> set[str]:
     found: set[str] = set()
     for package in packages:
         found |= {package, *graph.find_descendants(package)}
-    return found
+    excepted_names = [str(module) for module in excepted or ()]
+    return {m for m in found if not any(m == e or m.startswith(e + ".") for e in excepted_names)}
 
 
 def _render(check: ContractCheck, what: str) -> None:
@@ -36,12 +40,14 @@ class AllowedInternalContract(Contract):
     source_modules = fields.ListField(subfield=fields.StringField())
     target_package = fields.StringField()
     allowed_modules = fields.ListField(subfield=fields.StringField())
+    except_modules = fields.ListField(subfield=fields.StringField(), required=False)
 
     def check(self, graph: Any, verbose: bool) -> ContractCheck:
         target = str(self.target_package)
         allowed = {str(m) for m in self.allowed_modules}  # type: ignore[attr-defined]
         violations: list[Violation] = []
-        for importer in sorted(_modules_of(graph, [str(m) for m in self.source_modules])):  # type: ignore[attr-defined]
+        sources = _modules_of(graph, [str(m) for m in self.source_modules], self.except_modules)  # type: ignore[attr-defined]
+        for importer in sorted(sources):
             for imported in sorted(graph.find_modules_directly_imported_by(importer)):
                 inside = imported == target or imported.startswith(target + ".")
                 if inside and imported not in allowed:
@@ -55,12 +61,14 @@ class AllowedInternalContract(Contract):
 class AllowedExternalContract(Contract):
     source_modules = fields.ListField(subfield=fields.StringField())
     allowed_packages = fields.ListField(subfield=fields.StringField())
+    except_modules = fields.ListField(subfield=fields.StringField(), required=False)
 
     def check(self, graph: Any, verbose: bool) -> ContractCheck:
         own = {module.split(".")[0] for module in self.session_options["root_packages"]}
         allowed = {str(p) for p in self.allowed_packages} | own | set(sys.stdlib_module_names) | {"__future__"}  # type: ignore[attr-defined]
         violations: list[Violation] = []
-        for importer in sorted(_modules_of(graph, [str(m) for m in self.source_modules])):  # type: ignore[attr-defined]
+        sources = _modules_of(graph, [str(m) for m in self.source_modules], self.except_modules)  # type: ignore[attr-defined]
+        for importer in sorted(sources):
             for imported in sorted(graph.find_modules_directly_imported_by(importer)):
                 if imported.split(".")[0] not in allowed:
                     violations.append((importer, imported))
