@@ -271,3 +271,8 @@ def parse_filter(text: str) -> ast.Expr:
         if isinstance(exc.orig_exc, ast.FilterError):
             raise exc.orig_exc from None
         raise
+
+
+def quoted(text: str) -> str:
+    """`text` as the language writes a string: in double quotes, `"` and `\\` escaped."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

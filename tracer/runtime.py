@@ -132,16 +132,32 @@ class Tracing:
 
 
 class ActiveTracing:
-    """The slot holding the pipeline decorators use; None means tracing is off (a no-op)."""
+    """The slot holding the pipeline decorators use; None means tracing is off (a no-op).
+
+    A test's capturing pipeline is *pinned* (tracer.pytest_plugin): while it is, configure()
+    answers it instead of replacing it, so application code that configures tracing itself
+    (at import, in a handler) still traces into the test."""
 
     def __init__(self) -> None:
         self.tracing: Tracing | None = None
+        self.pinned: Tracing | None = None
         self._lock = threading.Lock()
 
     def swap(self, tracing: Tracing | None) -> Tracing | None:
         with self._lock:
             previous, self.tracing = self.tracing, tracing
             return previous
+
+    def pin(self, tracing: Tracing) -> Tracing | None:
+        """Make `tracing` the pipeline until unpin(); returns the one it replaced."""
+        with self._lock:
+            previous, self.tracing, self.pinned = self.tracing, tracing, tracing
+            return previous
+
+    def unpin(self, previous: Tracing | None) -> None:
+        """Put back the pipeline pin() replaced."""
+        with self._lock:
+            self.tracing, self.pinned = previous, None
 
 
 ACTIVE = ActiveTracing()
@@ -183,6 +199,8 @@ def configure(
     )
     if settings.disabled:
         return None
+    if ACTIVE.pinned is not None:  # a test is capturing: its pipeline stays
+        return ACTIVE.pinned
     current = ACTIVE.tracing
     if current is not None and current.settings == settings and exporter is None and not isinstance(sampler, Sampler):
         return current

@@ -1,6 +1,7 @@
 """Each demo architecture end to end: deployed from its SAM template into the local cloud, driven
 by its traffic for a short bounded run (steady, burst, idle, steady), traced into a real
-`fluoro serve`, and then read back through the query API."""
+`fluoro serve`, and then read back through the query API and the tracer's pytest plugin
+(``fluoro_traces``, pointed at that collector: what it received during each test)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import pytest
 from demo_apps.architectures import Demo, DemoSettings
 from demo_apps.local_collector import LocalCollector, get_json, run_collector
 from tests.waiting import wait_until
+from tracer.testing.fluoro_traces import FluoroTraces, FoundTrace
 
 # A compressed cycle: the idle gap outlasts the environments' idle timeout, so cold starts recur.
 CYCLE = (("steady", 6.0, 1.0), ("burst", 3.0, 6.0), ("idle", 6.0, 0.0), ("steady", 5.0, 1.0))
@@ -30,6 +32,12 @@ Map = dict[str, Any]
 def collector() -> Iterator[LocalCollector]:
     with tempfile.TemporaryDirectory() as folder, run_collector(Path(folder) / "e2e.duckdb") as running:
         yield running
+
+
+@pytest.fixture
+def fluoro_collector_url(collector: LocalCollector) -> str:
+    """fluoro_traces reads this test's collector (the plugin's collector mode)."""
+    return collector.api_url
 
 
 @dataclass(frozen=True)
@@ -126,18 +134,9 @@ def figures(found: Map, name: str, kind: str) -> Map:
     return nodes(found)[(name, kind)]["figures"] or {}
 
 
-def traces(collector: LocalCollector, expression: str) -> list[Map]:
-    query = urllib.parse.urlencode({"filter": expression, "limit": 50})
-    return list(get_json(f"{collector.api_url}/api/traces?{query}")["traces"])
-
-
-def services_of(collector: LocalCollector, expression: str) -> set[str]:
-    """Every service in the traces the filter finds."""
-    return {service for t in traces(collector, expression) for service in t["services"]}
-
-
-def spans_of(collector: LocalCollector, trace_id: str) -> list[Map]:
-    return list(get_json(f"{collector.api_url}/api/traces/{trace_id}")["spans"])
+def services_of(found: list[FoundTrace]) -> set[str]:
+    """Every service in the traces found."""
+    return {span.service for trace in found for span in trace.spans}
 
 
 def consumers_are_linked(found: Map, consumers: list[str]) -> None:
@@ -166,7 +165,7 @@ def withdrawal_volleys(demo: Demo, volleys: int = 3, size: int = 8) -> None:
             time.sleep(1.0)  # the stage's bucket refills (12 a second)
 
 
-def test_banking(collector: LocalCollector) -> None:
+def test_banking(collector: LocalCollector, fluoro_traces: FluoroTraces) -> None:
     ran = run(collector, "banking", finale=withdrawal_volleys)
     wanted = [
         ("client", "bank-api/prod"),
@@ -194,17 +193,20 @@ def test_banking(collector: LocalCollector) -> None:
     assert figures(found, "bank-api/prod", "AWS::ApiGateway::Stage")["errors"] > 0  # 400s, 402s, 404s
     assert figures(found, "withdraw", "AWS::Lambda::Function")["faults"] > 0  # the downstream fault rate
     assert nodes(found)[("withdraw", "AWS::Lambda::Function")]["cold_start"]["inits"] > 0
-    cold = traces(collector, 'service("withdraw") AND cold_start')
-    assert cold and "Initialization" in {s["name"] for s in spans_of(collector, cold[0]["trace_id"])}
+    cold = fluoro_traces.find('service("withdraw") { cold_start }')
+    assert cold and "Initialization" in {s.name for s in cold[0].spans}
+    for caller, callee in wanted[1:]:  # the plugin's edges are the map's
+        fluoro_traces.assert_edge(caller, callee)
     # the standard workflow ran state by state, and its executions are on the map
     assert ran.states_entered and all(states[0] == "AssessFee" for states in ran.states_entered)
     assert any({"FreezeOrCharge", "RecordCase"} <= set(states) for states in ran.states_entered)
     assert figures(found, "overdraft-workflow", "AWS::StepFunctions::StateMachine")["requests"] > 0
     # the Powertools (X-Ray SDK) function joins the same traces as the OpenTelemetry ones
-    assert {"bank-api/prod", "withdraw", "notify-customer"} <= services_of(collector, 'service("notify-customer")')
+    notified = fluoro_traces.find('service("notify-customer")')
+    assert {"bank-api/prod", "withdraw", "notify-customer"} <= services_of(notified)
 
 
-def test_images(collector: LocalCollector) -> None:
+def test_images(collector: LocalCollector, fluoro_traces: FluoroTraces) -> None:
     ran = run(collector, "images", dead_letters_expected=True)
     wanted = [
         ("images-api/prod", "upload-image"),
@@ -224,10 +226,12 @@ def test_images(collector: LocalCollector) -> None:
     assert any("incoming/" in letter for letter in ran.dead_letters), "no corrupt upload reached the DLQ"
     assert figures(found, "resize-image", "AWS::Lambda::Function")["cold_starts"] > 0
     # the X-Ray SDK function's segments join the API's traces
-    assert {"images-api/prod", "image-info"} <= services_of(collector, 'service("image-info")')
+    assert {"images-api/prod", "image-info"} <= services_of(fluoro_traces.find('service("image-info")'))
+    fluoro_traces.assert_edge("image-uploads", "resize-image")  # the S3 event notification's hop
+    assert fluoro_traces.find('service("resize-image") { fault }')  # the corrupt uploads, found by filter
 
 
-def test_social(collector: LocalCollector) -> None:
+def test_social(collector: LocalCollector, fluoro_traces: FluoroTraces) -> None:
     ran = run(collector, "social", dead_letters_expected=True)
     wanted = [
         ("social-api/prod", "publish-post"),
@@ -245,11 +249,12 @@ def test_social(collector: LocalCollector) -> None:
     assert figures(found, "analyze-posts", "AWS::Lambda::Function")["faults"] > 0  # the poison records
     assert any("KinesisBatchInfo" in letter for letter in ran.dead_letters), "no poison record was set aside"
     assert ran.states_entered and all(states[0] == "Decide" for states in ran.states_entered)
-    moderation = traces(collector, 'service("moderation")')
+    moderation = fluoro_traces.find('service("moderation")')
     assert moderation
-    spans = spans_of(collector, moderation[0]["trace_id"])
-    assert {"Decide", "Record"} <= {s["name"] for s in spans}
-    assert "moderate-post" in {s["service"] for s in spans}  # the X-Ray SDK function, in the same trace
+    spans = moderation[0].spans
+    assert {"Decide", "Record"} <= {s.name for s in spans}
+    assert "moderate-post" in {s.service for s in spans}  # the X-Ray SDK function, in the same trace
+    fluoro_traces.assert_edge("posts", "analyze-posts")
 
 
 def test_each_architecture_is_a_group_with_only_its_own_traces(collector: LocalCollector) -> None:

@@ -71,25 +71,7 @@ def _one(t: dict[str, Tracing], n: int, rng: random.Random, start_ns: int) -> No
     )
     if status == 500:
         handler.set_status(StatusCode.ERROR, "ledger down")  # a fault from the status alone
-    call_ctx = trace_api.set_span_in_context(handler)
-    ddb = t["withdraw"].spans.start(
-        "DynamoDB.UpdateItem",
-        kind=SpanKind.CLIENT,
-        parent_context=call_ctx,
-        start_time_ns=start_ns + 2 * MS,
-        attributes={"rpc.system": "aws-api", "rpc.service": "DynamoDB", "aws.dynamodb.table_names": ("accounts",)},
-    )
-    if status == 429:
-        ddb.set_attributes({"fluoro.throttle": True, "fluoro.error": True})
-    ddb.end(start_ns + (3 + n % 7) * MS)
-    send = t["withdraw"].spans.start(
-        "SQS.SendMessage",
-        kind=SpanKind.PRODUCER,
-        parent_context=call_ctx,
-        start_time_ns=start_ns + 4 * MS,
-        attributes={"fluoro.target.type": "AWS::SQS::Queue", "fluoro.target.name": "alerts"},
-    )
-    send.end(start_ns + 5 * MS)
+    send = _calls(t["withdraw"], handler, n, status, start_ns)
     handler.end(start_ns + (20 + 13 * n) * MS)
     root.end(start_ns + (25 + 13 * n) * MS)
     if n % 3 == 0:
@@ -102,6 +84,30 @@ def _one(t: dict[str, Tracing], n: int, rng: random.Random, start_ns: int) -> No
             attributes={"faas.trigger": "pubsub", "fluoro.fault": n % 6 == 0},
         )
         consumer.end(start_ns + 70 * MS)
+
+
+def _calls(withdraw: Tracing, handler: trace_api.Span, n: int, status: int, start_ns: int) -> trace_api.Span:
+    """The handler's DynamoDB call (throttled with the request) and its queue send (returned)."""
+    call_ctx = trace_api.set_span_in_context(handler)
+    ddb = withdraw.spans.start(
+        "DynamoDB.UpdateItem",
+        kind=SpanKind.CLIENT,
+        parent_context=call_ctx,
+        start_time_ns=start_ns + 2 * MS,
+        attributes={"rpc.system": "aws-api", "rpc.service": "DynamoDB", "aws.dynamodb.table_names": ("accounts",)},
+    )
+    if status == 429:
+        ddb.set_attributes({"fluoro.throttle": True, "fluoro.error": True})
+    ddb.end(start_ns + (3 + n % 7) * MS)
+    send = withdraw.spans.start(
+        "SQS.SendMessage",
+        kind=SpanKind.PRODUCER,
+        parent_context=call_ctx,
+        start_time_ns=start_ns + 4 * MS,
+        attributes={"fluoro.target.type": "AWS::SQS::Queue", "fluoro.target.name": "alerts"},
+    )
+    send.end(start_ns + 5 * MS)
+    return send
 
 
 def captured_run() -> list[ReadableSpan]:
