@@ -294,7 +294,46 @@ def main() -> None:
     )
     print(f"  traced_tail_off / otel        {med['traced_tail_off'] / med['otel']:.3f}   (1% head, tail-keep off)")
 
+    print_tail_memory()
     print_import_costs(max(3, args.runs))
+
+
+TAIL_MEMORY = """
+import json, os, tracer
+from opentelemetry import context, trace
+
+def rss_kib():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+t = tracer.configure("mem", endpoint="http://127.0.0.1:9/v1/traces", sampler="always_off", set_global=False)
+roots = [t.spans.start("root", parent_context=context.Context()) for _ in range({traces})]
+before = rss_kib()
+for root in roots:  # five children each under roots that never end: held until the caps
+    parent = trace.set_span_in_context(root)
+    for _ in range(5):
+        t.spans.start("child", parent_context=parent, attributes={{"n": 1}}).end()
+stats = t.stats()
+print(json.dumps({{"held": stats.held_spans, "dropped": stats.dropped_spans, "grew_kib": rss_kib() - before}}))
+"""
+
+
+def print_tail_memory() -> None:
+    """Tail-keep's memory bound: traces whose roots never end hold at most the global cap."""
+    print("\nTail-keep memory (always_off, roots that never end, five ended children each)")
+    for traces in (2_000, 20_000, 200_000):
+        out = subprocess.run(
+            [sys.executable, "-c", TAIL_MEMORY.format(traces=traces)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        print(
+            f"  {traces * 5:>9,} children: held {got['held']:>5,} (cap 4,096), dropped {got['dropped']:>9,},"
+            f" RSS grew {got['grew_kib'] / 1024:6.1f} MiB"
+        )
 
 
 def print_import_costs(runs: int) -> None:

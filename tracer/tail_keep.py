@@ -33,6 +33,7 @@ from tracer.lightspan import LightSpan
 
 HEAD: Final = "head"
 SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
+KEPT_REMEMBERED: Final = 1024
 REASONS: Final = ("throttle", "error", "cold_start", "slow")  # the first that applies names the keep
 
 
@@ -118,6 +119,9 @@ class TailBuffer:
         self._kept: dict[str, int] = dict.fromkeys(REASONS, 0)
         self._discarded = 0
         self._dropped = 0
+        # The traces kept last, so a span that ends after its root (work left running) follows
+        # its trace out; one of a discarded trace is held until evicted, and counted as dropped.
+        self._kept_recently: dict[int, str] = {}
         self._lock = threading.Lock()
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -130,6 +134,11 @@ class TailBuffer:
 
     def _hold(self, span: ReadableSpan) -> None:
         trace_id = span._context.trace_id  # type: ignore[union-attr]
+        label = self._kept_recently.get(trace_id)
+        if label is not None:  # it ended after its root, which kept the trace: it goes too
+            _mark_kept(span, label)
+            self.downstream.on_end(span)
+            return
         reason = reason_of(span)
         with self._lock:
             held = self._held.get(trace_id)
@@ -177,6 +186,10 @@ class TailBuffer:
             return
         self._kept[reason] += 1
         label = "tail:" + reason
+        with self._lock:
+            self._kept_recently[root._context.trace_id] = label  # type: ignore[union-attr]
+            if len(self._kept_recently) > KEPT_REMEMBERED:
+                del self._kept_recently[next(iter(self._kept_recently))]
         for span in [*(held.spans if held is not None else ()), root]:
             _mark_kept(span, label)
             self.downstream.on_end(span)

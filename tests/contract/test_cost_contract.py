@@ -105,3 +105,25 @@ def test_head_sampled_spans_stand_for_the_requests_they_were_sampled_from(store:
     report = window_cost(store.reader, WINDOW, None, "node", PRICES)
     assert report.total == pytest.approx(100 * WARM) and report.entries[0].requests == 100
     assert trace_cost(store.reader, trace_bytes(6), WINDOW, PRICES).total == pytest.approx(WARM)  # its own cost
+
+
+def test_http_apis_fifo_queues_events_and_stream_records_are_priced_apart(store: Store) -> None:
+    calls = '{"rpc.method":"%s","messaging.batch.message_count":%d}'
+    rows = [
+        span(7, 1, None, 0, 0.01, service="shop/$default", kind="SERVER", origin="AWS::ApiGateway::Stage",
+             attributes='{"fluoro.apigateway.api_type":"HTTP"}'),
+        span(7, 2, 1, 0.001, 0.001, service="shop/$default", kind="PRODUCER", target_type="AWS::SQS::Queue",
+             target_name="orders.fifo", attributes='{"rpc.method":"SendMessage","messaging.message.body.size":70000}'),
+        span(7, 3, 1, 0.002, 0.001, service="shop/$default", kind="CLIENT", target_type="AWS::Events::EventBus",
+             target_name="bus", attributes=calls % ("PutEvents", 3)),
+        span(7, 4, 1, 0.003, 0.001, service="shop/$default", kind="CLIENT", target_type="AWS::Kinesis::Stream",
+             target_name="clicks", attributes=calls % ("PutRecords", 5)),
+        span(7, 5, 1, 0.004, 0.001, service="shop/$default", kind="CLIENT", target_type="AWS::Kinesis::Stream",
+             target_name="clicks", attributes=calls % ("GetRecords", 5)),  # reading is not a PUT unit
+    ]  # fmt: skip
+    store.write([batch(*rows)])
+    by_node = {e.name: e for e in window_cost(store.reader, WINDOW, None, "node", PRICES).entries}
+    assert by_node["shop/$default"].total == pytest.approx(1e-6)  # an HTTP API request
+    assert by_node["orders.fifo"].total == pytest.approx(2 * 5e-7)  # 70,000 bytes: two 64 KB requests
+    assert by_node["bus"].total == pytest.approx(3 * 1e-6)  # three events
+    assert by_node["clicks"].total == pytest.approx(5 * 1.4e-8)  # five records put, none for the read

@@ -267,3 +267,14 @@ def test_spans_of_other_instrumentations_are_held_and_kept_with_their_trace(unsa
     with sdk.start_as_current_span("an SDK root") as root:  # a root the SDK starts: held, then dropped
         assert root.is_recording() and not root.get_span_context().trace_flags.sampled
     assert len(unsampled.exported()) == 2
+
+
+def test_a_span_that_ends_after_its_kept_root_follows_its_trace() -> None:
+    p = pipeline()
+    root = p.tracing.spans.start("root", parent_context=context_api.Context())
+    late = p.tracing.spans.start("left running", parent_context=trace_api.set_span_in_context(root))
+    root.set_attribute(semconv.FAULT, True)
+    root.end()
+    late.end()
+    assert p.reasons() == {"root": "tail:error", "left running": "tail:error"}
+    p.tracing.shutdown()
