@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind, get_current_span
 
 from tracer.handler import HandlerOptions, wrap_handler
 from tracer.runtime import ACTIVE, Tracing
-from tracer.scope import OpenSpan, close_span, fail_span, open_span
+from tracer.scope import OpenSpan, close_span, fail_span, open_span, open_span_under
 
 F = TypeVar("F", bound=Callable[..., Any])
 AnnotationValue = str | int | float | bool
@@ -36,12 +36,16 @@ class TracedOptions:
     annotations: Mapping[str, AnnotationValue] = field(default_factory=dict)
 
 
-def skip_under(tracing: Tracing) -> bool:
-    """True under an unsampled parent whose decision the sampler honours and that tail-keep does
-    not record under: the call is untraced. Checked first, so that path is one context lookup."""
-    parent_span = get_current_span()
+def open_traced(tracing: Tracing, name: str, kind: SpanKind, annotations: Mapping[str, Any] | None) -> OpenSpan | None:
+    """A call's span, or None when the call is untraced: under an unsampled parent whose decision
+    the sampler honours and that tail-keep does not record under. The current context is looked
+    up once, for both the decision and the span's parent, so the untraced path is that lookup."""
+    ctx = context_api.get_current()
+    parent_span = get_current_span(ctx)
     parent = parent_span.get_span_context()
-    return not parent.trace_flags.sampled and parent.is_valid and tracing.spans.skips(parent_span, parent)
+    if not parent.trace_flags.sampled and parent.is_valid and tracing.spans.skips(parent_span, parent):
+        return None
+    return open_span_under(tracing, ctx, parent, name, kind, annotations)
 
 
 def span_name_for(fn: Callable[..., Any], options: TracedOptions) -> str:
@@ -67,9 +71,9 @@ def _wrap_plain(fn: Callable[..., Any], name: str, options: TracedOptions) -> Ca
     @functools.wraps(fn)
     def traced_call(*args: Any, **kwargs: Any) -> Any:
         tracing = ACTIVE.tracing
-        if tracing is None or skip_under(tracing):
+        if tracing is None:
             return fn(*args, **kwargs)
-        opened = open_span(tracing, name, kind, annotations=annotations)
+        opened = open_traced(tracing, name, kind, annotations)
         if opened is None:
             return fn(*args, **kwargs)
         try:
@@ -90,9 +94,9 @@ def _wrap_coroutine(fn: Callable[..., Any], name: str, options: TracedOptions) -
     @functools.wraps(fn)
     async def traced_call(*args: Any, **kwargs: Any) -> Any:
         tracing = ACTIVE.tracing
-        if tracing is None or skip_under(tracing):
+        if tracing is None:
             return await fn(*args, **kwargs)
-        opened = open_span(tracing, name, kind, annotations=annotations)
+        opened = open_traced(tracing, name, kind, annotations)
         if opened is None:
             return await fn(*args, **kwargs)
         try:

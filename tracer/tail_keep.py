@@ -113,6 +113,7 @@ class TailBuffer:
         # Before a Lambda environment's first invocation, spans have no invocation trace yet:
         # they go on to the init buffer, which joins them to the first (cold, so kept) one.
         self._in_init_phase = in_init_phase
+        self._init_phase_over = False
         self._slow_ns = int(settings.slow_ms * 1e6) if settings.slow_ms is not None else None
         self._held: dict[int, _HeldTrace] = {}  # insertion order: the oldest trace first
         self._held_spans = 0
@@ -174,11 +175,13 @@ class TailBuffer:
                 held = self._held.pop(root._context.trace_id, None)  # type: ignore[union-attr]
                 if held is not None:
                     self._held_spans -= len(held.spans)
-        if self._in_init_phase():
-            for span in [*(held.spans if held is not None else ()), root]:
-                self.downstream.on_end(span)
-            return
-        reason = first_reason(reason_of(root), held.reason if held is not None else None)
+        if not self._init_phase_over:
+            if self._in_init_phase():
+                for span in [*(held.spans if held is not None else ()), root]:
+                    self.downstream.on_end(span)
+                return
+            self._init_phase_over = True  # an environment's init phase never comes back
+        reason = reason_of(root) if held is None else first_reason(reason_of(root), held.reason)
         if reason is None and self._slow_ns is not None and self._took_ns(root) > self._slow_ns:
             reason = "slow"
         if reason is None:
