@@ -31,7 +31,6 @@ from opentelemetry.util.types import Attributes
 from tracer import semconv
 from tracer.lightspan import LightSpan
 
-HEAD: Final = "head"
 SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
 KEPT_REMEMBERED: Final = 1024
 REASONS: Final = ("throttle", "error", "cold_start", "slow")  # the first that applies names the keep
