@@ -29,6 +29,7 @@ from collector.storage.protocols import StoreUnavailable
 from ui.groups_cli import daemon_options, groups_command
 from ui.serve import Listeners, PortBusy, bind_all, serve
 from ui.terminal import Answer, ApiError, cost_table, fetch, map_tables, print_tables, traces_table, window_params
+from ui.trace_terminal import trace_command
 from ui.web.app import create_app
 from ui.web.security import SessionPolicy
 
@@ -284,6 +285,7 @@ def serve_command(
 
 
 main.add_command(groups_command)
+main.add_command(trace_command)
 
 
 def _lake_location(lake: str | None, lake_data: str | None) -> LakeLocation | None:

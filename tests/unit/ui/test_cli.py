@@ -54,6 +54,7 @@ def test_help_lists_every_setting() -> None:
     assert "serve" in CliRunner().invoke(main, ["--help"]).output
     assert "groups" in CliRunner().invoke(main, ["--help"]).output
     assert "cost" in CliRunner().invoke(main, ["--help"]).output
+    assert "trace " in CliRunner().invoke(main, ["--help"]).output
 
 
 @pytest.mark.parametrize("url", ["ftp://hook", "hook.example.com", "http:// spaced", "javascript:alert(1)"])

@@ -1,0 +1,118 @@
+"""``fluoro trace ID``: one trace in the terminal, as a tree of spans with their figures.
+
+Each span shows its node, name, what it called, its duration and start offset, its flags and
+whether it is on the critical path (what set the trace's duration); the trace's linked consumers
+follow it. Every string came from a span, so each is printed inert (ui/terminal.inert): no
+markup, control characters escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.parse
+from collections.abc import Sequence
+
+import click
+import pydantic
+from rich.console import Console
+from rich.text import Text
+from rich.tree import Tree
+
+from collector.cost.report import CostReport
+from collector.query.critical_path import CriticalPath
+from collector.query.trace_view import SpanView, TraceView
+from ui.groups_cli import daemon_options
+from ui.terminal import ApiError, fetch, inert
+
+MAX_SPANS_SHOWN = 2000
+PIPED_WIDTH = 4000
+
+
+def _flags(span: SpanView) -> list[str]:
+    found = [name for name in ("fault", "error", "throttle") if getattr(span, name)]
+    if span.cold_start:
+        found.append("cold start")
+    if span.in_progress:
+        found.append("in progress")
+    return found
+
+
+def span_label(span: SpanView, trace_start_ns: int, on_path: bool) -> Text:
+    """One span's line: node, name, target, duration, offset, flags, critical-path mark."""
+    label = Text()
+    label.append_text(inert(span.service))
+    if span.origin:
+        label.append(" (").append_text(inert(span.origin)).append(")")
+    label.append("  ").append_text(inert(span.name))
+    if span.target is not None:
+        label.append(" -> ").append_text(inert(span.target.name or ""))
+        label.append(" (").append_text(inert(span.target.type)).append(")")
+    label.append(f"  {span.duration_ms:,.1f} ms  +{(span.start_ns - trace_start_ns) / 1e6:,.1f} ms")
+    flags = _flags(span)
+    if flags:
+        label.append(f"  [{', '.join(flags)}]", style="bold red" if "fault" in flags else "yellow")
+    if on_path:
+        label.append("  ◆ critical path", style="bold")
+    return label
+
+
+def trace_tree(view: TraceView, path: CriticalPath | None) -> Tree:
+    """The trace's spans as a tree (children by start time); orphans hang off the root line."""
+    spans: Sequence[SpanView] = sorted(view.spans, key=lambda s: (s.start_ns, s.span_id))[:MAX_SPANS_SHOWN]
+    start_ns = min((s.start_ns for s in spans), default=0)
+    on_path = set(path.span_ids) if path is not None else set()
+    ids = {s.span_id for s in spans}
+    root = Tree(Text(f"trace {view.trace_id}  ({len(view.spans)} spans)"))
+    nodes: dict[str, Tree] = {}
+    pending = list(spans)
+    while pending:  # parents before children: each pass places what it can
+        placed_any = False
+        for span in list(pending):
+            parent = span.parent_span_id if span.parent_span_id in ids else None
+            if parent is not None and parent not in nodes:
+                continue
+            branch = nodes[parent] if parent is not None else root
+            nodes[span.span_id] = branch.add(span_label(span, start_ns, span.span_id in on_path))
+            pending.remove(span)
+            placed_any = True
+        if not placed_any:  # a cycle of parents (hostile ids): the rest at the root
+            for span in pending:
+                root.add(span_label(span, start_ns, span.span_id in on_path))
+            break
+    return root
+
+
+@click.command("trace")
+@click.argument("trace_id")
+@daemon_options
+@click.option("--format", "output", default="text", type=click.Choice(["text", "json"]), help="Tree or JSON.")
+def trace_command(trace_id: str, api_url: str, token: str | None, output: str) -> None:
+    """Show one trace as a tree: durations, flags, cold starts, the critical path and its cost.
+
+    \b
+    Examples:
+      fluoro trace 1-5759e988-bd862e3fe1be46a994272793
+      fluoro trace 5759e988bd862e3fe1be46a994272793 --format json
+    """
+    base = f"/api/traces/{urllib.parse.quote(trace_id, safe='')}"  # an id is never part of the path's shape
+    try:
+        view = fetch(api_url, base, {}, token, TraceView)
+        path = fetch(api_url, f"{base}/critical-path", {}, token, CriticalPath)
+        cost = fetch(api_url, f"{base}/cost", {}, token, CostReport)
+    except ApiError as exc:
+        raise click.ClickException(str(exc)) from None
+    if output == "json":
+        parts = {"trace": view, "critical_path": path, "cost": cost}
+        as_json = {
+            key: pydantic.TypeAdapter(type(value)).dump_python(value, mode="json") for key, value in parts.items()
+        }
+        click.echo(json.dumps(as_json, indent=2))
+        return
+    # In a terminal, rich fits the tree to its width; piped, a span is one line, however long.
+    console = Console() if sys.stdout.isatty() else Console(width=PIPED_WIDTH)
+    console.print(trace_tree(view, path))
+    steps = " -> ".join(f"{s.service}: {s.name} ({s.duration_ms:,.1f} ms)" for s in path.segments)
+    console.print(Text("critical path: ").append_text(inert(steps)).append(f"  = {path.duration_ms:,.1f} ms"))
+    if cost.entries:
+        console.print(Text(f"cost: {cost.total:,.6f} {cost.currency} ({cost.region} prices of {cost.prices_taken})"))
