@@ -26,6 +26,7 @@ from collector.model import SpanBatch
 from collector.normalize.admission import TimeBounds, admit
 from collector.receivers.otlp_http import OtlpHttpReceiver, OtlpReceiverSettings, decode_logged_request
 from collector.receivers.xray_udp import XRayReceiverSettings, XRayUdpReceiver
+from collector.span_metrics import SpanMetrics
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.lake_location import LakeLocation
 from collector.storage.lake_map import LakeMapTables
@@ -106,6 +107,7 @@ class Collector:
         self.groups = self.store.groups
         self.insights = self.store.insights
         self.reader = FreshReader(self.store.reader, self.ingest.pipeline.flush if self.ingest else _nothing)
+        self.span_metrics = SpanMetrics(self.reader)  # the services' metrics, counted from now on
         self.insight_watch: InsightWatch | None = None
         self._insight_keeper: Housekeeper | None = None
         if not settings.read_only:

@@ -8,7 +8,7 @@ no-op when nothing waits), so a trace is there as soon as the request that sent 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from collector.storage.protocols import (
@@ -77,3 +77,7 @@ class FreshReader:
     ) -> list[CostLine]:
         self._catch_up()
         return self._reader.cost_lines(window, expr, key, prices, limit, trace_id)
+
+    def operation_rows(self, window: TimeWindow, bounds_s: Sequence[float]) -> list[tuple[Any, ...]]:
+        self._catch_up()
+        return self._reader.operation_rows(window, bounds_s)

@@ -29,6 +29,8 @@ from collector.engine import Collector
 from collector.storage.protocols import StoreUnavailable
 from spanlang.filter_ast import FilterError
 
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
 
 def validation_message(exc: RequestValidationError) -> str:
     """'limit: Input should be greater than or equal to 1' for each parameter FastAPI refused."""
@@ -85,7 +87,15 @@ def create_query_app(
 
     @app.get("/metrics", dependencies=guarded, summary="Prometheus metrics")
     def metrics() -> Response:
-        return Response(collector.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(collector.metrics.exposition(), media_type=PROMETHEUS_TEXT)
+
+    @app.get(
+        "/metrics/spans",
+        dependencies=guarded,
+        summary="Span metrics for Prometheus: requests, failures and latency per node, operation and edge",
+    )
+    def span_metrics() -> Response:
+        return Response(collector.span_metrics.exposition(), media_type=PROMETHEUS_TEXT)
 
     return app
 

@@ -7,13 +7,13 @@ beside the writer. Driver errors become StoreUnavailable here, once.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import duckdb
 import orjson
 
-from collector.storage import cost_sql, group_rollup, map_sql, search_sql
+from collector.storage import cost_sql, group_rollup, map_sql, operations_sql, search_sql
 from collector.storage import duckdb_sql as sql
 from collector.storage.protocols import (
     CostKey,
@@ -118,6 +118,9 @@ class DuckDBReader:
         self, window: TimeWindow, expr: ast.Expr | None, subject: Subject, grouping: Grouping
     ) -> list[tuple[Any, ...]]:
         return self.rows(map_sql.figures_statement(window, expr, subject, grouping), "reading analytics")
+
+    def operation_rows(self, window: TimeWindow, bounds_s: Sequence[float]) -> list[tuple[Any, ...]]:
+        return self.rows(operations_sql.operations_statement(window, bounds_s), "reading span metrics")
 
     def cost_lines(
         self,

@@ -240,6 +240,9 @@ class SpanReader(Protocol):
     ) -> list[tuple[Any, ...]]:
         """Analytics: per group key, the figure columns FigureAccumulator.add reads (key first)."""
 
+    def operation_rows(self, window: TimeWindow, bounds_s: Sequence[float]) -> list[tuple[Any, ...]]:
+        """Span metrics: the window's entry spans per node and operation (storage/operations_sql.py)."""
+
     def cost_lines(
         self,
         window: TimeWindow,
