@@ -81,3 +81,7 @@ class FreshReader:
     def operation_rows(self, window: TimeWindow, bounds_s: Sequence[float]) -> list[tuple[Any, ...]]:
         self._catch_up()
         return self._reader.operation_rows(window, bounds_s)
+
+    def operations(self, window: TimeWindow, service: str, kind: str | None, limit: int) -> list[tuple[str, str]]:
+        self._catch_up()
+        return self._reader.operations(window, service, kind, limit)

@@ -20,6 +20,7 @@ from collector.allowed_hosts import AllowedHosts
 from collector.api.cost_routes import cost_routes
 from collector.api.group_routes import group_routes
 from collector.api.insight_routes import insight_routes
+from collector.api.jaeger_routes import jaeger_routes
 from collector.api.map_routes import map_routes
 from collector.api.params import BadParameter
 from collector.api.problems import EVERY_ROUTE, document_without_422
@@ -73,6 +74,7 @@ def create_query_app(
     app.include_router(trace_routes(collector, guarded))
     app.include_router(map_routes(collector, guarded))
     app.include_router(cost_routes(collector, guarded))
+    app.include_router(jaeger_routes(collector, guarded))
     app.state.groups = collector.groups  # group_routes.selected reads them
     app.include_router(group_routes(collector.groups, guarded))
     app.include_router(insight_routes(collector.insights, guarded))

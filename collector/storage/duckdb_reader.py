@@ -119,6 +119,10 @@ class DuckDBReader:
     ) -> list[tuple[Any, ...]]:
         return self.rows(map_sql.figures_statement(window, expr, subject, grouping), "reading analytics")
 
+    def operations(self, window: TimeWindow, service: str, kind: str | None, limit: int) -> list[tuple[str, str]]:
+        statement = Statement(sql.OPERATIONS, (window.start_ns, window.end_ns, service, kind, kind, limit))
+        return [(str(name), str(kind_of)) for name, kind_of in self.rows(statement, "listing operations")]
+
     def operation_rows(self, window: TimeWindow, bounds_s: Sequence[float]) -> list[tuple[Any, ...]]:
         return self.rows(operations_sql.operations_statement(window, bounds_s), "reading span metrics")
 

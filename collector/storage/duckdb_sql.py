@@ -170,6 +170,13 @@ SERVICES: Final = """
     GROUP BY service ORDER BY service
 """
 
+# A service's operations (span names) and their kinds, for Jaeger's API (collector/api/jaeger_routes.py).
+OPERATIONS: Final = """
+    SELECT DISTINCT name, kind FROM spans
+    WHERE start_ns >= ? AND start_ns < ? AND service = ? AND (? IS NULL OR kind = ?)
+    ORDER BY name, kind LIMIT ?
+"""
+
 TRACE_SPANS: Final = """
     SELECT s.* EXCLUDE (resource_id), r.resource FROM spans s
     LEFT JOIN (SELECT DISTINCT resource_id, resource FROM resources) r ON r.resource_id = s.resource_id

@@ -240,6 +240,9 @@ class SpanReader(Protocol):
     ) -> list[tuple[Any, ...]]:
         """Analytics: per group key, the figure columns FigureAccumulator.add reads (key first)."""
 
+    def operations(self, window: TimeWindow, service: str, kind: str | None, limit: int) -> list[tuple[str, str]]:
+        """A service's (span name, kind) pairs in the window, by name (of that kind only, when given)."""
+
     def operation_rows(self, window: TimeWindow, bounds_s: Sequence[float]) -> list[tuple[Any, ...]]:
         """Span metrics: the window's entry spans per node and operation (storage/operations_sql.py)."""
 
