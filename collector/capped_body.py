@@ -18,7 +18,7 @@ async def read_capped(request: Request, limit: int, reservation: Reservation | N
     """The body of `request`, at most `limit` bytes; BodyTooLarge past it (declared or streamed).
     With a `reservation`, its bytes are reserved as they arrive (Busy when the bound is reached)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:  # "²".isdigit()
         raise BodyTooLarge(f"body of {declared} bytes exceeds {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():

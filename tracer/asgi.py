@@ -53,7 +53,7 @@ def request_attributes(scope: Scope, headers: Mapping[str, str]) -> dict[str, An
     if "host" in headers:
         host, _, port = headers["host"].partition(":")
         attributes[semconv.SERVER_ADDRESS] = host
-        if port.isdigit():
+        if port.isascii() and port.isdigit():  # "²".isdigit(), yet int() refuses it
             attributes[semconv.SERVER_PORT] = int(port)
     if "user-agent" in headers:
         attributes[semconv.USER_AGENT] = headers["user-agent"]

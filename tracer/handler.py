@@ -94,7 +94,7 @@ def invocation_attributes(event: object, context: object, trigger: Trigger, cold
     }
     attributes.update({k: str(v) for k, v in fields.items() if v})
     memory_mb = getattr(context, "memory_limit_in_mb", None)
-    if isinstance(memory_mb, int) or (isinstance(memory_mb, str) and memory_mb.isdigit()):
+    if isinstance(memory_mb, int) or (isinstance(memory_mb, str) and memory_mb.isascii() and memory_mb.isdigit()):
         attributes[semconv.FAAS_MAX_MEMORY] = int(memory_mb) * 1024 * 1024
     if trigger.name == "http" and isinstance(event, Mapping):
         attributes.update(http_attributes(event))

@@ -21,7 +21,13 @@ from spanlang import filter_ast as ast
 
 MAX_TRACES: Final = 1000
 _UNITS: Final = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-_DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", re.ASCII)
+MAX_DURATION_NS: Final = 10**9 * 9_200_000_000  # what responsetime can compare (the filter parser's bound)
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: "²".isdigit(), yet int() refuses it."""
+    return text.isascii() and text.isdigit()
 
 
 class JaegerBadRequest(ValueError):
@@ -33,13 +39,16 @@ def parse_duration_ns(text: str, name: str) -> int:
     parts = _DURATION.findall(text)
     if not text or "".join(n + u for n, u in parts) != text.strip():
         raise JaegerBadRequest(f"{name}: {text[:40]!r} is not a duration like 1.2s, 150ms or 1m30s")
-    return round(sum(float(number) * _UNITS[unit] for number, unit in parts))
+    duration_ns = round(sum(float(number) * _UNITS[unit] for number, unit in parts))
+    if duration_ns > MAX_DURATION_NS:
+        raise JaegerBadRequest(f"{name}: {text[:40]!r} is longer than any trace")
+    return duration_ns
 
 
 def micros(text: str | None, default_us: int, name: str) -> int:
     if text is None or text == "":
         return default_us
-    if not text.isdigit() or len(text) > 19:
+    if not _digits(text) or len(text) > 18:
         raise JaegerBadRequest(f"{name}: {text[:40]!r} is not a time in microseconds since the epoch")
     return int(text)
 
@@ -47,7 +56,7 @@ def micros(text: str | None, default_us: int, name: str) -> int:
 def _count(text: str | None, default: int, name: str) -> int:
     if not text:
         return default
-    if not text.isdigit() or len(text) > 4 or not 0 < int(text) <= MAX_TRACES:
+    if not _digits(text) or len(text) > 4 or not 0 < int(text) <= MAX_TRACES:
         raise JaegerBadRequest(f"{name}: a number from 1 to {MAX_TRACES}")
     return int(text)
 
@@ -70,7 +79,7 @@ def _tag_tests(text: str | None) -> list[ast.Expr]:
             flags = ast.Or((ast.BoolTest("error"), ast.BoolTest("fault")))
             tests.append(flags if value.lower() == "true" else ast.Not(flags))
         elif key == "http.status_code":
-            if not value.isdigit() or len(value) > 3:
+            if not _digits(value) or len(value) > 3:
                 raise JaegerBadRequest("tags: http.status_code must be a number")
             tests.append(ast.NumTest("http.status", "=", float(value)))
         elif key in ("http.method", "http.url"):

@@ -95,9 +95,8 @@ class IngestLog:
             names = os.listdir(self._directory)
         except OSError as exc:
             raise StoreUnavailable(f"cannot list the ingest log's directory {self._directory}: {exc}") from exc
-        return sorted(
-            int(name[len(prefix) :]) for name in names if name.startswith(prefix) and name[len(prefix) :].isdigit()
-        )
+        suffixes = (name[len(prefix) :] for name in names if name.startswith(prefix))
+        return sorted(int(suffix) for suffix in suffixes if suffix.isascii() and suffix.isdigit())  # "²".isdigit()
 
     def replay(self) -> list[bytes]:
         """Every whole record, sealed segments first; the open segment's torn tail is cut off."""

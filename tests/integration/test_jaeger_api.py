@@ -122,6 +122,10 @@ def test_dependencies_are_the_maps_edges(daemon: Daemon, traffic: dict[str, Any]
         ("/jaeger/api/traces/zzz", {}, 400, "trace id"),
         ("/jaeger/api/traces/0123456789abcdef0123456789abcdef", {}, 404, "not found"),
         ("/jaeger/api/dependencies", {"lookback": "-5"}, 400, "lookback"),
+        ("/jaeger/api/dependencies", {"endTs": "²"}, 400, "endTs"),
+        ("/jaeger/api/traces", {"service": "gateway", "maxDuration": "99999999999999h"}, 400, "longer"),
+        ("/jaeger/api/traces", {"service": "gateway", "limit": "٣"}, 400, "limit"),
+        ("/jaeger/api/traces", {"service": "gateway", "tags": '{"http.status_code": "²"}'}, 400, "number"),
     ],
 )
 def test_bad_requests_get_jaegers_error_shape(

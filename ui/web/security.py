@@ -90,7 +90,7 @@ def session_value(token: str, issued_s: int) -> str:
 def session_issued_s(cookie: str, token: str, policy: SessionPolicy, now_s: float) -> int | None:
     """When a valid, unexpired session cookie was issued; None for any other cookie."""
     issued, dot, _ = cookie.partition(".")
-    if not dot or not issued.isdigit() or len(issued) > 12:
+    if not dot or not (issued.isascii() and issued.isdigit()) or len(issued) > 12:  # "²".isdigit()
         return None
     if not hmac.compare_digest(cookie, session_value(token, int(issued))):
         return None

@@ -36,7 +36,7 @@ def build_app(recorder: Recorder, **options: Any) -> FastAPI:
     return app
 
 
-def get(app: FastAPI, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+def get(app: FastAPI, path: str, headers: dict[str, str] | dict[bytes, bytes] | None = None) -> httpx.Response:
     async def call() -> httpx.Response:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://api.local") as client:
@@ -94,3 +94,10 @@ def test_fixed_name_and_origin_for_a_gateway_stage(recorder: Recorder) -> None:
     span = recorder.by_name("bank/prod")
     assert attributes_of(span)[semconv.ORIGIN] == "AWS::ApiGateway::Stage"
     assert attributes_of(span)[semconv.HTTP_ROUTE] == "/items/{item_id}"
+
+
+def test_a_host_with_a_port_that_only_looks_numeric_is_served(recorder: Recorder) -> None:
+    response = get(build_app(recorder), "/items/1", {b"host": b"api.local:\xb2"})  # "²".isdigit(), int() refuses
+    assert response.status_code == 200
+    (span,) = [s for s in recorder.spans() if s.kind.name == "SERVER"]
+    assert span.attributes is not None and "server.port" not in span.attributes

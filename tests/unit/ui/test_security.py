@@ -39,7 +39,7 @@ def test_a_cookie_cannot_be_moved_in_time_or_kept_past_a_new_token() -> None:
     assert session_issued_s(f"{int(issued) + 3600}.{mac}", TOKEN, POLICY, now + 3600) is None
     assert session_issued_s(cookie, "another-token", POLICY, now) is None
     assert session_issued_s(session_value(TOKEN, int(now) + 3600), TOKEN, POLICY, now) is None  # from the future
-    for junk in ("", ".", "abc.def", "1" * 40 + ".x", TOKEN):
+    for junk in ("", ".", "abc.def", "1" * 40 + ".x", TOKEN, "\u00b2.x", "\u0663\u0663.x"):  # "²".isdigit()
         assert session_issued_s(junk, TOKEN, POLICY, now) is None
 
 
