@@ -106,6 +106,7 @@ def main(which: str, duration_s: float, rps: float, fault_rate: float, collector
             rows = demo.snapshot()
             demo.stop()
         if ui_url:
+            console.print()  # the live table's last frame ends without one
             console.print(cost_table(ui_url, rows, time.time() - (time.monotonic() - started)))
     console.print("stopped")
 
