@@ -58,28 +58,30 @@ def span_label(span: SpanView, trace_start_ns: int, on_path: bool) -> Text:
 
 
 def trace_tree(view: TraceView, path: CriticalPath | None) -> Tree:
-    """The trace's spans as a tree (children by start time); orphans hang off the root line."""
+    """The trace's spans as a tree (children by start time); a span whose parent is not among
+    them, or that only a cycle of hostile parent ids reaches, hangs off the root line."""
     spans: Sequence[SpanView] = sorted(view.spans, key=lambda s: (s.start_ns, s.span_id))[:MAX_SPANS_SHOWN]
     start_ns = min((s.start_ns for s in spans), default=0)
     on_path = set(path.span_ids) if path is not None else set()
     ids = {s.span_id for s in spans}
+    children: dict[str | None, list[SpanView]] = {}
+    for span in spans:
+        children.setdefault(span.parent_span_id if span.parent_span_id in ids else None, []).append(span)
     root = Tree(Text(f"trace {view.trace_id}  ({len(view.spans)} spans)"))
-    nodes: dict[str, Tree] = {}
-    pending = list(spans)
-    while pending:  # parents before children: each pass places what it can
-        placed_any = False
-        for span in list(pending):
-            parent = span.parent_span_id if span.parent_span_id in ids else None
-            if parent is not None and parent not in nodes:
+    placed: set[str] = set()
+
+    def place(tops: Sequence[SpanView]) -> None:
+        stack = [(root, span) for span in reversed(tops)]
+        while stack:
+            branch, span = stack.pop()
+            if span.span_id in placed:
                 continue
-            branch = nodes[parent] if parent is not None else root
-            nodes[span.span_id] = branch.add(span_label(span, start_ns, span.span_id in on_path))
-            pending.remove(span)
-            placed_any = True
-        if not placed_any:  # a cycle of parents (hostile ids): the rest at the root
-            for span in pending:
-                root.add(span_label(span, start_ns, span.span_id in on_path))
-            break
+            placed.add(span.span_id)
+            node = branch.add(span_label(span, start_ns, span.span_id in on_path))
+            stack.extend((node, child) for child in reversed(children.get(span.span_id, [])))
+
+    place(children.get(None, []))
+    place([span for span in spans if span.span_id not in placed])  # in a cycle: never reached
     return root
 
 
