@@ -47,15 +47,15 @@ def matching_traces(expr: ast.Expr, spans: Sequence[HeldSpan]) -> list[str]:
     by_trace: dict[str, list[HeldSpan]] = {}
     for span in spans:
         by_trace.setdefault(span.trace_id, []).append(span)
-    every_hop = hops(spans)
+    hops_by_trace: dict[str, list[Hop]] = {}
+    for hop in hops(spans):
+        hops_by_trace.setdefault(hop.span.trace_id, []).append(hop)
     found = []
     for root in sorted((s for s in spans if s.is_root and not s.in_progress), key=lambda s: (s.start_ns, s.trace_id)):
-        trace = _Trace(
-            root, tuple(by_trace[root.trace_id]), tuple(h for h in every_hop if h.span.trace_id == root.trace_id)
-        )
-        if _trace_level(expr, trace) is True and root.trace_id not in found:
+        trace = _Trace(root, tuple(by_trace[root.trace_id]), tuple(hops_by_trace.get(root.trace_id, ())))
+        if _trace_level(expr, trace) is True:
             found.append(root.trace_id)
-    return found
+    return list(dict.fromkeys(found))  # a trace with several roots once
 
 
 def _check_nesting(expr: ast.Expr | None, inside: str | None) -> None:

@@ -16,10 +16,12 @@ from typing import Final
 
 import orjson
 
+from collector.api.params import MAX_EPOCH_S, MAX_WINDOW_S
 from collector.storage.protocols import TimeWindow
 from spanlang import filter_ast as ast
 
 MAX_TRACES: Final = 1000
+MAX_EPOCH_US: Final = int(MAX_EPOCH_S) * 10**6  # within int64 nanoseconds, as the rest of the API
 _UNITS: Final = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 _DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", re.ASCII)
 MAX_DURATION_NS: Final = 10**9 * 9_200_000_000  # what responsetime can compare (the filter parser's bound)
@@ -45,12 +47,22 @@ def parse_duration_ns(text: str, name: str) -> int:
     return duration_ns
 
 
-def micros(text: str | None, default_us: int, name: str) -> int:
+def whole_number(text: str | None, default: int, name: str, most: int, unit: str) -> int:
+    """A time or a span in `unit` (microseconds, milliseconds), at most `most`."""
     if text is None or text == "":
-        return default_us
-    if not _digits(text) or len(text) > 18:
-        raise JaegerBadRequest(f"{name}: {text[:40]!r} is not a time in microseconds since the epoch")
+        return default
+    if not _digits(text) or len(text) > len(str(most)) or int(text) > most:
+        raise JaegerBadRequest(f"{name}: {text[:40]!r} is not a number of {unit} up to {most}")
     return int(text)
+
+
+def bounded_window(start_ns: int, end_ns: int) -> TimeWindow:
+    """[start, end), refused as the rest of the API refuses it: empty, or longer than its bound."""
+    if start_ns >= end_ns:
+        raise JaegerBadRequest("start must be before end")
+    if end_ns - start_ns > MAX_WINDOW_S * 10**9:
+        raise JaegerBadRequest(f"the window may span at most {MAX_WINDOW_S // 86400} days")
+    return TimeWindow(start_ns, end_ns)
 
 
 def _count(text: str | None, default: int, name: str) -> int:
@@ -126,11 +138,10 @@ def trace_search(
     """The search `GET /jaeger/api/traces` asks for; JaegerBadRequest says what is wrong."""
     if not service:
         raise JaegerBadRequest("parameter 'service' is required")
-    end_us = micros(end, time.time_ns() // 1000, "end")
-    start_us = micros(start, end_us - 3600 * 10**6, "start")
-    if start_us >= end_us:
-        raise JaegerBadRequest("start must be before end")
+    end_us = whole_number(end, time.time_ns() // 1000, "end", MAX_EPOCH_US, "microseconds since the epoch")
+    start_us = whole_number(start, end_us - 3600 * 10**6, "start", MAX_EPOCH_US, "microseconds since the epoch")
+    window = bounded_window(start_us * 1000, end_us * 1000)
     least = parse_duration_ns(min_duration, "minDuration") if min_duration else None
     most = parse_duration_ns(max_duration, "maxDuration") if max_duration else None
     expr = search_expression(service, operation, least, most, _tag_tests(tags))
-    return TraceSearch(TimeWindow(start_us * 1000, end_us * 1000), expr, _count(limit, 20, "limit"))
+    return TraceSearch(window, expr, _count(limit, 20, "limit"))

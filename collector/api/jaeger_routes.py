@@ -17,8 +17,8 @@ from typing import Any, Final
 from fastapi import APIRouter, params
 from fastapi.responses import JSONResponse
 
-from collector.api.jaeger_params import JaegerBadRequest, micros, trace_search
-from collector.api.params import BadParameter, parse_trace_id
+from collector.api.jaeger_params import MAX_EPOCH_US, JaegerBadRequest, bounded_window, trace_search, whole_number
+from collector.api.params import MAX_WINDOW_S, BadParameter, parse_trace_id
 from collector.engine import Collector
 from collector.query.jaeger_model import jaeger_trace
 from collector.query.service_map import MapQuery, service_map
@@ -127,11 +127,11 @@ def _trace_routes(router: APIRouter, reader: SpanReader) -> None:
     @router.get("/dependencies", summary="Jaeger: calls between services (the map's edges)")
     def dependencies(endTs: str | None = None, lookback: str | None = None) -> JSONResponse:
         try:
-            end_ms = micros(endTs, time.time_ns() // 10**6, "endTs")
-            back_ms = micros(lookback, 3600 * 1000, "lookback")
+            end_ms = whole_number(endTs, time.time_ns() // 10**6, "endTs", MAX_EPOCH_US // 1000, "milliseconds")
+            back_ms = whole_number(lookback, 3600 * 1000, "lookback", MAX_WINDOW_S * 1000, "milliseconds")
+            window = bounded_window(max(0, end_ms - back_ms) * 10**6, end_ms * 10**6)
         except JaegerBadRequest as exc:
             return problem(400, str(exc))
-        window = TimeWindow(max(0, end_ms - back_ms) * 10**6, end_ms * 10**6)
         found = service_map(reader, MapQuery(window, None))
         names = {node.id: (node.name, node.type) for node in found.nodes}
         calls = [
