@@ -7,7 +7,9 @@ Starts ``fluoro serve`` on a temporary database, then:
 2. flood: several sender processes POST OTLP/HTTP protobuf requests of 512 spans (realistic
    attributes, 20 services) as fast as the daemon acknowledges them; prints sustained spans/s
    stored (until the last is in DuckDB, not just in the ingest log), p50/p99 acknowledgement
-   latency, the collector's CPU and peak RSS, and checks that stored == sent;
+   latency, the collector's CPU and peak RSS, and checks that stored == sent; then the same
+   flood over OTLP/gRPC (a channel a sender, as the SDK's exporter keeps) into a second daemon
+   on a fresh store, and its rate's ratio to HTTP's;
 3. steady: two senders paced at 5,000 spans/s each, after a few seconds at that rate (the flood's
    last linking and checkpoint are not the steady state); prints the collector's CPU as % of one
    core over a window long enough to hold several folds and checkpoints, and its share by
@@ -39,6 +41,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,11 +122,47 @@ def unique_requests(count: int, seed: int) -> list[bytes]:
     return [encoded_request(seed * 100_000 + n) for n in range(count)]
 
 
-def sender(port: int, requests: int, seed: int, rate_per_s: float, results: Any, ready: Any, go: Any) -> None:
+def http_poster(port: int) -> Callable[[bytes], bool]:
+    """Sends one request over OTLP/HTTP on a kept-alive connection; True when answered 200."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def post(body: bytes) -> bool:
+        connection.request("POST", "/v1/traces", body=body, headers={"Content-Type": "application/x-protobuf"})
+        response = connection.getresponse()
+        response.read()
+        return response.status == 200
+
+    return post
+
+
+def grpc_poster(port: int) -> Callable[[bytes], bool]:
+    """Sends one request over OTLP/gRPC on one channel (as the SDK's exporter does); True when OK."""
+    import grpc
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+
+    def post(body: bytes) -> bool:
+        try:
+            export(body, timeout=30)
+        except grpc.RpcError:
+            return False
+        return True
+
+    return post
+
+
+POSTERS = {"http": http_poster, "grpc": grpc_poster}
+
+
+def sender(
+    target: tuple[str, int], requests: int, seed: int, rate_per_s: float, results: Any, ready: Any, go: Any
+) -> None:
     bodies = unique_requests(requests, seed)
     ready.put(seed)
     go.wait()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    transport, port = target
+    post = POSTERS[transport](port)
     latencies, failures = [], 0
     started = time.perf_counter()
     for i, body in enumerate(bodies):
@@ -132,12 +171,9 @@ def sender(port: int, requests: int, seed: int, rate_per_s: float, results: Any,
             if delay > 0:
                 time.sleep(delay)
         sent = time.perf_counter()
-        connection.request("POST", "/v1/traces", body=body, headers={"Content-Type": "application/x-protobuf"})
-        response = connection.getresponse()
-        response.read()
+        ok = post(body)
         latencies.append(time.perf_counter() - sent)
-        if response.status != 200:
-            failures += 1
+        failures += not ok
     results.put((latencies, failures))
 
 
@@ -192,12 +228,12 @@ def stored_spans(api: str) -> int:
 
 
 def run_senders(
-    port: int, senders: int, requests_each: int, rate_per_s: float, seed: int
+    target: tuple[str, int], senders: int, requests_each: int, rate_per_s: float, seed: int
 ) -> tuple[list[float], int, float]:
     ctx = mp.get_context("fork")
     results, ready, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     procs = [
-        ctx.Process(target=sender, args=(port, requests_each, seed + i, rate_per_s, results, ready, go))
+        ctx.Process(target=sender, args=(target, requests_each, seed + i, rate_per_s, results, ready, go))
         for i in range(senders)
     ]
     for proc in procs:
@@ -244,19 +280,22 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def flood(collector: Any, otlp: int, spans: int, senders: int, ceiling_rate: float) -> None:
+def flood(collector: Any, target: tuple[str, int], spans: int, senders: int, ceiling_rate: float, seed: int) -> float:
+    """Flood over one transport; the rate stored (spans/s)."""
     requests_each = max(1, spans // SPANS_PER_REQUEST // senders)
     sent = requests_each * senders * SPANS_PER_REQUEST
+    stored_before = stored_spans(collector.api_url)
     cpu_before = proc_cpu_s(collector.pid)
-    latencies, failures, elapsed = run_senders(otlp, senders, requests_each, 0, seed=1)
+    latencies, failures, elapsed = run_senders(target, senders, requests_each, 0, seed=seed)
     # The last acknowledged spans may still be in the ingest log: a query folds them into the
     # store, and the time it takes counts, so the rate is of spans in DuckDB, not just logged.
     folded_from = time.perf_counter()
     fold_acknowledged(collector.api_url)
     elapsed += time.perf_counter() - folded_from
     cpu_used = proc_cpu_s(collector.pid) - cpu_before
-    stored = stored_spans(collector.api_url)
-    print(f"\nflood: {senders} senders x {requests_each} requests x {SPANS_PER_REQUEST} spans")
+    stored = stored_spans(collector.api_url) - stored_before
+    name = {"http": "OTLP/HTTP", "grpc": "OTLP/gRPC"}[target[0]]
+    print(f"\nflood over {name}: {senders} senders x {requests_each} requests x {SPANS_PER_REQUEST} spans")
     print(f"  sustained            {stored / elapsed:,.0f} spans/s stored  (target >= 50,000)")
     print(
         f"  stored / sent        {stored:,} / {sent:,}  {'OK' if stored == sent else 'MISMATCH'}"
@@ -269,9 +308,10 @@ def flood(collector: Any, otlp: int, spans: int, senders: int, ceiling_rate: flo
     print(f"  collector CPU        {cpu_used / elapsed * 100:.0f}% of one core over {elapsed:.1f} s")
     print(f"  collector peak RSS   {proc_peak_rss_mib(collector.pid):.0f} MiB  (target <= 1024)")
     print(f"  ratio to ceiling     {stored / elapsed / ceiling_rate:.2f}")
+    return stored / elapsed
 
 
-def steady(collector: Any, otlp: int, steady_s: float) -> None:
+def steady(collector: Any, otlp: tuple[str, int], steady_s: float) -> None:
     rate_each = 5_000 / SPANS_PER_REQUEST  # two paced senders: one alone cannot keep 10k/s up
     run_senders(otlp, 2, int(rate_each * STEADY_WARM_UP_S), rate_each, seed=40)
     requests_each = int(rate_each * steady_s)
@@ -283,6 +323,16 @@ def steady(collector: Any, otlp: int, steady_s: float) -> None:
     print(f"  collector CPU        {cpu_used / elapsed * 100:.1f}% of one core  (target <= 20%)")
     shares = ", ".join(f"{role} {seconds / elapsed * 100:.1f}%" for role, seconds in sorted(threads.items()))
     print(f"  by thread            {shares}")
+
+
+def grpc_extra(lake: bool, stack: contextlib.ExitStack, tmp: str) -> tuple[str, ...]:
+    """The gRPC flood's daemon's flags: in lake mode, a lake of its own."""
+    if not lake:
+        return ()
+    cluster = PostgresCluster().start()
+    stack.callback(cluster.stop)
+    data, log = os.path.join(tmp, "grpc-lake-data"), os.path.join(tmp, "grpc-lake.ingest")
+    return ("--lake", cluster.new_database(), "--lake-data", data, "--ingest-log", log)
 
 
 def main() -> None:
@@ -310,11 +360,17 @@ def main() -> None:
             lake_data, log = os.path.join(tmp, "lake-data"), os.path.join(tmp, "lake.ingest")
             extra = ("--lake", cluster.new_database(), "--lake-data", lake_data, "--ingest-log", log)
         with run_collector(Path(db), extra_args=extra) as collector:
-            otlp = int(collector.traces_url.rsplit(":", 1)[1].split("/")[0])
+            otlp = ("http", int(collector.traces_url.rsplit(":", 1)[1].split("/")[0]))
             if not args.steady_only:
-                flood(collector, otlp, args.spans, args.senders, ceiling_rate)
+                over_http = flood(collector, otlp, args.spans, args.senders, ceiling_rate, seed=1)
             steady(collector, otlp, args.steady_s)
             total = stored_spans(collector.api_url)
+        if not args.steady_only:
+            # A daemon of its own, on a fresh store, so each transport floods the same state.
+            with run_collector(Path(tmp, "grpc.duckdb"), extra_args=grpc_extra(args.lake, stack, tmp)) as collector:
+                grpc_port = int(collector.grpc_address.rsplit(":", 1)[1])
+                over_grpc = flood(collector, ("grpc", grpc_port), args.spans, args.senders, ceiling_rate, seed=20)
+            print(f"\ngRPC / HTTP           {over_grpc / over_http:.2f}  (stored spans/s, each on a fresh daemon)")
     if args.lake:
         size = sum(f.stat().st_size for f in Path(tmp, "lake-data").rglob("*") if f.is_file())
     else:

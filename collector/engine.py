@@ -24,7 +24,9 @@ from collector.insights.watch import InsightSettings, InsightWatch
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch
 from collector.normalize.admission import TimeBounds, admit
-from collector.receivers.otlp_http import OtlpHttpReceiver, OtlpReceiverSettings, decode_logged_request
+from collector.receivers.otlp_grpc import OtlpGrpcReceiver, OtlpGrpcSettings
+from collector.receivers.otlp_http import OtlpHttpReceiver, OtlpReceiverSettings
+from collector.receivers.otlp_intake import OtlpIntake, decode_logged_request
 from collector.receivers.xray_udp import XRayReceiverSettings, XRayUdpReceiver
 from collector.span_metrics import SpanMetrics
 from collector.storage.duckdb_store import DuckDBStore
@@ -188,7 +190,7 @@ class Collector:
 
 
 class Ingest:
-    """What a collector that takes spans adds: the ingest log, the pipeline, the OTLP receiver."""
+    """What a collector that takes spans adds: the ingest log, the pipeline, the OTLP receivers."""
 
     def __init__(self, collector: Collector) -> None:
         settings = collector.settings
@@ -203,12 +205,16 @@ class Ingest:
         self.pipeline = IngestPipeline(
             collector.store, self.log, collector.replay_record, collector.metrics, limits, (retention,)
         )
+        self.intake = OtlpIntake(self.pipeline, collector.metrics, collector.time_bounds, settings.max_body_bytes)
         self.otlp_receiver = OtlpHttpReceiver(
-            self.pipeline,
+            self.intake,
             collector.metrics,
-            OtlpReceiverSettings(
-                max_body_bytes=settings.max_body_bytes, token=settings.token, time_bounds=collector.time_bounds
-            ),
+            OtlpReceiverSettings(max_body_bytes=settings.max_body_bytes, token=settings.token),
+        )
+        self.grpc_receiver = OtlpGrpcReceiver(
+            self.intake,
+            collector.metrics,
+            OtlpGrpcSettings(max_message_bytes=settings.max_body_bytes, token=settings.token),
         )
         self.otlp_app = AllowedHosts(self.otlp_receiver, settings.host_policy)
 

@@ -52,6 +52,9 @@ class CollectorMetrics:
         self.requests = Counter(
             "fluoro_otlp_requests", "OTLP/HTTP requests by response status", ["status"], registry=self.registry
         )
+        self.grpc_calls = Counter(
+            "fluoro_otlp_grpc_calls", "OTLP/gRPC export calls by status code", ["code"], registry=self.registry
+        )
         self.commit_seconds = Histogram(
             "fluoro_batch_commit_seconds",
             "Time to write and commit one group of batches",

@@ -44,6 +44,7 @@ class LocalCollector:
     traces_url: str
     api_url: str
     xray_address: str  # host:port of the X-Ray daemon protocol (UDP)
+    grpc_address: str  # host:port of OTLP/gRPC
 
 
 @contextlib.contextmanager
@@ -59,6 +60,7 @@ def run_collector(
     `ports`: (OTLP, UI and API, X-Ray UDP); free loopback ports when not given; `extra_args`
     go to `fluoro serve` as they are (a lake's, for one)."""
     otlp_port, api_port, xray_port = ports or (free_port(), free_port(), free_port(socket.SOCK_DGRAM))
+    grpc_port = free_port()
     process = subprocess.Popen(
         [
             *FLUORO,
@@ -71,6 +73,8 @@ def run_collector(
             str(api_port),
             "--xray-port",
             str(xray_port),
+            "--otlp-grpc-port",
+            str(grpc_port),
             "--log-level",
             log_level,
             *extra_args,
@@ -88,7 +92,13 @@ def run_collector(
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the collector did not start") from None
                 time.sleep(0.1)
-        yield LocalCollector(process.pid, f"http://127.0.0.1:{otlp_port}/v1/traces", api, f"127.0.0.1:{xray_port}")
+        yield LocalCollector(
+            process.pid,
+            f"http://127.0.0.1:{otlp_port}/v1/traces",
+            api,
+            f"127.0.0.1:{xray_port}",
+            f"127.0.0.1:{grpc_port}",
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)

@@ -90,6 +90,14 @@ def main() -> None:
     help="OTLP/HTTP port.",
 )
 @click.option(
+    "--otlp-grpc-port",
+    default=4317,
+    type=click.IntRange(0, 65535),
+    envvar="FLUORO_OTLP_GRPC_PORT",
+    show_envvar=True,
+    help="OTLP/gRPC port (0: off).",
+)
+@click.option(
     "--xray-port",
     default=2000,
     type=click.IntRange(0, 65535),
@@ -227,6 +235,7 @@ def serve_command(
     db_path: str,
     host: str,
     otlp_port: int,
+    otlp_grpc_port: int,
     xray_port: int,
     ui_port: int,
     token: str | None,
@@ -245,7 +254,7 @@ def serve_command(
     insights_baseline_s: float,
     log_level: str,
 ) -> None:
-    """Run the collector daemon in the foreground: OTLP/HTTP, X-Ray UDP, query API."""
+    """Run the collector daemon in the foreground: OTLP/HTTP and gRPC, X-Ray UDP, query API."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("fluoro")
     if not is_loopback(host) and not token:
@@ -258,7 +267,8 @@ def serve_command(
     sheet = _price_sheet(prices_path)
     location = _lake_location(lake, lake_data)
     try:
-        sockets = bind_all(Listeners(host, otlp_port, xray_port, ui_port, receivers=not read_only))
+        listeners = Listeners(host, otlp_port, xray_port, ui_port, receivers=not read_only, grpc_port=otlp_grpc_port)
+        sockets = bind_all(listeners)
     except PortBusy as exc:
         raise click.ClickException(str(exc)) from None
     hosts = frozenset(name.strip().lower() for name in allowed_hosts.split(",") if name.strip())

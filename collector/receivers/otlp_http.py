@@ -11,12 +11,10 @@ is in the ingest log (see collector/ingest/ingest_log.py), so no acknowledged sp
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 import zlib
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from collections.abc import Hashable
+from dataclasses import dataclass
 
 import orjson
 from google.rpc import status_pb2
@@ -26,23 +24,13 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from collector.auth import bearer_token_matches
-from collector.capped_body import BodyTooLarge, Busy, InflightBytes, Reservation, read_capped
-from collector.client_errors import RateLimitedLog
-from collector.ingest.pipeline import IngestPipeline
+from collector.capped_body import BodyTooLarge, Busy, Reservation, read_capped
 from collector.metrics import CollectorMetrics
-from collector.model import SpanBatch
-from collector.normalize.admission import TimeBounds, admit
-from collector.normalize.otlp_json import decode_json
-from collector.normalize.otlp_proto import UndecodableBody, decode_protobuf
+from collector.receivers.otlp_intake import DECODERS, JSON, PROTOBUF, OtlpIntake, QueueFull, StoreFailing, Undecodable
 
 _logger = logging.getLogger(__name__)
-PROTOBUF = "application/x-protobuf"
-JSON = "application/json"
 TRACES_PATH = "/v1/traces"
 RECEIVER = "otlp_http"
-DECODERS: dict[str, Callable[[bytes], SpanBatch]] = {PROTOBUF: decode_protobuf, JSON: decode_json}
-LOG_TAGS = {PROTOBUF: b"P", JSON: b"J"}
-_MEDIA_OF_TAG = {tag: media for media, tag in LOG_TAGS.items()}
 
 
 @dataclass(frozen=True)
@@ -51,7 +39,6 @@ class OtlpReceiverSettings:
     token: str | None = None
     retry_after_full_s: int = 1
     retry_after_failing_s: int = 5
-    time_bounds: TimeBounds = field(default_factory=TimeBounds)
 
 
 MAX_GZIP_MEMBERS = 64
@@ -86,13 +73,11 @@ def inflate_capped(data: bytes, limit: int) -> bytes:
 class OtlpHttpReceiver:
     """ASGI app for ``POST /v1/traces``."""
 
-    def __init__(self, pipeline: IngestPipeline, metrics: CollectorMetrics, settings: OtlpReceiverSettings) -> None:
-        self.pipeline = pipeline
+    def __init__(self, intake: OtlpIntake, metrics: CollectorMetrics, settings: OtlpReceiverSettings) -> None:
+        self.intake = intake
         self.metrics = metrics
         self.settings = settings
-        self.client_errors = RateLimitedLog(_logger)
-        # Bodies in flight, read or inflated: room for two of the largest at once, or 64 MiB.
-        self.inflight = InflightBytes(max(64 * 1024 * 1024, 4 * settings.max_body_bytes))
+        self.inflight = intake.inflight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -151,24 +136,7 @@ class OtlpHttpReceiver:
             return error(400, "client disconnected", encoding)
         if not body:
             return success(encoding, 0, "")
-        try:
-            # Off the event loop: the C decoder walks the body without the GIL, so two requests
-            # decode on two cores while the loop goes on reading others.
-            batch = await asyncio.to_thread(self._decode_and_admit, media, body)
-        except UndecodableBody as exc:
-            self.client_errors.warn("undecodable OTLP request", str(exc))
-            return error(400, str(exc), encoding)
-        except Exception as exc:  # noqa: BLE001 - a decoder bug: still this request's 400, one line, no traceback
-            self.client_errors.warn("OTLP request broke the decoder", f"{type(exc).__name__}: {exc}")
-            return error(400, f"could not process the request: {type(exc).__name__}: {exc}", encoding)
-        return await self._store(batch, logged_request(media, body), encoding, request.client)
-
-    def _decode_and_admit(self, media: str, body: bytes) -> SpanBatch:
-        admitted = admit(DECODERS[media](body), self.settings.time_bounds, time.time_ns())
-        for reason, count in admitted.rejected_by_reason.items():
-            self.metrics.rejected_for_time.labels(RECEIVER, reason).inc(count)
-        _ = admitted.batch.decoded_bytes  # sized here, off the event loop (the queue's bound reads it)
-        return admitted.batch
+        return await self._take(media, body, encoding, request.client)
 
     async def _read_body(self, request: Request, gzip: bool, reservation: Reservation) -> bytes:
         limit = self.settings.max_body_bytes
@@ -179,33 +147,16 @@ class OtlpHttpReceiver:
         reservation.add(len(inflated))
         return inflated
 
-    async def _store(self, batch: SpanBatch, record: bytes, encoding: str, sender: Hashable | None) -> Response:
-        metrics = self.metrics
-        metrics.received.labels(RECEIVER).inc(batch.span_count + batch.rejected)
-        if batch.rejected:
-            metrics.rejected.labels(RECEIVER).inc(batch.rejected)
-        if batch.span_count == 0:
-            return success(encoding, batch.rejected, batch.rejection_reason)
-        outcome = await self.pipeline.write(batch, record, sender)
-        if outcome is None:
-            metrics.dropped.labels(RECEIVER).inc(batch.span_count)
-            retry = str(self.settings.retry_after_full_s)
-            return error(503, "ingest queue is full, retry later", encoding, {"Retry-After": retry})
-        if not outcome.ok:
-            metrics.dropped.labels(RECEIVER).inc(batch.span_count)
-            retry = str(self.settings.retry_after_failing_s)
-            return error(503, f"store unavailable, retry later: {outcome.error}", encoding, {"Retry-After": retry})
-        return success(encoding, batch.rejected, batch.rejection_reason)
-
-
-def logged_request(media: str, body: bytes) -> bytes:
-    """The ingest log's record of a request: its media type's tag, then the decompressed body."""
-    return LOG_TAGS[media] + body
-
-
-def decode_logged_request(record: bytes) -> SpanBatch:
-    """The spans of a logged request, as they were decoded when it came in."""
-    return DECODERS[_MEDIA_OF_TAG[record[:1]]](record[1:])
+    async def _take(self, media: str, body: bytes, encoding: str, sender: Hashable | None) -> Response:
+        try:
+            taken = await self.intake.take(media, body, RECEIVER, sender)
+        except Undecodable as exc:
+            return error(400, str(exc), encoding)
+        except QueueFull as exc:
+            return error(503, str(exc), encoding, {"Retry-After": str(self.settings.retry_after_full_s)})
+        except StoreFailing as exc:
+            return error(503, str(exc), encoding, {"Retry-After": str(self.settings.retry_after_failing_s)})
+        return success(encoding, taken.rejected, taken.reason)
 
 
 def success(encoding: str, rejected: int, reason: str) -> Response:

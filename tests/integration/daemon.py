@@ -28,12 +28,17 @@ class Daemon:
     otlp_port: int = field(default_factory=free_port)
     ui_port: int = field(default_factory=free_port)
     xray_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
+    grpc_port: int = field(default_factory=free_port)
     process: subprocess.Popen[str] | None = None
     log_path: Path = field(default_factory=Path)
 
     @property
     def traces_url(self) -> str:
         return f"http://127.0.0.1:{self.otlp_port}/v1/traces"
+
+    @property
+    def grpc_address(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
 
     @property
     def api_url(self) -> str:
@@ -55,6 +60,8 @@ class Daemon:
             str(self.xray_port),
             "--ui-port",
             str(self.ui_port),
+            "--otlp-grpc-port",
+            str(self.grpc_port),
             *self.extra_args,
         ]
         return args + (["--token", self.token] if self.token else [])

@@ -11,7 +11,7 @@ import pytest
 from collector.model import SpanBatch
 from collector.normalize.otlp_json import decode_json
 from collector.normalize.otlp_proto import UndecodableBody, decode_protobuf
-from collector.receivers.otlp_http import JSON, PROTOBUF, decode_logged_request, logged_request
+from collector.receivers.otlp_intake import JSON, PROTOBUF, decode_logged_request, logged_request
 from tests.conftest import Recorder
 from tracer import semconv
 from tracer.otlp_encoder import OtlpEncoder

@@ -1,0 +1,151 @@
+"""The OTLP/gRPC receiver (port 4317): ``TraceService/Export`` on a grpc.aio server.
+
+The default exporter of every OpenTelemetry SDK speaks this. Requests reach the same intake as
+OTLP/HTTP (collector/receivers/otlp_intake.py): same decoder, same admission, answered only once
+the request is in the ingest log. The status codes are the OTLP specification's:
+
+- undecodable message: INVALID_ARGUMENT, with the reason (not retried);
+- ingest queue full, or too many bytes in flight: RESOURCE_EXHAUSTED with a RetryInfo delay
+  (the spec makes RESOURCE_EXHAUSTED retryable only with one); the store failing: UNAVAILABLE,
+  also with RetryInfo. RetryInfo travels in ``grpc-status-details-bin`` (a google.rpc.Status),
+  and in ``google.rpc.retryinfo-bin``, where the Python exporter looks for it;
+- spans refused for their times: OK with ``partial_success``;
+- missing or wrong ``authorization: Bearer TOKEN`` metadata: UNAUTHENTICATED.
+
+The handler takes the message as bytes (no deserializer), as OTLP/HTTP's does, so the C decoder
+walks it once. gRPC itself inflates ``grpc-encoding: gzip`` and holds every message, compressed
+or inflated, to ``grpc.max_receive_message_length`` (the HTTP body cap), answering
+RESOURCE_EXHAUSTED past it; a message arrives whole before the handler runs, so what the
+receiver can hold at once is bounded by the number of calls it serves at once (the rest are
+refused with RESOURCE_EXHAUSTED, and exporters retry them) times that cap. No Host check: a web
+page cannot speak gRPC to it (browsers send neither trailers nor ``application/grpc``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from collector.auth import bearer_token_matches
+from collector.capped_body import Busy
+from collector.metrics import CollectorMetrics
+from collector.receivers.otlp_intake import PROTOBUF, OtlpIntake, QueueFull, StoreFailing, Undecodable
+
+RECEIVER = "otlp_grpc"
+TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
+@dataclass(frozen=True)
+class OtlpGrpcSettings:
+    max_message_bytes: int = 20 * 1024 * 1024
+    token: str | None = None
+    retry_after_full_s: int = 1
+    retry_after_failing_s: int = 5
+    # Calls served at once (each holds one message of up to max_message_bytes); more are refused
+    # with RESOURCE_EXHAUSTED. A call is answered within an fsync, so 16 keep two cores busy.
+    max_concurrent_calls: int = 16
+    grace_s: float = 5.0
+
+
+class OtlpGrpcReceiver:
+    """Serves OTLP's trace service over gRPC into the intake; start() it on the running loop."""
+
+    def __init__(self, intake: OtlpIntake, metrics: CollectorMetrics, settings: OtlpGrpcSettings) -> None:
+        self.intake = intake
+        self.metrics = metrics
+        self.settings = settings
+        self._server: grpc.aio.Server | None = None
+
+    async def start(self, address: str) -> int:
+        """Listen on `address` ("host:port"); the port bound. OSError if it cannot be bound."""
+        settings = self.settings
+        server = grpc.aio.server(
+            maximum_concurrent_rpcs=settings.max_concurrent_calls,
+            options=[
+                ("grpc.max_receive_message_length", settings.max_message_bytes),
+                ("grpc.so_reuseport", 0),  # a second daemon on the port fails, as it does on HTTP's
+            ],
+        )
+        export: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(self.export_traces)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(TRACE_SERVICE, {"Export": export}),))
+        try:
+            port = server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise OSError(str(exc)) from exc
+        if port == 0:
+            raise OSError(f"cannot bind {address}")
+        await server.start()
+        self._server = server
+        return port
+
+    async def stop(self) -> None:
+        """Stop taking calls; those in flight get `grace_s` to be answered."""
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(self.settings.grace_s)
+
+    async def export_traces(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        code, answer = await self._export(request, context)
+        self.metrics.grpc_calls.labels(code.name).inc()
+        if isinstance(answer, Refusal):
+            await context.abort(code, answer.message, answer.trailing_metadata(code))
+        assert isinstance(answer, bytes)
+        return answer
+
+    async def _export(
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> tuple[grpc.StatusCode, bytes | Refusal]:
+        if not bearer_token_matches(_metadata(context, "authorization"), self.settings.token):
+            return grpc.StatusCode.UNAUTHENTICATED, Refusal("missing or wrong bearer token")
+        if not request:
+            return grpc.StatusCode.OK, ExportTraceServiceResponse().SerializeToString()
+        reservation = self.intake.inflight.reservation()
+        try:
+            reservation.add(len(request))
+            taken = await self.intake.take(PROTOBUF, request, RECEIVER, context.peer())
+        except Busy as exc:
+            return grpc.StatusCode.RESOURCE_EXHAUSTED, Refusal(str(exc), self.settings.retry_after_full_s)
+        except Undecodable as exc:
+            return grpc.StatusCode.INVALID_ARGUMENT, Refusal(str(exc))
+        except QueueFull as exc:
+            return grpc.StatusCode.RESOURCE_EXHAUSTED, Refusal(str(exc), self.settings.retry_after_full_s)
+        except StoreFailing as exc:
+            return grpc.StatusCode.UNAVAILABLE, Refusal(str(exc), self.settings.retry_after_failing_s)
+        finally:
+            reservation.release()
+        response = ExportTraceServiceResponse()
+        if taken.rejected:
+            response.partial_success.rejected_spans = taken.rejected
+            response.partial_success.error_message = taken.reason
+        return grpc.StatusCode.OK, response.SerializeToString()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a call failed, and how long to wait before retrying it (None: do not retry)."""
+
+    message: str
+    retry_after_s: int | None = None
+
+    def trailing_metadata(self, code: grpc.StatusCode) -> tuple[tuple[str, bytes], ...]:
+        if self.retry_after_s is None:
+            return ()
+        retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=self.retry_after_s))
+        detail = any_pb2.Any()
+        detail.Pack(retry)
+        status = status_pb2.Status(code=code.value[0], message=self.message, details=[detail])
+        return (
+            ("grpc-status-details-bin", status.SerializeToString()),
+            ("google.rpc.retryinfo-bin", retry.SerializeToString()),
+        )
+
+
+def _metadata(context: grpc.aio.ServicerContext[bytes, bytes], key: str) -> str:
+    for name, value in context.invocation_metadata() or ():
+        if name == key:
+            return value if isinstance(value, str) else ""
+    return ""

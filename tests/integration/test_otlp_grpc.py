@@ -1,0 +1,205 @@
+"""OTLP/gRPC into a real daemon: the stock OpenTelemetry exporter, and a raw channel for what a
+hostile or broken client sends (the OTLP specification's status codes, each with its reason)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from collector.engine import Collector, CollectorSettings
+from collector.ingest.limits import PipelineLimits
+from tests.integration.daemon import Daemon
+from tests.protowire import delimited, key_value, request, span, string_value
+
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+TOKEN = "grpc-secret"
+
+
+def traced_with(exporter: OTLPSpanExporter, service: str) -> str:
+    """One trace of two spans through the stock SDK and `exporter`; its id in hex."""
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("grpc-test")
+    with tracer.start_as_current_span("checkout") as root, tracer.start_as_current_span("charge"):
+        trace_id = f"{root.get_span_context().trace_id:032x}"
+    provider.shutdown()
+    return trace_id
+
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+def raw_export(
+    address: str, body: bytes, metadata: Metadata = (), compression: grpc.Compression | None = None
+) -> bytes:
+    with grpc.insecure_channel(address) as channel:
+        call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(EXPORT)  # bytes in, bytes out
+        return call(body, timeout=10, metadata=metadata, compression=compression)
+
+
+def refusal(
+    address: str, body: bytes, metadata: Metadata = (), compression: grpc.Compression | None = None
+) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as raised:
+        raw_export(address, body, metadata, compression)
+    return raised.value
+
+
+def now_request(service: str, trace_byte: int, spans: int = 1) -> bytes:
+    trace_id = bytes([trace_byte]) * 16
+    now = time.time_ns()
+    return request(
+        [span(trace_id=trace_id, span_id=(i + 1).to_bytes(8, "big"), start_ns=now) for i in range(spans)],
+        resource=delimited(1, key_value("service.name", string_value(service))),
+    )
+
+
+def test_the_stock_exporter_stores_a_trace(daemon: Daemon) -> None:
+    trace_id = traced_with(OTLPSpanExporter(endpoint=daemon.grpc_address, insecure=True), "grpc-default")
+    spans = daemon.wait_for_trace(trace_id, 2)
+    assert {(s["service"], s["name"]) for s in spans} == {("grpc-default", "checkout"), ("grpc-default", "charge")}
+
+
+def test_the_stock_exporter_with_gzip_stores_a_trace(daemon: Daemon) -> None:
+    exporter = OTLPSpanExporter(endpoint=daemon.grpc_address, insecure=True, compression=grpc.Compression.Gzip)
+    trace_id = traced_with(exporter, "grpc-gzip")
+    assert len(daemon.wait_for_trace(trace_id, 2)) == 2
+
+
+def test_a_default_sdk_left_on_its_environment_finds_the_daemon(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://{daemon.grpc_address}")
+    trace_id = traced_with(OTLPSpanExporter(), "grpc-from-env")
+    assert len(daemon.wait_for_trace(trace_id, 2)) == 2
+
+
+def test_undecodable_messages_are_invalid_argument_with_the_reason(daemon: Daemon) -> None:
+    for body in (b"\xff\xff\xff", b"\x0a\x80\x80\x80\x80\x10", os.urandom(4096), now_request("cut", 0x31)[:-3]):
+        error = refusal(daemon.grpc_address, body)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (body[:16], error.details())
+        assert error.details()
+    assert daemon.process is not None and daemon.process.poll() is None
+
+
+def test_an_empty_message_is_an_empty_success(daemon: Daemon) -> None:
+    assert ExportTraceServiceResponse.FromString(raw_export(daemon.grpc_address, b"")) == ExportTraceServiceResponse()
+
+
+def test_spans_with_unbelievable_times_get_a_partial_success(daemon: Daemon) -> None:
+    trace_id = bytes.fromhex("e7" * 16)
+    body = request(
+        [
+            span(trace_id=trace_id, span_id=b"\x01" * 8, start_ns=2**63 - 10, end_ns=2**63 - 5),
+            span(trace_id=trace_id, span_id=b"\x02" * 8, start_ns=time.time_ns()),
+        ],
+        resource=delimited(1, key_value("service.name", string_value("grpc-skewed"))),
+    )
+    partial = ExportTraceServiceResponse.FromString(raw_export(daemon.grpc_address, body)).partial_success
+    assert partial.rejected_spans == 1 and "ahead" in partial.error_message
+    assert [s["span_id"] for s in daemon.wait_for_trace(trace_id.hex(), 1)] == ["02" * 8]
+
+
+def test_unknown_methods_are_unimplemented(daemon: Daemon) -> None:
+    with grpc.insecure_channel(daemon.grpc_address) as channel:
+        call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Delete"
+        )
+        with pytest.raises(grpc.RpcError) as raised:
+            call(b"", timeout=10)
+    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """A daemon with a token and a 1 MiB message cap."""
+    running = Daemon(
+        tmp_path_factory.mktemp("grpc-guarded") / "spans.duckdb", token=TOKEN, extra_args=("--max-body-mb", "1")
+    ).start()
+    yield running
+    code, output = running.stop()
+    assert code == 0 and "Traceback" not in output, output
+
+
+def test_the_token_travels_as_authorization_metadata(guarded: Daemon) -> None:
+    exporter = OTLPSpanExporter(
+        endpoint=guarded.grpc_address, insecure=True, headers={"authorization": f"Bearer {TOKEN}"}
+    )
+    trace_id = traced_with(exporter, "grpc-guarded")
+    assert len(guarded.wait_for_trace(trace_id, 2)) == 2
+    for metadata in ((), (("authorization", "Bearer wrong"),), (("authorization", TOKEN),)):
+        error = refusal(guarded.grpc_address, now_request("intruder", 0x41), metadata=metadata)
+        assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "bearer token" in (error.details() or "")
+    assert guarded.trace("41" * 16) == []
+
+
+def test_a_message_over_the_cap_is_refused_compressed_or_not(guarded: Daemon) -> None:
+    auth = (("authorization", f"Bearer {TOKEN}"),)
+    big = now_request("too-big", 0x51) + delimited(1, b"\x00" * (2 * 1024 * 1024))
+    assert refusal(guarded.grpc_address, big, metadata=auth).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # 2 MiB of zeros deflate to ~2 KiB: the cap holds for the inflated message (a gzip bomb).
+    bomb = refusal(guarded.grpc_address, big, metadata=auth, compression=grpc.Compression.Gzip)
+    assert bomb.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert guarded.trace("51" * 16) == []
+    assert guarded.process is not None and guarded.process.poll() is None
+
+
+def test_the_exporter_gives_up_on_a_refused_token(guarded: Daemon) -> None:
+    finished = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "grpc-refused"}))
+    provider.add_span_processor(SimpleSpanProcessor(finished))
+    with provider.get_tracer("grpc-test").start_as_current_span("refused"):
+        pass
+    exporter = OTLPSpanExporter(endpoint=guarded.grpc_address, insecure=True, headers={"authorization": "Bearer no"})
+    started = time.monotonic()
+    assert exporter.export(finished.get_finished_spans()) == SpanExportResult.FAILURE
+    assert time.monotonic() - started < 5  # UNAUTHENTICATED is not retried
+
+
+def test_a_full_queue_is_resource_exhausted_with_a_retry_delay(tmp_path: Path) -> None:
+    # One batch is let in whatever the bounds; it is held (logged, not yet folded), so the next is refused.
+    settings = CollectorSettings(db_path=str(tmp_path / "full.duckdb"), limits=PipelineLimits(max_queue_bytes=1))
+    collector = Collector(settings)
+    collector.start()
+    try:
+        error = asyncio.run(_export_to_collector(collector, now_request("full", 0x61, spans=3)))
+    finally:
+        collector.stop()
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "queue is full" in (error.details() or "")
+    trailers = dict(error.trailing_metadata() or ())
+    retry = error_details_pb2.RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"])
+    assert retry.retry_delay.seconds == 1
+    status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
+    assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    unpacked = error_details_pb2.RetryInfo()
+    assert status.details[0].Unpack(unpacked) and unpacked == retry
+
+
+async def _export_to_collector(collector: Collector, body: bytes) -> grpc.aio.AioRpcError:
+    assert collector.ingest is not None
+    receiver = collector.ingest.grpc_receiver
+    port = await receiver.start("127.0.0.1:0")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            export: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(EXPORT)
+            assert await export(now_request("held", 0x62), timeout=10) == b""
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await export(body, timeout=10)
+            return raised.value
+    finally:
+        await receiver.stop()
