@@ -1,8 +1,9 @@
-"""Query speed over 1M and 10M realistic spans: service map, a group's map, filter search, trace by id, analytics.
+"""Query speed over 1M and 10M realistic spans: the maps, filter and attribute search, trace by id, analytics.
 
 Generates traces of 10 spans across 3 of 20 services (a gateway stage, a function calling
 DynamoDB, a second function calling S3 or SQS, with internal spans), 1% faults, 0.5%
-throttles, 2% cold starts, one `customer` annotation per trace, spread over one hour, and
+throttles, 2% cold starts, one `customer` annotation per trace, attributes as OpenTelemetry's
+instrumentations write them for each kind of span, spread over one hour, and
 writes them through the store in batches of 100k spans, each linked into ``calls``, and rolls
 the hour up per minute afterwards, as the daemon's writer does as it goes. Then prints the
 median of --runs runs of each query over the whole hour (its first and last minute partial,
@@ -29,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,6 +61,9 @@ TEMPLATE = [
     (6, 2, "INTERNAL", "work"),
 ]
 SEARCH = 'service("svc-05") { fault } AND annotation.customer = "c1"'
+# Any OpenTelemetry attribute: a route (1 gateway span in 40), a number on DynamoDB calls.
+ATTRIBUTE_SEARCH = 'attribute.http.route = "/accounts/17"'
+ATTRIBUTE_RANGE = 'service("accounts") { attribute.aws.dynamodb.consumed_capacity >= 9.5 }'
 # A group as deploying a SAM stack makes one: every entry point and function of an architecture
 # (here a third of the services), any of them on the trace.
 GROUP = " OR ".join(f'service("svc-{i:02d}")' for i in (0, 1, 4, 5, 6, 7, 12, 13, 14))
@@ -112,10 +117,47 @@ def batch_of(
         "target_name": pa.array(target_name.tolist(), pa.string()),
         "in_progress": pa.array(np.zeros(n, dtype=bool)),
         "source": pa.array(["otlp"] * n, pa.string()),
-        "attributes": pa.array(['{"http.route":"/withdraw","faas.trigger":"http"}'] * n, pa.string()),
+        "attributes": _attributes(rng, roles, tiers),
     }
     spans = _span_table(columns, n)
     return SpanBatch(spans, _customer_annotations(rng, spans, position), LINK_SCHEMA.empty_table())
+
+
+def _attribute_pool(role: str, tier: int, size: int) -> list[str]:
+    """`size` distinct attribute objects (JSON) of a span of `role`, as OpenTelemetry's
+    instrumentations write them: routes, tables, buckets, request ids, consumed capacity."""
+    pool = []
+    for i in range(size):
+        if role == "entry" and tier == 0:
+            fields: dict[str, Any] = {"http.route": f"/accounts/{i % 40}", "http.request.method": "GET"}
+        elif role == "entry":
+            fields = {"faas.trigger": "http", "faas.invocation_id": f"{i:08x}-7c1e-4d2b-9a3f"}
+        elif role == "dynamodb":
+            fields = {
+                "db.system": "dynamodb", "rpc.method": "GetItem", "aws.dynamodb.table_names": ["accounts"],
+                "aws.request_id": f"R{i:019d}", "aws.dynamodb.consumed_capacity": (i % 20) / 2,
+            }  # fmt: skip
+        elif role == "s3":
+            fields = {"rpc.service": "S3", "aws.s3.bucket": "thumbnails", "aws.s3.key": f"img/{i}.png"}
+        elif role == "call":
+            fields = {"http.request.method": "POST", "server.address": f"fn-{i % 12}.lambda", "net.peer.port": 443}
+        else:
+            fields = {"code.function": "work", "thread.id": i % 8}
+        pool.append(orjson.dumps(fields).decode())
+    return pool
+
+
+def _attributes(rng: np.random.Generator, roles: np.ndarray, tiers: np.ndarray) -> pa.Array:
+    """Each span's attributes, drawn from a pool of its role's (distinct values, as real spans
+    have, so that the column compresses and scans as theirs do)."""
+    out = np.empty(len(roles), dtype=object)
+    for role in ("entry", "call", "work", "dynamodb", "s3"):
+        for tier in (0, 1, 2):
+            where = np.flatnonzero((roles == role) & (tiers == tier))
+            if len(where):
+                pool = np.array(_attribute_pool(role, tier, 4096), dtype=object)
+                out[where] = pool[rng.integers(0, len(pool), len(where))]
+    return pa.array(out.tolist(), pa.string())
 
 
 def _identities(rng: np.random.Generator, traces: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -241,6 +283,8 @@ def bench(total_spans: int, runs: int, workdir: str) -> None:
         ("service map", lambda: service_map(store.reader, MapQuery(window)), 300),
         ("group's map", group_map, 500),
         ("filter search", lambda: store.reader.search_traces(window, expr, 100), 500),
+        ("attribute search", lambda: store.reader.search_traces(window, parse_filter(ATTRIBUTE_SEARCH), 100), 500),
+        ("attribute range", lambda: store.reader.search_traces(window, parse_filter(ATTRIBUTE_RANGE), 100), 500),
         ("trace by id", lambda: store.reader.trace_spans(trace_key), 50),
         ("analytics (all)", lambda: time_series(store.reader, window, None, Subject(), None), 500),
         ("analytics (node)", lambda: time_series(store.reader, window, None, Subject("svc-05"), None), 500),

@@ -18,6 +18,7 @@ from collector.storage.protocols import (
     HopRows,
     ServiceCount,
     SpanReader,
+    StoredLog,
     StoredSpan,
     Subject,
     ThrottleSource,
@@ -45,6 +46,10 @@ class FreshReader:
     def linked_trace_ids(self, trace_id: bytes, limit: int) -> list[bytes]:
         self._catch_up()
         return self._reader.linked_trace_ids(trace_id, limit)
+
+    def trace_logs(self, trace_id: bytes, limit: int) -> list[StoredLog]:
+        self._catch_up()
+        return self._reader.trace_logs(trace_id, limit)
 
     def search_traces(self, window: TimeWindow, expr: ast.Expr | None, limit: int) -> list[TraceSummary]:
         self._catch_up()

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
 from collector.thread_cpu import ThreadCpuCollector
 
-RECEIVERS = ("otlp_http", "xray_udp")
+RECEIVERS = ("otlp_http", "otlp_grpc", "xray_udp")
+
+
+@dataclass(frozen=True)
+class ReceiverCounts:
+    """What became of a request's spans or records: received, refused by the decoder or the
+    time checks, or dropped because the queue or the store could not take them."""
+
+    received: Counter
+    rejected: Counter
+    dropped: Counter
 
 
 class CollectorMetrics:
@@ -52,6 +63,12 @@ class CollectorMetrics:
         self.requests = Counter(
             "fluoro_otlp_requests", "OTLP/HTTP requests by response status", ["status"], registry=self.registry
         )
+        self.log_records = Counter(
+            "fluoro_log_records",
+            "OTLP log records by receiver and outcome (received, rejected, dropped)",
+            ["receiver", "outcome"],
+            registry=self.registry,
+        )
         self.grpc_calls = Counter(
             "fluoro_otlp_grpc_calls", "OTLP/gRPC export calls by status code", ["code"], registry=self.registry
         )
@@ -88,6 +105,19 @@ class CollectorMetrics:
             "fluoro_db_file_bytes",
             "Size of the database file and its WAL (a lake's data files), and the ingest log",
             registry=self.registry,
+        )
+
+    def counts_of(self, receiver: str, signal: str) -> ReceiverCounts:
+        """The counters a receiver's request of `signal` ("traces" or "logs") moves."""
+        if signal == "logs":
+            records = self.log_records
+            return ReceiverCounts(
+                records.labels(receiver, "received"),
+                records.labels(receiver, "rejected"),
+                records.labels(receiver, "dropped"),
+            )
+        return ReceiverCounts(
+            self.received.labels(receiver), self.rejected.labels(receiver), self.dropped.labels(receiver)
         )
 
     def watch_database_size(self, size: Callable[[], float]) -> None:

@@ -81,6 +81,22 @@ LINK_SCHEMA = pa.schema(
     ]
 )
 
+# A log record (OTLP logs, or a Lambda function's JSON log line the local cloud forwards as one):
+# when, the span it was written in (when known), what it said. Bodies and attributes are JSON
+# text, capped as spans' are.
+LOG_SCHEMA = pa.schema(
+    [
+        ("time_ns", pa.int64()),
+        ("trace_id", pa.uuid()),
+        ("span_id", pa.uint64()),
+        ("service", pa.string()),
+        ("severity_number", pa.uint8()),
+        ("severity_text", pa.string()),
+        ("body", pa.string()),
+        ("attributes", pa.string()),
+    ]
+)
+
 
 @dataclass
 class SpanBatch:
@@ -92,10 +108,16 @@ class SpanBatch:
     rejected: int = 0
     rejection_reason: str = ""
     known_bytes: int | None = None  # the decoder's count of decoded_bytes, when it kept one
+    logs: pa.Table = field(default_factory=LOG_SCHEMA.empty_table)  # an OTLP logs request's records
 
     @property
     def span_count(self) -> int:
         return int(self.spans.num_rows)
+
+    @property
+    def row_count(self) -> int:
+        """Spans and log records: what the pipeline holds and stores."""
+        return int(self.spans.num_rows + self.logs.num_rows)
 
     @cached_property
     def decoded_bytes(self) -> int:
@@ -103,7 +125,7 @@ class SpanBatch:
         if self.known_bytes is not None:
             return self.known_bytes
         # get_total_buffer_size: ~45 us a 512-span request; nbytes, which sizes slices exactly, ~130 us.
-        tables = (self.spans, self.annotations, self.links)
+        tables = (self.spans, self.annotations, self.links, self.logs)
         return int(sum(table.get_total_buffer_size() for table in tables))
 
 

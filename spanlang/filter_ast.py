@@ -61,6 +61,27 @@ class AnnotationTest:
 
 
 @dataclass(frozen=True)
+class AttributeTest:
+    """``attribute.KEY`` (a span attribute) or ``resource.KEY`` (its resource's) alone (is set)
+    or compared with a value, as annotations are: a string test holds for string values, a
+    numeric one for numbers, true/false for booleans."""
+
+    source: Literal["attribute", "resource"]
+    key: str
+    op: str | None = None
+    value: AnnotationValue | None = None
+
+
+@dataclass(frozen=True)
+class LogTest:
+    """``log OP "text"``: a log record of the trace (inside a block: of that span) whose body
+    compares so (records written in no span count for the trace)."""
+
+    op: StrOp
+    value: str
+
+
+@dataclass(frozen=True)
 class NodeRef:
     """A map node: a name, optionally with its type (``id(name: "n", type: "T")``)."""
 
@@ -107,4 +128,17 @@ class Not:
     part: Expr
 
 
-Expr = BoolTest | NumTest | StrTest | AnnotationTest | ServiceTest | EdgeTest | TraceIdTest | And | Or | Not
+Expr = (
+    BoolTest
+    | NumTest
+    | StrTest
+    | AnnotationTest
+    | AttributeTest
+    | LogTest
+    | ServiceTest
+    | EdgeTest
+    | TraceIdTest
+    | And
+    | Or
+    | Not
+)

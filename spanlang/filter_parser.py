@@ -4,7 +4,9 @@ The language is AWS X-Ray's: boolean keywords (``ok``, ``error``, ``fault``, ``t
 ``partial``, ``root`` and Fluoro's ``cold_start``) alone, negated with ``!`` or compared with
 ``= true``/``!= false``; numeric keywords (``responsetime``, ``duration`` in seconds,
 ``http.status``); string keywords with ``=``, ``!=``, ``CONTAINS``, ``BEGINSWITH``,
-``ENDSWITH``; ``annotation.KEY`` alone or compared; ``service(...)``, ``edge(a, b)`` and
+``ENDSWITH``; ``annotation.KEY``, and Fluoro's ``attribute.KEY`` and ``resource.KEY`` (any
+OpenTelemetry span or resource attribute), alone or compared; ``log`` (a log record's body) with
+the string comparisons; ``service(...)``, ``edge(a, b)`` and
 ``id("trace id")``; ``AND``, ``OR``, ``!``, parentheses, and juxtaposition meaning AND.
 Errors carry the 1-based column and what the parser expected there.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
@@ -39,13 +41,15 @@ GRAMMAR = r"""
 ?unary: _BANG unary                     -> not_
       | primary
 ?primary: "(" or_expr ")"
-        | bool_test | num_test | str_test | annotation_test
+        | bool_test | num_test | str_test | annotation_test | attribute_test | log_test
         | service_test | edge_test | id_test
 
 bool_test: BOOL_KEYWORD (EQ_OP BOOLEAN)?
 num_test: NUM_KEYWORD NUM_OP NUMBER
 str_test: STR_KEYWORD STR_OP STRING
 annotation_test: ANNOTATION (ANY_OP value)?
+attribute_test: ATTRIBUTE (ANY_OP value)?
+log_test: LOG STR_OP STRING
 ?value: STRING | NUMBER | BOOLEAN
 
 service_test: SERVICE "(" node_ref? ")" block?
@@ -67,6 +71,8 @@ BOOL_KEYWORD.2: /(ok|error|fault|throttle|partial|root|cold_start)\b/
 NUM_KEYWORD.2: /(responsetime|duration|http\.status)\b/
 STR_KEYWORD.2: /(http\.url|http\.method|http\.useragent|name|user)\b/
 ANNOTATION.2: /annotation\.[A-Za-z0-9_]+\b/
+ATTRIBUTE.2: /(attribute|resource)\.[A-Za-z0-9_.:\/@-]+/
+LOG.2: /log\b/
 BOOLEAN.2: /(true|false)\b/
 EQ_OP: "!=" | "="
 NUM_OP: "!=" | "<=" | ">=" | "=" | "<" | ">"
@@ -100,6 +106,8 @@ _TERMINAL_WORDS = {
     "NUM_KEYWORD": "a numeric keyword",
     "STR_KEYWORD": "a string keyword",
     "ANNOTATION": "annotation.KEY",
+    "ATTRIBUTE": "attribute.KEY or resource.KEY",
+    "LOG": "log",
     "BOOLEAN": "true or false",
     "EQ_OP": "= or !=",
     "NUM_OP": "a comparison (= != < <= > >=)",
@@ -139,6 +147,17 @@ def _bounded_number(keyword: str, token: Token) -> float:
     return number
 
 
+def _comparison(op: Token, value: Token) -> tuple[str, ast.AnnotationValue]:
+    """The operator and value of an annotation or attribute test, refused when they cannot meet."""
+    parsed = _value(value)
+    operator = str(op).upper()
+    if isinstance(parsed, bool) and operator not in ("=", "!="):
+        raise ast.FilterError(f"true/false can only be compared with = or !=, not {operator}", op.column or 0)
+    if isinstance(parsed, float) and operator in ("CONTAINS", "BEGINSWITH", "ENDSWITH"):
+        raise ast.FilterError(f"{operator} needs a quoted string", op.column or 0)
+    return operator, parsed
+
+
 def parse_trace_id(text: str, column: int) -> bytes:
     """16 bytes from a hex or X-Ray trace id inside ``id("...")``."""
     if _HEX_TRACE.fullmatch(text):
@@ -176,13 +195,17 @@ class _ToAst(Transformer[Token, ast.Expr]):
         name = str(key)[len("annotation.") :]
         if op is None or value is None:
             return ast.AnnotationTest(name)
-        parsed = _value(value)
-        operator = str(op).upper()
-        if isinstance(parsed, bool) and operator not in ("=", "!="):
-            raise ast.FilterError(f"true/false can only be compared with = or !=, not {operator}", op.column or 0)
-        if isinstance(parsed, float) and operator in ("CONTAINS", "BEGINSWITH", "ENDSWITH"):
-            raise ast.FilterError(f"{operator} needs a quoted string", op.column or 0)
-        return ast.AnnotationTest(name, operator, parsed)
+        return ast.AnnotationTest(name, *_comparison(op, value))
+
+    def attribute_test(self, key: Token, op: Token | None = None, value: Token | None = None) -> ast.Expr:
+        source, _, name = str(key).partition(".")
+        kind: Literal["attribute", "resource"] = "resource" if source == "resource" else "attribute"
+        if op is None or value is None:
+            return ast.AttributeTest(kind, name)
+        return ast.AttributeTest(kind, name, *_comparison(op, value))
+
+    def log_test(self, keyword: Token, op: Token, value: Token) -> ast.Expr:
+        return ast.LogTest(str(op).upper(), _unquote(value))  # type: ignore[arg-type]
 
     def node_name(self, name: Token) -> ast.NodeRef:
         return ast.NodeRef(_unquote(name))

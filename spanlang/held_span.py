@@ -43,6 +43,8 @@ class HeldSpan:
     annotations: Mapping[str, AnnotationValue] = field(default_factory=dict)
     links: tuple[tuple[str, str], ...] = ()  # (trace id, span id) of each span it links to
     attributes: Mapping[str, object] = field(default_factory=dict)
+    resource: Mapping[str, object] = field(default_factory=dict)  # its resource's attributes
+    logs: tuple[str | None, ...] = ()  # the bodies of the log records written in it
 
     @property
     def end_ns(self) -> int:

@@ -13,6 +13,7 @@ answers on the same spans.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -101,6 +102,10 @@ def _trace_level(expr: ast.Expr, trace: _Trace) -> Truth:
             return _any([_string(s.user, op, value) for s in trace.spans])
         case ast.AnnotationTest():
             return any(_annotation(span, expr) is True for span in trace.spans)
+        case ast.AttributeTest():
+            return any(_attribute(span, expr) is True for span in trace.spans)
+        case ast.LogTest(op, value):
+            return any(_string(body, op, value) is True for span in trace.spans for body in span.logs)
         case ast.ServiceTest(node, block):
             return any(_of_node(s, node) and _span_level(block, s) is True for s in trace.spans)
         case ast.EdgeTest(source, target, block):
@@ -131,6 +136,10 @@ def _span_level(expr: ast.Expr | None, span: HeldSpan) -> Truth:
             return _string(span.user if keyword == "user" else getattr(span, _STRINGS[keyword]), op, value)
         case ast.AnnotationTest():
             return _annotation(span, expr)
+        case ast.AttributeTest():
+            return _attribute(span, expr)
+        case ast.LogTest(op, value):
+            return any(_string(body, op, value) is True for body in span.logs)
     raise AssertionError(f"not a test of one span: {expr!r}")  # _check_nesting refused it
 
 
@@ -159,21 +168,35 @@ def _string(column: str | None, op: str, value: str) -> Truth:
 def _annotation(span: HeldSpan, test: ast.AnnotationTest) -> Truth:
     if test.key not in span.annotations:
         return False
-    held: AnnotationValue = span.annotations[test.key]
-    if test.op is None:
-        return True
-    value = test.value
+    return True if test.op is None else _compared(span.annotations[test.key], test.op, test.value)
+
+
+def _attribute(span: HeldSpan, test: ast.AttributeTest) -> Truth:
+    held = span.resource if test.source == "resource" else span.attributes
+    if test.key not in held:
+        return False
+    return True if test.op is None else _compared(_as_stored(held[test.key]), test.op, test.value)
+
+
+def _as_stored(value: object) -> object:
+    """The value as the collector's JSON holds it: a NaN or infinity is null there."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _compared(held: object, op: str, value: AnnotationValue | None) -> Truth:
+    """A present value against a test's: strings with strings, numbers with numbers, booleans
+    with booleans; ``!=`` holds for a value of another type."""
     if isinstance(value, bool):
         same = isinstance(held, bool) and held == value
-        return same if test.op == "=" else not same if isinstance(held, bool) else True
+        return same if op == "=" else not same if isinstance(held, bool) else True
     if isinstance(value, float):
         is_number = isinstance(held, float | int) and not isinstance(held, bool)
-        return _COMPARE[test.op](float(held), value) if is_number else None
+        return _COMPARE[op](float(held), value) if is_number else None  # type: ignore[arg-type]
     if not isinstance(held, str):
-        return True if test.op == "!=" else None
-    if test.op in ("<", "<=", ">", ">="):
-        return _COMPARE[test.op](held, value)
-    return _string(held, test.op, str(value))
+        return True if op == "!=" else None
+    if op in ("<", "<=", ">", ">="):
+        return _COMPARE[op](held, value)
+    return _string(held, op, str(value))
 
 
 def _of_node(span: HeldSpan, node: ast.NodeRef | None) -> bool:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
-from collector.model import SpanBatch, SpanBatchBuilder, SpanRow
+from collector.model import LOG_SCHEMA, SpanBatch, SpanBatchBuilder, SpanRow
 from collector.storage.protocols import StoredSpan
 
 REQUIRED_DEFAULTS: dict[str, Any] = {
@@ -92,6 +93,21 @@ def at(
         "duration_ns": int(duration_s * SECOND),
     }
     return span_row(**{**row, **fields})
+
+
+def logs_batch(*records: tuple[int, int | None, float, str]) -> SpanBatch:
+    """Log records (trace, span id or None, seconds after T0, body) of service "s", as one batch."""
+    builder = SpanBatchBuilder()
+    columns: dict[str, list[Any]] = {name: [] for name in LOG_SCHEMA.names}
+    for trace, span_id, at_s, body in records:
+        row = (T0 + int(at_s * SECOND), trace_key(trace), span_id, "s", 9, None, body, None)
+        for name, value in zip(LOG_SCHEMA.names, row, strict=True):
+            columns[name].append(value)
+    return replace_logs(builder.build(), pa.Table.from_pydict(columns, schema=LOG_SCHEMA))
+
+
+def replace_logs(batch: SpanBatch, logs: pa.Table) -> SpanBatch:
+    return SpanBatch(batch.spans, batch.annotations, batch.links, logs=logs)
 
 
 def spans_batch(

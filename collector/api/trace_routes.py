@@ -1,4 +1,4 @@
-"""The query API's routes for services and traces: list, search, one trace, its critical path."""
+"""The query API's routes for services and traces: list, search, one trace, its critical path, its logs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collector.api.params import parse_trace_id, parse_window
 from collector.api.problems import UNKNOWN_TRACE
 from collector.engine import Collector
 from collector.query.critical_path import CriticalPath, critical_path_of, trace_with_consumers
+from collector.query.trace_logs import MAX_TRACE_LOGS, TraceLogs
 from collector.query.trace_view import ServicesPage, TracesPage, TraceView
 
 MAX_TRACES = 1000
@@ -56,5 +57,20 @@ def trace_routes(collector: Collector, guarded: Sequence[params.Depends]) -> API
         if not spans:
             raise HTTPException(404, f"no trace {trace_id}")
         return critical_path_of(key, spans)
+
+    @router.get(
+        "/api/traces/{trace_id}/logs",
+        summary="The trace's log records, by time, with their spans",
+        responses=UNKNOWN_TRACE,
+    )
+    def trace_logs(
+        trace_id: str,
+        limit: Annotated[int, Query(ge=1, le=MAX_TRACE_LOGS, description="most records, oldest first")] = 1000,
+    ) -> TraceLogs:
+        key = parse_trace_id(trace_id)
+        logs = collector.reader.trace_logs(key, limit + 1)
+        if not logs and not collector.reader.trace_spans(key):
+            raise HTTPException(404, f"no trace {trace_id}")
+        return TraceLogs.of(key, logs, limit)
 
     return router

@@ -37,7 +37,8 @@ class Pending:
 
     @property
     def spans(self) -> int:
-        return self.batch.span_count
+        """Its spans and log records: what the bounds count."""
+        return self.batch.row_count
 
 
 def acknowledge(group: list[Pending], error: str | None = None) -> None:

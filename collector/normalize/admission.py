@@ -26,7 +26,9 @@ NS_PER_S = 1_000_000_000
 TOO_OLD = "start time is older than the retention"
 TOO_NEW = "start or end time is more than an hour ahead of the collector's clock"
 TOO_LONG = "a span may last at most a day"
-REASONS = (TOO_OLD, TOO_NEW, TOO_LONG)
+LOG_TOO_OLD = "log time is older than the retention"
+LOG_TOO_NEW = "log time is more than an hour ahead of the collector's clock"
+REASONS = (TOO_OLD, TOO_NEW, TOO_LONG, LOG_TOO_OLD, LOG_TOO_NEW)
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,10 @@ def within_bounds(earliest_ns: int, latest_ns: int, longest_ns: int, bounds: Tim
 
 
 def admit(batch: SpanBatch, bounds: TimeBounds, now_ns: int) -> Admitted:
-    """`batch` less its spans whose times are not believable (with their annotations and links)."""
+    """`batch` less its spans whose times are not believable (with their annotations and links),
+    and its log records whose times are not."""
+    if batch.logs.num_rows:
+        return _admit_logs(batch, bounds, now_ns)
     if batch.span_count == 0:
         return Admitted(batch, {})
     start = batch.spans.column("start_ns").to_numpy()
@@ -92,6 +97,27 @@ def admit(batch: SpanBatch, bounds: TimeBounds, now_ns: int) -> Admitted:
     if not refused.counts:
         return Admitted(batch, {})
     return Admitted(without_spans(batch, refused.mask, refused.counts), refused.counts)
+
+
+def _admit_logs(batch: SpanBatch, bounds: TimeBounds, now_ns: int) -> Admitted:
+    time_ns = batch.logs.column("time_ns").to_numpy()
+    too_old = time_ns < now_ns - int(bounds.retention_s * NS_PER_S)
+    too_new = time_ns > now_ns + int(bounds.future_s * NS_PER_S)
+    refused = too_old | too_new
+    if not refused.any():
+        return Admitted(batch, {})
+    counts = {LOG_TOO_OLD: int(too_old.sum()), LOG_TOO_NEW: int(too_new.sum())}
+    counts = {reason: n for reason, n in counts.items() if n}
+    reasons = [r for r in batch.rejection_reason.split("; ") if r] + list(counts)
+    kept = SpanBatch(
+        spans=batch.spans,
+        annotations=batch.annotations,
+        links=batch.links,
+        rejected=batch.rejected + int(refused.sum()),
+        rejection_reason="; ".join(reasons[:5]),
+        logs=batch.logs.filter(pa.array(~refused)),
+    )
+    return Admitted(kept, counts)
 
 
 def without_spans(batch: SpanBatch, refused: np.ndarray, counts: dict[str, int]) -> SpanBatch:

@@ -154,7 +154,8 @@ def text_field(container: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def _list(container: Mapping[str, Any], key: str) -> list[Any]:
+def list_of(container: Mapping[str, Any], key: str) -> list[Any]:
+    """The list at `key`, or none when it is missing or not a list."""
     value = container.get(key)
     return value if isinstance(value, list) else []
 
@@ -172,14 +173,14 @@ def decode_json(body: bytes) -> SpanBatch:
     if not isinstance(document, dict):
         raise UndecodableBody("an OTLP/JSON request must be a JSON object with resourceSpans")
     builder = SpanBatchBuilder()
-    for resource_spans in _list(document, "resourceSpans"):
+    for resource_spans in list_of(document, "resourceSpans"):
         if not isinstance(resource_spans, Mapping):
             raise UndecodableBody("resourceSpans must hold objects")
         spans = [
             span
-            for scope_spans in _list(resource_spans, "scopeSpans")
+            for scope_spans in list_of(resource_spans, "scopeSpans")
             if isinstance(scope_spans, Mapping)
-            for span in _list(scope_spans, "spans")
+            for span in list_of(scope_spans, "spans")
         ]
         try:
             resource = resource_of(resource_spans.get("resource"))
@@ -210,7 +211,7 @@ def add_json_span(builder: SpanBatchBuilder, resource: ResourceInfo, span: objec
         raise InvalidSpan("status must be an object")
     status: Mapping[str, Any] = raw_status or {}
     events = []
-    for event in _list(span, "events"):
+    for event in list_of(span, "events"):
         if not isinstance(event, Mapping):
             raise InvalidSpan("an event must be an object")
         events.append(
@@ -221,7 +222,7 @@ def add_json_span(builder: SpanBatchBuilder, resource: ResourceInfo, span: objec
             )
         )
     links = []
-    for link in _list(span, "links"):
+    for link in list_of(span, "links"):
         if not isinstance(link, Mapping):
             raise InvalidSpan("a link must be an object")
         attributes_of(link.get("attributes"))  # checked like the span's, though not stored

@@ -1,4 +1,5 @@
-"""The OTLP/gRPC receiver (port 4317): ``TraceService/Export`` on a grpc.aio server.
+"""The OTLP/gRPC receiver (port 4317): ``TraceService/Export`` and ``LogsService/Export`` on a
+grpc.aio server.
 
 The default exporter of every OpenTelemetry SDK speaks this. Requests reach the same intake as
 OTLP/HTTP (collector/receivers/otlp_intake.py): same decoder, same admission, answered only once
@@ -28,15 +29,25 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from collector.auth import bearer_token_matches
 from collector.capped_body import Busy
 from collector.metrics import CollectorMetrics
-from collector.receivers.otlp_intake import PROTOBUF, OtlpIntake, QueueFull, StoreFailing, Undecodable
+from collector.receivers.otlp_intake import (
+    LOGS,
+    PROTOBUF,
+    TRACES,
+    OtlpIntake,
+    QueueFull,
+    Signal,
+    StoreFailing,
+    Undecodable,
+)
+from collector.receivers.otlp_responses import export_response_bytes
 
 RECEIVER = "otlp_grpc"
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 
 
 @dataclass(frozen=True)
@@ -70,8 +81,12 @@ class OtlpGrpcReceiver:
                 ("grpc.so_reuseport", 0),  # a second daemon on the port fails, as it does on HTTP's
             ],
         )
-        export: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(self.export_traces)
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(TRACE_SERVICE, {"Export": export}),))
+        server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(TRACE_SERVICE, {"Export": self._handler(TRACES)}),
+                grpc.method_handlers_generic_handler(LOGS_SERVICE, {"Export": self._handler(LOGS)}),
+            )
+        )
         try:
             port = server.add_insecure_port(address)
         except RuntimeError as exc:
@@ -88,25 +103,30 @@ class OtlpGrpcReceiver:
         if server is not None:
             await server.stop(self.settings.grace_s)
 
-    async def export_traces(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
-        code, answer = await self._export(request, context)
-        self.metrics.grpc_calls.labels(code.name).inc()
-        if isinstance(answer, Refusal):
-            await context.abort(code, answer.message, answer.trailing_metadata(code))
-        assert isinstance(answer, bytes)
-        return answer
+    def _handler(self, signal: Signal) -> grpc.RpcMethodHandler[bytes, bytes]:
+        """The Export method of `signal`'s service: bytes in, bytes out (no (de)serializers)."""
+
+        async def export(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+            code, answer = await self._export(signal, request, context)
+            self.metrics.grpc_calls.labels(code.name).inc()
+            if isinstance(answer, Refusal):
+                await context.abort(code, answer.message, answer.trailing_metadata(code))
+            assert isinstance(answer, bytes)
+            return answer
+
+        return grpc.unary_unary_rpc_method_handler(export)
 
     async def _export(
-        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+        self, signal: Signal, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
     ) -> tuple[grpc.StatusCode, bytes | Refusal]:
         if not bearer_token_matches(_metadata(context, "authorization"), self.settings.token):
             return grpc.StatusCode.UNAUTHENTICATED, Refusal("missing or wrong bearer token")
         if not request:
-            return grpc.StatusCode.OK, ExportTraceServiceResponse().SerializeToString()
+            return grpc.StatusCode.OK, export_response_bytes(signal.name, 0, "")
         reservation = self.intake.inflight.reservation()
         try:
             reservation.add(len(request))
-            taken = await self.intake.take(PROTOBUF, request, RECEIVER, context.peer())
+            taken = await self.intake.take(signal, PROTOBUF, request, RECEIVER, context.peer())
         except Busy as exc:
             return grpc.StatusCode.RESOURCE_EXHAUSTED, Refusal(str(exc), self.settings.retry_after_full_s)
         except Undecodable as exc:
@@ -117,11 +137,7 @@ class OtlpGrpcReceiver:
             return grpc.StatusCode.UNAVAILABLE, Refusal(str(exc), self.settings.retry_after_failing_s)
         finally:
             reservation.release()
-        response = ExportTraceServiceResponse()
-        if taken.rejected:
-            response.partial_success.rejected_spans = taken.rejected
-            response.partial_success.error_message = taken.reason
-        return grpc.StatusCode.OK, response.SerializeToString()
+        return grpc.StatusCode.OK, export_response_bytes(signal.name, taken.rejected, taken.reason)
 
 
 @dataclass(frozen=True)

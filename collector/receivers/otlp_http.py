@@ -1,4 +1,4 @@
-"""The OTLP/HTTP trace receiver, ``POST /v1/traces``, as an ASGI app (Starlette request/response).
+"""The OTLP/HTTP receiver, ``POST /v1/traces`` and ``POST /v1/logs``, as an ASGI app (Starlette).
 
 Follows the OTLP/HTTP specification: protobuf or JSON bodies, optionally gzip; the response is
 encoded like the request; undecodable bodies get 400 with the reason (a ``google.rpc.Status``);
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import orjson
 from google.rpc import status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -26,10 +25,24 @@ from starlette.types import Receive, Scope, Send
 from collector.auth import bearer_token_matches
 from collector.capped_body import BodyTooLarge, Busy, Reservation, read_capped
 from collector.metrics import CollectorMetrics
-from collector.receivers.otlp_intake import DECODERS, JSON, PROTOBUF, OtlpIntake, QueueFull, StoreFailing, Undecodable
+from collector.receivers.otlp_intake import (
+    JSON,
+    LOGS,
+    MEDIA_TYPES,
+    PROTOBUF,
+    TRACES,
+    OtlpIntake,
+    QueueFull,
+    Signal,
+    StoreFailing,
+    Undecodable,
+)
+from collector.receivers.otlp_responses import export_response_bytes, export_response_json
 
 _logger = logging.getLogger(__name__)
 TRACES_PATH = "/v1/traces"
+LOGS_PATH = "/v1/logs"
+SIGNAL_OF_PATH = {TRACES_PATH: TRACES, LOGS_PATH: LOGS}
 RECEIVER = "otlp_http"
 
 
@@ -71,7 +84,7 @@ def inflate_capped(data: bytes, limit: int) -> bytes:
 
 
 class OtlpHttpReceiver:
-    """ASGI app for ``POST /v1/traces``."""
+    """ASGI app for ``POST /v1/traces`` and ``POST /v1/logs``."""
 
     def __init__(self, intake: OtlpIntake, metrics: CollectorMetrics, settings: OtlpReceiverSettings) -> None:
         self.intake = intake
@@ -103,26 +116,28 @@ class OtlpHttpReceiver:
     async def _handle(self, request: Request) -> Response:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         encoding = PROTOBUF if media != JSON else JSON
-        if request.url.path != TRACES_PATH:
-            return error(404, f"not found: this receiver serves POST {TRACES_PATH}", encoding)
+        signal = SIGNAL_OF_PATH.get(request.url.path)
+        if signal is None:
+            return error(404, f"not found: this receiver serves POST {TRACES_PATH} and {LOGS_PATH}", encoding)
         if request.method != "POST":
-            return error(405, f"{TRACES_PATH} takes POST", encoding, {"Allow": "POST"})
+            return error(405, f"{request.url.path} takes POST", encoding, {"Allow": "POST"})
         if not bearer_token_matches(request.headers.get("authorization", ""), self.settings.token):
             return error(401, "missing or wrong bearer token", encoding, {"WWW-Authenticate": "Bearer"})
-        if media not in DECODERS:
+        if media not in MEDIA_TYPES:
             return error(415, f"unsupported content type {media!r}: use {PROTOBUF} or {JSON}", encoding)
         content_encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if content_encoding not in ("identity", "gzip", ""):
             return error(415, f"unsupported content encoding {content_encoding!r}: use gzip or none", encoding)
         reservation = self.inflight.reservation()
         try:
-            return await self._handle_body(request, media, encoding, content_encoding == "gzip", reservation)
+            return await self._handle_body(request, signal, media, content_encoding == "gzip", reservation)
         finally:
             reservation.release()
 
     async def _handle_body(
-        self, request: Request, media: str, encoding: str, gzip: bool, reservation: Reservation
+        self, request: Request, signal: Signal, media: str, gzip: bool, reservation: Reservation
     ) -> Response:
+        encoding = media
         try:
             body = await self._read_body(request, gzip, reservation)
         except BodyTooLarge as exc:
@@ -135,8 +150,8 @@ class OtlpHttpReceiver:
         except ClientDisconnect:
             return error(400, "client disconnected", encoding)
         if not body:
-            return success(encoding, 0, "")
-        return await self._take(media, body, encoding, request.client)
+            return success(signal, encoding, 0, "")
+        return await self._take(signal, media, body, request.client)
 
     async def _read_body(self, request: Request, gzip: bool, reservation: Reservation) -> bytes:
         limit = self.settings.max_body_bytes
@@ -147,28 +162,24 @@ class OtlpHttpReceiver:
         reservation.add(len(inflated))
         return inflated
 
-    async def _take(self, media: str, body: bytes, encoding: str, sender: Hashable | None) -> Response:
+    async def _take(self, signal: Signal, media: str, body: bytes, sender: Hashable | None) -> Response:
+        encoding = media
         try:
-            taken = await self.intake.take(media, body, RECEIVER, sender)
+            taken = await self.intake.take(signal, media, body, RECEIVER, sender)
         except Undecodable as exc:
             return error(400, str(exc), encoding)
         except QueueFull as exc:
             return error(503, str(exc), encoding, {"Retry-After": str(self.settings.retry_after_full_s)})
         except StoreFailing as exc:
             return error(503, str(exc), encoding, {"Retry-After": str(self.settings.retry_after_failing_s)})
-        return success(encoding, taken.rejected, taken.reason)
+        return success(signal, encoding, taken.rejected, taken.reason)
 
 
-def success(encoding: str, rejected: int, reason: str) -> Response:
-    """ExportTraceServiceResponse, with partial_success when some spans were refused."""
+def success(signal: Signal, encoding: str, rejected: int, reason: str) -> Response:
+    """The signal's Export response, with partial_success when some spans or records were refused."""
     if encoding == JSON:
-        document = {"partialSuccess": {"rejectedSpans": rejected, "errorMessage": reason}} if rejected else {}
-        return Response(orjson.dumps(document), 200, media_type=JSON)
-    message = ExportTraceServiceResponse()
-    if rejected:
-        message.partial_success.rejected_spans = rejected
-        message.partial_success.error_message = reason
-    return Response(message.SerializeToString(), 200, media_type=PROTOBUF)
+        return Response(orjson.dumps(export_response_json(signal.name, rejected, reason)), 200, media_type=JSON)
+    return Response(export_response_bytes(signal.name, rejected, reason), 200, media_type=PROTOBUF)
 
 
 def error(status: int, message: str, encoding: str, headers: dict[str, str] | None = None) -> Response:

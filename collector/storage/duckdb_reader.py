@@ -23,6 +23,7 @@ from collector.storage.protocols import (
     ServiceCount,
     SpanLink,
     Statement,
+    StoredLog,
     StoredSpan,
     StoreUnavailable,
     Subject,
@@ -76,6 +77,21 @@ class DuckDBReader:
             span_id = columns["span_id"]
             spans.append(stored_span(columns, values_of.get(span_id, {}), tuple(links_of.get(span_id, ()))))
         return spans
+
+    def trace_logs(self, trace_id: bytes, limit: int) -> list[StoredLog]:
+        rows = self.rows(Statement(sql.TRACE_LOGS, (uuid.UUID(bytes=trace_id), limit)), "reading a trace's logs")
+        return [
+            StoredLog(
+                time_ns=int(time_ns),
+                span_id=f"{span_id:016x}" if span_id is not None else None,
+                service=service,
+                severity_number=int(severity),
+                severity_text=severity_text,
+                body=body,
+                attributes=orjson.loads(attributes) if attributes else {},
+            )
+            for time_ns, span_id, service, severity, severity_text, body, attributes in rows
+        ]
 
     def linked_trace_ids(self, trace_id: bytes, limit: int) -> list[bytes]:
         rows = self.rows(Statement(LINKED_TRACES, (uuid.UUID(bytes=trace_id), limit)), "reading linked traces")

@@ -49,6 +49,12 @@ SPAN_COLUMNS: Final = SPAN_TABLE_COLUMNS.replace(
 ).replace(RESOURCE_COLUMN, RESOURCE_ID_COLUMN)
 
 CREATE_RESOURCES: Final = "CREATE TABLE resources (resource_id UBIGINT PRIMARY KEY, resource VARCHAR NOT NULL)"
+# OTLP log records (collector/normalize/otlp_logs.py), in time order as they arrive; found by
+# trace (the trace view, `log CONTAINS`) within the time window the trace's spans give.
+CREATE_LOGS: Final = """CREATE TABLE IF NOT EXISTS logs (
+    time_ns BIGINT NOT NULL, trace_id UUID, span_id UBIGINT, service VARCHAR NOT NULL,
+    severity_number UTINYINT NOT NULL, severity_text VARCHAR,
+    body VARCHAR USING COMPRESSION zstd, attributes VARCHAR USING COMPRESSION zstd)"""
 
 MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     (
@@ -96,6 +102,7 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     (8, (side_tables_sql.CREATE_INSIGHTS,)),
     (9, rollup_sql.GROUP_TABLES),
     (10, rollup_sql.SAMPLING_WEIGHT_MIGRATION),
+    (11, (CREATE_LOGS,)),
 )
 
 CREATE_VERSION_TABLE: Final = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
@@ -158,6 +165,7 @@ DELETE_OLDER_THAN: Final = (
     "DELETE FROM spans WHERE start_ns < ?",
     "DELETE FROM annotations WHERE start_ns < ?",
     "DELETE FROM span_links WHERE start_ns < ?",
+    "DELETE FROM logs WHERE time_ns < ?",
 )
 DELETE_UNUSED_RESOURCES: Final = """
     DELETE FROM resources WHERE resource_id NOT IN (SELECT resource_id FROM spans WHERE resource_id IS NOT NULL)
@@ -185,4 +193,8 @@ TRACE_SPANS: Final = """
 TRACE_ANNOTATIONS: Final = (
     "SELECT span_id, key, str_value, num_value, bool_value FROM annotations WHERE trace_id = ? ORDER BY key"
 )
+TRACE_LOGS: Final = """
+    SELECT time_ns, span_id, service, severity_number, severity_text, body, attributes FROM logs
+    WHERE trace_id = ? ORDER BY time_ns, span_id LIMIT ?
+"""
 TRACE_LINKS: Final = "SELECT span_id, linked_trace_id, linked_span_id FROM span_links WHERE trace_id = ?"

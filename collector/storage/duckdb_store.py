@@ -152,11 +152,15 @@ class DuckDBStore:
     # ------------------------------------------------------------------ writing
 
     def write(self, batches: Sequence[SpanBatch]) -> int:
-        """Store the batches in one transaction; returns how many new spans were stored."""
+        """Store the batches (spans and log records) in one transaction; returns how many new
+        spans were stored."""
         if self.read_only:
             raise StoreUnavailable("this store was opened read-only")
         spans = pa.concat_tables([b.spans for b in batches])
+        logs = pa.concat_tables([b.logs for b in batches])
         if spans.num_rows == 0:
+            if logs.num_rows:
+                self._write_logs(logs)
             return 0
         keyed = key_resources(spans)
         # Decoders share each service name among its spans (a dictionary); DuckDB and the
@@ -174,6 +178,8 @@ class DuckDBStore:
                 if new_resources.num_rows:
                     self._register("incoming_resources", new_resources)
                     con.execute(self._insert_resources)
+                if logs.num_rows:
+                    con.from_arrow(logs).insert_into("logs")
                 if self._surely_new(spans):
                     stored = self._append(spans, annotations, links)
                     to_link = (spans.select(LINKED_SPAN_COLUMNS), links)
@@ -190,6 +196,17 @@ class DuckDBStore:
                 while self._registered:
                     self._unregister(self._registered.pop())
         return stored
+
+    def _write_logs(self, logs: pa.Table) -> None:
+        """A group of log records alone, in a transaction of its own."""
+        with self._write_lock:
+            try:
+                self._con.execute("BEGIN")
+                self._con.from_arrow(logs).insert_into("logs")
+                self._con.execute("COMMIT")
+            except duckdb.Error as exc:
+                self._rollback()
+                raise _translate(exc, "storing log records") from exc
 
     def _committed_snapshot(self, linked: pa.Table) -> int | None:
         """The lake snapshot the write just committed (a commit that stored nothing made none)."""

@@ -6,10 +6,11 @@ numbers, annotation keys, service names, trace ids) is a bound ``?`` parameter. 
 a boolean predicate over ``r``, the root span of a candidate trace (a row of ``spans``).
 
 Semantics follow X-Ray: plain keywords test the trace's root (its response); ``duration`` is
-the whole trace, first start to last end; ``partial``, ``user``, ``cold_start`` and
-annotations look at every span of the trace; ``service(...) { expr }`` holds when some span of
-that node satisfies ``expr`` (keywords then test that span); ``edge(a, b) { expr }`` when a
-call from a to b has a callee span satisfying ``expr``.
+the whole trace, first start to last end; ``partial``, ``user``, ``cold_start``,
+annotations and attributes (attribute_sql.py) look at every span of the trace;
+``service(...) { expr }`` holds when some span of that node satisfies ``expr`` (keywords then
+test that span); ``edge(a, b) { expr }`` when a call from a to b has a callee span satisfying
+``expr``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Final
 
+from collector.storage.attribute_sql import attribute_condition
 from collector.storage.protocols import Statement
 from spanlang import filter_ast as ast
 
@@ -69,6 +71,12 @@ def _compile(expr: ast.Expr, scope: _Scope) -> Statement:
             return _string(expr, scope)
         case ast.AnnotationTest():
             return _annotation(expr, scope)
+        case ast.AttributeTest():
+            if scope.trace_level:  # any span of the trace, as annotations
+                return _any_span(attribute_condition(expr, "s"), scope)
+            return attribute_condition(expr, scope.alias)
+        case ast.LogTest():
+            return _log(expr, scope)
         case ast.ServiceTest():
             return _service(expr, scope)
         case ast.EdgeTest():
@@ -166,6 +174,21 @@ def _annotation(test: ast.AnnotationTest, scope: _Scope) -> Statement:
         f" AND a.start_ns = s.start_ns AND a.key = ? AND ({condition.text}))"
     )
     return Statement(text, (test.key, *condition.params))
+
+
+def _log(test: ast.LogTest, scope: _Scope) -> Statement:
+    condition = string_condition("l.body", test.op, test.value)
+    if scope.trace_level:  # any record of the trace, in a span or not
+        lo, hi = scope.span_window
+        text = (
+            f"{scope.alias}.trace_id IN (SELECT l.trace_id FROM logs l"
+            f" WHERE l.time_ns >= ? AND l.time_ns < ? AND ({condition.text}))"
+        )
+        return Statement(text, (lo, hi, *condition.params))
+    text = (
+        f"EXISTS (SELECT 1 FROM logs l WHERE l.trace_id = s.trace_id AND l.span_id = s.span_id AND ({condition.text}))"
+    )
+    return Statement(text, condition.params)
 
 
 def node_condition(node: ast.NodeRef | None, alias: str) -> Statement:

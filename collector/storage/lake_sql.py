@@ -31,6 +31,7 @@ CREATE_TABLES: Final = (
     _lake_ddl(f"CREATE TABLE spans ({duckdb_sql.SPAN_COLUMNS}, sampling_weight DOUBLE)"),
     *duckdb_sql.MIGRATIONS[0][1][1:],  # annotations, span_links
     _lake_ddl(duckdb_sql.CREATE_RESOURCES),
+    _lake_ddl(duckdb_sql.CREATE_LOGS),
     *calls_sql.MIGRATION,
     *rollup_sql.MIGRATION,
     *rollup_sql.GROUP_TABLES,
@@ -43,7 +44,10 @@ CREATE_TABLES: Final = (
 )
 DATA_BYTES: Final = "SELECT sum(file_size_bytes + delete_file_size_bytes) FROM ducklake_table_info('lake')"
 # Tables a later Fluoro added, made in a lake an earlier one created (names and statements).
-LATER_TABLES: Final = (("group_throttle_minutes", rollup_sql.GROUP_TABLES),)
+LATER_TABLES: Final = (
+    ("group_throttle_minutes", rollup_sql.GROUP_TABLES),
+    ("logs", (_lake_ddl(duckdb_sql.CREATE_LOGS),)),
+)
 TABLE_EXISTS: Final = "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' AND table_name = ?"
 # Columns a later Fluoro added (table, column, statement), made after the later tables.
 LATER_COLUMNS: Final = tuple(

@@ -105,6 +105,19 @@ class SpanLink:
 
 
 @dataclass(frozen=True)
+class StoredLog:
+    """A log record of a trace: when, in which span (hex, None when not known), what it said."""
+
+    time_ns: int
+    span_id: str | None
+    service: str
+    severity_number: int
+    severity_text: str | None
+    body: str | None
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Subject:
     """What analytics figures describe: every incoming request (no node), a node, or an edge
     (caller -> node)."""
@@ -222,6 +235,9 @@ class SpanReader(Protocol):
 
     def linked_trace_ids(self, trace_id: bytes, limit: int) -> list[bytes]:
         """Traces holding spans that link to a span of this one (its consumers), at most `limit`."""
+
+    def trace_logs(self, trace_id: bytes, limit: int) -> list[StoredLog]:
+        """The trace's log records in time order, at most `limit`."""
 
     def search_traces(self, window: TimeWindow, expr: ast.Expr | None, limit: int) -> list[TraceSummary]:
         """Traces rooted in the window matching `expr`, newest first."""

@@ -64,6 +64,7 @@ def held_from_captured(span: ReadableSpan) -> HeldSpan:
         annotations=_annotations(attributes),
         links=tuple((f"{link.context.trace_id:032x}", f"{link.context.span_id:016x}") for link in span.links),
         attributes=attributes,
+        resource=dict(resource),
     )
 
 
@@ -96,4 +97,5 @@ def held_from_collector(span: Mapping[str, Any]) -> HeldSpan:
         annotations=dict(span.get("annotations") or {}),
         links=tuple((str(link["trace_id"]), str(link["span_id"])) for link in span.get("links") or ()),
         attributes=dict(span.get("attributes") or {}),
+        resource=dict(span.get("resource") or {}),
     )

@@ -33,6 +33,7 @@ numbers = st.one_of(
     st.sampled_from(["1e400", "-1e300", "0.5", ".5", "7"]),
 )
 keys = st.from_regex(r"[A-Za-z0-9_]{1,12}", fullmatch=True)
+attribute_keys = st.from_regex(r"[A-Za-z0-9_.:/@~-]{1,16}", fullmatch=True)
 node = st.one_of(strings, st.tuples(strings, strings).map(lambda p: f"id(name: {p[0]}, type: {p[1]})"))
 atoms = st.one_of(
     st.sampled_from(["ok", "error", "fault", "throttle", "partial", "root", "cold_start"]).flatmap(
@@ -51,6 +52,12 @@ atoms = st.one_of(
     st.tuples(
         keys, st.sampled_from(["", " = ", " != ", " CONTAINS ", " < "]), st.one_of(strings, numbers, st.just("true"))
     ).map(lambda t: f"annotation.{t[0]}" + (f"{t[1]}{t[2]}" if t[1] else "")),
+    st.tuples(
+        st.sampled_from(["attribute", "resource"]),
+        attribute_keys,
+        st.sampled_from(["", " = ", " != ", " CONTAINS ", " ENDSWITH ", " >= "]),
+        st.one_of(strings, numbers, st.just("false")),
+    ).map(lambda t: f"{t[0]}.{t[1]}" + (f"{t[2]}{t[3]}" if t[2] else "")),
     node.map(lambda n: f"service({n})"),
     st.tuples(strings, strings).map(lambda p: f"edge({p[0]}, {p[1]})"),
     st.sampled_from(['id("1-5759e988-bd862e3fe1be46a994272793")', 'id("' + "ab" * 16 + '")', 'id("nope")']),
@@ -72,7 +79,8 @@ expressions = st.recursive(atoms, combine, max_leaves=10)
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
     instance = DuckDBStore(str(tmp_path_factory.mktemp("filters") / "f.duckdb"))
-    instance.write([spans_batch(at(1, 1, None, 0.0, service="a", kind="SERVER"), at(1, 2, 1, 0.1, service="b"))])
+    root = at(1, 1, None, 0.0, service="a", kind="SERVER", attributes='{"k":"v","n":1}', resource='{"r":true}')
+    instance.write([spans_batch(root, at(1, 2, 1, 0.1, service="b", attributes='{"k":[1,{"x":"y"}]}'))])
     instance.link_new_spans()
     yield instance
     instance.close()

@@ -39,6 +39,41 @@ def test_annotations_set_or_compared_by_type() -> None:
     assert parse_filter('annotation.tier BEGINSWITH "gold"') == ast.AnnotationTest("tier", "BEGINSWITH", "gold")
 
 
+def test_attributes_and_resource_attributes_set_or_compared_by_type() -> None:
+    assert parse_filter("attribute.http.route") == ast.AttributeTest("attribute", "http.route")
+    assert parse_filter('attribute.messaging.destination.name = "q"') == ast.AttributeTest(
+        "attribute", "messaging.destination.name", "=", "q"
+    )
+    assert parse_filter("attribute.http.response.status_code>=500") == ast.AttributeTest(
+        "attribute", "http.response.status_code", ">=", 500.0
+    )
+    assert parse_filter("resource.faas.coldstart != true") == ast.AttributeTest(
+        "resource", "faas.coldstart", "!=", True
+    )
+    assert parse_filter('resource.k8s-pod/name:x@1 ENDSWITH "-7"') == ast.AttributeTest(
+        "resource", "k8s-pod/name:x@1", "ENDSWITH", "-7"
+    )
+    block = parse_filter('service("a") { attribute.db.system = "dynamodb" AND !resource.cloud.region }')
+    assert block == ast.ServiceTest(
+        ast.NodeRef("a"),
+        ast.And(
+            (
+                ast.AttributeTest("attribute", "db.system", "=", "dynamodb"),
+                ast.Not(ast.AttributeTest("resource", "cloud.region")),
+            )
+        ),
+        1,
+    )
+
+
+def test_log_records_by_their_body() -> None:
+    assert parse_filter('log CONTAINS "declined"') == ast.LogTest("CONTAINS", "declined")
+    assert parse_filter('log != "x" OR log beginswith "y"') == ast.Or(
+        (ast.LogTest("!=", "x"), ast.LogTest("BEGINSWITH", "y"))
+    )
+    assert parse_filter('service("a") { log = "z" }') == ast.ServiceTest(ast.NodeRef("a"), ast.LogTest("=", "z"), 1)
+
+
 def test_service_edge_and_id() -> None:
     assert parse_filter('service("orders")') == ast.ServiceTest(ast.NodeRef("orders"), None, 1)
     assert parse_filter("service()") == ast.ServiceTest(None, None, 1)
@@ -89,6 +124,14 @@ def test_the_aws_documentation_examples_parse() -> None:
         ("annotation.a CONTAINS 3", 14, "needs a quoted string"),
         ('annotation."k" = 1', 1, "unexpected 'annotation.'"),
         ("annotation.k' OR 1=1 --", 13, "unexpected"),
+        ("attribute.http.route CONTAINS 3", 22, "needs a quoted string"),
+        ("attribute.ok > true", 14, "true/false can only be compared"),
+        ('attribute."k" = 1', 1, "unexpected 'attribute.'"),
+        ("attribute.k' OR 1=1 --", 12, "unexpected"),
+        ("resource = 1", 1, "unexpected 'resource'"),
+        ('log > "a"', 5, "expected = != CONTAINS BEGINSWITH ENDSWITH"),
+        ("log CONTAINS 3", 14, 'expected a "quoted string"'),
+        ("log", 4, "unexpected end"),
         ("  ", 1, "empty"),
     ],
 )

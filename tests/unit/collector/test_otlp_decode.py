@@ -11,7 +11,7 @@ import pytest
 from collector.model import SpanBatch
 from collector.normalize.otlp_json import decode_json
 from collector.normalize.otlp_proto import UndecodableBody, decode_protobuf
-from collector.receivers.otlp_intake import JSON, PROTOBUF, decode_logged_request, logged_request
+from collector.receivers.otlp_intake import JSON, PROTOBUF, TRACES, decode_logged_request, logged_request
 from tests.conftest import Recorder
 from tracer import semconv
 from tracer.otlp_encoder import OtlpEncoder
@@ -175,6 +175,6 @@ def test_a_logged_request_decodes_to_the_same_spans_in_either_encoding(recorder:
     protobuf = OtlpEncoder().encode(recorder.spans())
     json_body = json_request([json_span()])
     for media, body, decode in ((PROTOBUF, protobuf, decode_protobuf), (JSON, json_body, decode_json)):
-        replayed = decode_logged_request(logged_request(media, body))
+        replayed = decode_logged_request(logged_request(TRACES, media, body))
         assert replayed.spans.equals(decode(body).spans)
         assert replayed.links.equals(decode(body).links)
