@@ -2,17 +2,23 @@
 
 An API Gateway stage calls a Lambda function that writes DynamoDB; one request faults, one is
 throttled by DynamoDB, the first is a cold start with its Initialization span; the function
-sends a message that a consumer picks up (an async hop); and a service whose name is an XSS
-payload, which every page must show as plain characters.
+sends a message that a consumer picks up (an async hop); the faulting one writes log records
+through Python's logging and the SDK's OTLP log exporter, one of them an XSS payload; and a
+service whose name is an XSS payload, which every page must show as plain characters.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Final
 
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -28,8 +34,22 @@ def _tracer(traces_url: str, service: str) -> tuple[TracerProvider, trace.Tracer
     return provider, provider.get_tracer("browser-seed")
 
 
+def _logger(traces_url: str, service: str) -> tuple[LoggerProvider, logging.Logger]:
+    """Python logging into OTLP log records (with the span they are written in), over OTLP/HTTP."""
+    provider = LoggerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_log_record_processor(
+        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=traces_url.replace("/v1/traces", "/v1/logs")))
+    )
+    logger = logging.getLogger(f"browser-seed.{service}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.handlers = [LoggingHandler(logger_provider=provider)]
+    return provider, logger
+
+
 def seed(traces_url: str) -> dict[str, str]:
     """Sends the traces; returns trace ids by role ("fault", "throttle", "cold", "ok", "xss")."""
+    log_provider, log = _logger(traces_url, "withdraw")
     providers = {name: _tracer(traces_url, name) for name in ("bank-api", "withdraw", "notify", XSS)}
     api, fn, notify, hostile = (providers[n][1] for n in ("bank-api", "withdraw", "notify", XSS))
     ids: dict[str, str] = {}
@@ -49,7 +69,7 @@ def seed(traces_url: str) -> dict[str, str]:
                 with fn.start_as_current_span("Initialization") as init:
                     init.set_attribute("fluoro.origin", "AWS::Lambda::Function")
                     time.sleep(0.03)
-            send = _handler(fn, i, cold=cold, throttled=throttled, fault=fault)
+            send = _handler(fn, log, i, cold=cold, throttled=throttled, fault=fault)
         with notify.start_as_current_span(
             "deliver",
             kind=SpanKind.CONSUMER,
@@ -69,10 +89,11 @@ def seed(traces_url: str) -> dict[str, str]:
     ids["xss"] = f"{bad.get_span_context().trace_id:032x}"
     for provider, _ in providers.values():
         provider.shutdown()
+    log_provider.shutdown()
     return ids
 
 
-def _handler(fn: trace.Tracer, i: int, *, cold: bool, throttled: bool, fault: bool) -> trace.Span:
+def _handler(fn: trace.Tracer, log: logging.Logger, i: int, *, cold: bool, throttled: bool, fault: bool) -> trace.Span:
     """The function's span and its calls (DynamoDB, an SQS message); returns the producer span."""
     with fn.start_as_current_span("withdraw", kind=SpanKind.SERVER) as handler:
         handler.set_attributes(
@@ -89,6 +110,8 @@ def _handler(fn: trace.Tracer, i: int, *, cold: bool, throttled: bool, fault: bo
                 ddb.set_attributes({"fluoro.throttle": True, "fluoro.error": True})
                 handler.set_attributes({"fluoro.throttle": True, "fluoro.error": True})
         if fault:
+            log.info("debiting account c%d", i)
+            log.error("ledger unavailable: %s", XSS)
             handler.set_attribute("fluoro.fault", True)
             handler.add_event(
                 "exception",

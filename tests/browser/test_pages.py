@@ -156,6 +156,11 @@ def test_the_span_panel_shows_exceptions(page: Any, daemon: Daemon, seeded: dict
     panel.locator("h2").wait_for(timeout=TIMEOUT_MS)
     text = panel.inner_text()
     assert "Exception: LedgerError" in text and "ledger unavailable" in text
+    # The span's log records, in it, in time order; the hostile one as plain characters.
+    assert "Logs (2)" in text and "debiting account c1" in text and f"ledger unavailable: {XSS}" in text
+    trace_logs = page.locator("#trace-logs").inner_text()
+    assert "Logs (2)" in trace_logs and "withdraw · withdraw" in trace_logs and "ERROR" in trace_logs
+    assert page.locator("img[src=x]").count() == 0 and page.dialogs == [] and page.errors == []
 
 
 def test_hostile_strings_stay_inert_in_the_trace_view(page: Any, daemon: Daemon, seeded: dict[str, str]) -> None:

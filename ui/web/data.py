@@ -27,6 +27,7 @@ from collector.query.map_view import MapNode, ServiceMap, ThrottleSourceNode
 from collector.query.service_map import MapQuery, service_map
 from collector.query.trace_compare import compare_traces
 from collector.query.trace_keeping import KeptPart, kept_parts
+from collector.query.trace_logs import MAX_TRACE_LOGS, TraceLogs
 from collector.query.trace_view import SpanView
 from collector.storage.protocols import InsightScope, SpanReader, Subject, TimeWindow, TraceSummary
 from spanlang.filter_ast import Expr
@@ -89,6 +90,7 @@ class TracePage:
     figure: Figure
     kept: tuple[KeptPart, ...]  # how each service's part was kept: head sampling or tail-keep
     cost: CostReport  # what the trace cost, by span
+    logs: TraceLogs  # its log records by time, each with its span
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +266,8 @@ def trace_body(reader: SpanReader, key: bytes, prices: PriceSheet) -> TracePage 
     spans = tuple(SpanView.of(span) for span in stored)
     own = sum(1 for s in stored if s.trace_id == key.hex())
     figure = waterfall_figure(spans, set(path))
-    return TracePage(key.hex(), spans, own, tuple(path), figure, kept_parts(spans), cost)
+    logs = TraceLogs.of(key, reader.trace_logs(key, MAX_TRACE_LOGS + 1), MAX_TRACE_LOGS)
+    return TracePage(key.hex(), spans, own, tuple(path), figure, kept_parts(spans), cost, logs)
 
 
 def analytics_body(

@@ -488,7 +488,28 @@ function tracePage() {
   document.getElementById("trace-id").textContent = traceId;
   let spans = [];
   let cost = null;  // what the trace cost, by span
+  let logs = [];  // its log records, by time (collector/query/trace_logs.py)
+  let traceStartNs = 0;
   const panel = document.getElementById("span-panel");
+
+  function logTable(records, withSpan) {  // every text set as textContent: a record's body is inert
+    const table = el("table");
+    table.className = "logs";
+    for (const record of records) {
+      const row = document.createElement("tr");
+      row.appendChild(el("td", `+${ms((record.time_ns - traceStartNs) / 1e6)}`));
+      row.appendChild(el("td", record.severity || ""));
+      if (withSpan) {
+        const span = spans.find((s) => s.span_id === record.span_id);
+        const cell = el("td", span ? `${span.service} · ${span.name}` : record.service);
+        if (span) { cell.className = "link"; cell.addEventListener("click", () => showSpan(span)); }
+        row.appendChild(cell);
+      }
+      row.appendChild(el("td", record.body || ""));
+      table.appendChild(row);
+    }
+    return table;
+  }
 
   function spanCost(span) {  // what this span was billed for, when it was (collector/cost)
     const entry = cost && cost.entries.find((e) => e.name === span.span_id);
@@ -509,6 +530,8 @@ function tracePage() {
       ["http", span.http && span.http.method ? `${span.http.method} ${span.http.url || span.http.route || ""} → ${span.http.status}` : null],
       ["cost", spanCost(span)],
     ]));
+    const own = logs.filter((record) => record.span_id === span.span_id);
+    if (own.length) { panel.appendChild(el("h3", `Logs (${own.length})`)); panel.appendChild(logTable(own, false)); }
     const annotations = Object.entries(span.annotations || {});
     if (annotations.length) { panel.appendChild(el("h3", "Annotations")); panel.appendChild(kvTable(annotations)); }
     const attributes = Object.entries(span.attributes || {});
@@ -557,6 +580,8 @@ function tracePage() {
     await guarded(async () => {
       const body = await getJSON(`/ui/data/trace/${encodeURIComponent(traceId)}`);
       spans = body.spans;
+      logs = body.logs.logs;
+      traceStartNs = Math.min(...spans.map((s) => s.start_ns));
       const services = [...new Set(spans.map((s) => s.service))];
       document.getElementById("trace-summary").textContent =
         `${body.own_span_count} spans in this trace, ${spans.length - body.own_span_count} in linked traces; services: ${services.join(", ")}`;
@@ -580,6 +605,11 @@ function tracePage() {
       for (const spanId of body.critical_path) {
         const span = byId[spanId];
         if (span) path.appendChild(el("li", `${span.service} · ${span.name} (${ms(span.duration_ms)})`));
+      }
+      const logSection = clear(document.getElementById("trace-logs"));
+      if (logs.length) {
+        logSection.appendChild(el("h2", `Logs (${logs.length}${body.logs.truncated ? ", the first" : ""})`));
+        logSection.appendChild(logTable(logs, true));
       }
       document.getElementById("raw").textContent = JSON.stringify(spans, null, 2);
     });
