@@ -204,6 +204,11 @@ def test_banking(collector: LocalCollector, fluoro_traces: FluoroTraces) -> None
     # the Powertools (X-Ray SDK) function joins the same traces as the OpenTelemetry ones
     notified = fluoro_traces.find('service("notify-customer")')
     assert {"bank-api/prod", "withdraw", "notify-customer"} <= services_of(notified)
+    # withdraw's Powertools Logger lines reached the collector beside their traces
+    overdrawn = fluoro_traces.find('service("withdraw") { log BEGINSWITH "insufficient funds" }')
+    assert overdrawn, "no trace has withdraw's overdraft log line"
+    logs = get_json(f"{collector.api_url}/api/traces/{overdrawn[0].trace_id}/logs")["logs"]
+    assert {"withdrawing", "insufficient funds: overdraft event sent"} <= {r["body"] for r in logs}
 
 
 def test_images(collector: LocalCollector, fluoro_traces: FluoroTraces) -> None:

@@ -14,11 +14,12 @@ import httpx
 import pytest
 
 from demo_apps.cloud.aws_services import AwsServices
+from demo_apps.cloud.lambdas.concurrent_calls import run_concurrently
 from demo_apps.cloud.lambdas.lambda_api import LambdaApiServer
 from demo_apps.cloud.lambdas.lambda_async import AsyncInvoker
 from demo_apps.cloud.lambdas.lambda_config import DeployError, FunctionConfig, validate
 from demo_apps.cloud.lambdas.lambda_errors import FunctionError, ResourceNotFound, TooManyRequests
-from demo_apps.cloud.lambdas.lambda_service import LambdaService, LambdaSettings, run_concurrently
+from demo_apps.cloud.lambdas.lambda_service import LambdaService, LambdaSettings
 from demo_apps.cloud.lambdas.vpc import PrivateResource, Vpc, VpcConfig
 from demo_apps.cloud.threaded_server import ThreadedServer
 from demo_apps.otlp_sink import OtlpSink

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import boto3
 import httpx
+from aws_lambda_powertools import Logger
 
 import tracer
 
@@ -15,6 +16,8 @@ tracer.configure()
 tracer.instrument_aws()
 tracer.instrument_http()
 
+# JSON log lines with the X-Ray trace id: the local cloud sends them to Fluoro beside the trace.
+LOGGER = Logger(service="withdraw")
 ACCOUNTS = boto3.resource("dynamodb").Table(os.environ["ACCOUNTS_TABLE"])
 EVENTS = boto3.client("events")
 LEDGER = httpx.Client(base_url=f"http://{os.environ['LEDGER_ADDRESS']}", timeout=2.0)
@@ -40,7 +43,9 @@ def handler(event, context):
         return _answer(400, {"message": "a JSON body with an account and a positive amount is required"})
     account, amount = request
     tracer.annotate("account", account)
+    LOGGER.info("withdrawing", extra={"account": account, "amount": str(amount)})
     if random.random() < float(os.environ.get("FAULT_RATE", "0")):
+        LOGGER.error("the core banking link dropped the debit", extra={"account": account})
         raise ConnectionError("the core banking link dropped the debit")  # a downstream fault: 502
     try:
         updated = ACCOUNTS.update_item(
@@ -65,6 +70,7 @@ def _refused(account, amount):
     if "Item" not in ACCOUNTS.get_item(ReturnConsumedCapacity="TOTAL", Key={"account_id": account}):
         return _answer(404, {"message": f"no account {account}"})
     detail = {"account": account, "amount": float(amount)}
+    LOGGER.warning("insufficient funds: overdraft event sent", extra=detail)
     EVENTS.put_events(
         Entries=[
             {

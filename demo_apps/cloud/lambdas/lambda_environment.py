@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from demo_apps.cloud.lambdas.lambda_config import FunctionConfig
+from demo_apps.cloud.lambdas.log_lines import LogShipper, OutputPump
 from demo_apps.cloud.lambdas.vpc import ENI_ATTACH_S, Vpc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +68,13 @@ def _line(process: subprocess.Popen[str], deadline: float) -> dict[str, Any] | N
 class ExecutionEnvironment:
     """One warm-able sandbox of one function."""
 
-    def __init__(self, config: FunctionConfig, variables: dict[str, str], vpc: Vpc | None = None) -> None:
+    def __init__(
+        self,
+        config: FunctionConfig,
+        variables: dict[str, str],
+        vpc: Vpc | None = None,
+        logs: LogShipper | None = None,
+    ) -> None:
         self.config = config
         self.id = uuid.uuid4().hex[:12]
         self.last_used = time.monotonic()
@@ -76,6 +83,8 @@ class ExecutionEnvironment:
         self._variables = variables
         self._vpc = vpc
         self._process: subprocess.Popen[str] | None = None
+        self._logs = logs  # where the output's lines with a trace id go (log_lines.py)
+        self._output: OutputPump | None = None
         # The environment's own /tmp: TMPDIR (tempfile and most libraries use it), its size
         # checked against the function's ephemeral storage after every invocation.
         self.tmp_dir = Path(tempfile.mkdtemp(prefix=f"lambda-{config.name}-"))
@@ -99,11 +108,19 @@ class ExecutionEnvironment:
             [sys.executable, "-m", "demo_apps.cloud.lambdas.lambda_worker", self.config.module, self.config.function],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=None,
+            stderr=subprocess.PIPE,  # the function's log: echoed, and its traced lines shipped
             text=True,
             env=env,
             cwd=str(self.config.code_dir),
         )
+        assert self._process.stderr is not None
+        resource = {
+            "service.name": self.config.name,
+            "faas.name": self.config.name,
+            "faas.instance": f"environment/{self.id}",
+            "cloud.provider": "aws",
+        }
+        self._output = OutputPump(self._process.stderr, resource, self._logs)
         ready = _line(self._process, started + init_timeout_s)
         if ready is None or not ready.get("ready"):
             self.stop()
@@ -127,6 +144,8 @@ class ExecutionEnvironment:
             "invoked_arn": invoked_arn,
             "version": version,
         }
+        if self._output is not None:
+            self._output.header = trace_header
         process.stdin.write(json.dumps(request) + "\n")
         process.stdin.flush()
         answer = _line(process, deadline)
@@ -171,7 +190,7 @@ class ExecutionEnvironment:
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=5)
-            for pipe in (process.stdin, process.stdout):
+            for pipe in (process.stdin, process.stdout, process.stderr):
                 if pipe is not None:
                     with contextlib.suppress(OSError):  # a killed worker's stdin may refuse the flush
                         pipe.close()

@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
@@ -42,6 +42,7 @@ from demo_apps.cloud.lambdas.lambda_environment import (
     Outcome,
 )
 from demo_apps.cloud.lambdas.lambda_errors import FunctionError, ResourceNotFound, TooManyRequests
+from demo_apps.cloud.lambdas.log_lines import LogShipper, logs_url
 from demo_apps.cloud.lambdas.vpc import Vpc, VpcError
 from demo_apps.cloud.service_tracers import ServiceTracers
 from tracer import extract_from, message_carriers, semconv, xray_header
@@ -100,6 +101,8 @@ class LambdaService:
         self._random = random.Random(7)
         self._lock = threading.Lock()
         self._tracers = ServiceTracers(settings.otlp_endpoint, "demo_apps.cloud.lambda")
+        # The functions' log lines with a trace id, beside their spans (log_lines.py).
+        self.logs = LogShipper(logs_url(settings.otlp_endpoint)) if settings.otlp_endpoint else None
         self._stopping = threading.Event()
         inits = settings.max_concurrent_inits
         self._init_slots = threading.BoundedSemaphore(inits) if inits else None
@@ -250,9 +253,8 @@ class LambdaService:
                 environment = function.idle.pop()
                 if environment.alive:
                     return environment, False
-        environment = ExecutionEnvironment(
-            function.config, self._variables(function.config, function.version), self.vpc
-        )
+        variables = self._variables(function.config, function.version)
+        environment = ExecutionEnvironment(function.config, variables, self.vpc, self.logs)
         if self._init_slots is not None and not self._init_slots.acquire(timeout=self.settings.init_wait_s):
             self._release(function, None)
             raise TooManyRequests(f"Rate Exceeded: {function.config.name} cannot scale up faster")
@@ -369,6 +371,8 @@ class LambdaService:
         for environment in environments:
             environment.stop()
         self._tracers.shutdown()
+        if self.logs is not None:
+            self.logs.close()
         shutil.rmtree(self._snapshots, ignore_errors=True)
 
 
@@ -380,21 +384,3 @@ def producer_links(event: Any) -> list[Link]:
         if context.is_valid:
             links.append(Link(context))
     return links
-
-
-def run_concurrently(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run callables on threads at once; each result or the exception it raised (for tests, demos)."""
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int) -> None:
-        try:
-            results[index] = calls[index]()
-        except Exception as exc:  # noqa: BLE001 - each call's outcome, whatever it raised
-            results[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
