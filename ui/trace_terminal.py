@@ -1,9 +1,9 @@
 """``fluoro trace ID``: one trace in the terminal, as a tree of spans with their figures.
 
 Each span shows its node, name, what it called, its duration and start offset, its flags and
-whether it is on the critical path (what set the trace's duration); the trace's linked consumers
-follow it. Every string came from a span, so each is printed inert (ui/terminal.inert): no
-markup, control characters escaped.
+whether it is on the critical path (what set the trace's duration), and its log records under
+it; the trace's linked consumers follow it. Every string came from a span or a record, so each
+is printed inert (ui/terminal.inert): no markup, control characters escaped.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from rich.tree import Tree
 
 from collector.cost.report import CostReport
 from collector.query.critical_path import CriticalPath
+from collector.query.trace_logs import LogLine, TraceLogs
 from collector.query.trace_view import SpanView, TraceView
 from ui.groups_cli import daemon_options
 from ui.terminal import ApiError, fetch, inert
@@ -57,9 +58,18 @@ def span_label(span: SpanView, trace_start_ns: int, on_path: bool) -> Text:
     return label
 
 
-def trace_tree(view: TraceView, path: CriticalPath | None) -> Tree:
-    """The trace's spans as a tree (children by start time); a span whose parent is not among
-    them, or that only a cycle of hostile parent ids reaches, hangs off the root line."""
+def log_label(record: LogLine, trace_start_ns: int) -> Text:
+    """One log record's line: its offset in the trace, its severity, what it said (inert)."""
+    label = Text(f"log +{(record.time_ns - trace_start_ns) / 1e6:,.1f} ms ", style="dim")
+    if record.severity:
+        label.append_text(inert(record.severity)).append(" ")
+    return label.append_text(inert(record.body or ""))
+
+
+def trace_tree(view: TraceView, path: CriticalPath | None, logs: Sequence[LogLine] = ()) -> Tree:
+    """The trace's spans as a tree (children by start time), each span's log records under it;
+    a span whose parent is not among them, or that only a cycle of hostile parent ids reaches,
+    hangs off the root line, as do records written in no span of the trace."""
     spans: Sequence[SpanView] = sorted(view.spans, key=lambda s: (s.start_ns, s.span_id))[:MAX_SPANS_SHOWN]
     start_ns = min((s.start_ns for s in spans), default=0)
     on_path = set(path.span_ids) if path is not None else set()
@@ -69,6 +79,9 @@ def trace_tree(view: TraceView, path: CriticalPath | None) -> Tree:
         children.setdefault(span.parent_span_id if span.parent_span_id in ids else None, []).append(span)
     root = Tree(Text(f"trace {view.trace_id}  ({len(view.spans)} spans)"))
     placed: set[str] = set()
+    logs_of: dict[str | None, list[LogLine]] = {}
+    for record in logs:
+        logs_of.setdefault(record.span_id if record.span_id in ids else None, []).append(record)
 
     def place(tops: Sequence[SpanView]) -> None:
         stack = [(root, span) for span in reversed(tops)]
@@ -78,10 +91,14 @@ def trace_tree(view: TraceView, path: CriticalPath | None) -> Tree:
                 continue
             placed.add(span.span_id)
             node = branch.add(span_label(span, start_ns, span.span_id in on_path))
+            for record in logs_of.get(span.span_id, []):
+                node.add(log_label(record, start_ns))
             stack.extend((node, child) for child in reversed(children.get(span.span_id, [])))
 
     place(children.get(None, []))
     place([span for span in spans if span.span_id not in placed])  # in a cycle: never reached
+    for record in logs_of.get(None, []):
+        root.add(log_label(record, start_ns))
     return root
 
 
@@ -102,10 +119,11 @@ def trace_command(trace_id: str, api_url: str, token: str | None, output: str) -
         view = fetch(api_url, base, {}, token, TraceView)
         path = fetch(api_url, f"{base}/critical-path", {}, token, CriticalPath)
         cost = fetch(api_url, f"{base}/cost", {}, token, CostReport)
+        logs = fetch(api_url, f"{base}/logs", {}, token, TraceLogs)
     except ApiError as exc:
         raise click.ClickException(str(exc)) from None
     if output == "json":
-        parts = {"trace": view, "critical_path": path, "cost": cost}
+        parts = {"trace": view, "critical_path": path, "cost": cost, "logs": logs}
         as_json = {
             key: pydantic.TypeAdapter(type(value)).dump_python(value, mode="json") for key, value in parts.items()
         }
@@ -113,7 +131,7 @@ def trace_command(trace_id: str, api_url: str, token: str | None, output: str) -
         return
     # In a terminal, rich fits the tree to its width; piped, a span is one line, however long.
     console = Console() if sys.stdout.isatty() else Console(width=PIPED_WIDTH)
-    console.print(trace_tree(view, path))
+    console.print(trace_tree(view, path, logs.logs))
     steps = " -> ".join(f"{s.service}: {s.name} ({s.duration_ms:,.1f} ms)" for s in path.segments)
     console.print(Text("critical path: ").append_text(inert(steps)).append(f"  = {path.duration_ms:,.1f} ms"))
     if cost.entries:

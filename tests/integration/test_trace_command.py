@@ -8,6 +8,7 @@ import subprocess
 import time
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -37,7 +38,17 @@ def send(daemon: Daemon) -> str:
                 time.sleep(0.01)
     for provider in providers.values():
         provider.shutdown()
-    return f"{root.get_span_context().trace_id:032x}"
+    trace_id = f"{root.get_span_context().trace_id:032x}"
+    span_id = f"{handler.get_span_context().span_id:016x}"
+    records = [
+        {"timeUnixNano": str(time.time_ns()), "traceId": trace_id, "spanId": span_id,
+         "severityText": "ERROR", "body": {"stringValue": f"ledger down {HOSTILE}"}},
+        {"timeUnixNano": str(time.time_ns()), "traceId": trace_id, "body": {"stringValue": "in no span"}},
+    ]  # fmt: skip
+    logs = {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
+    logs_url = daemon.traces_url.replace("/v1/traces", "/v1/logs")
+    assert httpx.post(logs_url, json=logs, timeout=10).status_code == 200
+    return trace_id
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -61,12 +72,16 @@ def test_the_tree_with_flags_critical_path_and_cost(daemon: Daemon, trace_id: st
     call = next(line for line in lines if "-> accounts (AWS::DynamoDB::Table)" in line)
     assert call.index("withdraw") > handler.index("withdraw")  # indented under its parent
     assert "critical path: api/prod: POST /withdraw" in shown.stdout and "cost: " in shown.stdout
+    record = next(line for line in lines if "log +" in line and "ledger down" in line)
+    assert "ERROR ledger down" in record and record.index("log") > handler.index("withdraw")  # under its span
+    assert any("log +" in line and "in no span" in line for line in lines)
 
 
 def test_hostile_names_are_printed_inert(daemon: Daemon, trace_id: str) -> None:
     shown = run(trace_id, "--api", daemon.api_url).stdout
     assert "\x1b" not in shown
     assert "\\x1b[2J[bold red]boom[/]\\nforged line" in shown  # escaped, markup left as text
+    assert "ledger down \\x1b[2J[bold red]boom[/]\\nforged line" in shown  # a log record's body too
     assert not any(line.startswith("forged line") for line in shown.splitlines())
 
 
@@ -74,6 +89,7 @@ def test_json_holds_the_trace_its_path_and_its_cost(daemon: Daemon, trace_id: st
     body: dict[str, Any] = json.loads(run(trace_id, "--api", daemon.api_url, "--format", "json").stdout)
     assert {s["name"] for s in body["trace"]["spans"]} == {"POST /withdraw", "withdraw", HOSTILE}
     assert body["critical_path"]["trace_id"] == trace_id and body["cost"]["group_by"] == "span"
+    assert [r["body"] for r in body["logs"]["logs"]] == [f"ledger down {HOSTILE}", "in no span"]
 
 
 @pytest.mark.parametrize(
