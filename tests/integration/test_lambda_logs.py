@@ -44,6 +44,21 @@ def test_a_functions_traced_lines_land_under_its_invocation(daemon: Daemon) -> N
     assert records[0]["attributes"]["xray_trace_id"] == "1-5759e988-bd862e3fe1be46a994272793"
 
 
+def test_output_that_is_not_text_never_stops_the_reading(daemon: Daemon) -> None:
+    lambdas = LambdaService(LambdaSettings(otlp_endpoint=daemon.traces_url, idle_timeout_s=600))
+    try:
+        lambdas.deploy(FunctionConfig(name="garbler", handler="powertools_logs.garble", code_dir=CODE, timeout_s=10))
+        for _ in range(3):  # 3 x 144 KB: past a pipe's 64 KiB, were the output not read on
+            assert lambdas.invoke("garbler", {}, HEADER) == {"ok": True}
+    finally:
+        lambdas.close()
+    deadline, bodies = time.monotonic() + 15, list[str]()
+    while bodies.count("after the garbage") < 3 and time.monotonic() < deadline:
+        bodies = [r["body"] for r in daemon.get(f"/api/traces/{TRACE_ID}/logs").json().get("logs", [])]
+        time.sleep(0.2)
+    assert bodies.count("after the garbage") >= 3
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [

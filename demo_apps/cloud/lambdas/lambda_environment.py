@@ -110,6 +110,7 @@ class ExecutionEnvironment:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,  # the function's log: echoed, and its traced lines shipped
             text=True,
+            errors="backslashreplace",  # a function may print any bytes: its log is read on, never stuck
             env=env,
             cwd=str(self.config.code_dir),
         )
@@ -190,8 +191,10 @@ class ExecutionEnvironment:
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=5)
-            for pipe in (process.stdin, process.stdout, process.stderr):
+            for pipe in (process.stdin, process.stdout):
                 if pipe is not None:
                     with contextlib.suppress(OSError):  # a killed worker's stdin may refuse the flush
                         pipe.close()
+        if self._output is not None:  # the output's last lines, read to its end (the pump closes it)
+            self._output.finish()
         shutil.rmtree(self.tmp_dir, ignore_errors=True)

@@ -224,11 +224,24 @@ class OutputPump:
         self._thread = threading.Thread(target=self._run, name="lambda-output", daemon=True)
         self._thread.start()
 
+    def finish(self, timeout_s: float = 2.0) -> None:
+        """Wait for the rest of the output (the environment has ended: its pipe runs dry)."""
+        self._thread.join(timeout_s)
+
     def _run(self) -> None:
+        # Read until the environment's end, whatever a line holds: a reader that stopped would
+        # leave the function blocked on a full pipe.
         with contextlib.suppress(OSError, ValueError):  # the environment was killed mid-line
             for line in iter(lambda: self._stream.readline(LINE_CHARS), ""):
-                sys.stderr.write(line)
-                record = record_of(line, self.header, time.time_ns()) if self._shipper is not None else None
-                if record is not None and self._shipper is not None:
-                    self._last_ns = max(record.time_ns, self._last_ns + 1)
-                    self._shipper.offer(self._resource, replace(record, time_ns=self._last_ns))
+                with contextlib.suppress(OSError, ValueError):  # the demo's own stderr closed
+                    sys.stderr.write(line)
+                if self._shipper is not None:
+                    self._ship(line)
+        with contextlib.suppress(OSError):
+            self._stream.close()
+
+    def _ship(self, line: str) -> None:
+        record = record_of(line, self.header, time.time_ns())
+        if record is not None and self._shipper is not None:
+            self._last_ns = max(record.time_ns, self._last_ns + 1)
+            self._shipper.offer(self._resource, replace(record, time_ns=self._last_ns))

@@ -21,3 +21,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("refuse"):
         logger.error({"reason": "closed account", "account": event["account"]})
     return {"posted": event["amount"]}
+
+
+def garble(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Writes bytes that are not UTF-8, more than a pipe holds, then a traced line."""
+    import sys
+
+    sys.stderr.flush()
+    sys.stderr.buffer.write(b"\xff\xfe not text \xc3\n" * 8000)
+    sys.stderr.buffer.flush()
+    logger.info("after the garbage")
+    return {"ok": True}
