@@ -13,11 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import grpc
 import httpx
 import pytest
+from google.rpc.error_details_pb2 import RetryInfo
 
 from tests.integration.daemon import Daemon
 from tests.integration.test_collector_daemon import PROTOBUF, otel_spans, post
+from tests.integration.test_otlp_grpc import EXPORT
 
 DISK_MB = 48
 
@@ -46,6 +49,12 @@ def fill(path: Path) -> None:
             filler.flush()
 
 
+def retry_delay_s(error: grpc.RpcError) -> int:
+    """The delay a refusal's RetryInfo trailer asks for."""
+    trailers = {item.key: item.value for item in error.trailing_metadata() or ()}
+    return int(RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]).retry_delay.seconds)
+
+
 def test_a_full_disk_refuses_with_503_and_ingest_resumes_when_it_has_room(small_disk: Path) -> None:
     daemon = Daemon(small_disk / "spans.duckdb").start()
     acknowledged: set[str] = set()
@@ -65,6 +74,19 @@ def test_a_full_disk_refuses_with_503_and_ingest_resumes_when_it_has_room(small_
                 refused.append(answer)
         assert refused and {r.status_code for r in refused} == {503}
         assert all(r.headers["retry-after"] for r in refused)
+        unavailable = []
+        for n in range(5):  # over gRPC: UNAVAILABLE, with the delay in a RetryInfo
+            trace_id, body = otel_spans(f"full-grpc-{n}")
+            with grpc.insecure_channel(daemon.grpc_address) as channel:
+                export: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(EXPORT)
+                try:
+                    export(body, timeout=10)
+                    acknowledged.add(trace_id)
+                except grpc.RpcError as exc:
+                    unavailable.append(exc)
+        assert unavailable and {e.code() for e in unavailable} == {grpc.StatusCode.UNAVAILABLE}
+        delays = {retry_delay_s(e) for e in unavailable}
+        assert delays == {5} and all("store unavailable" in (e.details() or "") for e in unavailable)
         health = httpx.get(f"{daemon.api_url}/healthz", timeout=10)
         assert health.status_code == 503 and health.json()["status"] == "unhealthy"
         (small_disk / "filler").unlink()
