@@ -63,7 +63,7 @@ class OtlpGrpcSettings:
 
 
 class OtlpGrpcReceiver:
-    """Serves OTLP's trace service over gRPC into the intake; start() it on the running loop."""
+    """Serves OTLP's trace and logs services over gRPC into the intake; start() it on the running loop."""
 
     def __init__(self, intake: OtlpIntake, metrics: CollectorMetrics, settings: OtlpGrpcSettings) -> None:
         self.intake = intake
