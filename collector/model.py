@@ -97,6 +97,8 @@ LOG_SCHEMA = pa.schema(
     ]
 )
 
+NO_LOGS = LOG_SCHEMA.empty_table()  # a span batch's: one table, never changed (Arrow tables are immutable)
+
 
 @dataclass
 class SpanBatch:
@@ -108,7 +110,7 @@ class SpanBatch:
     rejected: int = 0
     rejection_reason: str = ""
     known_bytes: int | None = None  # the decoder's count of decoded_bytes, when it kept one
-    logs: pa.Table = field(default_factory=LOG_SCHEMA.empty_table)  # an OTLP logs request's records
+    logs: pa.Table = field(default_factory=lambda: NO_LOGS)  # an OTLP logs request's records
 
     @property
     def span_count(self) -> int:

@@ -160,22 +160,29 @@ def list_of(container: Mapping[str, Any], key: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def resource_lists(body: bytes, key: str) -> list[Mapping[str, Any]]:
+    """The objects under `key` (resourceSpans, resourceLogs) of a JSON request body;
+    UndecodableBody when the body is not a JSON object or they are not objects."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise UndecodableBody(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise UndecodableBody(f"an OTLP/JSON request must be a JSON object with {key}")
+    found = list_of(document, key)
+    if not all(isinstance(item, Mapping) for item in found):
+        raise UndecodableBody(f"{key} must hold objects")
+    return found
+
+
 def decode_json(body: bytes) -> SpanBatch:
     """Normalize a JSON request; raises UndecodableBody when it is not an OTLP/JSON object.
 
     A bad value (a double that is no number, a list where an object goes) refuses its span, or
     every span of its resource when it is the resource's, with the reason; never the request.
     """
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise UndecodableBody(f"body is not valid JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise UndecodableBody("an OTLP/JSON request must be a JSON object with resourceSpans")
     builder = SpanBatchBuilder()
-    for resource_spans in list_of(document, "resourceSpans"):
-        if not isinstance(resource_spans, Mapping):
-            raise UndecodableBody("resourceSpans must hold objects")
+    for resource_spans in resource_lists(body, "resourceSpans"):
         spans = [
             span
             for scope_spans in list_of(resource_spans, "scopeSpans")

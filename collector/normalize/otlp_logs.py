@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import pyarrow as pa
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -139,16 +138,8 @@ def decode_logs_protobuf(body: bytes) -> SpanBatch:
 def decode_logs_json(body: bytes) -> SpanBatch:
     """Log records of an OTLP/JSON request (ids in hex, as for spans); a bad value refuses its
     record, or every record of its resource when it is the resource's."""
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise UndecodableBody(f"body is not valid JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise UndecodableBody("an OTLP/JSON logs request must be a JSON object with resourceLogs")
     rows = LogRows()
-    for resource_logs in otlp_json.list_of(document, "resourceLogs"):
-        if not isinstance(resource_logs, Mapping):
-            raise UndecodableBody("resourceLogs must hold objects")
+    for resource_logs in otlp_json.resource_lists(body, "resourceLogs"):
         records = [
             record
             for scope_logs in otlp_json.list_of(resource_logs, "scopeLogs")

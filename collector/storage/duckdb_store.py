@@ -157,9 +157,10 @@ class DuckDBStore:
         if self.read_only:
             raise StoreUnavailable("this store was opened read-only")
         spans = pa.concat_tables([b.spans for b in batches])
-        logs = pa.concat_tables([b.logs for b in batches])
+        with_logs = [b.logs for b in batches if b.logs.num_rows]  # most groups hold none: nothing to join
+        logs = pa.concat_tables(with_logs) if with_logs else None
         if spans.num_rows == 0:
-            if logs.num_rows:
+            if logs is not None:
                 self._write_logs(logs)
             return 0
         keyed = key_resources(spans)
@@ -178,7 +179,7 @@ class DuckDBStore:
                 if new_resources.num_rows:
                     self._register("incoming_resources", new_resources)
                     con.execute(self._insert_resources)
-                if logs.num_rows:
+                if logs is not None:
                     con.from_arrow(logs).insert_into("logs")
                 if self._surely_new(spans):
                     stored = self._append(spans, annotations, links)
