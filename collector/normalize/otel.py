@@ -49,7 +49,7 @@ def to_json(value: object) -> str:
     try:
         text = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:  # e.g. an integer beyond 64 bits, which orjson refuses
-        text = json.dumps(value, default=str)
+        text = json.dumps(value, default=str, ensure_ascii=False)  # as orjson writes: UTF-8 as it is
     if len(text) > MAX_JSON_CHARS:
         return orjson.dumps({"truncated": True, "chars": len(text)}).decode()
     return text

@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,18 @@ def test_a_trace_split_over_two_collectors_is_whole_for_a_reader_and_on_the_map(
     assert len(reader.wait_for_trace(trace_id, 3, timeout_s=30)) == 3
     wait_until(lambda: ("api", "ledger") in edges(reader), timeout_s=30, describe=lambda: f"edges {edges(reader)}")
     assert edges(first) == edges(second) == edges(reader)
+    # a log record sent to one collector is read from the lake by the reader, and searched
+    record = {"timeUnixNano": str(time.time_ns()), "traceId": trace_id, "body": {"stringValue": "posted in the lake"}}
+    logs = {"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]}
+    logs_url = second.traces_url.replace("/v1/traces", "/v1/logs")
+    assert httpx.post(logs_url, json=logs, timeout=30).status_code == 200
+
+    def logged() -> bool:
+        return [r["body"] for r in reader.get(f"/api/traces/{trace_id}/logs").json()["logs"]] == ["posted in the lake"]
+
+    wait_until(logged, timeout_s=30, describe=lambda: "the reader has not the record")
+    found = reader.get("/api/traces", filter='log CONTAINS "in the lake"', start=str(time.time() - 600)).json()
+    assert [t["trace_id"] for t in found["traces"]] == [trace_id]
 
 
 def test_a_reader_takes_no_spans_and_needs_a_lake(lake: Lake, running: list[Daemon], tmp_path: Path) -> None:
