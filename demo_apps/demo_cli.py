@@ -57,14 +57,12 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def table(rows: list[Snapshot], elapsed_s: float, ui_url: str | None) -> Table:
     view = Table(title=f"Fluoro demo — {elapsed_s:,.0f} s" + (f" — open {ui_url}" if ui_url else ""))
-    for column in ("architecture", "phase", "requests", "ok", "4xx", "5xx", "429", "cold starts"):
+    columns = ("architecture", "phase", "requests", "ok", "4xx", "5xx", "429 API", "Lambda throttled", "cold starts")
+    for column in columns:
         view.add_column(column, justify="left" if column in ("architecture", "phase") else "right")
     for row in rows:
-        view.add_row(
-            row.name,
-            row.phase,
-            *(f"{n:,}" for n in (row.requests, row.ok, row.client_errors, row.faults, row.throttles, row.cold_starts)),
-        )
+        counts = (row.requests, row.ok, row.client_errors, row.faults, row.throttles, row.lambda_throttles)
+        view.add_row(row.name, row.phase, *(f"{n:,}" for n in (*counts, row.cold_starts)))
     return view
 
 

@@ -2,10 +2,12 @@
 
 Each architecture supplies a ``Traffic``: seed data, one user action (``act``) answering an
 HTTP status, and a mid-run change (``midway``: a new function version shifted onto an alias).
-The driver repeats a 70-second cycle — steady traffic, a burst at 3x the rate (past the stage
-throttle and the reserved concurrency: 429s at their real sources), an idle gap longer than
-the environments' idle timeout (reaped, so cold starts recur), steady again — and counts what
-came back. It stops by itself after ``duration_s`` or when asked (``stop``).
+The driver repeats a 40-second cycle (``CYCLE``) — 15 s of steady traffic, a 5 s burst at 5x
+the rate (past the stage throttle, 429, and the reserved concurrency, which API Gateway answers
+500: each at its real source on the map), a 14 s idle gap longer than the environments' idle
+timeout plus the reaper's period (every environment reaped, so the next request is a cold
+start), 6 s steady again — and counts what came back. It stops by itself after ``duration_s``
+or when asked (``stop``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Final, Protocol
 import httpx
 
 Phase = tuple[str, float, float]  # (name, seconds, rate multiplier)
+# The demo's environments' idle timeout (architectures.DemoSettings) plus the reaper's period
+# must stay below the idle gap: tests/unit/cloud checks it.
 CYCLE: Final[tuple[Phase, ...]] = (
     ("steady", 15.0, 1.0),
     ("burst", 5.0, 5.0),

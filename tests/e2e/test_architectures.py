@@ -159,10 +159,15 @@ def withdrawal_volleys(demo: Demo, volleys: int = 3, size: int = 8) -> None:
         body = {"account": f"acc-{number:03d}", "amount": 20}
         return httpx.post(url, json=body, timeout=30).status_code
 
+    statuses: list[int] = []
     with ThreadPoolExecutor(size) as pool:
         for _ in range(volleys):
-            list(pool.map(withdraw, range(size)))
+            statuses += pool.map(withdraw, range(size))
             time.sleep(1.0)  # the stage's bucket refills (12 a second)
+    # withdraw's refusals reach the client as AWS answers them, a 500, and the demo counts them
+    assert 500 in statuses, statuses
+    (row,) = demo.snapshot()
+    assert row.lambda_throttles >= statuses.count(500)
 
 
 def test_banking(collector: LocalCollector, fluoro_traces: FluoroTraces) -> None:

@@ -174,6 +174,36 @@ def test_stage_spans_parent_the_lambda_service(gateway: tuple[ApiGateway, Lambda
     assert service.parent_span_id == stage.span_id and service.trace_id == stage.trace_id
 
 
+def test_a_lambda_its_concurrency_refuses_is_a_500_and_a_throttle_on_the_lambda_node(sink: OtlpSink) -> None:
+    """AWS: "If the Lambda API rejects the invocation request, API Gateway returns a 500"; the
+    stage's own 429 stays its throttle, the function's refusal is the Lambda service span's."""
+    lambdas = LambdaService(LambdaSettings(otlp_endpoint=sink.endpoint))
+    lambdas.deploy(FunctionConfig(name="closed", handler="api.handler", code_dir=CODE, reserved_concurrency=0))
+    fn = "arn:aws:lambda:us-east-1:123456789012:function:closed"
+    definition = {
+        "openapi": "3.0.1",
+        "info": {"title": "shop"},
+        "paths": {
+            "/orders": {
+                "get": {"x-amazon-apigateway-integration": {"type": "aws_proxy", "uri": LAMBDA_URI.format(fn=fn)}}
+            }
+        },
+    }
+    api = ApiGateway(parse_definition(definition), [StageSettings("prod", {})], lambdas, sink.endpoint).start()
+    try:
+        answer = httpx.get(f"{api.url('prod')}/orders", timeout=30)
+        assert (answer.status_code, answer.json()) == (500, {"message": "Internal server error"})
+        assert lambdas.stats("closed")["throttles"] == 1
+    finally:
+        api.stop()
+        lambdas.close()
+    spans = sink.wait_for(2, timeout_s=10)
+    stage = next(s for s in spans if s.attributes.get("fluoro.origin") == "AWS::ApiGateway::Stage")
+    service = next(s for s in spans if s.attributes.get("fluoro.origin") == "AWS::Lambda")
+    assert stage.attributes["http.response.status_code"] == 500 and not stage.attributes.get("fluoro.throttle")
+    assert service.attributes["fluoro.throttle"] is True and service.parent_span_id == stage.span_id
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -19,7 +19,7 @@ from demo_apps.cloud.lambdas.lambda_api import LambdaApiServer
 from demo_apps.cloud.lambdas.lambda_async import AsyncInvoker
 from demo_apps.cloud.lambdas.lambda_config import DeployError, FunctionConfig, validate
 from demo_apps.cloud.lambdas.lambda_errors import FunctionError, ResourceNotFound, TooManyRequests
-from demo_apps.cloud.lambdas.lambda_service import LambdaService, LambdaSettings
+from demo_apps.cloud.lambdas.lambda_service import LambdaService, LambdaSettings, reap_period_s
 from demo_apps.cloud.lambdas.vpc import PrivateResource, Vpc, VpcConfig
 from demo_apps.cloud.threaded_server import ThreadedServer
 from demo_apps.otlp_sink import OtlpSink
@@ -52,6 +52,20 @@ def test_cold_then_warm_with_a_context_and_a_trace_header(service: LambdaService
         assert phases["Invocation"].start_ns == handler.start_ns
         assert phases["Invocation"].end_ns <= phases["Overhead"].start_ns <= phases["Overhead"].end_ns
         assert phases["Overhead"].end_ns <= handler.end_ns
+
+
+def test_a_pause_past_the_idle_timeout_and_the_reapers_period_ends_in_a_cold_start(sink: OtlpSink) -> None:
+    """The reaper on its own clock (no reap_idle by hand), as the demo's idle gaps rely on it."""
+    lambdas = LambdaService(LambdaSettings(otlp_endpoint=sink.endpoint, idle_timeout_s=1.0))
+    try:
+        lambdas.deploy(config("echo", "echo"))
+        lambdas.invoke("echo", {})
+        time.sleep(1.0 + reap_period_s(1.0) + 0.5)
+        assert lambdas.stats("echo")["idle"] == 0  # reaped while nothing ran
+        lambdas.invoke("echo", {})
+        assert lambdas.stats("echo")["cold_starts"] == 2
+    finally:
+        lambdas.close()
 
 
 def test_idle_environments_are_reaped_so_cold_starts_recur(service: LambdaService) -> None:

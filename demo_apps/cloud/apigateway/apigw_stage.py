@@ -3,9 +3,11 @@
 A request is matched to a route (no route: 403 ``Missing Authentication Token``, as AWS
 answers), then throttled by a token bucket — the method's own limit if it has one, else the
 stage's (AWS's defaults 10,000/s, burst 5,000) — past which it gets 429
-``{"message":"Too Many Requests"}``. With the stage cache on, a GET is answered from the cache
-within its TTL (300 s default, 0-3,600) without calling the integration; the trace marks
-hits and misses. Each request is one span (tracer's middleware, origin
+``{"message":"Too Many Requests"}``. A Lambda integration its function's concurrency refuses is
+answered 500 ``{"message":"Internal server error"}`` (a function error 502), as AWS answers: the
+429 is API Gateway's own, and the map shows the throttle on the Lambda node. With the stage
+cache on, a GET is answered from the cache within its TTL (300 s default, 0-3,600) without
+calling the integration; the trace marks hits and misses. Each request is one span (tracer's middleware, origin
 AWS::ApiGateway::Stage, named ``api/stage``) and one access-log line.
 """
 
@@ -176,7 +178,10 @@ class Stage:
         try:
             result = await run_in_threadpool(self.lambdas.invoke, function, event, header, qualifier=qualifier)
         except TooManyRequests:
-            return JSONResponse({"message": "Too Many Requests"}, status_code=429)
+            # As AWS documents it: "if the Lambda API rejects the invocation request, API Gateway
+            # returns a 500" (a function error: 502); only the stage's own throttling is a 429.
+            _logger.info("stage %s: %s throttled by Lambda (concurrency): 500", self.settings.name, function)
+            return JSONResponse({"message": "Internal server error"}, status_code=500)
         except (FunctionError, KeyError) as exc:
             reason = exc.payload.get("errorType", "Error") if isinstance(exc, FunctionError) else "ResourceNotFound"
             _logger.info("stage %s: %s failed with %s: %s", self.settings.name, function, reason, exc)

@@ -72,6 +72,7 @@ class _Function:
     idle: list[ExecutionEnvironment] = field(default_factory=list)
     busy: int = 0
     cold_starts: int = 0
+    throttles: int = 0  # invocations its concurrency refused, any version (on $LATEST's record)
     invocations: int = 0
 
 
@@ -230,6 +231,8 @@ class LambdaService:
             try:
                 environment, cold = self._acquire(function)
             except TooManyRequests:
+                with self._lock:  # counted for the function, whichever version or alias was asked
+                    self._function(name).throttles += 1
                 span.set_attributes({semconv.THROTTLE: True, semconv.ERROR: True, "http.response.status_code": 429})
                 raise
             try:
@@ -339,6 +342,7 @@ class LambdaService:
             return {
                 "cold_starts": function.cold_starts,
                 "invocations": function.invocations,
+                "throttles": function.throttles,
                 "idle": len(function.idle),
                 "busy": function.busy,
             }
@@ -357,7 +361,7 @@ class LambdaService:
         return len(reaped)
 
     def _reap_forever(self) -> None:
-        while not self._stopping.wait(min(5.0, self.settings.idle_timeout_s / 2)):
+        while not self._stopping.wait(reap_period_s(self.settings.idle_timeout_s)):
             self.reap_idle()
 
     def close(self) -> None:
@@ -374,6 +378,12 @@ class LambdaService:
         if self.logs is not None:
             self.logs.close()
         shutil.rmtree(self._snapshots, ignore_errors=True)
+
+
+def reap_period_s(idle_timeout_s: float) -> float:
+    """How often idle environments are looked for: one idle past its timeout is gone within
+    timeout + this period (so a pause longer than both always ends in a cold start)."""
+    return min(5.0, idle_timeout_s / 2)
 
 
 def producer_links(event: Any) -> list[Link]:
