@@ -188,6 +188,47 @@ def test_a_weighted_alias_splits_traffic(service: LambdaService, tmp_path: Path)
     assert 8 <= answers.count("new") <= 30  # ~30% to version 2
 
 
+def test_a_weighted_alias_refuses_latest(service: LambdaService, tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    write_code(code, "v1")
+    service.deploy(FunctionConfig(name="calc", handler="app.handler", code_dir=code))
+    service.publish_version("calc")
+    for version, additional in (("$LATEST", "1"), ("1", "$LATEST")):
+        with pytest.raises(
+            DeployError, match=r"\$LATEST is not supported for an alias pointing to more than 1 version"
+        ):
+            service.put_alias("calc", "live", version, additional_version=additional, weight=0.5)
+    service.put_alias("calc", "dev", "$LATEST")  # alone, $LATEST is fine
+
+
+def test_qualified_references_invoke_their_version_and_say_which(service: LambdaService, tmp_path: Path) -> None:
+    """As event sources name functions: name:alias, name:version or the ARN with a qualifier;
+    the version that ran is told back (X-Amz-Executed-Version answers a number for an alias)."""
+    code = tmp_path / "code"
+    write_code(code, "v1")
+    service.deploy(FunctionConfig(name="calc", handler="app.handler", code_dir=code))
+    service.publish_version("calc")
+    service.put_alias("calc", "live", "1")
+    write_code(code, "v2")
+    service.deploy(FunctionConfig(name="calc", handler="app.handler", code_dir=code))
+    assert service.invoke_versioned("calc:live", {}) == ({"answer": "v1", "version": "1"}, "1")
+    assert service.invoke_versioned(service.arn("calc:1"), {})[1] == "1"
+    assert service.invoke_versioned("calc", {}) == ({"answer": "v2", "version": "$LATEST"}, "$LATEST")
+    assert service.config("calc:live").name == "calc"
+    with pytest.raises(ResourceNotFound):
+        service.config("calc:nope")
+    invoker = AsyncInvoker(service, lambda url, body: None)
+    api = LambdaApiServer(service, invoker).start()
+    try:
+        for path, params in (("calc", {"Qualifier": "live"}), (service.arn("calc:live"), {}), ("calc", {})):
+            answer = httpx.post(f"{api.endpoint}/2015-03-31/functions/{path}/invocations", params=params, content=b"{}")
+            expected = "$LATEST" if path == "calc" and not params else "1"
+            assert answer.headers["x-amz-executed-version"] == expected and answer.json()["version"] == expected
+    finally:
+        api.stop()
+        invoker.close()
+
+
 def test_boto3_invokes_through_the_rest_api(service: LambdaService, aws: AwsServices) -> None:
     import boto3
     from botocore.exceptions import ClientError

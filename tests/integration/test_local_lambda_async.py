@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from demo_apps.cloud.aws_services import AwsServices
+from demo_apps.cloud.events.targets import TargetRouter
 from demo_apps.cloud.lambdas.lambda_async import AsyncInvoker, AsyncSettings
+from demo_apps.cloud.lambdas.lambda_config import FunctionConfig
 from demo_apps.cloud.lambdas.lambda_service import LambdaService
 from tests.integration.lambda_functions import config
 from tests.waiting import wait_until
@@ -59,6 +64,31 @@ def test_async_success_and_failure_destinations(service: LambdaService, aws: Aws
         assert failure["requestContext"]["condition"] == "RetriesExhausted"
         assert failure["requestContext"]["approximateInvokeCount"] == 3
         assert failure["responsePayload"]["errorType"] == "ValueError"
+    finally:
+        invoker.close()
+
+
+def test_an_async_event_for_an_alias_runs_its_version_and_its_record_says_so(
+    service: LambdaService, aws: AwsServices, tmp_path: Path
+) -> None:
+    sqs = aws.client("sqs")
+    done = sqs.create_queue(QueueName="done-live")["QueueUrl"]
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text("def handler(event, context):\n    return {'version': context.function_version}\n")
+    service.deploy(FunctionConfig(name="calc", handler="app.handler", code_dir=code, on_success=f"sqs:{done}"))
+    service.publish_version("calc")
+    service.put_alias("calc", "live", "1")
+    invoker = AsyncInvoker(service, lambda url, body: sqs.send_message(QueueUrl=url, MessageBody=body))
+    router = TargetRouter(invoker, sqs)
+    try:
+        router.deliver(service.arn("calc:live"), {"n": 1})  # an EventBridge or S3 target naming the alias
+        (success,) = [json.loads(b) for b in receive_all(sqs, done, 1)]
+        assert success["responsePayload"] == {"version": "1"}
+        assert success["responseContext"]["executedVersion"] == "1"
+        assert success["requestContext"]["functionArn"] == service.arn("calc:1")
+        with pytest.raises(KeyError):
+            invoker.submit("calc:nope", {})
     finally:
         invoker.close()
 

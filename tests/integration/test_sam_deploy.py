@@ -17,6 +17,7 @@ from demo_apps.cloud.local_cloud import CloudSettings, LocalCloud
 from demo_apps.cloud.sam.sam_deploy import deploy_template
 from demo_apps.cloud.sam.sam_template import load_template
 from demo_apps.otlp_sink import OtlpSink
+from tests.waiting import wait_until
 
 CODE = Path(__file__).parent / "lambda_code"
 
@@ -65,6 +66,38 @@ def test_an_implicit_api_route_and_a_queue_are_deployed(cloud: LocalCloud, tmp_p
         environment = dict(cloud.lambdas.config("sam-echo").environment)
         assert environment["INBOX"] == stack.queues["Inbox"]
         assert environment["OTEL_RESOURCE_ATTRIBUTES"] == "host.arch=arm64"  # what its tracer says, to be priced
+    finally:
+        stack.close()
+
+
+def test_the_event_sources_of_a_function_with_an_alias_invoke_the_alias(cloud: LocalCloud, tmp_path: Path) -> None:
+    """SAM points a function's event sources at its AutoPublishAlias: the queue's mapping runs
+    version 1 (what the alias names), never $LATEST."""
+    path = write(
+        tmp_path,
+        """
+        Resources:
+          Jobs:
+            Type: AWS::SQS::Queue
+          Worker:
+            Type: AWS::Serverless::Function
+            Properties:
+              FunctionName: sam-worker
+              CodeUri: CODE
+              Handler: functions.echo
+              Timeout: 10
+              AutoPublishAlias: live
+              Events:
+                Job:
+                  Type: SQS
+                  Properties: {Queue: !GetAtt Jobs.Arn, BatchSize: 1}
+        """,
+    )
+    stack = deploy_template(cloud, load_template(path, "sam", cloud.aws.endpoint))
+    try:
+        cloud.client("sqs").send_message(QueueUrl=stack.queues["Jobs"], MessageBody="{}")
+        wait_until(lambda: cloud.lambdas.stats("sam-worker", "1")["invocations"] >= 1, timeout_s=30, poll_s=0.2)
+        assert cloud.lambdas.stats("sam-worker")["invocations"] == 0  # $LATEST never ran
     finally:
         stack.close()
 

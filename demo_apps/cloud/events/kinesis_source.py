@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+from demo_apps.cloud.events.batch_links import producer_links
 from demo_apps.cloud.events.pollers import Pollers
 from demo_apps.cloud.events.targets import TargetRouter
 from demo_apps.cloud.lambdas.lambda_errors import FunctionError, TooManyRequests
-from demo_apps.cloud.lambdas.lambda_service import LambdaService, producer_links
+from demo_apps.cloud.lambdas.lambda_service import LambdaService
 
 _logger = logging.getLogger(__name__)
 REGION: Final = "us-east-1"

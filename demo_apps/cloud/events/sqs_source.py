@@ -17,9 +17,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
+from demo_apps.cloud.events.batch_links import producer_links
 from demo_apps.cloud.events.pollers import Pollers
 from demo_apps.cloud.lambdas.lambda_errors import FunctionError, TooManyRequests
-from demo_apps.cloud.lambdas.lambda_service import LambdaService, producer_links
+from demo_apps.cloud.lambdas.lambda_service import LambdaService
 
 _logger = logging.getLogger(__name__)
 REGION: Final = "us-east-1"

@@ -49,8 +49,8 @@ class TargetRouter:
     def deliver(self, arn: str, payload: Any, trace_header: str | None = None) -> None:
         self.check(arn)
         parts = arn.split(":")
-        if parts[2] == "lambda":
-            self.lambdas.submit(parts[6], payload, trace_header)
+        if parts[2] == "lambda":  # the qualifier it names, if any (arn:…:function:NAME:alias)
+            self.lambdas.submit(":".join(parts[6:8]), payload, trace_header)
         elif parts[2] == "sqs":
             self.send_message(self.queue_url(parts[5]), payload, trace_header)
         elif self.machines is not None:

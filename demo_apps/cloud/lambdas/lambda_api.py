@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from demo_apps.cloud.lambdas.lambda_async import AsyncInvoker, EventQueueFull
 from demo_apps.cloud.lambdas.lambda_errors import FunctionError, ResourceNotFound, TooManyRequests
+from demo_apps.cloud.lambdas.lambda_refs import split_reference
 from demo_apps.cloud.lambdas.lambda_service import LambdaService
 from demo_apps.cloud.threaded_server import ThreadedServer
 from tracer import extract_from, xray_header
@@ -43,8 +44,8 @@ def _trace_header(request: Request) -> str | None:
 
 def create_lambda_api(service: LambdaService, invoker: AsyncInvoker) -> Starlette:
     async def invoke(request: Request) -> Response:
-        name = request.path_params["name"].rsplit(":", 1)[-1]  # a full ARN names the function too
-        qualifier = request.query_params.get("Qualifier")
+        name, named = split_reference(request.path_params["name"])  # a name, name:qualifier or an ARN
+        qualifier = request.query_params.get("Qualifier") or named
         kind = request.headers.get("x-amz-invocation-type", "RequestResponse")
         body = await request.body()
         try:
@@ -53,20 +54,21 @@ def create_lambda_api(service: LambdaService, invoker: AsyncInvoker) -> Starlett
             return _aws_error(400, "InvalidRequestContentException", f"Could not parse request body into json: {exc}")
         header = _trace_header(request)
         try:
+            reference = f"{name}:{qualifier}" if qualifier else name
             if kind == "DryRun":
-                service.config(name)
+                service.config(reference)
                 return Response(status_code=204)
             if kind == "Event":
-                invoker.submit(name, event, header)
+                invoker.submit(reference, event, header)
                 return Response(status_code=202)
-            result = await run_in_threadpool(service.invoke, name, event, header, qualifier=qualifier)
+            result, version = await run_in_threadpool(service.invoke_versioned, reference, event, header)
         except (ResourceNotFound, KeyError) as exc:
             return _aws_error(404, "ResourceNotFoundException", str(exc).strip("'\""))
         except (TooManyRequests, EventQueueFull):
             return _aws_error(429, "TooManyRequestsException", "Rate Exceeded.")
         except FunctionError as exc:
             return JSONResponse(exc.payload, headers={"X-Amz-Function-Error": "Unhandled"})
-        return JSONResponse(result, headers={"X-Amz-Executed-Version": qualifier or "$LATEST"})
+        return JSONResponse(result, headers={"X-Amz-Executed-Version": version})  # an alias's version number
 
     return Starlette(routes=[Route("/2015-03-31/functions/{name}/invocations", invoke, methods=["POST"])])
 

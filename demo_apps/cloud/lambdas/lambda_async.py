@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from demo_apps.cloud.lambdas.lambda_errors import FunctionError, TooManyRequests
+from demo_apps.cloud.lambdas.lambda_refs import split_reference
 from demo_apps.cloud.lambdas.lambda_service import LambdaService
 
 _logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class _Event:
     queued_at: float = field(default_factory=time.monotonic)
     attempts: int = 0
     throttles: int = 0
+    version: str = "$LATEST"  # the version the last attempt ran (an alias's)
 
 
 class EventQueueFull(RuntimeError):
@@ -78,8 +80,9 @@ class AsyncInvoker:
             thread.start()
 
     def submit(self, name: str, payload: Any, trace_header: str | None = None) -> str:
-        """Queue an event for `name` (KeyError if unknown); its request id."""
-        self.service.stats(name)  # raises KeyError for an unknown function, as Invoke does
+        """Queue an event for `name` (``name:qualifier`` or an ARN invoke that version or alias;
+        KeyError if unknown, as Invoke answers); its request id."""
+        self.service.config(name)
         event = _Event(name, payload, trace_header)
         with self._changed:
             if len(self._due) >= self.settings.max_queued:
@@ -109,7 +112,9 @@ class AsyncInvoker:
 
     def _attempt(self, event: _Event) -> None:
         try:
-            result = self.service.invoke(event.name, event.payload, event.trace_header, queued_since_ns=event.queued_ns)
+            result, event.version = self.service.invoke_versioned(
+                event.name, event.payload, event.trace_header, queued_since_ns=event.queued_ns
+            )
         except TooManyRequests:
             event.throttles += 1
             if time.monotonic() - event.queued_at < self.settings.max_event_age_s:
@@ -119,7 +124,7 @@ class AsyncInvoker:
             self._finish(event, "EventAgeExceeded", {"errorMessage": "throttled until the event was too old"})
             return
         except FunctionError as exc:
-            event.attempts += 1
+            event.attempts, event.version = event.attempts + 1, exc.version
             if event.attempts <= len(self.settings.retry_delays_s):
                 with self._changed:
                     self._schedule(event, self.settings.retry_delays_s[event.attempts - 1])
@@ -146,14 +151,14 @@ class AsyncInvoker:
             "timestamp": datetime.now(UTC).isoformat(),
             "requestContext": {
                 "requestId": event.request_id,
-                "functionArn": f"{self.service.arn(event.name)}:$LATEST",
+                "functionArn": self.service.arn(f"{split_reference(event.name)[0]}:{event.version}"),
                 "condition": condition,
                 "approximateInvokeCount": max(1, event.attempts),
             },
             "requestPayload": event.payload,
             "responseContext": {
                 "statusCode": 200,
-                "executedVersion": "$LATEST",
+                "executedVersion": event.version,
                 **({"functionError": "Unhandled"} if failed else {}),
             },
             "responsePayload": response,

@@ -20,6 +20,7 @@ class ResourceNotFound(KeyError):
 class FunctionError(RuntimeError):
     """The handler raised (or its environment failed): AWS's Unhandled function error."""
 
-    def __init__(self, payload: dict[str, Any]) -> None:
+    def __init__(self, payload: dict[str, Any], version: str = "$LATEST") -> None:
         super().__init__(payload.get("errorMessage", "function error"))
         self.payload = payload
+        self.version = version  # the version that ran (an alias's), as X-Amz-Executed-Version says

@@ -28,11 +28,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
-from opentelemetry import trace as trace_api
 from opentelemetry.propagators.aws import AwsXRayPropagator
-from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace import Link, SpanKind
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from demo_apps.cloud.lambdas.lambda_config import DeployError, FunctionConfig, validate
 from demo_apps.cloud.lambdas.lambda_environment import (
@@ -42,14 +39,14 @@ from demo_apps.cloud.lambdas.lambda_environment import (
     Outcome,
 )
 from demo_apps.cloud.lambdas.lambda_errors import FunctionError, ResourceNotFound, TooManyRequests
+from demo_apps.cloud.lambdas.lambda_refs import split_reference
 from demo_apps.cloud.lambdas.log_lines import LogShipper, logs_url
 from demo_apps.cloud.lambdas.vpc import Vpc, VpcError
 from demo_apps.cloud.service_tracers import ServiceTracers
-from tracer import extract_from, message_carriers, semconv, xray_header
+from tracer import extract_from, semconv, xray_header
 
 _logger = logging.getLogger(__name__)
 _XRAY = AwsXRayPropagator()
-_CARRIERS = CompositePropagator([TraceContextTextMapPropagator(), _XRAY])  # what records carry
 DEFAULT_ACCOUNT_LIMIT: Final = 1000
 REGION: Final = "us-east-1"
 LATEST: Final = "$LATEST"
@@ -138,7 +135,11 @@ class LambdaService:
 
     # ------------------------------------------------------------------ invoke
 
-    def config(self, name: str) -> FunctionConfig:
+    def config(self, reference: str) -> FunctionConfig:
+        """A function's configuration; `reference` may name a version or alias (``name:live``, or
+        its ARN), which must exist (ResourceNotFound, a KeyError, otherwise)."""
+        name, qualifier = split_reference(reference)
+        self._resolve(name, qualifier)
         return self._functions[name].config
 
     # ------------------------------------------------------------------ versions and aliases
@@ -163,6 +164,8 @@ class LambdaService:
                 raise ResourceNotFound(f"function {name} has no version {wanted}")
         if not 0.0 <= weight <= 1.0:
             raise DeployError(f"alias {alias}: the weight {weight} is outside 0-1")
+        if additional_version is not None and LATEST in (version, additional_version):
+            raise DeployError(f"alias {alias}: $LATEST is not supported for an alias pointing to more than 1 version")
         self._aliases[(name, alias)] = Alias(version, additional_version, weight)
 
     def alias(self, name: str, alias: str) -> Alias:
@@ -194,7 +197,11 @@ class LambdaService:
         except KeyError:
             raise ResourceNotFound(f"Function not found: {self.arn(name)}:{qualifier}") from None
 
-    def invoke(
+    def invoke(self, name: str, event: Any, trace_header: str | None = None, **options: Any) -> Any:
+        """A synchronous (RequestResponse) invocation: the handler's result (invoke_versioned's)."""
+        return self.invoke_versioned(name, event, trace_header, **options)[0]
+
+    def invoke_versioned(
         self,
         name: str,
         event: Any,
@@ -204,15 +211,18 @@ class LambdaService:
         queued_since_ns: int | None = None,
         span_attributes: Mapping[str, Any] | None = None,
         links: Sequence[Link] = (),
-    ) -> Any:
-        """A synchronous (RequestResponse) invocation: the handler's result.
+    ) -> tuple[Any, str]:
+        """A synchronous (RequestResponse) invocation: the handler's result and the version that
+        ran it (an alias's, or a weighted alias's pick). `name` may carry its qualifier
+        (``withdraw:live``, or the function's ARN with one), as event sources name functions.
 
         Raises TooManyRequests (429), FunctionError (the handler raised, or timed out), KeyError
         for an unknown function. `queued_since_ns`: when an asynchronous event was queued (the
         service's span starts there, showing the wait); `span_attributes` go on the service's span
         (an event source mapping's batch size, iterator age); `links`: the producers of a
         batch's records, which the batch's own trace starts from."""
-        function = self._resolve(name, qualifier)
+        name, named_qualifier = split_reference(name)
+        function = self._resolve(name, qualifier or named_qualifier)
         tracer = self._tracers.tracer(name)
         parent = extract_from({semconv.XRAY_HEADER: trace_header}, _XRAY) if trace_header else None
         with tracer.start_as_current_span(
@@ -243,8 +253,8 @@ class LambdaService:
             span.set_attributes({"fluoro.lambda.cold_start": cold, semconv.FAAS_VERSION: function.version})
             if outcome.error is not None:
                 span.set_attribute("fluoro.lambda.function_error", outcome.error.get("errorType", "Error"))
-                raise FunctionError(outcome.error)
-            return outcome.result
+                raise FunctionError(outcome.error, function.version)
+            return outcome.result, function.version
 
     def _acquire(self, function: _Function) -> tuple[ExecutionEnvironment, bool]:
         """A warm environment, or a new (cold) one when concurrency allows."""
@@ -384,13 +394,3 @@ def reap_period_s(idle_timeout_s: float) -> float:
     """How often idle environments are looked for: one idle past its timeout is gone within
     timeout + this period (so a pause longer than both always ends in a cold start)."""
     return min(5.0, idle_timeout_s / 2)
-
-
-def producer_links(event: Any) -> list[Link]:
-    """A link to the producer of each record of a batch event that carries a trace context."""
-    links = []
-    for carrier in message_carriers(event):
-        context = trace_api.get_current_span(extract_from(carrier, _CARRIERS)).get_span_context()
-        if context.is_valid:
-            links.append(Link(context))
-    return links

@@ -25,7 +25,9 @@ def event_sources(
     cloud: LocalCloud, resource: Resource, events: Mapping[str, Any], target_arn: str | None = None
 ) -> None:
     """Every event of a function (or, with `target_arn`, a state machine) but its Api ones."""
-    name = resource.physical_name
+    # SAM points every event source of a function with AutoPublishAlias at the alias.
+    alias = resource.properties.get("AutoPublishAlias") if target_arn is None else None
+    name = f"{resource.physical_name}:{alias}" if alias else resource.physical_name
     arn = target_arn or f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"
     for event_id, event in events.items():
         kind, spec, where = event.get("Type"), event.get("Properties") or {}, f"{resource.where('Events')}.{event_id}"
@@ -40,7 +42,7 @@ def event_sources(
         elif kind == "Kinesis":
             cloud.add_kinesis_mapping(_kinesis_mapping(spec, name))
         elif kind == "EventBridgeRule":
-            _eventbridge_rule(cloud, spec, f"{name}-{event_id}", event_id, arn, where)
+            _eventbridge_rule(cloud, spec, f"{resource.physical_name}-{event_id}", event_id, arn, where)
         else:
             raise DeployError(f"{where}.Type: {kind!r} is not supported (Api, S3, SQS, Kinesis, EventBridgeRule)")
 

@@ -63,7 +63,7 @@ class CloudTasks:
         name, qualifier = _function(resource, parameters)
         payload = parameters.get("Payload", {}) if resource == LAMBDA_INVOKE else parameters
         try:
-            result = self.lambdas.invoke(name, payload, trace_header, qualifier=qualifier)
+            result, version = self.lambdas.invoke_versioned(name, payload, trace_header, qualifier=qualifier)
         except FunctionError as exc:
             raise StatesError(str(exc.payload.get("errorType", "Lambda.Unknown")), json.dumps(exc.payload)) from None
         except TooManyRequests as exc:
@@ -71,7 +71,7 @@ class CloudTasks:
         except (ResourceNotFound, KeyError) as exc:
             raise StatesError("Lambda.ResourceNotFoundException", str(exc)) from None
         if resource == LAMBDA_INVOKE:
-            return {"ExecutedVersion": qualifier or "$LATEST", "Payload": result, "StatusCode": 200}
+            return {"ExecutedVersion": version, "Payload": result, "StatusCode": 200}
         return result
 
     def _send(self, parameters: Any, trace_header: str | None) -> Any:
