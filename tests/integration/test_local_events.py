@@ -14,7 +14,7 @@ import pytest
 
 from demo_apps.cloud.cdn.cdn import HIT, MISS, Distribution
 from demo_apps.cloud.events.eventbridge import InputTransformer, Target
-from demo_apps.cloud.events.kinesis_source import KinesisMapping
+from demo_apps.cloud.events.kinesis_source import KinesisMapping, by_partition
 from demo_apps.cloud.events.s3_events import Notification
 from demo_apps.cloud.events.sqs_source import SqsMapping
 from demo_apps.cloud.lambdas.lambda_async import AsyncSettings
@@ -256,6 +256,32 @@ def test_a_kinesis_batch_with_a_bad_record_is_bisected_and_the_shard_keeps_its_o
         sink, lambda s: s.service == "analyze" and s.attributes.get("fluoro.origin") == "AWS::Lambda"
     )
     assert all(s.attributes["aws.lambda.iterator_age_ms"] >= 0 for s in services)
+
+
+def test_a_parallelization_factor_invokes_a_shards_keys_at_once_each_in_order(cloud: LocalCloud, records: Path) -> None:
+    kinesis = cloud.client("kinesis")
+    kinesis.create_stream(StreamName="clicks", ShardCount=1)
+    deploy(cloud, records, "count-clicks", "kinesis_batch")
+    # two partition keys that the factor of 2 puts in different batches
+    first = "user-0"
+    second = next(
+        k
+        for k in (f"user-{i}" for i in range(1, 50))
+        if len(by_partition([{"PartitionKey": first}, {"PartitionKey": k}], 2)) == 2
+    )
+    for n in range(12):
+        data = json.dumps({"n": n, "poison": False}).encode()
+        kinesis.put_record(StreamName="clicks", Data=data, PartitionKey=first if n % 2 else second)
+    cloud.add_kinesis_mapping(KinesisMapping("count-clicks", "clicks", batch_size=100, parallelization_factor=2))
+    assert wait_until(
+        lambda: len(logged(records, "count-clicks")) == 12, timeout_s=EVENT_TIMEOUT_S, poll_s=EVENT_POLL_S
+    )
+    attempts = logged(records, "count-clicks-attempts")
+    assert all(len({n % 2 for n in batch}) == 1 for batch in attempts)  # each batch holds one key's records
+    done = logged(records, "count-clicks")
+    for parity in (0, 1):
+        mine = [n for n in done if n % 2 == parity]
+        assert mine == sorted(mine) and len(mine) == 6  # each key's records once, in order
 
 
 def test_the_cdn_hits_within_the_ttl_and_misses_after_an_invalidation(cloud: LocalCloud, sink: OtlpSink) -> None:

@@ -81,6 +81,8 @@ def _kinesis_mapping(spec: Mapping[str, Any], function: str) -> KinesisMapping:
         max_retry_attempts=int(spec.get("MaximumRetryAttempts", -1)),
         bisect_on_error=bool(spec.get("BisectBatchOnFunctionError", False)),
         on_failure=str(on_failure) if on_failure else None,
+        parallelization_factor=int(spec.get("ParallelizationFactor", 1)),
+        max_record_age_s=int(spec.get("MaximumRecordAgeInSeconds", -1)),
     )
 
 
