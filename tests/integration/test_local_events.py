@@ -258,6 +258,32 @@ def test_a_kinesis_batch_with_a_bad_record_is_bisected_and_the_shard_keeps_its_o
     assert all(s.attributes["aws.lambda.iterator_age_ms"] >= 0 for s in services)
 
 
+def test_sqs_pollers_grow_with_the_backlog_and_retire_once_it_is_gone(
+    cloud: LocalCloud, records: Path, sink: OtlpSink
+) -> None:
+    sqs = cloud.client("sqs")
+    queue = sqs.create_queue(QueueName="backlog")["QueueUrl"]
+    deploy(cloud, records, "drain", "slow_batch")
+    for start in range(0, 40, 10):
+        entries = [{"Id": str(i), "MessageBody": f"job-{i}"} for i in range(start, start + 10)]
+        sqs.send_message_batch(QueueUrl=queue, Entries=entries)
+    mapping = SqsMapping("drain", queue, batch_size=2, max_pollers=4, scale_every_s=0.3, idle_polls_to_retire=2)
+    source = cloud.add_sqs_mapping(mapping)
+    wait_until(
+        lambda: len(logged(records, "drain")) == 40,
+        timeout_s=EVENT_TIMEOUT_S,
+        poll_s=EVENT_POLL_S,
+        describe=lambda: f"{len(logged(records, 'drain'))} of 40 done, {source.active} pollers (at most {source.peak})",
+    )
+    assert sorted(logged(records, "drain")) == sorted(f"job-{i}" for i in range(40))  # each once
+    assert source.peak == 4  # one poller more a period while the backlog outgrew them, up to the maximum
+    wait_until(lambda: source.active == 1, timeout_s=20, poll_s=0.2, describe=lambda: f"{source.active} pollers")
+    services = spans_where(
+        sink, lambda s: s.service == "drain" and s.attributes.get("fluoro.origin") == "AWS::Lambda", 20
+    )
+    assert max(int(s.attributes["aws.lambda.sqs.pollers"]) for s in services) >= 3  # shown in the trace
+
+
 def test_a_parallelization_factor_invokes_a_shards_keys_at_once_each_in_order(cloud: LocalCloud, records: Path) -> None:
     kinesis = cloud.client("kinesis")
     kinesis.create_stream(StreamName="clicks", ShardCount=1)

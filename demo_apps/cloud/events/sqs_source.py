@@ -8,11 +8,18 @@ function error or a throttle nothing is deleted: the messages come back after th
 visibility timeout, and the queue's redrive policy moves one to its dead-letter queue after
 ``maxReceiveCount`` receives. Each record carries the message's ``AWSTraceHeader``, so the
 function's span (one per batch) links to every producer.
+
+Pollers scale with the backlog, as Lambda's do: from ``pollers`` at the start, one more each
+``scale_every_s`` while the queue holds more than a batch for each poller, up to
+``max_pollers`` (SAM's ``ScalingConfig.MaximumConcurrency``); a poller beyond the first few
+retires after ``idle_polls_to_retire`` empty polls in a row. Each batch's Lambda service span
+says how many pollers were reading (``aws.lambda.sqs.pollers``).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Final
@@ -34,8 +41,11 @@ class SqsMapping:
     batch_size: int = 10
     batching_window_s: float = 0.0
     report_batch_item_failures: bool = False
-    pollers: int = 1
+    pollers: int = 1  # at the start, and the fewest there are
     wait_time_s: int = 1  # long polling per ReceiveMessage (AWS's pollers use 20 s)
+    max_pollers: int = 5  # ScalingConfig.MaximumConcurrency (AWS: 2-1000)
+    scale_every_s: float = 1.0
+    idle_polls_to_retire: int = 3
 
     def check(self) -> None:
         if not 1 <= self.batch_size <= 10_000:
@@ -44,6 +54,10 @@ class SqsMapping:
             raise ValueError("a BatchSize over 10 needs a MaximumBatchingWindowInSeconds")
         if not 0 <= self.batching_window_s <= 300:
             raise ValueError(f"MaximumBatchingWindowInSeconds {self.batching_window_s} is outside 0-300")
+        if not 1 <= self.pollers <= self.max_pollers <= 1000:
+            raise ValueError(
+                f"pollers {self.pollers} and MaximumConcurrency {self.max_pollers}: need 1 <= min <= max <= 1000"
+            )
 
 
 def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
@@ -80,8 +94,11 @@ class SqsEventSource:
         attributes = sqs_client.get_queue_attributes(QueueUrl=mapping.queue_url, AttributeNames=["QueueArn"])
         self.queue_arn = str(attributes["Attributes"]["QueueArn"])
         self._pollers = Pollers()
-        for i in range(mapping.pollers):
-            self._pollers.add(self._poll, f"sqs-poller-{mapping.function}-{i}")
+        self._lock = threading.Lock()
+        self.active = self.peak = 0  # pollers reading now, and the most there were
+        for _ in range(mapping.pollers):
+            self._add_poller()
+        self._pollers.add(self._scale, f"sqs-scaler-{mapping.function}")
         self._stopping = self._pollers.stopping
 
     def start(self) -> SqsEventSource:
@@ -91,18 +108,53 @@ class SqsEventSource:
     def stop(self) -> None:
         self._pollers.stop(join_timeout_s=self.mapping.wait_time_s + 10)
 
+    def _add_poller(self) -> None:
+        with self._lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            number = self.active
+        self._pollers.add(self._poll, f"sqs-poller-{self.mapping.function}-{number}")
+
+    def _scale(self) -> None:
+        """One more poller a period while the backlog outgrows those reading, up to the maximum."""
+        while not self._stopping.wait(self.mapping.scale_every_s):
+            try:
+                answer = self.sqs.get_queue_attributes(
+                    QueueUrl=self.mapping.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+                )
+                backlog = int(answer["Attributes"]["ApproximateNumberOfMessages"])
+            except Exception:  # noqa: BLE001 - the scaler survives a bad moment of the queue
+                continue
+            if backlog > self.active * self.mapping.batch_size and self.active < self.mapping.max_pollers:
+                self._add_poller()
+
+    def _retire(self) -> bool:
+        """Whether this idle poller may stop (there stay at least `pollers`)."""
+        with self._lock:
+            if self.active <= self.mapping.pollers:
+                return False
+            self.active -= 1
+            return True
+
     def _poll(self) -> None:
+        idle = 0
         while not self._stopping.is_set():
             try:
                 batch = self._gather()
                 if batch:
+                    idle = 0
                     self._invoke(batch)
+                else:
+                    idle += 1
+                    if idle >= self.mapping.idle_polls_to_retire and self._retire():
+                        return
             except Exception:  # a poller survives a bad moment of the queue or the function
                 _logger.exception("SQS poller for %s failed; retrying", self.mapping.function)
                 self._stopping.wait(1.0)
 
     def _gather(self) -> list[dict[str, Any]]:
-        """Messages until the batch is full or the batching window (from the first) has passed."""
+        """Messages until the batch is full or the batching window (from the first) has passed;
+        none after a long poll that found none."""
         batch: list[dict[str, Any]] = []
         first_at = 0.0
         while len(batch) < self.mapping.batch_size and not self._stopping.is_set():
@@ -117,6 +169,8 @@ class SqsEventSource:
                 ).get("Messages")
                 or []
             )
+            if not messages and not batch:
+                return batch  # an empty long poll: the poller counts it idle
             if messages and not batch:
                 first_at = time.monotonic()
             batch += messages
@@ -132,7 +186,7 @@ class SqsEventSource:
             result = self.lambdas.invoke(
                 self.mapping.function,
                 event,
-                span_attributes={"messaging.batch.message_count": len(batch)},
+                span_attributes={"messaging.batch.message_count": len(batch), "aws.lambda.sqs.pollers": self.active},
                 links=producer_links(event),
             )
         except (FunctionError, TooManyRequests) as exc:

@@ -68,6 +68,7 @@ def _sqs_mapping(cloud: LocalCloud, spec: Mapping[str, Any], function: str) -> S
         batch_size=int(spec.get("BatchSize", 10)),
         batching_window_s=float(spec.get("MaximumBatchingWindowInSeconds", 0)),
         report_batch_item_failures="ReportBatchItemFailures" in (spec.get("FunctionResponseTypes") or []),
+        max_pollers=int((spec.get("ScalingConfig") or {}).get("MaximumConcurrency", 5)),
     )
 
 

@@ -3,6 +3,7 @@
 import base64
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,15 @@ def produce(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def record(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _log(context.function_name, event)
     return {"ok": True}
+
+
+@tracer.traced.handler
+def slow_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A batch that takes its time (0.4 s), so a backlog outgrows one poller; records each body."""
+    time.sleep(0.4)
+    for message in event["Records"]:
+        _log(context.function_name, message["body"])
+    return {}
 
 
 @tracer.traced.handler
