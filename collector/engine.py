@@ -25,8 +25,8 @@ from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch
 from collector.normalize.admission import TimeBounds, admit
 from collector.receivers.otlp_grpc import OtlpGrpcReceiver, OtlpGrpcSettings
-from collector.receivers.otlp_http import OtlpHttpReceiver, OtlpReceiverSettings
-from collector.receivers.otlp_intake import OtlpIntake, decode_logged_request
+from collector.receivers.otlp_http import OtlpHttpReceiver
+from collector.receivers.otlp_intake import OtlpIntake, OtlpReceiverSettings, decode_logged_request
 from collector.receivers.xray_udp import XRayReceiverSettings, XRayUdpReceiver
 from collector.span_metrics import SpanMetrics
 from collector.storage.duckdb_store import DuckDBStore
@@ -206,16 +206,9 @@ class Ingest:
             collector.store, self.log, collector.replay_record, collector.metrics, limits, (retention,)
         )
         self.intake = OtlpIntake(self.pipeline, collector.metrics, collector.time_bounds, settings.max_body_bytes)
-        self.otlp_receiver = OtlpHttpReceiver(
-            self.intake,
-            collector.metrics,
-            OtlpReceiverSettings(max_body_bytes=settings.max_body_bytes, token=settings.token),
-        )
-        self.grpc_receiver = OtlpGrpcReceiver(
-            self.intake,
-            collector.metrics,
-            OtlpGrpcSettings(max_message_bytes=settings.max_body_bytes, token=settings.token),
-        )
+        common = OtlpReceiverSettings(max_body_bytes=settings.max_body_bytes, token=settings.token)
+        self.otlp_receiver = OtlpHttpReceiver(self.intake, collector.metrics, common)
+        self.grpc_receiver = OtlpGrpcReceiver(self.intake, collector.metrics, OtlpGrpcSettings(common))
         self.otlp_app = AllowedHosts(self.otlp_receiver, settings.host_policy)
 
     def drain(self, timeout_s: float) -> None:

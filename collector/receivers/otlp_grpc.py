@@ -24,7 +24,7 @@ page cannot speak gRPC to it (browsers send neither trailers nor ``application/g
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -38,6 +38,7 @@ from collector.receivers.otlp_intake import (
     PROTOBUF,
     TRACES,
     OtlpIntake,
+    OtlpReceiverSettings,
     QueueFull,
     Signal,
     StoreFailing,
@@ -52,11 +53,10 @@ LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 
 @dataclass(frozen=True)
 class OtlpGrpcSettings:
-    max_message_bytes: int = 20 * 1024 * 1024
-    token: str | None = None
-    retry_after_full_s: int = 1
-    retry_after_failing_s: int = 5
-    # Calls served at once (each holds one message of up to max_message_bytes); more are refused
+    """OTLP/HTTP's settings (cap, token, retry delays), and what gRPC adds."""
+
+    common: OtlpReceiverSettings = field(default_factory=OtlpReceiverSettings)
+    # Calls served at once (each holds one message of up to the body cap); more are refused
     # with RESOURCE_EXHAUSTED. A call is answered within an fsync, so 16 keep two cores busy.
     max_concurrent_calls: int = 16
     grace_s: float = 5.0
@@ -77,7 +77,7 @@ class OtlpGrpcReceiver:
         server = grpc.aio.server(
             maximum_concurrent_rpcs=settings.max_concurrent_calls,
             options=[
-                ("grpc.max_receive_message_length", settings.max_message_bytes),
+                ("grpc.max_receive_message_length", settings.common.max_body_bytes),
                 ("grpc.so_reuseport", 0),  # a second daemon on the port fails, as it does on HTTP's
             ],
         )
@@ -119,7 +119,7 @@ class OtlpGrpcReceiver:
     async def _export(
         self, signal: Signal, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
     ) -> tuple[grpc.StatusCode, bytes | Refusal]:
-        if not bearer_token_matches(_metadata(context, "authorization"), self.settings.token):
+        if not bearer_token_matches(_metadata(context, "authorization"), self.settings.common.token):
             return grpc.StatusCode.UNAUTHENTICATED, Refusal("missing or wrong bearer token")
         if not request:
             return grpc.StatusCode.OK, export_response_bytes(signal.name, 0, "")
@@ -128,13 +128,13 @@ class OtlpGrpcReceiver:
             reservation.add(len(request))
             taken = await self.intake.take(signal, PROTOBUF, request, RECEIVER, context.peer())
         except Busy as exc:
-            return grpc.StatusCode.RESOURCE_EXHAUSTED, Refusal(str(exc), self.settings.retry_after_full_s)
+            return grpc.StatusCode.RESOURCE_EXHAUSTED, Refusal(str(exc), self.settings.common.retry_after_full_s)
         except Undecodable as exc:
             return grpc.StatusCode.INVALID_ARGUMENT, Refusal(str(exc))
         except QueueFull as exc:
-            return grpc.StatusCode.RESOURCE_EXHAUSTED, Refusal(str(exc), self.settings.retry_after_full_s)
+            return grpc.StatusCode.RESOURCE_EXHAUSTED, Refusal(str(exc), self.settings.common.retry_after_full_s)
         except StoreFailing as exc:
-            return grpc.StatusCode.UNAVAILABLE, Refusal(str(exc), self.settings.retry_after_failing_s)
+            return grpc.StatusCode.UNAVAILABLE, Refusal(str(exc), self.settings.common.retry_after_failing_s)
         finally:
             reservation.release()
         return grpc.StatusCode.OK, export_response_bytes(signal.name, taken.rejected, taken.reason)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Hashable
-from dataclasses import dataclass
 
 import orjson
 from google.rpc import status_pb2
@@ -32,6 +31,7 @@ from collector.receivers.otlp_intake import (
     PROTOBUF,
     TRACES,
     OtlpIntake,
+    OtlpReceiverSettings,
     QueueFull,
     Signal,
     StoreFailing,
@@ -44,14 +44,6 @@ TRACES_PATH = "/v1/traces"
 LOGS_PATH = "/v1/logs"
 SIGNAL_OF_PATH = {TRACES_PATH: TRACES, LOGS_PATH: LOGS}
 RECEIVER = "otlp_http"
-
-
-@dataclass(frozen=True)
-class OtlpReceiverSettings:
-    max_body_bytes: int = 20 * 1024 * 1024
-    token: str | None = None
-    retry_after_full_s: int = 1
-    retry_after_failing_s: int = 5
 
 
 MAX_GZIP_MEMBERS = 64

@@ -62,6 +62,17 @@ class StoreFailing(RuntimeError):
 
 
 @dataclass(frozen=True)
+class OtlpReceiverSettings:
+    """What both transports hold a request to: the body cap (before and after decompression),
+    the bearer token, and the retry delays they answer a full queue and a failing store with."""
+
+    max_body_bytes: int = 20 * 1024 * 1024
+    token: str | None = None
+    retry_after_full_s: int = 1
+    retry_after_failing_s: int = 5
+
+
+@dataclass(frozen=True)
 class Taken:
     """The request's spans are durable; `rejected` of them were refused for `reason`."""
 
