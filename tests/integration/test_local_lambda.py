@@ -91,7 +91,7 @@ def test_reserved_concurrency_throttles_with_429(service: LambdaService, sink: O
 
 
 def test_a_timeout_discards_the_environment(service: LambdaService) -> None:
-    # A full core: the memory model's stretch must not push the quick second call past 1 s.
+    # A full core: the CPU share must not slow the quick second call toward its 1 s timeout.
     service.deploy(config("slow", "slow", timeout_s=1, memory_mb=1769))
     with pytest.raises(FunctionError, match="timed out") as caught:
         service.invoke("slow", {"sleep_s": 3})

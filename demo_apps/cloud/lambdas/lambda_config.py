@@ -16,6 +16,7 @@ from typing import Final
 
 from demo_apps.cloud.lambdas.vpc import VpcConfig
 
+REGION: Final = "us-east-1"
 MIN_MEMORY_MB: Final = 128
 MAX_MEMORY_MB: Final = 10_240
 FULL_CORE_MB: Final = 1_769  # AWS: at 1,769 MB a function has the equivalent of one vCPU
@@ -56,8 +57,29 @@ class FunctionConfig:
 
     @property
     def cpu_share(self) -> float:
-        """The share of one core this memory size buys (AWS allocates CPU in proportion)."""
-        return min(1.0, self.memory_mb / FULL_CORE_MB)
+        """The cores this memory size buys: AWS allocates CPU in proportion (6 vCPUs at 10,240 MB)."""
+        return self.memory_mb / FULL_CORE_MB
+
+
+def function_variables(
+    config: FunctionConfig, version: str, otlp_endpoint: str | None, xray_daemon: str | None
+) -> dict[str, str]:
+    """The environment variables AWS sets for the function's runtime, then the function's own."""
+    variables = {
+        "AWS_LAMBDA_FUNCTION_NAME": config.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
+        "AWS_LAMBDA_FUNCTION_VERSION": version,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "OTEL_SERVICE_NAME": config.name,
+        "FLUORO_LAMBDA_PHASES": "1",  # the local Lambda records no Invocation/Overhead of its own
+        "LAMBDA_TASK_ROOT": str(config.code_dir),
+    }
+    if otlp_endpoint:
+        variables["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = otlp_endpoint
+    if xray_daemon:  # the X-Ray SDK's Lambda mode: a facade segment from _X_AMZN_TRACE_ID
+        variables["AWS_XRAY_DAEMON_ADDRESS"] = xray_daemon
+    return {**variables, **dict(config.environment)}
 
 
 def package_bytes(folders: tuple[Path, ...]) -> tuple[int, int]:

@@ -3,9 +3,9 @@
 Starting one spawns ``lambda_worker`` with the function's variables and waits for its init
 (the real import of the handler module); an invocation writes one line and waits for the
 answer until the function's deadline. Past it the process is killed and the environment is
-discarded, as AWS discards a timed-out sandbox. The memory model: a function gets
-``memory / 1,769 MB`` of a core, so an invocation is stretched by the CPU time it used times
-``1 / share - 1`` — more memory, shorter duration, as AWS's tuning advice says.
+discarded, as AWS discards a timed-out sandbox. The process is held to the function's CPU share
+and memory size by the service's sandbox (``sandbox.py``): past its memory it is killed and the
+invocation fails as AWS's out-of-memory does.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from typing import Any
 
 from demo_apps.cloud.lambdas.lambda_config import FunctionConfig
 from demo_apps.cloud.lambdas.log_lines import LogShipper, OutputPump
+from demo_apps.cloud.lambdas.sandbox import EnvironmentLimits, Sandbox
 from demo_apps.cloud.lambdas.vpc import ENI_ATTACH_S, Vpc
 
 ROOT = Path(__file__).resolve().parents[2]
+MIB = 1024 * 1024
 
 
 class EnvironmentFailed(RuntimeError):
@@ -39,6 +41,13 @@ class InvocationTimedOut(RuntimeError):
     """The handler ran past the function's timeout; the environment was killed."""
 
 
+class OutOfMemory(EnvironmentFailed):
+    """The handler passed the function's memory size and was killed; the environment is gone."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"RequestId: {request_id} Error: Runtime exited with error: signal: killed")
+
+
 @dataclass(frozen=True)
 class Outcome:
     """One invocation's answer: the result or AWS's error shape, and what it cost."""
@@ -47,6 +56,7 @@ class Outcome:
     error: dict[str, Any] | None = None
     duration_ms: float = 0.0
     cpu_s: float = 0.0
+    max_memory_used_mb: int = 0  # the environment's peak so far, as AWS's REPORT line gives it
 
 
 def _line(process: subprocess.Popen[str], deadline: float) -> dict[str, Any] | None:
@@ -74,6 +84,8 @@ class ExecutionEnvironment:
         variables: dict[str, str],
         vpc: Vpc | None = None,
         logs: LogShipper | None = None,
+        *,
+        sandbox: Sandbox,
     ) -> None:
         self.config = config
         self.id = uuid.uuid4().hex[:12]
@@ -85,6 +97,8 @@ class ExecutionEnvironment:
         self._process: subprocess.Popen[str] | None = None
         self._logs = logs  # where the output's lines with a trace id go (log_lines.py)
         self._output: OutputPump | None = None
+        self._sandbox = sandbox  # the service's, shared by its environments
+        self._limits: EnvironmentLimits | None = None
         # The environment's own /tmp: TMPDIR (tempfile and most libraries use it), its size
         # checked against the function's ephemeral storage after every invocation.
         self.tmp_dir = Path(tempfile.mkdtemp(prefix=f"lambda-{config.name}-"))
@@ -115,6 +129,7 @@ class ExecutionEnvironment:
             cwd=str(self.config.code_dir),
         )
         assert self._process.stderr is not None
+        self._limits = self._sandbox.enclose(self._process.pid, f"env-{self.id}", self.config.memory_mb * MIB)
         resource = {
             "service.name": self.config.name,
             "faas.name": self.config.name,
@@ -122,18 +137,25 @@ class ExecutionEnvironment:
             "cloud.provider": "aws",
         }
         self._output = OutputPump(self._process.stderr, resource, self._logs)
-        ready = _line(self._process, started + init_timeout_s)
-        if ready is None or not ready.get("ready"):
+        try:
+            ready = _line(self._process, started + init_timeout_s)
+        except EnvironmentFailed as exc:
+            ready = {"error": {"errorMessage": str(exc)}}
+        if ready is not None and ready.get("ready"):
+            self._limits.share_cpu(self.config.cpu_share)
+        if ready is None or not ready.get("ready") or self._limits.out_of_memory():
             self.stop()
             reason = (ready or {}).get("error", {}).get("errorMessage", "init timed out")
+            if self._limits.out_of_memory():
+                reason = f"Runtime exited with error: signal: killed (past {self.config.memory_mb} MB)"
             raise EnvironmentFailed(f"{self.config.name}: init failed: {reason}")
         self.init_ms = (time.monotonic() - started) * 1000
         return self.init_ms
 
     def invoke(self, event: Any, trace_header: str | None, invoked_arn: str, version: str = "$LATEST") -> Outcome:
         """Run the handler once; raises InvocationTimedOut (environment gone) past the timeout."""
-        process = self._process
-        if process is None or process.poll() is not None or process.stdin is None:
+        process, limits = self._process, self._limits
+        if process is None or process.poll() is not None or process.stdin is None or limits is None:
             raise EnvironmentFailed(f"{self.config.name}: the environment is not running")
         started = time.monotonic()
         deadline = started + self.config.timeout_s
@@ -147,20 +169,25 @@ class ExecutionEnvironment:
         }
         if self._output is not None:
             self._output.header = trace_header
-        process.stdin.write(json.dumps(request) + "\n")
-        process.stdin.flush()
-        answer = _line(process, deadline)
+        limits.begin()
+        try:
+            process.stdin.write(json.dumps(request) + "\n")
+            process.stdin.flush()
+            answer = _line(process, deadline)
+        except (EnvironmentFailed, OSError) as exc:  # died: of its memory, or of its own doing
+            limits.end()
+            out_of_memory = limits.out_of_memory()
+            self.stop()
+            raise OutOfMemory(request["request_id"]) if out_of_memory else EnvironmentFailed(str(exc)) from exc
+        limits.end()
         if answer is None:
             self.stop()
             raise InvocationTimedOut(f"Task timed out after {self.config.timeout_s:.2f} seconds")
         cpu_s = float(answer.get("cpu_s", 0.0))
-        self._stretch(cpu_s, deadline)
-        if time.monotonic() >= deadline:  # the CPU it needed at its share did not fit in the timeout
-            self.stop()
-            raise InvocationTimedOut(f"Task timed out after {self.config.timeout_s:.2f} seconds")
         self.invocations += 1
         self.last_used = time.monotonic()
         duration_ms = (self.last_used - started) * 1000
+        peak_mb = limits.peak_memory_bytes() // MIB
         used = self.tmp_bytes()
         if used > self.config.ephemeral_storage_mb * 1024 * 1024:
             self.stop()
@@ -168,17 +195,11 @@ class ExecutionEnvironment:
                 "errorType": "Runtime.EphemeralStorageExceeded",
                 "errorMessage": f"/tmp holds {used:,} bytes, over {self.config.ephemeral_storage_mb} MB",
             }
-            return Outcome(None, error, duration_ms, cpu_s)
-        return Outcome(answer.get("result"), answer.get("error"), duration_ms, cpu_s)
+            return Outcome(None, error, duration_ms, cpu_s, peak_mb)
+        return Outcome(answer.get("result"), answer.get("error"), duration_ms, cpu_s, peak_mb)
 
     def tmp_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.tmp_dir.rglob("*") if p.is_file())
-
-    def _stretch(self, cpu_s: float, deadline: float) -> None:
-        """Hold the answer as long as the CPU time would take at the function's CPU share."""
-        extra_s = cpu_s * (1 / self.config.cpu_share - 1)
-        if extra_s > 0:
-            time.sleep(max(0.0, min(extra_s, deadline - time.monotonic())))
 
     @property
     def alive(self) -> bool:
@@ -195,6 +216,8 @@ class ExecutionEnvironment:
                 if pipe is not None:
                     with contextlib.suppress(OSError):  # a killed worker's stdin may refuse the flush
                         pipe.close()
+        if self._limits is not None:
+            self._limits.close()
         if self._output is not None:  # the output's last lines, read to its end (the pump closes it)
             self._output.finish()
         shutil.rmtree(self.tmp_dir, ignore_errors=True)

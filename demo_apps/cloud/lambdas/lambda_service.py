@@ -31,16 +31,18 @@ from typing import Any, Final
 from opentelemetry.propagators.aws import AwsXRayPropagator
 from opentelemetry.trace import Link, SpanKind
 
-from demo_apps.cloud.lambdas.lambda_config import DeployError, FunctionConfig, validate
+from demo_apps.cloud.lambdas.lambda_config import REGION, DeployError, FunctionConfig, function_variables, validate
 from demo_apps.cloud.lambdas.lambda_environment import (
     EnvironmentFailed,
     ExecutionEnvironment,
     InvocationTimedOut,
     Outcome,
+    OutOfMemory,
 )
 from demo_apps.cloud.lambdas.lambda_errors import FunctionError, ResourceNotFound, TooManyRequests
 from demo_apps.cloud.lambdas.lambda_refs import split_reference
 from demo_apps.cloud.lambdas.log_lines import LogShipper, logs_url
+from demo_apps.cloud.lambdas.sandbox import SandboxKind, choose_sandbox
 from demo_apps.cloud.lambdas.vpc import Vpc, VpcError
 from demo_apps.cloud.service_tracers import ServiceTracers
 from tracer import extract_from, semconv, xray_header
@@ -48,8 +50,8 @@ from tracer import extract_from, semconv, xray_header
 _logger = logging.getLogger(__name__)
 _XRAY = AwsXRayPropagator()
 DEFAULT_ACCOUNT_LIMIT: Final = 1000
-REGION: Final = "us-east-1"
 LATEST: Final = "$LATEST"
+FUNCTION_ERROR: Final = "fluoro.lambda.function_error"
 ACCOUNT: Final = "123456789012"
 
 
@@ -84,6 +86,7 @@ class LambdaSettings:
     # throttled (429) as a burst past AWS's scaling rate is. None: no limit.
     max_concurrent_inits: int | None = None
     init_wait_s: float = 5.0
+    sandbox: SandboxKind = "auto"  # how CPU share and memory size are held (sandbox.py)
 
 
 class LambdaService:
@@ -98,6 +101,7 @@ class LambdaService:
         self._snapshots = Path(tempfile.mkdtemp(prefix="fluoro-lambda-versions-"))
         self._random = random.Random(7)
         self._lock = threading.Lock()
+        self.sandbox = choose_sandbox(settings.sandbox)
         self._tracers = ServiceTracers(settings.otlp_endpoint, "demo_apps.cloud.lambda")
         # The functions' log lines with a trace id, beside their spans (log_lines.py).
         self.logs = LogShipper(logs_url(settings.otlp_endpoint)) if settings.otlp_endpoint else None
@@ -235,6 +239,7 @@ class LambdaService:
                     semconv.RPC_SERVICE: "Lambda",
                     semconv.RPC_METHOD: "Invoke",
                     semconv.CLOUD_RESOURCE_ID: self.arn(name),
+                    "fluoro.lambda.memory_size_mb": function.config.memory_mb,
                     **(span_attributes or {}),
                 }
             )
@@ -247,12 +252,18 @@ class LambdaService:
                 raise
             try:
                 outcome = self._run(function, environment, event, xray_header(span.get_span_context()))
-            except FunctionError:
-                span.set_attribute(semconv.FAULT, True)
+            except FunctionError as exc:
+                span.set_attributes({semconv.FAULT: True, FUNCTION_ERROR: exc.payload.get("errorType", "Error")})
                 raise
-            span.set_attributes({"fluoro.lambda.cold_start": cold, semconv.FAAS_VERSION: function.version})
+            span.set_attributes(
+                {
+                    "fluoro.lambda.cold_start": cold,
+                    semconv.FAAS_VERSION: function.version,
+                    "fluoro.lambda.max_memory_used_mb": outcome.max_memory_used_mb,
+                }
+            )
             if outcome.error is not None:
-                span.set_attribute("fluoro.lambda.function_error", outcome.error.get("errorType", "Error"))
+                span.set_attribute(FUNCTION_ERROR, outcome.error.get("errorType", "Error"))
                 raise FunctionError(outcome.error, function.version)
             return outcome.result, function.version
 
@@ -266,8 +277,9 @@ class LambdaService:
                 environment = function.idle.pop()
                 if environment.alive:
                     return environment, False
-        variables = self._variables(function.config, function.version)
-        environment = ExecutionEnvironment(function.config, variables, self.vpc, self.logs)
+        settings = self.settings
+        variables = function_variables(function.config, function.version, settings.otlp_endpoint, settings.xray_daemon)
+        environment = ExecutionEnvironment(function.config, variables, self.vpc, self.logs, sandbox=self.sandbox)
         if self._init_slots is not None and not self._init_slots.acquire(timeout=self.settings.init_wait_s):
             self._release(function, None)
             raise TooManyRequests(f"Rate Exceeded: {function.config.name} cannot scale up faster")
@@ -305,7 +317,8 @@ class LambdaService:
             raise FunctionError({"errorType": "Sandbox.Timedout", "errorMessage": str(exc)}) from exc
         except EnvironmentFailed as exc:
             self._release(function, None)
-            raise FunctionError({"errorType": "Runtime.ExitError", "errorMessage": str(exc)}) from exc
+            error_type = "Runtime.OutOfMemory" if isinstance(exc, OutOfMemory) else "Runtime.ExitError"
+            raise FunctionError({"errorType": error_type, "errorMessage": str(exc)}) from exc
         self._release(function, environment)
         return outcome
 
@@ -324,25 +337,6 @@ class LambdaService:
             self._functions.get(key) if function.version == LATEST else self._versions.get((key, function.version))
         )
         return current is function
-
-    def _variables(self, config: FunctionConfig, version: str = LATEST) -> dict[str, str]:
-        variables = {
-            "AWS_LAMBDA_FUNCTION_NAME": config.name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
-            "AWS_LAMBDA_FUNCTION_VERSION": version,
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            "OTEL_SERVICE_NAME": config.name,
-            "FLUORO_LAMBDA_PHASES": "1",  # this service records no Invocation/Overhead of its own
-        }
-        if self.settings.otlp_endpoint:
-            variables["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = self.settings.otlp_endpoint
-        if self.settings.xray_daemon:  # the X-Ray SDK's Lambda mode: a facade segment from _X_AMZN_TRACE_ID
-            variables["AWS_XRAY_DAEMON_ADDRESS"] = self.settings.xray_daemon
-        variables["LAMBDA_TASK_ROOT"] = str(config.code_dir)
-        return {**variables, **dict(config.environment)}
-
-    # ------------------------------------------------------------------ tracing
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -384,6 +378,7 @@ class LambdaService:
                 function.idle = []
         for environment in environments:
             environment.stop()
+        self.sandbox.close()
         self._tracers.shutdown()
         if self.logs is not None:
             self.logs.close()

@@ -41,6 +41,28 @@ def burn(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 @tracer.traced.handler
+def burn_timed(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """CPU-bound for `cpu_s` of this process's CPU time; what it took, measured inside the handler."""
+    wall_started, cpu_started = time.perf_counter(), time.process_time()
+    digest = b"x"
+    while time.process_time() - cpu_started < float(event.get("cpu_s", 0.05)):
+        for _ in range(200):
+            digest = hashlib.sha256(digest).digest()
+    return {"cpu_s": time.process_time() - cpu_started, "wall_s": time.perf_counter() - wall_started}
+
+
+HELD: list[bytearray] = []  # what `hold` keeps between invocations, as a leaking handler would
+
+
+@tracer.traced.handler
+def hold(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Allocates and touches `mb` megabytes, kept for the environment's life."""
+    for _ in range(int(event["mb"])):
+        HELD.append(bytearray(b"\1" * (1024 * 1024)))
+    return {"held_mb": len(HELD)}
+
+
+@tracer.traced.handler
 def fail(event: dict[str, Any], context: Any) -> dict[str, Any]:
     raise ValueError("bad input")
 
