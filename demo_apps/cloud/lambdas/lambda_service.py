@@ -232,17 +232,7 @@ class LambdaService:
         with tracer.start_as_current_span(
             name, context=parent, kind=SpanKind.SERVER, start_time=queued_since_ns, links=links
         ) as span:
-            span.set_attributes(
-                {
-                    semconv.ORIGIN: semconv.ORIGIN_LAMBDA_SERVICE,
-                    semconv.RPC_SYSTEM: "aws-api",
-                    semconv.RPC_SERVICE: "Lambda",
-                    semconv.RPC_METHOD: "Invoke",
-                    semconv.CLOUD_RESOURCE_ID: self.arn(name),
-                    "fluoro.lambda.memory_size_mb": function.config.memory_mb,
-                    **(span_attributes or {}),
-                }
-            )
+            span.set_attributes({**self._span_attributes(function), **(span_attributes or {})})
             try:
                 environment, cold = self._acquire(function)
             except TooManyRequests:
@@ -266,6 +256,17 @@ class LambdaService:
                 span.set_attribute(FUNCTION_ERROR, outcome.error.get("errorType", "Error"))
                 raise FunctionError(outcome.error, function.version)
             return outcome.result, function.version
+
+    def _span_attributes(self, function: _Function) -> dict[str, Any]:
+        """What the service's span of an invocation says before it runs."""
+        return {
+            semconv.ORIGIN: semconv.ORIGIN_LAMBDA_SERVICE,
+            semconv.RPC_SYSTEM: "aws-api",
+            semconv.RPC_SERVICE: "Lambda",
+            semconv.RPC_METHOD: "Invoke",
+            semconv.CLOUD_RESOURCE_ID: self.arn(function.config.name),
+            "fluoro.lambda.memory_size_mb": function.config.memory_mb,
+        }
 
     def _acquire(self, function: _Function) -> tuple[ExecutionEnvironment, bool]:
         """A warm environment, or a new (cold) one when concurrency allows."""
