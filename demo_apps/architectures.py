@@ -22,6 +22,7 @@ from demo_apps.cloud.sam.sam_template import load_template
 from demo_apps.images.traffic import ImagesTraffic
 from demo_apps.load import CYCLE, LoadDriver, LoadSettings, Phase, Traffic
 from demo_apps.social.traffic import SocialTraffic
+from demo_apps.tracer_layer import publish_tracer_layer
 
 HERE: Final = Path(__file__).resolve().parent
 
@@ -97,6 +98,7 @@ class Demo:
     def start(self) -> Demo:
         self.cloud.start()
         try:
+            publish_tracer_layer(self.cloud.lambdas.layers)  # the layer every template's functions list
             for name in self.names:
                 architecture = ARCHITECTURES[name]
                 parameters = {"FaultRate": str(self.settings.fault_rate)} if name == "banking" else {}

@@ -102,8 +102,8 @@ def test_environments_leave_no_cgroup_behind(sink: OtlpSink) -> None:
     service = LambdaService(LambdaSettings(otlp_endpoint=sink.endpoint, sandbox="cgroup"))
     service.deploy(config("echo", "echo"))
     service.invoke("echo", {})
-    assert isinstance(service.sandbox, CgroupSandbox)
-    roots = service.sandbox.roots
+    assert isinstance(service.isolation.sandbox, CgroupSandbox)
+    roots = service.isolation.sandbox.roots
     assert all(any(p.name.startswith("env-") for p in root.iterdir()) for root in roots)
     service.close()
     assert not any(root.exists() for root in roots)

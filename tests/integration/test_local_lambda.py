@@ -270,15 +270,6 @@ def test_boto3_invokes_through_the_rest_api(service: LambdaService, aws: AwsServ
         invoker.close()
 
 
-def test_writing_past_ephemeral_storage_fails_the_invocation(service: LambdaService) -> None:
-    service.deploy(config("disk", "fill_tmp", ephemeral_storage_mb=512, memory_mb=1769, timeout_s=60))
-    assert service.invoke("disk", {"mb": 1}) == {"wrote_mb": 1}
-    with pytest.raises(FunctionError) as caught:
-        service.invoke("disk", {"mb": 520})
-    assert caught.value.payload["errorType"] == "Runtime.EphemeralStorageExceeded"
-    assert service.invoke("disk", {"mb": 1}) == {"wrote_mb": 1}  # a fresh environment, an empty /tmp
-
-
 def test_package_size_limits_are_checked_at_deploy(tmp_path: Path) -> None:
     code = tmp_path / "code"
     code.mkdir()

@@ -131,3 +131,55 @@ def test_unsupported_properties_fail_at_deploy(
     )
     with pytest.raises(DeployError, match=where.replace(".", r"\.")):
         deploy_template(cloud, load_template(path, "bad", cloud.aws.endpoint)).close()
+
+
+def test_layers_from_the_template_and_from_the_account_merge_in_order(cloud: LocalCloud, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    (shared / "python").mkdir(parents=True)
+    (shared / "python" / "shared.py").write_text("VALUE = 'account layer'\n")
+    account_arn = cloud.lambdas.layers.publish("org-shared", shared)
+    own = tmp_path / "own"
+    (own / "python").mkdir(parents=True)
+    (own / "python" / "shared.py").write_text("VALUE = 'template layer'\n")
+    (own / "python" / "own_only.py").write_text("VALUE = 'own'\n")
+    path = write(
+        tmp_path,
+        f"""
+        Globals:
+          Function:
+            Layers: ["{account_arn}"]
+        Resources:
+          OwnLayer:
+            Type: AWS::Serverless::LayerVersion
+            Properties: {{LayerName: sam-own, ContentUri: own, CompatibleRuntimes: [python3.11]}}
+          Layered:
+            Type: AWS::Serverless::Function
+            Properties:
+              FunctionName: sam-layered
+              CodeUri: CODE
+              Handler: functions.module_files
+              Layers: [!Ref OwnLayer]
+        """,
+    )
+    stack = deploy_template(cloud, load_template(path, "sam", cloud.aws.endpoint))
+    try:
+        found = cloud.lambdas.invoke("sam-layered", {"modules": ["shared", "own_only"]})
+        assert found["shared"][1] == "template layer"  # Globals' layer first, the function's after it
+        assert found["own_only"][1] == "own"
+    finally:
+        stack.close()
+    unknown = write(
+        tmp_path,
+        """
+        Resources:
+          Orphan:
+            Type: AWS::Serverless::Function
+            Properties:
+              FunctionName: sam-orphan
+              CodeUri: CODE
+              Handler: functions.echo
+              Layers: ["arn:aws:lambda:us-east-1:123456789012:layer:never-published:1"]
+        """,
+    )
+    with pytest.raises(DeployError, match="never-published:1' does not exist"):
+        deploy_template(cloud, load_template(unknown, "bad", cloud.aws.endpoint)).close()

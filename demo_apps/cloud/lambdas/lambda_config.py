@@ -9,14 +9,17 @@ function and the setting named.
 from __future__ import annotations
 
 import re
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from demo_apps.cloud.lambdas.lambda_errors import DeployError
+from demo_apps.cloud.lambdas.lambda_refs import REGION
+from demo_apps.cloud.lambdas.layers import MAX_LAYERS, content_bytes, layer_holds
 from demo_apps.cloud.lambdas.vpc import VpcConfig
 
-REGION: Final = "us-east-1"
+__all__ = ["DeployError", "FunctionConfig", "function_variables", "validate"]
+
 MIN_MEMORY_MB: Final = 128
 MAX_MEMORY_MB: Final = 10_240
 FULL_CORE_MB: Final = 1_769  # AWS: at 1,769 MB a function has the equivalent of one vCPU
@@ -25,10 +28,6 @@ MAX_ZIPPED_BYTES: Final = 50 * 1024 * 1024  # AWS: a deployment package, zipped
 MAX_UNZIPPED_BYTES: Final = 250 * 1024 * 1024  # AWS: code and layers, unzipped
 _HANDLER = re.compile(r"([A-Za-z_][\w.]*)\.([A-Za-z_]\w*)")
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-class DeployError(ValueError):
-    """A definition AWS would refuse; the message names the function and the setting."""
 
 
 @dataclass(frozen=True)
@@ -82,18 +81,6 @@ def function_variables(
     return {**variables, **dict(config.environment)}
 
 
-def package_bytes(folders: tuple[Path, ...]) -> tuple[int, int]:
-    """(zipped, unzipped) size of the code and layers: each file deflated as a zip would."""
-    zipped = unzipped = 0
-    for folder in folders:
-        for path in folder.rglob("*"):
-            if path.is_file() and "__pycache__" not in path.parts:
-                data = path.read_bytes()
-                unzipped += len(data)
-                zipped += len(zlib.compress(data, 6)) + 30 + len(path.name)  # + a local file header
-    return zipped, unzipped
-
-
 def validate(
     config: FunctionConfig,
     account_limit: int,
@@ -119,17 +106,18 @@ def validate(
             raise DeployError(f"{where}: {setting} destination {target!r} is not sqs:<queue url> or lambda:<function>")
     if not _HANDLER.fullmatch(config.handler):
         raise DeployError(f"{where}: Handler {config.handler!r} is not module.function")
-    folders = (config.code_dir, *config.layers)
-    for folder in folders:
-        if not folder.is_dir():
-            raise DeployError(f"{where}: code folder {folder} does not exist")
-    zipped, unzipped = package_bytes(folders)
+    if not config.code_dir.is_dir():
+        raise DeployError(f"{where}: code folder {config.code_dir} does not exist")
+    if len(config.layers) > MAX_LAYERS:
+        raise DeployError(f"{where}: {len(config.layers)} layers, over the {MAX_LAYERS} a function may use")
+    sizes = [content_bytes(content) for content in (config.code_dir, *config.layers)]
+    zipped, unzipped = sizes[0][0], sum(size[1] for size in sizes)
     if zipped > max_zipped_bytes:
         raise DeployError(f"{where}: the package is {zipped:,} bytes zipped, over {max_zipped_bytes:,}")
     if unzipped > max_unzipped_bytes:
         raise DeployError(f"{where}: code and layers are {unzipped:,} bytes unzipped, over {max_unzipped_bytes:,}")
     relative = Path(*config.module.split("."))
-    if not any(
-        (f / relative).with_suffix(".py").is_file() or (f / relative / "__init__.py").is_file() for f in folders
-    ):
+    candidates = (relative.with_suffix(".py"), relative / "__init__.py")
+    in_code = any((config.code_dir / candidate).is_file() for candidate in candidates)
+    if not in_code and not any(layer_holds(layer, c) for layer in config.layers for c in candidates):
         raise DeployError(f"{where}: Handler module {config.module!r} is not in {config.code_dir} or its layers")

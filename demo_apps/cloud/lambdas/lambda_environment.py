@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from demo_apps.cloud.lambdas.lambda_config import FunctionConfig
+from demo_apps.cloud.lambdas.layers import PYTHON_FOLDERS
 from demo_apps.cloud.lambdas.log_lines import LogShipper, OutputPump
-from demo_apps.cloud.lambdas.sandbox import EnvironmentLimits, Sandbox
+from demo_apps.cloud.lambdas.mount_namespace import make_image
+from demo_apps.cloud.lambdas.sandbox import EnvironmentLimits, Isolation
 from demo_apps.cloud.lambdas.vpc import ENI_ATTACH_S, Vpc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +87,8 @@ class ExecutionEnvironment:
         vpc: Vpc | None = None,
         logs: LogShipper | None = None,
         *,
-        sandbox: Sandbox,
+        isolation: Isolation,
+        opt: Path | None = None,
     ) -> None:
         self.config = config
         self.id = uuid.uuid4().hex[:12]
@@ -97,22 +100,33 @@ class ExecutionEnvironment:
         self._process: subprocess.Popen[str] | None = None
         self._logs = logs  # where the output's lines with a trace id go (log_lines.py)
         self._output: OutputPump | None = None
-        self._sandbox = sandbox  # the service's, shared by its environments
+        self._sandbox = isolation.sandbox  # the service's, shared by its environments
+        self._private_tmp = isolation.private_tmp()
+        self._opt = opt  # the function's layers merged (layers.py), its /opt
         self._limits: EnvironmentLimits | None = None
-        # The environment's own /tmp: TMPDIR (tempfile and most libraries use it), its size
-        # checked against the function's ephemeral storage after every invocation.
+        # Holds the image of the environment's own /tmp (mount_namespace.py); where the machine does
+        # not allow one, it is the environment's TMPDIR, measured after every invocation.
         self.tmp_dir = Path(tempfile.mkdtemp(prefix=f"lambda-{config.name}-"))
 
     def start(self, init_timeout_s: float = 10.0) -> float:
         """Spawn the worker and run the function's init; the init duration in ms."""
-        paths = [str(self.config.code_dir), *(str(layer) for layer in self.config.layers), str(ROOT)]
+        # AWS's order: the function's code, then its layers' python folders, then the runtime's
+        opt = Path("/opt") if self._private_tmp else self._opt
+        layer_paths = [str(opt / folder) for folder in PYTHON_FOLDERS] if opt is not None else []
+        paths = [str(self.config.code_dir), *layer_paths, str(ROOT)]
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AWS_LAMBDA", "_X_AMZN"))},
             **self._variables,
             "PYTHONPATH": os.pathsep.join(paths),
             "AWS_LAMBDA_LOG_STREAM_NAME": f"environment/{self.id}",
-            "TMPDIR": str(self.tmp_dir),
+            "TMPDIR": "/tmp" if self._private_tmp else str(self.tmp_dir),
         }
+        if self._private_tmp:
+            image = self.tmp_dir / "tmp.ext4"
+            make_image(image, self.config.ephemeral_storage_mb)
+            env["FLUORO_LAMBDA_TMP_IMAGE"] = str(image)
+            if self._opt is not None:
+                env["FLUORO_LAMBDA_OPT"] = str(self._opt)
         started = time.monotonic()
         if self.config.vpc is not None and self._vpc is not None:
             loopback, address = self._vpc.attach(self.config.vpc)
@@ -188,8 +202,8 @@ class ExecutionEnvironment:
         self.last_used = time.monotonic()
         duration_ms = (self.last_used - started) * 1000
         peak_mb = limits.peak_memory_bytes() // MIB
-        used = self.tmp_bytes()
-        if used > self.config.ephemeral_storage_mb * 1024 * 1024:
+        used = 0 if self._private_tmp else self.tmp_bytes()
+        if used > self.config.ephemeral_storage_mb * MIB:
             self.stop()
             error = {
                 "errorType": "Runtime.EphemeralStorageExceeded",

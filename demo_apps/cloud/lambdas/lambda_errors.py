@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 
+class DeployError(ValueError):
+    """A definition AWS would refuse; the message names the function and the setting."""
+
+
 class TooManyRequests(RuntimeError):
     """TooManyRequestsException: the function's or the account's concurrency is used up."""
 

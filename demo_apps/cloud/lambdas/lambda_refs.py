@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Final
+
+REGION: Final = "us-east-1"
+ACCOUNT: Final = "123456789012"
+
 
 def split_reference(reference: str) -> tuple[str, str | None]:
     """(function name, qualifier or None) of ``name``, ``name:qualifier`` or a function's ARN

@@ -31,7 +31,7 @@ from typing import Any, Final
 from opentelemetry.propagators.aws import AwsXRayPropagator
 from opentelemetry.trace import Link, SpanKind
 
-from demo_apps.cloud.lambdas.lambda_config import REGION, DeployError, FunctionConfig, function_variables, validate
+from demo_apps.cloud.lambdas.lambda_config import DeployError, FunctionConfig, function_variables, validate
 from demo_apps.cloud.lambdas.lambda_environment import (
     EnvironmentFailed,
     ExecutionEnvironment,
@@ -40,9 +40,10 @@ from demo_apps.cloud.lambdas.lambda_environment import (
     OutOfMemory,
 )
 from demo_apps.cloud.lambdas.lambda_errors import FunctionError, ResourceNotFound, TooManyRequests
-from demo_apps.cloud.lambdas.lambda_refs import split_reference
+from demo_apps.cloud.lambdas.lambda_refs import ACCOUNT, REGION, split_reference
+from demo_apps.cloud.lambdas.layers import LayerStore
 from demo_apps.cloud.lambdas.log_lines import LogShipper, logs_url
-from demo_apps.cloud.lambdas.sandbox import SandboxKind, choose_sandbox
+from demo_apps.cloud.lambdas.sandbox import Isolation, SandboxKind
 from demo_apps.cloud.lambdas.vpc import Vpc, VpcError
 from demo_apps.cloud.service_tracers import ServiceTracers
 from tracer import extract_from, semconv, xray_header
@@ -52,7 +53,6 @@ _XRAY = AwsXRayPropagator()
 DEFAULT_ACCOUNT_LIMIT: Final = 1000
 LATEST: Final = "$LATEST"
 FUNCTION_ERROR: Final = "fluoro.lambda.function_error"
-ACCOUNT: Final = "123456789012"
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,7 @@ class LambdaSettings:
     max_concurrent_inits: int | None = None
     init_wait_s: float = 5.0
     sandbox: SandboxKind = "auto"  # how CPU share and memory size are held (sandbox.py)
+    private_tmp: bool = True  # each environment's own /tmp where the machine allows (mount_namespace.py)
 
 
 class LambdaService:
@@ -101,7 +102,8 @@ class LambdaService:
         self._snapshots = Path(tempfile.mkdtemp(prefix="fluoro-lambda-versions-"))
         self._random = random.Random(7)
         self._lock = threading.Lock()
-        self.sandbox = choose_sandbox(settings.sandbox)
+        self.isolation = Isolation(settings.sandbox, settings.private_tmp)
+        self.layers = LayerStore(self._snapshots / "layers")  # published layer versions, merged /opt
         self._tracers = ServiceTracers(settings.otlp_endpoint, "demo_apps.cloud.lambda")
         # The functions' log lines with a trace id, beside their spans (log_lines.py).
         self.logs = LogShipper(logs_url(settings.otlp_endpoint)) if settings.otlp_endpoint else None
@@ -116,6 +118,7 @@ class LambdaService:
     def deploy(self, config: FunctionConfig) -> str:
         """Create or update a function ($LATEST); its ARN. Raises DeployError for bad settings."""
         validate(config, self.settings.account_limit)
+        self.isolation.private_tmp()  # the first deploy names a fallback
         if config.vpc is not None:
             if self.vpc is None:
                 raise DeployError(f"function {config.name!r}: VpcConfig given but this cloud has no VPC")
@@ -280,7 +283,10 @@ class LambdaService:
                     return environment, False
         settings = self.settings
         variables = function_variables(function.config, function.version, settings.otlp_endpoint, settings.xray_daemon)
-        environment = ExecutionEnvironment(function.config, variables, self.vpc, self.logs, sandbox=self.sandbox)
+        opt = self.layers.opt_for(function.config.layers)
+        environment = ExecutionEnvironment(
+            function.config, variables, self.vpc, self.logs, isolation=self.isolation, opt=opt
+        )
         if self._init_slots is not None and not self._init_slots.acquire(timeout=self.settings.init_wait_s):
             self._release(function, None)
             raise TooManyRequests(f"Rate Exceeded: {function.config.name} cannot scale up faster")
@@ -379,7 +385,7 @@ class LambdaService:
                 function.idle = []
         for environment in environments:
             environment.stop()
-        self.sandbox.close()
+        self.isolation.close()
         self._tracers.shutdown()
         if self.logs is not None:
             self.logs.close()

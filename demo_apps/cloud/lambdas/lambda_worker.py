@@ -22,12 +22,15 @@ import importlib
 import json
 import os
 import socket
+import subprocess
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from demo_apps.cloud.lambdas.lambda_xray import from_environment
+from demo_apps.cloud.lambdas.mount_namespace import enter
 
 
 class LambdaContext:
@@ -79,6 +82,19 @@ def main() -> None:
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     sys.stdout = sys.stderr  # the handler's prints are its log, not protocol lines
     module_name, function_name = sys.argv[1], sys.argv[2]
+    image = os.environ.pop("FLUORO_LAMBDA_TMP_IMAGE", None)
+    if image:  # before any of the function's code runs: its /tmp is its own (mount_namespace.py)
+        try:
+            # the host's folders the function is configured with: its code, the runtime, and any
+            # folder a variable names (as a test hands a function a folder to write its records to)
+            named = [v for v in os.environ.values() if v.startswith("/") and os.path.isdir(v)]
+            keep = [Path(p) for p in (*sys.path, os.getcwd(), sys.prefix, sys.executable, *named) if p]
+            opt = os.environ.pop("FLUORO_LAMBDA_OPT", None)
+            enter(Path(image), keep, Path(opt) if opt else None)
+            sys.path_importer_cache.clear()  # /opt/python was looked up (absent) before the mount
+        except (OSError, subprocess.SubprocessError) as exc:
+            protocol.write(json.dumps({"ready": False, "error": _error(exc)}) + "\n")
+            return
     if os.environ.get("FLUORO_VPC_ADDRESS"):
         leave_from(os.environ["FLUORO_VPC_ADDRESS"])
     segments = from_environment(process_started)

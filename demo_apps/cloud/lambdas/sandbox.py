@@ -1,4 +1,4 @@
-"""How an execution environment is held to its function's CPU share and memory size.
+"""How execution environments are held apart: CPU share, memory size, and a /tmp of their own.
 
 AWS gives a function ``MemorySize`` of memory and ``MemorySize / 1,769 MB`` of a vCPU (one vCPU at
 1,769 MB). Here that is real while the handler runs: CPU time past the share waits, inside the
@@ -13,15 +13,21 @@ one warning line when the service starts.
 The share is applied when init has finished: AWS's init is slowed by a small size too, but this
 machine's cold import of the OpenTelemetry SDK would take seconds at 7% of a core, a cost of the
 emulator rather than of the function's code. Memory is held from the start.
+
+Each environment's /tmp is its own, of the function's EphemeralStorage (``mount_namespace.py``), where
+the machine allows; otherwise its TMPDIR, measured after each invocation, and one warning line
+at the first deploy says so (``Isolation``).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Final, Literal, Protocol
 
 from demo_apps.cloud.lambdas.cgroups import open_cgroups
 from demo_apps.cloud.lambdas.duty_cycle import DutyCycleSandbox
+from demo_apps.cloud.lambdas.mount_namespace import probe
 
 _logger = logging.getLogger(__name__)
 SandboxKind = Literal["auto", "cgroup", "duty-cycle"]
@@ -75,3 +81,30 @@ def choose_sandbox(kind: SandboxKind = "auto") -> Sandbox:
             exc,
         )
         return DutyCycleSandbox()
+
+
+class Isolation:
+    """The service's sandbox, and whether its environments get a /tmp of their own."""
+
+    def __init__(self, kind: SandboxKind = "auto", private_tmp: bool = True) -> None:
+        self.sandbox = choose_sandbox(kind)
+        self._tmp_wanted = private_tmp
+        self._tmp_allowed: bool | None = None  # probed at the first deploy
+        self._lock = threading.Lock()
+
+    def private_tmp(self) -> bool:
+        """Whether each environment's /tmp is its own (probed once, the fallback warned once)."""
+        with self._lock:
+            if self._tmp_allowed is None:
+                refusal = probe() if self._tmp_wanted else "turned off in the settings"
+                if refusal is not None:
+                    _logger.warning(
+                        "local Lambda: environments share the host's /tmp (%s); each has its own TMPDIR, "
+                        "measured against EphemeralStorage after each invocation",
+                        refusal,
+                    )
+                self._tmp_allowed = refusal is None
+            return self._tmp_allowed
+
+    def close(self) -> None:
+        self.sandbox.close()

@@ -69,8 +69,10 @@ def deploy_template(cloud: LocalCloud, template: Template) -> Stack:
     try:
         _network(cloud, template, stack)
         _data(cloud, template, stack)
-        layers = {
-            r.physical_name: template.base_dir / str(r.properties["ContentUri"])
+        layers = {  # each layer of the template published (Ref gives its name; its version ARN here)
+            r.physical_name: cloud.lambdas.layers.publish(
+                r.physical_name, template.base_dir / str(r.properties["ContentUri"])
+            )
             for r in template.of_type("AWS::Serverless::LayerVersion")
         }
         for resource in template.of_type("AWS::Serverless::Function"):
@@ -240,7 +242,7 @@ def _environment(template: Template, resource: Resource) -> tuple[tuple[str, str
 
 
 def _function(
-    cloud: LocalCloud, template: Template, resource: Resource, layers: Mapping[str, Path], stack: Stack
+    cloud: LocalCloud, template: Template, resource: Resource, layers: Mapping[str, str], stack: Stack
 ) -> None:
     props = resource.properties
     runtime = str(props.get("Runtime", "python3.11"))
@@ -266,7 +268,7 @@ def _function(
         reserved_concurrency=int(props["ReservedConcurrentExecutions"])
         if "ReservedConcurrentExecutions" in props
         else None,
-        layers=tuple(layers[str(layer)] for layer in props.get("Layers") or []),
+        layers=tuple(cloud.lambdas.layers.content(layers.get(str(arn), str(arn))) for arn in props.get("Layers") or []),
         ephemeral_storage_mb=int((props.get("EphemeralStorage") or {}).get("Size", 512)),
         dead_letter_queue=queue_url(cloud, str(dlq["TargetArn"])) if dlq else None,
         on_success=_destination(cloud, destinations.get("OnSuccess"), resource.where("EventInvokeConfig")),

@@ -78,6 +78,24 @@ def fill_tmp(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 @tracer.traced.handler
+def tmp_files(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Writes /tmp/<name> (a literal /tmp, not TMPDIR); what /tmp holds and its size."""
+    with open(f"/tmp/{event['name']}", "w") as out:
+        out.write(context.aws_request_id)
+    stats = os.statvfs("/tmp")
+    return {"files": sorted(os.listdir("/tmp")), "size_mb": stats.f_blocks * stats.f_frsize // (1024 * 1024)}
+
+
+@tracer.traced.handler
+def module_files(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Where each of `modules` was imported from, and what it says its VALUE is (if it has one)."""
+    import importlib
+
+    found = {name: importlib.import_module(name) for name in event["modules"]}
+    return {name: [module.__file__, getattr(module, "VALUE", None)] for name, module in found.items()}
+
+
+@tracer.traced.handler
 def reach(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """GET a private resource; a connection nobody answers raises (a timeout)."""
     import httpx

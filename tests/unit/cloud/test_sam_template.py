@@ -98,3 +98,30 @@ def test_globals_parameters_and_intrinsics_resolve(tmp_path: Path) -> None:
 def test_anything_outside_the_subset_names_the_resource_and_property(tmp_path: Path, text: str, where: str) -> None:
     with pytest.raises(DeployError, match=where.replace(".", r"\.")):
         template(tmp_path, text)
+
+
+@pytest.mark.parametrize("architecture", ["banking", "images", "social"])
+def test_every_demo_function_lists_the_shared_tracer_layer(architecture: str) -> None:
+    folder = Path(__file__).parents[3] / "demo_apps" / architecture
+    loaded = load_template(folder / "template.yaml", architecture, QUEUES, {})
+    functions = loaded.of_type("AWS::Serverless::Function")  # type: ignore[attr-defined]
+    assert functions
+    for function in functions:
+        assert function.properties["Layers"][0] == "arn:aws:lambda:us-east-1:123456789012:layer:fluoro-tracer:1"
+
+
+def test_globals_lists_come_before_a_function_s_own(tmp_path: Path) -> None:
+    loaded = template(
+        tmp_path,
+        """
+        Globals:
+          Function:
+            Layers: [global-layer]
+        Resources:
+          Worker:
+            Type: AWS::Serverless::Function
+            Properties: {Handler: app.handler, Layers: [own-layer]}
+        """,
+    )
+    worker = loaded.of_type("AWS::Serverless::Function")[0]  # type: ignore[attr-defined]
+    assert worker.properties["Layers"] == ["global-layer", "own-layer"]
