@@ -168,6 +168,13 @@ def withdrawal_volleys(demo: Demo, volleys: int = 3, size: int = 8) -> None:
     assert 500 in statuses, statuses
     (row,) = demo.snapshot()
     assert row.lambda_throttles >= statuses.count(500)
+    # the legacy core's XML statement, made JSON by the stage's Velocity response template
+    statements = f"{demo.stacks['banking'].api_url('BankApi')}/statements"
+    statement = httpx.get(f"{statements}/acc-007", timeout=30)
+    assert statement.json() == {"statement": {"account": "acc-007", "lines": 3}}, statement.text
+    assert statement.headers["cache-control"] == "max-age=60"
+    unknown = httpx.get(f"{statements}/nobody", timeout=30)
+    assert (unknown.status_code, unknown.json()) == (404, {"message": "no such account"})
 
 
 def test_banking(collector: LocalCollector, fluoro_traces: FluoroTraces) -> None:

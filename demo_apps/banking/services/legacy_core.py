@@ -1,4 +1,4 @@
-"""The legacy core banking system: statements as XML, which API Gateway converts to JSON."""
+"""The legacy core banking system: statements as XML, which API Gateway's response template turns into JSON."""
 
 from starlette.applications import Starlette
 from starlette.requests import Request

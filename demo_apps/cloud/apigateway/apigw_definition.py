@@ -1,18 +1,22 @@
 """An API Gateway REST API from an OpenAPI 3 document with ``x-amazon-apigateway-integration``.
 
-Supported integrations (anything else fails at import, naming the path and method):
+Integrations (anything else fails at import, naming the path and method):
 - ``aws_proxy``: a Lambda function (``uri`` ending ``function:NAME[:QUALIFIER]/invocations``;
   ``${stageVariables.x}`` is replaced per stage, e.g. ``prod`` -> alias ``prod``);
-- ``mock``: ``responses.default`` with ``statusCode`` and ``responseTemplates``;
+- ``aws``: a Lambda function without the proxy: the request template's output is the event, the
+  function's result (or error) the integration response;
+- ``mock``: the request template's ``statusCode`` picks the integration response;
 - ``http_proxy``: passthrough to ``uri`` (``{proxy}``-style path parameters substituted);
-- ``http``: a non-proxy integration: only mapped parameters are sent, ``responses`` maps the
-  backend's status by selection pattern (``"5\\d{2}": {statusCode: 502}``, ``default``), and
-  Fluoro's ``x-fluoro-response-transform: xml_to_json`` converts a legacy XML answer.
-``requestParameters`` map ``integration.request.(header|querystring|path).X`` from
-``method.request.(header|querystring|path).Y`` (a rename when X differs), a static ``'value'``,
-or ``remove`` (Fluoro's spelling for dropping a value; http_proxy passes the rest through). Per-method
-``x-fluoro-throttle: {rate, burst}`` overrides the stage's limit; ``x-fluoro-cache-key``
-lists the query parameters that key the stage cache.
+- ``http``: only mapped parameters are sent, the body through the request template.
+AWS's own fields, as its OpenAPI extensions spell them: ``requestParameters`` (``integration.
+request.(header|querystring|path).X`` from ``method.request.(header|querystring|path).Y``, a
+static ``'value'``, or Fluoro's ``remove``), ``requestTemplates`` by content type with
+``passthroughBehavior``, ``responses`` keyed by selection pattern (over the backend's status, or a
+Lambda error's message) with ``statusCode``, ``responseTemplates`` and ``responseParameters``
+(``method.response.header.X`` from ``integration.response.header.Y``, ``integration.response.
+body[.field]`` or ``'value'``), and ``cacheKeyParameters``. Templates are Velocity
+(``mapping_templates.py``). Per-method ``x-fluoro-throttle: {rate, burst}`` (AWS keeps this in
+the stage's method settings, outside the document) overrides the stage's limit.
 """
 
 from __future__ import annotations
@@ -24,11 +28,17 @@ from pathlib import Path
 from typing import Any, Final
 
 import yaml
+from airspeed import Template
+
+from demo_apps.cloud.apigateway.mapping_templates import TemplateInvalid, compile_template
 
 METHODS: Final = ("get", "put", "post", "delete", "patch", "head", "options")
 _FUNCTION_URI = re.compile(r"function:([A-Za-z0-9_${}.-]+?)(?::([A-Za-z0-9_${}.-]+))?/invocations$")
 _MAPPING_TARGET = re.compile(r"integration\.request\.(header|querystring|path)\.([\w.-]+)")
 _MAPPING_SOURCE = re.compile(r"method\.request\.(header|querystring|path)\.([\w.-]+)")
+_RESPONSE_TARGET = re.compile(r"method\.response\.header\.([\w-]+)")
+_RESPONSE_SOURCE = re.compile(r"integration\.response\.(header\.[\w-]+|body(\.[\w.\[\]]+)?)")
+PASSTHROUGH: Final = ("WHEN_NO_MATCH", "WHEN_NO_TEMPLATES", "NEVER")
 
 
 class DefinitionError(ValueError):
@@ -36,26 +46,38 @@ class DefinitionError(ValueError):
 
 
 @dataclass(frozen=True)
+class IntegrationResponse:
+    """One entry of ``responses``: when it applies, and how the method's response is made."""
+
+    pattern: str  # a regex over the backend's status (a Lambda error's message); "default" for the rest
+    status: int
+    templates: tuple[tuple[str, Template], ...] = ()  # content type -> Velocity template
+    headers: tuple[tuple[str, str], ...] = ()  # (method response header, source)
+
+    def template(self) -> Template | None:
+        """The response template: JSON's, else the first (the method response's content type)."""
+        found = dict(self.templates)
+        return found.get("application/json") or next(iter(found.values()), None)
+
+
+@dataclass(frozen=True)
 class Integration:
-    kind: str  # aws_proxy | mock | http_proxy | http
+    kind: str  # aws_proxy | aws | mock | http_proxy | http
     function: str | None = None
     qualifier: str | None = None
     uri: str | None = None
     http_method: str | None = None
-    status: int = 200
-    body: str = ""
-    transform: str | None = None
     parameters: tuple[tuple[str, str, str], ...] = ()  # (target kind, target name, source spec)
-    # (selectionPattern, statusCode): the backend's status, matched in order; "default" last
-    status_map: tuple[tuple[str, int], ...] = ()
+    templates: tuple[tuple[str, Template], ...] = ()  # requestTemplates: content type -> template
+    passthrough: str = "WHEN_NO_MATCH"
+    responses: tuple[IntegrationResponse, ...] = ()  # in order, "default" last
 
-    def mapped_status(self, backend_status: int) -> int:
-        """The method's status for a backend status (AWS's integration responses); as is if none match."""
-        for pattern, status in self.status_map:
-            if pattern != "default" and re.fullmatch(pattern, str(backend_status)):
-                return status
-        default = dict(self.status_map).get("default")
-        return default if default is not None else backend_status
+    def response_for(self, selector: str) -> IntegrationResponse | None:
+        """The integration response whose pattern matches `selector` in full, else the default."""
+        for response in self.responses:
+            if response.pattern != "default" and re.fullmatch(response.pattern, selector, re.DOTALL):
+                return response
+        return next((r for r in self.responses if r.pattern == "default"), None)
 
 
 @dataclass(frozen=True)
@@ -64,7 +86,7 @@ class Route:
     path: str  # an OpenAPI template: /accounts/{id}
     integration: Integration
     throttle: tuple[float, float] | None = None  # (rate per s, burst)
-    cache_key: tuple[str, ...] = ()
+    cache_key: tuple[tuple[str, str], ...] = ()  # cacheKeyParameters: (header|querystring|path, name)
     pattern: re.Pattern[str] = field(default=re.compile(""), compare=False)
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
@@ -101,48 +123,86 @@ def _pattern(template: str) -> re.Pattern[str]:
 
 def _integration(raw: dict[str, Any], where: str) -> Integration:
     kind = str(raw.get("type", "")).lower()
-    responses = raw.get("responses", {}).get("default", {})
     parameters = tuple(
-        _mapping(target, str(source), where) for target, source in raw.get("requestParameters", {}).items()
+        _mapping(target, str(source), where) for target, source in (raw.get("requestParameters") or {}).items()
     )
-    if kind == "aws_proxy":
+    common: dict[str, Any] = {
+        "parameters": parameters,
+        "templates": _templates(raw.get("requestTemplates"), f"{where} requestTemplates"),
+        "passthrough": _passthrough(raw.get("passthroughBehavior"), where),
+        "responses": _responses(raw.get("responses") or {}, where),
+    }
+    if kind in ("aws_proxy", "aws"):
         found = _FUNCTION_URI.search(str(raw.get("uri", "")))
         if not found:
-            raise DefinitionError(f"{where}: aws_proxy uri must end with function:NAME[:QUALIFIER]/invocations")
-        return Integration(kind, function=found.group(1), qualifier=found.group(2), parameters=parameters)
+            raise DefinitionError(f"{where}: {kind} uri must end with function:NAME[:QUALIFIER]/invocations")
+        return Integration(kind, function=found.group(1), qualifier=found.group(2), **common)
     if kind == "mock":
-        templates = responses.get("responseTemplates", {})
-        body = templates.get("application/json", "") if isinstance(templates, dict) else ""
-        return Integration(kind, status=int(responses.get("statusCode", 200)), body=str(body))
+        return Integration(kind, **common)
     if kind in ("http_proxy", "http"):
         if not raw.get("uri"):
             raise DefinitionError(f"{where}: {kind} needs a uri")
-        transform = raw.get("x-fluoro-response-transform")
-        if transform not in (None, "xml_to_json"):
-            raise DefinitionError(f"{where}: unknown response transform {transform!r}")
-        return Integration(
-            kind,
-            uri=str(raw["uri"]),
-            http_method=str(raw.get("httpMethod", "GET")).upper(),
-            transform=transform,
-            parameters=parameters,
-            status_map=_status_map(raw.get("responses", {}), where),
-        )
-    raise DefinitionError(f"{where}: integration type {kind or '(none)'!r} is not aws_proxy, mock, http or http_proxy")
+        return Integration(kind, uri=str(raw["uri"]), http_method=str(raw.get("httpMethod", "GET")).upper(), **common)
+    kinds = "aws_proxy, aws, mock, http or http_proxy"
+    raise DefinitionError(f"{where}: integration type {kind or '(none)'!r} is not {kinds}")
 
 
-def _status_map(responses: dict[str, Any], where: str) -> tuple[tuple[str, int], ...]:
-    """Integration responses keyed by selection pattern (a regex over the backend's status)."""
-    mapped = []
-    for pattern, response in responses.items():
+def _templates(raw: Any, where: str) -> tuple[tuple[str, Template], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise DefinitionError(f"{where}: templates must map a content type to a template's text")
+    try:
+        return tuple((str(kind).lower(), compile_template(text, f"{where} {kind}")) for kind, text in raw.items())
+    except TemplateInvalid as exc:
+        raise DefinitionError(str(exc)) from None
+
+
+def _passthrough(raw: Any, where: str) -> str:
+    behaviour = str(raw or "WHEN_NO_MATCH").upper()
+    if behaviour not in PASSTHROUGH:
+        raise DefinitionError(f"{where}: passthroughBehavior {raw!r} is not one of {', '.join(PASSTHROUGH)}")
+    return behaviour
+
+
+def _responses(raw: dict[str, Any], where: str) -> tuple[IntegrationResponse, ...]:
+    """``responses`` keyed by selection pattern, the default last."""
+    parsed = []
+    for pattern, response in raw.items():
+        at = f"{where} integration response {pattern!r}"
         try:
             if pattern != "default":
                 re.compile(pattern)
-            mapped.append((str(pattern), int(response["statusCode"])))
+            status = int(response["statusCode"])
         except (re.error, KeyError, TypeError, ValueError) as exc:
-            message = f"{where}: integration response {pattern!r} needs a valid pattern and statusCode"
-            raise DefinitionError(message) from exc
-    return tuple(sorted(mapped, key=lambda item: item[0] == "default"))
+            raise DefinitionError(f"{at} needs a valid pattern and statusCode") from exc
+        headers = tuple(
+            _response_header(target, str(source), at)
+            for target, source in (response.get("responseParameters") or {}).items()
+        )
+        templates = _templates(response.get("responseTemplates"), f"{at} responseTemplates")
+        parsed.append(IntegrationResponse(str(pattern), status, templates, headers))
+    return tuple(sorted(parsed, key=lambda item: item.pattern == "default"))
+
+
+def _response_header(target: str, source: str, where: str) -> tuple[str, str]:
+    found = _RESPONSE_TARGET.fullmatch(target)
+    static = len(source) >= 2 and source.startswith("'") and source.endswith("'")
+    if not found or not (static or _RESPONSE_SOURCE.fullmatch(source)):
+        raise DefinitionError(f"{where}: response parameter mapping {target} = {source} is not supported")
+    return found.group(1), source
+
+
+def _cache_key(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
+    keys = []
+    for parameter in raw or ():
+        found = _MAPPING_SOURCE.fullmatch(str(parameter))
+        if not found:
+            raise DefinitionError(
+                f"{where}: cache key parameter {parameter!r} is not method.request.(header|querystring|path).NAME"
+            )
+        keys.append((found.group(1), found.group(2).lower() if found.group(1) == "header" else found.group(2)))
+    return tuple(keys)
 
 
 def _mapping(target: str, source: str, where: str) -> tuple[str, str, str]:
@@ -173,7 +233,7 @@ def parse_definition(document: dict[str, Any], name: str | None = None) -> ApiDe
                     path=path,
                     integration=_integration(raw, where),
                     throttle=(float(throttle["rate"]), float(throttle["burst"])) if throttle else None,
-                    cache_key=tuple(operation.get("x-fluoro-cache-key", ())),
+                    cache_key=_cache_key(raw.get("cacheKeyParameters"), where),
                     pattern=_pattern(path),
                 )
             )

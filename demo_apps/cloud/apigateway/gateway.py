@@ -31,7 +31,7 @@ class ApiGateway:
         self.stages = {s.name: Stage(api, s, lambdas, otlp_endpoint) for s in stages}
         app = Starlette(
             routes=[Mount(f"/{name}", app=stage.app) for name, stage in self.stages.items()],
-            lifespan=closing_at_shutdown(*(stage.http for stage in self.stages.values())),
+            lifespan=closing_at_shutdown(*(stage.integrations.http for stage in self.stages.values())),
         )
         self._server = ThreadedServer(app, name=f"apigw-{api.name}")
 

@@ -104,7 +104,7 @@ def test_anything_outside_the_subset_names_the_resource_and_property(tmp_path: P
 def test_every_demo_function_lists_the_shared_tracer_layer(architecture: str) -> None:
     folder = Path(__file__).parents[3] / "demo_apps" / architecture
     loaded = load_template(folder / "template.yaml", architecture, QUEUES, {})
-    functions = loaded.of_type("AWS::Serverless::Function")  # type: ignore[attr-defined]
+    functions = loaded.of_type("AWS::Serverless::Function")
     assert functions
     for function in functions:
         assert function.properties["Layers"][0] == "arn:aws:lambda:us-east-1:123456789012:layer:fluoro-tracer:1"
