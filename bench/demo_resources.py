@@ -1,9 +1,16 @@
 """What the whole demo costs: CPU (in cores) and memory (RSS and PSS) of `fluoro-demo all`, collector,
-local cloud and every Lambda worker process included, at the default rate.
+local cloud and every Lambda worker process included, at the default rate; and what the local
+cloud adds to a warm API Gateway -> Lambda call over the handler's own time.
 
 Runs the demo as its own process for `--seconds`, samples its whole process tree once a second
 (psutil) after a warm-up, and prints the average and peak of each, with the budget
 (1.5 cores, 2 GiB) as ratios. Several runs: the median of the averages.
+
+The hop: at the end of each run, the banking stage's recent traces are read back from the demo's
+collector; for each warm Lambda proxy call (the Lambda service span not a cold start) the stage
+span's duration minus the function span's (the handler's own time, CPU share included) is what
+the gateway, the Lambda service and the environment's protocol cost. Median and p90 against the
+5 ms budget.
 
     python -m bench.demo_resources --seconds 90 --runs 2
 """
@@ -17,13 +24,17 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
+import httpx
 import psutil
 
 from demo_apps.local_collector import ROOT
 
 BUDGET_CORES = 1.5
 BUDGET_RSS_GIB = 2.0
+BUDGET_HOP_MS = 5.0
+STAGE = "bank-api/prod"
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,28 @@ def memory_gib(processes: list[psutil.Process]) -> tuple[float, float]:
     return rss / 2**30, pss / 2**30
 
 
-def measure(seconds: float, warmup_s: float, extra: list[str]) -> list[Sample]:
+def hops_ms(api_url: str, traces: int = 200) -> list[float]:
+    """Stage span minus function span of each warm proxy call among the stage's latest traces."""
+    found = httpx.get(
+        f"{api_url}/api/traces", params={"filter": f'service("{STAGE}")', "limit": traces}, timeout=60
+    ).json()["traces"]
+    hops = []
+    for summary in found:
+        spans = httpx.get(f"{api_url}/api/traces/{summary['trace_id']}", timeout=60).json()["spans"]
+        by_parent: dict[str | None, list[dict[str, Any]]] = {}
+        for span in spans:
+            by_parent.setdefault(span["parent_span_id"], []).append(span)
+        for stage in (s for s in spans if s["origin"] == "AWS::ApiGateway::Stage"):
+            for service in (s for s in by_parent.get(stage["span_id"], []) if s["origin"] == "AWS::Lambda"):
+                if service["attributes"].get("fluoro.lambda.cold_start") is not False:
+                    continue
+                handler = [s for s in by_parent.get(service["span_id"], []) if s["origin"] == "AWS::Lambda::Function"]
+                if handler:
+                    hops.append(stage["duration_ms"] - handler[0]["duration_ms"])
+    return hops
+
+
+def measure(seconds: float, warmup_s: float, extra: list[str], api_url: str) -> tuple[list[Sample], list[float]]:
     command = [sys.executable, "-m", "demo_apps.demo_cli", "all", "--duration", str(seconds + warmup_s + 5), *extra]
     demo = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     root = psutil.Process(demo.pid)
@@ -81,13 +113,14 @@ def measure(seconds: float, warmup_s: float, extra: list[str]) -> list[Sample]:
             spent = sum(t - before.get(pid, 0.0) for pid, t in used.items())
             samples.append(Sample(max(0.0, spent) / (now - at), *memory_gib(processes)))
             before, at = used, now
+        hops = hops_ms(api_url)
     finally:
         demo.send_signal(signal.SIGINT)
         try:
             demo.wait(90)
         except subprocess.TimeoutExpired:
             demo.kill()
-    return samples
+    return samples, hops
 
 
 def main() -> None:
@@ -97,9 +130,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--ui-port", type=int, default=8695)
     args = parser.parse_args()
-    averages, peaks_rss, averages_rss, averages_pss, peaks_pss = [], [], [], [], []
+    averages, peaks_rss, averages_rss, averages_pss, peaks_pss, hop_medians = [], [], [], [], [], []
     for run in range(args.runs):
-        samples = measure(args.seconds, args.warmup, ["--ui-port", str(args.ui_port)])
+        api_url = f"http://127.0.0.1:{args.ui_port}"
+        samples, hops = measure(args.seconds, args.warmup, ["--ui-port", str(args.ui_port)], api_url)
         if not samples:
             raise SystemExit("the demo stopped before it could be measured")
         cores = statistics.fmean(s.cores for s in samples)
@@ -110,6 +144,13 @@ def main() -> None:
         averages_pss.append(statistics.fmean(pss))
         peaks_pss.append(max(pss))
         peak_cores = max(s.cores for s in samples)
+        if hops:
+            hop_medians.append(statistics.median(hops))
+            p90 = statistics.quantiles(hops, n=10)[-1] if len(hops) > 1 else hops[0]
+            print(
+                f"run {run + 1}: warm API Gateway -> Lambda hop over the handler: {len(hops)} calls, "
+                f"median {statistics.median(hops):.2f} ms, p90 {p90:.2f} ms"
+            )
         print(
             f"run {run + 1}: {len(samples)} s sampled; CPU avg {cores:.2f} cores (peak {peak_cores:.2f}); "
             f"RSS sum avg {statistics.fmean(rss):.2f} GiB (peak {max(rss):.2f}); "
@@ -125,6 +166,9 @@ def main() -> None:
         f"median RSS sum avg {rss_avg:.2f} GiB, peak {rss_peak:.2f} GiB = "
         f"{rss_avg / BUDGET_RSS_GIB:.0%} / {rss_peak / BUDGET_RSS_GIB:.0%} of {BUDGET_RSS_GIB} GiB"
     )
+    if hop_medians:
+        hop = statistics.median(hop_medians)
+        print(f"median warm hop {hop:.2f} ms = {hop / BUDGET_HOP_MS:.0%} of the {BUDGET_HOP_MS} ms budget")
     pss_avg, pss_peak = statistics.median(averages_pss), statistics.median(peaks_pss)
     print(
         f"median PSS avg {pss_avg:.2f} GiB, peak {pss_peak:.2f} GiB = "

@@ -59,9 +59,11 @@ class RunLimits:
 def matches_error(names: list[str], error: str) -> bool:
     if error in names:
         return True
+    if error == "States.HeartbeatTimeout" and "States.Timeout" in names:  # a kind of timeout, as AWS says
+        return True
     if "States.ALL" in names:
         return error != "States.Runtime"
-    return "States.TaskFailed" in names and error not in ("States.Timeout", "States.Runtime")
+    return "States.TaskFailed" in names and error not in ("States.Timeout", "States.HeartbeatTimeout", "States.Runtime")
 
 
 class Interpreter:
@@ -150,7 +152,7 @@ class Interpreter:
                 result = state["Result"] if "Result" in state else _parameters(state, effective, context)
                 return _finish(state, raw, result, context), following
         except PathError as exc:
-            raise StatesError("States.Runtime", str(exc)) from None
+            raise StatesError(exc.error, str(exc)) from None
         return self._with_retries(name, state, raw, context, span)
 
     def _choose(self, state: Mapping[str, Any], effective: Any, context: dict[str, Any]) -> str:
@@ -174,7 +176,7 @@ class Interpreter:
                 result = self._perform(state, effective, context, span)
                 return _finish(state, raw, result, context), following
             except PathError as exc:
-                raise StatesError("States.Runtime", str(exc)) from None
+                raise StatesError(exc.error, str(exc)) from None
             except StatesError as exc:
                 delay = self._retry_delay(state, exc, attempts)
                 if delay is None:

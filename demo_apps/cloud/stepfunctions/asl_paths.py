@@ -5,9 +5,8 @@
 - Reference paths (``ResultPath``) address a single node by fields and indexes, so they can be
   written: ``$`` replaces the whole input, ``null`` discards the result.
 - Payload templates (``Parameters``, ``ResultSelector``, ``ItemSelector``): a key ending in
-  ``.$`` takes its value from a path or an intrinsic function (``States.Format``,
-  ``States.StringToJson``, ``States.JsonToString``, ``States.Array``, ``States.MathAdd``,
-  ``States.UUID``).
+  ``.$`` takes its value from a path or an intrinsic function (every one AWS defines:
+  ``asl_intrinsics.py``), nested up to 10 deep.
 """
 
 from __future__ import annotations
@@ -15,18 +14,28 @@ from __future__ import annotations
 import copy
 import json
 import re
-import uuid
 from typing import Any
 
 from jsonpath_ng.exceptions import JSONPathError
 from jsonpath_ng.parser import parse as parse_path
 
+from demo_apps.cloud.stepfunctions import asl_intrinsics as intrinsics
+
 _REFERENCE_STEP = re.compile(r"\.([A-Za-z_$][\w$-]*)|\[(\d+)\]|\['([^']*)'\]")
-_INTRINSIC = re.compile(r"^(States\.[A-Za-z]+)\((.*)\)$", re.DOTALL)
+MAX_NESTED_CALLS = 10  # AWS: up to 10 intrinsic functions nested in a field
+_INTRINSIC = re.compile(r"^(States\.[A-Za-z0-9]+)\((.*)\)$", re.DOTALL)
 
 
 class PathError(ValueError):
     """States.Runtime: a path selects nothing, or a template cannot be filled."""
+
+    error = "States.Runtime"
+
+
+class IntrinsicError(PathError):
+    """States.IntrinsicFailure: an intrinsic function could not be made (asl_intrinsics.py)."""
+
+    error = "States.IntrinsicFailure"
 
 
 def check_path(path: str) -> None:
@@ -114,27 +123,13 @@ def _evaluate(expression: str, document: Any, context: Any) -> Any:
     found = _INTRINSIC.match(expression)
     if found is None:
         raise PathError(f"{expression!r} is neither a path nor an intrinsic function")
+    if expression.count("(") > MAX_NESTED_CALLS:
+        raise IntrinsicError(f"{expression!r} nests more than {MAX_NESTED_CALLS} intrinsic functions")
     name, arguments = found.group(1), [_argument(a, document, context) for a in _split_arguments(found.group(2))]
-    return _call(name, arguments)
-
-
-def _call(name: str, arguments: list[Any]) -> Any:
-    if name == "States.Format":
-        text = str(arguments[0])
-        for value in arguments[1:]:
-            text = text.replace("{}", value if isinstance(value, str) else json.dumps(value), 1)
-        return text
-    if name == "States.StringToJson":
-        return json.loads(arguments[0])
-    if name == "States.JsonToString":
-        return json.dumps(arguments[0], separators=(",", ":"))
-    if name == "States.Array":
-        return list(arguments)
-    if name == "States.MathAdd":
-        return arguments[0] + arguments[1]
-    if name == "States.UUID":
-        return str(uuid.uuid4())
-    raise PathError(f"unsupported intrinsic function {name}")
+    try:
+        return intrinsics.call(name, arguments)
+    except intrinsics.IntrinsicFailure as exc:
+        raise IntrinsicError(str(exc)) from None
 
 
 def _split_arguments(text: str) -> list[str]:
@@ -160,8 +155,11 @@ def _split_arguments(text: str) -> list[str]:
 
 
 def _argument(text: str, document: Any, context: Any) -> Any:
-    if text.startswith("'") and text.endswith("'"):
-        return text[1:-1].replace("\\'", "'")
+    if len(text) >= 2 and text.startswith("'") and text.endswith("'"):
+        try:
+            return intrinsics.Literal(text[1:-1])
+        except intrinsics.IntrinsicFailure as exc:
+            raise IntrinsicError(str(exc)) from None
     if text.startswith("$") or text.startswith("States."):
         return _evaluate(text, document, context)
     try:
