@@ -100,6 +100,7 @@ class ExecutionEnvironment:
         self._process: subprocess.Popen[str] | None = None
         self._logs = logs  # where the output's lines with a trace id go (log_lines.py)
         self._output: OutputPump | None = None
+        self._isolation = isolation
         self._sandbox = isolation.sandbox  # the service's, shared by its environments
         self._private_tmp = isolation.private_tmp()
         self._opt = opt  # the function's layers merged (layers.py), its /opt
@@ -128,6 +129,7 @@ class ExecutionEnvironment:
             if self._opt is not None:
                 env["FLUORO_LAMBDA_OPT"] = str(self._opt)
         started = time.monotonic()
+        self._isolation.track(self, alive=True)
         if self.config.vpc is not None and self._vpc is not None:
             loopback, address = self._vpc.attach(self.config.vpc)
             time.sleep(ENI_ATTACH_S)  # attaching the interface is part of a VPC function's init
@@ -235,3 +237,4 @@ class ExecutionEnvironment:
         if self._output is not None:  # the output's last lines, read to its end (the pump closes it)
             self._output.finish()
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        self._isolation.track(self, alive=False)

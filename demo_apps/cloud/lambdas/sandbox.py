@@ -83,11 +83,17 @@ def choose_sandbox(kind: SandboxKind = "auto") -> Sandbox:
         return DutyCycleSandbox()
 
 
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
 class Isolation:
-    """The service's sandbox, and whether its environments get a /tmp of their own."""
+    """The service's sandbox, whether its environments get a /tmp of their own, and every
+    environment alive (so closing the service ends busy ones too, not only idle ones)."""
 
     def __init__(self, kind: SandboxKind = "auto", private_tmp: bool = True) -> None:
         self.sandbox = choose_sandbox(kind)
+        self._alive: set[Stoppable] = set()
         self._tmp_wanted = private_tmp
         self._tmp_allowed: bool | None = None  # probed at the first deploy
         self._lock = threading.Lock()
@@ -106,5 +112,16 @@ class Isolation:
                 self._tmp_allowed = refusal is None
             return self._tmp_allowed
 
+    def track(self, environment: Stoppable, alive: bool) -> None:
+        with self._lock:
+            if alive:
+                self._alive.add(environment)
+            else:
+                self._alive.discard(environment)
+
     def close(self) -> None:
+        with self._lock:
+            alive = list(self._alive)
+        for environment in alive:  # busy when the service closed: an invocation still running
+            environment.stop()
         self.sandbox.close()

@@ -14,18 +14,18 @@ from typing import Any, Final
 
 from demo_apps.cloud.stepfunctions.asl_choice import check_rule
 from demo_apps.cloud.stepfunctions.asl_paths import PathError, check_path, reference_steps
+from demo_apps.cloud.stepfunctions.asl_task import PATTERNS, split_pattern
 
 STATE_TYPES: Final = frozenset({"Pass", "Task", "Choice", "Wait", "Parallel", "Map", "Succeed", "Fail"})
-SERVICE_RESOURCES: Final = frozenset(
-    {
-        "arn:aws:states:::lambda:invoke",
-        "arn:aws:states:::sqs:sendMessage",
-        "arn:aws:states:::dynamodb:putItem",
-        "arn:aws:states:::dynamodb:updateItem",
-        "arn:aws:states:::dynamodb:getItem",
-    }
+_PATH_FIELDS: Final = (
+    "InputPath",
+    "OutputPath",
+    "ItemsPath",
+    "SecondsPath",
+    "TimestampPath",
+    "TimeoutSecondsPath",
+    "HeartbeatSecondsPath",
 )
-_PATH_FIELDS: Final = ("InputPath", "OutputPath", "ItemsPath", "SecondsPath", "TimestampPath")
 _COMMON: Final = {"Type", "Comment", "InputPath", "OutputPath", "Next", "End"}
 _ALLOWED: Final[dict[str, set[str]]] = {
     "Pass": _COMMON | {"Result", "ResultPath", "Parameters"},
@@ -39,6 +39,8 @@ _ALLOWED: Final[dict[str, set[str]]] = {
         "Catch",
         "TimeoutSeconds",
         "HeartbeatSeconds",
+        "TimeoutSecondsPath",
+        "HeartbeatSecondsPath",
     },
     "Choice": {"Type", "Comment", "InputPath", "OutputPath", "Choices", "Default"},
     "Wait": _COMMON | {"Seconds", "Timestamp", "SecondsPath", "TimestampPath"},
@@ -113,12 +115,30 @@ def _check_transition(state: Mapping[str, Any], kind: str, names: set[str], wher
         raise InvalidDefinition(f"{where}/Next: {state['Next']!r} is not a state of this machine")
 
 
+def _check_task(state: Mapping[str, Any], where: str) -> None:
+    resource = state.get("Resource")
+    if not isinstance(resource, str):
+        raise InvalidDefinition(f"{where}/Resource: a Task needs a Resource")
+    base, pattern = split_pattern(resource)
+    offered = ("",) if base.startswith("arn:aws:lambda:") else PATTERNS.get(base)
+    if offered is None:
+        raise InvalidDefinition(f"{where}/Resource: {resource!r} is not a resource the local cloud runs")
+    if pattern not in offered:
+        raise InvalidDefinition(f"{where}/Resource: {base} does not offer the {pattern} integration pattern")
+    for name in ("TimeoutSeconds", "HeartbeatSeconds"):
+        value = state.get(name)
+        if name in state and name + "Path" in state:
+            raise InvalidDefinition(f"{where}: {name} and {name}Path cannot both be given")
+        if name in state and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise InvalidDefinition(f"{where}/{name}: {value!r} is not a positive integer")
+    timeout, heartbeat = state.get("TimeoutSeconds"), state.get("HeartbeatSeconds")
+    if isinstance(timeout, int) and isinstance(heartbeat, int) and heartbeat >= timeout:
+        raise InvalidDefinition(f"{where}/HeartbeatSeconds: {heartbeat} must be less than TimeoutSeconds {timeout}")
+
+
 def _check_kind(state: Mapping[str, Any], kind: str, names: set[str], where: str) -> None:
     if kind == "Task":
-        resource = state.get("Resource")
-        lambda_arn = isinstance(resource, str) and resource.startswith("arn:aws:lambda:")
-        if resource not in SERVICE_RESOURCES and not lambda_arn:
-            raise InvalidDefinition(f"{where}/Resource: {resource!r} is not a resource the local cloud runs")
+        _check_task(state, where)
     elif kind == "Choice":
         choices = state.get("Choices")
         if not isinstance(choices, list) or not choices:

@@ -12,38 +12,27 @@ resource it calls, and the trace context it passes on), and every step is a hist
 
 from __future__ import annotations
 
-import contextvars
 import json
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import SpanKind
 
 from demo_apps.cloud.stepfunctions.asl_choice import evaluate
+from demo_apps.cloud.stepfunctions.asl_errors import StatesError, TaskRunner
 from demo_apps.cloud.stepfunctions.asl_paths import PathError, fill_template, select, with_result
-from tracer import semconv, xray_header
+from demo_apps.cloud.stepfunctions.asl_task import CALLBACK, NestedExecutions, TaskServices, TaskWork
+from demo_apps.cloud.stepfunctions.sfn_callbacks import TaskTokens
+from tracer import semconv
 
-
-class StatesError(Exception):
-    """A named error as Step Functions reports it: `error` (e.g. States.Timeout) and `cause`."""
-
-    def __init__(self, error: str, cause: str = "") -> None:
-        super().__init__(f"{error}: {cause}")
-        self.error, self.cause = error, cause
-
-
-class TaskRunner(Protocol):
-    def target(self, resource: str, parameters: Any) -> tuple[str, str]: ...
-
-    def run(self, resource: str, parameters: Any, trace_header: str | None) -> Any: ...
+__all__ = ["Interpreter", "RunLimits", "StatesError", "TaskRunner", "matches_error"]
 
 
 AddEvent = Callable[[str, dict[str, Any]], object]  # (history event type, its details); the result is unused
@@ -70,13 +59,29 @@ class Interpreter:
     """Runs one execution's definition; shared by its branches and iterations."""
 
     def __init__(
-        self, runner: TaskRunner, tracer: trace_api.Tracer, add_event: AddEvent, limits: RunLimits = RunLimits()
+        self,
+        runner: TaskRunner,
+        tracer: trace_api.Tracer,
+        add_event: AddEvent,
+        limits: RunLimits = RunLimits(),
+        tokens: TaskTokens | None = None,
+        nested: NestedExecutions | None = None,
     ) -> None:
         self.runner, self.tracer, self.add_event, self.limits = runner, tracer, add_event, limits
         self._stopped = threading.Event()
+        self.tokens = tokens or TaskTokens()
+        self._issued: set[str] = set()  # tokens of callbacks waiting now (branches may wait at once)
+        self._issued_lock = threading.Lock()
+        services = TaskServices(runner, self.tokens, nested)
+        self._tasks = TaskWork(services, add_event, limits.time_scale, self._stopped)
 
     def stop(self) -> None:
+        """End the run at its next step; its callbacks' tokens are refused from now on."""
         self._stopped.set()
+        with self._issued_lock:
+            issued = list(self._issued)
+        for token in issued:
+            self.tokens.forget(token)
 
     def run(
         self,
@@ -171,9 +176,16 @@ class Interpreter:
         following = None if state.get("End") else state.get("Next")
         attempts: dict[int, int] = {}
         while True:
+            token = None
+            if state["Type"] == "Task" and str(state["Resource"]).endswith(CALLBACK):  # a token per attempt
+                token = self.tokens.issue()
+                with self._issued_lock:
+                    self._issued.add(token)
+                context = {**context, "Task": {"Token": token}}
             try:
-                effective = _parameters(state, _input(state, raw), context)
-                result = self._perform(state, effective, context, span)
+                state_input = _input(state, raw)
+                effective = _parameters(state, state_input, context)
+                result = self._perform(state, effective, context, span, state_input)
                 return _finish(state, raw, result, context), following
             except PathError as exc:
                 raise StatesError(exc.error, str(exc)) from None
@@ -183,6 +195,11 @@ class Interpreter:
                     return self._catch(state, raw, exc)
                 span.add_event("retry", {"error": exc.error, "attempt": sum(attempts.values())})
                 self._sleep(delay)
+            finally:
+                if token is not None:
+                    self.tokens.forget(token)  # answered, timed out, or never handed on
+                    with self._issued_lock:
+                        self._issued.discard(token)
 
     def _retry_delay(self, state: Mapping[str, Any], exc: StatesError, attempts: dict[int, int]) -> float | None:
         for index, retrier in enumerate(state.get("Retry") or []):
@@ -205,43 +222,15 @@ class Interpreter:
                     raise StatesError("States.Runtime", str(path_error)) from None
         raise exc
 
-    def _perform(self, state: Mapping[str, Any], effective: Any, context: dict[str, Any], span: trace_api.Span) -> Any:
+    def _perform(
+        self, state: Mapping[str, Any], effective: Any, context: dict[str, Any], span: trace_api.Span, state_input: Any
+    ) -> Any:
         kind = state["Type"]
         if kind == "Parallel":
             return self._parallel(state, effective, context)
         if kind == "Map":
             return self._map(state, effective, context)
-        return self._task(state, effective, span)
-
-    def _task(self, state: Mapping[str, Any], effective: Any, span: trace_api.Span) -> Any:
-        resource = str(state["Resource"])
-        target_type, target_name = self.runner.target(resource, effective)
-        span.set_attributes({semconv.TARGET_TYPE: target_type, semconv.TARGET_NAME: target_name})
-        self.add_event(
-            "TaskScheduled", {"taskScheduledEventDetails": {"resource": resource, "parameters": _text(effective)}}
-        )
-        header = xray_header(span.get_span_context())
-        timeout_s = state.get("TimeoutSeconds")
-        try:
-            if timeout_s is None:
-                result = self.runner.run(resource, effective, header)
-            else:
-                result = self._with_timeout(resource, effective, header, float(timeout_s))
-        except StatesError as exc:
-            self.add_event("TaskFailed", {"taskFailedEventDetails": {"error": exc.error, "cause": exc.cause}})
-            raise
-        self.add_event("TaskSucceeded", {"taskSucceededEventDetails": {"resource": resource, "output": _text(result)}})
-        return result
-
-    def _with_timeout(self, resource: str, effective: Any, header: str, timeout_s: float) -> Any:
-        pool = ThreadPoolExecutor(max_workers=1)
-        future = pool.submit(contextvars.copy_context().run, self.runner.run, resource, effective, header)
-        try:
-            return future.result(timeout=timeout_s * self.limits.time_scale)
-        except FutureTimeout:
-            raise StatesError("States.Timeout", f"the task ran past {timeout_s:g} seconds") from None
-        finally:
-            pool.shutdown(wait=False)
+        return self._tasks.perform(state, effective, context, span, state_input)
 
     def _parallel(self, state: Mapping[str, Any], effective: Any, context: dict[str, Any]) -> list[Any]:
         branches = state["Branches"]

@@ -168,7 +168,8 @@ def _add(first: Any, second: Any) -> int:
 
 def _split(text: Any, delimiters: Any) -> list[str]:
     _expect(isinstance(text, str) and isinstance(delimiters, str), "States.StringSplit: two strings")
-    pieces, current = [], []
+    pieces: list[str] = []
+    current: list[str] = []
     for char in text:
         if char in delimiters:
             pieces.append("".join(current))

@@ -97,13 +97,17 @@ class ExecutionStore:
 
     def finish(
         self, arn: str, status: str, output: Any = None, error: str | None = None, cause: str | None = None
-    ) -> None:
+    ) -> bool:
+        """Mark a RUNNING execution finished; False if it already was (a StopExecution came first)."""
         text = None if output is None and status != "SUCCEEDED" else json.dumps(output)
-        self._write(
-            "UPDATE executions SET status = ?, output = ?, error = ?, cause = ?, stopped = ?, next_state = NULL "
-            "WHERE arn = ?",
-            (status, text, error, cause, time.time(), arn),
-        )
+        with self._lock:
+            changed = self._db.execute(
+                "UPDATE executions SET status = ?, output = ?, error = ?, cause = ?, stopped = ?, next_state = NULL "
+                "WHERE arn = ? AND status = 'RUNNING'",
+                (status, text, error, cause, time.time(), arn),
+            ).rowcount
+            self._db.commit()
+        return changed == 1
 
     def add_event(self, arn: str, kind: str, details: dict[str, Any]) -> int:
         with self._lock:

@@ -11,10 +11,17 @@
 Each execution is a span (origin ``AWS::StepFunctions::StateMachine``, named after the
 machine, continuing the caller's trace) with a child per state; Task spans parent the
 functions they call. Invalid definitions are refused at create time with the fault's path.
+
+StopExecution aborts a standard execution (ABORTED, an ExecutionAborted event; its waits end, its
+callbacks' tokens are refused, a ``.sync`` child is stopped with it). Tasks may wait for a token
+(``sfn_callbacks.py``: SendTaskSuccess, SendTaskFailure, SendTaskHeartbeat) or for a nested
+execution (``.sync``, ``asl_task.py``). As on AWS, DescribeExecution, GetExecutionHistory and
+StopExecution refuse an express execution's ARN (InvalidArn).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -33,6 +40,7 @@ from demo_apps.cloud.aws_json_api import AwsApiError
 from demo_apps.cloud.service_tracers import ServiceTracers
 from demo_apps.cloud.stepfunctions.asl_definition import InvalidDefinition, check_definition
 from demo_apps.cloud.stepfunctions.asl_interpreter import Interpreter, RunLimits, StatesError, TaskRunner
+from demo_apps.cloud.stepfunctions.sfn_callbacks import TaskTokens
 from demo_apps.cloud.stepfunctions.sfn_store import Execution, ExecutionStore
 from tracer import extract_from, semconv
 
@@ -74,6 +82,7 @@ class StepFunctions:
         self._lock = threading.Lock()
         self._closing = False
         self._tracers = ServiceTracers(settings.otlp_endpoint, "demo_apps.cloud.stepfunctions")
+        self.tokens = TaskTokens()  # every waiting callback Task's (SendTaskSuccess and its kin)
         for arn, name, definition, kind in self.store.machines():
             self._machines[name] = _Machine(arn, name, json.loads(definition), kind)
 
@@ -144,7 +153,7 @@ class StepFunctions:
             raise AwsApiError("StateMachineTypeNotSupported", "StartSyncExecution runs express workflows only")
         arn = self.start_execution(machine, payload, trace_header=trace_header)
         self.wait(arn, self.settings.express_limit_s + 10)
-        return self.describe_execution(arn)
+        return self._described(self._find(arn)[1])
 
     def resume(self) -> int:
         """Go on with every standard execution the store has RUNNING (after a restart); how many."""
@@ -167,6 +176,8 @@ class StepFunctions:
             self._tracers.tracer(machine.name),
             lambda kind, details: store.add_event(execution.arn, kind, details),
             limits,
+            tokens=self.tokens,
+            nested=self,
         )
         with self._lock:
             future = self._pool.submit(self._run, machine, execution, interpreter, store)
@@ -204,10 +215,9 @@ class StepFunctions:
                     span.set_attributes({semconv.FAULT: True, "aws.stepfunctions.error": exc.error})
                     self._fail(store, execution.arn, exc)
                     return
-            store.add_event(
-                execution.arn, "ExecutionSucceeded", {"executionSucceededEventDetails": {"output": json.dumps(output)}}
-            )
-            store.finish(execution.arn, "SUCCEEDED", output)
+            if store.finish(execution.arn, "SUCCEEDED", output):  # unless a StopExecution came first
+                details = {"executionSucceededEventDetails": {"output": json.dumps(output)}}
+                store.add_event(execution.arn, "ExecutionSucceeded", details)
         except Exception as exc:  # a bug must fail the execution, not leave it RUNNING forever
             _logger.exception("execution %s failed unexpectedly", execution.arn)
             self._fail(store, execution.arn, StatesError("States.Runtime", str(exc)))
@@ -219,8 +229,8 @@ class StepFunctions:
     def _fail(store: ExecutionStore, arn: str, exc: StatesError) -> None:
         timed_out = exc.error == "States.Timeout" and "time limit" in exc.cause
         kind, status = ("ExecutionTimedOut", "TIMED_OUT") if timed_out else ("ExecutionFailed", "FAILED")
-        store.add_event(arn, kind, {"executionFailedEventDetails": {"error": exc.error, "cause": exc.cause}})
-        store.finish(arn, status, None, exc.error, exc.cause)
+        if store.finish(arn, status, None, exc.error, exc.cause):  # unless a StopExecution came first
+            store.add_event(arn, kind, {"executionFailedEventDetails": {"error": exc.error, "cause": exc.cause}})
 
     # ------------------------------------------------------------------ reading
 
@@ -231,8 +241,22 @@ class StepFunctions:
                 return store, found
         raise AwsApiError("ExecutionDoesNotExist", f"Execution Does Not Exist: '{arn}'")
 
+    def _standard(self, arn: str) -> Execution:
+        """A standard execution: AWS answers DescribeExecution, GetExecutionHistory and
+        StopExecution for these only (an express one is found in CloudWatch Logs there)."""
+        store, execution = self._find(arn)
+        if store is self._express:
+            raise AwsApiError("InvalidArn", "Invalid Arn: 'Resource type not valid in this context: express'")
+        return execution
+
+    def started_at(self, arn: str) -> float:
+        """When any execution, standard or express, started (StartExecution's answer)."""
+        return self._find(arn)[1].started
+
     def describe_execution(self, arn: str) -> dict[str, Any]:
-        _, execution = self._find(arn)
+        return self._described(self._standard(arn))
+
+    def _described(self, execution: Execution) -> dict[str, Any]:
         answer: dict[str, Any] = {
             "executionArn": execution.arn,
             "stateMachineArn": execution.machine_arn,
@@ -251,7 +275,8 @@ class StepFunctions:
         return answer
 
     def get_execution_history(self, arn: str) -> dict[str, Any]:
-        store, _ = self._find(arn)
+        self._standard(arn)
+        store = self.store
         events = []
         for number, kind, stamp, details in store.events(arn):
             events.append({"id": number, "previousEventId": number - 1, "timestamp": stamp, "type": kind, **details})
@@ -261,6 +286,48 @@ class StepFunctions:
         """The machine's executions, newest first (express ones while they are remembered)."""
         found = self.store.list(machine_arn) + self._express.list(machine_arn)
         return sorted(found, key=lambda e: -e.started)
+
+    def stop_execution(self, arn: str, error: str | None = None, cause: str | None = None) -> float:
+        """StopExecution: a running standard execution ABORTED (its waits end, a callback's token is
+        refused from now on, a .sync child stopped too); its stop date."""
+        execution = self._standard(arn)
+        if self.store.finish(arn, "ABORTED", None, error, cause):
+            details = {k: v for k, v in (("error", error), ("cause", cause)) if v is not None}
+            self.store.add_event(arn, "ExecutionAborted", {"executionAbortedEventDetails": details})
+            with self._lock:
+                running = self._running.get(arn)
+            if running is not None:
+                running[0].stop()
+        return float(self._find(arn)[1].stopped or execution.started)
+
+    # ------------------------------------------------------------------ nested executions
+
+    def start_nested(self, parameters: Any, trace_header: str | None) -> dict[str, Any]:
+        """``states:startExecution``: a child execution of ``StateMachineArn`` (``Input``, ``Name``)."""
+        if not isinstance(parameters, dict) or not isinstance(parameters.get("StateMachineArn"), str):
+            raise StatesError("States.Runtime", "states:startExecution needs Parameters with a StateMachineArn")
+        given = parameters.get("Input", {})
+        try:
+            arn = self.start_execution(
+                parameters["StateMachineArn"], given, name=parameters.get("Name"), trace_header=trace_header
+            )
+        except AwsApiError as exc:
+            raise StatesError(f"StepFunctions.{exc.code}Exception", exc.message) from None
+        return {"ExecutionArn": arn, "StartDate": self.started_at(arn)}
+
+    def finished(self, arn: str, deadline: float | None, stopped: threading.Event) -> dict[str, Any]:
+        """The child's DescribeExecution answer once it stops; StatesError at the deadline or a stop."""
+        while (execution := self._find(arn)[1]).status == "RUNNING":
+            if stopped.is_set():
+                raise StatesError("States.Runtime", "the execution was stopped")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise StatesError("States.Timeout", "the task ran past its TimeoutSeconds")
+            stopped.wait(0.05)
+        return self._described(execution)
+
+    def stop_nested(self, arn: str) -> None:
+        with contextlib.suppress(AwsApiError):  # an express child cannot be stopped, as on AWS
+            self.stop_execution(arn, "States.Aborted", "the parent execution stopped")
 
     def wait(self, arn: str, timeout_s: float = 30.0) -> str:
         """Block until the execution stops (or the timeout); its status."""

@@ -21,6 +21,28 @@ def _required(request: dict[str, Any], field: str) -> str:
     return value
 
 
+def _task_token_actions(service: StepFunctions) -> dict[str, Any]:
+    """SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat: answers to callback Tasks."""
+
+    def send_task_success(request: dict[str, Any], _: str | None) -> Any:
+        service.tokens.succeed(request.get("taskToken"), request.get("output"))
+        return {}
+
+    def send_task_failure(request: dict[str, Any], _: str | None) -> Any:
+        service.tokens.fail(request.get("taskToken"), request.get("error"), request.get("cause"))
+        return {}
+
+    def send_task_heartbeat(request: dict[str, Any], _: str | None) -> Any:
+        service.tokens.heartbeat(request.get("taskToken"))
+        return {}
+
+    return {
+        "SendTaskSuccess": send_task_success,
+        "SendTaskFailure": send_task_failure,
+        "SendTaskHeartbeat": send_task_heartbeat,
+    }
+
+
 def create_stepfunctions_api(service: StepFunctions) -> Starlette:
     def create_state_machine(request: dict[str, Any], _: str | None) -> Any:
         arn = service.create_state_machine(
@@ -35,7 +57,7 @@ def create_stepfunctions_api(service: StepFunctions) -> Starlette:
             name=request.get("name"),
             trace_header=trace_header,
         )
-        return {"executionArn": arn, "startDate": service.describe_execution(arn)["startDate"]}
+        return {"executionArn": arn, "startDate": service.started_at(arn)}
 
     def start_sync_execution(request: dict[str, Any], trace_header: str | None) -> Any:
         return service.start_sync_execution(
@@ -51,6 +73,12 @@ def create_stepfunctions_api(service: StepFunctions) -> Starlette:
             history["events"].reverse()
         return history
 
+    def stop_execution(request: dict[str, Any], _: str | None) -> Any:
+        error, cause = request.get("error"), request.get("cause")
+        if not all(v is None or isinstance(v, str) for v in (error, cause)):
+            raise AwsApiError("ValidationException", "error and cause must be strings")
+        return {"stopDate": service.stop_execution(_required(request, "executionArn"), error, cause)}
+
     return create_json_api(
         "AWSStepFunctions",
         {
@@ -59,6 +87,8 @@ def create_stepfunctions_api(service: StepFunctions) -> Starlette:
             "StartSyncExecution": start_sync_execution,
             "DescribeExecution": describe_execution,
             "GetExecutionHistory": get_execution_history,
+            "StopExecution": stop_execution,
+            **_task_token_actions(service),
         },
         json_version="1.0",
     )
