@@ -4,6 +4,10 @@ histories, a restart mid-execution, the express time limit, and the spans of eac
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from demo_apps.cloud.lambdas.lambda_config import FunctionConfig
-from demo_apps.cloud.lambdas.lambda_service import LambdaSettings
+from demo_apps.cloud.lambdas.lambda_service import LambdaService, LambdaSettings
 from demo_apps.cloud.local_cloud import CloudSettings, LocalCloud
 from demo_apps.cloud.stepfunctions.sfn_tasks import CloudTasks
 from demo_apps.cloud.stepfunctions.stepfunctions import StepFunctions, StepFunctionsSettings
@@ -237,6 +241,76 @@ def test_a_standard_execution_resumes_after_a_restart_without_running_a_state_tw
         assert "ExecutionResumed" in types and types.count("TaskStateEntered") == 2
     finally:
         second.close()
+
+
+MAPPED = {
+    "StartAt": "Each",
+    "States": {
+        "Each": {
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "MaxConcurrency": 1,
+            "ItemSelector": {"step.$": "States.Format('map-{}', $$.Map.Item.Value)"},
+            "ItemProcessor": {
+                "StartAt": "Record",
+                "States": {
+                    "Record": {"Type": "Task", "Resource": FN + "record", "Next": "Pause"},
+                    "Pause": {"Type": "Wait", "Seconds": 20, "End": True},
+                },
+            },
+            "End": True,
+        }
+    },
+}
+
+
+def test_a_map_resumes_its_iterations_where_they_were_after_a_restart(
+    cloud: LocalCloud, records: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "map.db"
+    tasks = CloudTasks(cloud.lambdas, cloud.client("sqs"), cloud.client("dynamodb"))
+    first = StepFunctions(tasks, StepFunctionsSettings(store_path=store, time_scale=0.1))
+    first.create_state_machine("mapped", MAPPED)
+    arn = first.start_execution("mapped", {"items": [1, 2, 3, 4]})
+    wait_until(lambda: len(logged(records, "map-2")) == 1, 30, 0.05)  # the second iteration is in its Pause
+    first.close()
+    second = StepFunctions(tasks, StepFunctionsSettings(store_path=store, time_scale=0.1))
+    try:
+        assert second.resume() == 1 and second.wait(arn, 60) == "SUCCEEDED"
+        assert [len(logged(records, f"map-{item}")) for item in (1, 2, 3, 4)] == [1, 1, 1, 1]  # none twice
+        output = json.loads(second.describe_execution(arn)["output"])
+        assert [entry["step"] for entry in output] == ["map-1", "map-2", "map-3", "map-4"]
+        types = [e["type"] for e in second.get_execution_history(arn)["events"]]
+        assert types.count("TaskStateEntered") == 4  # iteration 1 was not entered again, nor 2's Record
+    finally:
+        second.close()
+
+
+def test_a_task_in_flight_at_a_crash_is_not_started_again(records: Path, sink: OtlpSink, tmp_path: Path) -> None:
+    store = tmp_path / "crash.db"
+    command = [sys.executable, "-m", "tests.integration.sfn_crash_child", str(store), str(records), sink.endpoint]
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2], start_new_session=True
+    )
+    try:
+        assert child.stdout is not None
+        arn = child.stdout.readline().strip()
+        wait_until(lambda: len(logged(records, "slow")) == 1, 60, 0.05)  # the task's function is running
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)  # the emulator and its Lambda workers die mid-task, nothing flushed
+        child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
+    lambdas = LambdaService(LambdaSettings(otlp_endpoint=sink.endpoint))
+    restarted = StepFunctions(CloudTasks(lambdas, None, None), StepFunctionsSettings(store_path=store))
+    try:
+        assert restarted.resume() == 1 and restarted.wait(arn, 30) == "SUCCEEDED"
+        lost = json.loads(restarted.describe_execution(arn)["output"])["lost"]
+        assert lost["Error"] == "States.TaskFailed" and "does not start a task twice" in lost["Cause"]
+        assert len(logged(records, "slow")) == 1  # started once, by the emulator that crashed
+    finally:
+        restarted.close()
+        lambdas.close()
 
 
 def test_an_express_workflow_over_its_limit_fails(cloud: LocalCloud) -> None:

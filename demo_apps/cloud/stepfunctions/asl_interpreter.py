@@ -12,6 +12,7 @@ resource it calls, and the trace context it passes on), and every step is a hist
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 import time
@@ -30,13 +31,18 @@ from demo_apps.cloud.stepfunctions.asl_errors import StatesError, TaskRunner
 from demo_apps.cloud.stepfunctions.asl_paths import PathError, fill_template, select, with_result
 from demo_apps.cloud.stepfunctions.asl_task import CALLBACK, NestedExecutions, TaskServices, TaskWork
 from demo_apps.cloud.stepfunctions.sfn_callbacks import TaskTokens
+from demo_apps.cloud.stepfunctions.sfn_progress import BRANCH, TASK, ExecutionProgress
 from tracer import semconv
 
 __all__ = ["Interpreter", "RunLimits", "StatesError", "TaskRunner", "matches_error"]
 
 
 AddEvent = Callable[[str, dict[str, Any]], object]  # (history event type, its details); the result is unused
-StateExited = Callable[[str, Any, str | None], None]  # (state, output, next state) for checkpoints
+_SCOPE: contextvars.ContextVar[str] = contextvars.ContextVar("asl_scope", default="")  # the branch being run
+IN_FLIGHT_AT_RESTART = (
+    "the emulator stopped while this task ran: its outcome is unknown, and a standard workflow does not "
+    "start a task twice (a Retry on States.TaskFailed may start it again)"
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ class Interpreter:
         limits: RunLimits = RunLimits(),
         tokens: TaskTokens | None = None,
         nested: NestedExecutions | None = None,
+        progress: ExecutionProgress | None = None,
     ) -> None:
         self.runner, self.tracer, self.add_event, self.limits = runner, tracer, add_event, limits
         self._stopped = threading.Event()
@@ -74,6 +81,7 @@ class Interpreter:
         self._issued_lock = threading.Lock()
         services = TaskServices(runner, self.tokens, nested)
         self._tasks = TaskWork(services, add_event, limits.time_scale, self._stopped)
+        self.progress = progress  # a standard execution's durable records below its top level
 
     def stop(self) -> None:
         """End the run at its next step; its callbacks' tokens are refused from now on."""
@@ -89,19 +97,27 @@ class Interpreter:
         document: Any,
         context: dict[str, Any],
         start_at: str | None = None,
-        on_exit: StateExited | None = None,
+        scope: str = "",
     ) -> Any:
-        """Run from StartAt (or `start_at`) to the end; the output. Raises StatesError."""
+        """Run from StartAt (or `start_at`) to the end; the output. Raises StatesError. A branch
+        or iteration (`scope`) resumes where its progress records say it had got to."""
         name: str | None = start_at or definition["StartAt"]
+        resumed = self.progress.position(scope) if scope and self.progress is not None else None
+        if resumed is not None:
+            name, document = resumed
         states = definition["States"]
-        while name is not None:
-            self._check_time()
-            state = states[name]
-            state_context = {**context, "State": {"Name": name, "EnteredTime": _now()}}
-            document, following = self._state(name, state, document, state_context)
-            if on_exit is not None:
-                on_exit(name, document, following)
-            name = following
+        reset = _SCOPE.set(scope)
+        try:
+            while name is not None:
+                self._check_time()
+                state = states[name]
+                state_context = {**context, "State": {"Name": name, "EnteredTime": _now()}}
+                document, following = self._state(name, state, document, state_context)
+                if self.progress is not None:
+                    self.progress.exited(scope, name, following, document)
+                name = following
+        finally:
+            _SCOPE.reset(reset)
         return document
 
     def _check_time(self) -> None:
@@ -185,7 +201,7 @@ class Interpreter:
             try:
                 state_input = _input(state, raw)
                 effective = _parameters(state, state_input, context)
-                result = self._perform(state, effective, context, span, state_input)
+                result = self._attempt(name, state, effective, context, span, state_input)
                 return _finish(state, raw, result, context), following
             except PathError as exc:
                 raise StatesError(exc.error, str(exc)) from None
@@ -222,24 +238,59 @@ class Interpreter:
                     raise StatesError("States.Runtime", str(path_error)) from None
         raise exc
 
+    def _attempt(
+        self,
+        name: str,
+        state: Mapping[str, Any],
+        effective: Any,
+        context: dict[str, Any],
+        span: trace_api.Span,
+        state_input: Any,
+    ) -> Any:
+        """One attempt; a standard execution's Task attempt is recorded started, then its result,
+        so a restart never starts it twice (sfn_progress.py)."""
+        if state["Type"] != "Task" or self.progress is None:
+            return self._perform(name, state, effective, context, span, state_input)
+        key = _SCOPE.get() + name + TASK
+        recorded = self.progress.task(key)
+        if recorded is not None and recorded[0] == "succeeded":
+            return recorded[1]
+        if recorded is not None:
+            self.progress.task_forgotten(key)  # a retry may start it again, by the user's Retry
+            raise StatesError("States.TaskFailed", IN_FLIGHT_AT_RESTART)
+        self.progress.task_started(key)
+        try:
+            result = self._perform(name, state, effective, context, span, state_input)
+        except StatesError:
+            self.progress.task_forgotten(key)
+            raise
+        self.progress.task_succeeded(key, result)
+        return result
+
     def _perform(
-        self, state: Mapping[str, Any], effective: Any, context: dict[str, Any], span: trace_api.Span, state_input: Any
+        self,
+        name: str,
+        state: Mapping[str, Any],
+        effective: Any,
+        context: dict[str, Any],
+        span: trace_api.Span,
+        state_input: Any,
     ) -> Any:
         kind = state["Type"]
         if kind == "Parallel":
-            return self._parallel(state, effective, context)
+            return self._parallel(name, state, effective, context)
         if kind == "Map":
-            return self._map(state, effective, context)
+            return self._map(name, state, effective, context)
         return self._tasks.perform(state, effective, context, span, state_input)
 
-    def _parallel(self, state: Mapping[str, Any], effective: Any, context: dict[str, Any]) -> list[Any]:
+    def _parallel(self, name: str, state: Mapping[str, Any], effective: Any, context: dict[str, Any]) -> list[Any]:
         branches = state["Branches"]
         self.add_event("ParallelStateStarted", {})
-        outputs = self._fan_out([(branch, effective, context) for branch in branches], len(branches))
+        outputs = self._fan_out(name, [(branch, effective, context) for branch in branches], len(branches))
         self.add_event("ParallelStateSucceeded", {})
         return outputs
 
-    def _map(self, state: Mapping[str, Any], effective: Any, context: dict[str, Any]) -> list[Any]:
+    def _map(self, name: str, state: Mapping[str, Any], effective: Any, context: dict[str, Any]) -> list[Any]:
         items = select(state.get("ItemsPath", "$"), effective, context)
         if not isinstance(items, list):
             raise StatesError("States.Runtime", "the Map state's ItemsPath did not select an array")
@@ -252,25 +303,36 @@ class Interpreter:
             item_input = fill_template(selector, effective, item_context) if selector is not None else item
             runs.append((processor, item_input, item_context))
         concurrency = int(state.get("MaxConcurrency", 0)) or len(items)
-        outputs = self._fan_out(runs, concurrency)
+        outputs = self._fan_out(name, runs, concurrency)
         self.add_event("MapStateSucceeded", {})
         return outputs
 
-    def _fan_out(self, runs: list[tuple[Mapping[str, Any], Any, dict[str, Any]]], concurrency: int) -> list[Any]:
-        """Each (definition, input, context) on a thread, under the current span; outputs in order."""
+    def _fan_out(
+        self, name: str, runs: list[tuple[Mapping[str, Any], Any, dict[str, Any]]], concurrency: int
+    ) -> list[Any]:
+        """Each (definition, input, context) on a thread, under the current span; outputs in order.
+        A standard execution's branch that had finished before a restart is not run again."""
         if not runs:
             return []
         parent = context_api.get_current()
+        scopes = [f"{_SCOPE.get()}{name}{BRANCH}{index}{BRANCH}" for index in range(len(runs))]
 
-        def run(definition: Mapping[str, Any], document: Any, context: dict[str, Any]) -> Any:
+        def run(definition: Mapping[str, Any], document: Any, context: dict[str, Any], scope: str) -> Any:
+            if self.progress is not None:
+                done, output = self.progress.branch_done(scope)
+                if done:
+                    return output
             token = context_api.attach(parent)
             try:
-                return self.run(definition, document, context)
+                output = self.run(definition, document, context, scope=scope)
             finally:
                 context_api.detach(token)
+            if self.progress is not None:
+                self.progress.branch_finished(scope, output)
+            return output
 
         with ThreadPoolExecutor(max_workers=max(1, min(concurrency, 40))) as pool:
-            futures = [pool.submit(run, *arguments) for arguments in runs]
+            futures = [pool.submit(run, *arguments, scope) for arguments, scope in zip(runs, scopes, strict=True)]
             return [future.result() for future in futures]  # the first failure fails the state
 
 

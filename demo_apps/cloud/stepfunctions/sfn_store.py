@@ -3,7 +3,8 @@
 SQLite (the standard library's, one file) because a standard workflow must outlive the
 emulator: every history event and every checkpoint — the state to run next and its input,
 written as a state exits — is committed before the execution goes on, so a restarted emulator
-resumes each RUNNING execution where it stopped and no finished state runs twice. Express
+resumes each RUNNING execution where it stopped and no finished state runs twice (below the
+top-level states, branches, iterations and Task attempts: ``sfn_progress.py``). Express
 workflows never come here; AWS keeps no durable history for them either.
 """
 
@@ -16,6 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+from demo_apps.cloud.stepfunctions.sfn_progress import SCHEMA as PROGRESS_SCHEMA
+from demo_apps.cloud.stepfunctions.sfn_progress import ExecutionProgress
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS machines (
@@ -55,7 +59,7 @@ class ExecutionStore:
 
     def __init__(self, path: Path | None = None) -> None:
         self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(_SCHEMA + PROGRESS_SCHEMA)
         self._lock = threading.Lock()
 
     def put_machine(self, arn: str, name: str, definition: str, kind: str) -> None:
@@ -89,11 +93,9 @@ class ExecutionStore:
             ),
         )
 
-    def checkpoint(self, arn: str, next_state: str | None, document: Any) -> None:
-        self._write(
-            "UPDATE executions SET next_state = ?, next_input = ? WHERE arn = ?",
-            (next_state, json.dumps(document), arn),
-        )
+    def progress(self, arn: str) -> ExecutionProgress:
+        """The execution's records below its top-level states (branches, iterations, Task attempts)."""
+        return ExecutionProgress(self._db, self._lock, arn)
 
     def finish(
         self, arn: str, status: str, output: Any = None, error: str | None = None, cause: str | None = None
@@ -106,6 +108,7 @@ class ExecutionStore:
                 "WHERE arn = ? AND status = 'RUNNING'",
                 (status, text, error, cause, time.time(), arn),
             ).rowcount
+            self._db.execute("DELETE FROM progress WHERE execution_arn = ?", (arn,))
             self._db.commit()
         return changed == 1
 

@@ -178,6 +178,7 @@ class StepFunctions:
             limits,
             tokens=self.tokens,
             nested=self,
+            progress=store.progress(execution.arn) if machine.kind == "STANDARD" else None,
         )
         with self._lock:
             future = self._pool.submit(self._run, machine, execution, interpreter, store)
@@ -188,7 +189,6 @@ class StepFunctions:
             "Execution": {"Id": execution.arn, "Name": execution.name, "Input": json.loads(execution.input)},
             "StateMachine": {"Id": machine.arn, "Name": machine.name},
         }
-        durable = machine.kind == "STANDARD"
         parent = extract_from({semconv.XRAY_HEADER: execution.trace_header}, _XRAY) if execution.trace_header else None
         tracer = self._tracers.tracer(machine.name)
         try:
@@ -207,7 +207,6 @@ class StepFunctions:
                         json.loads(execution.next_input or execution.input),
                         context,
                         start_at=execution.next_state,
-                        on_exit=(lambda _, out, nxt: store.checkpoint(execution.arn, nxt, out)) if durable else None,
                     )
                 except StatesError as exc:
                     if self._closing:

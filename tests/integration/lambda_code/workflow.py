@@ -52,3 +52,13 @@ def double(event: int, context: Any) -> int:
 def record(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _log(event["step"], event)
     return event
+
+
+@tracer.traced.handler
+def slow_record(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Records that it started, then takes `sleep_s`: a task a crash can land in the middle of."""
+    import time
+
+    _log(event["step"], event)
+    time.sleep(float(event.get("sleep_s", 0)))
+    return event
