@@ -25,19 +25,24 @@ SCALE = 0.1  # waits, retries and time limits run ten times faster
 
 
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
-    with OtlpSink(keep=False) as sink:
-        settings = CloudSettings(
-            lambdas=LambdaSettings(account_limit=20, idle_timeout_s=600, otlp_endpoint=sink.endpoint),
-            stepfunctions=StepFunctionsSettings(
-                store_path=tmp_path_factory.mktemp("sfn") / "executions.db", time_scale=SCALE
-            ),
-        )
-        with LocalCloud(settings) as running:
-            running.deploy(FunctionConfig(name="double", handler="workflow.double", code_dir=CODE, timeout_s=10))
-            running.deploy(FunctionConfig(name="sleepy", handler="functions.slow", code_dir=CODE, timeout_s=20))
-            running.client("sqs").create_queue(QueueName="approvals")
-            yield running
+def sink() -> Iterator[OtlpSink]:
+    with OtlpSink() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def cloud(sink: OtlpSink, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+    settings = CloudSettings(
+        lambdas=LambdaSettings(account_limit=20, idle_timeout_s=600, otlp_endpoint=sink.endpoint),
+        stepfunctions=StepFunctionsSettings(
+            store_path=tmp_path_factory.mktemp("sfn") / "executions.db", time_scale=SCALE
+        ),
+    )
+    with LocalCloud(settings) as running:
+        running.deploy(FunctionConfig(name="double", handler="workflow.double", code_dir=CODE, timeout_s=10))
+        running.deploy(FunctionConfig(name="sleepy", handler="functions.slow", code_dir=CODE, timeout_s=20))
+        running.client("sqs").create_queue(QueueName="approvals")
+        yield running
 
 
 def machine(cloud: LocalCloud, name: str, definition: dict[str, Any], kind: str = "STANDARD") -> str:
@@ -178,7 +183,7 @@ def parent(pattern: str, wait_s: int | None = None) -> dict[str, Any]:
     return {"StartAt": "RunChild", "States": {"RunChild": task}}
 
 
-def test_a_sync_task_runs_a_nested_execution_to_its_end(cloud: LocalCloud) -> None:
+def test_a_sync_task_runs_a_nested_execution_to_its_end(cloud: LocalCloud, sink: OtlpSink) -> None:
     sfn = cloud.client("stepfunctions")
     child = machine(cloud, "child", CHILD)
     as_json = machine(cloud, "parent-sync2", parent(".sync:2"))
@@ -200,6 +205,19 @@ def test_a_sync_task_runs_a_nested_execution_to_its_end(cloud: LocalCloud) -> No
     too_big = sfn.start_execution(stateMachineArn=as_json, input=json.dumps({"child": child, "value": 60}))
     failed = finished(cloud, too_big["executionArn"])
     assert failed["error"] == "States.TaskFailed" and json.loads(failed["cause"])["Error"] == "TooBig"
+
+    # in the trace: the parent's Task span (its pattern named) parents the child execution's span
+    def nested() -> list[tuple[str, str]]:
+        spans = sink.wait_for(0, 0)
+        tasks = {s.span_id: s for s in spans if s.attributes.get("aws.stepfunctions.integration_pattern") == ".sync:2"}
+        return [
+            (s.trace_id, tasks[s.parent_span_id].trace_id)
+            for s in spans
+            if s.name == "child" and s.parent_span_id in tasks
+        ]
+
+    (trace_ids,) = wait_until(nested, 10)[:1]
+    assert trace_ids[0] == trace_ids[1]
 
 
 def test_stopping_an_execution_aborts_it_its_callback_and_its_child(cloud: LocalCloud) -> None:
