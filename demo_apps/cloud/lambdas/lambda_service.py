@@ -42,8 +42,8 @@ from demo_apps.cloud.lambdas.lambda_environment import (
 from demo_apps.cloud.lambdas.lambda_errors import FunctionError, ResourceNotFound, TooManyRequests
 from demo_apps.cloud.lambdas.lambda_refs import ACCOUNT, REGION, split_reference
 from demo_apps.cloud.lambdas.layers import LayerStore
-from demo_apps.cloud.lambdas.log_lines import LogShipper, logs_url
 from demo_apps.cloud.lambdas.sandbox import Isolation, SandboxKind
+from demo_apps.cloud.lambdas.telemetry_relay import FunctionTelemetry
 from demo_apps.cloud.lambdas.vpc import Vpc, VpcError
 from demo_apps.cloud.service_tracers import ServiceTracers
 from tracer import extract_from, semconv, xray_header
@@ -88,6 +88,7 @@ class LambdaSettings:
     init_wait_s: float = 5.0
     sandbox: SandboxKind = "auto"  # how CPU share and memory size are held (sandbox.py)
     private_tmp: bool = True  # each environment's own /tmp where the machine allows (mount_namespace.py)
+    relay: bool = True  # functions export through an ADOT-extension-like relay (telemetry_relay.py)
 
 
 class LambdaService:
@@ -105,8 +106,7 @@ class LambdaService:
         self.isolation = Isolation(settings.sandbox, settings.private_tmp)
         self.layers = LayerStore(self._snapshots / "layers")  # published layer versions, merged /opt
         self._tracers = ServiceTracers(settings.otlp_endpoint, "demo_apps.cloud.lambda")
-        # The functions' log lines with a trace id, beside their spans (log_lines.py).
-        self.logs = LogShipper(logs_url(settings.otlp_endpoint)) if settings.otlp_endpoint else None
+        self.telemetry = FunctionTelemetry(settings.otlp_endpoint, settings.relay)  # spans (relayed), log lines
         self._stopping = threading.Event()
         inits = settings.max_concurrent_inits
         self._init_slots = threading.BoundedSemaphore(inits) if inits else None
@@ -252,7 +252,7 @@ class LambdaService:
                 {
                     "fluoro.lambda.cold_start": cold,
                     semconv.FAAS_VERSION: function.version,
-                    "fluoro.lambda.max_memory_used_mb": outcome.max_memory_used_mb,
+                    **outcome.report(),  # AWS's REPORT line
                 }
             )
             if outcome.error is not None:
@@ -282,10 +282,12 @@ class LambdaService:
                 if environment.alive:
                     return environment, False
         settings = self.settings
-        variables = function_variables(function.config, function.version, settings.otlp_endpoint, settings.xray_daemon)
+        variables = function_variables(
+            function.config, function.version, self.telemetry.traces_url, settings.xray_daemon
+        )
         opt = self.layers.opt_for(function.config.layers)
         environment = ExecutionEnvironment(
-            function.config, variables, self.vpc, self.logs, isolation=self.isolation, opt=opt
+            function.config, variables, self.vpc, self.telemetry.logs, isolation=self.isolation, opt=opt
         )
         if self._init_slots is not None and not self._init_slots.acquire(timeout=self.settings.init_wait_s):
             self._release(function, None)
@@ -387,8 +389,7 @@ class LambdaService:
             environment.stop()
         self.isolation.close()
         self._tracers.shutdown()
-        if self.logs is not None:
-            self.logs.close()
+        self.telemetry.close()
         shutil.rmtree(self._snapshots, ignore_errors=True)
 
 

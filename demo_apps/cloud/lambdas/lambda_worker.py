@@ -12,7 +12,7 @@ function segment and runs the environment's X-Ray daemon (``lambda_xray``), as L
 
 Protocol (JSON lines): in ``{"event", "request_id", "deadline_ms", "trace_header",
 "invoked_arn", "version"}``; out ``{"ready": true, "init_ms"}`` once, then ``{"result"}`` or
-``{"error": {"errorType", "errorMessage", "stackTrace"}}``, each with ``"cpu_s"``.
+``{"error": {"errorType", "errorMessage", "stackTrace"}}``, each with ``"cpu_s"`` and ``"duration_ms"``.
 """
 
 from __future__ import annotations
@@ -127,11 +127,14 @@ def main() -> None:
 
 
 def _invoke(handler: Any, request: dict[str, Any]) -> dict[str, Any]:
-    cpu_started = time.process_time()
+    """The handler's answer, its CPU time and its Duration (AWS's REPORT line: the handler call,
+    its wrappers' work included, as a tracer's flush before returning)."""
+    cpu_started, started = time.process_time(), time.perf_counter()
     try:
         answer: dict[str, Any] = {"result": handler(request["event"], LambdaContext(request))}
     except Exception as exc:  # noqa: BLE001 - whatever the handler raises is its error, as on AWS
         answer = {"error": _error(exc)}
+    answer["duration_ms"] = (time.perf_counter() - started) * 1000
     answer["cpu_s"] = time.process_time() - cpu_started
     return answer
 
