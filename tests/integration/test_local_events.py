@@ -267,7 +267,9 @@ def test_sqs_pollers_grow_with_the_backlog_and_retire_once_it_is_gone(
     for start in range(0, 40, 10):
         entries = [{"Id": str(i), "MessageBody": f"job-{i}"} for i in range(start, start + 10)]
         sqs.send_message_batch(QueueUrl=queue, Entries=entries)
-    mapping = SqsMapping("drain", queue, batch_size=2, max_pollers=4, scale_every_s=0.3, idle_polls_to_retire=2)
+    mapping = SqsMapping(
+        "drain", queue, batch_size=2, pollers=1, max_pollers=4, scale_every_s=0.3, scale_step=1, idle_polls_to_retire=2
+    )
     source = cloud.add_sqs_mapping(mapping)
     wait_until(
         lambda: len(logged(records, "drain")) == 40,
@@ -282,6 +284,32 @@ def test_sqs_pollers_grow_with_the_backlog_and_retire_once_it_is_gone(
         sink, lambda s: s.service == "drain" and s.attributes.get("fluoro.origin") == "AWS::Lambda", 20
     )
     assert max(int(s.attributes["aws.lambda.sqs.pollers"]) for s in services) >= 3  # shown in the trace
+
+
+def test_sqs_pollers_start_five_grow_five_a_period_and_retire_on_throttles(
+    cloud: LocalCloud, records: Path, sink: OtlpSink
+) -> None:
+    sqs = cloud.client("sqs")
+    queue = sqs.create_queue(QueueName="surge", Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
+    deploy(cloud, records, "surge", "slow_batch", reserved_concurrency=6)
+    for start in range(0, 100, 10):
+        entries = [{"Id": str(i), "MessageBody": f"surge-{i}"} for i in range(start, start + 10)]
+        sqs.send_message_batch(QueueUrl=queue, Entries=entries)
+    source = cloud.add_sqs_mapping(SqsMapping("surge", queue, batch_size=2, max_pollers=20, scale_every_s=0.3))
+    wait_until(
+        lambda: len(set(logged(records, "surge"))) == 100,
+        timeout_s=EVENT_TIMEOUT_S,
+        poll_s=EVENT_POLL_S,
+        describe=lambda: f"{len(set(logged(records, 'surge')))} of 100, {source.active} pollers (peak {source.peak})",
+    )
+    assert source.peak >= 10  # five at the start, up to five more a period while 50 batches waited
+    assert source.retired_throttled >= 1  # six may run at once: the pollers beyond met throttles and retired
+    wait_until(lambda: source.active == 5, timeout_s=20, poll_s=0.2, describe=lambda: f"{source.active} pollers")
+    services = spans_where(
+        sink, lambda s: s.service == "surge" and s.attributes.get("fluoro.origin") == "AWS::Lambda", 10
+    )
+    assert min(int(s.attributes["aws.lambda.sqs.pollers"]) for s in services) >= 5  # the start, in the trace
+    assert any(s.attributes.get("fluoro.throttle") for s in services)
 
 
 def test_a_parallelization_factor_invokes_a_shards_keys_at_once_each_in_order(cloud: LocalCloud, records: Path) -> None:

@@ -9,10 +9,12 @@ visibility timeout, and the queue's redrive policy moves one to its dead-letter 
 ``maxReceiveCount`` receives. Each record carries the message's ``AWSTraceHeader``, so the
 function's span (one per batch) links to every producer.
 
-Pollers scale with the backlog, as Lambda's do: from ``pollers`` at the start, one more each
-``scale_every_s`` while the queue holds more than a batch for each poller, up to
-``max_pollers`` (SAM's ``ScalingConfig.MaximumConcurrency``); a poller beyond the first few
-retires after ``idle_polls_to_retire`` empty polls in a row. Each batch's Lambda service span
+Pollers scale with the backlog, with AWS's numbers: five at the start ("Lambda starts processing
+five batches at a time"), then up to ``scale_step`` more each ``scale_every_s`` (AWS: up to 300
+a minute) while the queue holds more than a batch for each poller, up to ``max_pollers`` (AWS's
+1,000, or SAM's ``ScalingConfig.MaximumConcurrency``, 2-1,000, the start lowered to it). They
+scale down as Lambda's do: a poller beyond the start retires after ``idle_polls_to_retire``
+empty polls in a row, or when the function throttles its batch. Each batch's Lambda service span
 says how many pollers were reading (``aws.lambda.sqs.pollers``).
 """
 
@@ -32,6 +34,8 @@ from demo_apps.cloud.lambdas.lambda_service import LambdaService
 _logger = logging.getLogger(__name__)
 REGION: Final = "us-east-1"
 MAX_RECEIVE: Final = 10  # SQS returns at most 10 messages per ReceiveMessage
+START_POLLERS: Final = 5  # AWS: "Lambda starts processing five batches at a time"
+MAX_POLLERS: Final = 1000  # AWS: the most batches a mapping processes at once
 
 
 @dataclass(frozen=True)
@@ -41,10 +45,11 @@ class SqsMapping:
     batch_size: int = 10
     batching_window_s: float = 0.0
     report_batch_item_failures: bool = False
-    pollers: int = 1  # at the start, and the fewest there are
+    pollers: int = START_POLLERS  # at the start, and the fewest there are
     wait_time_s: int = 1  # long polling per ReceiveMessage (AWS's pollers use 20 s)
-    max_pollers: int = 5  # ScalingConfig.MaximumConcurrency (AWS: 2-1000)
+    max_pollers: int = MAX_POLLERS  # ScalingConfig.MaximumConcurrency (AWS: 2-1000)
     scale_every_s: float = 1.0
+    scale_step: int = 5  # pollers added at most each period: AWS's 300 a minute, per second
     idle_polls_to_retire: int = 3
 
     def check(self) -> None:
@@ -54,7 +59,7 @@ class SqsMapping:
             raise ValueError("a BatchSize over 10 needs a MaximumBatchingWindowInSeconds")
         if not 0 <= self.batching_window_s <= 300:
             raise ValueError(f"MaximumBatchingWindowInSeconds {self.batching_window_s} is outside 0-300")
-        if not 1 <= self.pollers <= self.max_pollers <= 1000:
+        if not 1 <= self.pollers <= self.max_pollers <= MAX_POLLERS:
             raise ValueError(
                 f"pollers {self.pollers} and MaximumConcurrency {self.max_pollers}: need 1 <= min <= max <= 1000"
             )
@@ -96,6 +101,7 @@ class SqsEventSource:
         self._pollers = Pollers()
         self._lock = threading.Lock()
         self.active = self.peak = 0  # pollers reading now, and the most there were
+        self.retired_throttled = 0  # pollers that stopped because the function throttled their batch
         for _ in range(mapping.pollers):
             self._add_poller()
         self._pollers.add(self._scale, f"sqs-scaler-{mapping.function}")
@@ -116,7 +122,7 @@ class SqsEventSource:
         self._pollers.add(self._poll, f"sqs-poller-{self.mapping.function}-{number}")
 
     def _scale(self) -> None:
-        """One more poller a period while the backlog outgrows those reading, up to the maximum."""
+        """Up to `scale_step` more pollers a period while the backlog outgrows those reading."""
         while not self._stopping.wait(self.mapping.scale_every_s):
             try:
                 answer = self.sqs.get_queue_attributes(
@@ -125,7 +131,8 @@ class SqsEventSource:
                 backlog = int(answer["Attributes"]["ApproximateNumberOfMessages"])
             except Exception:  # noqa: BLE001 - the scaler survives a bad moment of the queue
                 continue
-            if backlog > self.active * self.mapping.batch_size and self.active < self.mapping.max_pollers:
+            wanted = min(self.mapping.max_pollers, -(-backlog // self.mapping.batch_size))  # a batch each
+            for _ in range(min(self.mapping.scale_step, wanted - self.active)):
                 self._add_poller()
 
     def _retire(self) -> bool:
@@ -143,7 +150,9 @@ class SqsEventSource:
                 batch = self._gather()
                 if batch:
                     idle = 0
-                    self._invoke(batch)
+                    if not self._invoke(batch) and self._retire():
+                        self.retired_throttled += 1
+                        return  # throttled: Lambda reads with fewer pollers
                 else:
                     idle += 1
                     if idle >= self.mapping.idle_polls_to_retire and self._retire():
@@ -180,7 +189,8 @@ class SqsEventSource:
                 self._stopping.wait(0.05)
         return batch
 
-    def _invoke(self, batch: list[dict[str, Any]]) -> None:
+    def _invoke(self, batch: list[dict[str, Any]]) -> bool:
+        """Invoke the function with `batch`; False when it was throttled."""
         event = {"Records": [sqs_record(m, self.queue_arn) for m in batch]}
         try:
             result = self.lambdas.invoke(
@@ -192,7 +202,7 @@ class SqsEventSource:
         except (FunctionError, TooManyRequests) as exc:
             # nothing deleted: the messages return after the visibility timeout
             _logger.info("SQS batch of %d for %s failed: %s", len(batch), self.mapping.function, exc)
-            return
+            return not isinstance(exc, TooManyRequests)
         failed = self._failed_ids(result, batch)
         done = [m for m in batch if m["MessageId"] not in failed]
         for start in range(0, len(done), MAX_RECEIVE):
@@ -200,6 +210,7 @@ class SqsEventSource:
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
             ]
             self.sqs.delete_message_batch(QueueUrl=self.mapping.queue_url, Entries=entries)
+        return True
 
     def _failed_ids(self, result: Any, batch: list[dict[str, Any]]) -> set[str]:
         """The messages the function reported as failed; all of them if the report is malformed."""

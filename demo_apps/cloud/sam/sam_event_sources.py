@@ -11,7 +11,7 @@ from demo_apps.cloud.cdn.cdn import Distribution
 from demo_apps.cloud.events.eventbridge import InputTransformer, Target
 from demo_apps.cloud.events.kinesis_source import KinesisMapping
 from demo_apps.cloud.events.s3_events import Notification
-from demo_apps.cloud.events.sqs_source import SqsMapping
+from demo_apps.cloud.events.sqs_source import MAX_POLLERS, START_POLLERS, SqsMapping
 from demo_apps.cloud.lambdas.lambda_config import DeployError
 from demo_apps.cloud.local_cloud import LocalCloud
 from demo_apps.cloud.sam.sam_template import ACCOUNT, Resource
@@ -62,13 +62,17 @@ def _s3_notification(spec: Mapping[str, Any], arn: str, event_id: str) -> Notifi
 
 
 def _sqs_mapping(cloud: LocalCloud, spec: Mapping[str, Any], function: str) -> SqsMapping:
+    most = int((spec.get("ScalingConfig") or {}).get("MaximumConcurrency", MAX_POLLERS))
+    if not 2 <= most <= MAX_POLLERS:
+        raise DeployError(f"function {function!r}: ScalingConfig.MaximumConcurrency {most} is outside 2-{MAX_POLLERS}")
     return SqsMapping(
         function,
         queue_url(cloud, str(spec["Queue"])),
         batch_size=int(spec.get("BatchSize", 10)),
         batching_window_s=float(spec.get("MaximumBatchingWindowInSeconds", 0)),
         report_batch_item_failures="ReportBatchItemFailures" in (spec.get("FunctionResponseTypes") or []),
-        max_pollers=int((spec.get("ScalingConfig") or {}).get("MaximumConcurrency", 5)),
+        pollers=min(START_POLLERS, most),
+        max_pollers=most,
     )
 
 
