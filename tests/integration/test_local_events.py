@@ -14,7 +14,7 @@ import pytest
 
 from demo_apps.cloud.cdn.cdn import HIT, MISS, Distribution
 from demo_apps.cloud.events.eventbridge import InputTransformer, Target
-from demo_apps.cloud.events.kinesis_source import KinesisMapping, by_partition
+from demo_apps.cloud.events.kinesis_source import KinesisEventSource, KinesisMapping, by_partition
 from demo_apps.cloud.events.s3_events import Notification
 from demo_apps.cloud.events.sqs_source import SqsMapping
 from demo_apps.cloud.lambdas.lambda_async import AsyncSettings
@@ -256,6 +256,38 @@ def test_a_kinesis_batch_with_a_bad_record_is_bisected_and_the_shard_keeps_its_o
         sink, lambda s: s.service == "analyze" and s.attributes.get("fluoro.origin") == "AWS::Lambda"
     )
     assert all(s.attributes["aws.lambda.iterator_age_ms"] >= 0 for s in services)
+
+
+def test_records_past_their_maximum_age_go_to_the_on_failure_destination_uninvoked(
+    cloud: LocalCloud, records: Path
+) -> None:
+    cloud.client("kinesis").create_stream(StreamName="stale", ShardCount=1)
+    sqs = cloud.client("sqs")
+    failures = sqs.create_queue(QueueName="stale-failures")["QueueUrl"]
+    deploy(cloud, records, "stale-reader", "kinesis_batch")
+    for n in range(3):
+        cloud.client("kinesis").put_record(StreamName="stale", Data=json.dumps({"n": n}).encode(), PartitionKey="k")
+    mapping = KinesisMapping(
+        "stale-reader",
+        "stale",
+        max_record_age_s=60,
+        on_failure=f"arn:aws:sqs:us-east-1:{ACCOUNT}:stale-failures",
+    )
+    # the reader's clock two minutes ahead: every record is past its 60 s before the first try
+    source = KinesisEventSource(
+        cloud.lambdas, cloud.client("kinesis"), mapping, cloud.router, clock=lambda: time.time() + 120
+    ).start()
+    try:
+        (failure,) = wait_until(
+            lambda: sqs.receive_message(QueueUrl=failures).get("Messages"), timeout_s=30, poll_s=0.1
+        )
+        record = json.loads(failure["Body"])
+        assert record["requestContext"]["condition"] == "RecordAgeExceeded"
+        assert record["requestContext"]["approximateInvokeCount"] == 0 and record["KinesisBatchInfo"]["batchSize"] == 3
+        time.sleep(1.0)
+        assert logged(records, "stale-reader-attempts") == []  # none was handed to the function
+    finally:
+        source.stop()
 
 
 def test_sqs_pollers_grow_with_the_backlog_and_retire_once_it_is_gone(

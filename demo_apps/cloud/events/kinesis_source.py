@@ -22,6 +22,7 @@ import logging
 import time
 import uuid
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -117,8 +118,14 @@ class KinesisEventSource:
     """The shard readers of one mapping; `start()` and `stop()`."""
 
     def __init__(
-        self, lambdas: LambdaService, kinesis_client: Any, mapping: KinesisMapping, router: TargetRouter | None = None
+        self,
+        lambdas: LambdaService,
+        kinesis_client: Any,
+        mapping: KinesisMapping,
+        router: TargetRouter | None = None,
+        clock: Callable[[], float] = time.time,  # what "now" is for a record's age (tests move it)
     ) -> None:
+        self._clock = clock
         mapping.check()
         lambdas.config(mapping.function)  # KeyError for an unknown function, at create time
         if mapping.on_failure is not None:
@@ -176,10 +183,11 @@ class KinesisEventSource:
     def _process(self, shard: str, records: list[dict[str, Any]], behind_ms: int) -> None:
         """Invoke until the batch succeeds, is bisected, or runs out of retries; the shard waits."""
         retries = throttled = 0
+        version = "$LATEST"  # the version that last ran the batch, as its failure record says
         while not self._stopping.is_set():
-            records, old = split_by_age(records, self.mapping.max_record_age_s, time.time())
+            records, old = split_by_age(records, self.mapping.max_record_age_s, self._clock())
             if old:
-                self._give_up(shard, old, retries, "RecordAgeExceeded")
+                self._give_up(shard, old, retries, "RecordAgeExceeded", version)
             if not records:
                 return
             try:
@@ -190,6 +198,7 @@ class KinesisEventSource:
                 throttled += 1
                 continue
             except FunctionError as exc:
+                version = exc.version
                 _logger.info("Kinesis batch of %d on %s failed: %s", len(records), shard, exc)
             if self.mapping.bisect_on_error and len(records) > 1:
                 middle = len(records) // 2
@@ -197,7 +206,7 @@ class KinesisEventSource:
                 self._process(shard, records[middle:], behind_ms)
                 return
             if 0 <= self.mapping.max_retry_attempts <= retries:
-                self._give_up(shard, records, retries + 1, "RetryAttemptsExhausted")
+                self._give_up(shard, records, retries + 1, "RetryAttemptsExhausted", version)
                 return
             self._stopping.wait(backoff_s(self.mapping.retry_delay_s, retries))
             retries += 1
@@ -217,7 +226,9 @@ class KinesisEventSource:
             links=producer_links(event),
         )
 
-    def _give_up(self, shard: str, records: list[dict[str, Any]], invocations: int, condition: str) -> None:
+    def _give_up(
+        self, shard: str, records: list[dict[str, Any]], invocations: int, condition: str, version: str
+    ) -> None:
         if self.mapping.on_failure is None or self.router is None:
             return
         first, last = records[0], records[-1]
@@ -232,7 +243,7 @@ class KinesisEventSource:
                 },
                 "responseContext": {
                     "statusCode": 200,
-                    "executedVersion": "$LATEST",
+                    "executedVersion": version,
                     **({"functionError": "Unhandled"} if condition == "RetryAttemptsExhausted" else {}),
                 },
                 "version": "1.0",
