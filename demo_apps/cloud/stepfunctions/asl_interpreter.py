@@ -46,6 +46,18 @@ IN_FLIGHT_AT_RESTART = (
 
 
 @dataclass(frozen=True)
+class _Step:
+    """One attempt of a Task, Parallel or Map: the state, its filled input, where it runs."""
+
+    name: str
+    state: Mapping[str, Any]
+    effective: Any  # the input after InputPath and Parameters
+    context: dict[str, Any]
+    span: trace_api.Span
+    state_input: Any  # the input after InputPath only
+
+
+@dataclass(frozen=True)
 class RunLimits:
     deadline: float | None = None  # monotonic; an express workflow's 5-minute limit
     time_scale: float = 1.0  # multiplies waits and retry intervals (tests run them faster)
@@ -201,7 +213,7 @@ class Interpreter:
             try:
                 state_input = _input(state, raw)
                 effective = _parameters(state, state_input, context)
-                result = self._attempt(name, state, effective, context, span, state_input)
+                result = self._attempt(_Step(name, state, effective, context, span, state_input))
                 return _finish(state, raw, result, context), following
             except PathError as exc:
                 raise StatesError(exc.error, str(exc)) from None
@@ -238,20 +250,12 @@ class Interpreter:
                     raise StatesError("States.Runtime", str(path_error)) from None
         raise exc
 
-    def _attempt(
-        self,
-        name: str,
-        state: Mapping[str, Any],
-        effective: Any,
-        context: dict[str, Any],
-        span: trace_api.Span,
-        state_input: Any,
-    ) -> Any:
+    def _attempt(self, step: _Step) -> Any:
         """One attempt; a standard execution's Task attempt is recorded started, then its result,
         so a restart never starts it twice (sfn_progress.py)."""
-        if state["Type"] != "Task" or self.progress is None:
-            return self._perform(name, state, effective, context, span, state_input)
-        key = _SCOPE.get() + name + TASK
+        if step.state["Type"] != "Task" or self.progress is None:
+            return self._perform(step)
+        key = _SCOPE.get() + step.name + TASK
         recorded = self.progress.task(key)
         if recorded is not None and recorded[0] == "succeeded":
             return recorded[1]
@@ -260,28 +264,20 @@ class Interpreter:
             raise StatesError("States.TaskFailed", IN_FLIGHT_AT_RESTART)
         self.progress.task_started(key)
         try:
-            result = self._perform(name, state, effective, context, span, state_input)
+            result = self._perform(step)
         except StatesError:
             self.progress.task_forgotten(key)
             raise
         self.progress.task_succeeded(key, result)
         return result
 
-    def _perform(
-        self,
-        name: str,
-        state: Mapping[str, Any],
-        effective: Any,
-        context: dict[str, Any],
-        span: trace_api.Span,
-        state_input: Any,
-    ) -> Any:
-        kind = state["Type"]
+    def _perform(self, step: _Step) -> Any:
+        kind = step.state["Type"]
         if kind == "Parallel":
-            return self._parallel(name, state, effective, context)
+            return self._parallel(step.name, step.state, step.effective, step.context)
         if kind == "Map":
-            return self._map(name, state, effective, context)
-        return self._tasks.perform(state, effective, context, span, state_input)
+            return self._map(step.name, step.state, step.effective, step.context)
+        return self._tasks.perform(step.state, step.effective, step.context, step.span, step.state_input)
 
     def _parallel(self, name: str, state: Mapping[str, Any], effective: Any, context: dict[str, Any]) -> list[Any]:
         branches = state["Branches"]
