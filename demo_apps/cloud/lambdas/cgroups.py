@@ -144,10 +144,11 @@ class CgroupLimits:
 class CgroupSandbox:
     """Makes each environment's group under this emulator's, in v2 or v1 layout."""
 
-    def __init__(self, unified: bool) -> None:
+    def __init__(self, unified: bool, proc: Path = Path("/proc/self")) -> None:
+        """`proc`: where this process's ``cgroup`` and ``mounts`` files are read (tests give a tree)."""
         self.unified = unified
         self.kind = "cgroup v2" if unified else "cgroup v1"
-        proc_cgroup, mounts = Path("/proc/self/cgroup").read_text(), Path("/proc/self/mounts").read_text()
+        proc_cgroup, mounts = (proc / "cgroup").read_text(), (proc / "mounts").read_text()
         name = f"fluoro-lambda-{os.getpid()}"
         if unified:
             parent = mount_point("", mounts) / own_group("", proc_cgroup).lstrip("/")
