@@ -71,7 +71,7 @@ typecheck: install
 	$(BIN)/mypy
 
 unit: install browser clang postgres
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=20 tests
 
 test: lint typecheck unit
 

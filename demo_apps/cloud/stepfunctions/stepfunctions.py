@@ -240,9 +240,10 @@ class StepFunctions:
                 return store, found
         raise AwsApiError("ExecutionDoesNotExist", f"Execution Does Not Exist: '{arn}'")
 
-    def _standard(self, arn: str) -> Execution:
-        """A standard execution: AWS answers DescribeExecution, GetExecutionHistory and
-        StopExecution for these only (an express one is found in CloudWatch Logs there)."""
+    def standard(self, arn: str) -> Execution:
+        """A standard execution: AWS's API answers DescribeExecution, GetExecutionHistory and
+        StopExecution for these only (an express one is found in CloudWatch Logs there; this
+        emulator's own methods, its logs, describe both)."""
         store, execution = self._find(arn)
         if store is self._express:
             raise AwsApiError("InvalidArn", "Invalid Arn: 'Resource type not valid in this context: express'")
@@ -253,7 +254,7 @@ class StepFunctions:
         return self._find(arn)[1].started
 
     def describe_execution(self, arn: str) -> dict[str, Any]:
-        return self._described(self._standard(arn))
+        return self._described(self._find(arn)[1])
 
     def _described(self, execution: Execution) -> dict[str, Any]:
         answer: dict[str, Any] = {
@@ -274,8 +275,7 @@ class StepFunctions:
         return answer
 
     def get_execution_history(self, arn: str) -> dict[str, Any]:
-        self._standard(arn)
-        store = self.store
+        store, _ = self._find(arn)
         events = []
         for number, kind, stamp, details in store.events(arn):
             events.append({"id": number, "previousEventId": number - 1, "timestamp": stamp, "type": kind, **details})
@@ -289,7 +289,7 @@ class StepFunctions:
     def stop_execution(self, arn: str, error: str | None = None, cause: str | None = None) -> float:
         """StopExecution: a running standard execution ABORTED (its waits end, a callback's token is
         refused from now on, a .sync child stopped too); its stop date."""
-        execution = self._standard(arn)
+        execution = self.standard(arn)
         if self.store.finish(arn, "ABORTED", None, error, cause):
             details = {k: v for k, v in (("error", error), ("cause", cause)) if v is not None}
             self.store.add_event(arn, "ExecutionAborted", {"executionAbortedEventDetails": details})

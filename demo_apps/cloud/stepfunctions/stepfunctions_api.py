@@ -65,10 +65,12 @@ def create_stepfunctions_api(service: StepFunctions) -> Starlette:
         )
 
     def describe_execution(request: dict[str, Any], _: str | None) -> Any:
-        return service.describe_execution(_required(request, "executionArn"))
+        arn = service.standard(_required(request, "executionArn")).arn  # AWS refuses an express one
+        return service.describe_execution(arn)
 
     def get_execution_history(request: dict[str, Any], _: str | None) -> Any:
-        history = service.get_execution_history(_required(request, "executionArn"))
+        arn = service.standard(_required(request, "executionArn")).arn
+        history = service.get_execution_history(arn)
         if request.get("reverseOrder"):
             history["events"].reverse()
         return history
