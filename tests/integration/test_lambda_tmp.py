@@ -41,6 +41,7 @@ def test_code_writing_to_a_literal_tmp_sees_only_its_own_environment(private: La
     assert "second.txt" in second["files"] and "first.txt" not in second["files"]
     assert not Path("/tmp/first.txt").exists() and not Path("/tmp/second.txt").exists()  # not the host's
     assert 1024 <= first["size_mb"] < 1024 * 1.05 and 512 <= second["size_mb"] < 512 * 1.05
+    assert first["opt"] == []  # no layers: an empty /opt, as on AWS, not the host's
     again = private.invoke("first", {"name": "again.txt"})
     assert {"first.txt", "again.txt"} <= set(again["files"])  # a warm environment keeps its /tmp
 

@@ -123,10 +123,10 @@ class ExecutionEnvironment:
         # not allow one, it is the environment's TMPDIR, measured after every invocation.
         self.tmp_dir = Path(tempfile.mkdtemp(prefix=f"lambda-{config.name}-"))
 
-    def start(self, init_timeout_s: float = 10.0) -> float:
-        """Spawn the worker and run the function's init; the init duration in ms."""
+    def _environment(self) -> dict[str, str]:
+        """The worker's variables, its /tmp image made (OSError or SubprocessError if it cannot be)."""
         # AWS's order: the function's code, then its layers' python folders, then the runtime's
-        opt = Path("/opt") if self._private_tmp else self._opt
+        opt = None if self._opt is None else Path("/opt") if self._private_tmp else self._opt
         layer_paths = [str(opt / folder) for folder in PYTHON_FOLDERS] if opt is not None else []
         paths = [str(self.config.code_dir), *layer_paths, str(ROOT)]
         env = {
@@ -142,8 +142,17 @@ class ExecutionEnvironment:
             env["FLUORO_LAMBDA_TMP_IMAGE"] = str(image)
             if self._opt is not None:
                 env["FLUORO_LAMBDA_OPT"] = str(self._opt)
-        started = time.monotonic()
+        return env
+
+    def start(self, init_timeout_s: float = 10.0) -> float:
+        """Spawn the worker and run the function's init; the init duration in ms."""
         self._isolation.track(self, alive=True)
+        try:
+            env = self._environment()
+        except (OSError, subprocess.SubprocessError) as exc:  # a full disk, a missing mkfs
+            self.stop()
+            raise EnvironmentFailed(f"{self.config.name}: the environment could not be made: {exc}") from exc
+        started = time.monotonic()
         if self.config.vpc is not None and self._vpc is not None:
             loopback, address = self._vpc.attach(self.config.vpc)
             time.sleep(ENI_ATTACH_S)  # attaching the interface is part of a VPC function's init
@@ -159,7 +168,11 @@ class ExecutionEnvironment:
             cwd=str(self.config.code_dir),
         )
         assert self._process.stderr is not None
-        self._limits = self._sandbox.enclose(self._process.pid, f"env-{self.id}", self.config.memory_mb * MIB)
+        try:
+            self._limits = self._sandbox.enclose(self._process.pid, f"env-{self.id}", self.config.memory_mb * MIB)
+        except OSError as exc:  # no room for one more group: the environment is not made
+            self.stop()
+            raise EnvironmentFailed(f"{self.config.name}: the environment's limits could not be set: {exc}") from exc
         resource = {
             "service.name": self.config.name,
             "faas.name": self.config.name,
@@ -243,7 +256,8 @@ class ExecutionEnvironment:
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=5)
-            for pipe in (process.stdin, process.stdout):
+            unread = (process.stderr,) if self._output is None else ()  # the pump closes stderr it reads
+            for pipe in (process.stdin, process.stdout, *unread):
                 if pipe is not None:
                     with contextlib.suppress(OSError):  # a killed worker's stdin may refuse the flush
                         pipe.close()

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Final
 
 CLONE_NEWNS: Final = 0x00020000
+MS_RDONLY: Final = 0x1
 MS_BIND: Final = 0x1000
 MS_REC: Final = 0x4000
 MS_PRIVATE: Final = 0x40000
@@ -82,6 +83,8 @@ def enter(image: Path, keep: Iterable[Path], opt: Path | None = None, tmp: Path 
     _libc_call(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "making / private")
     if opt is not None:  # before /tmp is covered: the merged layers may live there
         _libc_call(libc.mount(str(opt).encode(), b"/opt", None, MS_BIND | MS_REC, None), "binding /opt")
+    else:  # no layers: an empty /opt, as AWS's, not the host's
+        _libc_call(libc.mount(b"none", b"/opt", b"tmpfs", MS_RDONLY, b"size=64k,mode=755"), "emptying /opt")
     host_tmp = os.open(tmp, os.O_PATH | os.O_DIRECTORY)
     try:
         subprocess.run(

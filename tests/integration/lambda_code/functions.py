@@ -83,7 +83,11 @@ def tmp_files(event: dict[str, Any], context: Any) -> dict[str, Any]:
     with open(f"/tmp/{event['name']}", "w") as out:
         out.write(context.aws_request_id)
     stats = os.statvfs("/tmp")
-    return {"files": sorted(os.listdir("/tmp")), "size_mb": stats.f_blocks * stats.f_frsize // (1024 * 1024)}
+    return {
+        "files": sorted(os.listdir("/tmp")),
+        "size_mb": stats.f_blocks * stats.f_frsize // (1024 * 1024),
+        "opt": sorted(os.listdir("/opt")) if os.path.isdir("/opt") else None,
+    }
 
 
 @tracer.traced.handler
