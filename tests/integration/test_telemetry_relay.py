@@ -4,13 +4,13 @@ stays bounded, and the Lambda service span carries AWS's REPORT line."""
 from __future__ import annotations
 
 import gzip
+import threading
 
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from demo_apps.cloud.lambdas.lambda_service import LambdaService
-from demo_apps.cloud.lambdas.telemetry_relay import MAX_BODY_BYTES, RelayProcess, TelemetryRelay
-from demo_apps.cloud.threaded_server import ThreadedServer
+from demo_apps.cloud.lambdas.telemetry_relay import MAX_BODY_BYTES, RelayProcess, TelemetryRelay, serve
 from demo_apps.local_collector import free_port
 from demo_apps.otlp_sink import OtlpSink
 from tests.integration.lambda_functions import config
@@ -55,16 +55,19 @@ def test_the_relay_answers_at_once_and_forwards_each_body(sink: OtlpSink) -> Non
 
 def test_a_relay_whose_collector_is_gone_holds_a_bounded_backlog_then_refuses() -> None:
     relay = TelemetryRelay(f"http://127.0.0.1:{free_port()}/v1/traces", max_pending=2)
-    server = ThreadedServer(relay.app).start()
+    port = free_port()
+    server = serve(relay, port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url, protobuf = f"{server.endpoint}/v1/traces", {"content-type": "application/x-protobuf"}
+        url, protobuf = f"http://127.0.0.1:{port}/v1/traces", {"content-type": "application/x-protobuf"}
         statuses = [httpx.post(url, content=b"\x0a\x00", headers=protobuf).status_code for _ in range(6)]
         assert statuses[:2] == [200, 200] and 503 in statuses  # the sender holds one, two wait, the rest refused
         refused = httpx.post(url, content=b"", headers=protobuf)
         assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
         wait_until(lambda: relay.dropped >= 1, timeout_s=15)  # five tries with backoff, then dropped, counted
     finally:
-        server.stop()
+        server.shutdown()
+        server.server_close()
 
 
 def test_the_lambda_service_span_carries_the_report_line(service: LambdaService, sink: OtlpSink) -> None:

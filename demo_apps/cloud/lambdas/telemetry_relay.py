@@ -12,7 +12,8 @@ lost connection with backoff (5 tries) before dropping the body with a warning.
 Bounded: at most ``max_pending`` bodies wait (then 503 with Retry-After, so the SDK exporter
 backs off and retries) and a body over 4 MiB is refused 413. It runs as a process of its own
 (``RelayProcess``), as the extension runs beside the function: in the local cloud's process it
-would wait on that process's GIL, busy with every service. SIGTERM sends what waits, then ends it.
+would wait on that process's GIL, busy with every service; on the standard library's HTTP server,
+so that process stays small. SIGTERM sends what waits, then ends it.
 
     python -m demo_apps.cloud.lambdas.telemetry_relay PORT TRACES_URL
 """
@@ -20,25 +21,22 @@ would wait on that process's GIL, busy with every service. SIGTERM sends what wa
 from __future__ import annotations
 
 import contextlib
+import http.client
 import logging
 import queue
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
-from typing import Final
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Final
 
-import httpx
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
-from demo_apps.cloud.lambdas.log_lines import LogShipper, logs_url
-from demo_apps.local_collector import free_port
+if TYPE_CHECKING:
+    from demo_apps.cloud.lambdas.log_lines import LogShipper
 
 _logger = logging.getLogger(__name__)
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
@@ -53,47 +51,60 @@ class _Body:
     headers: dict[str, str]
 
 
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+
+
 class TelemetryRelay:
-    """A loopback OTLP/HTTP endpoint that answers at once and forwards to `traces_url`'s collector."""
+    """Takes OTLP/HTTP bodies, answers at once, and forwards them to `traces_url`'s collector."""
 
     def __init__(self, traces_url: str, max_pending: int = 2000) -> None:
         self._targets = {"traces": traces_url, "logs": traces_url.rsplit("/v1/traces", 1)[0] + "/v1/logs"}
         self._pending: queue.Queue[_Body | None] = queue.Queue(max_pending)
         self.forwarded = self.dropped = 0
-        routes = [Route(f"/v1/{signal}", self._receive, methods=["POST"]) for signal in self._targets]
-        self.app = Starlette(routes=routes)
         self._sender = threading.Thread(target=self._send_forever, name="lambda-telemetry-sender", daemon=True)
         self._sender.start()
 
-    async def _receive(self, request: Request) -> Response:
-        declared = request.headers.get("content-length", "")
-        if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return Response(status_code=413)
-        content = await request.body()
+    def receive(self, path: str, headers: dict[str, str], content: bytes) -> Answer:
+        """One POST: queued and answered 200 with an empty export response, or refused."""
+        signal_name = path.rsplit("/", 1)[-1]
+        if path not in ("/v1/traces", "/v1/logs"):
+            return Answer(404)
         if len(content) > MAX_BODY_BYTES:
-            return Response(status_code=413)
-        headers = {name: request.headers[name] for name in PASSED_HEADERS if name in request.headers}
+            return Answer(413)
+        passed: dict[str, str] = {name: headers[name] for name in PASSED_HEADERS if name in headers}
         try:
-            self._pending.put_nowait(_Body(request.url.path.rsplit("/", 1)[-1], content, headers))
+            self._pending.put_nowait(_Body(signal_name, content, passed))
         except queue.Full:
-            return Response(status_code=503, headers={"Retry-After": "1"})
-        json_body = headers.get("content-type", "").startswith("application/json")
-        return Response(b"{}" if json_body else b"", 200, media_type=headers.get("content-type"))
+            return Answer(503, headers=(("Retry-After", "1"),))
+        content_type = passed.get("content-type", "application/x-protobuf")
+        return Answer(
+            200, b"{}" if content_type.startswith("application/json") else b"", (("Content-Type", content_type),)
+        )
 
     def _send_forever(self) -> None:
-        with httpx.Client(timeout=10.0) as client:
-            while (body := self._pending.get()) is not None:
-                self._forward(client, body)
+        connections: dict[str, http.client.HTTPConnection] = {}
+        while (body := self._pending.get()) is not None:
+            self._forward(connections, body)
 
-    def _forward(self, client: httpx.Client, body: _Body) -> None:
+    def _forward(self, connections: dict[str, http.client.HTTPConnection], body: _Body) -> None:
+        target = urllib.parse.urlsplit(self._targets[body.signal])
         for attempt in range(TRIES):
+            connection = connections.get(target.netloc) or http.client.HTTPConnection(target.netloc, timeout=10)
+            connections[target.netloc] = connection
             try:
-                answer = client.post(self._targets[body.signal], content=body.content, headers=body.headers)
-                if answer.status_code < 300 or answer.status_code in (400, 413):  # refused for good: not resent
+                connection.request("POST", target.path, body=body.content, headers=body.headers)
+                answer = connection.getresponse()
+                answer.read()
+                if answer.status < 300 or answer.status in (400, 413):  # refused for good: not resent
                     self.forwarded += 1
                     return
-            except httpx.HTTPError:
-                pass
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                connections.pop(target.netloc, None)
             time.sleep(min(2.0, 0.1 * 2**attempt))
         self.dropped += 1
         _logger.warning("lambda telemetry relay: dropped a %s body after %d tries", body.signal, TRIES)
@@ -107,10 +118,45 @@ class TelemetryRelay:
         self._sender.join(timeout_s)
 
 
+def serve(relay: TelemetryRelay, port: int) -> ThreadingHTTPServer:
+    """The relay on a loopback port, its requests on threads (the standard library's server: the
+    relay's process stays ~20 MB where an ASGI stack would cost ~45 MB in a tight demo budget)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: a function's exporter reuses its connection
+
+        def do_POST(self) -> None:
+            declared = self.headers.get("content-length", "0")
+            length = int(declared) if declared.isascii() and declared.isdigit() else -1
+            if not 0 <= length <= MAX_BODY_BYTES:
+                self._answer(Answer(413 if length > MAX_BODY_BYTES else 411))
+                self.close_connection = True
+                return
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            self._answer(relay.receive(self.path, headers, self.rfile.read(length)))
+
+        def _answer(self, answer: Answer) -> None:
+            self.send_response(answer.status)
+            for name, value in answer.headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            self.wfile.write(answer.body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet: a request a line would be the demo's noise."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    return server
+
+
 class RelayProcess:
     """The relay as a process of its own on a loopback port; `traces_url` is what functions use."""
 
     def __init__(self, target_traces_url: str, start_timeout_s: float = 20.0) -> None:
+        from demo_apps.local_collector import free_port  # here: the relay's own process never needs it
+
         port = free_port()
         command = [sys.executable, "-m", __name__, str(port), target_traces_url]
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
@@ -142,7 +188,9 @@ def _listening(port: int) -> bool:
 def main() -> None:
     port, target = int(sys.argv[1]), sys.argv[2]
     relay = TelemetryRelay(target)
-    uvicorn.run(relay.app, host="127.0.0.1", port=port, log_level="warning", access_log=False)  # until SIGTERM
+    server = serve(relay, port)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    server.serve_forever()
     relay.drain()
 
 
@@ -151,7 +199,10 @@ class FunctionTelemetry:
     with `relay` off), log lines naming a trace through the log shipper (log_lines.py)."""
 
     def __init__(self, otlp_endpoint: str | None, relay: bool = True) -> None:
-        self.logs = LogShipper(logs_url(otlp_endpoint)) if otlp_endpoint else None
+        # imported here, not at the top: the relay's own process runs this module and stays small
+        from demo_apps.cloud.lambdas.log_lines import LogShipper, logs_url
+
+        self.logs: LogShipper | None = LogShipper(logs_url(otlp_endpoint)) if otlp_endpoint else None
         self.relay = RelayProcess(otlp_endpoint) if otlp_endpoint and relay else None
         self.traces_url = self.relay.traces_url if self.relay is not None else otlp_endpoint
 
