@@ -200,6 +200,12 @@ def test_bad_input_gets_aws_answers_and_the_trace_shows_them(api: ApiGateway, si
     assert text.status_code == 415 and text.json() == {"message": "Unsupported Media Type"}  # NEVER passes through
     huge = httpx.post(deposits, json={"amount": 1, "note": "x" * 200_000, "items": list(range(5000))}, timeout=30)
     assert huge.status_code == 201 and huge.json()["items"] == 5000
+    deep = httpx.post(deposits, content=b"[" * 200_000, headers={"content-type": "application/json"}, timeout=30)
+    assert deep.status_code == 400 and deep.json()["message"].startswith("Could not parse request body into json")
+    too_long = httpx.post(deposits, content=b"x" * (10 * 1024 * 1024 + 1), timeout=60)
+    assert (too_long.status_code, too_long.json()) == (413, {"message": "Request Too Long"})
+    not_json_mock = httpx.post(f"{api.url('prod')}/events/B-1", content=b"{nope", timeout=30)
+    assert not_json_mock.status_code == 400  # a body passed through to Lambda must be JSON
 
     def statuses() -> bool:
         return {400, 415} <= {s.attributes.get("http.response.status_code") for s in sink.wait_for(0, 0)}

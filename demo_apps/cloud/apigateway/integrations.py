@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import Any
+from typing import Any, Final
 
 import httpx
 from opentelemetry import trace as trace_api
@@ -32,6 +32,32 @@ from demo_apps.cloud.lambdas.lambda_service import LambdaService
 from tracer import xray_header
 
 _logger = logging.getLogger(__name__)
+MAX_PAYLOAD_BYTES: Final = 10 * 1024 * 1024  # API Gateway's payload limit
+
+
+async def capped_body(request: Request, max_bytes: int = MAX_PAYLOAD_BYTES) -> str | None:
+    """The request's body as text, read no further than API Gateway's 10 MB payload limit; None past it."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def parse_json(text: str, templated: bool) -> Any:
+    """The integration request's JSON: a body passed through that is not JSON is the caller's 400,
+    a template's output that is not the API's 500 (ValueError)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        if templated:
+            raise ValueError(f"the request template's output is not JSON: {exc}") from None
+        raise PayloadNotJson(f"Could not parse request body into json: {exc}") from None
 
 
 def error(status: int, message: str) -> Response:
@@ -85,19 +111,24 @@ class Integrations:
         return RequestValues(parameters, context, dict(self.variables))
 
     async def respond(self, request: Request, route: Route, path_params: dict[str, str]) -> Response:
+        raw = await capped_body(request)
+        if raw is None:
+            return error(413, "Request Too Long")
         values = self.values(request, route, path_params)
         integration = route.integration
         try:
             if integration.kind == "aws_proxy":
-                return await self._proxy(request, route, values)
-            body = self._request_body((await request.body()).decode("utf-8", "replace"), request, integration, values)
-            if body is None:
+                return await self._proxy(request, route, values, raw)
+            made = self._request_body(raw, request, integration, values)
+            if made is None:
                 return error(415, "Unsupported Media Type")
+            body, templated = made
             if integration.kind == "mock":
-                status = str(json.loads(body).get("statusCode", 200) if body.strip() else 200)
+                found = parse_json(body, templated) if body.strip() else {}
+                status = str(found.get("statusCode", 200) if isinstance(found, dict) else 200)
                 return self._method_response(integration.response_for(status), status, "", {}, values)
             if integration.kind == "aws":
-                return await self._lambda(integration, body, values)
+                return await self._lambda(integration, parse_json(body, templated) if body.strip() else {}, values)
             return await self._http(request, integration, body, values)
         except PayloadNotJson as exc:
             return error(400, str(exc))
@@ -105,17 +136,20 @@ class Integrations:
             _logger.info("stage %s: %s %s: mapping failed: %s", self.stage, route.method, route.path, exc)
             return error(500, "Internal server error")
 
-    def _request_body(self, body: str, request: Request, integration: Integration, values: RequestValues) -> str | None:
-        """The integration request's body: the template for the content type, or the body passed
-        through as ``passthroughBehavior`` allows; None when it allows neither (a 415)."""
+    def _request_body(
+        self, body: str, request: Request, integration: Integration, values: RequestValues
+    ) -> tuple[str, bool] | None:
+        """The integration request's body and whether a template made it: the template for the
+        content type, or the body passed through as ``passthroughBehavior`` allows; None when it
+        allows neither (a 415)."""
         content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
         templates = dict(integration.templates)
         template = templates.get(content_type)
         if template is not None:
-            return render(template, body, values)
+            return render(template, body, values), True
         if integration.passthrough == "NEVER" or (integration.passthrough == "WHEN_NO_TEMPLATES" and templates):
             return None
-        return body
+        return body, False
 
     def _method_response(
         self,
@@ -143,10 +177,9 @@ class Integrations:
         out_headers.setdefault("content-type", "application/json")
         return Response(body, method_status, headers=out_headers)
 
-    async def _lambda(self, integration: Integration, body: str, values: RequestValues) -> Response:
+    async def _lambda(self, integration: Integration, event: Any, values: RequestValues) -> Response:
         function = substitute(integration.function or "", self.variables)
         qualifier = substitute(integration.qualifier, self.variables) if integration.qualifier else None
-        event = json.loads(body) if body.strip() else {}
         answer = await self._invoke(function, event, qualifier)
         if isinstance(answer, Response):
             return answer
@@ -174,11 +207,10 @@ class Integrations:
         except KeyError:
             return error(502, "Internal server error")
 
-    async def _proxy(self, request: Request, route: Route, values: RequestValues) -> Response:
+    async def _proxy(self, request: Request, route: Route, values: RequestValues, body: str) -> Response:
         integration = route.integration
         function = substitute(integration.function or "", self.variables)
         qualifier = substitute(integration.qualifier, self.variables) if integration.qualifier else None
-        body = (await request.body()).decode("utf-8", "replace")
         event = {
             "resource": route.path,
             "path": "/" + request.path_params["path"],  # without the stage, as AWS gives it

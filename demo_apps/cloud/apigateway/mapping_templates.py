@@ -62,7 +62,7 @@ class Input:
         if not self._was_parsed:
             try:
                 self._parsed = json.loads(self.body) if self.body.strip() else {}
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # a body nested past the parser's depth too
                 raise PayloadNotJson(f"Could not parse request body into json: {exc}") from None
             self._was_parsed = True
         return self._parsed
@@ -120,7 +120,7 @@ class Util:
     def parseJson(self, text: Any) -> Any:
         try:
             return json.loads(str(text))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise PayloadNotJson(f"Could not parse json: {exc}") from None
 
     def urlEncode(self, text: Any) -> str:

@@ -111,12 +111,12 @@ def _get_item(items: Any, index: Any) -> Any:
 
 def _unique(items: Any) -> list[Any]:
     _expect(isinstance(items, list), "States.ArrayUnique: the argument must be an array")
-    seen: list[str] = []
+    seen: set[str] = set()  # each item's JSON: linear in the array, whatever its items are
     kept = []
     for item in items:
         key = json.dumps(item, sort_keys=True)
         if key not in seen:
-            seen.append(key)
+            seen.add(key)
             kept.append(item)
     return kept
 
