@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from botocore.exceptions import ClientError
 
@@ -292,3 +293,20 @@ def test_task_definitions_aws_would_refuse(cloud: LocalCloud, task: dict[str, An
     definition = {"StartAt": "T", "States": {"T": {"Type": "Task", "End": True, **task}}}
     with pytest.raises(ClientError, match=message):
         machine(cloud, "refused", definition)
+
+
+def test_the_json_api_and_the_invoke_api_refuse_oversized_and_over_nested_bodies(cloud: LocalCloud) -> None:
+    variables = cloud.environment()
+    sfn, lambdas = variables["AWS_ENDPOINT_URL_SFN"], variables["AWS_ENDPOINT_URL_LAMBDA"]
+    target = {"x-amz-target": "AWSStepFunctions.DescribeExecution", "content-type": "application/x-amz-json-1.0"}
+    too_big = httpx.post(sfn, content=b" " * (1024 * 1024 + 1), headers=target, timeout=30)
+    assert (too_big.status_code, too_big.json()["__type"]) == (413, "RequestEntityTooLargeException")
+    deep = httpx.post(sfn, content=b"[" * 200_000, headers=target, timeout=30)
+    assert (deep.status_code, deep.json()["__type"]) == (400, "SerializationException")
+    invoke = f"{lambdas}/2015-03-31/functions/double/invocations"
+    event = httpx.post(invoke, content=b"1" * (1024 * 1024 + 1), headers={"x-amz-invocation-type": "Event"})
+    assert (event.status_code, event.headers["x-amzn-errortype"]) == (413, "RequestTooLargeException")
+    nested = httpx.post(invoke, content=b"[" * 200_000, timeout=30)
+    assert (nested.status_code, nested.headers["x-amzn-errortype"]) == (400, "InvalidRequestContentException")
+    padded = b" " * (2 * 1024 * 1024) + b"21"  # 2 MB: past the asynchronous limit, within the synchronous one
+    assert httpx.post(invoke, content=padded, timeout=30).json() == 42

@@ -29,24 +29,11 @@ from demo_apps.cloud.apigateway.apigw_definition import Integration, Integration
 from demo_apps.cloud.apigateway.mapping_templates import PayloadNotJson, RequestValues, render, request_context
 from demo_apps.cloud.lambdas.lambda_errors import FunctionError, TooManyRequests
 from demo_apps.cloud.lambdas.lambda_service import LambdaService
+from demo_apps.cloud.request_body import read_capped
 from tracer import xray_header
 
 _logger = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES: Final = 10 * 1024 * 1024  # API Gateway's payload limit
-
-
-async def capped_body(request: Request, max_bytes: int = MAX_PAYLOAD_BYTES) -> str | None:
-    """The request's body as text, read no further than API Gateway's 10 MB payload limit; None past it."""
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def parse_json(text: str, templated: bool) -> Any:
@@ -111,9 +98,10 @@ class Integrations:
         return RequestValues(parameters, context, dict(self.variables))
 
     async def respond(self, request: Request, route: Route, path_params: dict[str, str]) -> Response:
-        raw = await capped_body(request)
-        if raw is None:
+        read = await read_capped(request, MAX_PAYLOAD_BYTES)
+        if read is None:
             return error(413, "Request Too Long")
+        raw = read.decode("utf-8", "replace")
         values = self.values(request, route, path_params)
         integration = route.integration
         try:

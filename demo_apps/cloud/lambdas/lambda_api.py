@@ -4,14 +4,15 @@
 ``RequestResponse`` (200 and the result; a handler error is still 200 with
 ``X-Amz-Function-Error: Unhandled``), ``Event`` (202, queued) or ``DryRun`` (204). Errors in
 AWS's shape: 429 TooManyRequestsException, 404 ResourceNotFoundException, 400
-InvalidRequestContentException, with ``x-amzn-ErrorType``. The caller's trace context
+InvalidRequestContentException, 413 RequestTooLargeException (6 MB synchronous, 1 MB
+asynchronous), with ``x-amzn-ErrorType``. The caller's trace context
 (``X-Amzn-Trace-Id`` or W3C ``traceparent``) becomes the Lambda service span's parent.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry import trace as trace_api
 from opentelemetry.propagators.aws import AwsXRayPropagator
@@ -27,9 +28,12 @@ from demo_apps.cloud.lambdas.lambda_async import AsyncInvoker, EventQueueFull
 from demo_apps.cloud.lambdas.lambda_errors import FunctionError, ResourceNotFound, TooManyRequests
 from demo_apps.cloud.lambdas.lambda_refs import split_reference
 from demo_apps.cloud.lambdas.lambda_service import LambdaService
+from demo_apps.cloud.request_body import read_capped
 from demo_apps.cloud.threaded_server import ThreadedServer
 from tracer import extract_from, xray_header
 
+MAX_SYNC_BYTES: Final = 6 * 1024 * 1024  # AWS: a synchronous invocation's payload
+MAX_EVENT_BYTES: Final = 1024 * 1024  # AWS: an asynchronous one's
 _PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), AwsXRayPropagator()])
 
 
@@ -47,10 +51,13 @@ def create_lambda_api(service: LambdaService, invoker: AsyncInvoker) -> Starlett
         name, named = split_reference(request.path_params["name"])  # a name, name:qualifier or an ARN
         qualifier = request.query_params.get("Qualifier") or named
         kind = request.headers.get("x-amz-invocation-type", "RequestResponse")
-        body = await request.body()
+        limit = MAX_EVENT_BYTES if kind == "Event" else MAX_SYNC_BYTES
+        body = await read_capped(request, limit)
+        if body is None:
+            return _aws_error(413, "RequestTooLargeException", f"Request must be smaller than {limit} bytes")
         try:
             event: Any = json.loads(body) if body else {}
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # nested past the parser's depth too
             return _aws_error(400, "InvalidRequestContentException", f"Could not parse request body into json: {exc}")
         header = _trace_header(request)
         try:
