@@ -8,7 +8,9 @@ benchmark and the tests share this module.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import random
 import signal
 import socket
 import subprocess
@@ -24,11 +26,33 @@ ROOT = Path(__file__).resolve().parents[1]
 FLUORO = [sys.executable, "-c", "from ui.cli import main; main()"]
 
 
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+# Ports handed out below the kernel's ephemeral range, from a random start per process: a port
+# the kernel picked (bind to 0) can be taken as the source port of any outgoing connection in the
+# second before the server listens on it (then listen fails: address in use); ports below the
+# range are never chosen for a connection, and walking them in order never hands one out twice.
+_LOWEST_PORT = 10000
+_port_offsets = itertools.count(random.randrange(1 << 16))
+
+
 def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
-    """A loopback port nothing listens on right now (TCP, or UDP with SOCK_DGRAM)."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing holds right now (TCP, or UDP with SOCK_DGRAM), below the ephemeral range."""
+    span = max(_ephemeral_floor() - _LOWEST_PORT, 1)
+    for _ in range(span):
+        port = _LOWEST_PORT + next(_port_offsets) % span
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free loopback port between {_LOWEST_PORT} and {_LOWEST_PORT + span}")
 
 
 def get_json(url: str, timeout_s: float = 10.0) -> Any:

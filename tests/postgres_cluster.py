@@ -12,13 +12,14 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
+
+from demo_apps.local_collector import free_port
 
 SUPERUSER = "fluoro"
 
@@ -28,12 +29,6 @@ def server_binaries() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
     assert found, "lake-mode tests need PostgreSQL's server: make postgres (apt-get install postgresql)"
     return Path(found[-1]).parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class PostgresCluster:
