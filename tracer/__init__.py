@@ -15,26 +15,42 @@ Typical use::
     @tracer.traced
     def charge(event): ...
 
-Without ``configure()`` every decorator and helper is a no-op. The AWS and HTTP client hooks
-are imported only when asked for, so ``import tracer`` adds little to a cold start.
+Without ``configure()`` every decorator and helper is a no-op. The AWS and HTTP client hooks,
+the ASGI middleware and the trigger-event helpers are imported only when first used (the
+middleware and events on first access of their names here), so ``import tracer`` adds little to
+a cold start.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace as trace_api
 
 from tracer.annotations import annotate_span, put_span_metadata
-from tracer.asgi import TracingMiddleware
 from tracer.coldstart import track_imports
 from tracer.decorator import traced
-from tracer.events import EVENTBRIDGE_CARRIER_KEY, message_carriers
 from tracer.exporter import OtlpHttpExporter
 from tracer.propagation import extract_from, xray_header
 from tracer.runtime import ACTIVE, Tracing, active, configure, flush, shutdown, stats
-from tracer.sampling import XRayRulesSampler
 from tracer.settings import resolve_settings
+
+if TYPE_CHECKING:
+    from tracer.asgi import TracingMiddleware
+    from tracer.events import EVENTBRIDGE_CARRIER_KEY, message_carriers
+    from tracer.xray_sampling_rules import XRayRulesSampler
+
+# Names whose modules load on first access: a Lambda function needs neither the ASGI middleware
+# nor (unless it forwards events) the carriers nor (unless configured) X-Ray's sampling rules,
+# and each costs a cold start milliseconds.
+_LAZY_NAMES = {
+    "TracingMiddleware": "tracer.asgi",
+    "EVENTBRIDGE_CARRIER_KEY": "tracer.events",
+    "message_carriers": "tracer.events",
+    "XRayRulesSampler": "tracer.xray_sampling_rules",
+}
 
 __all__ = [
     "EVENTBRIDGE_CARRIER_KEY",
@@ -60,6 +76,15 @@ __all__ = [
 ]
 
 _logger = logging.getLogger(__name__)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tracer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def annotate(key: str, value: str | int | float | bool) -> None:

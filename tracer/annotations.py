@@ -7,6 +7,7 @@ drop bad input with one warning: telemetry never raises into user code.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -25,12 +26,20 @@ MAX_ANNOTATIONS_PER_TRACE: Final = 50
 MAX_ANNOTATION_STRING_CHARS: Final = 1000
 MAX_METADATA_BYTES: Final = 16 * 1024
 REDACTED: Final = "[REDACTED]"
-_KEY_PATTERN = re.compile(r"[A-Za-z0-9_]+")
-_SENSITIVE_KEY = re.compile(
-    r"pass(word|wd)?|secret|token|authori[sz]ation|api[-_]?key|credential|cookie|private[-_]?key",
-    re.IGNORECASE,
+_SENSITIVE_KEY_PATTERN: Final = (
+    r"pass(word|wd)?|secret|token|authori[sz]ation|api[-_]?key|credential|cookie|private[-_]?key"
 )
 _TRACKED_TRACES: Final = 4096
+
+
+def is_annotation_key(key: str) -> bool:
+    """X-Ray's annotation keys: ``[A-Za-z0-9_]+`` (tested without a regex compiled at import)."""
+    return key.isascii() and key.replace("_", "a").isalnum()
+
+
+@functools.cache
+def _sensitive_key() -> re.Pattern[str]:
+    return re.compile(_SENSITIVE_KEY_PATTERN, re.IGNORECASE)  # compiled on first metadata, not at import
 
 
 class AnnotationBudget:
@@ -70,7 +79,7 @@ def annotate_span(span: trace_api.Span, budget: AnnotationBudget, key: str, valu
     """Set annotation `key` on `span` if it follows X-Ray's rules; warn and drop otherwise."""
     if not span.is_recording():
         return
-    if not isinstance(key, str) or not _KEY_PATTERN.fullmatch(key):
+    if not isinstance(key, str) or not is_annotation_key(key):
         _drop("annotation: key must match [A-Za-z0-9_]+", key)
         return
     if not isinstance(value, (str, int, float, bool)):
@@ -87,7 +96,7 @@ def annotate_span(span: trace_api.Span, budget: AnnotationBudget, key: str, valu
 def redact(value: object) -> object:
     """A copy of `value` with the values under sensitive-looking keys replaced."""
     if isinstance(value, Mapping):
-        return {str(k): (REDACTED if _SENSITIVE_KEY.search(str(k)) else redact(v)) for k, v in value.items()}
+        return {str(k): (REDACTED if _sensitive_key().search(str(k)) else redact(v)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
     return value
@@ -95,7 +104,7 @@ def redact(value: object) -> object:
 
 def metadata_json(key: str, value: object) -> str | None:
     """`value` as redacted JSON text within the size cap, or None if it cannot be encoded."""
-    if _SENSITIVE_KEY.search(key):
+    if _sensitive_key().search(key):
         return json.dumps(REDACTED)
     try:
         text = json.dumps(redact(value), default=str, separators=(",", ":"))

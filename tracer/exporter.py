@@ -1,17 +1,17 @@
-"""The OTLP/HTTP span exporter: Fluoro's fast encoder over a keep-alive ``http.client`` connection.
+"""The OTLP/HTTP span exporter: Fluoro's fast encoder over a keep-alive HTTP/1.1 connection.
 
 Why not the stock OTLPSpanExporter: it imports ``requests`` and the generated protobuf
 modules, which adds ~150-250 ms to every cold start here (``bench/tracer_overhead.py`` prints
 the import + configure time), and encodes ~6x slower (see otlp_encoder). What it does is small
 and specified, so it is done here with the standard library, following the OTLP/HTTP spec:
 POST ``application/x-protobuf`` (optionally gzip), retry 429/502/503/504 and connection errors
-with exponential backoff and jitter, honour ``Retry-After``, never past the export timeout.
+with exponential backoff and jitter, honour ``Retry-After``, never past the export timeout. The
+connection is tracer/http_post.py's (not ``http.client``'s, for the same cold-start reason), and
+gzip is imported only when compression is asked for.
 """
 
 from __future__ import annotations
 
-import gzip
-import http.client
 import logging
 import random
 import threading
@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from tracer.http_post import HttpConnection, request_head
 from tracer.otlp_encoder import OtlpEncoder
 
 _logger = logging.getLogger(__name__)
@@ -41,6 +42,12 @@ def retry_after_s(value: str | None) -> float | None:
         return None
 
 
+def _gzipped(body: bytes) -> bytes:
+    import gzip  # only when compression is asked for
+
+    return gzip.compress(body, compresslevel=5)
+
+
 class OtlpHttpExporter(SpanExporter):
     """Exports spans as OTLP/HTTP protobuf to one endpoint; safe to call from one thread at a time."""
 
@@ -56,49 +63,36 @@ class OtlpHttpExporter(SpanExporter):
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"OTLP endpoint must be an http(s) URL, got {endpoint!r}")
         self.endpoint = endpoint
-        self._https = url.scheme == "https"
-        self._host = url.hostname
-        self._port = url.port or (443 if self._https else 80)
-        self._path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        https = url.scheme == "https"
+        path = (url.path or "/") + (f"?{url.query}" if url.query else "")
         self._gzip = compression == "gzip"
         self._timeout_s = timeout_s
-        self._headers = {"Content-Type": "application/x-protobuf", **dict(headers or {})}
+        request_headers = {"Content-Type": "application/x-protobuf", **dict(headers or {})}
         if self._gzip:
-            self._headers["Content-Encoding"] = "gzip"
+            request_headers["Content-Encoding"] = "gzip"
+        self._path, self._host_header, self._headers = path, url.netloc.rpartition("@")[2], request_headers
+        self._head(0)  # a header that could split the request is refused here, not at the first export
         self._encoder = OtlpEncoder()
-        self._connection: http.client.HTTPConnection | None = None
+        self._connection = HttpConnection(url.hostname, url.port or (443 if https else 80), https=https)
         self._lock = threading.Lock()
         self._closed = threading.Event()
 
-    def _connect(self, timeout_s: float) -> http.client.HTTPConnection:
-        if self._connection is None:
-            factory = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._connection = factory(self._host, self._port, timeout=timeout_s)
-        else:
-            self._connection.timeout = timeout_s
-        return self._connection
-
-    def _drop_connection(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+    def _head(self, body_bytes: int) -> bytes:
+        return request_head(self._path, self._host_header, self._headers, body_bytes)
 
     def _post(self, body: bytes, timeout_s: float) -> tuple[int, str | None]:
-        connection = self._connect(timeout_s)
         try:
-            connection.request("POST", self._path, body=body, headers=self._headers)
-            response = connection.getresponse()
-            response.read()
-        except (OSError, http.client.HTTPException):
-            self._drop_connection()
+            response = self._connection.post(self._head(len(body)), body, timeout_s)
+        except OSError:
+            self._connection.close()
             raise
-        if response.will_close:
-            self._drop_connection()
-        return response.status, response.getheader("Retry-After")
+        if not response.reusable:
+            self._connection.close()
+        return response.status, response.retry_after
 
     def send(self, body: bytes) -> bool:
         """POST one encoded request, retrying as the OTLP spec says; True when accepted."""
-        payload = gzip.compress(body, compresslevel=5) if self._gzip else body
+        payload = _gzipped(body) if self._gzip else body
         deadline = time.monotonic() + self._timeout_s
         with self._lock:
             for attempt in range(MAX_ATTEMPTS):
@@ -108,7 +102,7 @@ class OtlpHttpExporter(SpanExporter):
                 delay: float | None
                 try:
                     status, retry_after = self._post(payload, remaining)
-                except (OSError, http.client.HTTPException) as exc:
+                except OSError as exc:
                     _logger.debug("fluoro: export attempt %d failed: %s", attempt + 1, exc)
                     delay = None
                 else:
@@ -140,7 +134,7 @@ class OtlpHttpExporter(SpanExporter):
     def shutdown(self) -> None:
         self._closed.set()
         with self._lock:
-            self._drop_connection()
+            self._connection.close()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -36,9 +35,10 @@ KEPT_REMEMBERED: Final = 1024
 REASONS: Final = ("throttle", "error", "cold_start", "slow")  # the first that applies names the keep
 
 
-@dataclass(frozen=True)
-class TailKeepSettings:
-    """Whether unsampled traces are recorded for tail-keep, and the bounds on what is held."""
+class TailKeepSettings(NamedTuple):
+    """Whether unsampled traces are recorded for tail-keep, and the bounds on what is held.
+    (A NamedTuple, not a frozen dataclass: building a dataclass's methods costs ~0.5 ms of every
+    cold start.)"""
 
     enabled: bool = True
     slow_ms: float | None = None  # keep a trace whose local root took longer (None: no such rule)
@@ -46,8 +46,7 @@ class TailKeepSettings:
     max_spans: int = 4096
 
 
-@dataclass(frozen=True)
-class TailStats:
+class TailStats(NamedTuple):
     """What tail-keep did so far: traces kept by reason, discarded, and spans lost to the caps."""
 
     held_spans: int
@@ -92,10 +91,12 @@ def _mark_kept(span: ReadableSpan, label: str) -> None:
             span._span_context = span._context
 
 
-@dataclass
 class _HeldTrace:
-    spans: list[ReadableSpan] = field(default_factory=list)
-    reason: str | None = None
+    __slots__ = ("reason", "spans")
+
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+        self.reason: str | None = None
 
 
 class TailBuffer:

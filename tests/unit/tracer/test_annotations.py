@@ -32,7 +32,19 @@ def test_valid_annotations_become_indexed_attributes(recorder: Recorder) -> None
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("bad-key", 1), ("with space", 1), ("", 1), ("ok", [1, 2]), ("ok", {"a": 1}), ("ok", None), (3, 1)],
+    [
+        ("bad-key", 1),
+        ("with space", 1),
+        ("", 1),
+        ("clé", 1),
+        ("a²", 1),
+        ("ключ", 1),
+        ("a\n", 1),
+        ("ok", [1, 2]),
+        ("ok", {"a": 1}),
+        ("ok", None),
+        (3, 1),
+    ],
 )
 def test_bad_annotations_are_dropped_with_a_warning(
     recorder: Recorder, caplog: pytest.LogCaptureFixture, key: object, value: object

@@ -15,9 +15,10 @@ from opentelemetry.sdk.trace.sampling import Decision, ParentBased
 
 from tracer import semconv
 from tracer.runtime import Tracing
-from tracer.sampling import SamplingRulesError, XRayRulesSampler, build_sampler, wildcard_pattern
+from tracer.sampling import SamplingRulesError, build_sampler
 from tracer.settings import Settings
 from tracer.tail_keep import TailKeepSettings
+from tracer.xray_sampling_rules import XRayRulesSampler, wildcard_pattern
 
 RULES: dict[str, Any] = {
     "version": 2,

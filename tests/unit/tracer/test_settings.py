@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import platform
 
 import pytest
+from opentelemetry.sdk.resources import Resource
 
 import tracer
+from tracer.runtime import build_resource
 from tracer.settings import parse_key_value_list, resolve_settings
 
 
@@ -112,3 +115,22 @@ def test_unusable_settings_turn_tracing_off_without_raising(caplog: pytest.LogCa
     assert "tracing is off" in caplog.text
     assert tracer.configure("x", env={"OTEL_TRACES_SAMPLER": "xray", "OTEL_TRACES_SAMPLER_ARG": "/nope.json"}) is None
     assert tracer.active() is None
+
+
+def test_the_resource_is_the_sdks_own_without_its_thread_pool_unless_detectors_are_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = {"OTEL_SERVICE_NAME": "orders", "OTEL_RESOURCE_ATTRIBUTES": "team=pay,service.name=ignored"}
+    for key in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    built = build_resource(resolve_settings(env))
+    assert dict(built.attributes) == dict(Resource.create({"service.name": "orders"}).attributes)
+    assert built.attributes["team"] == "pay" and built.attributes["telemetry.sdk.language"] == "python"
+    with_process = {**env, "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "otel,process"}
+    monkeypatch.setenv("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "otel,process")
+    settings = resolve_settings(with_process)
+    assert settings.resource_detectors == ("process",)
+    assert build_resource(settings).attributes["process.pid"] == os.getpid()
+    assert resolve_settings({"OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": " otel , "}).resource_detectors == ()
