@@ -194,7 +194,9 @@ def received_spans(endpoint: str) -> int:
         return int(json.load(response)["spans"])
 
 
-def run_worker(scenario: str, calls: int, endpoint: str, udp_port: int) -> float:
+def run_worker(scenario: str, calls: int, endpoint: str, udp_port: int) -> tuple[float, int, bool]:
+    """CPU µs per call, the spans the sink received from the run, and whether that is every span
+    the scenario exports (tail-keep's 1% within five standard deviations)."""
     before = received_spans(endpoint)
     out = subprocess.run(
         [
@@ -217,13 +219,13 @@ def run_worker(scenario: str, calls: int, endpoint: str, udp_port: int) -> float
     result = json.loads(out.stdout.strip().splitlines()[-1])
     exported = received_spans(endpoint) - before
     expected = 0 if scenario in ("bare", "otel_off", "xray", "traced_unsampled") else calls + min(calls, 2000)
+    complete = exported == expected
     if scenario.startswith("traced_tail"):  # head sampling at 1%, no failure: about 1% exported
         expected = round(HEAD_RATIO * (calls + min(calls, 2000)))
-        if abs(exported - expected) > 5 * expected**0.5 + 5:
-            print(f"  warning: {scenario} exported {exported} spans, expected about {expected}", file=sys.stderr)
-    elif exported != expected:
+        complete = abs(exported - expected) <= 5 * expected**0.5 + 5
+    if not complete:
         print(f"  warning: {scenario} exported {exported} spans, expected {expected}", file=sys.stderr)
-    return float(result["cpu_s"]) / calls * 1e6
+    return float(result["cpu_s"]) / calls * 1e6, exported, complete
 
 
 def wall_ms(code: str, runs: int, setup: str = "pass") -> float:
@@ -271,9 +273,13 @@ def main() -> None:
         endpoint, udp_port = ready.readline().split()
     try:
         per_call: dict[str, list[float]] = {s: [] for s in SCENARIOS}
+        received, incomplete = 0, []
         for run in range(args.runs):
             for scenario in SCENARIOS:  # interleaved, so drift on a shared machine hits all alike
-                per_call[scenario].append(run_worker(scenario, args.calls, endpoint, int(udp_port)))
+                cpu_us, exported, complete = run_worker(scenario, args.calls, endpoint, int(udp_port))
+                per_call[scenario].append(cpu_us)
+                received += exported
+                incomplete += [] if complete else [scenario]
             print(f"run {run + 1}/{args.runs} done", file=sys.stderr)
     finally:
         assert receiver.stdin is not None
@@ -285,11 +291,13 @@ def main() -> None:
     for scenario in SCENARIOS:
         spread = ", ".join(f"{v:.2f}" for v in per_call[scenario])
         print(f"  {scenario:<18} {med[scenario]:8.2f} µs   (runs: {spread})")
+    verdict = "every exported span arrived" if not incomplete else f"MISSING spans in {sorted(set(incomplete))}"
+    print(f"  sink: {received:,} spans received over all runs; {verdict}")
     print("\nRatios (targets in brackets)")
-    print(f"  traced / otel                 {med['traced'] / med['otel']:.3f}   [<= 0.5]")
-    print(f"  traced / xray                 {med['traced'] / med['xray']:.3f}   [<= 1.0]")
+    print(f"  traced / otel                 {med['traced'] / med['otel']:.3f}   [<= 0.2]")
+    print(f"  traced / xray                 {med['traced'] / med['xray']:.3f}   [<= 0.35]")
     print(f"  traced_child / otel           {med['traced_child'] / med['otel']:.3f}")
-    print(f"  traced_unsampled / otel_off   {med['traced_unsampled'] / med['otel_off']:.3f}   [<= 0.2]")
+    print(f"  traced_unsampled / otel_off   {med['traced_unsampled'] / med['otel_off']:.3f}   [<= 0.1]")
     print(
         f"  traced_tail / otel            {med['traced_tail'] / med['otel']:.3f}   [<= 0.15]  (1% head, tail-keep on)"
     )
@@ -356,7 +364,7 @@ def print_import_costs(runs: int) -> None:
     hook_ratio = hooked_boto_ms / plain_boto_ms
     print(f"\nCold-start import wall time (median of {runs} fresh processes)")
     print(f"  import opentelemetry.sdk.trace             {sdk_ms:8.1f} ms")
-    print(f"  import tracer + configure()                {ours_ms:8.1f} ms   ({ours_ms / sdk_ms:.2f}x)")
+    print(f"  import tracer + configure()                {ours_ms:8.1f} ms   ({ours_ms / sdk_ms:.2f}x)  [<= 1.2x]")
     print(f"  stock SDK + OTLP/HTTP exporter set up      {stock_ms:8.1f} ms   ({stock_ms / sdk_ms:.2f}x)")
     print(f"  import boto3                               {plain_boto_ms:8.1f} ms")
     print(f"  import boto3 under track_imports()         {hooked_boto_ms:8.1f} ms   ({hook_ratio:.2f}x)")

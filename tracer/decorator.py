@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, TypeVar, cast, overload
 from opentelemetry import context as context_api
 from opentelemetry.trace import SpanKind, get_current_span
 
+from tracer.current_context import SPAN_KEY, current_context
 from tracer.runtime import ACTIVE, Tracing
 from tracer.scope import OpenSpan, close_span, fail_span, open_span, open_span_under
 
@@ -35,11 +36,12 @@ class TracedOptions(NamedTuple):
     annotations: Mapping[str, AnnotationValue] = MappingProxyType({})
 
 
-def open_traced(tracing: Tracing, name: str, kind: SpanKind, annotations: Mapping[str, Any] | None) -> OpenSpan | None:
-    """A call's span, or None when the call is untraced: under an unsampled parent whose decision
-    the sampler honours and that tail-keep does not record under. The current context is looked
-    up once, for both the decision and the span's parent, so the untraced path is that lookup."""
-    ctx = context_api.get_current()
+def open_traced(
+    tracing: Tracing, ctx: context_api.Context, name: str, kind: SpanKind, annotations: Mapping[str, Any] | None
+) -> OpenSpan | None:
+    """A call's span under the current context `ctx`, or None when the call is untraced: under an
+    unsampled parent whose decision the sampler honours and that tail-keep does not record under.
+    The caller has checked the parent the factory last skipped (by identity: the cheapest test)."""
     parent_span = get_current_span(ctx)
     parent = parent_span.get_span_context()
     if not parent.trace_flags.sampled and parent.is_valid and tracing.spans.skips(parent_span, parent):
@@ -72,7 +74,10 @@ def _wrap_plain(fn: Callable[..., Any], name: str, options: TracedOptions) -> Ca
         tracing = ACTIVE.tracing
         if tracing is None:
             return fn(*args, **kwargs)
-        opened = open_traced(tracing, name, kind, annotations)
+        ctx = current_context()
+        if ctx.get(SPAN_KEY) is tracing.spans.skipped_parent:  # type: ignore[call-overload]
+            return fn(*args, **kwargs)
+        opened = open_traced(tracing, ctx, name, kind, annotations)
         if opened is None:
             return fn(*args, **kwargs)
         try:
@@ -95,7 +100,10 @@ def _wrap_coroutine(fn: Callable[..., Any], name: str, options: TracedOptions) -
         tracing = ACTIVE.tracing
         if tracing is None:
             return await fn(*args, **kwargs)
-        opened = open_traced(tracing, name, kind, annotations)
+        ctx = current_context()
+        if ctx.get(SPAN_KEY) is tracing.spans.skipped_parent:  # type: ignore[call-overload]
+            return await fn(*args, **kwargs)
+        opened = open_traced(tracing, ctx, name, kind, annotations)
         if opened is None:
             return await fn(*args, **kwargs)
         try:

@@ -27,7 +27,7 @@ MAX_ATTRIBUTES = 128
 MAX_EVENTS = 128
 MAX_LINKS = 128
 _PRIMITIVES = (str, bool, int, float)
-_UNSET_STATUS = Status(StatusCode.UNSET)
+UNSET_STATUS = Status(StatusCode.UNSET)  # every LightSpan's until set: the encoder tests identity
 
 
 def clean_attribute_value(value: object) -> types.AttributeValue | None:
@@ -72,7 +72,7 @@ class LightSpan(trace_api.Span, ReadableSpan):
         # fewer containers per span is less work for the garbage collector.
         self._events: list[Event] | tuple[Event, ...] = ()
         self._links: list[Link] | tuple[Link, ...] = tuple(links)
-        self._status = _UNSET_STATUS
+        self._status = UNSET_STATUS
         self._on_end = on_end
         self._span_context = context  # the same, typed as never None (ReadableSpan's is Optional)
 

@@ -18,9 +18,10 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceState
+from opentelemetry.trace import DEFAULT_TRACE_STATE, Link, SpanContext, SpanKind, Status, StatusCode, TraceState
 
 from tracer import semconv
+from tracer.lightspan import UNSET_STATUS
 from tracer.sampling_weight import weight_of
 
 _pack_fixed64 = struct.Struct("<Q").pack
@@ -136,14 +137,15 @@ def _link(link: Link) -> bytes:
     return b"\x6a" + varint(len(body)) + body
 
 
-_KIND_FIELDS = {kind: b"\x30" + bytes([kind.value + 1]) for kind in SpanKind}  # OTLP kinds count from 1
+# OTLP kinds count from 1. Keyed by the member's id: hashing an Enum member runs Python code.
+_KIND_FIELDS = {id(kind): b"\x30" + bytes([kind.value + 1]) for kind in SpanKind}
 _pack_times = struct.Struct("<BQBQ").pack  # start (field 7) and end (field 8), both fixed64
 _EMPTY_STATUS = b"\x7a\x00"
 _MAX_CACHED_NAMES = 4096
 
 
 def _status_field(status: Status) -> bytes:
-    if status.status_code is StatusCode.UNSET and not status.description:
+    if status is UNSET_STATUS or (status.status_code is StatusCode.UNSET and not status.description):
         return _EMPTY_STATUS
     body = b""
     if status.description:
@@ -182,12 +184,13 @@ def encode_span(span: ReadableSpan, names: dict[str, bytes] | None = None) -> by
     context = span._context
     assert context is not None
     parent = span._parent
-    parts = [b"\x0a\x10" + context.trace_id.to_bytes(16, "big") + b"\x12\x08" + context.span_id.to_bytes(8, "big")]
-    state = _trace_state(context) if context.trace_state else ""
+    trace_id, span_id, _, flags, trace_state = context[:5]  # SpanContext is a tuple; its properties cost
+    parts = [b"\x0a\x10" + trace_id.to_bytes(16, "big") + b"\x12\x08" + span_id.to_bytes(8, "big")]
+    state = "" if trace_state is DEFAULT_TRACE_STATE or not trace_state else _trace_state(context)
     if state:
         parts.append(_len_field(b"\x1a", state.encode()))
     if parent is not None:
-        parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
+        parts.append(b"\x22\x08" + parent[1].to_bytes(8, "big"))  # its span id
     name = span._name
     name_field = names.get(name) if names is not None else None
     if name_field is None:
@@ -195,12 +198,12 @@ def encode_span(span: ReadableSpan, names: dict[str, bytes] | None = None) -> by
         if names is not None and len(names) < _MAX_CACHED_NAMES:
             names[name] = name_field
     parts.append(name_field)
-    parts.append(_KIND_FIELDS[span._kind])
+    parts.append(_KIND_FIELDS[id(span._kind)])
     parts.append(_pack_times(0x39, span._start_time or 0, 0x41, span._end_time or 0))
     attributes = span._attributes
     if attributes:
         parts.append(attributes_body(attributes, b"\x4a"))
-    if context.trace_flags & 1 and not (attributes and semconv.SAMPLING in attributes):
+    if flags & 1 and not (attributes and semconv.SAMPLING in attributes):
         parts.append(_HEAD_SAMPLING)
         if state:
             parts.append(_weight_field(state))
@@ -219,7 +222,7 @@ def encode_span(span: ReadableSpan, names: dict[str, bytes] | None = None) -> by
         if span.dropped_links:
             parts.append(b"\x70" + varint(span.dropped_links))
     parts.append(_status_field(span._status))
-    parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
+    parts.append(_FLAGS_REMOTE if parent is not None and parent[2] else _FLAGS_LOCAL)  # parent[2]: is_remote
     return b"".join(parts)
 
 
@@ -272,8 +275,8 @@ class OtlpEncoder:
         """The request body for `spans`, grouped by resource then instrumentation scope."""
         groups: dict[int, tuple[Resource, dict[int, tuple[InstrumentationScope | None, list[bytes]]]]] = {}
         for span in spans:
-            resource = span.resource
-            scope = span.instrumentation_scope
+            resource = span._resource  # the fields, not ReadableSpan's properties (a call each)
+            scope = span._instrumentation_scope
             by_scope = groups.setdefault(id(resource), (resource, {}))[1]
             entry = by_scope.get(id(scope))
             if entry is None:

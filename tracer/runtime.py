@@ -21,7 +21,6 @@ import opentelemetry.sdk.resources as sdk_resources
 from opentelemetry import propagate
 from opentelemetry import trace as trace_api
 from opentelemetry.propagators.textmap import TextMapPropagator
-from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
 from opentelemetry.sdk.resources import Resource, ResourceDetector
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
@@ -35,7 +34,7 @@ from tracer.exporter import OtlpHttpExporter
 from tracer.propagation import build_propagator
 from tracer.sampling import SamplerChoice, build_sampler, wrap_custom_sampler
 from tracer.settings import Settings, resolve_settings
-from tracer.spans import SpanFactory
+from tracer.spans import SpanFactory, XRayIds
 from tracer.tail_keep import TailAwareSampler, TailBuffer, TailRouter, TailStats
 
 _logger = logging.getLogger(__name__)
@@ -102,9 +101,7 @@ class Tracing:
             else None
         )
         provider_sampler = TailAwareSampler(choice.sampler) if self.tail is not None else choice.sampler
-        self.provider = TracerProvider(
-            sampler=provider_sampler, resource=self.resource, id_generator=AwsXRayIdGenerator()
-        )
+        self.provider = TracerProvider(sampler=provider_sampler, resource=self.resource, id_generator=XRayIds())
         self.provider.add_span_processor(
             TailRouter(self.init_buffer, self.tail) if self.tail is not None else self.init_buffer
         )

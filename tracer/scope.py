@@ -16,6 +16,7 @@ from opentelemetry.util import types
 
 from tracer import semconv
 from tracer.annotations import annotate_span, metadata_json
+from tracer.current_context import attach, detach
 from tracer.runtime import Tracing
 from tracer.taxonomy import mark_exception
 
@@ -89,7 +90,7 @@ def _opened(
     annotations: Mapping[str, str | int | float | bool] | None,
 ) -> OpenSpan:
     span_context = trace_api.set_span_in_context(span, ctx)
-    token = context_api.attach(span_context) if make_current else None
+    token = attach(span_context) if make_current else None
     if annotations and span.is_recording():
         for key, value in annotations.items():
             annotate_span(span, tracing.annotations, key, value)
@@ -100,7 +101,7 @@ def close_span(opened: OpenSpan, response: object = None, *, capture_response: b
     """Detach and end the span after user code returned normally."""
     try:
         if opened.token is not None:
-            context_api.detach(opened.token)  # type: ignore[arg-type]
+            detach(opened.token)
         if capture_response and opened.span.is_recording():
             text = metadata_json("response", response)
             if text is not None:
@@ -114,7 +115,7 @@ def fail_span(opened: OpenSpan, exc: BaseException, *, capture_error: bool = Tru
     """Detach and end the span after user code raised `exc` (the caller re-raises it)."""
     try:
         if opened.token is not None:
-            context_api.detach(opened.token)  # type: ignore[arg-type]
+            detach(opened.token)
         if isinstance(exc, Exception) and opened.span.is_recording():
             mark_exception(opened.span, exc, record=capture_error)
         opened.span.end()

@@ -144,7 +144,8 @@ def test_a_header_that_would_split_the_request_is_refused_at_construction() -> N
 
 
 def test_the_exporter_recovers_from_a_broken_answer_on_its_next_attempt(server: RawServer) -> None:
-    server.replies = [b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\ncut", None, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]
+    cut = b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\ncut"
+    server.replies = [cut, None, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]
     exporter = OtlpHttpExporter(f"http://user:pw@127.0.0.1:{server.port}/v1/traces?x=1", timeout_s=5)
     assert exporter.send(b"payload")
     exporter.shutdown()

@@ -21,9 +21,10 @@ from collector.storage.lake_location import (
     redacted,
 )
 from collector.storage.protocols import StoreUnavailable
+from demo_apps.local_collector import free_port
 from tests.contract.test_store_contract import SECOND, T0, batch
 from tests.factories import at as span
-from tests.postgres_cluster import PostgresCluster, free_port
+from tests.postgres_cluster import PostgresCluster
 
 
 def test_a_postgresql_url_names_the_catalog() -> None:

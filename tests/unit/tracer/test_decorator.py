@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import json
-from collections.abc import Generator, Iterator
+import logging
+from collections.abc import Callable, Generator, Iterator
 
 import pytest
 from opentelemetry import context as context_api
@@ -14,9 +16,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 import tracer
-from tests.conftest import Recorder
+import tracer.current_context as current_context_module
+from tests.conftest import Recorder, make_recorder
 from tests.recorded import attributes_of
 from tracer import semconv
+from tracer.scope import close_span, open_span
 
 
 class Boom(Exception):
@@ -220,6 +224,54 @@ def test_unsampled_parent_creates_no_span_and_changes_no_context(recorder: Recor
     assert recorder.spans() == []
 
 
+def in_context_of(span: trace_api.Span, fn: Callable[[], object]) -> object:
+    token = context_api.attach(trace_api.set_span_in_context(span))
+    try:
+        return fn()
+    finally:
+        context_api.detach(token)
+
+
+def unsampled(span_id: int, *, remote: bool = False) -> trace_api.NonRecordingSpan:
+    flags = trace_api.TraceFlags(trace_api.TraceFlags.DEFAULT)
+    return trace_api.NonRecordingSpan(trace_api.SpanContext(0x1234, span_id, remote, flags))
+
+
+def test_the_parent_skipped_last_is_skipped_by_identity_and_only_by_its_own_pipeline(recorder: Recorder) -> None:
+    @tracer.traced(name="work")
+    def work() -> int:
+        return 1
+
+    @tracer.traced(name="failing")
+    def failing() -> None:
+        raise Boom("tail-keep keeps this")
+
+    local = unsampled(0x1)
+    assert [in_context_of(local, work) for _ in range(3)] == [1, 1, 1]
+    assert recorder.tracing.spans.skipped_parent is local and recorder.spans() == []
+    sampled = trace_api.NonRecordingSpan(
+        trace_api.SpanContext(0x1234, 0x2, False, trace_api.TraceFlags(trace_api.TraceFlags.SAMPLED))
+    )
+    in_context_of(sampled, work)
+    with pytest.raises(Boom):
+        in_context_of(unsampled(0x3, remote=True), failing)  # a remote unsampled parent: tail-kept
+    assert [s.name for s in recorder.spans()] == ["work", "failing"]
+    assert attributes_of(recorder.by_name("failing"))[semconv.SAMPLING] == "tail:error"
+    other, exporter = make_recorder(sampler="always_on")  # not parent-based: records under `local`
+    with other.activated():
+        in_context_of(local, work)
+    other.shutdown()
+    assert [s.name for s in exporter.get_finished_spans()] == ["work"]
+
+
+def test_another_runtime_context_is_read_through_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    class OtherRuntimeContext:
+        _current_context = None
+
+    monkeypatch.setattr(context_api, "_RUNTIME_CONTEXT", OtherRuntimeContext())
+    assert current_context_module._current_context_getter() is context_api.get_current
+
+
 def test_without_configure_everything_is_a_no_op() -> None:
     assert tracer.active() is None
 
@@ -256,3 +308,13 @@ def test_telemetry_failures_never_reach_user_code(recorder: Recorder, monkeypatc
     assert survives() == "ok"
     with pytest.raises(Boom):
         tracer.traced(name="still raises")(lambda: (_ for _ in ()).throw(Boom("user")))()
+
+
+def test_a_span_closed_in_another_context_still_ends(recorder: Recorder, caplog: pytest.LogCaptureFixture) -> None:
+    opened = open_span(recorder.tracing, "crossing")
+    assert opened is not None
+    with caplog.at_level(logging.ERROR):
+        contextvars.copy_context().run(close_span, opened)  # its token belongs to this context, not that one
+    context_api.detach(opened.token)  # type: ignore[arg-type]
+    assert [s.name for s in recorder.spans()] == ["crossing"]
+    assert "Failed to detach context" in caplog.text
