@@ -1,19 +1,22 @@
-"""Query speed over 1M and 10M realistic spans: the maps, filter and attribute search, trace by id, analytics.
+"""Query speed over 1M, 10M (and 100M) realistic spans: the maps, filter and attribute search, trace by id, analytics.
 
 Generates traces of 10 spans across 3 of 20 services (a gateway stage, a function calling
 DynamoDB, a second function calling S3 or SQS, with internal spans), 1% faults, 0.5%
 throttles, 2% cold starts, one `customer` annotation per trace, attributes as OpenTelemetry's
-instrumentations write them for each kind of span, spread over one hour, and
-writes them through the store in batches of 100k spans, each linked into ``calls``, and rolls
-the hour up per minute afterwards, as the daemon's writer does as it goes. Then prints the
-median of --runs runs of each query over the whole hour (its first and last minute partial,
-read from raw calls) and, as the baseline in the same process, the map's edge aggregate as a
-raw self-join of spans on parent_span_id (what resolving hops ahead of the query replaces).
+instrumentations write them for each kind of span, at most 10M spans an hour (2,800 spans/s,
+a busy estate's; 100M spans are ten hours), and writes them through the store in time order,
+in batches of 100k spans each covering its stretch of the range, each linked into ``calls``,
+rolling whole minutes up as it goes, as a daemon stores spans as they arrive (so a row group
+holds its own stretch of time, and a range scan skips the others by their zone maps). Then
+prints the median of --runs runs of each query over the whole range (its first and last
+minute partial, read from raw calls; with more than an hour, the map over the last hour too)
+and, as the baseline in the same process, the map's edge aggregate as a raw self-join of
+spans on parent_span_id (what resolving hops ahead of the query replaces).
 
 Columns are built with numpy, not span by span in Python, so generating 10M spans stays in
 minutes. Bounded: fixed counts, a temporary file, removed at the end.
 
-Usage: python bench/query.py [--spans 1000000 10000000] [--runs 5]
+Usage: python bench/query.py [--spans 1000000 10000000] [--runs 5]   (100M: --spans 100000000, ~15 min, ~7 GB)
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from spanlang.filter_parser import parse_filter  # noqa: E402
 
 SPANS_PER_TRACE = 10
 HOUR_NS = 3600 * 10**9
+SPANS_PER_HOUR = 10_000_000
 # (parent index, service tier, kind, role) per span of a trace; tier 0 = gateway, 1 and 2 = functions.
 TEMPLATE = [
     (-1, 0, "SERVER", "entry"),
@@ -236,41 +240,53 @@ def median_ms(run: Callable[[], object], runs: int) -> tuple[float, object]:
     return statistics.median(timings), result
 
 
-def load(store: DuckDBStore, total_spans: int, t0_ns: int, traces_per_batch: int = 10_000) -> object:
-    """Write and link `total_spans` over the hour from t0 in batches, as the daemon does; one
-    trace id written (its uuid), for the trace-by-id query."""
+def hours_for(total_spans: int) -> int:
+    return max(1, -(-total_spans // SPANS_PER_HOUR))
+
+
+def load(store: DuckDBStore, total_spans: int, t0_ns: int, span_ns: int, traces_per_batch: int = 10_000) -> object:
+    """Write and link `total_spans` over [t0, t0 + span) in time order, in batches, rolling up
+    whole minutes as they settle, as the daemon does; one trace id written (its uuid), for the
+    trace-by-id query."""
     rng = np.random.default_rng(7)
     sample_trace = None
-    for _ in range(total_spans // (traces_per_batch * SPANS_PER_TRACE)):
-        batch = batch_of(rng, traces_per_batch, t0_ns)
+    batches = max(1, total_spans // (traces_per_batch * SPANS_PER_TRACE))
+    slice_ns = span_ns // batches
+    for i in range(batches):
+        batch = batch_of(rng, traces_per_batch, t0_ns + i * slice_ns, slice_ns)
         sample_trace = batch.spans.column("trace_id")[0].as_py()
         store.write([batch])
         store.link_new_spans()
+        if i % 20 == 19:  # the daemon rolls up every 15 s; here every 2M spans
+            store.roll_up_calls(t0_ns + i * slice_ns - rollup_sql.SETTLE_NS)
     return sample_trace
 
 
 def bench(total_spans: int, runs: int, workdir: str) -> None:
     path = os.path.join(workdir, f"q{total_spans}.duckdb")
     store = DuckDBStore(path)
-    t0_ns = time.time_ns() - HOUR_NS
+    hours = hours_for(total_spans)
+    span_ns = hours * HOUR_NS
+    t0_ns = time.time_ns() - span_ns
     started = time.perf_counter()
-    sample_trace = load(store, total_spans, t0_ns)
+    sample_trace = load(store, total_spans, t0_ns, span_ns)
     load_s = time.perf_counter() - started
     rollup_started = time.perf_counter()
-    store.roll_up_calls(t0_ns + HOUR_NS + rollup_sql.MINUTE_NS)  # the daemon does it every 15 s
+    store.roll_up_calls(t0_ns + span_ns + rollup_sql.MINUTE_NS)  # the rest: the daemon does it every 15 s
     rollup_s = time.perf_counter() - rollup_started
-    window = TimeWindow(t0_ns, t0_ns + HOUR_NS + 10**9)
+    window = TimeWindow(t0_ns, t0_ns + span_ns + 10**9)
+    last_hour = TimeWindow(window.end_ns - HOUR_NS, window.end_ns)
     (calls,) = store.reader.rows(Statement("SELECT count(*) FROM calls"))[0]
     print(
-        f"\n{total_spans:,} spans ({calls:,} calls rows): loaded in {load_s:.0f} s "
+        f"\n{total_spans:,} spans over {hours} h ({calls:,} calls rows): loaded in {load_s:.0f} s "
         f"({total_spans / load_s:,.0f} spans/s incl. resolving calls), rolled up in {rollup_s:.1f} s, "
         f"file {store.file_size_bytes() / 2**20:,.0f} MiB"
     )
     expr = parse_filter(SEARCH)
     store.groups.save_group(Group("architecture", GROUP, time.time_ns()))
     group_started = time.perf_counter()
-    for _ in range(2):  # the group's rollup, from the oldest call, an hour a pass
-        store.roll_up_calls(t0_ns + HOUR_NS + rollup_sql.MINUTE_NS)
+    for _ in range(hours + 1):  # the group's rollup, from the oldest call, an hour a pass
+        store.roll_up_calls(t0_ns + span_ns + rollup_sql.MINUTE_NS)
     print(f"  the group's rollup: {time.perf_counter() - group_started:.1f} s")
 
     def group_map() -> ServiceMap:
@@ -280,12 +296,13 @@ def bench(total_spans: int, runs: int, workdir: str) -> None:
 
     trace_key = uuid.UUID(str(sample_trace)).bytes
     queries: list[tuple[str, Callable[[], object], float]] = [
-        ("service map", lambda: service_map(store.reader, MapQuery(window)), 300),
+        ("service map", lambda: service_map(store.reader, MapQuery(window)), 100 if hours == 1 else 300),
         ("group's map", group_map, 500),
-        ("filter search", lambda: store.reader.search_traces(window, expr, 100), 500),
+        ("filter search", lambda: store.reader.search_traces(window, expr, 100), 200),
         ("attribute search", lambda: store.reader.search_traces(window, parse_filter(ATTRIBUTE_SEARCH), 100), 500),
         ("attribute range", lambda: store.reader.search_traces(window, parse_filter(ATTRIBUTE_RANGE), 100), 500),
         ("trace by id", lambda: store.reader.trace_spans(trace_key), 50),
+        *([("map, last hour", lambda: service_map(store.reader, MapQuery(last_hour)), 300)] if hours > 1 else []),
         ("analytics (all)", lambda: time_series(store.reader, window, None, Subject(), None), 500),
         ("analytics (node)", lambda: time_series(store.reader, window, None, Subject("svc-05"), None), 500),
     ]

@@ -104,10 +104,9 @@ class DuckDBReader:
         ((rolled_until,),) = self.rows(Statement(map_sql.ROLLED_UNTIL), "reading the rollup's watermark")
         rolled_until_ns = int(rolled_until or 0)
         rolled = self._group_rollup(group) if group is not None else None
-        counts = self.rows(map_sql.hops_statement(map_sql.HOP_COUNTS, window, expr, rolled_until_ns, max_rows, rolled))
-        latency = self.rows(
-            map_sql.hops_statement(map_sql.HOP_LATENCY, window, expr, rolled_until_ns, max_rows, rolled)
-        )
+        rows = self.rows(map_sql.hops_statement(window, expr, rolled_until_ns, max_rows, rolled))
+        counts = [(*row[1:14], row[15]) for row in rows if row[0] == map_sql.COUNTS_PART]
+        latency = [row[1:] for row in rows if row[0] != map_sql.COUNTS_PART]
         return HopRows(counts, latency, truncated=max(len(counts), len(latency)) >= max_rows)
 
     def _group_rollup(self, group: str) -> map_sql.GroupRollup | None:

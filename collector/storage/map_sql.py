@@ -34,7 +34,7 @@ from collector.storage.rollup_sql import (
 from collector.storage.search_sql import ROOTS_CTE, span_window
 from spanlang import filter_ast as ast
 
-__all__ = ["BUCKETS_PER_DECADE", "BY_KEY", "HOP_COUNTS", "HOP_LATENCY", "THROTTLE_SOURCES"]
+__all__ = ["BUCKETS_PER_DECADE", "BY_KEY", "HOP_ROWS", "THROTTLE_SOURCES"]
 
 PICKED: Final = f"""
 WITH {{roots}}, picked AS (
@@ -56,11 +56,12 @@ _ROLLED_ESTIMATE = "sum(coalesce(estimated, requests)) AS estimated"
 # combine).
 # Calls not in the rollup: the window's head [start, lo) and tail [hi, end), as two range
 # scans (one scan with NOT BETWEEN could not skip row groups by their zone maps).
-_RAW = f"""SELECT *, {WAITED} AS waited_ns, {CONSUMED} AS consumed, {LATENCY_BUCKET} AS bucket,
-           {DWELL_BUCKET} AS dwell_bucket
+# Only the columns the sums read: most of a call's columns (ids, times) are no part of them.
+_RAW = f"""SELECT {HOP_KEY}, error, fault, throttle, cold_start, weight, init_ns, dwell_ns,
+           {WAITED} AS waited_ns, {CONSUMED} AS consumed, {LATENCY_BUCKET} AS bucket, {DWELL_BUCKET} AS dwell_bucket
     FROM calls c WHERE c.start_ns >= ? AND c.start_ns < ? {{filter}}"""
 _MAP_PARTS = f"""
-WITH {{roots}}, picked AS MATERIALIZED (
+WITH {{roots}}, picked AS (
     {_RAW}
     UNION ALL
     {_RAW}
@@ -68,37 +69,54 @@ WITH {{roots}}, picked AS MATERIALIZED (
 _HOP = "h.caller, h.caller_type, h.callee, h.callee_type, h.role, h.async, h.consumed"
 _IN_ROLLED = "minute >= ? AND minute < ?"
 
-# Rows: the hop key (7 columns), requests, ok, errors, faults, throttles, cold starts, estimated requests.
-HOP_COUNTS: Final = f"""{_MAP_PARTS}, rolled AS (
+# The map's hop rows in one statement. The raw calls are picked, bucketed and grouped once (by
+# hop, latency bucket and queue-dwell bucket: a few thousand rows), and both of the map's row
+# kinds are sums over that: part 0, counts (the hop key, requests, ok, errors, faults,
+# throttles, cold starts, NULL, estimated requests) and part 1, latency (the hop key, kind (0
+# waited, 1 dwell), bucket, count, init ns, waited ns, min, max, estimated requests), each from
+# the rollup's whole minutes and from the raw calls; the caller adds them up (exactly: counts
+# and sums add, min and max combine). One scan of the raw calls, not one per row kind: they
+# are most of the map's cost (bench/query.py). Each part is limited on its own.
+HOP_ROWS: Final = f"""{_MAP_PARTS}, raw AS MATERIALIZED (
+    SELECT {HOP_KEY}, consumed, bucket, dwell_bucket, count(*) AS n,
+           sum((NOT (error OR fault OR throttle))::INTEGER) AS ok, sum(error::INTEGER) AS errors,
+           sum(fault::INTEGER) AS faults, sum(throttle::INTEGER) AS throttles, sum(cold_start::INTEGER) AS cold,
+           sum({ESTIMATED}) AS estimated, sum({INIT_WAITED}) AS init_ns, sum(waited_ns) AS waited_ns,
+           min(waited_ns) AS min_waited, max(waited_ns) AS max_waited, min(dwell_ns) AS min_dwell,
+           max(dwell_ns) AS max_dwell
+    FROM picked GROUP BY ALL
+), rolled_counts AS (
     SELECT hop_id, sum(requests) AS requests, sum(ok) AS ok, sum(errors) AS errors, sum(faults) AS faults,
            sum(throttles) AS throttles, sum(cold) AS cold, {_ROLLED_ESTIMATE}
     FROM call_minutes WHERE {_IN_ROLLED} GROUP BY hop_id
-)
-SELECT {_HOP}, r.* EXCLUDE (hop_id) FROM rolled r JOIN hop_keys h USING (hop_id) WHERE r.requests <> 0
-UNION ALL
-SELECT {HOP_KEY}, consumed, count(*), sum((NOT (error OR fault OR throttle))::INTEGER), sum(error::INTEGER),
-       sum(fault::INTEGER), sum(throttle::INTEGER), sum(cold_start::INTEGER), sum({ESTIMATED})
-FROM picked GROUP BY {HOP_KEY}, consumed
-LIMIT ?
-"""
-
-# Rows: the hop key (7 columns), kind (0 waited, 1 dwell), bucket, count, init ns, waited ns, min, max,
-# estimated requests.
-HOP_LATENCY: Final = f"""{_MAP_PARTS}, rolled AS (
-    SELECT hop_id, kind, bucket, sum(requests) AS requests, sum(init_ns), sum(waited_ns), min(min_ns), max(max_ns),
-           {_ROLLED_ESTIMATE}
+), rolled_latency AS (
+    SELECT hop_id, kind, bucket, sum(requests) AS requests, sum(init_ns) AS init_ns, sum(waited_ns) AS waited_ns,
+           min(min_ns) AS min_ns, max(max_ns) AS max_ns, {_ROLLED_ESTIMATE}
     FROM latency_minutes WHERE {_IN_ROLLED} GROUP BY hop_id, kind, bucket
 )
-SELECT {_HOP}, r.* EXCLUDE (hop_id) FROM rolled r JOIN hop_keys h USING (hop_id) WHERE r.requests <> 0
+(SELECT * FROM (
+    SELECT 0 AS part, {_HOP}, r.requests, r.ok, r.errors, r.faults, r.throttles, r.cold, NULL::BIGINT, r.estimated
+    FROM rolled_counts r JOIN hop_keys h USING (hop_id) WHERE r.requests <> 0
+    UNION ALL
+    SELECT 0, {HOP_KEY}, consumed, sum(n), sum(ok), sum(errors), sum(faults), sum(throttles), sum(cold), NULL,
+           sum(estimated)
+    FROM raw GROUP BY {HOP_KEY}, consumed
+) LIMIT ?)
 UNION ALL
-SELECT {HOP_KEY}, consumed, 0, bucket, count(*), sum({INIT_WAITED}), sum(waited_ns), min(waited_ns), max(waited_ns),
-       sum({ESTIMATED})
-FROM picked GROUP BY {HOP_KEY}, consumed, bucket
-UNION ALL
-SELECT {HOP_KEY}, consumed, 1, dwell_bucket, count(*), 0, 0, min(dwell_ns), max(dwell_ns), sum({ESTIMATED})
-FROM picked WHERE dwell_bucket IS NOT NULL GROUP BY {HOP_KEY}, consumed, dwell_bucket
-LIMIT ?
+(SELECT * FROM (
+    SELECT 1, {_HOP}, r.kind, r.bucket, r.requests, r.init_ns, r.waited_ns, r.min_ns, r.max_ns, r.estimated
+    FROM rolled_latency r JOIN hop_keys h USING (hop_id) WHERE r.requests <> 0
+    UNION ALL
+    SELECT 1, {HOP_KEY}, consumed, 0, bucket, sum(n), sum(init_ns), sum(waited_ns), min(min_waited),
+           max(max_waited), sum(estimated)
+    FROM raw GROUP BY {HOP_KEY}, consumed, bucket
+    UNION ALL
+    SELECT 1, {HOP_KEY}, consumed, 1, dwell_bucket, sum(n), 0, 0, min(min_dwell), max(max_dwell), sum(estimated)
+    FROM raw WHERE dwell_bucket IS NOT NULL GROUP BY {HOP_KEY}, consumed, dwell_bucket
+) LIMIT ?)
 """
+COUNTS_PART: Final = 0
+
 
 # Where each throttled trace's 429 started: its throttled hop that began last (the deepest in a
 # synchronous chain: a gateway's own limit, the function's concurrency, a downstream AWS call).
@@ -206,23 +224,22 @@ def _tail_roots(window: TimeWindow, high: int) -> tuple[TimeWindow, tuple[int, i
 
 
 def _for_group(template: str, group_id: int) -> str:
-    """A HOP_* template reading a group's rollup instead of the main one."""
+    """The HOP_ROWS template reading a group's rollup instead of the main one."""
     return template.replace(
         "FROM call_minutes WHERE", f"FROM group_minutes WHERE group_id = {int(group_id)} AND"
     ).replace("FROM latency_minutes WHERE", f"FROM group_latency_minutes WHERE group_id = {int(group_id)} AND")
 
 
 def hops_statement(
-    template: str,
     window: TimeWindow,
     expr: ast.Expr | None,
     rolled_until_ns: int,
     max_rows: int,
     group: GroupRollup | None = None,
 ) -> Statement:
-    """A HOP_* statement: rolled-up whole minutes (the main rollup's, or with `group` and `expr`
-    its filter, the group's), raw calls for the head and tail of the window."""
-    roots, spans_from = window, None
+    """The HOP_ROWS statement: rolled-up whole minutes (the main rollup's, or with `group` and
+    `expr` its filter, the group's), raw calls for the head and tail of the window."""
+    template, roots, spans_from = HOP_ROWS, window, None
     if group is not None and expr is not None:
         low, high = group_minutes(window, group)
         template = _for_group(template, group.group_id)
@@ -235,7 +252,8 @@ def hops_statement(
         *(roots.start_ns, roots.end_ns),  # roots
         *(window.start_ns, low, *raw_filter),  # the head
         *(max(high, low), window.end_ns, *raw_filter),  # the tail
-        *(low, high),  # the rollup
+        *(low, high, low, high),  # the rollup's counts, its latency
+        max_rows,
         max_rows,
     )
     return Statement(text, params)
