@@ -11,7 +11,8 @@ holds its own stretch of time, and a range scan skips the others by their zone m
 prints the median of --runs runs of each query over the whole range (its first and last
 minute partial, read from raw calls; with more than an hour, the map over the last hour too)
 and, as the baseline in the same process, the map's edge aggregate as a raw self-join of
-spans on parent_span_id (what resolving hops ahead of the query replaces).
+spans on parent_span_id (what resolving hops ahead of the query replaces). Last, the bytes on
+disk per span of the demo's own spans, a recorded demo run replayed scaled (bench/demo_spans.py).
 
 Columns are built with numpy, not span by span in Python, so generating 10M spans stays in
 minutes. Bounded: fixed counts, a temporary file, removed at the end.
@@ -39,6 +40,7 @@ import pyarrow as pa
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench import demo_spans  # noqa: E402
 from collector.model import ANNOTATION_SCHEMA, LINK_SCHEMA, SPAN_SCHEMA, SpanBatch  # noqa: E402
 from collector.query.analytics import TimeSeries, time_series  # noqa: E402
 from collector.query.map_view import ServiceMap  # noqa: E402
@@ -51,6 +53,7 @@ from spanlang.filter_parser import parse_filter  # noqa: E402
 SPANS_PER_TRACE = 10
 HOUR_NS = 3600 * 10**9
 SPANS_PER_HOUR = 10_000_000
+DEMO_REPLAY_SPANS = 1_000_000
 # (parent index, service tier, kind, role) per span of a trace; tier 0 = gateway, 1 and 2 = functions.
 TEMPLATE = [
     (-1, 0, "SERVER", "entry"),
@@ -326,6 +329,11 @@ def main() -> None:
     try:
         for total in args.spans:
             bench(total, args.runs, workdir)
+        per_span, written = demo_spans.bytes_per_span(DEMO_REPLAY_SPANS, workdir)
+        print(
+            f"\nstorage on the demo's own spans (bench/data/demo replayed to {written:,} spans, linked and rolled up):"
+            f" {per_span:.0f} bytes per span  (target <= 72)"
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
