@@ -9,8 +9,9 @@ the connection can carry the next request. ``ssl`` is imported only for an https
 
 A response that breaks the protocol raises :class:`ResponseError`, an ``OSError``: the exporter
 treats it as a failed connection (drops it, retries within its deadline). Every read is bounded:
-a status or header line at most 8 KiB, at most 100 header lines, a body read only to discard it
-and given up on past 1 MiB (the connection is then closed, not reused).
+a status or header line at most 8 KiB, at most 100 header lines, at most 8 interim (1xx)
+answers, a body read only to discard it and given up on past 1 MiB (the connection is then
+closed, not reused).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import NamedTuple
 MAX_LINE_BYTES = 8192
 MAX_HEADERS = 100
 MAX_BODY_BYTES = 1 << 20
+MAX_INTERIM_RESPONSES = 8
 _READ_BYTES = 65536
 
 
@@ -58,7 +60,11 @@ class HttpConnection:
         sock.settimeout(timeout_s)
         sock.sendall(head + body)
         status, headers = _read_head(reader)
+        interim = 0
         while 100 <= status < 200:  # interim answers (100 Continue) precede the real one
+            interim += 1
+            if interim > MAX_INTERIM_RESPONSES:
+                raise ResponseError("too many interim responses")
             status, headers = _read_head(reader)
         reusable = _skip_body(reader, status, headers) and "close" not in headers.get("connection", "").lower()
         return Response(status, headers.get("retry-after"), reusable)

@@ -79,7 +79,7 @@ def test_a_connection_carries_requests_while_bodies_end_by_length_or_chunks(serv
     server.replies = [
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: x\r\n\r\n",
-        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\nRetry-After: 2\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\n" * 8 + b"HTTP/1.1 503 Busy\r\nRetry-After: 2\r\nContent-Length: 0\r\n\r\n",
     ]
     connection = HttpConnection("127.0.0.1", server.port, https=False)
     assert [post(connection) for _ in range(3)] == [(200, None, True), (200, None, True), (503, "2", True)]
@@ -126,6 +126,7 @@ def test_a_body_ended_by_the_close_or_a_close_header_is_not_reused(server: RawSe
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + b"T: x\r\n" * 101 + b"\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
         b"HTTP/1.1 200",
+        b"HTTP/1.1 100 Continue\r\n\r\n" * 9 + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
     ],
 )
 def test_a_response_outside_the_protocol_is_a_connection_error(server: RawServer, reply: bytes) -> None:
