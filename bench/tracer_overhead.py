@@ -304,7 +304,7 @@ def main() -> None:
     print(f"  traced_tail_off / otel        {med['traced_tail_off'] / med['otel']:.3f}   (1% head, tail-keep off)")
 
     print_tail_memory()
-    print_import_costs(max(3, args.runs))
+    print_import_costs(max(11, args.runs))  # a few ms each: more runs, a steadier median
 
 
 TAIL_MEMORY = """
