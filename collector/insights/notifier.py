@@ -14,7 +14,6 @@ import queue
 import threading
 from typing import Any, Final
 
-import httpx
 import orjson
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -73,6 +72,8 @@ class Notifier:
         self._thread.join(timeout_s)
 
     def _run(self) -> None:
+        import httpx  # here, as below: a daemon without a webhook does not carry httpx (~5 MiB)
+
         while not self._stopping.is_set():
             insight = self._queue.get()
             if insight is None:
@@ -85,6 +86,8 @@ class Notifier:
                 _logger.warning("insight %s not delivered to %s: %s", insight.id, self.url, exc)
 
     def _deliver(self, insight: Insight) -> None:
+        import httpx
+
         low_s, high_s = self._backoff_s
         for attempt in Retrying(
             stop=stop_after_attempt(MAX_ATTEMPTS),
@@ -97,6 +100,8 @@ class Notifier:
                 self._post_once(insight)
 
     def _post_once(self, insight: Insight) -> None:
+        import httpx
+
         if self._stopping.is_set():
             raise Stopping("stopping")
         answer = httpx.post(

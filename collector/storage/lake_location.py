@@ -16,7 +16,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import duckdb
-import psycopg
 
 from collector.storage import lake_sql
 from collector.storage.leader_lock import SCHEMA_KEY, with_lock
@@ -185,6 +184,8 @@ def _missing_later_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, ...
 
 def _create_locked(con: duckdb.DuckDBPyConnection, location: LakeLocation, statements: Callable[[], list[str]]) -> None:
     """Run the `statements` (asked for once the schema lock is held) in one transaction."""
+    import psycopg  # here: only a lake needs PostgreSQL's driver (~9 MiB a daemon does not carry otherwise)
+
     try:
         holder = with_lock(location.libpq(), SCHEMA_KEY, location.password)
     except psycopg.Error as exc:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import psycopg
-from psycopg.conninfo import make_conninfo
+if TYPE_CHECKING:  # imported where used: only lake mode takes these locks, and a daemon on a
+    import psycopg  # DuckDB file does not carry PostgreSQL's driver (~9 MiB)
 
 _logger = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ class LeaderLock:
 
     def held(self) -> bool:
         """Whether this process leads now: the lock taken (now or before) on a live connection."""
+        import psycopg
+
         with self._mutex:
             try:
                 if self._con is None or self._con.closed:
@@ -77,6 +79,8 @@ class LeaderLock:
 
 def with_lock(conninfo: str, key: int, password: str | None = None) -> psycopg.Connection[tuple[object, ...]]:
     """A connection that holds `key` (waiting for it): close it to let go."""
+    import psycopg
+
     con = psycopg.connect(with_password(conninfo, password), autocommit=True)
     con.execute("SELECT pg_advisory_lock(%s)", [key])
     return con
@@ -84,4 +88,6 @@ def with_lock(conninfo: str, key: int, password: str | None = None) -> psycopg.C
 
 def with_password(conninfo: str, password: str | None) -> str:
     """The connection string psycopg gets (never logged: libpq's errors do not quote it)."""
+    from psycopg.conninfo import make_conninfo
+
     return conninfo if password is None else make_conninfo(conninfo, password=password)
