@@ -11,12 +11,13 @@ A response that breaks the protocol raises :class:`ResponseError`, an ``OSError`
 treats it as a failed connection (drops it, retries within its deadline). Every read is bounded:
 a status or header line at most 8 KiB, at most 100 header lines, at most 8 interim (1xx)
 answers, a body read only to discard it and given up on past 1 MiB (the connection is then
-closed, not reused).
+closed, not reused), and the whole answer within the post's timeout (not each read alone).
 """
 
 from __future__ import annotations
 
 import socket
+import time
 from typing import NamedTuple
 
 MAX_LINE_BYTES = 8192
@@ -58,6 +59,7 @@ class HttpConnection:
         """Send one request (`head` from request_head) and read its whole response."""
         sock, reader = self._connected(timeout_s)
         sock.settimeout(timeout_s)
+        reader.deadline = time.monotonic() + timeout_s  # for the whole answer, not each read
         sock.sendall(head + body)
         status, headers = _read_head(reader)
         interim = 0
@@ -92,9 +94,20 @@ class _LineReader:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._buffer = bytearray()
+        self.deadline = 0.0  # on the monotonic clock: a server trickling bytes cannot hold a post longer
+
+    def _recv(self) -> bytes:
+        remaining_s = self.deadline - time.monotonic()
+        if remaining_s <= 0:
+            raise ResponseError("no whole response within the timeout")
+        self._sock.settimeout(remaining_s)
+        try:
+            return self._sock.recv(_READ_BYTES)
+        except TimeoutError:
+            raise ResponseError("no whole response within the timeout") from None
 
     def _fill(self) -> None:
-        chunk = self._sock.recv(_READ_BYTES)
+        chunk = self._recv()
         if not chunk:
             raise ResponseError("connection closed mid-response")
         self._buffer += chunk
@@ -119,7 +132,7 @@ class _LineReader:
 
     def skip_to_close(self) -> None:
         skipped = 0
-        while chunk := self._sock.recv(_READ_BYTES):
+        while chunk := self._recv():
             skipped += len(chunk)
             if skipped > MAX_BODY_BYTES:
                 raise ResponseError("response body too large")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -152,3 +154,37 @@ def test_the_exporter_recovers_from_a_broken_answer_on_its_next_attempt(server: 
     exporter.shutdown()
     assert [number for number, _ in server.requests] == [1, 2]
     assert server.requests[1][1].startswith(b"POST /v1/traces?x=1 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % server.port)
+
+
+def test_a_server_trickling_its_answer_cannot_hold_a_post_past_its_timeout() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            while not stop.wait(0.05):  # a byte a read, each well inside the per-read timeout
+                with contextlib.suppress(OSError):
+                    conn.sendall(b"x")
+
+    threading.Thread(target=trickle, daemon=True).start()
+    connection = HttpConnection("127.0.0.1", int(listener.getsockname()[1]), https=False)
+    started = time.monotonic()
+    try:
+        with pytest.raises(ResponseError, match="within the timeout"):
+            post_with_timeout(connection, 0.5)
+        elapsed_s = time.monotonic() - started
+    finally:
+        stop.set()
+        connection.close()
+        listener.close()
+    assert 0.4 < elapsed_s < 2.0
+
+
+def post_with_timeout(connection: HttpConnection, timeout_s: float) -> None:
+    head = request_head("/v1/traces", "127.0.0.1", {}, 5)
+    connection.post(head, b"spans", timeout_s=timeout_s)
