@@ -162,9 +162,14 @@ def map_view(graph: MapGraph) -> ServiceMap:
 
 
 def _annotate_depth(graph: MapGraph) -> None:
-    """Call depth from the entry points (longest path over a DAG view), for left-to-right layout."""
-    dag: MapGraph = nx.DiGraph(graph)
-    dag.remove_edges_from(list(nx.selfloop_edges(dag)))
+    """Call depth from the entry points (longest path over a DAG view), for left-to-right layout.
+
+    Cycles are cut walking nodes and edges in sorted order: which edge of a cycle goes depends
+    on the walk, and the hops come from SQL groups in no set order, so the same map read twice
+    could otherwise be laid out two ways."""
+    dag: MapGraph = nx.DiGraph()
+    dag.add_nodes_from(sorted(graph.nodes))
+    dag.add_edges_from(sorted((caller, callee) for caller, callee in graph.edges if caller != callee))
     while not nx.is_directed_acyclic_graph(dag):
         cycle = nx.find_cycle(dag)
         dag.remove_edge(*cycle[-1][:2])
