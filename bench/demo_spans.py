@@ -37,10 +37,12 @@ from collector.storage.duckdb_store import DuckDBStore  # noqa: E402
 
 RECORDING = ROOT / "bench" / "data" / "demo"
 _EXPORTS = {
+    # In the order the collector stored them (rowid), which is the order they arrived in: a
+    # request's spans together (one process's, a Lambda invocation's), as a daemon's folds hold them.
     "spans.parquet": "SELECT s.* EXCLUDE (resource_id), r.resource FROM spans s "
-    "LEFT JOIN resources r USING (resource_id) ORDER BY s.start_ns",
-    "annotations.parquet": "SELECT * FROM annotations ORDER BY start_ns",
-    "links.parquet": "SELECT * FROM span_links ORDER BY start_ns",
+    "LEFT JOIN resources r USING (resource_id) ORDER BY s.rowid",
+    "annotations.parquet": "SELECT * FROM annotations ORDER BY rowid",
+    "links.parquet": "SELECT * FROM span_links ORDER BY rowid",
 }
 
 
@@ -114,15 +116,35 @@ def replay(store: DuckDBStore, recording: Recording, total_spans: int, t0_ns: in
     return copies * recording.spans.num_rows
 
 
-def bytes_per_span(total_spans: int, workdir: str) -> tuple[float, int]:
-    """The replayed recording's file size per span (after a checkpoint), and the spans written."""
+@dataclass(frozen=True)
+class FileSize:
+    spans: int  # written
+    file_bytes: int
+    free_bytes: int  # blocks freed by rewrites (checkpoints, the link runs' updates), reused as the file grows
+
+    @property
+    def per_span(self) -> float:
+        return self.file_bytes / self.spans
+
+    @property
+    def free_per_span(self) -> float:
+        return self.free_bytes / self.spans
+
+
+def file_size(total_spans: int, workdir: str) -> FileSize:
+    """The replayed recording's file (after a checkpoint): its size, and how much of it is free blocks."""
     path = os.path.join(workdir, "demo-replay.duckdb")
     store = DuckDBStore(path)
     try:
         written = replay(store, load_recording(), total_spans, t0_ns=1_800_000_000 * 10**9)
     finally:
         store.close()  # checkpoints: what is on disk is the compressed file
-    return os.path.getsize(path) / written, written
+    con = duckdb.connect(path, read_only=True)
+    try:
+        (sizes,) = con.execute("SELECT block_size, free_blocks FROM pragma_database_size()").fetchall()
+    finally:
+        con.close()
+    return FileSize(written, os.path.getsize(path), int(sizes[0]) * int(sizes[1]))
 
 
 def record(duration_s: float) -> None:

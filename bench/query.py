@@ -329,10 +329,11 @@ def main() -> None:
     try:
         for total in args.spans:
             bench(total, args.runs, workdir)
-        per_span, written = demo_spans.bytes_per_span(DEMO_REPLAY_SPANS, workdir)
+        size = demo_spans.file_size(DEMO_REPLAY_SPANS, workdir)
         print(
-            f"\nstorage on the demo's own spans (bench/data/demo replayed to {written:,} spans, linked and rolled up):"
-            f" {per_span:.0f} bytes per span  (target <= 72)"
+            f"\nstorage on the demo's own spans (bench/data/demo replayed to {size.spans:,} spans,"
+            f" linked and rolled up): {size.per_span:.0f} bytes per span  (target <= 72), of which"
+            f" {size.free_per_span:.0f} in free blocks (freed by rewrites, reused as the file grows)"
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

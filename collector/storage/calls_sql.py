@@ -89,10 +89,17 @@ _NEEDS_INIT = """t.trace_id = i.trace_id AND t.{service} = i.service AND t.cold_
     AND (t.parent_span_id = i.parent_span_id OR t.span_id = i.parent_span_id) AND t.start_ns BETWEEN ? AND ?"""
 _LONGEST_INITS = """(SELECT trace_id, service, parent_span_id, max(duration_ns) AS duration_ns FROM run_inits
     GROUP BY trace_id, service, parent_span_id)"""
+# A call's parent is read from its span's row: calls do not keep it (insert_calls).
 INIT_FILLED: Final = f"""
     CREATE OR REPLACE TEMP TABLE init_filled AS
-    SELECT t.trace_id, t.span_id, t.start_ns, max(i.duration_ns) AS init_ns FROM calls t, {_LONGEST_INITS} i
-    WHERE t.role = 'entry' AND {_NEEDS_INIT.format(service="callee")} GROUP BY ALL
+    WITH t AS (
+        SELECT c.trace_id, c.span_id, c.start_ns, c.callee, c.cold_start, c.init_ns, s.parent_span_id
+        FROM calls c JOIN spans s ON s.trace_id = c.trace_id AND s.span_id = c.span_id AND s.start_ns = c.start_ns
+        WHERE c.role = 'entry' AND c.cold_start AND c.init_ns IS NULL
+          AND c.start_ns BETWEEN ? AND ? AND s.start_ns BETWEEN ? AND ?
+    )
+    SELECT t.trace_id, t.span_id, t.start_ns, max(i.duration_ns) AS init_ns FROM t, {_LONGEST_INITS} i
+    WHERE {_NEEDS_INIT.format(service="callee")} GROUP BY ALL
 """
 _FILLED = "(trace_id, span_id, start_ns) IN (SELECT (trace_id, span_id, start_ns) FROM init_filled)"
 _FILLED_ROLLED = f"role = 'entry' AND {_FILLED} AND start_ns < (SELECT rolled_until FROM rollup_state)"
@@ -145,7 +152,11 @@ DELETE_STORED_SUPERSEDED: Final = (
 # New calls (a table or registered Arrow named `source`) join `calls`; those older than the
 # rollup's watermark are added to it too.
 def insert_calls(source: str) -> str:
-    return f"INSERT INTO calls SELECT * FROM {source}"
+    """Calls in trace order: a run's calls of one trace sit together, so the trace id column's
+    runs compress (9.5 -> 2.6 bytes a span on the demo's spans, bench/query.py). The parent
+    span id is not kept (it stays NULL, which costs nothing): only filling a cold start's init
+    asks for it, and reads it from the span's own row (5 bytes a span)."""
+    return f"INSERT INTO calls SELECT * REPLACE (NULL::UBIGINT AS parent_span_id) FROM {source} ORDER BY trace_id"
 
 
 def insert_throttled(source: str) -> str:

@@ -43,7 +43,7 @@ def _fill_stored_inits(con: duckdb.DuckDBPyConnection, inits: pa.Table) -> None:
     bounds = pc.min_max(inits.column("start_ns")).as_py()
     window = [bounds["min"] - LOOKBACK_NS, bounds["max"] + LOOKBACK_NS]
     with _registered(con, "run_inits", inits):
-        con.execute(sql.INIT_FILLED, window)
+        con.execute(sql.INIT_FILLED, window * 3)
         (filled,) = con.execute("SELECT count(*) FROM init_filled").fetchall()[0]
         if filled:
             for statement in sql.RETRACT_BEFORE_INIT:

@@ -39,6 +39,10 @@ def init_under_it() -> SpanBatch:  # X-Ray's Initialization subsegment: a child 
     return spans_batch(at(7, 4, 3, 99.6, 0.45, name="Initialization", **FN))
 
 
+def init_beside_it() -> SpanBatch:  # an Initialization span beside the function's: the same parent
+    return spans_batch(at(7, 5, 2, 99.6, 0.45, name="Initialization", **FN))
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[DuckDBStore]:
     opened = DuckDBStore(str(tmp_path / "inits.duckdb"))
@@ -87,6 +91,13 @@ def test_the_init_finds_its_cold_start_in_any_run(store: DuckDBStore, together: 
         "init while the cold start waits for its parent": ([cold_start()], [init_under_it()], [caller()]),
     }[order]
     runs(store, *groups)
+    assert entry_init_ns(store) == entry_init_ns(together) == 450_000_000
+    assert fn_figures(store) == fn_figures(together)
+
+
+def test_an_init_beside_a_stored_cold_start_finds_it(store: DuckDBStore, together: DuckDBStore) -> None:
+    """The call keeps no parent id: its span's row gives it (the init and the call share it)."""
+    runs(store, [caller(), cold_start()], [init_beside_it()])
     assert entry_init_ns(store) == entry_init_ns(together) == 450_000_000
     assert fn_figures(store) == fn_figures(together)
 
