@@ -15,6 +15,8 @@ from typing import Final
 
 from collector.storage import rollup_sql
 
+# parent_span_id is written NULL (insert_calls says why); the column stays so that files and
+# lakes made before keep their layout.
 CALL_COLUMNS: Final = """
     trace_id UUID NOT NULL,
     span_id UBIGINT NOT NULL,
