@@ -17,7 +17,12 @@ disk per span of the demo's own spans, a recorded demo run replayed scaled (benc
 Columns are built with numpy, not span by span in Python, so generating 10M spans stays in
 minutes. Bounded: fixed counts, a temporary file, removed at the end.
 
-Usage: python bench/query.py [--spans 1000000 10000000] [--runs 5]   (100M: --spans 100000000, ~15 min, ~7 GB)
+With ``--trace-ids xray`` trace ids carry their trace's start second in the first four bytes,
+as X-Ray's, Fluoro's tracer's and OpenTelemetry's X-Ray id generator's do (stock SDKs' are
+random, the default here): zone maps on `trace_id` can then skip row groups by time.
+
+Usage: python bench/query.py [--spans 1000000 10000000] [--runs 5] [--trace-ids random|xray]
+       (100M: --spans 100000000, ~15 min, ~7 GB)
 """
 
 from __future__ import annotations
@@ -83,17 +88,28 @@ SELF_JOIN_EDGES = """
 
 
 def batch_of(
-    rng: np.random.Generator, traces: int, t0_ns: int, span_ns: int = HOUR_NS, services: int = 20
+    rng: np.random.Generator,
+    traces: int,
+    t0_ns: int,
+    span_ns: int = HOUR_NS,
+    services: int = 20,
+    xray_ids: bool = False,
 ) -> SpanBatch:
     """`traces` traces starting in [t0, t0 + span) across `services` services, as one SpanBatch.
 
-    A fifth of the services are gateway stages, two fifths first functions, two fifths second ones."""
+    A fifth of the services are gateway stages, two fifths first functions, two fifths second ones.
+    `xray_ids`: trace ids as X-Ray makes them (and Fluoro's tracer, and OpenTelemetry's X-Ray id
+    generator): the trace's start second in the first four bytes, the rest random."""
     n = traces * SPANS_PER_TRACE
     trace_ids, span_ids, parents, has_parent = _identities(rng, traces)
     position = np.tile(np.arange(SPANS_PER_TRACE), traces)
     tiers = np.tile(np.array([t for _, t, *_ in TEMPLATE]), traces)
     service = _services(rng, traces, services)
-    start = np.repeat(t0_ns + np.sort(rng.integers(0, span_ns, traces)), SPANS_PER_TRACE) + position * 2_000_000
+    trace_starts = t0_ns + np.sort(rng.integers(0, span_ns, traces))
+    if xray_ids:
+        epochs = np.repeat((trace_starts // 10**9).astype(">u4"), SPANS_PER_TRACE)
+        trace_ids[:, :4] = epochs.view(np.uint8).reshape(-1, 4)
+    start = np.repeat(trace_starts, SPANS_PER_TRACE) + position * 2_000_000
     duration = rng.lognormal(np.log(20e6), 0.8, n).astype(np.int64) + (SPANS_PER_TRACE - position) * 3_000_000
     roles = np.tile(np.array([r for *_, r in TEMPLATE], dtype=object), traces)
     fault = rng.random(n) < 0.01
@@ -247,7 +263,14 @@ def hours_for(total_spans: int) -> int:
     return max(1, -(-total_spans // SPANS_PER_HOUR))
 
 
-def load(store: DuckDBStore, total_spans: int, t0_ns: int, span_ns: int, traces_per_batch: int = 10_000) -> object:
+def load(
+    store: DuckDBStore,
+    total_spans: int,
+    t0_ns: int,
+    span_ns: int,
+    traces_per_batch: int = 10_000,
+    xray_ids: bool = False,
+) -> object:
     """Write and link `total_spans` over [t0, t0 + span) in time order, in batches, rolling up
     whole minutes as they settle, as the daemon does; one trace id written (its uuid), for the
     trace-by-id query."""
@@ -256,7 +279,7 @@ def load(store: DuckDBStore, total_spans: int, t0_ns: int, span_ns: int, traces_
     batches = max(1, total_spans // (traces_per_batch * SPANS_PER_TRACE))
     slice_ns = span_ns // batches
     for i in range(batches):
-        batch = batch_of(rng, traces_per_batch, t0_ns + i * slice_ns, slice_ns)
+        batch = batch_of(rng, traces_per_batch, t0_ns + i * slice_ns, slice_ns, xray_ids=xray_ids)
         sample_trace = batch.spans.column("trace_id")[0].as_py()
         store.write([batch])
         store.link_new_spans()
@@ -265,14 +288,14 @@ def load(store: DuckDBStore, total_spans: int, t0_ns: int, span_ns: int, traces_
     return sample_trace
 
 
-def bench(total_spans: int, runs: int, workdir: str) -> None:
+def bench(total_spans: int, runs: int, workdir: str, xray_ids: bool = False) -> None:
     path = os.path.join(workdir, f"q{total_spans}.duckdb")
     store = DuckDBStore(path)
     hours = hours_for(total_spans)
     span_ns = hours * HOUR_NS
     t0_ns = time.time_ns() - span_ns
     started = time.perf_counter()
-    sample_trace = load(store, total_spans, t0_ns, span_ns)
+    sample_trace = load(store, total_spans, t0_ns, span_ns, xray_ids=xray_ids)
     load_s = time.perf_counter() - started
     rollup_started = time.perf_counter()
     store.roll_up_calls(t0_ns + span_ns + rollup_sql.MINUTE_NS)  # the rest: the daemon does it every 15 s
@@ -281,7 +304,8 @@ def bench(total_spans: int, runs: int, workdir: str) -> None:
     last_hour = TimeWindow(window.end_ns - HOUR_NS, window.end_ns)
     (calls,) = store.reader.rows(Statement("SELECT count(*) FROM calls"))[0]
     print(
-        f"\n{total_spans:,} spans over {hours} h ({calls:,} calls rows): loaded in {load_s:.0f} s "
+        f"\n{total_spans:,} spans over {hours} h, {'X-Ray' if xray_ids else 'random'} trace ids ({calls:,} calls rows):"
+        f" loaded in {load_s:.0f} s "
         f"({total_spans / load_s:,.0f} spans/s incl. resolving calls), rolled up in {rollup_s:.1f} s, "
         f"file {store.file_size_bytes() / 2**20:,.0f} MiB"
     )
@@ -324,11 +348,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--trace-ids",
+        choices=["random", "xray"],
+        default="random",
+        help="random: as stock OpenTelemetry SDKs make them; xray: the start second first (X-Ray, Fluoro's tracer)",
+    )
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="fluoro-query-bench-")
     try:
         for total in args.spans:
-            bench(total, args.runs, workdir)
+            bench(total, args.runs, workdir, xray_ids=args.trace_ids == "xray")
         size = demo_spans.file_size(DEMO_REPLAY_SPANS, workdir)
         print(
             f"\nstorage on the demo's own spans (bench/data/demo replayed to {size.spans:,} spans,"
