@@ -84,6 +84,35 @@ def test_an_older_schema_is_migrated_in_place(tmp_path: Path) -> None:
     again.close()
 
 
+def test_trace_ids_are_kept_run_length_encoded(tmp_path: Path) -> None:
+    # Ids that share their leading bytes (X-Ray's start second; here small numbers), one span a
+    # trace: DuckDB's own pick bit-packs them, and a 128-bit value then decodes ~5x slower.
+    path = str(tmp_path / "ids.duckdb")
+    store = DuckDBStore(path)
+    traces = range(1, 3000)
+    store.write(
+        [
+            batch(
+                *(span(i, i, None, i / 100) for i in traces),
+                annotations=tuple((i, i, "customer", f"c{i % 7}") for i in traces),
+                links=tuple((i, i, i + 1, i + 1) for i in traces),
+            )
+        ]
+    )
+    store.close()
+    con = duckdb.connect(path, read_only=True)
+    found = con.execute(
+        "SELECT 'spans', list(DISTINCT compression) FROM pragma_storage_info('spans')"
+        " WHERE column_name = 'trace_id' AND segment_type = 'UUID'"
+        " UNION ALL SELECT 'annotations', list(DISTINCT compression) FROM pragma_storage_info('annotations')"
+        " WHERE column_name = 'trace_id' AND segment_type = 'UUID'"
+        " UNION ALL SELECT 'span_links', list(DISTINCT compression) FROM pragma_storage_info('span_links')"
+        " WHERE column_name LIKE '%trace_id' AND segment_type = 'UUID'"
+    ).fetchall()
+    con.close()
+    assert dict(found) == {"spans": ["RLE"], "annotations": ["RLE"], "span_links": ["RLE"]}
+
+
 def test_attributes_are_kept_zstd_compressed(tmp_path: Path) -> None:
     # DuckDB's own choice for the JSON text cost twice the checkpoint CPU and 2.7x the bytes.
     path = str(tmp_path / "z.duckdb")
