@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import orjson
 
-from collector.storage import cost_sql, group_rollup, map_sql, operations_sql, search_sql
+from collector.storage import cost_sql, group_rollup, map_sql, operations_sql, search_sql, trace_parts_sql
 from collector.storage import duckdb_sql as sql
 from collector.storage.protocols import (
     CostKey,
@@ -57,11 +57,14 @@ class DuckDBReader:
         key = uuid.UUID(bytes=trace_id)
         try:
             cursor = self._cursor()
-            result = cursor.execute(sql.TRACE_SPANS, [key])
+            ((first_ns, last_ns),) = cursor.execute(trace_parts_sql.TRACE_RANGE, [key]).fetchall()
+            # No parts: spans a Fluoro from before them wrote into a lake; look at every start then.
+            where = [key, *((first_ns, last_ns) if first_ns is not None else trace_parts_sql.EVERY_START_NS)]
+            result = cursor.execute(sql.TRACE_SPANS, where)
             names = [d[0] for d in result.description or []]
             rows = result.fetchall()
-            annotations = cursor.execute(sql.TRACE_ANNOTATIONS, [key]).fetchall()
-            links = cursor.execute(sql.TRACE_LINKS, [key]).fetchall()
+            annotations = cursor.execute(sql.TRACE_ANNOTATIONS, where).fetchall()
+            links = cursor.execute(sql.TRACE_LINKS, where).fetchall()
         except duckdb.Error as exc:
             raise StoreUnavailable(f"reading a trace failed: {exc}") from exc
         values_of: dict[int, dict[str, str | float | bool]] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from collector.storage import calls_sql, rollup_sql, side_tables_sql
+from collector.storage import calls_sql, rollup_sql, side_tables_sql, trace_parts_sql
 
 SPAN_TABLE_COLUMNS: Final = """
     trace_id UUID NOT NULL,
@@ -148,6 +148,9 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             *_rebuilt("logs", _ids_run_length(_columns_of(CREATE_LOGS))),
         ),
     ),
+    # Per-trace summaries for searches (trace_parts_sql.py says why), the stored spans' made once
+    # (afresh: a file whose recorded version was set back keeps its tables).
+    (13, ("DROP TABLE IF EXISTS trace_parts", trace_parts_sql.CREATE_TRACE_PARTS, trace_parts_sql.BACKFILL)),
 )
 
 CREATE_VERSION_TABLE: Final = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
@@ -211,6 +214,7 @@ DELETE_OLDER_THAN: Final = (
     "DELETE FROM annotations WHERE start_ns < ?",
     "DELETE FROM span_links WHERE start_ns < ?",
     "DELETE FROM logs WHERE time_ns < ?",
+    trace_parts_sql.DELETE_OLDER_THAN,
 )
 DELETE_UNUSED_RESOURCES: Final = """
     DELETE FROM resources WHERE resource_id NOT IN (SELECT resource_id FROM spans WHERE resource_id IS NOT NULL)
@@ -233,13 +237,14 @@ OPERATIONS: Final = """
 TRACE_SPANS: Final = """
     SELECT s.* EXCLUDE (resource_id), r.resource FROM spans s
     LEFT JOIN (SELECT DISTINCT resource_id, resource FROM resources) r ON r.resource_id = s.resource_id
-    WHERE s.trace_id = ? ORDER BY s.start_ns, s.span_id
+    WHERE s.trace_id = ? AND s.start_ns BETWEEN ? AND ? ORDER BY s.start_ns, s.span_id
 """
-TRACE_ANNOTATIONS: Final = (
-    "SELECT span_id, key, str_value, num_value, bool_value FROM annotations WHERE trace_id = ? ORDER BY key"
-)
+TRACE_ANNOTATIONS: Final = """SELECT span_id, key, str_value, num_value, bool_value FROM annotations
+    WHERE trace_id = ? AND start_ns BETWEEN ? AND ? ORDER BY key"""
 TRACE_LOGS: Final = """
     SELECT time_ns, span_id, service, severity_number, severity_text, body, attributes FROM logs
     WHERE trace_id = ? ORDER BY time_ns, span_id LIMIT ?
 """
-TRACE_LINKS: Final = "SELECT span_id, linked_trace_id, linked_span_id FROM span_links WHERE trace_id = ?"
+TRACE_LINKS: Final = (
+    "SELECT span_id, linked_trace_id, linked_span_id FROM span_links WHERE trace_id = ? AND start_ns BETWEEN ? AND ?"
+)

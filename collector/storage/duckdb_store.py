@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from collector.model import LINK_SCHEMA, SPAN_COLUMNS, SpanBatch
 from collector.service_map.roles import LINKED_SPAN_COLUMNS
 from collector.storage import duckdb_sql as sql
-from collector.storage import lake_sql
+from collector.storage import lake_sql, trace_parts_sql
 from collector.storage.duckdb_groups import DuckDBGroups
 from collector.storage.duckdb_insights import DuckDBInsights
 from collector.storage.duckdb_map import LINKED_SPAN_SCHEMA, DuckDBMapTables
@@ -36,6 +36,7 @@ from collector.storage.leader_lock import LeaderLock
 from collector.storage.protocols import StoreUnavailable
 from collector.storage.recent_keys import FUTURE_SLACK_NS, MAX_FUTURE_IDS, NEVER_NS, RecentSpanIds
 from collector.storage.resource_keys import KnownResources, key_resources
+from collector.storage.trace_parts import trace_parts
 
 _logger = logging.getLogger(__name__)
 CHECKPOINT_THRESHOLD = "128MB"
@@ -232,11 +233,15 @@ class DuckDBStore:
         resent = con.execute(sql.COUNT_ALREADY_STORED, window).fetchall()[0][0]
         if resent == 0 and keys_unique(spans):
             return self._append(spans, annotations, links), (spans.select(LINKED_SPAN_COLUMNS), links)
-        return self._insert_new_only(annotations, window), self._fresh_rows()
+        stored = self._insert_new_only(annotations, window)
+        fresh = self._fresh_rows()
+        con.from_arrow(trace_parts(fresh[0])).insert_into("trace_parts")
+        return stored, fresh
 
     def _append(self, spans: pa.Table, annotations: pa.Table, links: pa.Table) -> int:
         con = self._con
         con.from_arrow(spans).insert_into("spans")
+        con.from_arrow(trace_parts(spans)).insert_into("trace_parts")
         if annotations.num_rows:
             con.from_arrow(annotations).insert_into("annotations")
         if links.num_rows:
@@ -266,6 +271,7 @@ class DuckDBStore:
         return spans, links
 
     def _delete_completed_in_progress(self, window: list[int]) -> None:
+        self._con.execute(trace_parts_sql.DELETE_REPLACED_IN_PROGRESS, window + window).fetchall()
         for table in ("annotations", "span_links", "spans"):
             self._con.execute(sql.DELETE_REPLACED_IN_PROGRESS.format(table=table), window + window).fetchall()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from collector.storage import calls_sql, duckdb_sql, rollup_sql, side_tables_sql
+from collector.storage import calls_sql, duckdb_sql, rollup_sql, side_tables_sql, trace_parts_sql
 
 LAKE_SCHEMA_VERSION: Final = max(version for version, _ in duckdb_sql.MIGRATIONS)
 
@@ -32,6 +32,7 @@ CREATE_TABLES: Final = (
     *duckdb_sql.MIGRATIONS[0][1][1:],  # annotations, span_links
     _lake_ddl(duckdb_sql.CREATE_RESOURCES),
     _lake_ddl(duckdb_sql.CREATE_LOGS),
+    _lake_ddl(trace_parts_sql.CREATE_TRACE_PARTS),
     *calls_sql.MIGRATION,
     *rollup_sql.MIGRATION,
     *rollup_sql.GROUP_TABLES,
@@ -47,6 +48,7 @@ DATA_BYTES: Final = "SELECT sum(file_size_bytes + delete_file_size_bytes) FROM d
 LATER_TABLES: Final = (
     ("group_throttle_minutes", rollup_sql.GROUP_TABLES),
     ("logs", (_lake_ddl(duckdb_sql.CREATE_LOGS),)),
+    ("trace_parts", (_lake_ddl(trace_parts_sql.CREATE_TRACE_PARTS), trace_parts_sql.BACKFILL)),
 )
 TABLE_EXISTS: Final = "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' AND table_name = ?"
 # Columns a later Fluoro added (table, column, statement), made after the later tables.

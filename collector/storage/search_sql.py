@@ -1,7 +1,8 @@
 """Trace search in SQL: the newest root spans in a window that satisfy a filter expression.
 
-Each trace is summarised over all its spans (flags, cold start, span count, services); spans
-of a trace may start up to SEARCH_SLACK_NS after its root, so summaries look that far.
+Each trace is summarised over all its spans (flags, cold start, span count, services), read
+from the parts its writes left (trace_parts_sql.py); spans of a trace may start up to
+SEARCH_SLACK_NS after its root, so summaries look that far.
 """
 
 from __future__ import annotations
@@ -26,11 +27,10 @@ WITH {roots}, matched AS (
     ORDER BY r.start_ns DESC, r.trace_id LIMIT ?
 )
 SELECT m.trace_id, m.service, m.name, m.start_ns, m.duration_ns, m.http_status,
-       bool_or(s.error), bool_or(s.fault), bool_or(s.throttle), coalesce(bool_or(s.cold_start), false),
-       count(*), list(DISTINCT s.service ORDER BY s.service) FILTER (WHERE s.service <> ''),
-       max(s.start_ns + s.duration_ns) - min(s.start_ns)
-FROM matched m JOIN spans s ON s.trace_id = m.trace_id
-WHERE s.start_ns >= ? AND s.start_ns < ?
+       bool_or(p.error), bool_or(p.fault), bool_or(p.throttle), bool_or(p.cold_start),
+       sum(p.spans), list_sort(list_distinct(flatten(list(p.services)))), max(p.end_ns) - min(p.start_ns)
+FROM matched m JOIN trace_parts p ON p.trace_id = m.trace_id
+WHERE p.start_ns >= ? AND p.start_ns < ?
 GROUP BY ALL
 ORDER BY m.start_ns DESC, m.trace_id
 """

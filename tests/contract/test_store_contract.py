@@ -50,10 +50,13 @@ def batch(
     builder = SpanBatchBuilder()
     for row in rows:
         builder.add_span(row)
+    # Annotations and links carry their span's start, as every decoder writes them.
+    start_of = {(row.trace_id, row.span_id): row.start_ns for row in rows}
     for trace, span_id, key, value in annotations:
-        builder.add_annotation(trace_bytes(trace), span_id, T0, key, value)
+        builder.add_annotation(trace_bytes(trace), span_id, start_of.get((trace_bytes(trace), span_id), T0), key, value)
     for trace, span_id, linked_trace, linked_span in links:
-        builder.add_link(trace_bytes(trace), span_id, T0, trace_bytes(linked_trace), linked_span)
+        start_ns = start_of.get((trace_bytes(trace), span_id), T0)
+        builder.add_link(trace_bytes(trace), span_id, start_ns, trace_bytes(linked_trace), linked_span)
     return builder.build()
 
 
@@ -144,6 +147,7 @@ def test_retention_deletes_old_spans_and_their_rows(store: Store) -> None:
     assert store.reader.trace_spans(trace_bytes(7)) == []
     assert len(store.reader.trace_spans(trace_bytes(8))) == 1
     assert store.reader.linked_trace_ids(trace_bytes(8), 10) == []  # its link went with trace 7
+    assert [(t.trace_id, t.span_count) for t in store.reader.search_traces(WINDOW, None, 10)] == [(f"{8:032x}", 1)]
 
 
 def test_a_resource_is_read_back_with_each_of_its_spans(store: Store) -> None:

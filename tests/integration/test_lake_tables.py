@@ -6,7 +6,7 @@ from pathlib import Path
 
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.lake_location import LakeLocation
-from collector.storage.protocols import Group, Statement
+from collector.storage.protocols import Group, Statement, TimeWindow
 from tests.contract.test_store_contract import SECOND, T0, batch
 from tests.factories import at as span
 from tests.postgres_cluster import PostgresCluster
@@ -41,3 +41,23 @@ def test_a_lake_from_before_groups_gets_its_table_at_the_first_save(postgres: Po
         assert store.groups.groups() == [Group("g", "fault", 1)]
     finally:
         store.close()
+
+
+def test_a_lake_from_before_trace_parts_gets_them_with_its_stored_traces_summarised(
+    postgres: PostgresCluster, tmp_path: Path
+) -> None:
+    location = LakeLocation.parse(postgres.new_database(), str(tmp_path / "lake-data"))
+    first = DuckDBStore("", location)
+    first.write([batch(span(1, 10, None, 1, service="api"), span(1, 11, 10, 1.5, service="db", fault=True))])
+    first.reader.rows(Statement("DROP TABLE trace_parts"))  # as a lake made by an older Fluoro
+    first.close()
+    writer = DuckDBStore("", location)
+    try:
+        window = TimeWindow(T0, T0 + 3600 * SECOND)
+        (found,) = writer.reader.search_traces(window, None, 10)
+        assert (found.span_count, found.services, found.fault) == (2, ("api", "db"), True)
+        writer.write([batch(span(1, 12, 10, 2, service="queue"))])  # a later write adds a part
+        (again,) = writer.reader.search_traces(window, None, 10)
+        assert (again.span_count, again.services) == (3, ("api", "db", "queue"))
+    finally:
+        writer.close()

@@ -16,7 +16,7 @@ import pytest
 
 from collector.storage import duckdb_sql
 from collector.storage.duckdb_store import DuckDBStore, StoreLocked
-from collector.storage.protocols import Statement
+from collector.storage.protocols import Statement, TimeWindow
 from tests.contract.test_store_contract import SECOND, T0, batch, trace_bytes
 from tests.factories import at as span
 
@@ -79,9 +79,21 @@ def test_an_older_schema_is_migrated_in_place(tmp_path: Path) -> None:
     assert again.schema_version == duckdb_sql.MIGRATIONS[-1][0]
     (migrated,) = again.reader.trace_spans(trace_bytes(9))
     assert migrated.resource == {"service.name": "old"}
+    (summary,) = again.reader.search_traces(TimeWindow(T0 - SECOND, T0 + SECOND), None, 10)  # its part made
+    assert (summary.trace_id, summary.span_count) == (f"{9:032x}", 1)
     again.write([batch(span(10, 100, None, 1, resource='{"service.name":"new"}'))])  # and the new tables work
     assert again.reader.trace_spans(trace_bytes(10))[0].resource == {"service.name": "new"}
     again.close()
+
+
+def test_a_trace_without_parts_is_still_read_whole(tmp_path: Path) -> None:
+    # As a lake's spans that a Fluoro from before trace parts wrote: found by their trace id alone.
+    store = DuckDBStore(str(tmp_path / "no-parts.duckdb"))
+    store.write([batch(span(3, 30, None, 0), span(3, 31, 30, 900), annotations=((3, 31, "k", 1),))])
+    store.reader.rows(Statement("DELETE FROM trace_parts"))
+    spans = store.reader.trace_spans(trace_bytes(3))
+    store.close()
+    assert [(s.span_id, s.annotations) for s in spans] == [(f"{30:016x}", {}), (f"{31:016x}", {"k": 1.0})]
 
 
 def test_trace_ids_are_kept_run_length_encoded(tmp_path: Path) -> None:
@@ -108,9 +120,11 @@ def test_trace_ids_are_kept_run_length_encoded(tmp_path: Path) -> None:
         " WHERE column_name = 'trace_id' AND segment_type = 'UUID'"
         " UNION ALL SELECT 'span_links', list(DISTINCT compression) FROM pragma_storage_info('span_links')"
         " WHERE column_name LIKE '%trace_id' AND segment_type = 'UUID'"
+        " UNION ALL SELECT 'trace_parts', list(DISTINCT compression) FROM pragma_storage_info('trace_parts')"
+        " WHERE column_name = 'trace_id' AND segment_type = 'UUID'"
     ).fetchall()
     con.close()
-    assert dict(found) == {"spans": ["RLE"], "annotations": ["RLE"], "span_links": ["RLE"]}
+    assert dict(found) == {"spans": ["RLE"], "annotations": ["RLE"], "span_links": ["RLE"], "trace_parts": ["RLE"]}
 
 
 def test_attributes_are_kept_zstd_compressed(tmp_path: Path) -> None:
