@@ -271,6 +271,7 @@ class DuckDBStore:
         return spans, links
 
     def _delete_completed_in_progress(self, window: list[int]) -> None:
+        # The parts first: their statement finds the replaced spans among the stored ones.
         self._con.execute(trace_parts_sql.DELETE_REPLACED_IN_PROGRESS, window + window).fetchall()
         for table in ("annotations", "span_links", "spans"):
             self._con.execute(sql.DELETE_REPLACED_IN_PROGRESS.format(table=table), window + window).fetchall()
