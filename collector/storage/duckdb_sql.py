@@ -172,14 +172,23 @@ COUNT_ALREADY_STORED: Final = """
 NEWEST_START_BEFORE: Final = "SELECT max(start_ns) FROM spans WHERE start_ns < ?"
 STARTING_FROM: Final = "SELECT span_id, start_ns FROM spans WHERE start_ns >= ? LIMIT ?"
 
+# The rows of the stored in-progress spans an incoming completion replaces, in `table` where
+# `span_column` holds the span's id (constants: trace_parts keys an in-progress span's part by it).
 DELETE_REPLACED_IN_PROGRESS: Final = """
     DELETE FROM {table} t USING (
         SELECT s.trace_id, s.span_id FROM spans s JOIN incoming i
           ON s.trace_id = i.trace_id AND s.span_id = i.span_id
         WHERE s.in_progress AND NOT i.in_progress AND s.start_ns BETWEEN ? AND ?
     ) r
-    WHERE t.trace_id = r.trace_id AND t.span_id = r.span_id AND t.start_ns BETWEEN ? AND ?
+    WHERE t.trace_id = r.trace_id AND t.{span_column} = r.span_id AND t.start_ns BETWEEN ? AND ?
 """
+# spans last: the statement finds the replaced spans among the stored ones.
+REPLACED_IN_PROGRESS_ROWS: Final = (
+    ("trace_parts", "in_progress_span_id"),
+    ("annotations", "span_id"),
+    ("span_links", "span_id"),
+    ("spans", "span_id"),
+)
 
 NOT_STORED: Final = """
     NOT EXISTS (SELECT 1 FROM spans s

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from collector.model import LINK_SCHEMA, SPAN_COLUMNS, SpanBatch
 from collector.service_map.roles import LINKED_SPAN_COLUMNS
 from collector.storage import duckdb_sql as sql
-from collector.storage import lake_sql, trace_parts_sql
+from collector.storage import lake_sql
 from collector.storage.duckdb_groups import DuckDBGroups
 from collector.storage.duckdb_insights import DuckDBInsights
 from collector.storage.duckdb_map import LINKED_SPAN_SCHEMA, DuckDBMapTables
@@ -271,10 +271,9 @@ class DuckDBStore:
         return spans, links
 
     def _delete_completed_in_progress(self, window: list[int]) -> None:
-        # The parts first: their statement finds the replaced spans among the stored ones.
-        self._con.execute(trace_parts_sql.DELETE_REPLACED_IN_PROGRESS, window + window).fetchall()
-        for table in ("annotations", "span_links", "spans"):
-            self._con.execute(sql.DELETE_REPLACED_IN_PROGRESS.format(table=table), window + window).fetchall()
+        for table, span_column in sql.REPLACED_IN_PROGRESS_ROWS:
+            statement = sql.DELETE_REPLACED_IN_PROGRESS.format(table=table, span_column=span_column)
+            self._con.execute(statement, window + window).fetchall()
 
     def _rollback(self) -> None:
         with contextlib.suppress(duckdb.Error):  # no transaction was open

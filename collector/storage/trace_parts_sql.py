@@ -42,16 +42,6 @@ BACKFILL: Final = f"""INSERT INTO trace_parts
            coalesce(list(DISTINCT service) FILTER (WHERE service <> ''), []), {_IN_PROGRESS_SPAN}
     FROM spans GROUP BY trace_id, {_IN_PROGRESS_SPAN}"""
 
-# Before the spans an in-progress completion replaces are deleted (duckdb_sql.DELETE_REPLACED_IN_PROGRESS).
-DELETE_REPLACED_IN_PROGRESS: Final = """
-    DELETE FROM trace_parts t USING (
-        SELECT s.trace_id, s.span_id FROM spans s JOIN incoming i
-          ON s.trace_id = i.trace_id AND s.span_id = i.span_id
-        WHERE s.in_progress AND NOT i.in_progress AND s.start_ns BETWEEN ? AND ?
-    ) r
-    WHERE t.trace_id = r.trace_id AND t.in_progress_span_id = r.span_id AND t.start_ns BETWEEN ? AND ?
-"""
-
 # A part goes once all its spans are past the cutoff: a trace read by id finds its remaining spans by its parts.
 DELETE_OLDER_THAN: Final = "DELETE FROM trace_parts WHERE end_ns < ?"
 
