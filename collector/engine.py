@@ -114,7 +114,9 @@ class Collector:
         self._insight_keeper: Housekeeper | None = None
         if not settings.read_only:
             leading = map_tables.leading if isinstance(map_tables, LakeMapTables) else _always
-            watch = InsightWatch(self.store.reader, self.groups, self.insights, settings.insights, leading)
+            # the fresh reader: a watch on the store alone would judge a window missing up to a
+            # fold interval (30 s) of acknowledged spans, and open its insights that much later
+            watch = InsightWatch(self.reader, self.groups, self.insights, settings.insights, leading)
             self.insight_watch = watch
             self._insight_keeper = Housekeeper(
                 (PeriodicTask(settings.insights.period_s, watch.tick),), name="fluoro-insights"

@@ -2,7 +2,8 @@
 
 Scopes are all traces and every group. For each, two service maps (collector.query.service_map):
 the last `current_s` (ending `lag_s` ago, so the linker has drawn the recent calls) and the
-`baseline_s` before it, or before the scope's oldest open insight began. The detector's changes
+`baseline_s` before it, or before the scope's oldest open insight began. It reads through the
+engine's fresh reader, which folds the acknowledged spans first. The detector's changes
 are saved (a lake's leader alone watches: one detector per lake) and opened and closed ones are
 notified. Runs on a thread of its own (engine.py), never on ingest's or a query's.
 """

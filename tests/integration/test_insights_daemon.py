@@ -66,7 +66,7 @@ def test_a_daemon_opens_an_insight_where_the_failures_started_and_posts_it(tmp_p
         send_traffic(daemon, time.time_ns())
         opened = wait_until(
             lambda: [e for e in hook.bodies if e["event"] == "opened" and e["insight"]["kind"] == "fault"],
-            timeout_s=60,
+            timeout_s=20,  # within the fold interval (30 s): the watch reads what was acknowledged
             poll_s=0.5,
             describe=lambda: f"notifications: {hook.bodies}",
         )
