@@ -354,12 +354,13 @@ def main() -> None:
         default="random",
         help="random: as stock OpenTelemetry SDKs make them; xray: the start second first (X-Ray, Fluoro's tracer)",
     )
+    parser.add_argument("--demo-spans", type=int, default=DEMO_REPLAY_SPANS, help="the demo replay's size for storage")
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="fluoro-query-bench-")
     try:
         for total in args.spans:
             bench(total, args.runs, workdir, xray_ids=args.trace_ids == "xray")
-        size = demo_spans.file_size(DEMO_REPLAY_SPANS, workdir)
+        size = demo_spans.file_size(args.demo_spans, workdir)
         print(
             f"\nstorage on the demo's own spans (bench/data/demo replayed to {size.spans:,} spans,"
             f" linked and rolled up): {size.per_span:.0f} bytes per span  (target <= 72), of which"

@@ -14,7 +14,10 @@ from tests.integration.daemon import ROOT
 
 @pytest.mark.parametrize(
     "args",
-    [["bench/query.py", "--spans", "100000", "--runs", "1"], ["bench/link.py", "--runs", "1"]],
+    [
+        ["bench/query.py", "--spans", "100000", "--runs", "1", "--demo-spans", "100000"],
+        ["bench/link.py", "--runs", "1"],
+    ],
     ids=["query", "link"],
 )
 def test_a_bench_runs_to_its_figures(args: list[str]) -> None:
