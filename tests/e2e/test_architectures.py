@@ -1,7 +1,8 @@
-"""Each demo architecture end to end: deployed from its SAM template into the local cloud, driven
-by its traffic for a short bounded run (steady, burst, idle, steady), traced into a real
-`fluoro serve`, and then read back through the query API and the tracer's pytest plugin
-(``fluoro_traces``, pointed at that collector: what it received during each test)."""
+"""The three demo architectures end to end: deployed from their SAM templates into the local
+cloud, driven by their traffic at once (as `make demo` runs them) for a short bounded run
+(steady, burst, idle, steady), traced into a real `fluoro serve`, and then read back through the
+query API and the tracer's pytest plugin's collector mode (``FluoroTraces`` over what that
+collector received since the run began)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from demo_apps.architectures import Demo, DemoSettings
 from demo_apps.local_collector import LocalCollector, get_json, run_collector
 from tests.waiting import wait_until
 from tracer.testing.fluoro_traces import FluoroTraces, FoundTrace
+from tracer.testing.sources import CollectorSpans
 
+ARCHITECTURES = ("banking", "images", "social")
 # A compressed cycle: the idle gap outlasts the environments' idle timeout, so cold starts recur.
 CYCLE = (("steady", 6.0, 1.0), ("burst", 3.0, 6.0), ("idle", 6.0, 0.0), ("steady", 5.0, 1.0))
 Map = dict[str, Any]
@@ -34,29 +37,42 @@ def collector() -> Iterator[LocalCollector]:
         yield running
 
 
-@pytest.fixture
-def fluoro_collector_url(collector: LocalCollector) -> str:
-    """fluoro_traces reads this test's collector (the plugin's collector mode)."""
-    return collector.api_url
-
-
 @dataclass(frozen=True)
 class Ran:
-    """What the run left in the cloud, read before it stopped."""
+    """What the run left in the cloud for one architecture, read before it stopped."""
 
     dead_letters: list[str]
     cdn_hits: int
     states_entered: list[list[str]]  # per finished workflow execution, the states it entered
 
 
-def run(
-    collector: LocalCollector,
-    name: str,
-    dead_letters_expected: bool = False,
-    finale: Callable[[Demo], None] | None = None,
-) -> Ran:
-    """A 20-second run of one architecture, stopped (and its spans flushed) before returning;
-    `finale` runs once the traffic has ended, while the cloud still traces."""
+@dataclass(frozen=True)
+class Volleys:
+    """What banking's simultaneous withdrawals met (withdrawal_volleys)."""
+
+    statuses: list[int]
+    lambda_throttles: int  # the demo's count of banking's refused invocations, after them
+    statement: httpx.Response
+    unknown_statement: httpx.Response
+
+
+@dataclass(frozen=True)
+class Runs:
+    """The architectures' one run: when it began, what each left, and the volleys."""
+
+    started_s: float
+    ran: dict[str, Ran]
+    volleys: Volleys
+
+    def traces(self, collector: LocalCollector) -> FluoroTraces:
+        """What the plugin's collector mode gives: the traces the collector received since the run began."""
+        return FluoroTraces(CollectorSpans(collector.api_url, self.started_s))
+
+
+@pytest.fixture(scope="module")
+def runs(collector: LocalCollector) -> Runs:
+    """One 20-second run of the three architectures at once (one after another, ~30 s each),
+    stopped and its spans flushed before the tests read it."""
     settings = DemoSettings(
         collector.traces_url,
         collector.xray_address,
@@ -70,14 +86,15 @@ def run(
         parameters={"banking": {"ThrottleRate": "12", "ThrottleBurst": "8"}},
         collector_api=collector.api_url,  # each deployed stack becomes a group
     )
-    demo = Demo([name], settings).start()
+    started_s = time.time()
+    demo = Demo(list(ARCHITECTURES), settings).start()
     try:
         while demo.running:
             time.sleep(0.5)
-        if finale is not None:
-            finale(demo)
+        volleys = withdrawal_volleys(demo)  # the traffic has ended; the cloud still traces
         time.sleep(4)  # the last asynchronous work: retries, dead letters, workflows
-        return inspect(demo, name, dead_letters_expected)
+        ran = {name: inspect(demo, name, dead_letters_expected=name != "banking") for name in ARCHITECTURES}
+        return Runs(started_s, ran, volleys)
     finally:
         demo.stop()
 
@@ -147,10 +164,11 @@ def consumers_are_linked(found: Map, consumers: list[str]) -> None:
         assert callers and "client" not in callers, f"{consumer} is called by {callers}"
 
 
-def withdrawal_volleys(demo: Demo, volleys: int = 3, size: int = 8) -> None:
+def withdrawal_volleys(demo: Demo, volleys: int = 3, size: int = 8) -> Volleys:
     """Simultaneous withdrawals through the stage: its burst (8) lets them all in at once, past
     withdraw's reserved concurrency (4). The Poisson burst of the run reaches that limit only when
-    invocations happen to overlap (cold starts, a slow machine); these always do."""
+    invocations happen to overlap (cold starts, a slow machine); these always do. Then the legacy
+    core's statements, a known account's and an unknown one's."""
     url = f"{demo.stacks['banking'].api_url('BankApi')}/withdraw"
     start = threading.Barrier(size)
 
@@ -164,21 +182,22 @@ def withdrawal_volleys(demo: Demo, volleys: int = 3, size: int = 8) -> None:
         for _ in range(volleys):
             statuses += pool.map(withdraw, range(size))
             time.sleep(1.0)  # the stage's bucket refills (12 a second)
-    # withdraw's refusals reach the client as AWS answers them, a 500, and the demo counts them
-    assert 500 in statuses, statuses
-    (row,) = demo.snapshot()
-    assert row.lambda_throttles >= statuses.count(500)
-    # the legacy core's XML statement, made JSON by the stage's Velocity response template
+    (throttles,) = [row.lambda_throttles for row in demo.snapshot() if row.name == "banking"]
     statements = f"{demo.stacks['banking'].api_url('BankApi')}/statements"
-    statement = httpx.get(f"{statements}/acc-007", timeout=30)
+    known, unknown = (httpx.get(f"{statements}/{account}", timeout=30) for account in ("acc-007", "nobody"))
+    return Volleys(statuses, throttles, known, unknown)
+
+
+def test_banking(collector: LocalCollector, runs: Runs) -> None:
+    ran, volleys, fluoro_traces = runs.ran["banking"], runs.volleys, runs.traces(collector)
+    # withdraw's refusals reach the client as AWS answers them, a 500, and the demo counts them
+    assert 500 in volleys.statuses, volleys.statuses
+    assert volleys.lambda_throttles >= volleys.statuses.count(500)
+    # the legacy core's XML statement, made JSON by the stage's Velocity response template
+    statement, unknown = volleys.statement, volleys.unknown_statement
     assert statement.json() == {"statement": {"account": "acc-007", "lines": 3}}, statement.text
     assert statement.headers["cache-control"] == "max-age=60"
-    unknown = httpx.get(f"{statements}/nobody", timeout=30)
     assert (unknown.status_code, unknown.json()) == (404, {"message": "no such account"})
-
-
-def test_banking(collector: LocalCollector, fluoro_traces: FluoroTraces) -> None:
-    ran = run(collector, "banking", finale=withdrawal_volleys)
     wanted = [
         ("client", "bank-api/prod"),
         ("bank-api/prod", "withdraw"),
@@ -223,8 +242,8 @@ def test_banking(collector: LocalCollector, fluoro_traces: FluoroTraces) -> None
     assert {"withdrawing", "insufficient funds: overdraft event sent"} <= {r["body"] for r in logs}
 
 
-def test_images(collector: LocalCollector, fluoro_traces: FluoroTraces) -> None:
-    ran = run(collector, "images", dead_letters_expected=True)
+def test_images(collector: LocalCollector, runs: Runs) -> None:
+    ran, fluoro_traces = runs.ran["images"], runs.traces(collector)
     wanted = [
         ("images-api/prod", "upload-image"),
         ("upload-image", "image-uploads"),
@@ -248,8 +267,8 @@ def test_images(collector: LocalCollector, fluoro_traces: FluoroTraces) -> None:
     assert fluoro_traces.find('service("resize-image") { fault }')  # the corrupt uploads, found by filter
 
 
-def test_social(collector: LocalCollector, fluoro_traces: FluoroTraces) -> None:
-    ran = run(collector, "social", dead_letters_expected=True)
+def test_social(collector: LocalCollector, runs: Runs) -> None:
+    ran, fluoro_traces = runs.ran["social"], runs.traces(collector)
     wanted = [
         ("social-api/prod", "publish-post"),
         ("publish-post", "posts"),
@@ -274,9 +293,9 @@ def test_social(collector: LocalCollector, fluoro_traces: FluoroTraces) -> None:
     fluoro_traces.assert_edge("posts", "analyze-posts")
 
 
-def test_each_architecture_is_a_group_with_only_its_own_traces(collector: LocalCollector) -> None:
-    """Runs after the three architectures: deploying each made its group, and a group's map
-    holds its own architecture's nodes and none of the others'."""
+def test_each_architecture_is_a_group_with_only_its_own_traces(collector: LocalCollector, runs: Runs) -> None:
+    """Deploying each architecture made its group, and a group's map holds its own
+    architecture's nodes and none of the others'."""
     groups = {g["name"]: g["filter"] for g in get_json(f"{collector.api_url}/api/groups")["groups"]}
     assert set(groups) >= {"banking", "images", "social"}
     assert 'service("withdraw")' in groups["banking"] and 'service("bank-api/prod")' in groups["banking"]
