@@ -114,13 +114,22 @@ class ExecutionStore:
 
     def add_event(self, arn: str, kind: str, details: dict[str, Any]) -> int:
         with self._lock:
-            (last,) = self._db.execute(
-                "SELECT COALESCE(MAX(id), 0) FROM events WHERE execution_arn = ?", (arn,)
-            ).fetchone()
-            self._db.execute(
-                "INSERT INTO events VALUES (?, ?, ?, ?, ?)", (arn, last + 1, kind, time.time(), json.dumps(details))
-            )
-            self._db.commit()
+            return self._insert_event(arn, kind, details)
+
+    def add_state_event(self, arn: str, kind: str, details: dict[str, Any]) -> int | None:
+        """A state's event, kept only while the execution runs: a stopped execution's history ends
+        with its ExecutionAborted (or TimedOut), as AWS's does, not with what its interrupted
+        Task says as it unwinds."""
+        with self._lock:
+            row = self._db.execute("SELECT status FROM executions WHERE arn = ?", (arn,)).fetchone()
+            return self._insert_event(arn, kind, details) if row and row[0] == "RUNNING" else None
+
+    def _insert_event(self, arn: str, kind: str, details: dict[str, Any]) -> int:
+        (last,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM events WHERE execution_arn = ?", (arn,)).fetchone()
+        self._db.execute(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?)", (arn, last + 1, kind, time.time(), json.dumps(details))
+        )
+        self._db.commit()
         return int(last) + 1
 
     def events(self, arn: str) -> list[tuple[int, str, float, dict[str, Any]]]:

@@ -174,7 +174,7 @@ class StepFunctions:
         interpreter = Interpreter(
             self.runner,
             self._tracers.tracer(machine.name),
-            lambda kind, details: store.add_event(execution.arn, kind, details),
+            lambda kind, details: store.add_state_event(execution.arn, kind, details),
             limits,
             tokens=self.tokens,
             nested=self,
