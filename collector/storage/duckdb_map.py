@@ -34,6 +34,7 @@ T = TypeVar("T")
 # The stored span's columns linking reads, as the writer hands them over (and a lake reads them back).
 LINKED_SPAN_SCHEMA = pa.schema([STORED_SPAN_SCHEMA.field(name) for name in LINKED_SPAN_COLUMNS])
 MAX_UNLINKED_ROWS = 2_000_000  # spans kept for linking while it fails (~100 MiB of columns)
+LINK_RUN_ROWS = 65_536  # spans linked in one transaction (a part of a run): ~65 MiB of linking's work
 DERIVED_RETENTION = (*calls_sql.DELETE_CALLS_OLDER_THAN, *rollup_sql.DELETE_OLDER_THAN)
 
 
@@ -61,8 +62,9 @@ def caused_by_data(exc: BaseException) -> bool:
 class DuckDBMapTables:
     """calls, pending and the rollup, maintained on `con` (a cursor of the store's database)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, run_rows: int | None = LINK_RUN_ROWS) -> None:
         self._con = con
+        self.run_rows = run_rows  # None: a run in one transaction
         self._lock = threading.Lock()
         self._queue_lock = threading.Lock()
         self._unlinked: list[tuple[pa.Table, pa.Table]] = []
@@ -117,15 +119,22 @@ class DuckDBMapTables:
         return self._link_taken(taken, time.time_ns() if now_ns is None else now_ns)
 
     def _link_taken(self, taken: list[tuple[pa.Table, pa.Table]], at_ns: int) -> int:
+        """Link the taken writes in parts of at most `run_rows` spans, each in a transaction of
+        its own: a run over a flood's backlog (400k spans after a 2 s flood) held ~1 KiB a span
+        at once in Arrow and DuckDB. Every part gets all the run's links: a link counts only
+        in the part that holds its span. A store failure puts the parts not linked back."""
         spans = pa.concat_tables([s for s, _ in taken])
         links = pa.concat_tables([link for _, link in taken])
-        try:
-            self._link(spans, links, at_ns)
-        except StoreUnavailable as exc:
-            if not caused_by_data(exc):
-                self._put_back(taken)
-                raise
-            self._quarantine_failing(spans, links, at_ns)
+        size = self.run_rows or max(1, spans.num_rows)
+        parts = [(spans.slice(at, size), links) for at in range(0, spans.num_rows, size)]
+        for done, (part, part_links) in enumerate(parts):
+            try:
+                self._link(part, part_links, at_ns)
+            except StoreUnavailable as exc:
+                if not caused_by_data(exc):
+                    self._put_back([(pa.concat_tables([p for p, _ in parts[done:]]), links)])
+                    raise
+                self._quarantine_failing(part, part_links, at_ns)
         return int(spans.num_rows)
 
     def _link(self, spans: pa.Table, links: pa.Table, at_ns: int) -> None:

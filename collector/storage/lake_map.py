@@ -42,7 +42,9 @@ class LakeMapTables(DuckDBMapTables):
     (a reader has no leader lock and never works them)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, leader: LeaderLock | None) -> None:
-        super().__init__(con)
+        # One transaction a run: it records the snapshots it linked, so a failure must leave
+        # them all to the next run (MAX_SNAPSHOTS_PER_RUN bounds a run instead).
+        super().__init__(con, run_rows=None)
         self._leader = leader
         self._snapshots = (-1, -1)  # the run's (linked before, linking up to)
         self._own: dict[int, tuple[pa.Table, pa.Table]] = {}  # this store's commits, by snapshot

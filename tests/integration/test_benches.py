@@ -17,8 +17,9 @@ from tests.integration.daemon import ROOT
     [
         ["bench/query.py", "--spans", "100000", "--runs", "1", "--demo-spans", "100000"],
         ["bench/link.py", "--runs", "1"],
+        ["bench/link_backlog.py", "--spans", "20000", "--runs", "1"],
     ],
-    ids=["query", "link"],
+    ids=["query", "link", "link backlog"],
 )
 def test_a_bench_runs_to_its_figures(args: list[str]) -> None:
     ran = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
