@@ -28,18 +28,11 @@ sys.path.insert(0, ROOT)
 SPANS_PER_REQUEST = 512
 
 
-def peak_rss_mib() -> float:
+def memory_mib(field: str) -> float:
+    """This process's VmRSS (resident now) or VmHWM (its peak), in MiB."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -62,11 +55,11 @@ def one_case(spans: int, in_parts: bool) -> dict[str, float]:
         del bodies
         with open("/proc/self/clear_refs", "w") as refs:
             refs.write("5")  # resets VmHWM to the current RSS
-        before_mib = rss_mib()
+        before_mib = memory_mib("VmRSS")
         started = time.perf_counter()
         linked = store.link_new_spans()
         elapsed_s = time.perf_counter() - started
-        grown_mib = peak_rss_mib() - before_mib
+        grown_mib = memory_mib("VmHWM") - before_mib
         store.close()
     return {"linked": linked, "seconds": elapsed_s, "peak_growth_mib": grown_mib}
 

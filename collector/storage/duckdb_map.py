@@ -34,7 +34,7 @@ T = TypeVar("T")
 # The stored span's columns linking reads, as the writer hands them over (and a lake reads them back).
 LINKED_SPAN_SCHEMA = pa.schema([STORED_SPAN_SCHEMA.field(name) for name in LINKED_SPAN_COLUMNS])
 MAX_UNLINKED_ROWS = 2_000_000  # spans kept for linking while it fails (~100 MiB of columns)
-LINK_RUN_ROWS = 65_536  # spans linked in one transaction (a part of a run): ~65 MiB of linking's work
+LINK_RUN_ROWS = 65_536  # spans a link transaction takes (a part of a run; bench/link_backlog.py)
 DERIVED_RETENTION = (*calls_sql.DELETE_CALLS_OLDER_THAN, *rollup_sql.DELETE_OLDER_THAN)
 
 

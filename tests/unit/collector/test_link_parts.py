@@ -13,9 +13,8 @@ import pytest
 from collector.model import SpanBatch
 from collector.service_map.linker import PreparedRun, prepare
 from collector.storage import duckdb_calls
-from collector.storage.duckdb_reader import Statement
 from collector.storage.duckdb_store import DuckDBStore
-from collector.storage.protocols import StoreUnavailable
+from collector.storage.protocols import Statement, StoreUnavailable
 from tests.demo_run import MINUTE_NS, recorded
 
 MAP_TABLES = ("calls", "pending", "throttled_calls")
