@@ -23,7 +23,7 @@ from collector.model import LINK_SCHEMA
 from collector.service_map.roles import LINKED_SPAN_COLUMNS
 from collector.storage import lake_sql
 from collector.storage.duckdb_calls import link_calls
-from collector.storage.duckdb_map import LINKED_SPAN_SCHEMA, MAX_UNLINKED_ROWS, DuckDBMapTables
+from collector.storage.duckdb_map import LINKED_SPAN_SCHEMA, MAX_UNLINKED_ROWS, DuckDBMapTables, detached
 from collector.storage.leader_lock import LeaderLock
 from collector.storage.protocols import Group
 
@@ -57,6 +57,7 @@ class LakeMapTables(DuckDBMapTables):
         (~130 ms a 20k-span fold). Anyone else's, or its own dropped past the bound, are read."""
         if snapshot is None or not self.leads:
             return
+        spans, links = detached(spans), detached(links)
         with self._queue_lock:
             self._own[snapshot] = (spans, links)
             self._own_rows += spans.num_rows

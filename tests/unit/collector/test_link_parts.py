@@ -1,5 +1,6 @@
-"""A link run over a backlog links it in parts, each in a transaction of its own (bounded
-memory), and leaves the same map as one transaction over it all."""
+"""What waits for the linker is bounded: a run over a backlog links it in parts, each in a
+transaction of its own, and leaves the same map as one transaction over it all; the spans
+waiting hold copies of the columns linking reads, never the decoded batches they came in."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import pyarrow.compute as pc
 import pytest
 
 from collector.model import SpanBatch
+from collector.normalize.otlp_proto import decode_protobuf
 from collector.service_map.linker import PreparedRun, prepare
 from collector.storage import duckdb_calls
 from collector.storage.duckdb_store import DuckDBStore
 from collector.storage.protocols import Statement, StoreUnavailable
 from tests.demo_run import MINUTE_NS, recorded
+from tests.unit.collector.test_derive import span_message, spans_request
 
 MAP_TABLES = ("calls", "pending", "throttled_calls")
 PART_ROWS = 97  # parts that cut through traces, cold starts and their inits, and links
@@ -62,3 +65,22 @@ def test_a_store_failure_in_a_part_leaves_the_rest_to_the_next_run(
     monkeypatch.setattr(duckdb_calls, "prepare", failing_third_part_once)
     assert linked(tmp_path / "parts.duckdb", PART_ROWS, runs=2) == whole
     assert parts_seen > 3
+
+
+def buffer_addresses(table: pa.Table) -> set[int]:
+    return {b.address for column in table.columns for chunk in column.chunks for b in chunk.buffers() if b}
+
+
+def test_the_spans_waiting_to_be_linked_keep_no_decoded_batch_alive(tmp_path: Path) -> None:
+    # The C decoder's columns share one release: a view of any kept the whole batch resident.
+    request = spans_request([span_message({"http.route": "/a"}, span_id=n) for n in range(1, 6)], {"service.name": "s"})
+    batch = decode_protobuf(request)
+    store = DuckDBStore(str(tmp_path / "queue.duckdb"))
+    try:
+        store.write([batch])
+        ((waiting, _),) = store.map_tables._unlinked
+        assert waiting.num_rows == batch.span_count
+        assert not buffer_addresses(waiting) & buffer_addresses(batch.spans)
+        assert waiting.column("span_id").equals(batch.spans.column("span_id"))
+    finally:
+        store.close()
