@@ -7,7 +7,8 @@ Starts ``fluoro serve`` on a temporary database, then:
 2. flood: several sender processes POST OTLP/HTTP protobuf requests of 512 spans (realistic
    attributes, 20 services) as fast as the daemon acknowledges them; prints sustained spans/s
    stored (until the last is in DuckDB, not just in the ingest log), p50/p99 acknowledgement
-   latency, the collector's CPU and peak RSS, and checks that stored == sent; then the same
+   latency, the collector's CPU and peak RSS (when the flood is stored, and again once the
+   linker has worked it off), and checks that stored == sent; then the same
    flood over OTLP/gRPC (a channel a sender, as the SDK's exporter keeps) into a second daemon
    on a fresh store, and its rate's ratio to HTTP's;
 3. steady: two senders paced at 5,000 spans/s each, after a few seconds at that rate (the flood's
@@ -311,7 +312,21 @@ def flood(collector: Any, target: tuple[str, int], spans: int, senders: int, cei
     print(f"  by thread            {per_million}  (core-seconds per million spans)")
     print(f"  collector peak RSS   {proc_peak_rss_mib(collector.pid):.0f} MiB  (target <= 512)")
     print(f"  ratio to ceiling     {stored / elapsed / ceiling_rate:.2f}")
+    linker_settled(collector.api_url)
+    print(f"  peak RSS, linked     {proc_peak_rss_mib(collector.pid):.0f} MiB  (the linker has worked the flood off)")
     return stored / elapsed
+
+
+def linker_settled(api: str, quiet_s: float = 3.0, timeout_s: float = 60.0) -> None:
+    """Wait until the linker's thread has used no CPU for `quiet_s` (longer than its 2 s period):
+    a flood's spans are linked after it, in runs of their own, and the peak they make counts."""
+    deadline = time.monotonic() + timeout_s
+    used, quiet_since = cpu_by_role(api).get("linker", 0.0), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - quiet_since < quiet_s:
+        time.sleep(0.5)
+        now = cpu_by_role(api).get("linker", 0.0)
+        if now > used + 0.01:
+            used, quiet_since = now, time.monotonic()
 
 
 def steady(collector: Any, otlp: tuple[str, int], steady_s: float) -> None:
