@@ -318,10 +318,8 @@ def flood(collector: Any, target: tuple[str, int], spans: int, senders: int, cei
 
 
 def linker_settled(api: str, quiet_s: float = 3.0, timeout_s: float = 60.0) -> None:
-    """Wait until the linker's thread has used no CPU for `quiet_s` (longer than its 2 s period):
-    a flood's spans are linked after it, in runs of their own, and the peak they make counts."""
-    deadline = time.monotonic() + timeout_s
-    used, quiet_since = cpu_by_role(api).get("linker", 0.0), time.monotonic()
+    """Wait until the linker's thread is idle for `quiet_s` (> its 2 s period): it links the flood after it."""
+    deadline, used, quiet_since = time.monotonic() + timeout_s, cpu_by_role(api).get("linker", 0.0), time.monotonic()
     while time.monotonic() < deadline and time.monotonic() - quiet_since < quiet_s:
         time.sleep(0.5)
         now = cpu_by_role(api).get("linker", 0.0)
