@@ -49,6 +49,7 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.hostile import rss_kib  # noqa: E402
 from collector.ingest.limits import ROW_GROUP_SPANS  # noqa: E402 - after the path is set
 from demo_apps.local_collector import run_collector  # noqa: E402
 from tests.postgres_cluster import PostgresCluster  # noqa: E402
@@ -185,11 +186,7 @@ def proc_cpu_s(pid: int) -> float:
 
 
 def proc_peak_rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return rss_kib(pid, "VmHWM") / 1024
 
 
 def metric_samples(api: str) -> list[Any]:

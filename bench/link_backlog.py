@@ -28,17 +28,9 @@ sys.path.insert(0, ROOT)
 SPANS_PER_REQUEST = 512
 
 
-def memory_mib(field: str) -> float:
-    """This process's VmRSS (resident now) or VmHWM (its peak), in MiB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def one_case(spans: int, in_parts: bool) -> dict[str, float]:
     """Store the backlog, link it once; this process's figures."""
+    from bench.hostile import rss_kib
     from bench.ingest import unique_requests
     from collector.ingest.limits import ROW_GROUP_SPANS
     from collector.normalize.otlp_proto import decode_protobuf
@@ -55,11 +47,11 @@ def one_case(spans: int, in_parts: bool) -> dict[str, float]:
         del bodies
         with open("/proc/self/clear_refs", "w") as refs:
             refs.write("5")  # resets VmHWM to the current RSS
-        before_mib = memory_mib("VmRSS")
+        before_mib = rss_kib(os.getpid(), "VmRSS") / 1024
         started = time.perf_counter()
         linked = store.link_new_spans()
         elapsed_s = time.perf_counter() - started
-        grown_mib = memory_mib("VmHWM") - before_mib
+        grown_mib = rss_kib(os.getpid(), "VmHWM") / 1024 - before_mib
         store.close()
     return {"linked": linked, "seconds": elapsed_s, "peak_growth_mib": grown_mib}
 

@@ -41,7 +41,7 @@ DERIVED_RETENTION = (*calls_sql.DELETE_CALLS_OLDER_THAN, *rollup_sql.DELETE_OLDE
 def detached(spans: pa.Table) -> pa.Table:
     """`spans` copied into buffers of their own. The C decoder hands pyarrow a batch as one
     array of its columns, which all share that array's release: a view of a few columns kept
-    the whole decoded batch (~500 bytes a span, ~700 resident, against ~100 for the columns
+    the whole decoded batch (~500 bytes a span, ~700 resident, against ~130 for the columns
     linking reads) until the linker ran, so a flood's unlinked backlog held its batches whole."""
     columns = [pa.concat_arrays(column.chunks) if column.num_chunks else column for column in spans.columns]
     return pa.Table.from_arrays(columns, schema=spans.schema)
