@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-FLUORO = [sys.executable, "-c", "from ui.cli import main; main()"]
+FLUORO = [sys.executable, "-c", "from ui.entry import main; main()"]
 
 
 def _ephemeral_floor() -> int:

@@ -75,6 +75,7 @@ class AckWriter:
     def _run(self) -> None:
         while (group := self._next_group()) is not None:
             self._log(group)
+            del group  # the ledger holds what it needs; held here, a fold could not let the batches go
         self._ledger.close_appends()  # the folder folds what is left, then ends
 
     def _next_group(self) -> list[Pending] | None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from collector.ingest.clock import Clock
 from collector.ingest.health import Health
@@ -48,7 +49,10 @@ class Folder:
         limits: PipelineLimits,
         periodic: tuple[PeriodicTask, ...],
         clock: Clock,
+        after_fold: Callable[[], None],
     ) -> None:
+        """`after_fold` runs on the folder's thread once a fold's batches are let go
+        (process_heap.release_free_heap: their memory back to the kernel)."""
         self._ledger = ledger
         self._store = store
         self._budget = budget
@@ -57,6 +61,7 @@ class Folder:
         self._limits = limits
         self._periodic = list(periodic)
         self._clock = clock
+        self._after_fold = after_fold
         self._retry_at = 0.0
         self._thread = threading.Thread(target=self._run, name="fluoro-folder", daemon=True)
 
@@ -113,6 +118,13 @@ class Folder:
         return max(0.0, wake_at - now)
 
     def _fold(self) -> bool:
+        """Store what was logged; once its batches are let go, the after-fold step."""
+        if not self._store_logged():
+            return False
+        self._after_fold()
+        return True
+
+    def _store_logged(self) -> bool:
         """Write every logged batch to the store in one transaction, then drop their log segments."""
         try:
             taken, segments = self._ledger.take()

@@ -35,6 +35,7 @@ from collector.ingest.pending import Pending, WriteOutcome
 from collector.ingest.periodic import PeriodicTask
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch
+from collector.process_heap import release_free_heap
 from collector.storage.protocols import SpanWriter
 
 _logger = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class IngestPipeline:
         limits: PipelineLimits = DEFAULT_LIMITS,
         periodic: tuple[PeriodicTask, ...] = (),
         clock: Clock | None = None,
+        after_fold: Callable[[], None] = release_free_heap,
     ) -> None:
         clock = clock or SystemClock()
         self._decode_record = decode_record
@@ -60,7 +62,9 @@ class IngestPipeline:
         self._health = Health()
         self._ledger = Ledger(log, clock)
         self._writer = AckWriter(self._ledger, self._budget, self._health, limits, clock)
-        self._folder = Folder(self._ledger, store, self._budget, self._health, metrics, limits, periodic, clock)
+        self._folder = Folder(
+            self._ledger, store, self._budget, self._health, metrics, limits, periodic, clock, after_fold
+        )
         metrics.watch_queue(lambda: self._budget.spans, lambda: self._budget.byte_count)
 
     @property
