@@ -40,7 +40,7 @@ def share_heap_with_arrow(environ: MutableMapping[str, str]) -> None:
 def _malloc_trim() -> Callable[[int], int] | None:
     try:
         trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim  # the process's own C library
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # no C library by that name, or no malloc_trim in it
         return None
     return trim
 
