@@ -24,6 +24,7 @@ from collector.insights.watch import InsightSettings, InsightWatch
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch
 from collector.normalize.admission import TimeBounds, admit
+from collector.process_heap import release_free_heap
 from collector.receivers.otlp_grpc import OtlpGrpcReceiver, OtlpGrpcSettings
 from collector.receivers.otlp_http import OtlpHttpReceiver
 from collector.receivers.otlp_intake import OtlpIntake, OtlpReceiverSettings, decode_logged_request
@@ -166,6 +167,7 @@ class Collector:
 
     def link(self) -> None:
         self.store.link_new_spans()
+        release_free_heap()  # a run's Arrow work freed: back to the kernel between bursts
 
     def roll_up(self) -> None:
         self.store.roll_up_calls(time.time_ns() - SETTLE_NS)
