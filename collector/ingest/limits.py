@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ROW_GROUP_SPANS = 122_880  # DuckDB's rows per row group
+from collector.storage.protocols import ROW_GROUP_SPANS
+
 FAILURE_PAUSE_S = 0.2  # between tries of a failing log or store
 
 
