@@ -13,8 +13,8 @@ Starts ``fluoro serve`` on a temporary database, then:
    on a fresh store, and its rate's ratio to HTTP's;
 3. steady: two senders paced at 5,000 spans/s each, after a few seconds at that rate (the flood's
    last linking and checkpoint are not the steady state); prints the collector's CPU as % of one
-   core over a window long enough to hold several folds and checkpoints, and its share by
-   thread (writer, folder, linker, decoders, event loop: the daemon's /metrics);
+   core over a window long enough to hold several folds and checkpoints, its share by thread
+   (the daemon's /metrics), and its CPU a span once the window's spans are stored and linked;
 4. bytes on disk per span, after the daemon has shut down and checkpointed.
 
 Senders build their requests before the clock starts (each one afresh, so trace and span ids
@@ -41,7 +41,6 @@ import shutil
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,14 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.hostile import rss_kib  # noqa: E402
+from bench.daemon_figures import (  # noqa: E402
+    cpu_by_role,
+    fold_acknowledged,
+    linker_settled,
+    proc_cpu_s,
+    proc_peak_rss_mib,
+    stored_spans,
+)
 from collector.storage.protocols import ROW_GROUP_SPANS  # noqa: E402 - after the path is set
 from demo_apps.local_collector import run_collector  # noqa: E402
 from tests.postgres_cluster import PostgresCluster  # noqa: E402
@@ -179,52 +185,6 @@ def sender(
     results.put((latencies, failures))
 
 
-def proc_cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_peak_rss_mib(pid: int) -> float:
-    return rss_kib(pid, "VmHWM") / 1024
-
-
-def metric_samples(api: str) -> list[Any]:
-    """Every sample of the daemon's /metrics."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(f"{api}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
-
-
-def cpu_by_role(api: str) -> dict[str, float]:
-    """The daemon's CPU seconds per thread, executor threads summed by role."""
-    roles = {
-        "fluoro-writer": "writer",
-        "fluoro-folder": "folder",
-        "fluoro-housekeeping": "linker",
-        "MainThread": "event loop",
-    }
-    totals: dict[str, float] = {}
-    for sample in metric_samples(api):
-        if sample.name == "fluoro_thread_cpu_seconds_total":
-            name = sample.labels["thread"]
-            role = roles.get(name, "decoders" if name.startswith("asyncio_") else "other")
-            totals[role] = totals.get(role, 0.0) + sample.value
-    return totals
-
-
-def fold_acknowledged(api: str) -> None:
-    """Every acknowledged span into DuckDB: a query has the daemon fold its ingest log first."""
-    urllib.request.urlopen(f"{api}/api/services", timeout=60).read()
-
-
-def stored_spans(api: str) -> int:
-    fold_acknowledged(api)
-    return int(sum(s.value for s in metric_samples(api) if s.name == "fluoro_spans_stored_total"))
-
-
 def run_senders(
     target: tuple[str, int], senders: int, requests_each: int, rate_per_s: float, seed: int
 ) -> tuple[list[float], int, float]:
@@ -314,26 +274,20 @@ def flood(collector: Any, target: tuple[str, int], spans: int, senders: int, cei
     return stored / elapsed
 
 
-def linker_settled(api: str, quiet_s: float = 3.0, timeout_s: float = 60.0) -> None:
-    """Wait until the linker's thread is idle for `quiet_s` (> its 2 s period): it links the flood after it."""
-    deadline, used, quiet_since = time.monotonic() + timeout_s, cpu_by_role(api).get("linker", 0.0), time.monotonic()
-    while time.monotonic() < deadline and time.monotonic() - quiet_since < quiet_s:
-        time.sleep(0.5)
-        now = cpu_by_role(api).get("linker", 0.0)
-        if now > used + 0.01:
-            used, quiet_since = now, time.monotonic()
-
-
 def steady(collector: Any, otlp: tuple[str, int], steady_s: float) -> None:
     rate_each = 5_000 / SPANS_PER_REQUEST  # two paced senders: one alone cannot keep 10k/s up
     run_senders(otlp, 2, int(rate_each * STEADY_WARM_UP_S), rate_each, seed=40)
-    requests_each = int(rate_each * steady_s)
-    cpu_before, threads_before = proc_cpu_s(collector.pid), cpu_by_role(collector.api_url)
+    requests_each, api = int(rate_each * steady_s), collector.api_url
+    linker_settled(api)  # nothing of the warm-up left to store or link: the window's work is its own
+    cpu_before, threads_before = proc_cpu_s(collector.pid), cpu_by_role(api)
     _, _, elapsed = run_senders(otlp, 2, requests_each, rate_each, seed=50)
     cpu_used = proc_cpu_s(collector.pid) - cpu_before
-    threads = {k: v - threads_before.get(k, 0.0) for k, v in cpu_by_role(collector.api_url).items()}
+    threads = {k: v - threads_before.get(k, 0.0) for k, v in cpu_by_role(api).items()}
+    linker_settled(api)
+    per_million = (proc_cpu_s(collector.pid) - cpu_before) / (2 * requests_each * SPANS_PER_REQUEST) * 1e6
     print(f"\nsteady: {2 * requests_each * SPANS_PER_REQUEST / elapsed:,.0f} spans/s for {elapsed:.1f} s")
     print(f"  collector CPU        {cpu_used / elapsed * 100:.1f}% of one core  (target <= 20%)")
+    print(f"  stored and linked    {per_million:.2f} core-seconds per million spans (whole folds, however timed)")
     shares = ", ".join(f"{role} {seconds / elapsed * 100:.1f}%" for role, seconds in sorted(threads.items()))
     print(f"  by thread            {shares}")
 
