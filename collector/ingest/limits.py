@@ -11,14 +11,13 @@ FAILURE_PAUSE_S = 0.2  # between tries of a failing log or store
 
 @dataclass(frozen=True)
 class PipelineLimits:
-    # Room for a fold of ROW_GROUP_SPANS in progress and three more logged behind it: each span
-    # held costs ~500 bytes decoded, and DuckDB ~1 KB a span of the fold's row group. A fold
-    # takes ~0.35 s and a flood logs as much in about that time, so with room for one behind
-    # it 3 of 4 floods had requests refused (8-30, the queue full) and the rest of their
-    # senders lingered (p99 ~105 ms); with three behind it, none (bench/ingest.py). (Bytes are
-    # the requests' bodies and their decoded columns, what they hold in memory; a fold also
-    # starts once half of max_queue_bytes waits.)
-    max_queue_spans: int = 4 * ROW_GROUP_SPANS
+    # Room for a fold of ROW_GROUP_SPANS in progress and as many again logged behind it, no
+    # more: each span held costs ~500 bytes decoded, and under a flood the bound is full while
+    # DuckDB holds the fold's row group (~1 KB a span). 50,000 spans more took ~25 MiB onto the
+    # peak RSS and nothing off the flood's rate (bench/ingest.py). (Bytes are the requests'
+    # bodies and their decoded columns, what they hold in memory; a fold also starts once half
+    # of max_queue_bytes waits.)
+    max_queue_spans: int = 2 * ROW_GROUP_SPANS
     max_queue_bytes: int = 256 * 1024 * 1024
     max_group_spans: int = 50_000
     # Logged spans go to the store once this many wait, or this long after the first of them
