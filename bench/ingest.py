@@ -56,7 +56,7 @@ from bench.daemon_figures import (  # noqa: E402
     proc_peak_rss_mib,
     stored_spans,
 )
-from collector.storage.protocols import ROW_GROUP_SPANS  # noqa: E402 - after the path is set
+from collector.ingest.limits import ROW_GROUP_SPANS  # noqa: E402 - after the path is set
 from demo_apps.local_collector import run_collector  # noqa: E402
 from tests.postgres_cluster import PostgresCluster  # noqa: E402
 
@@ -214,9 +214,9 @@ def run_senders(
 
 def ceiling(requests: int) -> float:
     """Spans/s of decode + insert in this process, on a fresh file, no HTTP, one thread."""
+    from collector.ingest.limits import ROW_GROUP_SPANS
     from collector.normalize.otlp_proto import decode_protobuf
     from collector.storage.duckdb_store import DuckDBStore
-    from collector.storage.protocols import ROW_GROUP_SPANS
 
     bodies = unique_requests(requests, 99)
     per_fold = ROW_GROUP_SPANS // SPANS_PER_REQUEST  # as the pipeline folds under load

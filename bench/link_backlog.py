@@ -32,9 +32,9 @@ def one_case(spans: int, in_parts: bool) -> dict[str, float]:
     """Store the backlog, link it once; this process's figures."""
     from bench.hostile import rss_kib
     from bench.ingest import unique_requests
+    from collector.ingest.limits import ROW_GROUP_SPANS
     from collector.normalize.otlp_proto import decode_protobuf
     from collector.storage.duckdb_store import DuckDBStore
-    from collector.storage.protocols import ROW_GROUP_SPANS
 
     with tempfile.TemporaryDirectory() as tmp:
         store = DuckDBStore(os.path.join(tmp, "backlog.duckdb"))

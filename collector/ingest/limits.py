@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collector.storage.protocols import ROW_GROUP_SPANS
-
+ROW_GROUP_SPANS = 122_880  # DuckDB's rows per row group
 FAILURE_PAUSE_S = 0.2  # between tries of a failing log or store
 
 

@@ -33,7 +33,7 @@ from collector.storage.lake_location import connect as lake_connect
 from collector.storage.lake_location import ensure_tables as ensure_lake_tables
 from collector.storage.lake_map import LakeMapTables
 from collector.storage.leader_lock import LeaderLock
-from collector.storage.protocols import ROW_GROUP_SPANS, StoreUnavailable
+from collector.storage.protocols import StoreUnavailable
 from collector.storage.recent_keys import FUTURE_SLACK_NS, MAX_FUTURE_IDS, NEVER_NS, RecentSpanIds
 from collector.storage.resource_keys import KnownResources, key_resources
 from collector.storage.trace_parts import trace_parts
@@ -56,19 +56,7 @@ SERVICE_INDEX = SPAN_COLUMNS.index("service")
 
 # New files in the storage format of the DuckDB Fluoro pins (1.5): the default stays readable by
 # DuckDB 1.0, which has no zstd for strings and would leave `attributes` uncompressed.
-STORAGE_VERSION: Final = "v1.5.0"
-FILE_ALIAS: Final = "fluoro"
-
-
-def attach_statement(path: str) -> str:
-    """The file attached with row groups of ROW_GROUP_SPANS rows, half DuckDB's default: under
-    a flood the pipeline holds a fold's row group in DuckDB and as many spans decoded behind it,
-    so the row group's size sets the daemon's peak (bench/ingest.py: 404-490 MiB against
-    515-576). A row group size is an option of ATTACH only, hence an in-memory connection that
-    attaches the file (an option, not a parameter: the path is quoted as a literal)."""
-    quoted = path.replace("'", "''")
-    options = f"ROW_GROUP_SIZE {ROW_GROUP_SPANS}, STORAGE_VERSION '{STORAGE_VERSION}'"
-    return f"ATTACH '{quoted}' AS {FILE_ALIAS} ({options})"
+FILE_CONFIG: Final[dict[str, str | bool | int | float | list[str]]] = {"storage_compatibility_version": "v1.5.0"}
 
 
 class DuckDBStore:
@@ -125,16 +113,11 @@ class DuckDBStore:
     @staticmethod
     def _open_file(path: str) -> duckdb.DuckDBPyConnection:
         try:
-            con = duckdb.connect(":memory:")
-            con.execute(attach_statement(path))
-            con.execute(f"USE {FILE_ALIAS}")
-            return con
+            return duckdb.connect(path, config=FILE_CONFIG)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreLocked(f"database {path} is in use by another process") from exc
             raise StoreUnavailable(f"cannot open database {path}: {exc}") from exc
-        except duckdb.BinderException as exc:  # this process has it open already
-            raise StoreLocked(f"database {path} is already open in this process") from exc
         except duckdb.Error as exc:
             raise StoreUnavailable(f"cannot open database {path}: {exc}") from exc
 
@@ -355,7 +338,8 @@ class DuckDBStore:
     def _new_cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection of its own to the same database (a lake's in use, as USE is per connection)."""
         cursor = self._con.cursor()
-        cursor.execute(f"USE {FILE_ALIAS if self._lake is None else LAKE_ALIAS}")
+        if self._lake is not None:
+            cursor.execute(f"USE {LAKE_ALIAS}")
         return cursor
 
     # ------------------------------------------------------------------ housekeeping

@@ -22,12 +22,6 @@ class StoreUnavailable(RuntimeError):
     """The store cannot take or give data right now (disk full, file locked, closed)."""
 
 
-# The rows a store writes as one unit (a DuckDB file's row group; the store attaches its file
-# with this size): a write of this many goes compressed straight to the file, no copy in a WAL
-# and no recompression at a checkpoint, so the ingest pipeline folds this many at a time.
-ROW_GROUP_SPANS: Final = 61_440
-
-
 @dataclass(frozen=True)
 class TimeWindow:
     """A half-open interval of span start times, ns since the epoch."""

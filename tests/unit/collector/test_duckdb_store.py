@@ -16,7 +16,7 @@ import pytest
 
 from collector.storage import duckdb_sql
 from collector.storage.duckdb_store import DuckDBStore, StoreLocked
-from collector.storage.protocols import ROW_GROUP_SPANS, Statement, TimeWindow
+from collector.storage.protocols import Statement, TimeWindow
 from tests.contract.test_store_contract import SECOND, T0, batch, trace_bytes
 from tests.factories import at as span
 
@@ -181,44 +181,6 @@ def test_a_file_held_by_another_process_is_reported(tmp_path: Path) -> None:
         holder.stdin.close()
         holder.wait(10)
         holder.stdout.close()
-
-
-def test_a_file_open_in_this_process_is_reported_not_opened_twice(tmp_path: Path) -> None:
-    path = str(tmp_path / "twice.duckdb")
-    first = DuckDBStore(path)
-    try:
-        with pytest.raises(StoreLocked, match="already open in this process"):
-            DuckDBStore(path)
-        assert first.write([batch(span(1, 10, None, 0))]) == 1  # the first is untouched
-    finally:
-        first.close()
-
-
-def test_a_path_with_quotes_and_sql_in_it_is_only_a_path(tmp_path: Path) -> None:
-    path = tmp_path / "it's'); DETACH fluoro; --.duckdb"
-    store = DuckDBStore(str(path))
-    store.write([batch(span(2, 20, None, 0))])
-    store.close()
-    again = DuckDBStore(str(path))
-    assert [s.span_id for s in again.reader.trace_spans(trace_bytes(2))] == [f"{20:016x}"]
-    again.close()
-    assert path.exists() and path.stat().st_size > 0
-
-
-def test_a_fold_is_written_in_row_groups_of_the_pipelines_size(tmp_path: Path) -> None:
-    # The pipeline folds ROW_GROUP_SPANS at a time so that a fold is whole row groups; the file
-    # must be attached with that size (DuckDB's own is twice it).
-    path = str(tmp_path / "groups.duckdb")
-    store = DuckDBStore(path)
-    count = ROW_GROUP_SPANS + 2048
-    store.write([batch(*(span(1 + i // 8, 1 + i, None, i / 1e6) for i in range(count)))])
-    store.close()
-    con = duckdb.connect(path, read_only=True)
-    rows = con.execute(
-        "SELECT row_group_id, max(count) FROM pragma_storage_info('spans') GROUP BY ALL ORDER BY 1"
-    ).fetchall()
-    con.close()
-    assert [n for _, n in rows] == [ROW_GROUP_SPANS, 2048]
 
 
 def test_children_waiting_in_an_older_pending_table_keep_waiting_after_the_migration(tmp_path: Path) -> None:
