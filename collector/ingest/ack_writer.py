@@ -49,7 +49,12 @@ class AckWriter:
     def submit(self, pending: Pending) -> bool:
         """Queue a batch; False when the bounds are full or the writer is stopping."""
         with self._cond:
-            if not self._accepting or not self._budget.try_take(pending.spans, pending.byte_size):
+            if not self._accepting:
+                return False
+            if not self._budget.try_take(pending.spans, pending.byte_size):
+                if pending.sender is not None:
+                    self._senders.refused(pending.sender)
+                    self._cond.notify_all()  # a group lingering for it is due now
                 return False
             pending.queued_at = self._clock.monotonic()
             self._queue.append(pending)

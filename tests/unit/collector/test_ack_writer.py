@@ -87,6 +87,19 @@ def test_a_sender_silent_past_the_active_window_is_not_waited_for(log: Recording
     assert writer.linger_left_s(start) <= 0  # "quiet" sent 11 s ago: not coming back in a linger
 
 
+def test_a_sender_refused_for_a_full_queue_is_not_waited_for(log: RecordingLog, clock: ManualClock) -> None:
+    limits = PipelineLimits(max_queue_spans=2000, linger_s=0.05, bulk_linger_s=1.0, active_sender_s=10.0)
+    writer = writer_of(log, clock, limits)
+    a, b = ("127.0.0.1", 1), ("127.0.0.1", 2)
+    assert writer.submit(pending(600, a)) and writer.submit(pending(600, b))
+    writer.pop_group()  # logged; its spans stay held until folded
+    start = clock.monotonic()
+    assert writer.submit(pending(600, a))
+    assert writer.linger_left_s(start) == pytest.approx(1.0)  # b sent a moment ago: worth waiting for
+    assert not writer.submit(pending(600, b))  # the bound is full: b is told to come back later
+    assert writer.linger_left_s(start) <= 0
+
+
 def test_the_system_clock_reads_monotonic_time() -> None:
     clock = SystemClock()
     first = clock.monotonic()

@@ -36,3 +36,14 @@ def test_senders_silent_past_the_active_window_are_forgotten() -> None:
     senders.saw("gone", 10 * KIB, NOW)
     assert not senders.all_waiting([], NOW + 0.5)
     assert senders.all_waiting([], NOW + 1.5)
+
+
+def test_a_refused_sender_is_not_waited_for_until_it_is_let_in_again() -> None:
+    senders = ActiveSenders(active_s=60.0)
+    senders.saw("a", 10 * KIB, NOW)
+    senders.saw("b", 10 * KIB, NOW)
+    senders.refused("b")  # told to retry after a delay: not back within a linger
+    senders.refused("never seen")
+    assert senders.all_waiting(["a"], NOW)
+    senders.saw("b", 10 * KIB, NOW + 1)
+    assert not senders.all_waiting(["a"], NOW + 1)
