@@ -10,13 +10,14 @@ FAILURE_PAUSE_S = 0.2  # between tries of a failing log or store
 
 @dataclass(frozen=True)
 class PipelineLimits:
-    # Room for a fold of ROW_GROUP_SPANS in progress and as many again logged behind it, no
-    # more: each span held costs ~500 bytes decoded, and under a flood the bound is full while
-    # DuckDB holds the fold's row group (~1 KB a span). 50,000 spans more took ~25 MiB onto the
-    # peak RSS and nothing off the flood's rate (bench/ingest.py). (Bytes are the requests'
-    # bodies and their decoded columns, what they hold in memory; a fold also starts once half
-    # of max_queue_bytes waits.)
-    max_queue_spans: int = 2 * ROW_GROUP_SPANS
+    # Room for a fold of ROW_GROUP_SPANS in progress, as many again logged behind it, and
+    # 50,000 spans of slack: a fold takes ~0.7 s and a flood logs a row group in about that time.
+    # Each span held costs ~500 bytes decoded, and under a flood the bound is full while DuckDB
+    # holds the fold's row group (~1 KB a span). Without the slack the peak RSS was ~15-35 MiB
+    # lower, but floods had requests refused (3-30 of 780, the queue full) where they had none
+    # (bench/ingest.py, alternated). (Bytes are the requests' bodies and their decoded columns,
+    # what they hold in memory; a fold also starts once half of max_queue_bytes waits.)
+    max_queue_spans: int = 2 * ROW_GROUP_SPANS + 50_000
     max_queue_bytes: int = 256 * 1024 * 1024
     max_group_spans: int = 50_000
     # Logged spans go to the store once this many wait, or this long after the first of them
