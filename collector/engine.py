@@ -72,6 +72,8 @@ class CollectorSettings:
     insights: InsightSettings = field(default_factory=InsightSettings)
     # What cost reports price spans with (collector/cost): by default AWS's us-east-1 list prices.
     prices: PriceSheet = field(default_factory=PriceSheet.load)
+    # DuckDB's buffer pool bound (storage/duckdb_store.py); None leaves DuckDB's own, 80% of the machine.
+    memory_limit_mib: int | None = None
 
     @property
     def log_path(self) -> str:
@@ -89,7 +91,9 @@ class Collector:
             raise StoreUnavailable("--read-only needs --lake: a DuckDB file has one process, the collector")
         self.settings = settings
         self.metrics = CollectorMetrics()
-        self.store = DuckDBStore(settings.db_path, settings.lake, read_only=settings.read_only)
+        self.store = DuckDBStore(
+            settings.db_path, settings.lake, read_only=settings.read_only, memory_limit_mib=settings.memory_limit_mib
+        )
         self.metrics.watch_quarantined(lambda: self.store.map_tables.quarantined_spans)
         map_tables = self.store.map_tables
         if isinstance(map_tables, LakeMapTables):

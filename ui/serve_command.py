@@ -17,6 +17,7 @@ from collector.allowed_hosts import HostPolicy
 from collector.cost.prices import PricesError, PriceSheet
 from collector.engine import Collector, CollectorSettings
 from collector.insights.watch import InsightSettings
+from collector.storage.duckdb_memory import DEFAULT_MEMORY_LIMIT_MIB, MAX_MEMORY_LIMIT_MIB, MIN_MEMORY_LIMIT_MIB
 from collector.storage.lake_location import BadLakeLocation, LakeLocation
 from collector.storage.protocols import StoreUnavailable
 from ui.durations import Duration
@@ -98,6 +99,15 @@ def is_loopback(host: str) -> bool:
     envvar="FLUORO_MAX_BODY_MB",
     show_envvar=True,
     help="Largest OTLP request body, before or after decompression.",
+)
+@click.option(
+    "--memory-limit-mib",
+    default=DEFAULT_MEMORY_LIMIT_MIB,
+    type=click.IntRange(MIN_MEMORY_LIMIT_MIB, MAX_MEMORY_LIMIT_MIB),
+    envvar="FLUORO_MEMORY_LIMIT_MIB",
+    show_envvar=True,
+    help="Bound on DuckDB's memory (its cache of the database, and what a statement holds): past it, "
+    "blocks are read again from the file and a statement spills to disk.",
 )
 @click.option(
     "--allowed-hosts",
@@ -204,6 +214,7 @@ def serve_command(
     token: str | None,
     retention: float,
     max_body_mb: float,
+    memory_limit_mib: int,
     allowed_hosts: str,
     session_ttl: float,
     lake: str | None,
@@ -243,6 +254,7 @@ def serve_command(
         ingest_log=ingest_log,
         insights=InsightSettings(insights_every_s, insights_window_s, insights_baseline_s, notify_url=notify_url),
         prices=sheet,
+        memory_limit_mib=memory_limit_mib,
     )
     try:
         collector = Collector(settings)

@@ -27,6 +27,7 @@ from collector.storage import lake_sql
 from collector.storage.duckdb_groups import DuckDBGroups
 from collector.storage.duckdb_insights import DuckDBInsights
 from collector.storage.duckdb_map import LINKED_SPAN_SCHEMA, DuckDBMapTables
+from collector.storage.duckdb_memory import memory_limit_statement
 from collector.storage.duckdb_reader import DuckDBReader
 from collector.storage.lake_location import LAKE_ALIAS, LakeLocation
 from collector.storage.lake_location import connect as lake_connect
@@ -63,11 +64,19 @@ class DuckDBStore:
     """SpanWriter and StoreMaintenance over one DuckDB file; its SpanReader is ``reader``."""
 
     def __init__(
-        self, path: str, lake: LakeLocation | None = None, *, read_only: bool = False, leader: LeaderLock | None = None
+        self,
+        path: str,
+        lake: LakeLocation | None = None,
+        *,
+        read_only: bool = False,
+        leader: LeaderLock | None = None,
+        memory_limit_mib: int | None = None,
     ) -> None:
         """A DuckDB file at `path`, or with `lake` the lake's tables (`path` is then unused);
         `read_only` (lake only: a file has one process) for readers beside the collectors;
-        `leader`: the lake's leader lock (by default its PostgreSQL advisory lock)."""
+        `leader`: the lake's leader lock (by default its PostgreSQL advisory lock);
+        `memory_limit_mib`: DuckDB's buffer pool bound (None: DuckDB's own, 80% of the machine)."""
+        limit = None if memory_limit_mib is None else memory_limit_statement(memory_limit_mib)
         self.path = path if lake is None else lake.describe()
         self.read_only = read_only
         self._lake = lake
@@ -78,6 +87,8 @@ class DuckDBStore:
         self._registered: list[str] = []
         # A daemon has no terminal to draw DuckDB's progress bar on.
         self._con.execute("SET enable_progress_bar = false")
+        if limit is not None:
+            self._con.execute(limit)
         # One engine thread per statement: the statements here are small (a write, 2 s of
         # linking), and splitting them across both cores cost more CPU than it saved (~20% of a
         # write's, bench/ingest.py steady), while the writer, the linker and the query threads

@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from collector.engine import CollectorSettings
+from collector.storage.protocols import StoreUnavailable
+from ui import serve_command
 from ui.cli import is_loopback, main, parse_duration_s
 
 
@@ -49,6 +52,8 @@ def test_help_lists_every_setting() -> None:
         "--insights-baseline",
         "--prices",
         "FLUORO_PRICES",
+        "--memory-limit-mib",
+        "FLUORO_MEMORY_LIMIT_MIB",
     ):
         assert flag in result.output
     assert "serve" in CliRunner().invoke(main, ["--help"]).output
@@ -69,3 +74,30 @@ def test_a_price_sheet_that_cannot_be_used_is_refused_in_one_line(tmp_path: Path
     result = CliRunner().invoke(main, ["serve", "--prices", str(bad), "--db", "/nonexistent/x.duckdb"])
     assert result.exit_code == 2 and f"prices {bad}: region: Field required" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("given", ["100", "0", "-5", "lots", str(2**40)])
+def test_a_memory_limit_out_of_range_is_refused_in_one_line(given: str) -> None:
+    result = CliRunner().invoke(main, ["serve", "--memory-limit-mib", given, "--db", "/nonexistent/x.duckdb"])
+    assert result.exit_code == 2 and "--memory-limit-mib" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "environ", "bound_mib"),
+    [([], {}, 1024), (["--memory-limit-mib", "2048"], {}, 2048), ([], {"FLUORO_MEMORY_LIMIT_MIB": "512"}, 512)],
+)
+def test_the_memory_limit_reaches_the_collector(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], environ: dict[str, str], bound_mib: int
+) -> None:
+    given: list[CollectorSettings] = []
+
+    def collector(settings: CollectorSettings) -> None:
+        given.append(settings)
+        raise StoreUnavailable("stopped here")
+
+    monkeypatch.setattr(serve_command, "Collector", collector)
+    ports = ["--otlp-port", "0", "--otlp-grpc-port", "0", "--xray-port", "0", "--ui-port", "0"]
+    result = CliRunner().invoke(main, ["serve", *ports, *args], env=environ)
+    assert result.exit_code == 1 and "stopped here" in result.output
+    assert [s.memory_limit_mib for s in given] == [bound_mib]
