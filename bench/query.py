@@ -51,6 +51,7 @@ from collector.query.analytics import TimeSeries, time_series  # noqa: E402
 from collector.query.map_view import ServiceMap  # noqa: E402
 from collector.query.service_map import MapQuery, service_map  # noqa: E402
 from collector.storage import rollup_sql  # noqa: E402
+from collector.storage.duckdb_memory import memory_limit_statement  # noqa: E402
 from collector.storage.duckdb_store import DuckDBStore  # noqa: E402
 from collector.storage.protocols import Group, Statement, Subject, TimeWindow  # noqa: E402
 from spanlang.filter_parser import parse_filter  # noqa: E402
@@ -288,7 +289,17 @@ def load(
     return sample_trace
 
 
-def bench(total_spans: int, runs: int, workdir: str, xray_ids: bool = False) -> None:
+def median_bounded_ms(store: DuckDBStore, run: Callable[[], object], runs: int, limit_mib: int) -> float:
+    """The median ms of `run` with DuckDB's memory bounded to `limit_mib` (as `fluoro serve
+    --memory-limit-mib` does), lifted again after: each query timed both ways in one process."""
+    store.reader.rows(Statement(memory_limit_statement(limit_mib)))
+    try:
+        return median_ms(run, runs)[0]
+    finally:
+        store.reader.rows(Statement("RESET memory_limit"))
+
+
+def bench(total_spans: int, runs: int, workdir: str, xray_ids: bool = False, limit_mib: int | None = None) -> None:
     path = os.path.join(workdir, f"q{total_spans}.duckdb")
     store = DuckDBStore(path)
     hours = hours_for(total_spans)
@@ -336,10 +347,15 @@ def bench(total_spans: int, runs: int, workdir: str, xray_ids: bool = False) -> 
     baseline_ms, _ = median_ms(
         lambda: store.reader.rows(Statement(SELF_JOIN_EDGES, (window.start_ns, window.end_ns))), runs
     )
-    print(f"  {'query':<18}{'median ms':>10}{'target':>9}{'vs self-join':>14}  result")
+    bound_header = f"{f'{limit_mib} MiB bound':>18}" if limit_mib else ""
+    print(f"  {'query':<18}{'median ms':>10}{'target':>9}{'vs self-join':>14}{bound_header}  result")
     for name, run, target in queries:
         took, result = median_ms(run, runs)
-        print(f"  {name:<18}{took:>10.1f}{target:>9}{took / baseline_ms:>13.2f}x  {size_of(result)}")
+        bound_column = ""
+        if limit_mib:
+            bound_ms = median_bounded_ms(store, run, runs, limit_mib)
+            bound_column = f"{bound_ms:>10.1f} ({bound_ms / took:.2f}x)"
+        print(f"  {name:<18}{took:>10.1f}{target:>9}{took / baseline_ms:>13.2f}x{bound_column}  {size_of(result)}")
     print(f"  {'raw self-join edges':<18}{baseline_ms:>10.1f}{'':>9}{1:>13.2f}x  (baseline, same process)")
     store.close()
 
@@ -355,11 +371,17 @@ def main() -> None:
         help="random: as stock OpenTelemetry SDKs make them; xray: the start second first (X-Ray, Fluoro's tracer)",
     )
     parser.add_argument("--demo-spans", type=int, default=DEMO_REPLAY_SPANS, help="the demo replay's size for storage")
+    parser.add_argument(
+        "--memory-limit-mib",
+        type=int,
+        default=None,
+        help="also time each query with DuckDB's memory bounded to this (fluoro serve's --memory-limit-mib)",
+    )
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="fluoro-query-bench-")
     try:
         for total in args.spans:
-            bench(total, args.runs, workdir, xray_ids=args.trace_ids == "xray")
+            bench(total, args.runs, workdir, xray_ids=args.trace_ids == "xray", limit_mib=args.memory_limit_mib)
         size = demo_spans.file_size(args.demo_spans, workdir)
         print(
             f"\nstorage on the demo's own spans (bench/data/demo replayed to {size.spans:,} spans,"
