@@ -93,17 +93,14 @@ HOP_ROWS: Final = f"""{_MAP_PARTS}, raw AS MATERIALIZED (
     SELECT hop_id, kind, bucket, sum(requests) AS requests, sum(init_ns) AS init_ns, sum(waited_ns) AS waited_ns,
            min(min_ns) AS min_ns, max(max_ns) AS max_ns, {_ROLLED_ESTIMATE}
     FROM latency_minutes WHERE {_IN_ROLLED} GROUP BY hop_id, kind, bucket
-)
-(SELECT * FROM (
+), counts AS MATERIALIZED (
     SELECT 0 AS part, {_HOP}, r.requests, r.ok, r.errors, r.faults, r.throttles, r.cold, NULL::BIGINT, r.estimated
     FROM rolled_counts r JOIN hop_keys h USING (hop_id) WHERE r.requests <> 0
     UNION ALL
     SELECT 0, {HOP_KEY}, consumed, sum(n), sum(ok), sum(errors), sum(faults), sum(throttles), sum(cold), NULL,
            sum(estimated)
     FROM raw GROUP BY {HOP_KEY}, consumed
-) LIMIT ?)
-UNION ALL
-(SELECT * FROM (
+), latency AS MATERIALIZED (
     SELECT 1, {_HOP}, r.kind, r.bucket, r.requests, r.init_ns, r.waited_ns, r.min_ns, r.max_ns, r.estimated
     FROM rolled_latency r JOIN hop_keys h USING (hop_id) WHERE r.requests <> 0
     UNION ALL
@@ -113,7 +110,10 @@ UNION ALL
     UNION ALL
     SELECT 1, {HOP_KEY}, consumed, 1, dwell_bucket, sum(n), 0, 0, min(min_dwell), max(max_dwell), sum(estimated)
     FROM raw WHERE dwell_bucket IS NOT NULL GROUP BY {HOP_KEY}, consumed, dwell_bucket
-) LIMIT ?)
+)
+(SELECT * FROM counts LIMIT ?)
+UNION ALL
+(SELECT * FROM latency LIMIT ?)
 """
 COUNTS_PART: Final = 0
 

@@ -3,16 +3,18 @@ values break linking, times at the end of int64."""
 
 from __future__ import annotations
 
+import threading
+
 import pyarrow as pa
 import pytest
 
 from collector.model import SpanBatch
-from collector.query.map_view import node_id
+from collector.query.map_view import ServiceMap, node_id
 from collector.query.service_map import MapQuery, service_map
 from collector.service_map.linker import PreparedRun, prepare
 from collector.storage import duckdb_calls
 from collector.storage.duckdb_store import DuckDBStore
-from collector.storage.protocols import TimeWindow
+from collector.storage.protocols import Statement, TimeWindow
 from tests.factories import SECOND, T0, at, spans_batch
 from tests.unit.collector.map_support import WINDOW, by_name, chain_batches, figures, linked_map
 
@@ -123,3 +125,30 @@ def test_a_window_of_thousands_of_services_folds_all_but_the_busiest(store: Duck
     assert figures(nodes["svc-0000"]).requests == 5
     assert figures(edges["client", "svc-0000"]).requests == 5
     assert ("client", folded.name) in edges
+
+
+def test_a_map_of_thousands_of_hops_over_millions_of_raw_calls_answers(store: DuckDBStore) -> None:
+    """The map's hop rows once streamed a UNION ALL of the rollup's rows and the raw calls'
+    sums (one arm empty) that DuckDB 1.5 never finished at this size: the query parked in
+    WaitForTask, so the insight watch hung, and the daemon with it at its stop. Each part is
+    now materialized before it is limited (storage/map_sql.py)."""
+    hops, raw_calls, minute_ns = 5_000, 3_000_000, 60 * SECOND
+    for statement in (
+        f"INSERT INTO hop_keys SELECT range, 'caller' || range, 't', 'callee' || range, 't', 'exit', false, false"
+        f" FROM range({hops})",
+        f"INSERT INTO latency_minutes SELECT {T0}, range, 0, 5, 3, 0, 3000, 1000, 1000, NULL FROM range({hops})",
+        f"INSERT INTO call_minutes SELECT {T0}, range, 3, 3, 0, 0, 0, 0, NULL FROM range({hops})",
+        f"UPDATE rollup_state SET rolled_until = {T0 + minute_ns}",
+        f"""INSERT INTO calls SELECT uuid(), range, NULL, {T0 + minute_ns} + range, 'exit',
+            'caller' || (range % {hops}), 't', 'callee' || (range % {hops}), 't', false,
+            1000 * (1 + (range * 7919) % 100000), range % 13 = 0, false, false, false, NULL, NULL, false, NULL, NULL
+            FROM range({raw_calls})""",
+    ):
+        store.reader.rows(Statement(statement))
+    answered: list[ServiceMap] = []
+    window = TimeWindow(T0, T0 + 2 * minute_ns)
+    asking = threading.Thread(target=lambda: answered.append(service_map(store.reader, MapQuery(window))), daemon=True)
+    asking.start()
+    asking.join(120)
+    assert answered, "the map query did not finish"
+    assert answered[0].edges
