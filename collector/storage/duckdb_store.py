@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Final
 
@@ -85,6 +86,7 @@ class DuckDBStore:
         self._write_lock = threading.Lock()
         self._known_resources = KnownResources()
         self._registered: list[str] = []
+        self._readers: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()  # cursors still in use
         # A daemon has no terminal to draw DuckDB's progress bar on.
         self._con.execute("SET enable_progress_bar = false")
         if limit is not None:
@@ -344,7 +346,9 @@ class DuckDBStore:
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         if self._closed:
             raise StoreUnavailable("the store is closed")
-        return self._new_cursor()
+        cursor = self._new_cursor()
+        self._readers.add(cursor)
+        return cursor
 
     def _new_cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection of its own to the same database (a lake's in use, as USE is per connection)."""
@@ -370,9 +374,14 @@ class DuckDBStore:
         return total
 
     def close(self) -> None:
+        """Close the database; a read still running is interrupted (its caller gets
+        StoreUnavailable), since DuckDB's close waits for every cursor's statement to end."""
         with self._write_lock:
             if not self._closed:
                 self._closed = True
+                for reader in list(self._readers):
+                    with contextlib.suppress(duckdb.Error):  # closed already, or nothing running
+                        reader.interrupt()
                 self.map_tables.close()
                 self._con.close()
 

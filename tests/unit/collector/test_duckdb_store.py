@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from collector.storage import duckdb_sql
 from collector.storage.duckdb_store import DuckDBStore, StoreLocked
-from collector.storage.protocols import Statement, TimeWindow
+from collector.storage.protocols import Statement, StoreUnavailable, TimeWindow
 from tests.contract.test_store_contract import SECOND, T0, batch, trace_bytes
 from tests.factories import at as span
 
@@ -214,3 +215,28 @@ def test_children_waiting_in_an_older_pending_table_keep_waiting_after_the_migra
         assert store.reader.rows(Statement("SELECT count(*) FROM pending")) == [(0,)]
     finally:
         store.close()
+
+
+def test_closing_interrupts_a_read_still_running(tmp_path: Path) -> None:
+    """DuckDB's close waits for every cursor's statement: a slow read (an insight query, a
+    search at shutdown) would otherwise hold the daemon's stop for as long as it runs."""
+    store = DuckDBStore(str(tmp_path / "closing.duckdb"))
+    outcome: list[str] = []
+
+    def read() -> None:
+        endless = "SELECT count(*) FROM range(100000000) a, range(100000) b WHERE (a.range + b.range) % 7 = 3"
+        try:
+            store.reader.rows(Statement(endless))
+            outcome.append("finished")
+        except StoreUnavailable as exc:
+            outcome.append(str(exc))
+
+    reading = threading.Thread(target=read, daemon=True)
+    reading.start()
+    time.sleep(1.0)  # the read is under way
+    closing = threading.Thread(target=store.close, daemon=True)
+    closing.start()
+    closing.join(30)
+    reading.join(30)
+    assert not closing.is_alive(), "close waited for the read"
+    assert len(outcome) == 1 and "Interrupted" in outcome[0]
