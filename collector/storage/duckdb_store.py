@@ -13,7 +13,6 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections.abc import Sequence
 from typing import Final
 
@@ -35,6 +34,7 @@ from collector.storage.lake_location import connect as lake_connect
 from collector.storage.lake_location import ensure_tables as ensure_lake_tables
 from collector.storage.lake_map import LakeMapTables
 from collector.storage.leader_lock import LeaderLock
+from collector.storage.open_reads import OpenReads
 from collector.storage.protocols import StoreUnavailable
 from collector.storage.recent_keys import FUTURE_SLACK_NS, MAX_FUTURE_IDS, NEVER_NS, RecentSpanIds
 from collector.storage.resource_keys import KnownResources, key_resources
@@ -86,7 +86,7 @@ class DuckDBStore:
         self._write_lock = threading.Lock()
         self._known_resources = KnownResources()
         self._registered: list[str] = []
-        self._readers: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()  # cursors still in use
+        self._open_reads = OpenReads()
         # A daemon has no terminal to draw DuckDB's progress bar on.
         self._con.execute("SET enable_progress_bar = false")
         if limit is not None:
@@ -346,9 +346,7 @@ class DuckDBStore:
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         if self._closed:
             raise StoreUnavailable("the store is closed")
-        cursor = self._new_cursor()
-        self._readers.add(cursor)
-        return cursor
+        return self._open_reads.add(self._new_cursor())
 
     def _new_cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection of its own to the same database (a lake's in use, as USE is per connection)."""
@@ -379,9 +377,7 @@ class DuckDBStore:
         with self._write_lock:
             if not self._closed:
                 self._closed = True
-                for reader in list(self._readers):
-                    with contextlib.suppress(duckdb.Error):  # closed already, or nothing running
-                        reader.interrupt()
+                self._open_reads.interrupt()
                 self.map_tables.close()
                 self._con.close()
 

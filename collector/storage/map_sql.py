@@ -76,7 +76,9 @@ _IN_ROLLED = "minute >= ? AND minute < ?"
 # waited, 1 dwell), bucket, count, init ns, waited ns, min, max, estimated requests), each from
 # the rollup's whole minutes and from the raw calls; the caller adds them up (exactly: counts
 # and sums add, min and max combine). One scan of the raw calls, not one per row kind: they
-# are most of the map's cost (bench/query.py). Each part is limited on its own.
+# are most of the map's cost (bench/query.py). Each part is materialized, then limited on its
+# own: streamed, the latency part's UNION ALL never finished in DuckDB 1.5 once the raw calls
+# ran to millions (ARCHITECTURE.md, *A map query that never finished*).
 HOP_ROWS: Final = f"""{_MAP_PARTS}, raw AS MATERIALIZED (
     SELECT {HOP_KEY}, consumed, bucket, dwell_bucket, count(*) AS n,
            sum((NOT (error OR fault OR throttle))::INTEGER) AS ok, sum(error::INTEGER) AS errors,
