@@ -72,7 +72,7 @@ class CollectorSettings:
     insights: InsightSettings = field(default_factory=InsightSettings)
     # What cost reports price spans with (collector/cost): by default AWS's us-east-1 list prices.
     prices: PriceSheet = field(default_factory=PriceSheet.load)
-    # DuckDB's buffer pool bound (storage/duckdb_store.py); None leaves DuckDB's own, 80% of the machine.
+    # DuckDB's buffer pool bound (storage/duckdb_memory.py); None leaves DuckDB's own, 80% of the machine.
     memory_limit_mib: int | None = None
 
     @property
