@@ -70,8 +70,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Two workers, a test file each at a time (its module fixtures stay on one worker): most of the
+# suite waits on the processes it starts, so two halve the wall time on two cores. The tests
+# marked serial (a loaded machine changes what they measure) run afterwards, alone.
+TEST_WORKERS ?= 2
 unit: install browser clang postgres
-	$(BIN)/python -m pytest -q --durations=20 tests
+	$(BIN)/python -m pytest -q --durations=20 -n $(TEST_WORKERS) --dist loadfile -m "not serial" tests
+	$(BIN)/python -m pytest -q --durations=5 -m serial tests
 
 test: lint typecheck unit
 

@@ -25,6 +25,10 @@ from tests.waiting import wait_until
 from tracer.testing.fluoro_traces import FluoroTraces, FoundTrace
 from tracer.testing.sources import CollectorSpans
 
+# The run's throttles, faults and cold starts are the machine's as much as the demo's: on a
+# machine busy with other tests, most publishes were throttled and no poison record was sent.
+pytestmark = pytest.mark.serial
+
 ARCHITECTURES = ("banking", "images", "social")
 # A compressed cycle: the idle gap outlasts the environments' idle timeout, so cold starts recur.
 CYCLE = (("steady", 6.0, 1.0), ("burst", 3.0, 6.0), ("idle", 6.0, 0.0), ("steady", 5.0, 1.0))
@@ -129,7 +133,9 @@ def service_map(collector: LocalCollector, check: Callable[[Map], bool], timeout
         return found if check(found) else {}
 
     def describe() -> str:
-        return f"the map's edges: {sorted(edges(get_json(f'{collector.api_url}/api/service-map')))}"
+        found = get_json(f"{collector.api_url}/api/service-map")
+        figures = {f"{n['name']} ({n['type']})": n["figures"] for n in found["nodes"]}
+        return f"the map's edges: {sorted(edges(found))}; its nodes' figures: {figures}"
 
     return wait_until(ready, timeout_s, poll_s=1.0, describe=describe)
 
@@ -147,8 +153,19 @@ def has_edges(*wanted: tuple[str, str]) -> Callable[[Map], bool]:
     return lambda found: set(wanted) <= set(edges(found))
 
 
-def figures(found: Map, name: str, kind: str) -> Map:
-    return nodes(found)[(name, kind)]["figures"] or {}
+def has_counted(*wanted: tuple[str, str, str]) -> Callable[[Map], bool]:
+    """Each (node name, node type, figure) counted at least once: a hop's first calls put it on
+    the map, and its later ones (an async retry's fault) may be linked in a later run."""
+
+    def check(found: Map) -> bool:
+        by_node = nodes(found)
+        return all(((by_node.get((n, t)) or {}).get("figures") or {}).get(f, 0) > 0 for n, t, f in wanted)
+
+    return check
+
+
+def all_of(*checks: Callable[[Map], bool]) -> Callable[[Map], bool]:
+    return lambda found: all(check(found) for check in checks)
 
 
 def services_of(found: list[FoundTrace]) -> set[str]:
@@ -210,8 +227,15 @@ def test_banking(collector: LocalCollector, runs: Runs) -> None:
         ("overdraft-workflow", "assess-fee"),
         ("notify-customer", "bank-notices"),
     ]
-    found = service_map(collector, has_edges(*wanted))
+    counted = [
+        ("bank-api/prod", "AWS::ApiGateway::Stage", "throttles"),
+        ("bank-api/prod", "AWS::ApiGateway::Stage", "errors"),  # 400s, 402s, 404s
+        ("withdraw", "AWS::Lambda::Function", "faults"),  # the downstream fault rate
+        ("overdraft-workflow", "AWS::StepFunctions::StateMachine", "requests"),
+    ]
+    found = service_map(collector, all_of(has_edges(*wanted), has_counted(*counted)))
     assert set(wanted) <= set(edges(found)), sorted(edges(found))
+    assert has_counted(*counted)(found)
     assert not [n["name"] for n in found["nodes"] if n["name"].startswith("127.0.0.1")]
     assert edges(found)["withdraw", "bank"]["is_async"] and edges(found)["bank", "notify-customer"]["is_async"]
     consumers_are_linked(found, ["notify-customer", "start-overdraft-workflow"])
@@ -220,9 +244,6 @@ def test_banking(collector: LocalCollector, runs: Runs) -> None:
     sources = {(s["name"], s["type"]) for s in found["throttle_sources"]}
     assert ("withdraw", "AWS::Lambda") in sources
     assert {kind for _, kind in sources} <= {"AWS::Lambda", "AWS::ApiGateway::Stage"}
-    assert figures(found, "bank-api/prod", "AWS::ApiGateway::Stage")["throttles"] > 0
-    assert figures(found, "bank-api/prod", "AWS::ApiGateway::Stage")["errors"] > 0  # 400s, 402s, 404s
-    assert figures(found, "withdraw", "AWS::Lambda::Function")["faults"] > 0  # the downstream fault rate
     assert nodes(found)[("withdraw", "AWS::Lambda::Function")]["cold_start"]["inits"] > 0
     cold = fluoro_traces.find('service("withdraw") { cold_start }')
     assert cold and "Initialization" in {s.name for s in cold[0].spans}
@@ -231,7 +252,6 @@ def test_banking(collector: LocalCollector, runs: Runs) -> None:
     # the standard workflow ran state by state, and its executions are on the map
     assert ran.states_entered and all(states[0] == "AssessFee" for states in ran.states_entered)
     assert any({"FreezeOrCharge", "RecordCase"} <= set(states) for states in ran.states_entered)
-    assert figures(found, "overdraft-workflow", "AWS::StepFunctions::StateMachine")["requests"] > 0
     # the Powertools (X-Ray SDK) function joins the same traces as the OpenTelemetry ones
     notified = fluoro_traces.find('service("notify-customer")')
     assert {"bank-api/prod", "withdraw", "notify-customer"} <= services_of(notified)
@@ -253,14 +273,18 @@ def test_images(collector: LocalCollector, runs: Runs) -> None:
         ("thumbnails-cdn", "image-thumbnails"),
         ("image-info", "image-metadata"),
     ]
-    found = service_map(collector, has_edges(*wanted))
+    counted = [
+        ("resize-image", "AWS::Lambda::Function", "faults"),  # the corrupt uploads
+        ("resize-image", "AWS::Lambda::Function", "cold_starts"),
+        ("thumbnails-cdn", "AWS::CloudFront::Distribution", "requests"),
+    ]
+    found = service_map(collector, all_of(has_edges(*wanted), has_counted(*counted)))
     assert set(wanted) <= set(edges(found)), sorted(edges(found))
+    assert has_counted(*counted)(found)
     assert edges(found)["image-uploads", "resize-image"]["is_async"]
     consumers_are_linked(found, ["resize-image"])
-    assert figures(found, "resize-image", "AWS::Lambda::Function")["faults"] > 0  # the corrupt uploads
-    assert ran.cdn_hits > 0 and figures(found, "thumbnails-cdn", "AWS::CloudFront::Distribution")["requests"] > 0
+    assert ran.cdn_hits > 0
     assert any("incoming/" in letter for letter in ran.dead_letters), "no corrupt upload reached the DLQ"
-    assert figures(found, "resize-image", "AWS::Lambda::Function")["cold_starts"] > 0
     # the X-Ray SDK function's segments join the API's traces
     assert {"images-api/prod", "image-info"} <= services_of(fluoro_traces.find('service("image-info")'))
     fluoro_traces.assert_edge("image-uploads", "resize-image")  # the S3 event notification's hop
@@ -278,11 +302,12 @@ def test_social(collector: LocalCollector, runs: Runs) -> None:
         ("moderation", "moderate-post"),
         ("moderation", "social-moderation"),
     ]
-    found = service_map(collector, has_edges(*wanted))
+    counted = [("analyze-posts", "AWS::Lambda::Function", "faults")]  # the poison records
+    found = service_map(collector, all_of(has_edges(*wanted), has_counted(*counted)))
     assert set(wanted) <= set(edges(found)), sorted(edges(found))
+    assert has_counted(*counted)(found)
     assert edges(found)["posts", "analyze-posts"]["is_async"]
     consumers_are_linked(found, ["analyze-posts"])
-    assert figures(found, "analyze-posts", "AWS::Lambda::Function")["faults"] > 0  # the poison records
     assert any("KinesisBatchInfo" in letter for letter in ran.dead_letters), "no poison record was set aside"
     assert ran.states_entered and all(states[0] == "Decide" for states in ran.states_entered)
     moderation = fluoro_traces.find('service("moderation")')

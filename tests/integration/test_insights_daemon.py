@@ -13,7 +13,8 @@ from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from tests.integration.daemon import Daemon
@@ -33,12 +34,16 @@ def hook() -> Iterator[Receiver]:
 
 
 def send_traffic(daemon: Daemon, now_ns: int) -> None:
-    """gateway -> orders -> ledger, PER_MINUTE requests a minute; in the last minute half fail at the ledger."""
+    """gateway -> orders -> ledger, PER_MINUTE requests a minute; in the last minute half fail at the ledger.
+
+    Both services' spans go in one request: sent apart, the watch (every second) could see the
+    gateway failing before the calls beneath it arrived, and root the insight there."""
+    recorded = InMemorySpanExporter()
     providers = {
         name: TracerProvider(resource=Resource.create({"service.name": name})) for name in ("gateway", "orders")
     }
     for provider in providers.values():
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=daemon.traces_url)))
+        provider.add_span_processor(SimpleSpanProcessor(recorded))
     gateway, orders = (providers[n].get_tracer("insights") for n in ("gateway", "orders"))
     first_ns = now_ns - (MINUTES * 60 + 8) * 10**9
     for n in range(MINUTES * PER_MINUTE):
@@ -55,8 +60,9 @@ def send_traffic(daemon: Daemon, now_ns: int) -> None:
         call.end(end_time=start + 20 * MS)
         served.end(end_time=start + 25 * MS)
         root.end(end_time=start + 30 * MS)
-    for provider in providers.values():
-        provider.shutdown()
+    exporter = OTLPSpanExporter(endpoint=daemon.traces_url)
+    assert exporter.export(recorded.get_finished_spans()) is SpanExportResult.SUCCESS
+    exporter.shutdown()  # type: ignore[no-untyped-call]
 
 
 def test_a_daemon_opens_an_insight_where_the_failures_started_and_posts_it(tmp_path: Path, hook: Receiver) -> None:
