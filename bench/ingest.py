@@ -38,6 +38,7 @@ import multiprocessing as mp
 import os
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -212,25 +213,35 @@ def run_senders(
     return latencies, failures, elapsed
 
 
-def ceiling(requests: int) -> float:
-    """Spans/s of decode + insert in this process, on a fresh file, no HTTP, one thread."""
+def ceiling(requests: int, runs: int = 3) -> tuple[float, float, float]:
+    """Spans/s of decode + insert in this process, on a fresh file, no HTTP, one thread, and
+    the microseconds a span of each part: medians of `runs` (one run is ~2 s, and noisy)."""
     from collector.ingest.limits import ROW_GROUP_SPANS
     from collector.normalize.otlp_proto import decode_protobuf
     from collector.storage.duckdb_store import DuckDBStore
 
     bodies = unique_requests(requests, 99)
     per_fold = ROW_GROUP_SPANS // SPANS_PER_REQUEST  # as the pipeline folds under load
-    tmp = tempfile.mkdtemp()
-    try:
-        store = DuckDBStore(os.path.join(tmp, "ceiling.duckdb"))
-        started = time.perf_counter()
-        for i in range(0, len(bodies), per_fold):
-            store.write([decode_protobuf(b) for b in bodies[i : i + per_fold]])
-        elapsed = time.perf_counter() - started
-        store.close()
-    finally:
-        shutil.rmtree(tmp)
-    return requests * SPANS_PER_REQUEST / elapsed
+    spans = requests * SPANS_PER_REQUEST
+    decode_us, write_us = [], []
+    for _ in range(runs):
+        tmp = tempfile.mkdtemp()
+        try:
+            store = DuckDBStore(os.path.join(tmp, "ceiling.duckdb"))
+            decode_s = write_s = 0.0
+            for i in range(0, len(bodies), per_fold):
+                started = time.perf_counter()
+                batches = [decode_protobuf(b) for b in bodies[i : i + per_fold]]
+                decoded = time.perf_counter()
+                store.write(batches)
+                decode_s, write_s = decode_s + decoded - started, write_s + time.perf_counter() - decoded
+            store.close()
+        finally:
+            shutil.rmtree(tmp)
+        decode_us.append(decode_s / spans * 1e6)
+        write_us.append(write_s / spans * 1e6)
+    decode, write = statistics.median(decode_us), statistics.median(write_us)
+    return 1e6 / (decode + write), decode, write
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -318,8 +329,9 @@ def main() -> None:
     args = parser.parse_args()
 
     if not args.steady_only:
-        ceiling_rate = ceiling(2 * ROW_GROUP_SPANS // SPANS_PER_REQUEST)
-        print(f"ceiling (decode + insert, in process): {ceiling_rate:,.0f} spans/s")
+        ceiling_rate, decode_us, write_us = ceiling(2 * ROW_GROUP_SPANS // SPANS_PER_REQUEST)
+        print(f"ceiling (decode + insert, in process): {ceiling_rate:,.0f} spans/s  (median of 3)")
+        print(f"  decode {decode_us:.2f} µs a span, DuckDB write {write_us:.2f} µs a span")
     tmp = tempfile.mkdtemp()
     db = os.path.join(tmp, "ingest.duckdb")
     with contextlib.ExitStack() as stack:
