@@ -44,10 +44,12 @@ class ImagesTraffic:
             known = [name for when, name in self._uploaded[-40:] if time.monotonic() - when > 4.0]
         if roll < 0.3 or not known:
             return self._upload(client, rng)
-        name = rng.choice(known)
+        # Viewers favour the newest photos (half the views go to the latest two), so the CDN
+        # serves the same thumbnails again: hits beside the misses of new ones.
+        name = known[-1 - min(int(rng.expovariate(0.5)), len(known) - 1)]
         if roll < 0.45:
             return client.get(f"{self.url}/images/{name}").status_code
-        size = rng.choice(["small", "medium", "large"])
+        size = rng.choices(["small", "medium", "large"], weights=[1, 3, 1])[0]
         return client.get(f"{self.cdn}/{size}/{name}.jpg").status_code
 
     def _upload(self, client: httpx.Client, rng: random.Random) -> int:
