@@ -6,24 +6,30 @@ OTLP/HTTP (collector/receivers/otlp_intake.py): same decoder, same admission, an
 the request is in the ingest log. The status codes are the OTLP specification's:
 
 - undecodable message: INVALID_ARGUMENT, with the reason (not retried);
-- ingest queue full, or too many bytes in flight: RESOURCE_EXHAUSTED with a RetryInfo delay
-  (the spec makes RESOURCE_EXHAUSTED retryable only with one); the store failing: UNAVAILABLE,
-  also with RetryInfo. RetryInfo travels in ``grpc-status-details-bin`` (a google.rpc.Status),
-  and in ``google.rpc.retryinfo-bin``, where the Python exporter looks for it;
+- more calls at once than it serves, ingest queue full, or too many bytes in flight:
+  RESOURCE_EXHAUSTED with a RetryInfo delay (the spec makes RESOURCE_EXHAUSTED retryable only
+  with one); the store failing: UNAVAILABLE, also with RetryInfo. RetryInfo travels in
+  ``grpc-status-details-bin`` (a google.rpc.Status), and in ``google.rpc.retryinfo-bin``, where
+  the Python exporter looks for it;
+- no message within ``message_wait_s`` of the call's start: DEADLINE_EXCEEDED (retryable);
 - spans refused for their times: OK with ``partial_success``;
 - missing or wrong ``authorization: Bearer TOKEN`` metadata: UNAUTHENTICATED.
 
 The handler takes the message as bytes (no deserializer), as OTLP/HTTP's does, so the C decoder
 walks it once. gRPC itself inflates ``grpc-encoding: gzip`` and holds every message, compressed
 or inflated, to ``grpc.max_receive_message_length`` (the HTTP body cap), answering
-RESOURCE_EXHAUSTED past it; a message arrives whole before the handler runs, so what the
-receiver can hold at once is bounded by the number of calls it serves at once (the rest are
-refused with RESOURCE_EXHAUSTED, and exporters retry them) times that cap. No Host check: a web
+RESOURCE_EXHAUSTED past it. Export is registered client-streaming (on the wire a unary call is
+the same), so that a call is counted, checked for its token and refused past the cap before
+its message is read: what the receiver holds at once is bounded by the calls it serves times
+that cap. (gRPC's own ``maximum_concurrent_rpcs`` refuses without RetryInfo, which the Go SDK's
+exporter and the Collector's take as final: they would drop the batch.) No Host check: a web
 page cannot speak gRPC to it (browsers send neither trailers nor ``application/grpc``).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
@@ -59,6 +65,9 @@ class OtlpGrpcSettings:
     # Calls served at once (each holds one message of up to the body cap); more are refused
     # with RESOURCE_EXHAUSTED. A call is answered within an fsync, so 16 keep two cores busy.
     max_concurrent_calls: int = 16
+    # How long a call may take to deliver its message (20 MiB at ~5 Mbit/s) before its slot
+    # goes to another: a client that opens calls and sends nothing holds none for long.
+    message_wait_s: float = 30.0
     grace_s: float = 5.0
 
 
@@ -70,12 +79,12 @@ class OtlpGrpcReceiver:
         self.metrics = metrics
         self.settings = settings
         self._server: grpc.aio.Server | None = None
+        self.calls_in_flight = 0  # changed on the event loop only
 
     async def start(self, address: str) -> int:
         """Listen on `address` ("host:port"); the port bound. OSError if it cannot be bound."""
         settings = self.settings
         server = grpc.aio.server(
-            maximum_concurrent_rpcs=settings.max_concurrent_calls,
             options=[
                 ("grpc.max_receive_message_length", settings.common.max_body_bytes),
                 ("grpc.so_reuseport", 0),  # a second daemon on the port fails, as it does on HTTP's
@@ -106,21 +115,43 @@ class OtlpGrpcReceiver:
     def _handler(self, signal: Signal) -> grpc.RpcMethodHandler[bytes, bytes]:
         """The Export method of `signal`'s service: bytes in, bytes out (no (de)serializers)."""
 
-        async def export(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
-            code, answer = await self._export(signal, request, context)
+        async def export(messages: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+            code, answer = await self._call(signal, messages, context)
             self.metrics.grpc_calls.labels(code.name).inc()
             if isinstance(answer, Refusal):
                 await context.abort(code, answer.message, answer.trailing_metadata(code))
             assert isinstance(answer, bytes)
             return answer
 
-        return grpc.unary_unary_rpc_method_handler(export)
+        return grpc.stream_unary_rpc_method_handler(export)
+
+    async def _call(
+        self, signal: Signal, messages: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> tuple[grpc.StatusCode, bytes | Refusal]:
+        """One call, counted among those served at once, its message read only once it is admitted."""
+        cap = self.settings.max_concurrent_calls
+        if self.calls_in_flight >= cap:
+            refusal = Refusal(f"{cap} calls in flight: retry later", self.settings.common.retry_after_full_s)
+            return grpc.StatusCode.RESOURCE_EXHAUSTED, refusal
+        if not bearer_token_matches(_metadata(context, "authorization"), self.settings.common.token):
+            return grpc.StatusCode.UNAUTHENTICATED, Refusal("missing or wrong bearer token")
+        self.calls_in_flight += 1
+        try:
+            try:
+                # A unary client sends one message; more on the stream are never read (gRPC's
+                # flow control holds back what the client sends beyond its window).
+                async with asyncio.timeout(self.settings.message_wait_s):
+                    request = await anext(messages, b"")
+            except TimeoutError:
+                refusal = Refusal(f"no message within {self.settings.message_wait_s:g} s of the call")
+                return grpc.StatusCode.DEADLINE_EXCEEDED, refusal
+            return await self._export(signal, request, context)
+        finally:
+            self.calls_in_flight -= 1
 
     async def _export(
         self, signal: Signal, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
     ) -> tuple[grpc.StatusCode, bytes | Refusal]:
-        if not bearer_token_matches(_metadata(context, "authorization"), self.settings.common.token):
-            return grpc.StatusCode.UNAUTHENTICATED, Refusal("missing or wrong bearer token")
         if not request:
             return grpc.StatusCode.OK, export_response_bytes(signal.name, 0, "")
         reservation = self.intake.inflight.reservation()

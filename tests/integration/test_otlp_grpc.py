@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from collector.engine import Collector, CollectorSettings
 from collector.ingest.limits import PipelineLimits
+from collector.receivers.otlp_grpc import OtlpGrpcReceiver, OtlpGrpcSettings
 from tests.integration.daemon import Daemon
 from tests.protowire import delimited, key_value, request, span, string_value
 
@@ -201,5 +202,115 @@ async def _export_to_collector(collector: Collector, body: bytes) -> grpc.aio.Ai
             with pytest.raises(grpc.aio.AioRpcError) as raised:
                 await export(body, timeout=10)
             return raised.value
+    finally:
+        await receiver.stop()
+
+
+def test_calls_past_the_cap_are_refused_with_a_retry_delay_before_their_message_is_read(tmp_path: Path) -> None:
+    """Two calls that send nothing hold the receiver's two slots: a third is refused at once with
+    RetryInfo (gRPC's own cap sent none, and the Go SDK's exporter and the Collector's drop a
+    RESOURCE_EXHAUSTED without it); once they end, calls are served again."""
+    collector = Collector(CollectorSettings(db_path=str(tmp_path / "cap.duckdb")))
+    collector.start()
+    try:
+        outcome = asyncio.run(_past_the_cap(collector, OtlpGrpcSettings(max_concurrent_calls=2)))
+    finally:
+        collector.stop()
+    error, held, after = outcome
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "2 calls in flight" in (error.details() or "")
+    trailers = dict(error.trailing_metadata() or ())
+    assert error_details_pb2.RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]).retry_delay.seconds == 1
+    assert held == [b"", b""]  # the held calls ended without a message: an empty success each
+    assert after == b""
+
+
+def test_a_call_that_sends_no_message_gives_its_slot_back(tmp_path: Path) -> None:
+    collector = Collector(CollectorSettings(db_path=str(tmp_path / "silent.duckdb")))
+    collector.start()
+    try:
+        settings = OtlpGrpcSettings(max_concurrent_calls=1, message_wait_s=0.3)
+        error, after = asyncio.run(_silent_then_served(collector, settings))
+    finally:
+        collector.stop()
+    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "no message within 0.3 s" in (error.details() or "")
+    assert after == b""
+
+
+async def _silent(until: asyncio.Event) -> AsyncIterator[bytes]:
+    """A client stream that sends no message until `until` is set, then ends."""
+    await until.wait()
+    return
+    yield b""  # an async generator that never yields
+
+
+def _receiver(collector: Collector, settings: OtlpGrpcSettings) -> OtlpGrpcReceiver:
+    assert collector.ingest is not None
+    return OtlpGrpcReceiver(collector.ingest.intake, collector.metrics, settings)
+
+
+async def _past_the_cap(
+    collector: Collector, settings: OtlpGrpcSettings
+) -> tuple[grpc.aio.AioRpcError, list[bytes], bytes]:
+    receiver = _receiver(collector, settings)
+    port = await receiver.start("127.0.0.1:0")
+    release = asyncio.Event()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            streamed: grpc.aio.StreamUnaryMultiCallable[bytes, bytes] = channel.stream_unary(EXPORT)
+            held = [streamed(_silent(release), timeout=10) for _ in range(2)]
+            started = time.monotonic()
+            while receiver.calls_in_flight < 2 and time.monotonic() - started < 5:
+                await asyncio.sleep(0.01)
+            export: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(EXPORT)
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await export(now_request("refused", 0x63), timeout=10)
+            release.set()
+            answers = [await call for call in held]
+            return raised.value, answers, await export(now_request("served", 0x64), timeout=10)
+    finally:
+        await receiver.stop()
+
+
+async def _silent_then_served(collector: Collector, settings: OtlpGrpcSettings) -> tuple[grpc.aio.AioRpcError, bytes]:
+    receiver = _receiver(collector, settings)
+    port = await receiver.start("127.0.0.1:0")
+    never = asyncio.Event()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            streamed: grpc.aio.StreamUnaryMultiCallable[bytes, bytes] = channel.stream_unary(EXPORT)
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await streamed(_silent(never), timeout=10)
+            export: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(EXPORT)
+            return raised.value, await export(now_request("served", 0x65), timeout=10)
+    finally:
+        await receiver.stop()
+
+
+def test_a_second_message_on_a_call_is_never_read(tmp_path: Path) -> None:
+    """Export is unary: a client that streams more messages gets the first stored and its call
+    answered; what it sends after is not read."""
+    collector = Collector(CollectorSettings(db_path=str(tmp_path / "two.duckdb")))
+    collector.start()
+    try:
+        answer = asyncio.run(_two_messages(collector))
+    finally:
+        collector.stop()
+    assert answer == b""  # the first taken (an OK answer), the undecodable second never read
+
+
+async def _two_messages(collector: Collector) -> bytes:
+    receiver = _receiver(collector, OtlpGrpcSettings())
+    port = await receiver.start("127.0.0.1:0")
+
+    async def two() -> AsyncIterator[bytes]:
+        yield now_request("first", 0x66)
+        yield b"\xff" * 64  # undecodable: were it read, the call would be INVALID_ARGUMENT
+
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            streamed: grpc.aio.StreamUnaryMultiCallable[bytes, bytes] = channel.stream_unary(EXPORT)
+            return await streamed(two(), timeout=10)
     finally:
         await receiver.stop()
