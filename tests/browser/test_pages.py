@@ -11,6 +11,7 @@ import pytest
 from tests.browser.conftest import screenshot
 from tests.browser.seed import XSS
 from tests.integration.daemon import Daemon
+from tests.waiting import wait_until
 
 TIMEOUT_MS = 20_000
 
@@ -100,8 +101,14 @@ def test_clicking_a_node_shows_its_figures(page: Any, daemon: Daemon, seeded: di
     assert "requests" in text and "6" in text and "fault 5xx" in text and "p50 / p90 / p99" in text
     assert "init p50 / p99" in text  # the cold start
     assert panel.locator("#node-traces").get_attribute("href").startswith("/traces?filter=service")
-    panel.locator("#node-cost h3").wait_for(timeout=TIMEOUT_MS)  # six invocations of 128 MB, priced
-    cost = panel.locator("#node-cost").inner_text()
+    # Six invocations of 128 MB, priced. Read until a read holds the figures: the panel is drawn
+    # anew (its cost section empty until the cost arrives) when the map refreshes, and on a busy
+    # machine a refresh fell between seeing the heading and reading the text.
+    cost = wait_until(
+        lambda: text if "per hour at this rate" in (text := panel.locator("#node-cost").inner_text()) else "",
+        timeout_s=TIMEOUT_MS / 1000,
+        poll_s=0.1,
+    )
     assert "per million requests\t$" in cost and "per hour at this rate" in cost and "lambda.request" in cost
     screenshot(page, "map-panel")
 
