@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from collector.api.params import FILTER_HELP, BadParameter, parse_optional_filter
 from collector.api.problems import SAVING_GROUP, UNKNOWN_GROUP
-from collector.capped_body import BodyTooLarge, read_capped
+from collector.capped_body import BodyTimeout, BodyTooLarge, read_capped
 from collector.storage.protocols import Group, GroupStore
 from spanlang import filter_ast
 from spanlang.filter_parser import MAX_EXPRESSION_CHARS, parse_filter
@@ -117,6 +117,8 @@ def group_routes(groups: GroupStore, guarded: Sequence[params.Depends]) -> APIRo
             group = group_from(await read_capped(request, MAX_BODY_BYTES))
         except BodyTooLarge as exc:
             raise HTTPException(413, f"a group is at most {MAX_BODY_BYTES} bytes: {exc}") from None
+        except BodyTimeout as exc:
+            raise HTTPException(408, str(exc)) from None
         known = {g.name for g in await run_in_threadpool(groups.groups)}
         if group.name not in known and len(known) >= MAX_GROUPS:
             raise HTTPException(409, f"there are {MAX_GROUPS} groups already: delete one first")

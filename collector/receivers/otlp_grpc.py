@@ -11,7 +11,7 @@ the request is in the ingest log. The status codes are the OTLP specification's:
   with one); the store failing: UNAVAILABLE, also with RetryInfo. RetryInfo travels in
   ``grpc-status-details-bin`` (a google.rpc.Status), and in ``google.rpc.retryinfo-bin``, where
   the Python exporter looks for it;
-- no message within ``message_wait_s`` of the call's start: DEADLINE_EXCEEDED (retryable);
+- no message within ``body_wait_s`` of the call's start: DEADLINE_EXCEEDED (retryable);
 - spans refused for their times: OK with ``partial_success``;
 - missing or wrong ``authorization: Bearer TOKEN`` metadata: UNAUTHENTICATED.
 
@@ -65,9 +65,6 @@ class OtlpGrpcSettings:
     # Calls served at once (each holds one message of up to the body cap); more are refused
     # with RESOURCE_EXHAUSTED. A call is answered within an fsync, so 16 keep two cores busy.
     max_concurrent_calls: int = 16
-    # How long a call may take to deliver its message (20 MiB at ~5 Mbit/s) before its slot
-    # goes to another: a client that opens calls and sends nothing holds none for long.
-    message_wait_s: float = 30.0
     grace_s: float = 5.0
 
 
@@ -137,14 +134,15 @@ class OtlpGrpcReceiver:
             return grpc.StatusCode.UNAUTHENTICATED, Refusal("missing or wrong bearer token")
         self.calls_in_flight += 1
         try:
+            # A unary client sends one message; more on the stream are never read (gRPC's flow
+            # control holds back what the client sends beyond its window). One that sends none
+            # gives its slot back after the time a body may take over HTTP.
+            wait_s = self.settings.common.body_wait_s
             try:
-                # A unary client sends one message; more on the stream are never read (gRPC's
-                # flow control holds back what the client sends beyond its window).
-                async with asyncio.timeout(self.settings.message_wait_s):
+                async with asyncio.timeout(wait_s):
                     request = await anext(messages, b"")
             except TimeoutError:
-                refusal = Refusal(f"no message within {self.settings.message_wait_s:g} s of the call")
-                return grpc.StatusCode.DEADLINE_EXCEEDED, refusal
+                return grpc.StatusCode.DEADLINE_EXCEEDED, Refusal(f"no message within {wait_s:g} s of the call")
             return await self._export(signal, request, context)
         finally:
             self.calls_in_flight -= 1

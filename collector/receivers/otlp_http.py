@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from collector.auth import bearer_token_matches
-from collector.capped_body import BodyTooLarge, Busy, Reservation, read_capped
+from collector.capped_body import BodyTimeout, BodyTooLarge, Busy, Reservation, read_capped
 from collector.metrics import CollectorMetrics
 from collector.receivers.otlp_intake import (
     JSON,
@@ -134,6 +134,8 @@ class OtlpHttpReceiver:
             body = await self._read_body(request, gzip, reservation)
         except BodyTooLarge as exc:
             return error(413, str(exc), encoding)
+        except BodyTimeout as exc:
+            return error(408, str(exc), encoding)
         except Busy as exc:
             retry = str(self.settings.retry_after_full_s)
             return error(503, str(exc), encoding, {"Retry-After": retry})
@@ -147,7 +149,7 @@ class OtlpHttpReceiver:
 
     async def _read_body(self, request: Request, gzip: bool, reservation: Reservation) -> bytes:
         limit = self.settings.max_body_bytes
-        body = await read_capped(request, limit, reservation)
+        body = await read_capped(request, limit, reservation, self.settings.body_wait_s)
         if not (gzip and body):
             return body
         inflated = inflate_capped(body, limit)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 
-from collector.capped_body import InflightBytes
+from collector.capped_body import BODY_WAIT_S, InflightBytes
 from collector.client_errors import RateLimitedLog
 from collector.ingest.pipeline import IngestPipeline
 from collector.metrics import CollectorMetrics, ReceiverCounts
@@ -64,9 +64,11 @@ class StoreFailing(RuntimeError):
 @dataclass(frozen=True)
 class OtlpReceiverSettings:
     """What both transports hold a request to: the body cap (before and after decompression),
-    the bearer token, and the retry delays they answer a full queue and a failing store with."""
+    the time a body may take to arrive, the bearer token, and the retry delays they answer a
+    full queue and a failing store with."""
 
     max_body_bytes: int = 20 * 1024 * 1024
+    body_wait_s: float = BODY_WAIT_S
     token: str | None = None
     retry_after_full_s: int = 1
     retry_after_failing_s: int = 5

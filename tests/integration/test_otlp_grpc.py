@@ -4,9 +4,10 @@ hostile or broken client sends (the OTLP specification's status codes, each with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -22,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from collector.engine import Collector, CollectorSettings
 from collector.ingest.limits import PipelineLimits
 from collector.receivers.otlp_grpc import OtlpGrpcReceiver, OtlpGrpcSettings
+from collector.receivers.otlp_intake import OtlpReceiverSettings
 from tests.integration.daemon import Daemon
 from tests.protowire import delimited, key_value, request, span, string_value
 
@@ -229,20 +231,13 @@ def test_a_call_that_sends_no_message_gives_its_slot_back(tmp_path: Path) -> Non
     collector = Collector(CollectorSettings(db_path=str(tmp_path / "silent.duckdb")))
     collector.start()
     try:
-        settings = OtlpGrpcSettings(max_concurrent_calls=1, message_wait_s=0.3)
+        settings = OtlpGrpcSettings(OtlpReceiverSettings(body_wait_s=0.3), max_concurrent_calls=1)
         error, after = asyncio.run(_silent_then_served(collector, settings))
     finally:
         collector.stop()
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert "no message within 0.3 s" in (error.details() or "")
     assert after == b""
-
-
-async def _silent(until: asyncio.Event) -> AsyncIterator[bytes]:
-    """A client stream that sends no message until `until` is set, then ends."""
-    await until.wait()
-    return
-    yield b""  # an async generator that never yields
 
 
 def _receiver(collector: Collector, settings: OtlpGrpcSettings) -> OtlpGrpcReceiver:
@@ -255,18 +250,18 @@ async def _past_the_cap(
 ) -> tuple[grpc.aio.AioRpcError, list[bytes], bytes]:
     receiver = _receiver(collector, settings)
     port = await receiver.start("127.0.0.1:0")
-    release = asyncio.Event()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             streamed: grpc.aio.StreamUnaryMultiCallable[bytes, bytes] = channel.stream_unary(EXPORT)
-            held = [streamed(_silent(release), timeout=10) for _ in range(2)]
+            held = [streamed(timeout=10) for _ in range(2)]  # calls open, nothing written
             started = time.monotonic()
             while receiver.calls_in_flight < 2 and time.monotonic() - started < 5:
                 await asyncio.sleep(0.01)
             export: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(EXPORT)
             with pytest.raises(grpc.aio.AioRpcError) as raised:
                 await export(now_request("refused", 0x63), timeout=10)
-            release.set()
+            for call in held:
+                await call.done_writing()
             answers = [await call for call in held]
             return raised.value, answers, await export(now_request("served", 0x64), timeout=10)
     finally:
@@ -276,12 +271,11 @@ async def _past_the_cap(
 async def _silent_then_served(collector: Collector, settings: OtlpGrpcSettings) -> tuple[grpc.aio.AioRpcError, bytes]:
     receiver = _receiver(collector, settings)
     port = await receiver.start("127.0.0.1:0")
-    never = asyncio.Event()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             streamed: grpc.aio.StreamUnaryMultiCallable[bytes, bytes] = channel.stream_unary(EXPORT)
             with pytest.raises(grpc.aio.AioRpcError) as raised:
-                await streamed(_silent(never), timeout=10)
+                await streamed(timeout=10)  # a call open, nothing ever written
             export: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(EXPORT)
             return raised.value, await export(now_request("served", 0x65), timeout=10)
     finally:
@@ -303,14 +297,16 @@ def test_a_second_message_on_a_call_is_never_read(tmp_path: Path) -> None:
 async def _two_messages(collector: Collector) -> bytes:
     receiver = _receiver(collector, OtlpGrpcSettings())
     port = await receiver.start("127.0.0.1:0")
-
-    async def two() -> AsyncIterator[bytes]:
-        yield now_request("first", 0x66)
-        yield b"\xff" * 64  # undecodable: were it read, the call would be INVALID_ARGUMENT
-
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             streamed: grpc.aio.StreamUnaryMultiCallable[bytes, bytes] = channel.stream_unary(EXPORT)
-            return await streamed(two(), timeout=10)
+            call = streamed(timeout=10)
+            await call.write(now_request("first", 0x66))
+            # Undecodable: were it read, the call would be INVALID_ARGUMENT. The call may be
+            # answered before it is written.
+            with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                await call.write(b"\xff" * 64)
+                await call.done_writing()
+            return await call
     finally:
         await receiver.stop()

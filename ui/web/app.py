@@ -24,7 +24,7 @@ from markupsafe import Markup
 from starlette.middleware.gzip import GZipMiddleware
 
 from collector.api.app import create_query_app
-from collector.capped_body import BodyTooLarge
+from collector.capped_body import BodyTimeout, BodyTooLarge
 from collector.engine import Collector
 from ui.web.data import data_router, map_prefetch
 from ui.web.layout_memory import LayoutMemory
@@ -134,6 +134,8 @@ def _add_login_routes(app: FastAPI, templates: Jinja2Templates, token: str | Non
             given, target = await submitted_token(request)
         except BodyTooLarge as exc:
             return PlainTextResponse(f"login form too large: {exc}", 413)
+        except BodyTimeout as exc:
+            return PlainTextResponse(str(exc), 408)
         if token is None or not hmac.compare_digest(given.encode(), token.encode()):
             throttle.failed(client)
             context = {"title": "Log in", "next": target, "error": "That is not the daemon's token."}

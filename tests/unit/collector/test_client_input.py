@@ -9,7 +9,7 @@ import logging
 import pytest
 from starlette.requests import Request
 
-from collector.capped_body import BodyTooLarge, Busy, InflightBytes, read_capped
+from collector.capped_body import BodyTimeout, BodyTooLarge, Busy, InflightBytes, read_capped
 from collector.client_errors import RateLimitedLog
 from collector.receivers.otlp_http import MAX_GZIP_MEMBERS, inflate_capped
 
@@ -80,3 +80,20 @@ def test_a_declared_or_streamed_body_past_its_cap_is_refused_before_it_is_read_w
         asyncio.run(read_capped(streamed_request([b"x"], declared=10_000), 4096))
     with pytest.raises(BodyTooLarge):
         asyncio.run(read_capped(streamed_request([b"x" * 3000, b"x" * 3000, b"never read"]), 4096))
+
+
+def test_a_body_that_stops_arriving_is_refused_at_its_deadline_whole_or_trickled() -> None:
+    async def trickle(pause_s: float) -> Request:
+        async def receive() -> dict[str, object]:
+            await asyncio.sleep(pause_s)  # each chunk in time, the body as a whole not
+            return {"type": "http.request", "body": b"x", "more_body": True}
+
+        return Request({"type": "http", "method": "POST", "headers": []}, receive)
+
+    async def read(pause_s: float) -> bytes:
+        return await read_capped(await trickle(pause_s), 1000, wait_s=0.2)
+
+    with pytest.raises(BodyTimeout, match=r"within 0\.2 s \(\d+ bytes came\)"):
+        asyncio.run(read(0.05))
+    with pytest.raises(BodyTimeout, match=r"\(0 bytes came\)"):
+        asyncio.run(read(60))
