@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -22,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from collector.engine import Collector, CollectorSettings
 from collector.ingest.limits import PipelineLimits
+from collector.model import SpanBatch
 from collector.receivers.otlp_grpc import OtlpGrpcReceiver, OtlpGrpcSettings
 from collector.receivers.otlp_intake import OtlpReceiverSettings
 from tests.integration.daemon import Daemon
@@ -173,14 +175,25 @@ def test_the_exporter_gives_up_on_a_refused_token(guarded: Daemon) -> None:
     assert time.monotonic() - started < 5  # UNAUTHENTICATED is not retried
 
 
-def test_a_full_queue_is_resource_exhausted_with_a_retry_delay(tmp_path: Path) -> None:
-    # One batch is let in whatever the bounds; it is held (logged, not yet folded), so the next is refused.
+def test_a_full_queue_is_resource_exhausted_with_a_retry_delay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One batch is let in whatever the bounds; it is held (logged, its fold kept from finishing
+    # until the test is done: a fold starts at once and, on a busy machine, could end before the
+    # next call), so the next is refused.
     settings = CollectorSettings(db_path=str(tmp_path / "full.duckdb"), limits=PipelineLimits(max_queue_bytes=1))
     collector = Collector(settings)
+    folds_may_end = threading.Event()
+    write = collector.store.write
+
+    def held_write(batches: Sequence[SpanBatch]) -> int:
+        folds_may_end.wait(30)
+        return write(batches)
+
+    monkeypatch.setattr(collector.store, "write", held_write)
     collector.start()
     try:
         error = asyncio.run(_export_to_collector(collector, now_request("full", 0x61, spans=3)))
     finally:
+        folds_may_end.set()
         collector.stop()
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "queue is full" in (error.details() or "")
