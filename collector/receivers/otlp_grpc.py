@@ -63,7 +63,8 @@ class OtlpGrpcSettings:
 
     common: OtlpReceiverSettings = field(default_factory=OtlpReceiverSettings)
     # Calls served at once (each holds one message of up to the body cap); more are refused
-    # with RESOURCE_EXHAUSTED. A call is answered within an fsync, so 16 keep two cores busy.
+    # with RESOURCE_EXHAUSTED and RetryInfo before their message is read. A call is answered
+    # within an fsync, so 16 keep two cores busy.
     max_concurrent_calls: int = 16
     grace_s: float = 5.0
 
