@@ -11,7 +11,8 @@ the request is in the ingest log. The status codes are the OTLP specification's:
   with one); the store failing: UNAVAILABLE, also with RetryInfo. RetryInfo travels in
   ``grpc-status-details-bin`` (a google.rpc.Status), and in ``google.rpc.retryinfo-bin``, where
   the Python exporter looks for it;
-- no message within ``body_wait_s`` of the call's start: DEADLINE_EXCEEDED (retryable);
+- no message within ``body_wait_s`` of the call's start: DEADLINE_EXCEEDED (retryable); a
+  call that ends without one: INVALID_ARGUMENT;
 - spans refused for their times: OK with ``partial_success``;
 - missing or wrong ``authorization: Bearer TOKEN`` metadata: UNAUTHENTICATED.
 
@@ -53,6 +54,8 @@ from collector.receivers.otlp_intake import (
 from collector.receivers.otlp_responses import export_response_bytes
 
 RECEIVER = "otlp_grpc"
+# How long a call whose stream ended without a message waits before it is answered (_message).
+NO_MESSAGE_GRACE_S = 0.5
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 
@@ -135,18 +138,32 @@ class OtlpGrpcReceiver:
             return grpc.StatusCode.UNAUTHENTICATED, Refusal("missing or wrong bearer token")
         self.calls_in_flight += 1
         try:
-            # A unary client sends one message; more on the stream are never read (gRPC's flow
-            # control holds back what the client sends beyond its window). One that sends none
-            # gives its slot back after the time a body may take over HTTP.
-            wait_s = self.settings.common.body_wait_s
-            try:
-                async with asyncio.timeout(wait_s):
-                    request = await anext(messages, b"")
-            except TimeoutError:
-                return grpc.StatusCode.DEADLINE_EXCEEDED, Refusal(f"no message within {wait_s:g} s of the call")
+            request = await self._message(messages)
+            if isinstance(request, tuple):
+                return request
             return await self._export(signal, request, context)
         finally:
             self.calls_in_flight -= 1
+
+    async def _message(self, messages: AsyncIterator[bytes]) -> bytes | tuple[grpc.StatusCode, Refusal]:
+        """The call's one message, or the refusal its absence gets.
+
+        A unary client sends one; more on the stream are never read (gRPC's flow control holds
+        back what the client sends beyond its window). One that sends none within the time a
+        body may take over HTTP gives its slot back. A stream that ends with none is mostly
+        gRPC's own refusal of a message over the cap: gRPC has answered it and is ending the
+        call, which cancels this handler; answering first would fail in gRPC's core and be
+        logged as an error, so the answer for a client that really sent none waits a moment."""
+        wait_s = self.settings.common.body_wait_s
+        try:
+            async with asyncio.timeout(wait_s):
+                request = await anext(messages, None)
+        except TimeoutError:
+            return grpc.StatusCode.DEADLINE_EXCEEDED, Refusal(f"no message within {wait_s:g} s of the call")
+        if request is None:
+            await asyncio.sleep(NO_MESSAGE_GRACE_S)
+            return grpc.StatusCode.INVALID_ARGUMENT, Refusal("the call ended without a message")
+        return request
 
     async def _export(
         self, signal: Signal, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]

@@ -236,7 +236,8 @@ def test_calls_past_the_cap_are_refused_with_a_retry_delay_before_their_message_
     assert "2 calls in flight" in (error.details() or "")
     trailers = dict(error.trailing_metadata() or ())
     assert error_details_pb2.RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]).retry_delay.seconds == 1
-    assert held == [b"", b""]  # the held calls ended without a message: an empty success each
+    # The held calls ended without a message: not an OTLP client's call, refused as such.
+    assert held == [(grpc.StatusCode.INVALID_ARGUMENT, "the call ended without a message")] * 2
     assert after == b""
 
 
@@ -260,7 +261,7 @@ def _receiver(collector: Collector, settings: OtlpGrpcSettings) -> OtlpGrpcRecei
 
 async def _past_the_cap(
     collector: Collector, settings: OtlpGrpcSettings
-) -> tuple[grpc.aio.AioRpcError, list[bytes], bytes]:
+) -> tuple[grpc.aio.AioRpcError, list[tuple[grpc.StatusCode, str | None]], bytes]:
     receiver = _receiver(collector, settings)
     port = await receiver.start("127.0.0.1:0")
     try:
@@ -273,10 +274,14 @@ async def _past_the_cap(
             export: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(EXPORT)
             with pytest.raises(grpc.aio.AioRpcError) as raised:
                 await export(now_request("refused", 0x63), timeout=10)
+            ended = []
             for call in held:
                 await call.done_writing()
-            answers = [await call for call in held]
-            return raised.value, answers, await export(now_request("served", 0x64), timeout=10)
+            for call in held:
+                with pytest.raises(grpc.aio.AioRpcError) as without_message:
+                    await call
+                ended.append((without_message.value.code(), without_message.value.details()))
+            return raised.value, ended, await export(now_request("served", 0x64), timeout=10)
     finally:
         await receiver.stop()
 
