@@ -44,6 +44,7 @@ def service_span(sink: OtlpSink, error_type: str) -> ReceivedSpan:
     return wait_until(found, timeout_s=10)[0]
 
 
+@pytest.mark.serial  # wall time against CPU time: beside other tests the full core's 80 ms took 262
 def test_a_small_function_gets_its_share_of_a_core_while_the_handler_runs(
     limited: LambdaService, sink: OtlpSink
 ) -> None:
