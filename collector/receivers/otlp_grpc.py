@@ -22,8 +22,9 @@ or inflated, to ``grpc.max_receive_message_length`` (the HTTP body cap), answeri
 RESOURCE_EXHAUSTED past it. Export is registered client-streaming (on the wire a unary call is
 the same), so that a call is counted, checked for its token and refused past the cap before
 its message is read: what the receiver holds at once is bounded by the calls it serves times
-that cap. (gRPC's own ``maximum_concurrent_rpcs`` refuses without RetryInfo, which the Go SDK's
-exporter and the Collector's take as final: they would drop the batch.) No Host check: a web
+that cap. (gRPC's own ``maximum_concurrent_rpcs`` refuses without RetryInfo, which an exporter
+that follows the OTLP spec, as Go's and the Collector's are meant to, takes as final: it would
+drop the batch.) No Host check: a web
 page cannot speak gRPC to it (browsers send neither trailers nor ``application/grpc``).
 """
 
