@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,10 @@ from collector.storage import rollup_sql  # noqa: E402
 from collector.storage.duckdb_store import DuckDBStore  # noqa: E402
 
 RECORDING = ROOT / "bench" / "data" / "demo"
+# Bytes a span in the spans table of Jaeger v2.18's ClickHouse storage, from its maintainers'
+# benchmark (10M spans of 1M traces in 722 MiB, CNCF blog, 2026-06-23): the issue's 72-byte
+# figure is of this kind, a spans table's.
+JAEGER_CLICKHOUSE_SPANS_BYTES = 722 * 2**20 / 10_000_000
 _EXPORTS = {
     # In the order the collector stored them (rowid), which is the order they arrived in: a
     # request's spans together (one process's, a Lambda invocation's), as a daemon's folds hold them.
@@ -121,6 +126,7 @@ class FileSize:
     spans: int  # written
     file_bytes: int
     free_bytes: int  # blocks freed by rewrites (checkpoints, the link runs' updates), reused as the file grows
+    table_bytes: tuple[tuple[str, int], ...] = ()  # what each table holds in the file, largest first
 
     @property
     def per_span(self) -> float:
@@ -130,9 +136,25 @@ class FileSize:
     def free_per_span(self) -> float:
         return self.free_bytes / self.spans
 
+    def table_per_span(self, table: str) -> float:
+        return dict(self.table_bytes).get(table, 0) / self.spans
+
+    def report(self) -> str:
+        """The bytes per span, and the spans table's apart from what indexes them for the map and
+        search (Jaeger's ClickHouse figure counts its spans table alone)."""
+        parts = ", ".join(f"{table} {held / self.spans:.1f}" for table, held in self.table_bytes if held >= self.spans)
+        return (
+            f"\nstorage on the demo's own spans (bench/data/demo replayed to {self.spans:,} spans, linked and"
+            f" rolled up): {self.per_span:.0f} bytes per span  (target <= 72), of which {self.free_per_span:.0f}"
+            f" in free blocks (freed by rewrites, reused as the file grows)\n  the spans table alone"
+            f" {self.table_per_span('spans'):.1f} bytes per span (Jaeger's ClickHouse spans table in its 10M-span"
+            f" benchmark: 722 MiB, {JAEGER_CLICKHOUSE_SPANS_BYTES:.0f})\n  by table: {parts}"
+        )
+
 
 def file_size(total_spans: int, workdir: str) -> FileSize:
-    """The replayed recording's file (after a checkpoint): its size, and how much of it is free blocks."""
+    """The replayed recording's file (after a checkpoint): its size, how much of it is free
+    blocks, and what each table holds."""
     path = os.path.join(workdir, "demo-replay.duckdb")
     store = DuckDBStore(path)
     try:
@@ -144,7 +166,36 @@ def file_size(total_spans: int, workdir: str) -> FileSize:
         (sizes,) = con.execute("SELECT block_size, free_blocks FROM pragma_database_size()").fetchall()
     finally:
         con.close()
-    return FileSize(written, os.path.getsize(path), int(sizes[0]) * int(sizes[1]))
+    return FileSize(written, os.path.getsize(path), int(sizes[0]) * int(sizes[1]), bytes_by_table(path))
+
+
+def bytes_by_table(path: str) -> tuple[tuple[str, int], ...]:
+    """What each table of the file at `path` holds: on a copy, the tables are dropped one at a
+    time, each followed by a checkpoint, and a table holds the blocks its drop freed. (DuckDB
+    reports segments, not their bytes; recompressing a table into a file of its own would
+    measure a fresh layout, not this one.)"""
+    copy = path + ".by-table"
+    shutil.copyfile(path, copy)
+    con = duckdb.connect(copy)
+    try:
+        tables = [row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        held, used = [], _used_bytes(con)
+        for table in tables:
+            con.execute(f'DROP TABLE "{table}"')
+            after = _used_bytes(con)
+            held.append((table, used - after))
+            used = after
+    finally:
+        con.close()
+        os.remove(copy)
+    return tuple(sorted(held, key=lambda item: -item[1]))
+
+
+def _used_bytes(con: duckdb.DuckDBPyConnection) -> int:
+    con.execute("CHECKPOINT")
+    sizes = con.execute("SELECT block_size, total_blocks, free_blocks FROM pragma_database_size()").fetchone()
+    size, total, free = sizes if sizes else (0, 0, 0)
+    return int(size) * (int(total) - int(free))
 
 
 def record(duration_s: float) -> None:

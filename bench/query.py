@@ -382,12 +382,7 @@ def main() -> None:
     try:
         for total in args.spans:
             bench(total, args.runs, workdir, xray_ids=args.trace_ids == "xray", limit_mib=args.memory_limit_mib)
-        size = demo_spans.file_size(args.demo_spans, workdir)
-        print(
-            f"\nstorage on the demo's own spans (bench/data/demo replayed to {size.spans:,} spans,"
-            f" linked and rolled up): {size.per_span:.0f} bytes per span  (target <= 72), of which"
-            f" {size.free_per_span:.0f} in free blocks (freed by rewrites, reused as the file grows)"
-        )
+        print(demo_spans.file_size(args.demo_spans, workdir).report())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -228,21 +228,34 @@ def run_worker(scenario: str, calls: int, endpoint: str, udp_port: int) -> tuple
     return float(result["cpu_s"]) / calls * 1e6, exported, complete
 
 
-def wall_ms(code: str, runs: int, setup: str = "pass") -> float:
-    """Median wall time of `code` in fresh processes, after an untimed `setup`."""
-    samples = []
+def wall_ms_once(code: str, setup: str = "pass") -> float:
+    """Wall time of `code` in a fresh process, after an untimed `setup`."""
+    program = f"{setup}\nimport time\n_t0 = time.perf_counter()\n{code}\nprint(time.perf_counter() - _t0)"
+    out = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
+    )
+    return float(out.stdout.strip().splitlines()[-1]) * 1000
+
+
+def wall_ms_alternated(programs: dict[str, tuple[str, str]], runs: int) -> dict[str, list[float]]:
+    """Wall times (ms) of each (code, setup) in fresh processes, `runs` rounds of one each in
+    turn: a ratio of two programs is then read round by round, each pair timed within the same
+    second of the machine's load (blocks of 21 runs each drifted apart by 5-10% here)."""
+    samples: dict[str, list[float]] = {name: [] for name in programs}
     for _ in range(runs):
-        program = f"{setup}\nimport time\n_t0 = time.perf_counter()\n{code}\nprint(time.perf_counter() - _t0)"
-        out = subprocess.run(
-            [sys.executable, "-c", program],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-            env={**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
-        )
-        samples.append(float(out.stdout.strip().splitlines()[-1]) * 1000)
-    return statistics.median(samples)
+        for name, (code, setup) in programs.items():
+            samples[name].append(wall_ms_once(code, setup))
+    return samples
+
+
+def median_ratio(numerators: list[float], denominators: list[float]) -> float:
+    """The median of round-by-round ratios."""
+    return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
 
 
 def main() -> None:
@@ -350,24 +363,32 @@ def print_import_costs(runs: int) -> None:
     # Bytecode as an installed package has it (pip compiles site-packages; a checkout run with
     # PYTHONDONTWRITEBYTECODE would otherwise compile the tracer's edited modules every time).
     compileall.compile_dir(os.path.join(ROOT, "tracer"), quiet=1)
-    sdk_ms = wall_ms("import opentelemetry.sdk.trace", runs)
-    ours_ms = wall_ms("import tracer; tracer.configure('bench')", runs)
-    stock_ms = wall_ms(
-        "import opentelemetry.sdk.trace as t; "
-        "from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as E; "
-        "from opentelemetry.sdk.trace.export import BatchSpanProcessor as B; "
-        "p=t.TracerProvider(); p.add_span_processor(B(E()))",
+    samples = wall_ms_alternated(
+        {
+            "sdk": ("import opentelemetry.sdk.trace", "pass"),
+            "ours": ("import tracer; tracer.configure('bench')", "pass"),
+            "stock": (
+                "import opentelemetry.sdk.trace as t; "
+                "from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as E; "
+                "from opentelemetry.sdk.trace.export import BatchSpanProcessor as B; "
+                "p=t.TracerProvider(); p.add_span_processor(B(E()))",
+                "pass",
+            ),
+            "boto": ("import boto3", "import tracer"),
+            "hooked_boto": ("import boto3", "import tracer; tracer.track_imports()"),
+        },
         runs,
     )
-    plain_boto_ms = wall_ms("import boto3", runs, setup="import tracer")
-    hooked_boto_ms = wall_ms("import boto3", runs, setup="import tracer; tracer.track_imports()")
-    hook_ratio = hooked_boto_ms / plain_boto_ms
-    print(f"\nCold-start import wall time (median of {runs} fresh processes)")
-    print(f"  import opentelemetry.sdk.trace             {sdk_ms:8.1f} ms")
-    print(f"  import tracer + configure()                {ours_ms:8.1f} ms   ({ours_ms / sdk_ms:.2f}x)  [<= 1.2x]")
-    print(f"  stock SDK + OTLP/HTTP exporter set up      {stock_ms:8.1f} ms   ({stock_ms / sdk_ms:.2f}x)")
-    print(f"  import boto3                               {plain_boto_ms:8.1f} ms")
-    print(f"  import boto3 under track_imports()         {hooked_boto_ms:8.1f} ms   ({hook_ratio:.2f}x)")
+    ms = {name: statistics.median(times) for name, times in samples.items()}
+    print(f"\nCold-start import wall time (median of {runs} fresh processes each, in turn; ratios round by round)")
+    print(f"  import opentelemetry.sdk.trace             {ms['sdk']:8.1f} ms")
+    ours_ratio = median_ratio(samples["ours"], samples["sdk"])
+    print(f"  import tracer + configure()                {ms['ours']:8.1f} ms   ({ours_ratio:.2f}x)  [<= 1.2x]")
+    stock_ratio = median_ratio(samples["stock"], samples["sdk"])
+    print(f"  stock SDK + OTLP/HTTP exporter set up      {ms['stock']:8.1f} ms   ({stock_ratio:.2f}x)")
+    print(f"  import boto3                               {ms['boto']:8.1f} ms")
+    hook_ratio = median_ratio(samples["hooked_boto"], samples["boto"])
+    print(f"  import boto3 under track_imports()         {ms['hooked_boto']:8.1f} ms   ({hook_ratio:.2f}x)")
 
 
 if __name__ == "__main__":
