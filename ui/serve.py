@@ -20,6 +20,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from collector.engine import Collector
+from ui.connection_guard import guarded_protocol
 
 _logger = logging.getLogger("fluoro")
 
@@ -96,7 +97,14 @@ class _QuietServer(uvicorn.Server):
 
 
 def _server(app: ASGIApp, log_level: str) -> _QuietServer:
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        app,
+        http=guarded_protocol(),  # connection_guard.py: a deadline for request heads, a cap on connections
+        log_level=log_level,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=10,
+    )
     return _QuietServer(config)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -31,6 +32,7 @@ class Daemon:
     grpc_port: int = field(default_factory=free_port)
     process: subprocess.Popen[str] | None = None
     log_path: Path = field(default_factory=Path)
+    descriptor_limit: int | None = None  # the process's soft limit on open files, when lowered
 
     @property
     def traces_url(self) -> str:
@@ -77,9 +79,15 @@ class Daemon:
                 stderr=subprocess.STDOUT,
                 text=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                preexec_fn=self._lower_descriptor_limit if self.descriptor_limit else None,
             )
         wait_until(self._healthy, timeout_s, poll_s=0.1, describe=lambda: "daemon did not become healthy")
         return self
+
+    def _lower_descriptor_limit(self) -> None:
+        assert self.descriptor_limit is not None
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.descriptor_limit, hard))
 
     def _healthy(self) -> bool:
         assert self.process is not None

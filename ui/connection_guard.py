@@ -1,0 +1,105 @@
+"""The daemon's HTTP connections: a deadline for each request's head, and a cap on how many are open.
+
+uvicorn closes a kept-alive connection left idle between requests (after 5 s), but not one that
+never sends a request, nor one that sends its head a byte at a time: both stayed open for as
+long as the client kept them (seen here: 20 s and counting). Each holds a file descriptor, and
+a client holding a thousand of them exhausts a common 1,024-descriptor limit, after which the
+daemon can neither accept a connection nor open its ingest log's next segment. So each
+connection must complete a request's head within ``HEAD_WAIT_S`` of opening (and each later
+request on it within as long of its first byte), or it is answered 408 and closed; and past a
+cap on open connections, derived from the process's descriptor limit, a new one is answered
+503 with a Retry-After and closed before anything of it is read. Bodies have their own deadline
+(collector.capped_body.BODY_WAIT_S).
+
+A subclass of uvicorn's httptools protocol (the one uvicorn picks where httptools is
+installed, as the project's dependencies make it): uvicorn offers neither bound as a setting.
+tests/integration/test_connection_guard.py holds both on a real server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+from typing import ClassVar
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+HEAD_WAIT_S = 10.0
+# At most this many open connections a server, and at most a quarter of the descriptors the
+# process may open (two HTTP servers, and room for gRPC's, DuckDB's and the ingest log's).
+MAX_CONNECTIONS = 512
+MIN_CONNECTIONS = 16
+
+_REFUSED_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\n"
+    b"connection: close\r\ncontent-length: 25\r\n\r\ntoo many open connections"
+)
+_HEAD_TIMEOUT = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"connection: close\r\ncontent-length: 35\r\n\r\nrequest head not received in time\r\n"
+)
+
+
+def connection_cap(descriptor_limit: int | None = None) -> int:
+    """Open connections a server may hold, given the process's soft limit on descriptors."""
+    if descriptor_limit is None:
+        descriptor_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if descriptor_limit == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(MIN_CONNECTIONS, min(MAX_CONNECTIONS, descriptor_limit // 4))
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the head deadline and the connection cap."""
+
+    head_wait_s: ClassVar[float] = HEAD_WAIT_S
+    max_connections: ClassVar[int] = MAX_CONNECTIONS
+    _head_deadline: asyncio.TimerHandle | None = None
+    _refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.max_connections:
+            self._refused = True
+            transport.write(_REFUSED_BUSY)
+            transport.close()
+            return
+        super().connection_made(transport)
+        self._arm_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_deadline()
+        if not self._refused:
+            super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._refused:
+            super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_head_deadline()  # a kept-alive connection's next request: from its first byte
+
+    def on_headers_complete(self) -> None:
+        self._disarm_head_deadline()
+        super().on_headers_complete()
+
+    def _arm_head_deadline(self) -> None:
+        if self._head_deadline is None:
+            self._head_deadline = self.loop.call_later(self.head_wait_s, self._head_overdue)
+
+    def _disarm_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_overdue(self) -> None:
+        self._head_deadline = None
+        if not self.transport.is_closing():
+            self.transport.write(_HEAD_TIMEOUT)
+            self.transport.close()
+
+
+def guarded_protocol(head_wait_s: float = HEAD_WAIT_S, max_connections: int | None = None) -> type[GuardedHttpProtocol]:
+    """The protocol class for uvicorn.Config(http=...), with these bounds."""
+    cap = connection_cap() if max_connections is None else max_connections
+    return type("GuardedHttpProtocol", (GuardedHttpProtocol,), {"head_wait_s": head_wait_s, "max_connections": cap})
