@@ -2,33 +2,27 @@
 
 uvicorn closes a kept-alive connection left idle between requests (after 5 s), but not one that
 never sends a request, nor one that sends its head a byte at a time: both stayed open for as
-long as the client kept them (seen here: 20 s and counting). Each holds a file descriptor, and
-a client holding a thousand of them exhausts a common 1,024-descriptor limit, after which the
-daemon can neither accept a connection nor open its ingest log's next segment. So each
-connection must complete a request's head within ``HEAD_WAIT_S`` of opening (and each later
-request on it within as long of its first byte), or it is answered 408 and closed; and past a
-cap on open connections, derived from the process's descriptor limit, a new one is answered
-503 with a Retry-After and closed before anything of it is read. Bodies have their own deadline
-(collector.capped_body.BODY_WAIT_S).
+long as the client kept them (seen here: 20 s and counting). collector/connection_limits.py
+says why that matters and sets the bounds: each connection must complete a request's head
+within ``HEAD_WAIT_S`` of opening (and each later request on it within as long of its first
+byte), or it is answered 408 and closed; and past the cap on open connections a new one is
+answered 503 with a Retry-After and closed before anything of it is read. Bodies have their
+own deadline (collector.capped_body.BODY_WAIT_S).
 
 A subclass of uvicorn's httptools protocol (the one uvicorn picks where httptools is
-installed, as the project's dependencies make it): uvicorn offers neither bound as a setting.
-tests/integration/test_connection_guard.py holds both on a real server.
+installed, as the project's dependencies make it): uvicorn offers neither bound as a setting
+(its ``limit_concurrency`` answers 503 only once a head is complete, so idle connections still
+pile up). tests/integration/test_connection_guard.py holds both on a real server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import resource
 from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-HEAD_WAIT_S = 10.0
-# At most this many open connections a server, and at most a quarter of the descriptors the
-# process may open (two HTTP servers, and room for gRPC's, DuckDB's and the ingest log's).
-MAX_CONNECTIONS = 512
-MIN_CONNECTIONS = 16
+from collector.connection_limits import HEAD_WAIT_S, MAX_CONNECTIONS, connection_cap
 
 _REFUSED_BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\n"
@@ -38,15 +32,6 @@ _HEAD_TIMEOUT = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
     b"connection: close\r\ncontent-length: 35\r\n\r\nrequest head not received in time\r\n"
 )
-
-
-def connection_cap(descriptor_limit: int | None = None) -> int:
-    """Open connections a server may hold, given the process's soft limit on descriptors."""
-    if descriptor_limit is None:
-        descriptor_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if descriptor_limit == resource.RLIM_INFINITY:
-        return MAX_CONNECTIONS
-    return max(MIN_CONNECTIONS, min(MAX_CONNECTIONS, descriptor_limit // 4))
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):

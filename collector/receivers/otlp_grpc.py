@@ -40,6 +40,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from collector.auth import bearer_token_matches
 from collector.capped_body import Busy
+from collector.connection_limits import HEAD_WAIT_S, connection_cap
 from collector.metrics import CollectorMetrics
 from collector.receivers.otlp_intake import (
     LOGS,
@@ -71,6 +72,12 @@ class OtlpGrpcSettings:
     # within an fsync, so 16 keep two cores busy.
     max_concurrent_calls: int = 16
     grace_s: float = 5.0
+    # A connection must finish its HTTP/2 handshake within this (gRPC's default: 120 s), and
+    # the listener holds at most max_connections (None: connection_limits.connection_cap());
+    # connection_limits.py says why. A connection past the cap is closed as it is accepted
+    # (the client sees UNAVAILABLE, which exporters retry).
+    handshake_wait_s: float = HEAD_WAIT_S
+    max_connections: int | None = None
 
 
 class OtlpGrpcReceiver:
@@ -90,6 +97,8 @@ class OtlpGrpcReceiver:
             options=[
                 ("grpc.max_receive_message_length", settings.common.max_body_bytes),
                 ("grpc.so_reuseport", 0),  # a second daemon on the port fails, as it does on HTTP's
+                ("grpc.server_handshake_timeout_ms", int(settings.handshake_wait_s * 1000)),
+                ("grpc.max_allowed_incoming_connections", settings.max_connections or connection_cap()),
             ],
         )
         server.add_generic_rpc_handlers(

@@ -18,9 +18,10 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
+from collector.connection_limits import MAX_CONNECTIONS, MIN_CONNECTIONS, connection_cap
 from tests.integration.daemon import Daemon, free_port
 from tests.waiting import wait_until
-from ui.connection_guard import MAX_CONNECTIONS, MIN_CONNECTIONS, connection_cap, guarded_protocol
+from ui.connection_guard import guarded_protocol
 
 HEAD_WAIT_S = 0.5
 CAP = 4

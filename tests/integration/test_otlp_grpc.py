@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -328,3 +329,72 @@ async def _two_messages(collector: Collector) -> bytes:
             return await call
     finally:
         await receiver.stop()
+
+
+def test_connections_that_never_speak_http2_are_closed_and_the_cap_holds(tmp_path: Path) -> None:
+    """Raw TCP connections that send nothing, or only HTTP/2's preface, are closed once the
+    handshake deadline passes (gRPC's default kept them 120 s); past max_connections a new one
+    is closed as it is accepted; a real client is served once they are gone."""
+    collector = Collector(CollectorSettings(db_path=str(tmp_path / "conns.duckdb")))
+    collector.start()
+    try:
+        closed_at, beyond, answer = asyncio.run(_silent_connections(collector))
+    finally:
+        collector.stop()
+    assert set(closed_at) == {"nothing", "preface"}
+    assert all(0.4 <= waited_s < 3.5 for waited_s in closed_at.values()), closed_at
+    assert beyond == 3  # of five connections at once, the cap of two kept two
+    assert answer == b""
+
+
+async def _silent_connections(collector: Collector) -> tuple[dict[str, float], int, bytes]:
+    receiver = _receiver(collector, OtlpGrpcSettings(handshake_wait_s=0.5, max_connections=2))
+    port = await receiver.start("127.0.0.1:0")
+    try:
+        loop = asyncio.get_running_loop()
+        closed_at = await loop.run_in_executor(None, _closing_times, port)
+        beyond = await loop.run_in_executor(None, _closed_at_once, port, 5)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            export: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(EXPORT)
+            return closed_at, beyond, await export(now_request("after", 0x67), timeout=10)
+    finally:
+        await receiver.stop()
+
+
+def _closing_times(port: int) -> dict[str, float]:
+    """When the server closed a connection that sent nothing, and one that sent only the preface."""
+    sent = {"nothing": b"", "preface": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"}
+    closed_at: dict[str, float] = {}
+    started = time.monotonic()
+    conns = {name: socket.create_connection(("127.0.0.1", port), timeout=5) for name in sent}
+    try:
+        for name, data in sent.items():
+            conns[name].sendall(data)
+        for name, conn in conns.items():
+            with contextlib.suppress(OSError):
+                while conn.recv(4096):
+                    pass
+            closed_at[name] = time.monotonic() - started
+    finally:
+        for conn in conns.values():
+            conn.close()
+    return closed_at
+
+
+def _closed_at_once(port: int, count: int) -> int:
+    """Of `count` connections opened at once, how many the server closed within a moment."""
+    conns = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
+    try:
+        closed = 0
+        for conn in conns:
+            conn.settimeout(0.3)
+            try:
+                closed += conn.recv(4096) == b""
+            except TimeoutError:
+                pass
+            except OSError:  # reset
+                closed += 1
+        return closed
+    finally:
+        for conn in conns:
+            conn.close()
