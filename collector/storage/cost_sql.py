@@ -35,6 +35,15 @@ _LAMBDA, _STAGE, _MACHINE = "'AWS::Lambda::Function'", "'AWS::ApiGateway::Stage'
 _ATTR = "json_extract_string(attributes, '$.\"{key}\"')"
 _NUMBER = "TRY_CAST(json_extract_string(attributes, '$.\"{key}\"') AS DOUBLE)"
 _WRITES = "('PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem', 'TransactWriteItems')"
+# A DynamoDB call's capacity units: the sum of its ConsumedCapacity entries' CapacityUnits
+# (each entry JSON text, as the AWS SDK instrumentation records them). The entries are the
+# client's text: one that is not JSON is skipped (parsing it would fail the whole statement,
+# and with it everyone's cost report), as are units that are not a finite, non-negative number;
+# NULL when none is usable (the call then has no line).
+_CAPACITY_UNITS = """list_sum(list_filter(list_transform(
+        json_extract_string(attributes, '$."aws.dynamodb.consumed_capacity"[*]'),
+        c -> CASE WHEN json_valid(c) THEN TRY_CAST(json_extract_string(c, '$.CapacityUnits') AS DOUBLE) END),
+        u -> isfinite(u) AND u >= 0))"""
 
 _BILLED = f"""billed AS (
     SELECT s.trace_id, s.span_id, s.parent_span_id, s.service, s.origin, s.name, s.kind, s.target_type, s.target_name,
@@ -102,11 +111,10 @@ _LINES = f"""lines AS (
     UNION ALL
     SELECT trace_id, span_id, target_name, target_type, service,
            CASE WHEN method IN {_WRITES} THEN 'dynamodb.write_request_unit' ELSE 'dynamodb.read_request_unit' END,
-           list_sum(list_transform(
-               json_extract_string(attributes, '$."aws.dynamodb.consumed_capacity"[*]'),
-               c -> TRY_CAST(json_extract_string(c, '$.CapacityUnits') AS DOUBLE))), 1, w
-    FROM calls WHERE target_type = 'AWS::DynamoDB::Table'
-      AND json_extract(attributes, '$."aws.dynamodb.consumed_capacity"') IS NOT NULL
+           units, 1, w
+    FROM (SELECT *, {_CAPACITY_UNITS} AS units FROM calls WHERE target_type = 'AWS::DynamoDB::Table'
+          AND json_extract(attributes, '$."aws.dynamodb.consumed_capacity"') IS NOT NULL)
+    WHERE units IS NOT NULL
 )"""
 
 _KEYS: Final[Mapping[CostKey, str]] = {
@@ -147,7 +155,11 @@ def cost_statement(
     weight = "1" if trace_id is not None else "w"
     columns = _KEYS[key]
     priced = prices_table(prices)
-    where = "WHERE l.function IS NOT NULL" if key == "function" else ""
+    # A line's quantity comes from the client's attributes (a body size, a count, a memory size):
+    # one that is not a finite, non-negative number bills nothing.
+    where = "WHERE isfinite(l.quantity) AND l.quantity >= 0"
+    if key == "function":
+        where += " AND l.function IS NOT NULL"
     text = f"""WITH {ROOTS_CTE}, {priced.text}, {_BILLED.format(filter=filter_text)}, {_LINES}, grouped AS (
         SELECT {columns}, l.item, sum(l.quantity * {weight}) AS quantity,
                sum(l.quantity * {weight} * p.price) AS amount, sum(l.requests * {weight}) AS requests

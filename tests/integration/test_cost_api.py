@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,3 +108,61 @@ def test_fluoro_cost_lists_the_costliest_nodes(daemon: Daemon, billed: dict[str,
     assert as_json["entries"][0]["name"] == "quote"
     bad = run("--api", daemon.api_url, "--by", "colour")
     assert bad.returncode == 2 and "colour" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# What clients have put in `aws.dynamodb.consumed_capacity` (semconv: a list of JSON texts of
+# ConsumedCapacity): only the last call's first entry is usable.
+CAPACITIES: list[Any] = [
+    5,
+    [],
+    ["not json"],
+    ['{"TableName": "tbl"}'],
+    ['{"CapacityUnits": -3}'],
+    ['{"CapacityUnits": "NaN"}'],
+    ['{"CapacityUnits": 2.5}', "{broken"],
+]
+
+
+def test_capacities_a_call_cannot_be_billed_for_bill_nothing_and_break_no_report(tmp_path: Path) -> None:
+    """Capacity units that are not JSON, not numbers, negative or missing are skipped: before, one
+    entry that was not JSON failed the statement, so every cost report of its window was a 503,
+    and a call without usable units made a line without a quantity, a 500."""
+    daemon = Daemon(tmp_path / "capacity.duckdb").start()
+    try:
+        provider = TracerProvider(resource=Resource.create({"service.name": "capacity-fn"}))
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=daemon.traces_url)))
+        tracer = provider.get_tracer("t")
+        with tracer.start_as_current_span("handler", kind=SpanKind.SERVER) as handler:
+            handler.set_attributes({"fluoro.origin": "AWS::Lambda::Function", "faas.trigger": "http"})
+            for capacity in CAPACITIES:
+                with tracer.start_as_current_span("DynamoDB.GetItem", kind=SpanKind.CLIENT) as call:
+                    call.set_attributes(
+                        {
+                            "rpc.system": "aws-api",
+                            "rpc.service": "DynamoDB",
+                            "rpc.method": "GetItem",
+                            "aws.dynamodb.table_names": ["tbl"],
+                            "aws.dynamodb.consumed_capacity": capacity,
+                        }
+                    )
+        provider.shutdown()
+        trace_id = f"{handler.get_span_context().trace_id:032x}"
+        daemon.wait_for_trace(trace_id, 1 + len(CAPACITIES))
+        by_span = daemon.get(f"/api/traces/{trace_id}/cost")
+        assert by_span.status_code == 200, by_span.text
+        items = [item for entry in by_span.json()["entries"] for item in entry["items"]]
+        units = [item["quantity"] for item in items if item["item"] == "dynamodb.read_request_unit"]
+        assert units == [2.5]
+        assert {item["item"] for item in items} == {
+            "lambda.request",
+            "lambda.gb_second.x86_64",
+            "dynamodb.read_request_unit",
+        }
+        for group_by in ("node", "function", "trace"):
+            window = daemon.get("/api/cost", group_by=group_by)
+            assert window.status_code == 200, window.text
+        table = next(e for e in daemon.get("/api/cost", group_by="node").json()["entries"] if e["name"] == "tbl")
+        assert [item["quantity"] for item in table["items"]] == [2.5]
+    finally:
+        code, log = daemon.stop()
+        assert code == 0 and "Traceback" not in log, log
