@@ -62,7 +62,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._arm_head_deadline()  # a kept-alive connection's next request: from its first byte
+        # A kept-alive connection's next request: from its first byte. Not while the previous
+        # response is being made (a pipelined head): a 408 then would cut into that response;
+        # once it is done, uvicorn's keep-alive timer closes a connection whose head stalled.
+        if self.cycle is None or self.cycle.response_complete:
+            self._arm_head_deadline()
 
     def on_headers_complete(self) -> None:
         self._disarm_head_deadline()

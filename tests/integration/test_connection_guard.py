@@ -6,6 +6,7 @@ test, raw sockets for the misbehaving clients, and the real daemon for the wirin
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -28,6 +29,8 @@ CAP = 4
 
 
 async def ok_app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["path"] == "/slow":  # longer than the head deadline
+        await asyncio.sleep(HEAD_WAIT_S * 3)
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
     await send({"type": "http.response.body", "body": b"ok"})
 
@@ -107,6 +110,17 @@ def test_a_kept_alive_connection_gets_the_deadline_for_its_next_head() -> None:
         answer, waited_s = answer_of(sock)
         assert answer.startswith(b"HTTP/1.1 408 ")
         assert waited_s < HEAD_WAIT_S + 3
+
+
+def test_a_pipelined_head_does_not_cut_into_the_response_before_it() -> None:
+    with serving() as (port, _):
+        sock = connect(port, b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET / HTTP/1.1\r\n")
+        with sock:
+            sock.settimeout(HEAD_WAIT_S * 6)
+            received = b""
+            while not received.endswith(b"ok") and (chunk := sock.recv(4096)):
+                received += chunk
+            assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(b"ok"), received
 
 
 def test_past_the_cap_a_connection_is_refused_and_the_server_goes_on() -> None:
