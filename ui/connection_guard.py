@@ -41,6 +41,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     max_connections: ClassVar[int] = MAX_CONNECTIONS
     _head_deadline: asyncio.TimerHandle | None = None
     _refused = False
+    _head_pending = False  # a request's first bytes came, its head is not complete
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.max_connections:
@@ -62,15 +63,21 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._head_pending = True
         # A kept-alive connection's next request: from its first byte. Not while the previous
-        # response is being made (a pipelined head): a 408 then would cut into that response;
-        # once it is done, uvicorn's keep-alive timer closes a connection whose head stalled.
+        # response is being made (a pipelined head): a 408 then would cut into that response.
         if self.cycle is None or self.cycle.response_complete:
             self._arm_head_deadline()
 
     def on_headers_complete(self) -> None:
+        self._head_pending = False
         self._disarm_head_deadline()
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._head_pending and not self.transport.is_closing():
+            self._arm_head_deadline()  # the pipelined head that began while the response was made
 
     def _arm_head_deadline(self) -> None:
         if self._head_deadline is None:

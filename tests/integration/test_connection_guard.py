@@ -121,6 +121,19 @@ def test_a_pipelined_head_does_not_cut_into_the_response_before_it() -> None:
             while not received.endswith(b"ok") and (chunk := sock.recv(4096)):
                 received += chunk
             assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(b"ok"), received
+            # and the stalled head then has its deadline, however it trickles
+            sock.settimeout(0.1)
+            started, after = time.monotonic(), b""
+            while time.monotonic() - started < HEAD_WAIT_S + 3:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"X")
+                try:
+                    if not (chunk := sock.recv(4096)):
+                        break
+                    after += chunk
+                except TimeoutError:
+                    pass
+            assert after.startswith(b"HTTP/1.1 408 "), after
 
 
 def test_past_the_cap_a_connection_is_refused_and_the_server_goes_on() -> None:
