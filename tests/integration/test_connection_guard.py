@@ -25,18 +25,25 @@ from tests.waiting import wait_until
 from ui.connection_guard import guarded_protocol
 
 HEAD_WAIT_S = 0.5
+WRITE_WAIT_S = 0.5
 CAP = 4
+BIG = b"x" * 16_000_000  # past what the kernel buffers for a reader with a small window (~4 MB)
 
 
 async def ok_app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["path"] == "/slow":  # longer than the head deadline
         await asyncio.sleep(HEAD_WAIT_S * 3)
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
-    await send({"type": "http.response.body", "body": b"ok"})
+    body = BIG if scope["path"] == "/big" else b"ok"
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]}
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 @contextlib.contextmanager
-def serving(head_wait_s: float = HEAD_WAIT_S, cap: int = CAP) -> Iterator[tuple[int, uvicorn.Server]]:
+def serving(
+    head_wait_s: float = HEAD_WAIT_S, cap: int = CAP, write_wait_s: float = WRITE_WAIT_S
+) -> Iterator[tuple[int, uvicorn.Server]]:
     """A guarded server on a loopback port, in a thread of its own: its port, and the server."""
     port = free_port()
     config = uvicorn.Config(
@@ -45,7 +52,7 @@ def serving(head_wait_s: float = HEAD_WAIT_S, cap: int = CAP) -> Iterator[tuple[
         port=port,
         log_level="warning",
         lifespan="off",
-        http=guarded_protocol(head_wait_s, cap),
+        http=guarded_protocol(head_wait_s, cap, write_wait_s),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -134,6 +141,36 @@ def test_a_pipelined_head_does_not_cut_into_the_response_before_it() -> None:
                 except TimeoutError:
                     pass
             assert after.startswith(b"HTTP/1.1 408 "), after
+
+
+def test_a_response_the_client_stops_reading_is_let_go() -> None:
+    """A client with a small receive window that reads nothing: the kernel's buffers take a few
+    MB of the response, the rest waits in the server's transport until the write deadline
+    drops the connection (without it, the connection and its 16 MB stay as long as the client)."""
+    with serving() as (port, server), socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: the window stays small
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        connections = server.server_state.connections
+        wait_until(lambda: any(c.transport.get_write_buffer_size() for c in connections), timeout_s=5, poll_s=0.01)
+        wait_until(lambda: not connections, timeout_s=WRITE_WAIT_S + 5, poll_s=0.05)
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text == "ok"
+
+
+def test_a_slow_reader_that_keeps_reading_gets_it_all() -> None:
+    """The deadline is on a reader that stopped, not on the response: read a little every 20 ms,
+    the response takes longer than the deadline and arrives whole."""
+    with serving(write_wait_s=3.0) as (port, _):
+        sock = connect(port, b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        received = bytearray()
+        started = time.monotonic()
+        with sock:
+            sock.settimeout(5)
+            while chunk := sock.recv(1 << 16):
+                received += chunk
+                time.sleep(0.02)
+        assert time.monotonic() - started > 3.0
+        assert received.endswith(BIG)
 
 
 def test_past_the_cap_a_connection_is_refused_and_the_server_goes_on() -> None:
