@@ -1,13 +1,15 @@
 """Stored spans carrying every awkward value a client can send under the keys Fluoro reads
 (NaN and infinities, int64's ends, text that is not what the key means, JSON that is not JSON,
-empty lists, nested maps) break no query route and no page: each answers below 500, and none
-answers 503 (the store is healthy: a 503 here is a statement that failed on a value). Found
-by this sweep before its fix: a consumed-capacity entry that was not JSON failed every cost
-report of its window (503), a call without usable capacity units made one fail with a 500."""
+empty lists, nested maps), over OTLP and as X-Ray segments, break no query route and no page:
+each answers below 500, and none answers 503 (the store is healthy: a 503 here is a statement
+that failed on a value). Found by this sweep before its fix: a consumed-capacity entry that was
+not JSON failed every cost report of its window (503), a call without usable capacity units
+made one fail with a 500."""
 
 from __future__ import annotations
 
 import itertools
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -83,6 +85,7 @@ CONTEXTS: tuple[tuple[int, dict[str, Any]], ...] = (
     ),
     (4, {"rpc.system": "aws-api", "rpc.service": "EventBridge", "rpc.method": "PutEvents"}),
 )
+AN_HOUR_AGO = str(int(time.time()) - 3600)  # epoch seconds, as the API takes a start
 SERVICE = 'svc-\u00e9"<b>'
 
 
@@ -118,6 +121,30 @@ def awkward_spans(now_ns: int) -> list[dict[str, Any]]:
     return spans
 
 
+# JSON literals an X-Ray segment may carry where a string or number is expected.
+XRAY_AWKWARD = ("1e308", "-0.0", '"{broken"', "[]", "{}", "null", "true", "9223372036854775808", '"\\u0000<b>"')
+XRAY_SECOND = 0x5F000000
+XRAY_LAST_TRACE = f"{XRAY_SECOND:08x}{len(XRAY_AWKWARD):024x}"
+
+
+def awkward_segments(now_s: float) -> list[bytes]:
+    """An X-Ray daemon datagram for each awkward literal, in every field a segment and its AWS
+    subsegment are read for."""
+    datagrams = []
+    for i, value in enumerate(XRAY_AWKWARD, start=1):
+        segment = (
+            f'{{"trace_id": "1-{XRAY_SECOND:08x}-{i:024x}", "id": "{i:016x}", "name": "svc-x",'
+            f' "start_time": {now_s - 1}, "end_time": {now_s}, "origin": "AWS::Lambda::Function",'
+            f' "http": {{"request": {{"method": {value}, "url": {value}}}, "response": {{"status": {value}}}}},'
+            f' "annotations": {{"a": {value}}}, "metadata": {{"default": {{"m": {value}}}}}, "user": {value},'
+            f' "subsegments": [{{"id": "{i + 1000:016x}", "name": "DynamoDB", "namespace": "aws",'
+            f' "start_time": {now_s - 0.5}, "end_time": {now_s - 0.2},'
+            f' "aws": {{"operation": {value}, "table_name": {value}, "consumed_capacity": {value}}}}}]}}'
+        )
+        datagrams.append(b'{"format": "json", "version": 1}\n' + segment.encode())
+    return datagrams
+
+
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     running = Daemon(tmp_path_factory.mktemp("hostile-values") / "spans.duckdb").start()
@@ -133,6 +160,10 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     answer = httpx.post(running.traces_url, json=body, timeout=30)
     assert answer.status_code == 200, answer.text
     running.wait_for_trace(f"{len(spans):032x}", 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        for datagram in awkward_segments(time.time()):
+            udp.sendto(datagram, ("127.0.0.1", running.xray_port))
+    running.wait_for_trace(XRAY_LAST_TRACE, 2)
     yield running
     code, log = running.stop()
     assert code == 0 and "Traceback" not in log, log
@@ -153,8 +184,8 @@ def routes(daemon: Daemon) -> list[str]:
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"start": "1h"}, {"group_by": "function"}, {"group_by": "trace"}, {"service": SERVICE}],
-    ids=["defaults", "an hour", "by function", "by trace", "a service"],
+    [{}, {"start": AN_HOUR_AGO}, {"group_by": "function"}, {"group_by": "trace"}, {"service": SERVICE}],
+    ids=["defaults", "from an hour ago", "by function", "by trace", "a service"],
 )
 def test_awkward_stored_values_break_no_query_route(daemon: Daemon, params: dict[str, str]) -> None:
     failed = []
@@ -174,6 +205,8 @@ UI = (
     "/ui/data/traces",
     f"/ui/data/trace/{3:032x}",
     f"/ui/data/trace/{6:032x}",
+    f"/ui/data/trace/{XRAY_LAST_TRACE}",
+    f"/api/traces/{XRAY_LAST_TRACE}/cost",
     "/ui/data/analytics",
     f"/ui/data/analytics?node={SERVICE}",
     "/ui/data/map",
