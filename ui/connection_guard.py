@@ -44,14 +44,14 @@ _HEAD_TIMEOUT = (
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with the head deadline and the connection cap."""
+    """uvicorn's httptools protocol with the connection cap and the head and write deadlines."""
 
-    head_wait_s: ClassVar[float] = HEAD_WAIT_S
     max_connections: ClassVar[int] = MAX_CONNECTIONS
-    _head_deadline: asyncio.TimerHandle | None = None
-    _refused = False
-    _head_pending = False  # a request's first bytes came, its head is not complete
+    head_wait_s: ClassVar[float] = HEAD_WAIT_S
     write_wait_s: ClassVar[float] = WRITE_WAIT_S
+    _refused = False  # past the cap: answered 503 and closed, never handed to uvicorn
+    _head_deadline: asyncio.TimerHandle | None = None
+    _head_pending = False  # a request's first bytes came, its head is not complete
     _write_deadline: asyncio.TimerHandle | None = None
     _unwritten_bytes = 0  # in the transport's buffer when the write deadline was armed
 
