@@ -19,6 +19,13 @@ from tests.waiting import wait_until
 __all__ = ["FLUORO", "ROOT", "Daemon", "free_port"]
 
 
+PORT_TRIES = 3
+
+
+class PortTaken(AssertionError):
+    """The daemon exited because a port picked for it was taken meanwhile."""
+
+
 @dataclass
 class Daemon:
     """A running daemon and where to reach it."""
@@ -69,6 +76,20 @@ class Daemon:
         return args + (["--token", self.token] if self.token else [])
 
     def start(self, timeout_s: float = 20.0) -> Daemon:
+        # A port free_port() found can be taken by another test worker before the daemon binds
+        # it: the daemon then exits saying so, and starts again on other ports.
+        for attempt in range(1, PORT_TRIES + 1):
+            self._spawn()
+            try:
+                wait_until(self._healthy, timeout_s, poll_s=0.1, describe=lambda: "daemon did not become healthy")
+                return self
+            except PortTaken:
+                if attempt == PORT_TRIES:
+                    raise
+                self._pick_new_ports()
+        return self
+
+    def _spawn(self) -> None:
         # Output goes to a file, not a pipe nobody drains, which could block the daemon.
         self.log_path = self.db_path.with_suffix(f".{time.monotonic_ns()}.log")
         with open(self.log_path, "w") as log:
@@ -81,8 +102,10 @@ class Daemon:
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 preexec_fn=self._lower_descriptor_limit if self.descriptor_limit else None,
             )
-        wait_until(self._healthy, timeout_s, poll_s=0.1, describe=lambda: "daemon did not become healthy")
-        return self
+
+    def _pick_new_ports(self) -> None:
+        self.otlp_port, self.ui_port, self.grpc_port = free_port(), free_port(), free_port()
+        self.xray_port = free_port(socket.SOCK_DGRAM)
 
     def _lower_descriptor_limit(self) -> None:
         assert self.descriptor_limit is not None
@@ -92,7 +115,10 @@ class Daemon:
     def _healthy(self) -> bool:
         assert self.process is not None
         if self.process.poll() is not None:
-            raise AssertionError(f"daemon exited: {self.log_path.read_text()}")
+            log = self.log_path.read_text()
+            if "cannot listen for" in log and "Address already in use" in log:
+                raise PortTaken(log)
+            raise AssertionError(f"daemon exited: {log}")
         try:
             return httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200
         except httpx.HTTPError:
