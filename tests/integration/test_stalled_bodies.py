@@ -20,7 +20,6 @@ from collector.capped_body import InflightBytes
 from collector.engine import Collector, CollectorSettings
 from collector.receivers.otlp_http import OtlpHttpReceiver
 from collector.receivers.otlp_intake import OtlpReceiverSettings
-from demo_apps.local_collector import free_port
 from tests.protowire import request, span
 from tests.waiting import wait_until
 
@@ -31,17 +30,20 @@ PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
 @contextlib.contextmanager
 def serving(receiver: OtlpHttpReceiver) -> Iterator[str]:
-    """`receiver` on a loopback port, in a thread of its own; its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    """`receiver` on a loopback port, in a thread of its own; its base URL. The socket is bound
+    here and handed over, so no other test worker can take the port before the server binds it."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(receiver, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
     try:
         wait_until(lambda: server.started, timeout_s=10, poll_s=0.02)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{listening.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(10)
+        listening.close()
 
 
 @pytest.fixture
