@@ -57,22 +57,32 @@ def healthy(url: str) -> bool:
         return False
 
 
-def wait_healthy(url: str, timeout_s: float = 20.0) -> None:
-    wait_until(lambda: healthy(url), timeout_s, poll_s=0.1, describe=lambda: f"{url} is not healthy")
+def serving(role: str, sink: OtlpSink, downstream: str = "", tries: int = 3) -> tuple[str, subprocess.Popen[bytes]]:
+    """A healthy service on a free port, and its URL. A port found free can be taken by another
+    test worker before the service binds it: the service then exits, and starts on another."""
+    for _ in range(tries):
+        url = f"http://127.0.0.1:{free_port()}"
+        process = start_service(role, int(url.rsplit(":", 1)[1]), sink, downstream)
+        if started(process, url):
+            return url, process
+    raise AssertionError(f"{role} did not start on any of {tries} ports")
+
+
+def started(process: subprocess.Popen[bytes], url: str) -> bool:
+    """Whether the service at `url` became healthy (False: it exited first)."""
+    wait_until(lambda: process.poll() is not None or healthy(url), 20.0, poll_s=0.1, describe=lambda: f"{url} silent")
+    return process.poll() is None
 
 
 @pytest.fixture(scope="module")
 def system() -> Iterator[tuple[str, str, OtlpSink]]:
     with OtlpSink() as sink:
-        back_port, front_port = free_port(), free_port()
-        back_url, front_url = f"http://127.0.0.1:{back_port}", f"http://127.0.0.1:{front_port}"
-        processes = [
-            start_service("payments", back_port, sink),
-            start_service("frontend", front_port, sink, downstream=back_url),
-        ]
+        processes = []
         try:
-            wait_healthy(back_url)
-            wait_healthy(front_url)
+            back_url, back = serving("payments", sink)
+            processes.append(back)
+            front_url, front = serving("frontend", sink, downstream=back_url)
+            processes.append(front)
             yield front_url, back_url, sink
         finally:
             for process in processes:
