@@ -61,8 +61,8 @@ def serving(role: str, sink: OtlpSink, downstream: str = "", tries: int = 3) -> 
     """A healthy service on a free port, and its URL. A port found free can be taken by another
     test worker before the service binds it: the service then exits, and starts on another."""
     for _ in range(tries):
-        url = f"http://127.0.0.1:{free_port()}"
-        process = start_service(role, int(url.rsplit(":", 1)[1]), sink, downstream)
+        port = free_port()
+        process, url = start_service(role, port, sink, downstream), f"http://127.0.0.1:{port}"
         if started(process, url):
             return url, process
     raise AssertionError(f"{role} did not start on any of {tries} ports")
