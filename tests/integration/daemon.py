@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -78,15 +79,15 @@ class Daemon:
     def start(self, timeout_s: float = 20.0) -> Daemon:
         # A port free_port() found can be taken by another test worker before the daemon binds
         # it: the daemon then exits saying so, and starts again on other ports.
-        for attempt in range(1, PORT_TRIES + 1):
-            self._spawn()
-            try:
-                wait_until(self._healthy, timeout_s, poll_s=0.1, describe=lambda: "daemon did not become healthy")
-                return self
-            except PortTaken:
-                if attempt == PORT_TRIES:
-                    raise
-                self._pick_new_ports()
+        for _ in range(PORT_TRIES - 1):
+            with contextlib.suppress(PortTaken):
+                return self._started(timeout_s)
+            self._pick_new_ports()
+        return self._started(timeout_s)
+
+    def _started(self, timeout_s: float) -> Daemon:
+        self._spawn()
+        wait_until(self._healthy, timeout_s, poll_s=0.1, describe=lambda: "daemon did not become healthy")
         return self
 
     def _spawn(self) -> None:

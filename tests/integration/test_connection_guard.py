@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from collector.connection_limits import MAX_CONNECTIONS, MIN_CONNECTIONS, connection_cap
 from tests.integration.daemon import Daemon
+from tests.integration.in_thread import uvicorn_in_thread
 from tests.waiting import wait_until
 from ui.connection_guard import guarded_protocol
 
@@ -40,28 +39,12 @@ async def ok_app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-@contextlib.contextmanager
 def serving(
     head_wait_s: float = HEAD_WAIT_S, cap: int = CAP, write_wait_s: float = WRITE_WAIT_S
-) -> Iterator[tuple[int, uvicorn.Server]]:
-    """A guarded server on a loopback port, in a thread of its own: its port, and the server.
-    The socket is bound here and handed over, so no other test worker can take the port between
-    finding it free and binding it."""
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        ok_app, log_level="warning", lifespan="off", http=guarded_protocol(head_wait_s, cap, write_wait_s)
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started, timeout_s=10, poll_s=0.02)
-        yield listening.getsockname()[1], server
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        listening.close()
+) -> contextlib.AbstractContextManager[tuple[int, uvicorn.Server]]:
+    """A guarded server on a loopback port, in a thread of its own: its port, and the server."""
+    protocol = guarded_protocol(head_wait_s, cap, write_wait_s)
+    return uvicorn_in_thread(uvicorn.Config(ok_app, log_level="warning", lifespan="off", http=protocol))
 
 
 def answer_of(sock: socket.socket, timeout_s: float = 5.0) -> tuple[bytes, float]:

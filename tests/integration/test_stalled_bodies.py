@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from collector.capped_body import InflightBytes
 from collector.engine import Collector, CollectorSettings
 from collector.receivers.otlp_http import OtlpHttpReceiver
 from collector.receivers.otlp_intake import OtlpReceiverSettings
+from tests.integration.in_thread import uvicorn_in_thread
 from tests.protowire import request, span
 from tests.waiting import wait_until
 
@@ -30,20 +30,9 @@ PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
 @contextlib.contextmanager
 def serving(receiver: OtlpHttpReceiver) -> Iterator[str]:
-    """`receiver` on a loopback port, in a thread of its own; its base URL. The socket is bound
-    here and handed over, so no other test worker can take the port before the server binds it."""
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(receiver, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started, timeout_s=10, poll_s=0.02)
-        yield f"http://127.0.0.1:{listening.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        listening.close()
+    """`receiver` on a loopback port, in a thread of its own; its base URL."""
+    with uvicorn_in_thread(uvicorn.Config(receiver, log_level="warning", lifespan="off")) as (port, _):
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
