@@ -112,17 +112,22 @@ def test_a_pipelined_head_does_not_cut_into_the_response_before_it() -> None:
             assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(b"ok"), received
             # and the stalled head then has its deadline, however it trickles
             sock.settimeout(0.1)
-            started, after = time.monotonic(), b""
+            started, after, ended = time.monotonic(), b"", ""
             while time.monotonic() - started < HEAD_WAIT_S + 3:
                 with contextlib.suppress(OSError):
                     sock.sendall(b"X")
                 try:
                     if not (chunk := sock.recv(4096)):
+                        ended = "closed"
                         break
                     after += chunk
                 except TimeoutError:
                     pass
-            assert after.startswith(b"HTTP/1.1 408 "), after
+                except ConnectionResetError:  # an X met the closed socket: its reset may drop the 408
+                    ended = "reset"
+                    break
+            assert ended, "the trickled head was never cut off"
+            assert after.startswith(b"HTTP/1.1 408 ") or (ended == "reset" and not after), (ended, after)
 
 
 def test_a_response_the_client_stops_reading_is_let_go() -> None:
