@@ -32,7 +32,6 @@ from opentelemetry import trace as trace_api
 from tracer.annotations import annotate_span, put_span_metadata
 from tracer.coldstart import track_imports
 from tracer.decorator import traced
-from tracer.exporter import OtlpHttpExporter
 from tracer.propagation import extract_from, xray_header
 from tracer.runtime import ACTIVE, Tracing, active, configure, flush, shutdown, stats
 from tracer.settings import resolve_settings
@@ -40,6 +39,7 @@ from tracer.settings import resolve_settings
 if TYPE_CHECKING:
     from tracer.asgi import TracingMiddleware
     from tracer.events import EVENTBRIDGE_CARRIER_KEY, message_carriers
+    from tracer.sdk_exporters import OtlpHttpExporter
     from tracer.xray_sampling_rules import XRayRulesSampler
 
 # Names whose modules load on first access: a Lambda function needs neither the ASGI middleware
@@ -50,6 +50,7 @@ _LAZY_NAMES = {
     "EVENTBRIDGE_CARRIER_KEY": "tracer.events",
     "message_carriers": "tracer.events",
     "XRayRulesSampler": "tracer.xray_sampling_rules",
+    "OtlpHttpExporter": "tracer.sdk_exporters",  # the SDK's export module comes with it
 }
 
 __all__ = [

@@ -8,6 +8,10 @@ POST ``application/x-protobuf`` (optionally gzip), retry 429/502/503/504 and con
 with exponential backoff and jitter, honour ``Retry-After``, never past the export timeout. The
 connection is tracer/http_post.py's (not ``http.client``'s, for the same cold-start reason), and
 gzip is imported only when compression is asked for.
+
+The sender is not an SDK ``SpanExporter`` itself, so that the tracer's own pipeline never
+imports the SDK's export module (tracer/batching.py says why); ``tracer.OtlpHttpExporter``
+(tracer/sdk_exporters.py) is this sender under that interface, for the SDK's processors.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from tracer.http_post import HttpConnection, request_head
 from tracer.otlp_encoder import OtlpEncoder
@@ -48,8 +51,8 @@ def _gzipped(body: bytes) -> bytes:
     return gzip.compress(body, compresslevel=5)
 
 
-class OtlpHttpExporter(SpanExporter):
-    """Exports spans as OTLP/HTTP protobuf to one endpoint; safe to call from one thread at a time."""
+class OtlpHttpSender:
+    """Sends spans as OTLP/HTTP protobuf to one endpoint; safe to call from any thread."""
 
     def __init__(
         self,
@@ -121,15 +124,16 @@ class OtlpHttpExporter(SpanExporter):
         _logger.warning("fluoro: could not export %d bytes of spans to %s", len(body), self.endpoint)
         return False
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def deliver(self, spans: Sequence[ReadableSpan]) -> bool:
+        """Encode and send one batch; True when the collector accepted it."""
         if self._closed.is_set():
-            return SpanExportResult.FAILURE
+            return False
         try:
             body = self._encoder.encode(spans)
         except Exception:
             _logger.exception("fluoro: could not encode %d spans", len(spans))
-            return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS if self.send(body) else SpanExportResult.FAILURE
+            return False
+        return self.send(body)
 
     def shutdown(self) -> None:
         self._closed.set()

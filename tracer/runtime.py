@@ -1,7 +1,7 @@
 """The configured tracing pipeline, and the one that ``@traced`` uses.
 
 A :class:`Tracing` owns a TracerProvider (X-Ray id generator, sampler, resource), the span
-processors (init-span buffer -> batch processor -> exporter) and the propagator. Nothing here
+processors (init-span buffer -> batcher -> OTLP sender) and the propagator. Nothing here
 is global except :data:`ACTIVE`, the explicit slot ``configure()`` fills and decorators read:
 decorators are applied at import time, before any configuration exists, so they must look the
 pipeline up per call. Tests build their own ``Tracing`` with an in-memory exporter and enter
@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import opentelemetry.sdk.resources as sdk_resources
 from opentelemetry import propagate
@@ -23,19 +23,22 @@ from opentelemetry import trace as trace_api
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import Resource, ResourceDetector
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.sdk.version import __version__ as SDK_VERSION
 
 from tracer.annotations import AnnotationBudget
+from tracer.batching import ExportEachSpan, SpanBatcher, SpanSink
 from tracer.coldstart import PROCESS, InitSpanBuffer, ProcessFacts
-from tracer.exporter import OtlpHttpExporter
+from tracer.exporter import OtlpHttpSender
 from tracer.propagation import build_propagator
 from tracer.sampling import SamplerChoice, build_sampler, wrap_custom_sampler
 from tracer.settings import Settings, resolve_settings
 from tracer.spans import SpanFactory, XRayIds
 from tracer.tail_keep import TailAwareSampler, TailBuffer, TailRouter, TailStats
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 _logger = logging.getLogger(__name__)
 
@@ -65,6 +68,15 @@ def build_resource(settings: Settings) -> Resource:
     return Resource({**sdk, **instance, **attributes})
 
 
+def _sink_of(exporter: SpanExporter | OtlpHttpSender) -> SpanSink:
+    """Fluoro's sender as it is; any other exporter through the SDK's interface."""
+    if isinstance(exporter, OtlpHttpSender):
+        return exporter
+    from tracer.sdk_exporters import ExporterSink  # its caller has loaded the SDK's export module
+
+    return ExporterSink(exporter)
+
+
 class Tracing:
     """One tracing pipeline: provider, fast span factory, processors, propagator."""
 
@@ -83,16 +95,22 @@ class Tracing:
             wrap_custom_sampler(sampler) if sampler else build_sampler(settings.sampler, settings.sampler_arg)
         )
         self.resource = build_resource(settings)
-        self.exporter = exporter or OtlpHttpExporter(
+        self.exporter: SpanExporter | OtlpHttpSender = exporter or OtlpHttpSender(
             settings.traces_endpoint,
             headers=settings.headers,
             compression=settings.compression,
             timeout_s=settings.export_timeout_s,
         )
+        sink = _sink_of(self.exporter)
         export_processor: SpanProcessor = (
-            BatchSpanProcessor(self.exporter, schedule_delay_millis=settings.batch_delay_ms)
+            SpanBatcher(
+                sink,
+                delay_ms=settings.batch_delay_ms,
+                max_queue=settings.batch_max_queue,
+                max_batch=settings.batch_max_spans,
+            )
             if batch
-            else SimpleSpanProcessor(self.exporter)
+            else ExportEachSpan(sink)
         )
         self.init_buffer = InitSpanBuffer(export_processor, holding=settings.lambda_environment and not process.invoked)
         self.tail = (

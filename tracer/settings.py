@@ -24,6 +24,7 @@ DEFAULT_PROPAGATORS = ("tracecontext", "baggage", "xray")
 DEFAULT_SAMPLER = "parentbased_always_on"
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
+MAX_QUEUE_SPANS = 1 << 20  # OTEL_BSP_* sizes past this are taken as this (a bound on held spans)
 HOST_ARCHES = {"x86_64": "amd64", "AMD64": "amd64", "aarch64": "arm64", "arm64": "arm64"}  # OTel's names
 
 
@@ -48,6 +49,11 @@ class Settings(NamedTuple):
     # How long ended spans may wait in the batch before export (OTEL_BSP_SCHEDULE_DELAY, ms);
     # 1 s rather than the SDK's 5 s, so a developer watching a local UI sees spans promptly.
     batch_delay_ms: int = 1000
+    # Ended spans that may wait for export (OTEL_BSP_MAX_QUEUE_SIZE), and the most a request
+    # carries (OTEL_BSP_MAX_EXPORT_BATCH_SIZE), the SDK's defaults; the queue is capped so a
+    # typo cannot make it unbounded.
+    batch_max_queue: int = 2048
+    batch_max_spans: int = 512
     # True when running inside a Lambda-style environment: spans recorded during init are
     # held back and joined to the first invocation's trace under ``Initialization``.
     lambda_environment: bool = False
@@ -140,6 +146,8 @@ def resolve_settings(
         lambda_environment=lambda_environment,
         lambda_phases=env.get("FLUORO_LAMBDA_PHASES", "").strip().lower() in _TRUE,
         batch_delay_ms=_positive_int(env.get("OTEL_BSP_SCHEDULE_DELAY"), 1000),
+        batch_max_queue=min(MAX_QUEUE_SPANS, _positive_int(env.get("OTEL_BSP_MAX_QUEUE_SIZE"), 2048)),
+        batch_max_spans=min(MAX_QUEUE_SPANS, _positive_int(env.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), 512)),
         export_timeout_s=_positive_int(env.get("OTEL_EXPORTER_OTLP_TIMEOUT"), 10000) / 1000,
         tail_keep=tail_keep_settings(env, tail_keep),
     )

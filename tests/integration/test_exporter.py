@@ -8,11 +8,14 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from demo_apps.otlp_sink import decode_request
 from tests.conftest import make_recorder
-from tracer.exporter import OtlpHttpExporter
+from tracer.runtime import Tracing
+from tracer.sdk_exporters import OtlpHttpExporter
+from tracer.settings import Settings
 
 
 class Script:
@@ -100,3 +103,27 @@ def test_unreachable_collector_fails_within_the_timeout() -> None:
 def test_rejects_a_non_http_endpoint() -> None:
     with pytest.raises(ValueError, match="http"):
         OtlpHttpExporter("grpc://127.0.0.1:4317")
+
+
+def test_works_under_the_sdks_batch_processor(server: tuple[ThreadingHTTPServer, Script]) -> None:
+    httpd, script = server
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OtlpHttpExporter(endpoint(httpd))))
+    provider.get_tracer("sdk").start_span("through the sdk").end()
+    provider.shutdown()
+    ((_, body),) = script.requests
+    assert [s.name for s in decode_request(body)] == ["through the sdk"]
+
+
+def test_the_pipelines_flush_says_whether_the_collector_took_the_spans(
+    server: tuple[ThreadingHTTPServer, Script],
+) -> None:
+    httpd, script = server
+    script.statuses = [(400, {})]
+    tracing = Tracing(Settings(traces_endpoint=endpoint(httpd), batch_delay_ms=60_000))
+    tracing.spans.start("refused").end()
+    assert tracing.flush() is False
+    tracing.spans.start("taken").end()
+    assert tracing.flush() is True
+    tracing.shutdown()
+    assert [[s.name for s in decode_request(body)] for _, body in script.requests] == [["refused"], ["taken"]]

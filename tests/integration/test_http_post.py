@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tracer.exporter import OtlpHttpExporter
 from tracer.http_post import MAX_BODY_BYTES, HttpConnection, ResponseError, request_head
+from tracer.sdk_exporters import OtlpHttpExporter
 
 
 @dataclass

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
+import sys
 
 import pytest
 from opentelemetry.sdk.resources import Resource
 
 import tracer
 from tracer.runtime import build_resource
-from tracer.settings import parse_key_value_list, resolve_settings
+from tracer.settings import MAX_QUEUE_SPANS, parse_key_value_list, resolve_settings
 
 
 def test_defaults() -> None:
@@ -134,3 +136,29 @@ def test_the_resource_is_the_sdks_own_without_its_thread_pool_unless_detectors_a
     assert settings.resource_detectors == ("process",)
     assert build_resource(settings).attributes["process.pid"] == os.getpid()
     assert resolve_settings({"OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": " otel , "}).resource_detectors == ()
+
+
+def test_batch_sizes_come_from_the_environment_within_a_bound() -> None:
+    assert (resolve_settings({}).batch_max_queue, resolve_settings({}).batch_max_spans) == (2048, 512)
+    sized = resolve_settings({"OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "10"})
+    assert (sized.batch_max_queue, sized.batch_max_spans) == (100, 10)
+    huge = resolve_settings({"OTEL_BSP_MAX_QUEUE_SIZE": "9" * 40, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "9" * 40})
+    assert huge.batch_max_queue == huge.batch_max_spans == MAX_QUEUE_SPANS
+    for bad in ("-5", "0", "many", "1e3"):
+        settings = resolve_settings({"OTEL_BSP_MAX_QUEUE_SIZE": bad, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": bad})
+        assert (settings.batch_max_queue, settings.batch_max_spans) == (2048, 512)
+
+
+def test_the_cold_start_path_loads_no_more_than_it_runs() -> None:
+    """`import tracer` + configure() leaves the SDK's export module, the ASGI middleware, the event
+    carriers, X-Ray's sampling rules and http.client unloaded; asking for them loads them."""
+    program = (
+        "import sys, tracer; tracer.configure('cold', endpoint='http://127.0.0.1:9/v1/traces')\n"
+        "lazy = ['opentelemetry.sdk.trace.export', 'tracer.asgi', 'tracer.events',\n"
+        "        'tracer.xray_sampling_rules', 'tracer.sdk_exporters', 'http.client']\n"
+        "print([m for m in lazy if m in sys.modules])\n"
+        "from opentelemetry.sdk.trace.export import SpanExporter\n"
+        "print(issubclass(tracer.OtlpHttpExporter, SpanExporter), 'tracer.sdk_exporters' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split("\n")[:2] == ["[]", "True True"]
