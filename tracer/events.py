@@ -31,6 +31,9 @@ from tracer import semconv
 KINESIS_CARRIER_KEY: Final = "_fluoro_trace"
 EVENTBRIDGE_CARRIER_KEY: Final = "trace-header"
 MAX_LINKS: Final = 128
+# The most of a request's own text (path, route, user agent, host) a span keeps: the sender
+# chooses it, and every span waiting for export holds it (API Gateway allows 10 KB of headers).
+MAX_REQUEST_TEXT: Final = 8192
 
 _RECORD_SOURCES: Final = {
     "aws:sqs": "pubsub",
@@ -48,6 +51,12 @@ class Trigger:
     name: str  # faas.trigger: http, pubsub, datasource, timer, other
     source: str  # e.g. aws:sqs, aws.events, apigateway
     kind: SpanKind
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    """`value` if it is a mapping, else an empty one: events are the sender's to shape, and one
+    malformed field must not cost the invocation its span."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def _record_source(record: Mapping[str, Any]) -> str:
@@ -86,39 +95,33 @@ def http_headers(event: Mapping[str, Any]) -> dict[str, str]:
 
 def http_attributes(event: Mapping[str, Any]) -> dict[str, Any]:
     """HTTP semantic-convention attributes of an API Gateway proxy event (v1 or v2)."""
-    request_context = event.get("requestContext") or {}
-    http_v2 = request_context.get("http") if isinstance(request_context, Mapping) else None
-    method = event.get("httpMethod") or (http_v2 or {}).get("method")
-    path = event.get("path") or event.get("rawPath") or (http_v2 or {}).get("path")
-    route = event.get("resource") or (event.get("routeKey") or "").partition(" ")[2]
-    attributes: dict[str, Any] = {}
-    if method:
-        attributes[semconv.HTTP_REQUEST_METHOD] = str(method)
-    if path:
-        attributes[semconv.URL_PATH] = str(path)
-    if route:
-        attributes[semconv.HTTP_ROUTE] = str(route)
+    http_v2 = _mapping(_mapping(event.get("requestContext")).get("http"))
+    method = event.get("httpMethod") or http_v2.get("method")
+    path = event.get("path") or event.get("rawPath") or http_v2.get("path")
+    route_key = event.get("routeKey")
+    route = event.get("resource") or (route_key.partition(" ")[2] if isinstance(route_key, str) else "")
+    found = {semconv.HTTP_REQUEST_METHOD: method, semconv.URL_PATH: path, semconv.HTTP_ROUTE: route}
+    attributes = {key: str(value)[:MAX_REQUEST_TEXT] for key, value in found.items() if value}
     headers = http_headers(event)
-    if "user-agent" in headers:
-        attributes[semconv.USER_AGENT] = headers["user-agent"]
-    if "host" in headers:
-        attributes[semconv.SERVER_ADDRESS] = headers["host"]
+    for header, key in (("user-agent", semconv.USER_AGENT), ("host", semconv.SERVER_ADDRESS)):
+        if header in headers:
+            attributes[key] = headers[header][:MAX_REQUEST_TEXT]
     return attributes
 
 
 def _sqs_carrier(record: Mapping[str, Any]) -> dict[str, str]:
     carrier: dict[str, str] = {}
-    header = (record.get("attributes") or {}).get(semconv.XRAY_SQS_ATTRIBUTE)
+    header = _mapping(record.get("attributes")).get(semconv.XRAY_SQS_ATTRIBUTE)
     if isinstance(header, str):
         carrier[semconv.XRAY_HEADER] = header
-    for name, attribute in (record.get("messageAttributes") or {}).items():
+    for name, attribute in _mapping(record.get("messageAttributes")).items():
         if isinstance(attribute, Mapping) and isinstance(attribute.get("stringValue"), str):
             carrier.setdefault(str(name), attribute["stringValue"])
     return carrier
 
 
 def _sns_carrier(record: Mapping[str, Any]) -> dict[str, str]:
-    attributes = (record.get("Sns") or {}).get("MessageAttributes") or {}
+    attributes = _mapping(_mapping(record.get("Sns")).get("MessageAttributes"))
     return {
         str(name): attribute["Value"]
         for name, attribute in attributes.items()
@@ -127,7 +130,7 @@ def _sns_carrier(record: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _kinesis_carrier(record: Mapping[str, Any]) -> dict[str, str]:
-    data = (record.get("kinesis") or {}).get("data")
+    data = _mapping(record.get("kinesis")).get("data")
     if not isinstance(data, str):
         return {}
     try:

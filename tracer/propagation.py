@@ -56,9 +56,18 @@ def xray_header(context: SpanContext) -> str:
     return f"Root={xray_trace_id(context.trace_id)};Parent={context.span_id:016x};Sampled={sampled}"
 
 
+# W3C Baggage's limit on the whole header (OpenTelemetry's propagator ignores a longer one, but
+# logs it in full first: a client's 1 MB header would become a 1 MB log line on every request).
+MAX_BAGGAGE_BYTES = 8192
+
+
 def extract_from(carrier: Mapping[str, str], propagator: TextMapPropagator | None = None) -> Context:
     """The context a case-insensitive string mapping (headers, message attributes) carries."""
     lowered = {str(k).lower(): v for k, v in carrier.items() if isinstance(v, str)}
+    baggage = lowered.get("baggage")
+    if baggage is not None and len(baggage) > MAX_BAGGAGE_BYTES // 4 and len(baggage.encode()) > MAX_BAGGAGE_BYTES:
+        del lowered["baggage"]  # ignored as the propagator would, without echoing it into the log
+        _logger.debug("fluoro: a baggage header of %d characters ignored (W3C allows 8192 bytes)", len(baggage))
     # The X-Ray propagator reads "X-Amzn-Trace-Id" verbatim; give both spellings.
     if "x-amzn-trace-id" in lowered:
         lowered["X-Amzn-Trace-Id"] = lowered["x-amzn-trace-id"]

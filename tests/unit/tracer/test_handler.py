@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import sys
 import textwrap
 import time
@@ -20,7 +21,7 @@ import tracer
 from tests.conftest import Recorder, make_recorder
 from tests.recorded import attributes_of, times_of
 from tracer import semconv
-from tracer.events import detect_trigger
+from tracer.events import MAX_REQUEST_TEXT, detect_trigger
 from tracer.imports import ImportTracker
 from tracer.propagation import xray_header, xray_trace_id
 
@@ -303,3 +304,59 @@ def test_import_tracker_keeps_only_outermost_imports(tmp_path: Path, monkeypatch
         sys.modules.pop("outer_mod", None)
         sys.modules.pop("inner_mod", None)
     assert [t.module for t in imports.timings] == ["outer_mod"]
+
+
+GOOD_SQS = {
+    "eventSource": "aws:sqs",
+    "attributes": {semconv.XRAY_SQS_ATTRIBUTE: f"Root={xray_trace_id(0xABC)};Parent={0x1D:016x};Sampled=1"},
+}
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"Records": [{"eventSource": "aws:sqs", "attributes": [1, 2]}, GOOD_SQS]},
+        {"Records": [{"eventSource": "aws:sqs", "messageAttributes": ["x"]}, GOOD_SQS]},
+        {"Records": [{"eventSource": "aws:sns", "Sns": "text"}, GOOD_SQS]},
+        {"Records": [{"eventSource": "aws:sns", "Sns": {"MessageAttributes": [1]}}, GOOD_SQS]},
+        {"Records": [{"eventSource": "aws:kinesis", "kinesis": [1]}, GOOD_SQS]},
+        {"Records": [{"eventSource": ["aws:sqs"]}, GOOD_SQS]},
+        {"routeKey": 5, "requestContext": {"http": "GET"}},
+        {"httpMethod": "GET", "requestContext": "x", "headers": [["user-agent", "x"]]},
+    ],
+    ids=["sqs-attributes", "sqs-message-attributes", "sns", "sns-attributes", "kinesis", "source", "route", "http"],
+)
+def test_a_malformed_field_costs_no_invocation_its_span(recorder: Recorder, lambda_env: None, event: Any) -> None:
+    """Events are their senders' to shape: a field of the wrong type is skipped, and the rest
+    (the other records' links, here) still counts."""
+
+    @tracer.traced.handler(name="sturdy")
+    def handler(event: object, context: object) -> str:
+        return "ok"
+
+    assert handler(event, Context()) == "ok"
+    span = recorder.by_name("sturdy")
+    if "Records" in event:
+        assert [(link.context.trace_id, link.context.span_id) for link in span.links] == [(0xABC, 0x1D)]
+
+
+def test_a_sender_chooses_no_more_than_a_bounded_text_or_log_line(
+    recorder: Recorder, lambda_env: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    huge = "p" * 100_000
+    event = {
+        "httpMethod": "GET",
+        "path": "/" + huge,
+        "headers": {"User-Agent": huge, "Host": huge, "baggage": "k=v," * 100_000, "traceparent": "00-" + huge},
+    }
+
+    @tracer.traced.handler(name="bounded")
+    def handler(event: object, context: object) -> str:
+        return "ok"
+
+    with caplog.at_level(logging.DEBUG):
+        assert handler(event, Context()) == "ok"
+    attrs = attributes_of(recorder.by_name("bounded"))
+    for key in (semconv.URL_PATH, semconv.USER_AGENT, semconv.SERVER_ADDRESS):
+        assert len(attrs[key]) == MAX_REQUEST_TEXT
+    assert max(len(record.getMessage()) for record in caplog.records) < 1000  # no header echoed in full
