@@ -19,6 +19,7 @@ from opentelemetry import trace as trace_api
 from opentelemetry.trace import SpanKind
 
 from tracer import semconv
+from tracer.events import MAX_REQUEST_TEXT
 from tracer.propagation import extract_from, xray_header
 from tracer.runtime import ACTIVE, Tracing
 from tracer.scope import OpenSpan, close_span, fail_span, open_span
@@ -44,19 +45,19 @@ def request_attributes(scope: Scope, headers: Mapping[str, str]) -> dict[str, An
     """HTTP semantic-convention attributes of an ASGI request."""
     attributes: dict[str, Any] = {
         semconv.HTTP_REQUEST_METHOD: scope.get("method", "GET"),
-        semconv.URL_PATH: scope.get("path", "/"),
+        semconv.URL_PATH: str(scope.get("path", "/"))[:MAX_REQUEST_TEXT],
         semconv.URL_SCHEME: scope.get("scheme", "http"),
     }
     query = scope.get("query_string", b"")
     if query:
-        attributes[semconv.URL_QUERY] = query.decode("latin-1")
+        attributes[semconv.URL_QUERY] = query[:MAX_REQUEST_TEXT].decode("latin-1")
     if "host" in headers:
         host, _, port = headers["host"].partition(":")
-        attributes[semconv.SERVER_ADDRESS] = host
-        if port.isascii() and port.isdigit():  # "²".isdigit(), yet int() refuses it
+        attributes[semconv.SERVER_ADDRESS] = host[:MAX_REQUEST_TEXT]
+        if port.isascii() and port.isdigit() and len(port) <= 5:  # "²".isdigit(), yet int() refuses it
             attributes[semconv.SERVER_PORT] = int(port)
     if "user-agent" in headers:
-        attributes[semconv.USER_AGENT] = headers["user-agent"]
+        attributes[semconv.USER_AGENT] = headers["user-agent"][:MAX_REQUEST_TEXT]
     client = scope.get("client")
     if client:
         attributes[semconv.CLIENT_ADDRESS] = str(client[0])

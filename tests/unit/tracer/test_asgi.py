@@ -14,6 +14,7 @@ import tracer
 from tests.conftest import Recorder
 from tests.recorded import attributes_of
 from tracer import semconv
+from tracer.events import MAX_REQUEST_TEXT
 
 
 def build_app(recorder: Recorder, **options: Any) -> FastAPI:
@@ -101,3 +102,13 @@ def test_a_host_with_a_port_that_only_looks_numeric_is_served(recorder: Recorder
     assert response.status_code == 200
     (span,) = [s for s in recorder.spans() if s.kind.name == "SERVER"]
     assert span.attributes is not None and "server.port" not in span.attributes
+
+
+def test_a_clients_outsize_request_text_is_capped_and_still_traced(recorder: Recorder) -> None:
+    huge = "q" * 20_000
+    headers = {"user-agent": huge, "host": "api.local:" + "9" * 5000, "baggage": "k=v," * 5000}
+    response = get(build_app(recorder), f"/items/7?{huge}", headers)
+    assert response.status_code == 200
+    attrs = attributes_of(recorder.by_name("GET /items/{item_id}"))
+    assert len(attrs[semconv.USER_AGENT]) == len(attrs[semconv.URL_QUERY]) == MAX_REQUEST_TEXT
+    assert attrs[semconv.SERVER_ADDRESS] == "api.local" and semconv.SERVER_PORT not in attrs  # no such port
