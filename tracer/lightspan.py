@@ -26,6 +26,11 @@ from opentelemetry.util import types
 MAX_ATTRIBUTES = 128
 MAX_EVENTS = 128
 MAX_LINKS = 128
+# An exception's message and trace as a span keeps them: a message can carry a whole request
+# (``ValueError(f"bad {payload}")``), and one outsize span can make the collector refuse the
+# export request that holds it with 511 others. The trace keeps its end: the raise and message.
+MAX_EXCEPTION_MESSAGE_CHARS = 4096
+MAX_STACKTRACE_CHARS = 16384
 _PRIMITIVES = (str, bool, int, float)
 UNSET_STATUS = Status(StatusCode.UNSET)  # every LightSpan's until set: the encoder tests identity
 
@@ -128,12 +133,11 @@ class LightSpan(trace_api.Span, ReadableSpan):
         timestamp: int | None = None,
         escaped: bool = False,
     ) -> None:
+        stacktrace = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
         event_attributes: dict[str, Any] = {
             "exception.type": type(exception).__qualname__,
-            "exception.message": str(exception),
-            "exception.stacktrace": "".join(
-                traceback.format_exception(type(exception), exception, exception.__traceback__)
-            ),
+            "exception.message": str(exception)[:MAX_EXCEPTION_MESSAGE_CHARS],
+            "exception.stacktrace": stacktrace[-MAX_STACKTRACE_CHARS:],
             "exception.escaped": str(escaped),
         }
         if attributes:

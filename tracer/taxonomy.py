@@ -15,6 +15,7 @@ from opentelemetry import trace as trace_api
 from opentelemetry.trace import SpanKind, StatusCode
 
 from tracer import semconv
+from tracer.lightspan import MAX_EXCEPTION_MESSAGE_CHARS
 
 # Error codes AWS services use for throttling (from the AWS SDKs' retry policies and the
 # service API references). Matched by exception class name or botocore's Error.Code.
@@ -88,7 +89,7 @@ def mark_exception(span: trace_api.Span, exc: BaseException, *, record: bool = T
         span.set_attribute(semconv.ERROR, True)
     if record:
         span.record_exception(exc, escaped=True)
-    span.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+    span.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:MAX_EXCEPTION_MESSAGE_CHARS])
 
 
 def mark_client_error(span: trace_api.Span, exc: BaseException) -> None:

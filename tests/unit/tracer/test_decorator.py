@@ -20,6 +20,7 @@ import tracer.current_context as current_context_module
 from tests.conftest import Recorder, make_recorder
 from tests.recorded import attributes_of
 from tracer import semconv
+from tracer.lightspan import MAX_EXCEPTION_MESSAGE_CHARS, MAX_STACKTRACE_CHARS
 from tracer.scope import close_span, open_span
 
 
@@ -92,6 +93,25 @@ def test_exception_is_recorded_as_fault_and_reraised_unchanged(recorder: Recorde
     assert event.name == "exception"
     assert attributes_of(event)["exception.type"] == "Boom"
     assert "no funds" in str(attributes_of(event)["exception.stacktrace"])
+
+
+def test_an_outsize_exception_message_is_kept_bounded(recorder: Recorder) -> None:
+    """A message carrying a whole payload: the span keeps its start, the trace its end."""
+
+    @tracer.traced(name="verbose")
+    def verbose() -> None:
+        raise Boom("bad input " + "x" * 1_000_000 + " end")
+
+    with pytest.raises(Boom):
+        verbose()
+    span = recorder.by_name("verbose")
+    (event,) = span.events
+    attributes = attributes_of(event)
+    assert str(attributes["exception.message"]).startswith("bad input ")
+    assert len(str(attributes["exception.message"])) == MAX_EXCEPTION_MESSAGE_CHARS
+    assert str(attributes["exception.stacktrace"]).endswith(" end\n")
+    assert len(str(attributes["exception.stacktrace"])) == MAX_STACKTRACE_CHARS
+    assert span.status.description is not None and len(span.status.description) == MAX_EXCEPTION_MESSAGE_CHARS
 
 
 def test_capture_error_false_keeps_the_fault_but_not_the_details(recorder: Recorder) -> None:
