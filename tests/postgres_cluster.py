@@ -31,6 +31,9 @@ def server_binaries() -> Path:
     return Path(found[-1]).parent
 
 
+PORT_TRIES = 3
+
+
 class PostgresCluster:
     """initdb + pg_ctl start on 127.0.0.1:`port`; trust authentication, loopback only."""
 
@@ -61,9 +64,17 @@ class PostgresCluster:
                 os.chown(password_file, *self._owner)
             auth = ["-A", "scram-sha-256", f"--pwfile={password_file}"]
         self._run(str(self.bin / "initdb"), "-D", str(self.data), *auth, "-U", SUPERUSER, "--no-sync")
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        log = str(self.root / "log")
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+        log = self.root / "log"
+        for attempt in range(PORT_TRIES):
+            options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+            try:
+                self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(log), "-w", "start")
+                return self
+            except subprocess.CalledProcessError:
+                # A port found free can be bound by another test worker first: try another.
+                if attempt + 1 == PORT_TRIES or "Address already in use" not in log.read_text(errors="replace"):
+                    raise
+                self.port = free_port()
         return self
 
     def url(self, database: str = "postgres", password: str | None = None) -> str:

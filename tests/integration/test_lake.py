@@ -34,7 +34,7 @@ from collector.storage.leader_lock import LeaderLock
 from collector.storage.protocols import Group, Statement, StoreUnavailable, TimeWindow
 from tests.contract.test_store_contract import SECOND, T0, batch, trace_bytes
 from tests.factories import at as span
-from tests.integration.daemon import Daemon, free_port
+from tests.integration.daemon import Daemon
 from tests.postgres_cluster import PostgresCluster
 from tests.waiting import wait_until
 from tracer.otlp_encoder import OtlpEncoder
@@ -283,9 +283,9 @@ def test_a_lake_on_s3_through_an_s3_compatible_endpoint(
     postgres: PostgresCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # moto's S3 on loopback stands in for S3; credentials and endpoint as the AWS CLI takes them.
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # its own free port: no race
     server.start()
+    port = server.get_host_and_port()[1]
     try:
         credentials = {"AWS_ACCESS_KEY_ID": "fluoro", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "us-east-1"}
         for name, value in {**credentials, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():

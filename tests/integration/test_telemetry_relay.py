@@ -55,8 +55,8 @@ def test_the_relay_answers_at_once_and_forwards_each_body(sink: OtlpSink) -> Non
 
 def test_a_relay_whose_collector_is_gone_holds_a_bounded_backlog_then_refuses() -> None:
     relay = TelemetryRelay(f"http://127.0.0.1:{free_port()}/v1/traces", max_pending=2)
-    port = free_port()
-    server = serve(relay, port)
+    server = serve(relay, 0)  # the kernel's free port, bound at once: no other test can take it first
+    port = server.server_address[1]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url, protobuf = f"http://127.0.0.1:{port}/v1/traces", {"content-type": "application/x-protobuf"}
