@@ -25,6 +25,7 @@ DEFAULT_SAMPLER = "parentbased_always_on"
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 MAX_QUEUE_SPANS = 1 << 20  # OTEL_BSP_* sizes past this are taken as this (a bound on held spans)
+MAX_BATCH_DELAY_MS = 3_600_000  # and delays past an hour as an hour (a thread cannot wait for ever)
 HOST_ARCHES = {"x86_64": "amd64", "AMD64": "amd64", "aarch64": "arm64", "arm64": "arm64"}  # OTel's names
 
 
@@ -145,7 +146,7 @@ def resolve_settings(
         disabled=env.get("OTEL_SDK_DISABLED", "").strip().lower() in _TRUE,
         lambda_environment=lambda_environment,
         lambda_phases=env.get("FLUORO_LAMBDA_PHASES", "").strip().lower() in _TRUE,
-        batch_delay_ms=_positive_int(env.get("OTEL_BSP_SCHEDULE_DELAY"), 1000),
+        batch_delay_ms=min(MAX_BATCH_DELAY_MS, _positive_int(env.get("OTEL_BSP_SCHEDULE_DELAY"), 1000)),
         batch_max_queue=min(MAX_QUEUE_SPANS, _positive_int(env.get("OTEL_BSP_MAX_QUEUE_SIZE"), 2048)),
         batch_max_spans=min(MAX_QUEUE_SPANS, _positive_int(env.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), 512)),
         export_timeout_s=_positive_int(env.get("OTEL_EXPORTER_OTLP_TIMEOUT"), 10000) / 1000,

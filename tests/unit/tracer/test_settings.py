@@ -6,13 +6,14 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 
 import pytest
 from opentelemetry.sdk.resources import Resource
 
 import tracer
 from tracer.runtime import build_resource
-from tracer.settings import MAX_QUEUE_SPANS, parse_key_value_list, resolve_settings
+from tracer.settings import MAX_BATCH_DELAY_MS, MAX_QUEUE_SPANS, parse_key_value_list, resolve_settings
 
 
 def test_defaults() -> None:
@@ -142,8 +143,15 @@ def test_batch_sizes_come_from_the_environment_within_a_bound() -> None:
     assert (resolve_settings({}).batch_max_queue, resolve_settings({}).batch_max_spans) == (2048, 512)
     sized = resolve_settings({"OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "10"})
     assert (sized.batch_max_queue, sized.batch_max_spans) == (100, 10)
-    huge = resolve_settings({"OTEL_BSP_MAX_QUEUE_SIZE": "9" * 40, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "9" * 40})
+    huge = resolve_settings(
+        {
+            "OTEL_BSP_MAX_QUEUE_SIZE": "9" * 40,
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "9" * 40,
+            "OTEL_BSP_SCHEDULE_DELAY": "9" * 40,
+        }
+    )
     assert huge.batch_max_queue == huge.batch_max_spans == MAX_QUEUE_SPANS
+    assert huge.batch_delay_ms == MAX_BATCH_DELAY_MS and MAX_BATCH_DELAY_MS / 1000 < threading.TIMEOUT_MAX
     for bad in ("-5", "0", "many", "1e3"):
         settings = resolve_settings({"OTEL_BSP_MAX_QUEUE_SIZE": bad, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": bad})
         assert (settings.batch_max_queue, settings.batch_max_spans) == (2048, 512)
