@@ -5,7 +5,8 @@ modules, which adds ~150-250 ms to every cold start here (``bench/tracer_overhea
 the import + configure time), and encodes ~6x slower (see otlp_encoder). What it does is small
 and specified, so it is done here with the standard library, following the OTLP/HTTP spec:
 POST ``application/x-protobuf`` (optionally gzip), retry 429/502/503/504 and connection errors
-with exponential backoff and jitter, honour ``Retry-After``, never past the export timeout. The
+with exponential backoff and jitter, honour ``Retry-After``, never past the export timeout; a
+batch refused as too large (413) goes again in halves, so one outsize span loses only itself. The
 connection is tracer/http_post.py's (not ``http.client``'s, for the same cold-start reason), and
 gzip is imported only when compression is asked for.
 
@@ -31,6 +32,7 @@ from tracer.otlp_encoder import OtlpEncoder
 _logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+PAYLOAD_TOO_LARGE = 413
 MAX_ATTEMPTS = 6
 MAX_BACKOFF_S = 5.0
 
@@ -95,6 +97,12 @@ class OtlpHttpSender:
 
     def send(self, body: bytes) -> bool:
         """POST one encoded request, retrying as the OTLP spec says; True when accepted."""
+        status = self._exchange(body)
+        return status is not None and 200 <= status < 300
+
+    def _exchange(self, body: bytes) -> int | None:
+        """The collector's last answer to `body` after the spec's retries; None if it never answered
+        in time."""
         payload = _gzipped(body) if self._gzip else body
         deadline = time.monotonic() + self._timeout_s
         with self._lock:
@@ -110,10 +118,10 @@ class OtlpHttpSender:
                     delay = None
                 else:
                     if 200 <= status < 300:
-                        return True
+                        return status
                     if status not in RETRYABLE_STATUS:
                         _logger.warning("fluoro: collector refused %d bytes of spans: HTTP %d", len(body), status)
-                        return False
+                        return status
                     delay = retry_after_s(retry_after)
                 backoff = (
                     delay if delay is not None else min(MAX_BACKOFF_S, 0.1 * 2**attempt) * random.uniform(0.5, 1.5)
@@ -122,10 +130,11 @@ class OtlpHttpSender:
                     break
                 self._closed.wait(backoff)
         _logger.warning("fluoro: could not export %d bytes of spans to %s", len(body), self.endpoint)
-        return False
+        return None
 
     def deliver(self, spans: Sequence[ReadableSpan]) -> bool:
-        """Encode and send one batch; True when the collector accepted it."""
+        """Encode and send one batch; True when the collector accepted all of it. A batch too
+        large for the collector (413) goes again in halves, so one outsize span costs only itself."""
         if self._closed.is_set():
             return False
         try:
@@ -133,7 +142,12 @@ class OtlpHttpSender:
         except Exception:
             _logger.exception("fluoro: could not encode %d spans", len(spans))
             return False
-        return self.send(body)
+        status = self._exchange(body)
+        if status == PAYLOAD_TOO_LARGE and len(spans) > 1:
+            half = len(spans) // 2
+            first_delivered = self.deliver(spans[:half])
+            return self.deliver(spans[half:]) and first_delivered
+        return status is not None and 200 <= status < 300
 
     def shutdown(self) -> None:
         self._closed.set()

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from demo_apps.otlp_sink import decode_request
 from tests.conftest import make_recorder
+from tracer.exporter import OtlpHttpSender
 from tracer.runtime import Tracing
 from tracer.sdk_exporters import OtlpHttpExporter
 from tracer.settings import Settings
@@ -127,3 +128,22 @@ def test_the_pipelines_flush_says_whether_the_collector_took_the_spans(
     assert tracing.flush() is True
     tracing.shutdown()
     assert [[s.name for s in decode_request(body)] for _, body in script.requests] == [["refused"], ["taken"]]
+
+
+def spans_named(*names: str) -> list[ReadableSpan]:
+    tracing, exporter = make_recorder()
+    for name in names:
+        tracing.spans.start(name).end()
+    return list(exporter.get_finished_spans())
+
+
+def test_a_batch_too_large_goes_again_in_halves(server: tuple[ThreadingHTTPServer, Script]) -> None:
+    """413 for the whole, then for the first half and for one span alone: that span is lost,
+    the other three arrive."""
+    httpd, script = server
+    script.statuses = [(413, {}), (413, {}), (200, {}), (413, {}), (200, {})]
+    sender = OtlpHttpSender(endpoint(httpd))
+    assert sender.deliver(spans_named("s0", "s1", "s2", "s3")) is False
+    sender.shutdown()
+    sent = [[s.name for s in decode_request(body)] for _, body in script.requests]
+    assert sent == [["s0", "s1", "s2", "s3"], ["s0", "s1"], ["s0"], ["s1"], ["s2", "s3"]]
