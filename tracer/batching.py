@@ -5,11 +5,12 @@ its shared batching core and self-metrics) cost every cold start ~1.4 ms, a sixt
 tracer adds to the SDK's own import, and its per-span path asks the kernel for the process id
 to notice a fork. ``bench/tracer_overhead.py`` prints both (the import part and the sampled
 call). What it does is specified (OpenTelemetry's SDK spec, "Batching processor"), so it is
-done here: a bounded queue (OTEL_BSP_MAX_QUEUE_SIZE; when full, the oldest span gives way and is
-counted), batches of at most OTEL_BSP_MAX_EXPORT_BATCH_SIZE sent as soon as that many wait and
-otherwise every OTEL_BSP_SCHEDULE_DELAY, ``force_flush`` sending what waits on the caller's
-thread, ``shutdown`` sending the rest, a forked child starting empty with its own thread, and
-sampled spans only, as the SDK's processors do.
+done here: a bounded queue (OTEL_BSP_MAX_QUEUE_SIZE; when full, the oldest span gives way, is
+counted, and a warning says so at most once a minute), batches of at most
+OTEL_BSP_MAX_EXPORT_BATCH_SIZE sent as soon as that many wait and otherwise every
+OTEL_BSP_SCHEDULE_DELAY, ``force_flush`` sending what waits on the caller's thread,
+``shutdown`` sending the rest, a forked child starting empty with its own thread, and sampled
+spans only, as the SDK's processors do.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 _logger = logging.getLogger(__name__)
 
 SHUTDOWN_WAIT_S = 30.0
+FULL_QUEUE_WARNING_EVERY_S = 60.0
 
 
 class SpanSink(Protocol):
@@ -53,7 +55,7 @@ class SpanBatcher(SpanProcessor):
         self._max_batch = max(1, min(max_batch, max_queue))
         self._queue: deque[ReadableSpan] = deque(maxlen=max(1, max_queue))
         self._stopping = False
-        self._queue_full_said = False
+        self._next_warning_at = 0.0
         self.dropped_spans = 0
         self._start_worker()
         start_afresh = weakref.WeakMethod(self._start_afresh)
@@ -86,9 +88,14 @@ class SpanBatcher(SpanProcessor):
 
     def _count_dropped(self) -> None:
         self.dropped_spans += 1
-        if not self._queue_full_said:  # once per spell of a full queue, not once a span
-            self._queue_full_said = True
-            _logger.warning("fluoro: the export queue is full (%d spans); the oldest give way", self._queue.maxlen)
+        now = time.monotonic()
+        if now >= self._next_warning_at:  # a queue that stays full would otherwise log a line a batch
+            self._next_warning_at = now + FULL_QUEUE_WARNING_EVERY_S
+            _logger.warning(
+                "fluoro: the export queue is full (%d spans); the oldest give way (%d dropped so far)",
+                self._queue.maxlen,
+                self.dropped_spans,
+            )
 
     def _work(self) -> None:
         while True:
@@ -124,7 +131,6 @@ class SpanBatcher(SpanProcessor):
         except Exception:
             _logger.exception("fluoro: exporting %d spans failed", len(batch))
             return False
-        self._queue_full_said = False
         return delivered
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:

@@ -146,3 +146,35 @@ class LightSpan(trace_api.Span, ReadableSpan):
 
     def __repr__(self) -> str:
         return f"LightSpan(name={self._name!r}, span_id={self._span_context.span_id:016x})"
+
+
+def truncated(value: types.AttributeValue, max_length: int) -> types.AttributeValue:
+    """A string (or each string of a sequence) cut to `max_length` characters, as the SDK's
+    span limits cut them; other values as they are."""
+    if isinstance(value, str):
+        return value[:max_length]
+    if isinstance(value, tuple) and value and isinstance(value[0], str):
+        return tuple(str(item)[:max_length] for item in value)
+    return value
+
+
+class BoundedLightSpan(LightSpan):
+    """A LightSpan under OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT (or OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT):
+    its attributes' and events' string values keep at most `max_length` characters, as the SDK's
+    own spans do. A subclass, so spans without the limit pay nothing for it."""
+
+    def __init__(self, *args: Any, max_length: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_length = max_length
+        for key, value in self._attributes.items():
+            self._attributes[key] = truncated(value, max_length)
+
+    def set_attribute(self, key: str, value: types.AttributeValue) -> None:
+        cleaned = clean_attribute_value(value)
+        if cleaned is not None:
+            super().set_attribute(key, truncated(cleaned, self._max_length))
+
+    def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
+        if attributes:
+            attributes = {key: truncated(value, self._max_length) for key, value in attributes.items()}
+        super().add_event(name, attributes, timestamp)

@@ -129,6 +129,7 @@ class Tracing:
             sampling=choice,
             processor=self.init_buffer,
             tail=self.tail,
+            attribute_value_length=settings.attribute_value_length,
         )
         self.propagator: TextMapPropagator = build_propagator(settings.propagators)
         self.annotations = AnnotationBudget()

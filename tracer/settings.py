@@ -55,6 +55,9 @@ class Settings(NamedTuple):
     # typo cannot make it unbounded.
     batch_max_queue: int = 2048
     batch_max_spans: int = 512
+    # The most characters an attribute's string value keeps (OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+    # else OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT); None: no limit, OpenTelemetry's default.
+    attribute_value_length: int | None = None
     # True when running inside a Lambda-style environment: spans recorded during init are
     # held back and joined to the first invocation's trace under ``Initialization``.
     lambda_environment: bool = False
@@ -150,6 +153,7 @@ def resolve_settings(
         batch_max_queue=min(MAX_QUEUE_SPANS, _positive_int(env.get("OTEL_BSP_MAX_QUEUE_SIZE"), 2048)),
         batch_max_spans=min(MAX_QUEUE_SPANS, _positive_int(env.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), 512)),
         export_timeout_s=_positive_int(env.get("OTEL_EXPORTER_OTLP_TIMEOUT"), 10000) / 1000,
+        attribute_value_length=_value_length_limit(env),
         tail_keep=tail_keep_settings(env, tail_keep),
     )
 
@@ -167,6 +171,14 @@ def tail_keep_settings(env: Mapping[str, str], enabled: bool | None = None) -> T
         max_trace_spans=_positive_int(env.get("FLUORO_TAIL_MAX_TRACE_SPANS"), defaults.max_trace_spans),
         max_spans=_positive_int(env.get("FLUORO_TAIL_MAX_SPANS"), defaults.max_spans),
     )
+
+
+def _value_length_limit(env: Mapping[str, str]) -> int | None:
+    for name in ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"):
+        limit = _positive_int(env.get(name), 0)
+        if limit:
+            return limit
+    return None
 
 
 def _positive_int(text: str | None, default: int) -> int:

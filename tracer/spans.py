@@ -15,6 +15,7 @@ probability in its trace state (sampling_weight.py).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from random import getrandbits
@@ -37,7 +38,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util import types
 
-from tracer.lightspan import LightSpan
+from tracer.lightspan import BoundedLightSpan, LightSpan
 from tracer.sampling import SamplerChoice
 from tracer.sampling_weight import with_threshold
 from tracer.tail_keep import TailBuffer
@@ -103,8 +104,15 @@ class SpanFactory:
         sampling: SamplerChoice,
         processor: SpanProcessor,
         tail: TailBuffer | None = None,
+        attribute_value_length: int | None = None,
     ) -> None:
         self.resource = resource
+        # Spans under a length limit are their own class: those without one pay nothing for it.
+        self._span_type: Callable[..., LightSpan] = (
+            LightSpan
+            if attribute_value_length is None
+            else functools.partial(BoundedLightSpan, max_length=attribute_value_length)
+        )
         self.scope = scope
         self.sampler = sampling.sampler
         self.processor = processor
@@ -185,7 +193,7 @@ class SpanFactory:
                 return NonRecordingSpan(new_span_context(trace_id, span_id, NOT_SAMPLED, trace_state))
             on_end = self.tail.on_end
         flags = SAMPLED if decision is Decision.RECORD_AND_SAMPLE else NOT_SAMPLED
-        return LightSpan(
+        return self._span_type(
             name,
             new_span_context(trace_id, span_id, flags, trace_state),
             parent if parent.is_valid else None,

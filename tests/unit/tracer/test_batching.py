@@ -88,7 +88,7 @@ def test_unsampled_spans_are_never_sent() -> None:
     batcher.shutdown()
 
 
-def test_a_full_queue_drops_its_oldest_and_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_full_queue_drops_its_oldest_and_says_so_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
     sink = Sink()
     sink.open.clear()  # the worker's first delivery blocks, so spans pile up behind it
     batcher = SpanBatcher(sink, delay_ms=60_000, max_queue=4, max_batch=2)
@@ -99,12 +99,21 @@ def test_a_full_queue_drops_its_oldest_and_says_so_once(caplog: pytest.LogCaptur
         for n in range(10):
             batcher.on_end(span(f"b{n}"))
     assert batcher.dropped_spans == 6
-    assert [r.message for r in caplog.records].count(
-        "fluoro: the export queue is full (4 spans); the oldest give way"
-    ) == 1
     sink.open.set()
     assert batcher.force_flush() is True
     assert [name for batch in sink.batches for name in batch] == ["a0", "a1", "b6", "b7", "b8", "b9"]
+    sink.open.clear()
+    sink.entered.clear()
+    batcher.on_end(span("c0"))
+    batcher.on_end(span("c1"))
+    assert sink.entered.wait(WAIT_S)  # held again, with c0 and c1
+    with caplog.at_level(logging.WARNING, logger="tracer.batching"):
+        for n in range(2, 7):  # full again after deliveries, within the minute: no second line
+            batcher.on_end(span(f"c{n}"))
+    assert batcher.dropped_spans == 7
+    sink.open.set()
+    full = [r.message for r in caplog.records if "export queue is full" in r.message]
+    assert full == ["fluoro: the export queue is full (4 spans); the oldest give way (1 dropped so far)"]
     batcher.shutdown()
 
 

@@ -170,3 +170,12 @@ def test_the_cold_start_path_loads_no_more_than_it_runs() -> None:
     )
     out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.split("\n")[:2] == ["[]", "True True"]
+
+
+def test_the_span_attribute_length_limit_wins_over_the_general_one() -> None:
+    assert resolve_settings({}).attribute_value_length is None
+    assert resolve_settings({"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "64"}).attribute_value_length == 64
+    both = {"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "64", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "16"}
+    assert resolve_settings(both).attribute_value_length == 16
+    for bad in ("0", "-1", "lots", "9" * 5000):
+        assert resolve_settings({"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": bad}).attribute_value_length is None
