@@ -3,7 +3,8 @@
 Pure ASGI (no BaseHTTPMiddleware) so streaming responses and background tasks are untouched
 and the cost is one wrapper per message. The span continues ``traceparent`` or
 ``X-Amzn-Trace-Id``, is named by the route template once routing has matched (Starlette and
-FastAPI leave the matched route in ``scope["route"]``), carries the HTTP semantic conventions
+FastAPI leave the matched route in ``scope["route"]``; until then, and for paths no route
+matches, by the method alone), carries the HTTP semantic conventions
 and X-Ray's error/fault/throttle flags, and its id is returned in ``X-Amzn-Trace-Id`` as X-Ray
 does.
 """
@@ -161,7 +162,9 @@ class TracingMiddleware:
         try:
             headers = request_headers(scope)
             attributes = {**request_attributes(scope, headers), **self.static_attributes}
-            name = self.span_name or f"{scope.get('method', 'GET')} {scope.get('path', '/')}"
+            # "{method}" until routing names the route (OpenTelemetry's HTTP conventions): a raw
+            # path would make a span name per path a scanner tries.
+            name = self.span_name or str(scope.get("method", "GET"))
             return open_span(
                 tracing,
                 name,

@@ -112,3 +112,14 @@ def test_a_clients_outsize_request_text_is_capped_and_still_traced(recorder: Rec
     attrs = attributes_of(recorder.by_name("GET /items/{item_id}"))
     assert len(attrs[semconv.USER_AGENT]) == len(attrs[semconv.URL_QUERY]) == MAX_REQUEST_TEXT
     assert attrs[semconv.SERVER_ADDRESS] == "api.local" and semconv.SERVER_PORT not in attrs  # no such port
+
+
+def test_paths_no_route_matches_share_one_span_name(recorder: Recorder) -> None:
+    """A scanner's thousand paths make one span name, not a thousand (OpenTelemetry's HTTP
+    conventions: the method alone without a route); the path stays an attribute."""
+    app = build_app(recorder)
+    for path in ("/wp-admin", "/.env", "/items/7/../../etc/passwd"):
+        assert get(app, path).status_code == 404
+    spans = recorder.spans()
+    assert [span.name for span in spans] == ["GET", "GET", "GET"]
+    assert {attributes_of(span)[semconv.URL_PATH] for span in spans} >= {"/wp-admin", "/.env"}
