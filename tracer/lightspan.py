@@ -49,6 +49,11 @@ def clean_attribute_value(value: object) -> types.AttributeValue | None:
 class LightSpan(trace_api.Span, ReadableSpan):
     """A recording span that is mutated by its own thread and ended exactly once."""
 
+    # OpenTelemetry's default span limits; BoundedLightSpan sets its own.
+    _max_attributes = MAX_ATTRIBUTES
+    _max_events = MAX_EVENTS
+    _max_links = MAX_LINKS
+
     def __init__(
         self,
         name: str,
@@ -99,7 +104,7 @@ class LightSpan(trace_api.Span, ReadableSpan):
         cleaned = clean_attribute_value(value)
         if cleaned is None:
             return
-        if key in self._attributes or len(self._attributes) < MAX_ATTRIBUTES:
+        if key in self._attributes or len(self._attributes) < self._max_attributes:
             self._attributes[key] = cleaned
 
     def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
@@ -107,12 +112,12 @@ class LightSpan(trace_api.Span, ReadableSpan):
             self.set_attribute(key, value)
 
     def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
-        if self._end_time is None and len(self._events) < MAX_EVENTS:
+        if self._end_time is None and len(self._events) < self._max_events:
             stamp = timestamp if timestamp is not None else time.time_ns()
             self._events = [*self._events, Event(name, attributes, stamp)]
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
-        if self._end_time is None and context.is_valid and len(self._links) < MAX_LINKS:
+        if self._end_time is None and context.is_valid and len(self._links) < self._max_links:
             self._links = [*self._links, Link(context, attributes)]
 
     def update_name(self, name: str) -> None:
@@ -159,22 +164,31 @@ def truncated(value: types.AttributeValue, max_length: int) -> types.AttributeVa
 
 
 class BoundedLightSpan(LightSpan):
-    """A LightSpan under OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT (or OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT):
-    its attributes' and events' string values keep at most `max_length` characters, as the SDK's
-    own spans do. A subclass, so spans without the limit pay nothing for it."""
+    """A LightSpan under span limits other than OpenTelemetry's defaults, as the SDK's own spans
+    take them from OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT, OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT,
+    OTEL_SPAN_EVENT_COUNT_LIMIT and OTEL_SPAN_LINK_COUNT_LIMIT (settings.py reads them): string
+    values of attributes and events keep at most `max_length` characters, and a span at most so
+    many attributes, events and links. A subclass, so spans under the defaults pay nothing."""
 
-    def __init__(self, *args: Any, max_length: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, max_length: int | None, max_attributes: int, max_events: int, max_links: int, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._max_length = max_length
-        for key, value in self._attributes.items():
-            self._attributes[key] = truncated(value, max_length)
+        self._max_attributes, self._max_events, self._max_links = max_attributes, max_events, max_links
+        kept = list(self._attributes.items())[:max_attributes]
+        self._attributes = {key: self._bounded(value) for key, value in kept}
+        self._links = self._links[:max_links]
+
+    def _bounded(self, value: types.AttributeValue) -> types.AttributeValue:
+        return value if self._max_length is None else truncated(value, self._max_length)
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
         cleaned = clean_attribute_value(value)
         if cleaned is not None:
-            super().set_attribute(key, truncated(cleaned, self._max_length))
+            super().set_attribute(key, self._bounded(cleaned))
 
     def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
-        if attributes:
-            attributes = {key: truncated(value, self._max_length) for key, value in attributes.items()}
+        if attributes and self._max_length is not None:
+            attributes = {key: self._bounded(value) for key, value in attributes.items()}
         super().add_event(name, attributes, timestamp)

@@ -129,7 +129,12 @@ class Tracing:
             sampling=choice,
             processor=self.init_buffer,
             tail=self.tail,
-            attribute_value_length=settings.attribute_value_length,
+            limits=(
+                settings.attribute_value_length,
+                settings.attribute_count_limit,
+                settings.event_count_limit,
+                settings.link_count_limit,
+            ),
         )
         self.propagator: TextMapPropagator = build_propagator(settings.propagators)
         self.annotations = AnnotationBudget()

@@ -25,6 +25,8 @@ DEFAULT_SAMPLER = "parentbased_always_on"
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 MAX_QUEUE_SPANS = 1 << 20  # OTEL_BSP_* sizes past this are taken as this (a bound on held spans)
+DEFAULT_COUNT_LIMIT = 128  # OpenTelemetry's, for a span's attributes, events and links
+MAX_COUNT_LIMIT = 65_536  # counts past this are taken as this (a bound on what one span holds)
 MAX_BATCH_DELAY_MS = 3_600_000  # and delays past an hour as an hour (a thread cannot wait for ever)
 HOST_ARCHES = {"x86_64": "amd64", "AMD64": "amd64", "aarch64": "arm64", "arm64": "arm64"}  # OTel's names
 
@@ -55,9 +57,14 @@ class Settings(NamedTuple):
     # typo cannot make it unbounded.
     batch_max_queue: int = 2048
     batch_max_spans: int = 512
-    # The most characters an attribute's string value keeps (OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT,
-    # else OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT); None: no limit, OpenTelemetry's default.
+    # Span limits, as the SDK reads them: the most characters an attribute's string value keeps
+    # (OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT, else OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT; None: no
+    # limit) and the most attributes, events and links a span keeps (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT,
+    # else OTEL_ATTRIBUTE_COUNT_LIMIT; OTEL_SPAN_EVENT_COUNT_LIMIT; OTEL_SPAN_LINK_COUNT_LIMIT).
     attribute_value_length: int | None = None
+    attribute_count_limit: int = DEFAULT_COUNT_LIMIT
+    event_count_limit: int = DEFAULT_COUNT_LIMIT
+    link_count_limit: int = DEFAULT_COUNT_LIMIT
     # True when running inside a Lambda-style environment: spans recorded during init are
     # held back and joined to the first invocation's trace under ``Initialization``.
     lambda_environment: bool = False
@@ -141,11 +148,7 @@ def resolve_settings(
         sampler_arg=sampler_arg if sampler_arg is not None else env.get("OTEL_TRACES_SAMPLER_ARG"),
         propagators=propagators or env_propagators or DEFAULT_PROPAGATORS,
         resource_attributes=merged_resource,
-        resource_detectors=tuple(
-            d.strip()
-            for d in env.get("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "").split(",")
-            if d.strip() not in ("", "otel")
-        ),
+        resource_detectors=_resource_detectors(env),
         disabled=env.get("OTEL_SDK_DISABLED", "").strip().lower() in _TRUE,
         lambda_environment=lambda_environment,
         lambda_phases=env.get("FLUORO_LAMBDA_PHASES", "").strip().lower() in _TRUE,
@@ -153,7 +156,12 @@ def resolve_settings(
         batch_max_queue=min(MAX_QUEUE_SPANS, _positive_int(env.get("OTEL_BSP_MAX_QUEUE_SIZE"), 2048)),
         batch_max_spans=min(MAX_QUEUE_SPANS, _positive_int(env.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), 512)),
         export_timeout_s=_positive_int(env.get("OTEL_EXPORTER_OTLP_TIMEOUT"), 10000) / 1000,
-        attribute_value_length=_value_length_limit(env),
+        attribute_value_length=_first_limit(
+            env, "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"
+        ),
+        attribute_count_limit=_count_limit(env, "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT"),
+        event_count_limit=_count_limit(env, "OTEL_SPAN_EVENT_COUNT_LIMIT"),
+        link_count_limit=_count_limit(env, "OTEL_SPAN_LINK_COUNT_LIMIT"),
         tail_keep=tail_keep_settings(env, tail_keep),
     )
 
@@ -173,12 +181,23 @@ def tail_keep_settings(env: Mapping[str, str], enabled: bool | None = None) -> T
     )
 
 
-def _value_length_limit(env: Mapping[str, str]) -> int | None:
-    for name in ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"):
+def _resource_detectors(env: Mapping[str, str]) -> tuple[str, ...]:
+    named = env.get("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "").split(",")
+    return tuple(d.strip() for d in named if d.strip() not in ("", "otel"))
+
+
+def _first_limit(env: Mapping[str, str], *names: str) -> int | None:
+    """The first of the variables set to a positive number (the span-specific one comes first)."""
+    for name in names:
         limit = _positive_int(env.get(name), 0)
         if limit:
             return limit
     return None
+
+
+def _count_limit(env: Mapping[str, str], *names: str) -> int:
+    limit = _first_limit(env, *names)
+    return DEFAULT_COUNT_LIMIT if limit is None else min(limit, MAX_COUNT_LIMIT)
 
 
 def _positive_int(text: str | None, default: int) -> int:

@@ -38,7 +38,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util import types
 
-from tracer.lightspan import BoundedLightSpan, LightSpan
+from tracer.lightspan import MAX_ATTRIBUTES, MAX_EVENTS, MAX_LINKS, BoundedLightSpan, LightSpan
 from tracer.sampling import SamplerChoice
 from tracer.sampling_weight import with_threshold
 from tracer.tail_keep import TailBuffer
@@ -93,6 +93,11 @@ new_span_context = _span_context_maker()
 _NOTHING = object()  # what no context holds as its span
 
 
+# (value length or None, attributes, events, links): a span's limits, OpenTelemetry's by default.
+SpanLimitValues = tuple[int | None, int, int, int]
+DEFAULT_LIMITS: SpanLimitValues = (None, MAX_ATTRIBUTES, MAX_EVENTS, MAX_LINKS)
+
+
 class SpanFactory:
     """Creates LightSpans that end into `processor`, sampled as `sampling` says."""
 
@@ -104,14 +109,21 @@ class SpanFactory:
         sampling: SamplerChoice,
         processor: SpanProcessor,
         tail: TailBuffer | None = None,
-        attribute_value_length: int | None = None,
+        limits: SpanLimitValues = DEFAULT_LIMITS,
     ) -> None:
         self.resource = resource
-        # Spans under a length limit are their own class: those without one pay nothing for it.
+        # Spans under other than the default limits are their own class: the rest pay nothing.
+        max_length, max_attributes, max_events, max_links = limits
         self._span_type: Callable[..., LightSpan] = (
             LightSpan
-            if attribute_value_length is None
-            else functools.partial(BoundedLightSpan, max_length=attribute_value_length)
+            if limits == DEFAULT_LIMITS
+            else functools.partial(
+                BoundedLightSpan,
+                max_length=max_length,
+                max_attributes=max_attributes,
+                max_events=max_events,
+                max_links=max_links,
+            )
         )
         self.scope = scope
         self.sampler = sampling.sampler

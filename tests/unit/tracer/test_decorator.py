@@ -14,7 +14,7 @@ from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode, TraceFlags
 
 import tracer
 import tracer.current_context as current_context_module
@@ -369,4 +369,24 @@ def test_an_attribute_length_limit_is_honoured_as_the_sdk_honours_it() -> None:
     note, error = span.events
     assert attributes_of(note)["detail"] == "abcde"
     assert attributes_of(error)["exception.message"] == "a lon"
+    tracing.shutdown()
+
+
+def test_span_count_limits_are_honoured_as_the_sdk_honours_them() -> None:
+    """OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, OTEL_SPAN_EVENT_COUNT_LIMIT and OTEL_SPAN_LINK_COUNT_LIMIT."""
+    exporter = InMemorySpanExporter()
+    settings = Settings(attribute_count_limit=2, event_count_limit=1, link_count_limit=1)
+    tracing = Tracing(settings, exporter=exporter, batch=False)
+    links = [Link(SpanContext(0xA, n, is_remote=True, trace_flags=TraceFlags(1))) for n in (1, 2)]
+    span = tracing.spans.start("counted", attributes={"a": 1, "b": 2, "c": 3}, links=links)
+    span.set_attribute("d", 4)  # a third key: refused
+    span.set_attribute("a", 10)  # a kept key: still updated
+    span.add_event("first")
+    span.add_event("second")
+    span.end()
+    tracing.flush()
+    (ended,) = exporter.get_finished_spans()
+    assert attributes_of(ended) == {"a": 10, "b": 2}
+    assert [event.name for event in ended.events] == ["first"]
+    assert [link.context.span_id for link in ended.links] == [1]
     tracing.shutdown()

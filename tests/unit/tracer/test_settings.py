@@ -13,7 +13,7 @@ from opentelemetry.sdk.resources import Resource
 
 import tracer
 from tracer.runtime import build_resource
-from tracer.settings import MAX_BATCH_DELAY_MS, MAX_QUEUE_SPANS, parse_key_value_list, resolve_settings
+from tracer.settings import MAX_BATCH_DELAY_MS, MAX_COUNT_LIMIT, MAX_QUEUE_SPANS, parse_key_value_list, resolve_settings
 
 
 def test_defaults() -> None:
@@ -179,3 +179,19 @@ def test_the_span_attribute_length_limit_wins_over_the_general_one() -> None:
     assert resolve_settings(both).attribute_value_length == 16
     for bad in ("0", "-1", "lots", "9" * 5000):
         assert resolve_settings({"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": bad}).attribute_value_length is None
+
+
+def test_span_count_limits_come_from_the_environment_within_a_bound() -> None:
+    assert (resolve_settings({}).attribute_count_limit, resolve_settings({}).link_count_limit) == (128, 128)
+    env = {
+        "OTEL_ATTRIBUTE_COUNT_LIMIT": "64",
+        "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "16",
+        "OTEL_SPAN_EVENT_COUNT_LIMIT": "9" * 30,
+        "OTEL_SPAN_LINK_COUNT_LIMIT": "zero",
+    }
+    limited = resolve_settings(env)
+    assert (limited.attribute_count_limit, limited.event_count_limit, limited.link_count_limit) == (
+        16,
+        MAX_COUNT_LIMIT,
+        128,
+    )
