@@ -61,9 +61,23 @@ def xray_header(context: SpanContext) -> str:
 MAX_BAGGAGE_BYTES = 8192
 
 
+def _propagatable(value: object) -> bool:
+    """A string the propagators can take: they encode some as UTF-8 and raise on a lone surrogate
+    (which JSON's escapes can carry in an event, though no HTTP header can)."""
+    if not isinstance(value, str):
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def extract_from(carrier: Mapping[str, str], propagator: TextMapPropagator | None = None) -> Context:
     """The context a case-insensitive string mapping (headers, message attributes) carries."""
-    lowered = {str(k).lower(): v for k, v in carrier.items() if isinstance(v, str)}
+    lowered = {str(k).lower(): v for k, v in carrier.items() if _propagatable(v)}
     baggage = lowered.get("baggage")
     if baggage is not None and len(baggage) > MAX_BAGGAGE_BYTES // 4 and len(baggage.encode()) > MAX_BAGGAGE_BYTES:
         del lowered["baggage"]  # ignored as the propagator would, without echoing it into the log

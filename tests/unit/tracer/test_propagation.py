@@ -46,3 +46,12 @@ def test_garbage_headers_give_no_parent() -> None:
 def test_unknown_propagator_names_are_skipped() -> None:
     propagator = build_propagator(("tracecontext", "b3-not-installed", "none"))
     assert propagator.fields == {"traceparent", "tracestate"}
+
+
+def test_a_value_no_header_could_carry_is_skipped_not_raised() -> None:
+    """JSON's escapes can put a lone surrogate in an event's carrier (a Kinesis record, say);
+    the baggage propagator would raise encoding it. The rest of the carrier still counts."""
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    for baggage in ("k=\ud800", "k=\ud800" + "v" * 10_000):
+        parent = parent_of({"baggage": baggage, "traceparent": traceparent, "x-note": "é"})
+        assert f"{parent.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
