@@ -11,7 +11,8 @@ refuses every span it holds.
 What the thread may cost is capped: within each window it works at most a share of the time,
 then sleeps (without the GIL) until the window ends, and the kernel's socket buffer drops what
 comes meanwhile. Those drops are counted exactly (``SO_RXQ_OVFL``: the kernel's count arrives
-with the next datagram read) as ``fluoro_xray_dropped_datagrams_total``. While the kernel
+with the next datagram read; at stop, ``SO_MEMINFO`` gives those after the last one read) as
+``fluoro_xray_dropped_datagrams_total``. While the kernel
 reports drops at a flood's rate the receiver takes a smaller share in longer windows: what
 it does not read is lost anyway, and each wake-up takes the GIL from the pages (500 wake-ups a
 second cost the page ~15% even with nothing parsed; bench/hostile.py). UDP has no acknowledgement, so nothing waits on a
@@ -45,6 +46,8 @@ RECEIVER = "xray_udp"
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux: the kernel's drop count with each read
 MAX_DATAGRAM_BYTES = 65_536
 DROPS = struct.Struct("=I")
+SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)  # Linux: the socket's counters, drops among them
+MEMINFO_DROPS_OFFSET = 8 * DROPS.size  # SK_MEMINFO_DROPS, the ninth u32
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ class XRayUdpReceiver:
                 self._flush()
                 deadline = None
         selector.close()
+        self._count_drops_after_last_read()
 
     def _read_available(self, budget: WorkBudget, *, final: bool) -> None:
         """Parse the datagrams waiting in the socket, within the budget (all of them at stop)."""
@@ -167,12 +171,27 @@ class XRayUdpReceiver:
         dropped = 0
         for level, kind, data in ancillary:
             if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(data) >= DROPS.size:
-                total = DROPS.unpack_from(data)[0]
-                dropped = max(0, total - self._kernel_drops)
-                if dropped:
-                    self.metrics.xray_dropped_datagrams.inc(dropped)
-                self._kernel_drops = total
+                dropped = self._note_kernel_drops(DROPS.unpack_from(data)[0])
         return dropped
+
+    def _note_kernel_drops(self, total: int) -> int:
+        """The kernel's running drop count is `total`: count the new ones, and say how many."""
+        dropped = max(0, total - self._kernel_drops)
+        if dropped:
+            self.metrics.xray_dropped_datagrams.inc(dropped)
+        self._kernel_drops = total
+        return dropped
+
+    def _count_drops_after_last_read(self) -> None:
+        """At stop, count what the kernel dropped after the last datagram read: no later
+        datagram will carry that count."""
+        assert self._sock is not None
+        try:
+            meminfo = self._sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 64)
+        except OSError:  # not Linux, or the socket is gone
+            return
+        if len(meminfo) >= MEMINFO_DROPS_OFFSET + DROPS.size:
+            self._note_kernel_drops(DROPS.unpack_from(meminfo, MEMINFO_DROPS_OFFSET)[0])
 
     def receive(self, data: bytes) -> None:
         """One datagram: its spans all go into the batch, or none of them."""

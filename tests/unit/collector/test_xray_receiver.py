@@ -16,7 +16,7 @@ from collector.ingest.pending import WriteOutcome
 from collector.metrics import CollectorMetrics
 from collector.model import SpanBatch
 from collector.normalize.admission import TOO_NEW, TimeBounds
-from collector.receivers.xray_udp import CpuShare, WorkBudget, XRayReceiverSettings, XRayUdpReceiver
+from collector.receivers.xray_udp import SO_RXQ_OVFL, CpuShare, WorkBudget, XRayReceiverSettings, XRayUdpReceiver
 from tests.waiting import wait_until
 
 HEADER = b'{"format": "json", "version": 1}\n'
@@ -219,3 +219,27 @@ def test_close_reads_what_the_socket_holds(running: Running) -> None:
     gate.set()
     running.stop()
     assert len(running.pipeline.span_names()) == 20
+
+
+def test_drops_after_the_last_datagram_read_are_counted_at_stop() -> None:
+    # A buffer filled and overflowed before the thread reads: the datagrams it holds were queued
+    # before the drops, so none of them carries the kernel's count; only the stop can find it.
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    server.bind(("127.0.0.1", 0))
+    server.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)  # before the sends, as start() would
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sent = 300
+    for n in range(sent):
+        client.sendto(datagram(id=f"{n + 1:016x}", subsegments=[]), server.getsockname())
+    pipeline, metrics = FakePipeline(), CollectorMetrics()
+    settings = XRayReceiverSettings(flush_interval_s=0.01)
+    receiver = XRayUdpReceiver(pipeline, metrics, settings, clock_ns=lambda: int(NOW_S * 1e9))  # type: ignore[arg-type]
+    receiver.start(server)
+    receiver.close()
+    server.close()
+    client.close()
+    stored = len(pipeline.span_names())
+    dropped = metrics.registry.get_sample_value("fluoro_xray_dropped_datagrams_total") or 0.0
+    assert 0 < stored < sent
+    assert stored + dropped == sent
