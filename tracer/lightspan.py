@@ -14,9 +14,11 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace as trace_api
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -32,6 +34,23 @@ MAX_LINKS = 128
 MAX_EXCEPTION_MESSAGE_CHARS = 4096
 MAX_STACKTRACE_CHARS = 16384
 _PRIMITIVES = (str, bool, int, float)
+
+
+@dataclass(frozen=True)
+class SpanLimits:
+    """What one span keeps, as the SDK's SpanLimits say it (settings.py reads them): characters
+    of a string value (None: no limit), then how many attributes, events, links, and attributes
+    of each event and link."""
+
+    value_length: int | None = None
+    attributes: int = MAX_ATTRIBUTES
+    events: int = MAX_EVENTS
+    links: int = MAX_LINKS
+    event_attributes: int = MAX_ATTRIBUTES
+    link_attributes: int = MAX_ATTRIBUTES
+
+
+DEFAULT_LIMITS = SpanLimits()  # OpenTelemetry's
 UNSET_STATUS = Status(StatusCode.UNSET)  # every LightSpan's until set: the encoder tests identity
 
 
@@ -53,6 +72,13 @@ class LightSpan(trace_api.Span, ReadableSpan):
     _max_attributes = MAX_ATTRIBUTES
     _max_events = MAX_EVENTS
     _max_links = MAX_LINKS
+    _max_event_attributes = MAX_ATTRIBUTES
+    _max_link_attributes = MAX_ATTRIBUTES
+    _max_length: int | None = None
+    # What the limits turned away, for OTLP's dropped counts: zero on the class until one bites.
+    _dropped_attributes = 0
+    _dropped_events = 0
+    _dropped_links = 0
 
     def __init__(
         self,
@@ -106,19 +132,52 @@ class LightSpan(trace_api.Span, ReadableSpan):
             return
         if key in self._attributes or len(self._attributes) < self._max_attributes:
             self._attributes[key] = cleaned
+        else:
+            self._dropped_attributes += 1
 
     def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
         for key, value in attributes.items():
             self.set_attribute(key, value)
 
     def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
-        if self._end_time is None and len(self._events) < self._max_events:
-            stamp = timestamp if timestamp is not None else time.time_ns()
-            self._events = [*self._events, Event(name, attributes, stamp)]
+        if self._end_time is not None:
+            return
+        if len(self._events) >= self._max_events:
+            self._dropped_events += 1
+            return
+        stamp = timestamp if timestamp is not None else time.time_ns()
+        bounded = self._bounded_attributes(attributes, self._max_event_attributes)
+        self._events = [*self._events, Event(name, bounded, stamp)]
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
-        if self._end_time is None and context.is_valid and len(self._links) < self._max_links:
-            self._links = [*self._links, Link(context, attributes)]
+        if self._end_time is not None or not context.is_valid:
+            return
+        if len(self._links) >= self._max_links:
+            self._dropped_links += 1
+            return
+        self._links = [*self._links, Link(context, self._bounded_attributes(attributes, self._max_link_attributes))]
+
+    def _bounded_attributes(self, attributes: types.Attributes, max_count: int) -> BoundedAttributes:
+        """An event's or link's attributes as the SDK's spans keep them: cleaned, at most
+        `max_count`, strings cut to the length limit, the rest counted as dropped."""
+        try:
+            return BoundedAttributes(max_count, attributes, immutable=True, max_value_len=self._max_length)
+        except Exception:  # noqa: BLE001 - a value holding itself: the API must not raise
+            from tracer.encodable import attributes as encodable  # rarely needed: out of the import
+
+            return BoundedAttributes(max_count, encodable(attributes), immutable=True)
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self._dropped_attributes
+
+    @property
+    def dropped_events(self) -> int:
+        return self._dropped_events
+
+    @property
+    def dropped_links(self) -> int:
+        return self._dropped_links
 
     def update_name(self, name: str) -> None:
         if self._end_time is None:
@@ -166,19 +225,25 @@ def truncated(value: types.AttributeValue, max_length: int) -> types.AttributeVa
 class BoundedLightSpan(LightSpan):
     """A LightSpan under span limits other than OpenTelemetry's defaults, as the SDK's own spans
     take them from OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT, OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT,
-    OTEL_SPAN_EVENT_COUNT_LIMIT and OTEL_SPAN_LINK_COUNT_LIMIT (settings.py reads them): string
-    values of attributes and events keep at most `max_length` characters, and a span at most so
-    many attributes, events and links. A subclass, so spans under the defaults pay nothing."""
+    OTEL_SPAN_EVENT_COUNT_LIMIT, OTEL_SPAN_LINK_COUNT_LIMIT, OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT and
+    OTEL_LINK_ATTRIBUTE_COUNT_LIMIT (settings.py reads them): string values of a span's, its
+    events' and its links' attributes keep at most `limits.value_length` characters, and each
+    keeps at most so many. A subclass, so spans under the defaults pay nothing."""
 
-    def __init__(
-        self, *args: Any, max_length: int | None, max_attributes: int, max_events: int, max_links: int, **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, limits: SpanLimits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._max_length = max_length
-        self._max_attributes, self._max_events, self._max_links = max_attributes, max_events, max_links
-        kept = list(self._attributes.items())[:max_attributes]
-        self._attributes = {key: self._bounded(value) for key, value in kept}
-        self._links = self._links[:max_links]
+        self._max_length = limits.value_length
+        self._max_attributes, self._max_events, self._max_links = limits.attributes, limits.events, limits.links
+        self._max_event_attributes, self._max_link_attributes = limits.event_attributes, limits.link_attributes
+        given = list(self._attributes.items())
+        self._attributes = {key: self._bounded(value) for key, value in given[: limits.attributes]}
+        self._dropped_attributes = len(given) - len(self._attributes)
+        links = self._links
+        self._links = [
+            Link(link.context, self._bounded_attributes(link.attributes, limits.link_attributes))
+            for link in links[: limits.links]
+        ]
+        self._dropped_links = len(links) - len(self._links)
 
     def _bounded(self, value: types.AttributeValue) -> types.AttributeValue:
         return value if self._max_length is None else truncated(value, self._max_length)
@@ -187,8 +252,3 @@ class BoundedLightSpan(LightSpan):
         cleaned = clean_attribute_value(value)
         if cleaned is not None:
             super().set_attribute(key, self._bounded(cleaned))
-
-    def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
-        if attributes and self._max_length is not None:
-            attributes = {key: self._bounded(value) for key, value in attributes.items()}
-        super().add_event(name, attributes, timestamp)

@@ -10,7 +10,9 @@ difference. Field numbers are those of opentelemetry-proto's trace.proto and com
 
 from __future__ import annotations
 
+import logging
 import struct
+import time
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -24,6 +26,8 @@ from tracer import semconv
 from tracer.lightspan import UNSET_STATUS
 from tracer.sampling_weight import weight_of
 
+_logger = logging.getLogger(__name__)
+WARN_INTERVAL_S = 60.0
 _pack_fixed64 = struct.Struct("<Q").pack
 _pack_fixed32 = struct.Struct("<I").pack
 _pack_double = struct.Struct("<d").pack
@@ -39,11 +43,16 @@ _SMALL_VARINTS = [bytes([n]) for n in range(128)]
 
 
 def varint(value: int) -> bytes:
-    """Protobuf base-128 varint; negative int64 values take ten bytes (two's complement)."""
+    """Protobuf base-128 varint; negative int64 values take ten bytes (two's complement).
+    OverflowError outside int64: the bytes would be a varint no decoder takes."""
     if 0 <= value < 128:
         return _SMALL_VARINTS[value]
     if value < 0:
+        if value < -0x8000000000000000:  # literals, not the names: a global lookup a call costs more
+            raise OverflowError(f"{value} is outside int64")
         value += 1 << 64
+    elif value > 0x7FFFFFFFFFFFFFFF:
+        raise OverflowError(f"{value} is outside int64")
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -208,7 +217,7 @@ def encode_span(span: ReadableSpan, names: dict[str, bytes] | None = None) -> by
         if state:
             parts.append(_weight_field(state))
     if attributes:
-        dropped = getattr(attributes, "dropped", 0)
+        dropped = span.dropped_attributes
         if dropped:
             parts.append(b"\x50" + varint(dropped))
     events = span._events
@@ -250,6 +259,9 @@ class OtlpEncoder:
         self._resource_cache: dict[int, tuple[Resource, bytes]] = {}
         self._scope_cache: dict[int, tuple[InstrumentationScope | None, bytes]] = {}
         self._names: dict[str, bytes] = {}
+        self.rebuilt_spans = 0  # spans encoded from rebuilt values (encodable.py says why)
+        self.unencodable_spans = 0  # spans left out: not even rebuilt could they be encoded
+        self._warned_at_s: float | None = None
 
     def _cached_resource(self, resource: Resource) -> bytes:
         hit = self._resource_cache.get(id(resource))
@@ -271,6 +283,27 @@ class OtlpEncoder:
         self._scope_cache[id(scope)] = (scope, encoded)
         return encoded
 
+    def _encode_rebuilt(self, span: ReadableSpan) -> bytes | None:
+        """`span` encoded from values OTLP can carry, or None (counted) when even that fails."""
+        from tracer.encodable import rebuilt  # rarely needed: kept out of the tracer's import
+
+        try:
+            body = encode_span(rebuilt(span))
+        except Exception as exc:  # noqa: BLE001 - this span is lost; the batch is not
+            self.unencodable_spans += 1
+            self._warn(f"a span could not be encoded and was left out ({type(exc).__name__})")
+            return None
+        self.rebuilt_spans += 1
+        self._warn("a span held values OTLP cannot carry (encodable.py says which); they were sent as text")
+        return body
+
+    def _warn(self, what: str) -> None:
+        """One line a minute at most: a span built in a loop would otherwise log a line each."""
+        now_s = time.monotonic()
+        if self._warned_at_s is None or now_s - self._warned_at_s >= WARN_INTERVAL_S:
+            self._warned_at_s = now_s
+            _logger.warning("fluoro: %s", what)
+
     def encode(self, spans: Iterable[ReadableSpan]) -> bytes:
         """The request body for `spans`, grouped by resource then instrumentation scope."""
         groups: dict[int, tuple[Resource, dict[int, tuple[InstrumentationScope | None, list[bytes]]]]] = {}
@@ -281,7 +314,12 @@ class OtlpEncoder:
             entry = by_scope.get(id(scope))
             if entry is None:
                 entry = by_scope[id(scope)] = (scope, [])
-            body = encode_span(span, self._names)
+            try:
+                body: bytes | None = encode_span(span, self._names)
+            except Exception:  # noqa: BLE001 - a value it cannot take: that span alone is rebuilt
+                body = self._encode_rebuilt(span)
+            if body is None:
+                continue
             entry[1].append(b"\x12" + varint(len(body)) + body)
         out = []
         for resource, by_scope in groups.values():

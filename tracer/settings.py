@@ -10,7 +10,7 @@ import logging
 import platform
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from tracer import semconv
@@ -59,12 +59,16 @@ class Settings(NamedTuple):
     batch_max_spans: int = 512
     # Span limits, as the SDK reads them: the most characters an attribute's string value keeps
     # (OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT, else OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT; None: no
-    # limit) and the most attributes, events and links a span keeps (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT,
-    # else OTEL_ATTRIBUTE_COUNT_LIMIT; OTEL_SPAN_EVENT_COUNT_LIMIT; OTEL_SPAN_LINK_COUNT_LIMIT).
+    # limit), the most attributes, events and links a span keeps (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT,
+    # else OTEL_ATTRIBUTE_COUNT_LIMIT; OTEL_SPAN_EVENT_COUNT_LIMIT; OTEL_SPAN_LINK_COUNT_LIMIT),
+    # and attributes an event or a link keeps (OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT,
+    # OTEL_LINK_ATTRIBUTE_COUNT_LIMIT).
     attribute_value_length: int | None = None
     attribute_count_limit: int = DEFAULT_COUNT_LIMIT
     event_count_limit: int = DEFAULT_COUNT_LIMIT
     link_count_limit: int = DEFAULT_COUNT_LIMIT
+    event_attribute_count_limit: int = DEFAULT_COUNT_LIMIT
+    link_attribute_count_limit: int = DEFAULT_COUNT_LIMIT
     # True when running inside a Lambda-style environment: spans recorded during init are
     # held back and joined to the first invocation's trace under ``Initialization``.
     lambda_environment: bool = False
@@ -156,12 +160,7 @@ def resolve_settings(
         batch_max_queue=min(MAX_QUEUE_SPANS, _positive_int(env.get("OTEL_BSP_MAX_QUEUE_SIZE"), 2048)),
         batch_max_spans=min(MAX_QUEUE_SPANS, _positive_int(env.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), 512)),
         export_timeout_s=_positive_int(env.get("OTEL_EXPORTER_OTLP_TIMEOUT"), 10000) / 1000,
-        attribute_value_length=_first_limit(
-            env, "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"
-        ),
-        attribute_count_limit=_count_limit(env, "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT"),
-        event_count_limit=_count_limit(env, "OTEL_SPAN_EVENT_COUNT_LIMIT"),
-        link_count_limit=_count_limit(env, "OTEL_SPAN_LINK_COUNT_LIMIT"),
+        **_span_limits(env),
         tail_keep=tail_keep_settings(env, tail_keep),
     )
 
@@ -184,6 +183,20 @@ def tail_keep_settings(env: Mapping[str, str], enabled: bool | None = None) -> T
 def _resource_detectors(env: Mapping[str, str]) -> tuple[str, ...]:
     named = env.get("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "").split(",")
     return tuple(d.strip() for d in named if d.strip() not in ("", "otel"))
+
+
+def _span_limits(env: Mapping[str, str]) -> dict[str, Any]:
+    """The span limits' fields of Settings, from the variables the SDK reads."""
+    return {
+        "attribute_value_length": _first_limit(
+            env, "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"
+        ),
+        "attribute_count_limit": _count_limit(env, "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT"),
+        "event_count_limit": _count_limit(env, "OTEL_SPAN_EVENT_COUNT_LIMIT"),
+        "link_count_limit": _count_limit(env, "OTEL_SPAN_LINK_COUNT_LIMIT"),
+        "event_attribute_count_limit": _count_limit(env, "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT"),
+        "link_attribute_count_limit": _count_limit(env, "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT"),
+    }
 
 
 def _first_limit(env: Mapping[str, str], *names: str) -> int | None:

@@ -38,7 +38,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util import types
 
-from tracer.lightspan import MAX_ATTRIBUTES, MAX_EVENTS, MAX_LINKS, BoundedLightSpan, LightSpan
+from tracer.lightspan import DEFAULT_LIMITS, BoundedLightSpan, LightSpan, SpanLimits
 from tracer.sampling import SamplerChoice
 from tracer.sampling_weight import with_threshold
 from tracer.tail_keep import TailBuffer
@@ -93,11 +93,6 @@ new_span_context = _span_context_maker()
 _NOTHING = object()  # what no context holds as its span
 
 
-# (value length or None, attributes, events, links): a span's limits, OpenTelemetry's by default.
-SpanLimitValues = tuple[int | None, int, int, int]
-DEFAULT_LIMITS: SpanLimitValues = (None, MAX_ATTRIBUTES, MAX_EVENTS, MAX_LINKS)
-
-
 class SpanFactory:
     """Creates LightSpans that end into `processor`, sampled as `sampling` says."""
 
@@ -109,21 +104,12 @@ class SpanFactory:
         sampling: SamplerChoice,
         processor: SpanProcessor,
         tail: TailBuffer | None = None,
-        limits: SpanLimitValues = DEFAULT_LIMITS,
+        limits: SpanLimits = DEFAULT_LIMITS,
     ) -> None:
         self.resource = resource
         # Spans under other than the default limits are their own class: the rest pay nothing.
-        max_length, max_attributes, max_events, max_links = limits
         self._span_type: Callable[..., LightSpan] = (
-            LightSpan
-            if limits == DEFAULT_LIMITS
-            else functools.partial(
-                BoundedLightSpan,
-                max_length=max_length,
-                max_attributes=max_attributes,
-                max_events=max_events,
-                max_links=max_links,
-            )
+            LightSpan if limits == DEFAULT_LIMITS else functools.partial(BoundedLightSpan, limits=limits)
         )
         self.scope = scope
         self.sampler = sampling.sampler

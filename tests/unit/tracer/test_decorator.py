@@ -13,8 +13,7 @@ import pytest
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode, TraceFlags
+from opentelemetry.trace import SpanKind, StatusCode
 
 import tracer
 import tracer.current_context as current_context_module
@@ -22,9 +21,7 @@ from tests.conftest import Recorder, make_recorder
 from tests.recorded import attributes_of
 from tracer import semconv
 from tracer.lightspan import MAX_EXCEPTION_MESSAGE_CHARS, MAX_STACKTRACE_CHARS
-from tracer.runtime import Tracing
 from tracer.scope import close_span, open_span
-from tracer.settings import Settings
 
 
 class Boom(Exception):
@@ -341,52 +338,3 @@ def test_a_span_closed_in_another_context_still_ends(recorder: Recorder, caplog:
     context_api.detach(opened.token)  # type: ignore[arg-type]
     assert [s.name for s in recorder.spans()] == ["crossing"]
     assert "Failed to detach context" in caplog.text
-
-
-def test_an_attribute_length_limit_is_honoured_as_the_sdk_honours_it() -> None:
-    """OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: strings (and strings in sequences) on the fast spans,
-    their events and their SDK siblings keep at most that many characters; other values stay."""
-    exporter = InMemorySpanExporter()
-    tracing = Tracing(Settings(attribute_value_length=5), exporter=exporter, batch=False)
-
-    @tracer.traced(name="limited")
-    def limited() -> None:
-        span = trace_api.get_current_span()
-        span.set_attribute("text", "abcdefgh")
-        span.set_attribute("texts", ["abcdefgh", "xy"])
-        span.set_attribute("number", 1234567890)
-        span.add_event("note", {"detail": "abcdefgh"})
-        tracer.annotate("customer", "c-123456")
-        raise Boom("a long message")
-
-    with tracing.activated(), pytest.raises(Boom):
-        limited()
-    tracing.flush()
-    (span,) = exporter.get_finished_spans()
-    attributes = attributes_of(span)
-    assert (attributes["text"], attributes["texts"], attributes["number"]) == ("abcde", ("abcde", "xy"), 1234567890)
-    assert attributes[semconv.ANNOTATION_PREFIX + "customer"] == "c-123"
-    note, error = span.events
-    assert attributes_of(note)["detail"] == "abcde"
-    assert attributes_of(error)["exception.message"] == "a lon"
-    tracing.shutdown()
-
-
-def test_span_count_limits_are_honoured_as_the_sdk_honours_them() -> None:
-    """OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, OTEL_SPAN_EVENT_COUNT_LIMIT and OTEL_SPAN_LINK_COUNT_LIMIT."""
-    exporter = InMemorySpanExporter()
-    settings = Settings(attribute_count_limit=2, event_count_limit=1, link_count_limit=1)
-    tracing = Tracing(settings, exporter=exporter, batch=False)
-    links = [Link(SpanContext(0xA, n, is_remote=True, trace_flags=TraceFlags(1))) for n in (1, 2)]
-    span = tracing.spans.start("counted", attributes={"a": 1, "b": 2, "c": 3}, links=links)
-    span.set_attribute("d", 4)  # a third key: refused
-    span.set_attribute("a", 10)  # a kept key: still updated
-    span.add_event("first")
-    span.add_event("second")
-    span.end()
-    tracing.flush()
-    (ended,) = exporter.get_finished_spans()
-    assert attributes_of(ended) == {"a": 10, "b": 2}
-    assert [event.name for event in ended.events] == ["first"]
-    assert [link.context.span_id for link in ended.links] == [1]
-    tracing.shutdown()

@@ -188,6 +188,8 @@ def test_span_count_limits_come_from_the_environment_within_a_bound() -> None:
         "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "16",
         "OTEL_SPAN_EVENT_COUNT_LIMIT": "9" * 30,
         "OTEL_SPAN_LINK_COUNT_LIMIT": "zero",
+        "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT": "4",
+        "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT": "-3",
     }
     limited = resolve_settings(env)
     assert (limited.attribute_count_limit, limited.event_count_limit, limited.link_count_limit) == (
@@ -195,3 +197,4 @@ def test_span_count_limits_come_from_the_environment_within_a_bound() -> None:
         MAX_COUNT_LIMIT,
         128,
     )
+    assert (limited.event_attribute_count_limit, limited.link_attribute_count_limit) == (4, 128)
