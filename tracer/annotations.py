@@ -1,8 +1,10 @@
 """X-Ray annotations and metadata on the current span, with X-Ray's rules.
 
-Annotations are indexed and filterable: keys ``[A-Za-z0-9_]+``, values str/int/float/bool, at
-most 50 per trace. Metadata is any JSON-able value, size-capped, with secrets redacted. Both
-drop bad input with one warning: telemetry never raises into user code.
+Annotations are indexed and filterable: keys ``[A-Za-z0-9_]+`` of at most 500 characters, values
+str/int/float/bool (strings cut to 1,000 characters, integers past int64 kept as numbers, in a
+float, as X-Ray's own numbers are), at most 50 per trace. Metadata is any JSON-able value,
+size-capped, with secrets redacted. Both drop bad input with one warning: telemetry never raises
+into user code.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import functools
 import json
 import logging
 import re
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -24,6 +27,10 @@ _logger = logging.getLogger(__name__)
 
 MAX_ANNOTATIONS_PER_TRACE: Final = 50
 MAX_ANNOTATION_STRING_CHARS: Final = 1000
+MAX_ANNOTATION_KEY_CHARS: Final = 500  # X-Ray's rule
+_INT64_MAX: Final = (1 << 63) - 1
+_FLOAT_MAX: Final = int(sys.float_info.max)
+_LOGGED_KEY_CHARS: Final = 100  # of a dropped key, in its warning: a key can be a whole request
 MAX_METADATA_BYTES: Final = 16 * 1024
 REDACTED: Final = "[REDACTED]"
 _SENSITIVE_KEY_PATTERN: Final = (
@@ -33,8 +40,9 @@ _TRACKED_TRACES: Final = 4096
 
 
 def is_annotation_key(key: str) -> bool:
-    """X-Ray's annotation keys: ``[A-Za-z0-9_]+`` (tested without a regex compiled at import)."""
-    return key.isascii() and key.replace("_", "a").isalnum()
+    """X-Ray's annotation keys: ``[A-Za-z0-9_]+``, at most 500 characters (tested without a
+    regex compiled at import)."""
+    return len(key) <= MAX_ANNOTATION_KEY_CHARS and key.isascii() and key.replace("_", "a").isalnum()
 
 
 @functools.cache
@@ -72,7 +80,9 @@ class AnnotationBudget:
 
 
 def _drop(reason: str, key: object) -> None:
-    _logger.warning("fluoro: dropped %s for key %r", reason, key)
+    # Named by its type when not text: a key's own repr() may raise, or run to any length.
+    shown = repr(key[:_LOGGED_KEY_CHARS]) if type(key) is str else f"of type {type(key).__name__}"
+    _logger.warning("fluoro: dropped %s for key %s", reason, shown)
 
 
 def annotate_span(span: trace_api.Span, budget: AnnotationBudget, key: str, value: str | int | float | bool) -> None:
@@ -80,13 +90,18 @@ def annotate_span(span: trace_api.Span, budget: AnnotationBudget, key: str, valu
     if not span.is_recording():
         return
     if not isinstance(key, str) or not is_annotation_key(key):
-        _drop("annotation: key must match [A-Za-z0-9_]+", key)
+        _drop("annotation: key must match [A-Za-z0-9_]+ (500 characters at most)", key)
         return
     if not isinstance(value, (str, int, float, bool)):
         _drop(f"annotation: value of type {type(value).__name__} (str, int, float, bool)", key)
         return
     if isinstance(value, str) and len(value) > MAX_ANNOTATION_STRING_CHARS:
         value = value[:MAX_ANNOTATION_STRING_CHARS]
+    elif isinstance(value, int) and not -_INT64_MAX - 1 <= value <= _INT64_MAX:
+        if abs(value) > _FLOAT_MAX:
+            _drop("annotation: a number past a double's range", key)
+            return
+        value = float(value)  # OTLP's integers are int64; X-Ray's numbers are doubles anyway
     if not budget.admit(span.get_span_context().trace_id, key):
         _drop(f"annotation: over {MAX_ANNOTATIONS_PER_TRACE} per trace", key)
         return

@@ -21,6 +21,9 @@ def test_valid_annotations_become_indexed_attributes(recorder: Recorder) -> None
         tracer.annotate("amount", 12.5)
         tracer.annotate("retries", 3)
         tracer.annotate("vip", True)
+        tracer.annotate("k" * 500, "the longest key X-Ray takes")
+        tracer.annotate("past_int64", 2**70)
+        tracer.annotate("int64_floor", -(2**63))
 
     op()
     attrs = attributes_of(recorder.by_name("op"))
@@ -28,6 +31,31 @@ def test_valid_annotations_become_indexed_attributes(recorder: Recorder) -> None
     assert attrs[semconv.ANNOTATION_PREFIX + "amount"] == 12.5
     assert attrs[semconv.ANNOTATION_PREFIX + "retries"] == 3
     assert attrs[semconv.ANNOTATION_PREFIX + "vip"] is True
+    assert attrs[semconv.ANNOTATION_PREFIX + "k" * 500] == "the longest key X-Ray takes"
+    past_int64 = attrs[semconv.ANNOTATION_PREFIX + "past_int64"]
+    assert type(past_int64) is float and past_int64 == 2**70  # still a number, as OTLP can carry it
+    assert attrs[semconv.ANNOTATION_PREFIX + "int64_floor"] == -(2**63)
+
+
+class Unprintable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def test_a_dropped_key_is_logged_short_and_never_by_its_own_repr(
+    recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    @tracer.traced(name="op")
+    def op() -> None:
+        tracer.annotate(Unprintable(), 1)  # type: ignore[arg-type]
+        tracer.put_metadata(Unprintable(), 1)  # type: ignore[arg-type]
+        tracer.annotate("x" * 100_000 + "!", 1)
+
+    with caplog.at_level(logging.WARNING):
+        op()
+    dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert [m.endswith("of type Unprintable") for m in dropped] == [True, True, False]
+    assert len(dropped[2]) < 300
 
 
 @pytest.mark.parametrize(
@@ -44,6 +72,8 @@ def test_valid_annotations_become_indexed_attributes(recorder: Recorder) -> None
         ("ok", {"a": 1}),
         ("ok", None),
         (3, 1),
+        pytest.param("k" * 501, 1, id="a-501-character-key"),
+        pytest.param("past_a_double", 10**400, id="a-number-past-a-double"),
     ],
 )
 def test_bad_annotations_are_dropped_with_a_warning(
