@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace as trace_api
@@ -36,21 +35,12 @@ MAX_STACKTRACE_CHARS = 16384
 _PRIMITIVES = (str, bool, int, float)
 
 
-@dataclass(frozen=True)
-class SpanLimits:
-    """What one span keeps, as the SDK's SpanLimits say it (settings.py reads them): characters
-    of a string value (None: no limit), then how many attributes, events, links, and attributes
-    of each event and link."""
-
-    value_length: int | None = None
-    attributes: int = MAX_ATTRIBUTES
-    events: int = MAX_EVENTS
-    links: int = MAX_LINKS
-    event_attributes: int = MAX_ATTRIBUTES
-    link_attributes: int = MAX_ATTRIBUTES
-
-
-DEFAULT_LIMITS = SpanLimits()  # OpenTelemetry's
+# What one span keeps, as the SDK's SpanLimits say it (settings.py reads them): characters of a
+# string value (None: no limit), then how many attributes, events, links, and attributes of
+# each event and of each link. A tuple, not a dataclass: making one costs ~1 ms of every cold
+# start (bench/tracer_overhead.py's import ratio).
+SpanLimits = tuple[int | None, int, int, int, int, int]
+DEFAULT_LIMITS: SpanLimits = (None, MAX_ATTRIBUTES, MAX_EVENTS, MAX_LINKS, MAX_ATTRIBUTES, MAX_ATTRIBUTES)
 UNSET_STATUS = Status(StatusCode.UNSET)  # every LightSpan's until set: the encoder tests identity
 
 
@@ -227,21 +217,26 @@ class BoundedLightSpan(LightSpan):
     take them from OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT, OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT,
     OTEL_SPAN_EVENT_COUNT_LIMIT, OTEL_SPAN_LINK_COUNT_LIMIT, OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT and
     OTEL_LINK_ATTRIBUTE_COUNT_LIMIT (settings.py reads them): string values of a span's, its
-    events' and its links' attributes keep at most `limits.value_length` characters, and each
+    events' and its links' attributes keep at most `limits[0]` characters, and each
     keeps at most so many. A subclass, so spans under the defaults pay nothing."""
 
     def __init__(self, *args: Any, limits: SpanLimits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._max_length = limits.value_length
-        self._max_attributes, self._max_events, self._max_links = limits.attributes, limits.events, limits.links
-        self._max_event_attributes, self._max_link_attributes = limits.event_attributes, limits.link_attributes
+        (
+            self._max_length,
+            self._max_attributes,
+            self._max_events,
+            self._max_links,
+            self._max_event_attributes,
+            self._max_link_attributes,
+        ) = limits
         given = list(self._attributes.items())
-        self._attributes = {key: self._bounded(value) for key, value in given[: limits.attributes]}
+        self._attributes = {key: self._bounded(value) for key, value in given[: self._max_attributes]}
         self._dropped_attributes = len(given) - len(self._attributes)
         links = self._links
         self._links = [
-            Link(link.context, self._bounded_attributes(link.attributes, limits.link_attributes))
-            for link in links[: limits.links]
+            Link(link.context, self._bounded_attributes(link.attributes, self._max_link_attributes))
+            for link in links[: self._max_links]
         ]
         self._dropped_links = len(links) - len(self._links)
 

@@ -31,7 +31,6 @@ from tracer.annotations import AnnotationBudget
 from tracer.batching import ExportEachSpan, SpanBatcher, SpanSink
 from tracer.coldstart import PROCESS, InitSpanBuffer, ProcessFacts
 from tracer.exporter import OtlpHttpSender
-from tracer.lightspan import SpanLimits
 from tracer.propagation import build_propagator
 from tracer.sampling import SamplerChoice, build_sampler, wrap_custom_sampler
 from tracer.settings import Settings, resolve_settings
@@ -130,13 +129,13 @@ class Tracing:
             sampling=choice,
             processor=self.init_buffer,
             tail=self.tail,
-            limits=SpanLimits(
-                value_length=settings.attribute_value_length,
-                attributes=settings.attribute_count_limit,
-                events=settings.event_count_limit,
-                links=settings.link_count_limit,
-                event_attributes=settings.event_attribute_count_limit,
-                link_attributes=settings.link_attribute_count_limit,
+            limits=(
+                settings.attribute_value_length,
+                settings.attribute_count_limit,
+                settings.event_count_limit,
+                settings.link_count_limit,
+                settings.event_attribute_count_limit,
+                settings.link_attribute_count_limit,
             ),
         )
         self.propagator: TextMapPropagator = build_propagator(settings.propagators)
