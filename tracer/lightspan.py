@@ -37,7 +37,7 @@ _PRIMITIVES = (str, bool, int, float)
 
 # What one span keeps, as the SDK's SpanLimits say it (settings.py reads them): characters of a
 # string value (None: no limit), then how many attributes, events, links, and attributes of
-# each event and of each link. A tuple, not a dataclass: making one costs ~1 ms of every cold
+# each event and of each link. A tuple, not a dataclass: defining one costs ~1 ms of every cold
 # start (bench/tracer_overhead.py's import ratio).
 SpanLimits = tuple[int | None, int, int, int, int, int]
 DEFAULT_LIMITS: SpanLimits = (None, MAX_ATTRIBUTES, MAX_EVENTS, MAX_LINKS, MAX_ATTRIBUTES, MAX_ATTRIBUTES)

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanMessage
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from collector.normalize.otlp_proto import decode_protobuf
+from demo_apps.otlp_sink import plain_value
 from tests.conftest import Recorder
 from tracer.encodable import MAX_DEPTH, TOO_DEEP
 from tracer.otlp_encoder import OtlpEncoder, varint
@@ -46,17 +46,8 @@ def encoded_spans(body: bytes) -> dict[str, SpanMessage]:
     return {s.name: s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans}
 
 
-def plain(value: AnyValue) -> object:
-    kind = value.WhichOneof("value")
-    if kind == "array_value":
-        return [plain(v) for v in value.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: plain(kv.value) for kv in value.kvlist_value.values}
-    return getattr(value, kind) if kind else None
-
-
 def attributes_of(message: Any) -> dict[str, object]:
-    return {kv.key: plain(kv.value) for kv in message.attributes if not kv.key.startswith("fluoro.sampling")}
+    return {kv.key: plain_value(kv.value) for kv in message.attributes if not kv.key.startswith("fluoro.sampling")}
 
 
 def depth_of(value: object) -> int:
