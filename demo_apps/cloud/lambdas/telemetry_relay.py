@@ -20,7 +20,6 @@ so that process stays small. SIGTERM sends what waits, then ends it.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import logging
 import queue
@@ -118,9 +117,10 @@ class TelemetryRelay:
         self._sender.join(timeout_s)
 
 
-def serve(relay: TelemetryRelay, port: int) -> ThreadingHTTPServer:
-    """The relay on a loopback port, its requests on threads (the standard library's server: the
-    relay's process stays ~20 MB where an ASGI stack would cost ~45 MB in a tight demo budget)."""
+def serve(relay: TelemetryRelay, port: int = 0, listening: socket.socket | None = None) -> ThreadingHTTPServer:
+    """The relay on a loopback port (or on `listening`, a socket already bound and listening),
+    its requests on threads (the standard library's server: the relay's process stays ~20 MB
+    where an ASGI stack would cost ~45 MB in a tight demo budget)."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: a function's exporter reuses its connection
@@ -146,7 +146,12 @@ def serve(relay: TelemetryRelay, port: int) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: object) -> None:
             """Quiet: a request a line would be the demo's noise."""
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    if listening is None:
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    else:
+        server = ThreadingHTTPServer(listening.getsockname(), Handler, bind_and_activate=False)
+        server.socket.close()
+        server.socket = listening
     server.daemon_threads = True
     return server
 
@@ -155,14 +160,18 @@ class RelayProcess:
     """The relay as a process of its own on a loopback port; `traces_url` is what functions use."""
 
     def __init__(self, target_traces_url: str, start_timeout_s: float = 20.0) -> None:
-        from demo_apps.local_collector import free_port  # here: the relay's own process never needs it
-
-        port = free_port()
-        command = [sys.executable, "-m", __name__, str(port), target_traces_url]
-        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        # The socket is bound here, to a port the kernel picks, and handed to the process: a
+        # port picked free and bound later could be taken meanwhile (tests run side by side).
+        listening = socket.create_server(("127.0.0.1", 0))
+        port = listening.getsockname()[1]
+        command = [sys.executable, "-m", __name__, str(listening.fileno()), target_traces_url]
+        try:
+            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, pass_fds=(listening.fileno(),))
+        finally:
+            listening.close()
         self.traces_url = f"http://127.0.0.1:{port}/v1/traces"
         deadline = time.monotonic() + start_timeout_s
-        while not _listening(port):
+        while not _answering(port):
             if time.monotonic() > deadline or self._process.poll() is not None:
                 self.close()
                 raise RuntimeError(f"the Lambda telemetry relay did not start on port {port}")
@@ -179,16 +188,24 @@ class RelayProcess:
                 self._process.wait(5)
 
 
-def _listening(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+def _answering(port: int) -> bool:
+    """Whether the relay answers HTTP (any status: it serves POSTs only): the socket listens
+    from the start, so a connection alone says nothing of the process behind it."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=0.2)
+    try:
+        connection.request("GET", "/")
+        connection.getresponse().read()
         return True
-    return False
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
 
 
 def main() -> None:
-    port, target = int(sys.argv[1]), sys.argv[2]
+    listening_fd, target = int(sys.argv[1]), sys.argv[2]
     relay = TelemetryRelay(target)
-    server = serve(relay, port)
+    server = serve(relay, listening=socket.socket(fileno=listening_fd))
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     server.serve_forever()
     relay.drain()
