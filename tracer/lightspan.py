@@ -136,8 +136,9 @@ class LightSpan(trace_api.Span, ReadableSpan):
             self._dropped_events += 1
             return
         stamp = timestamp if timestamp is not None else time.time_ns()
-        bounded = self._bounded_attributes(attributes, self._max_event_attributes)
-        self._events = [*self._events, Event(name, bounded, stamp)]
+        if attributes:  # none: nothing to bound (as before, and as the SDK's Event keeps it)
+            attributes = self._bounded_attributes(attributes, self._max_event_attributes)
+        self._events = [*self._events, Event(name, attributes, stamp)]
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
         if self._end_time is not None or not context.is_valid:
@@ -145,7 +146,9 @@ class LightSpan(trace_api.Span, ReadableSpan):
         if len(self._links) >= self._max_links:
             self._dropped_links += 1
             return
-        self._links = [*self._links, Link(context, self._bounded_attributes(attributes, self._max_link_attributes))]
+        if attributes:
+            attributes = self._bounded_attributes(attributes, self._max_link_attributes)
+        self._links = [*self._links, Link(context, attributes)]
 
     def _bounded_attributes(self, attributes: types.Attributes, max_count: int) -> BoundedAttributes:
         """An event's or link's attributes as the SDK's spans keep them: cleaned, at most
