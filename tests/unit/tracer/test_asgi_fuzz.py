@@ -10,6 +10,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.types import Receive, Scope, Send
 
 import tracer
 from tests.conftest import make_recorder
@@ -43,7 +44,7 @@ scopes = st.fixed_dictionaries(
 )
 
 
-async def answer_ok(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def answer_ok(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
     await send({"type": "http.response.body", "body": b"ok"})
 
