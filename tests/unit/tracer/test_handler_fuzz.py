@@ -7,7 +7,6 @@ of its shape)."""
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -16,18 +15,9 @@ from hypothesis import strategies as st
 
 import tracer
 from tests.conftest import make_recorder
+from tests.unit.tracer.test_handler import Context
 from tracer import semconv
 from tracer.otlp_encoder import OtlpEncoder
-
-
-@dataclass
-class Context:
-    function_name: str = "fuzzed"
-    function_version: str = "1"
-    memory_limit_in_mb: int = 128
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:fuzzed"
-    aws_request_id: str = "req-fuzz"
-
 
 json_scalars = st.one_of(
     st.none(),
