@@ -62,7 +62,9 @@ def value_of(value: object, depth: int) -> Any:
         return bool(value)
     if isinstance(value, int):
         number = int(value)
-        return number if INT64_MIN <= number <= INT64_MAX else str(number)
+        # _text: str() refuses an integer past 4,300 digits (Python's own bound), which then
+        # keeps its type's name rather than costing the span
+        return number if INT64_MIN <= number <= INT64_MAX else _text(number)
     if isinstance(value, float):
         return float(value)
     if isinstance(value, str):

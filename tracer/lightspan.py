@@ -158,7 +158,7 @@ class LightSpan(trace_api.Span, ReadableSpan):
         except Exception:  # noqa: BLE001 - a value holding itself: the API must not raise
             from tracer.encodable import attributes as encodable  # rarely needed: out of the import
 
-            return BoundedAttributes(max_count, encodable(attributes), immutable=True)
+            return BoundedAttributes(max_count, encodable(attributes), immutable=True, max_value_len=self._max_length)
 
     @property
     def dropped_attributes(self) -> int:

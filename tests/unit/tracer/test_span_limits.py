@@ -175,3 +175,17 @@ def test_an_event_attribute_that_holds_itself_neither_raises_nor_costs_the_event
     while value.HasField("array_value"):
         value = value.array_value.values[0]
     assert value.string_value == TOO_DEEP
+
+
+def test_a_self_holding_event_attribute_still_keeps_the_length_limit() -> None:
+    exporter = InMemorySpanExporter()
+    tracing = Tracing(Settings(attribute_value_length=3), exporter=exporter, batch=False)
+    loop: list[Any] = []
+    loop.append(loop)
+    span = tracing.spans.start("looped")
+    span.add_event("loop", {"self": loop, "text": "abcdef"})
+    span.end()
+    tracing.flush()
+    (event,) = exporter.get_finished_spans()[0].events
+    tracing.shutdown()
+    assert event.attributes is not None and event.attributes["text"] == "abc"

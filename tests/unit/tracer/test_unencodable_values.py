@@ -74,6 +74,7 @@ def test_a_span_with_values_otlp_cannot_carry_costs_those_values_and_not_the_bat
             "huge": 2**70,
             "huge negative": -(2**70),
             "fine": 7,
+            "past str's digits": 10**5000,
             "cyclic": cyclic,
             "deep": deep,
             "nested odd key": {1: "one", "ok": Unprintable()},
@@ -93,6 +94,7 @@ def test_a_span_with_values_otlp_cannot_carry_costs_those_values_and_not_the_bat
     assert all(attributes_of(spans[f"good {n}"]) == {"n": n} for n in (1, 2, 3))
     kept = attributes_of(spans["hostile"])
     assert kept["huge"] == str(2**70) and kept["huge negative"] == str(-(2**70)) and kept["fine"] == 7
+    assert kept["past str's digits"] == "int"
     assert depth_of(kept["cyclic"]) == MAX_DEPTH and depth_of(kept["deep"]) == MAX_DEPTH
     assert kept["nested odd key"] == {"1": "one", "ok": "Unprintable"}
     assert kept["7"] == "a key that is a number" and "" not in kept
